@@ -1,0 +1,35 @@
+"""tinytorch.core: the engine every TinyTorch package builds on.
+
+>>> from tinytorch.core import Tensor, nn
+>>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+>>> model(Tensor([[1.0, 2.0, 3.0, 4.0]])).shape
+(1, 2)
+"""
+
+from . import data, functional, io, nn, optim, training
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad, register_op_observer
+from .functional import cat, concat, stack, where
+from .gradcheck import GradcheckError, gradcheck
+from .random import get_rng, manual_seed
+from .tensor import (
+    Tensor,
+    arange,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .training import Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "register_op_observer",
+    "functional", "nn", "optim", "data", "io", "training", "Trainer",
+    "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "randn", "rand",
+    "cat", "concat", "stack", "where", "gradcheck", "GradcheckError", "manual_seed", "get_rng",
+]

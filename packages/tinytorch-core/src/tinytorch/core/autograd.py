@@ -1,0 +1,238 @@
+"""The autograd engine: `Function`, the graph walk and the grad mode.
+
+An op is a small `Function` subclass (as in tinygrad v0.7's ``mlops.py`` and PyTorch's
+``torch.autograd.Function``): ``forward`` works on NumPy arrays and saves on ``self`` only what
+``backward`` needs; ``backward`` receives the gradient of the output and returns one gradient per
+input (``None`` where an input needs none). Broadcasting is undone here, once, by
+``_unbroadcast``, so no op has to reduce its gradients to its inputs' shapes itself.
+
+``backward`` walks the graph in reverse topological order with an explicit stack, so a graph of
+any depth (a 10,000-step RNN, say) never hits Python's recursion limit, and it frees each
+Function's saved arrays as soon as its gradient has been computed.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+# Observers of op dispatch (profilers, FLOP tracers): each is called as
+# observer(phase, fn, inputs, output, seconds) with phase "forward" or "backward", the Function
+# instance, the input arrays and the output array(s). Empty in normal use, so the hot path pays
+# one truth test.
+_observers: dict[int, Callable] = {}
+_observer_ids = iter(range(1 << 62))
+
+
+class _ObserverHandle:
+    def __init__(self, key: int):
+        self.key = key
+
+    def remove(self) -> None:
+        _observers.pop(self.key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
+def register_op_observer(observer: Callable) -> _ObserverHandle:
+    """Call ``observer(phase, fn, inputs, output, seconds)`` for every op forward and backward.
+
+    Returns a handle; ``handle.remove()`` (or ``with register_op_observer(f):``) detaches it.
+    This is how ``tinytorch.perf`` counts the FLOPs and times of what a model really executes.
+    """
+    key = next(_observer_ids)
+    _observers[key] = observer
+    return _ObserverHandle(key)
+
+
+def _notify(phase: str, fn: Function, inputs: tuple, output: Any, seconds: float) -> None:
+    for observer in list(_observers.values()):
+        observer(phase, fn, inputs, output, seconds)
+
+
+# Set by tensor.py once Tensor exists (the two modules need each other; this avoids an
+# import inside the hot path of every op).
+_Tensor: Any = None
+
+
+def is_grad_enabled() -> bool:
+    """True when new operations are recorded for backward."""
+    return _grad_mode.enabled
+
+
+class _SetGradEnabled:
+    """Context manager and decorator that sets grad mode and restores it afterwards."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.previous = True
+
+    def __enter__(self):
+        self.previous = _grad_mode.enabled
+        _grad_mode.enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self.previous
+        return False
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _SetGradEnabled(self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad() -> _SetGradEnabled:
+    """Disable graph recording (evaluation, optimizer steps).
+
+    >>> from tinytorch.core import Tensor, no_grad
+    >>> w = Tensor([1.0, 2.0], requires_grad=True)
+    >>> with no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+    return _SetGradEnabled(False)
+
+
+def enable_grad() -> _SetGradEnabled:
+    """Re-enable graph recording inside a ``no_grad`` block."""
+    return _SetGradEnabled(True)
+
+
+class Function:
+    """Base class of every differentiable op.
+
+    Subclasses implement ``forward(self, *arrays, **params) -> ndarray`` and
+    ``backward(self, grad) -> tuple`` (or a single array for one-input ops). Call an op with
+    ``MyOp.apply(*tensors, **params)``; ``self`` is the context that carries saved arrays from
+    forward to backward.
+    """
+
+    __slots__ = ("parents", "needs_input_grad", "__dict__")
+
+    def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *tensors: Tensor, **params: Any) -> Tensor:
+        ctx = cls()
+        if _observers:
+            arrays = tuple(t.data for t in tensors)
+            start = time.perf_counter()
+            out = ctx.forward(*arrays, **params)
+            _notify("forward", ctx, arrays, out, time.perf_counter() - start)
+        else:
+            out = ctx.forward(*[t.data for t in tensors], **params)
+        if _grad_mode.enabled and any(t.requires_grad for t in tensors):
+            ctx.parents = tensors
+            ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+            return _Tensor._from_op(out, ctx)
+        return _Tensor._from_op(out, None)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+_FREED_GRAPH = (
+    "Trying to backward through the graph a second time: its saved arrays were freed by the "
+    "first backward. Pass retain_graph=True to the first call."
+)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors that ``root`` depends on (requiring grad), parents before children."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            if not hasattr(ctx, "parents"):
+                raise RuntimeError(_FREED_GRAPH)
+            for parent in ctx.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) · grad into ``.grad`` of every leaf that requires grad."""
+    grads: dict[int, np.ndarray] = {id(root): grad}
+    for node in reversed(_topological_order(root)):
+        g = grads.pop(id(node), None)
+        if g is None:  # no path from root carried a gradient here
+            continue
+        ctx = node._ctx
+        if ctx is None or node._retains_grad:
+            # A leaf owns its .grad: copy, since ops like Add hand the same array to both inputs.
+            node.grad = g.copy() if node.grad is None else node.grad + g
+            if ctx is None:
+                continue
+        if _observers:
+            start = time.perf_counter()
+            input_grads = ctx.backward(g)
+            _notify("backward", ctx, (g,), input_grads, time.perf_counter() - start)
+        else:
+            input_grads = ctx.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, needs, pg in zip(ctx.parents, ctx.needs_input_grad, input_grads):
+            if not needs or pg is None:
+                continue
+            pg = _unbroadcast(pg, parent.data.shape)
+            if pg.dtype != parent.data.dtype:
+                pg = pg.astype(parent.data.dtype, copy=False)
+            key = id(parent)
+            grads[key] = pg if key not in grads else grads[key] + pg
+        if not retain_graph:
+            # Free what forward saved, and the links to the inputs, as soon as they are used.
+            ctx.__dict__.clear()
+            del ctx.parents

@@ -1,0 +1,428 @@
+"""Datasets and the `DataLoader`, following ``torch.utils.data``.
+
+A `Dataset` maps an index to a sample; a `DataLoader` draws batches of indices (in order or
+shuffled), fetches the samples and collates them into batched Tensors. Datasets stored as arrays
+(`TensorDataset`, or any dataset with a ``__getitems__(indices)`` method) are fetched a whole
+batch at a time with one vectorised NumPy index, which is much faster than one ``__getitem__``
+call per sample.
+
+>>> import numpy as np
+>>> from tinytorch.core.data import DataLoader, TensorDataset
+>>> x = np.arange(20, dtype=np.float32).reshape(10, 2)
+>>> y = np.arange(10) % 2
+>>> loader = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, seed=0)
+>>> len(loader)
+3
+>>> xb, yb = next(iter(loader))
+>>> xb.shape, xb.dtype, yb.dtype
+((4, 2), dtype('float32'), dtype('int64'))
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import numbers
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .random import get_rng
+from .tensor import DEFAULT_DTYPE, Tensor
+
+__all__ = [
+    "Dataset",
+    "TensorDataset",
+    "Subset",
+    "random_split",
+    "default_collate",
+    "DataLoader",
+]
+
+
+class Dataset(abc.ABC):
+    """A map-style dataset: ``len(ds)`` samples, ``ds[i]`` is sample ``i``.
+
+    Subclasses implement ``__getitem__`` and ``__len__``. They may also implement
+    ``__getitems__(indices)`` returning a whole batch at once (see `DataLoader`).
+
+    >>> class Squares(Dataset):
+    ...     def __len__(self):
+    ...         return 5
+    ...     def __getitem__(self, i):
+    ...         return float(i), i * i
+    >>> Squares()[3]
+    (3.0, 9)
+    """
+
+    @abc.abstractmethod
+    def __getitem__(self, index: int) -> Any:
+        """The sample at ``index``."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """The number of samples."""
+
+
+def _as_data_array(value: Any) -> np.ndarray:
+    """A dataset column as an ndarray.
+
+    Tensors and arrays keep their dtype; Python floats become float32, Python ints int64.
+    """
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray):
+        return value
+    arr = np.asarray(value)
+    if arr.dtype == np.float64:
+        arr = arr.astype(DEFAULT_DTYPE)
+    elif np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.int64)
+    return arr
+
+
+class TensorDataset(Dataset):
+    """A dataset of arrays (or Tensors) sharing their first dimension; sample ``i`` is row ``i``.
+
+    Indexing accepts an int, a slice or an integer array, and returns a tuple of Tensors, so a
+    whole batch is one NumPy fancy index: ``ds[np.array([3, 1, 4])]``.
+
+    Args:
+        *arrays: NumPy arrays, Tensors, or nested lists, each with the same length.
+
+    Raises:
+        ValueError: no arrays are given, one is 0-dimensional, or their lengths differ.
+
+    >>> import numpy as np
+    >>> ds = TensorDataset(np.zeros((5, 3), dtype=np.float32), np.arange(5))
+    >>> len(ds)
+    5
+    >>> x, y = ds[np.array([4, 0])]
+    >>> x.shape, y.tolist()
+    ((2, 3), [4, 0])
+    """
+
+    def __init__(self, *arrays: Any):
+        if not arrays:
+            raise ValueError("TensorDataset needs at least one array")
+        self.arrays: tuple[np.ndarray, ...] = tuple(_as_data_array(a) for a in arrays)
+        for i, arr in enumerate(self.arrays):
+            if arr.ndim == 0:
+                raise ValueError(f"TensorDataset: array {i} is 0-dimensional (a scalar)")
+        n = len(self.arrays[0])
+        for i, arr in enumerate(self.arrays[1:], start=1):
+            if len(arr) != n:
+                raise ValueError(
+                    "TensorDataset: all arrays must have the same first dimension (size), but "
+                    f"array 0 has {n} and array {i} has {len(arr)} "
+                    f"(shapes: {[a.shape for a in self.arrays]})"
+                )
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index: Any) -> tuple[Tensor, ...]:
+        if isinstance(index, Tensor):
+            index = index.data
+        return tuple(Tensor(arr[index]) for arr in self.arrays)
+
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> tuple[Tensor, ...]:
+        """The batch of samples ``indices``, fetched with one fancy index per array."""
+        return self[np.asarray(indices, dtype=np.intp)]
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``, in that order.
+
+    Args:
+        dataset: the full dataset.
+        indices: the indices into ``dataset`` that form the subset.
+
+    >>> import numpy as np
+    >>> sub = Subset(TensorDataset(np.arange(10)), [7, 2])
+    >>> len(sub), sub[0][0].item()
+    (2, 7)
+    """
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int] | np.ndarray):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[int(self.indices[index])]
+
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> Any:
+        """A batch: vectorised when the underlying dataset is, else a list of samples."""
+        targets = self.indices[np.asarray(indices, dtype=np.intp)]
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if getitems is not None:
+            return getitems(targets)
+        return [self.dataset[int(i)] for i in targets]
+
+
+def random_split(
+    dataset: Dataset, lengths: Sequence[int | float], seed: int | None = None
+) -> list[Subset]:
+    """Split a dataset into non-overlapping random subsets.
+
+    Args:
+        dataset: the dataset to split.
+        lengths: the subsets' lengths, summing to ``len(dataset)``; or fractions summing to 1,
+            in which case the lengths are floored and the remainder is given out one sample at
+            a time, first subset first (as in PyTorch).
+        seed: seed for the permutation; None draws from the global generator
+            (``tinytorch.core.manual_seed`` makes it reproducible).
+
+    Returns:
+        One `Subset` per length.
+
+    >>> import numpy as np
+    >>> train, val = random_split(TensorDataset(np.arange(10)), [0.8, 0.2], seed=0)
+    >>> len(train), len(val)
+    (8, 2)
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("random_split: lengths is empty")
+    is_fractions = (
+        all(isinstance(x, float) for x in lengths)
+        and math.isclose(sum(lengths), 1.0, abs_tol=1e-9)
+        and sum(lengths) != n
+    )
+    if is_fractions:
+        for i, frac in enumerate(lengths):
+            if not 0.0 <= frac <= 1.0:
+                raise ValueError(f"random_split: fraction at index {i} is {frac}, not in [0, 1]")
+        sizes = [int(math.floor(n * frac)) for frac in lengths]
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+    else:
+        for i, size in enumerate(lengths):
+            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0:
+                raise ValueError(
+                    f"random_split: lengths[{i}] is {size!r}; lengths must be non-negative "
+                    "integers summing to len(dataset), or fractions summing to 1"
+                )
+        sizes = [int(s) for s in lengths]
+        if sum(sizes) != n:
+            raise ValueError(
+                f"random_split: the lengths sum to {sum(sizes)}, but the dataset has {n} samples"
+            )
+    rng = np.random.default_rng(seed) if seed is not None else get_rng()
+    perm = rng.permutation(n)
+    subsets, start = [], 0
+    for size in sizes:
+        subsets.append(Subset(dataset, perm[start : start + size]))
+        start += size
+    return subsets
+
+
+def default_collate(batch: Sequence[Any]) -> Any:
+    """Stack a list of samples into a batch.
+
+    Tensors and arrays are stacked into a Tensor with a new first dimension (dtype kept);
+    Python floats become a float32 Tensor, Python ints an int64 Tensor, bools a bool Tensor,
+    NumPy scalars keep their dtype; tuples, lists and dicts are collated element-wise (keeping
+    their type); strings are returned as a list.
+
+    Args:
+        batch: the samples, all with the same structure.
+
+    Returns:
+        The batch, with the samples' structure and Tensors at the leaves.
+
+    >>> import numpy as np
+    >>> samples = [(np.zeros(2, dtype=np.float32), 1), (np.ones(2, dtype=np.float32), 0)]
+    >>> xb, yb = default_collate(samples)
+    >>> xb.shape, yb.dtype, yb.tolist()
+    ((2, 2), dtype('int64'), [1, 0])
+    """
+    if len(batch) == 0:
+        raise ValueError("default_collate: got an empty batch")
+    elem = batch[0]
+    if isinstance(elem, (Tensor, np.ndarray)):
+        arrays = [x.data if isinstance(x, Tensor) else x for x in batch]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"default_collate: cannot stack samples of different shapes {sorted(shapes)}"
+            )
+        return Tensor(np.stack(arrays))
+    if isinstance(elem, np.generic):
+        return Tensor(np.array(batch))
+    if isinstance(elem, bool):
+        return Tensor(np.array(batch, dtype=np.bool_))
+    if isinstance(elem, numbers.Integral):
+        return Tensor(np.array(batch, dtype=np.int64))
+    if isinstance(elem, numbers.Real):
+        return Tensor(np.array(batch, dtype=DEFAULT_DTYPE))
+    if isinstance(elem, (str, bytes)):
+        return list(batch)
+    if isinstance(elem, Mapping):
+        return {key: default_collate([sample[key] for sample in batch]) for key in elem}
+    if isinstance(elem, (tuple, list)):
+        sizes = {len(sample) for sample in batch}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"default_collate: samples have different numbers of fields {sorted(sizes)}"
+            )
+        fields = [default_collate(list(column)) for column in zip(*batch, strict=True)]
+        if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
+            return type(elem)(*fields)
+        return tuple(fields) if isinstance(elem, tuple) else fields
+    raise TypeError(
+        f"default_collate: don't know how to batch samples of type {type(elem).__name__}; "
+        "pass a collate_fn to the DataLoader"
+    )
+
+
+def _to_tensors(batch: Any) -> Any:
+    """Wrap the arrays of an already-batched structure in Tensors."""
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, np.ndarray):
+        return Tensor(batch)
+    if isinstance(batch, Mapping):
+        return {key: _to_tensors(value) for key, value in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_to_tensors(v) for v in batch))
+    if isinstance(batch, tuple):
+        return tuple(_to_tensors(v) for v in batch)
+    return batch
+
+
+class DataLoader:
+    """Iterate over a dataset in batches, optionally shuffled, reproducibly.
+
+    Each ``iter(loader)`` is one epoch. With ``shuffle=True`` and a ``seed``, epoch ``k`` is
+    shuffled by a generator seeded with ``(seed, k)``: runs are reproducible and every epoch
+    has a different order; ``set_epoch(k)`` makes the next iteration epoch ``k`` (to resume a
+    run exactly). Without a seed, the order is drawn from the global generator, so
+    ``tinytorch.core.manual_seed`` makes it reproducible.
+
+    Batches are fetched in one vectorised call when the dataset has ``__getitems__(indices)``
+    (`TensorDataset` and `Subset` do): a returned list is treated as a list of samples and
+    collated, anything else as a ready batch. Otherwise ``dataset[i]`` is called per sample and
+    the samples are collated with `default_collate`. A custom ``collate_fn`` always receives the
+    list of samples ``[dataset[i] for i in batch_indices]``.
+
+    Args:
+        dataset: a map-style dataset (``__len__`` and ``__getitem__``).
+        batch_size: samples per batch (a positive integer).
+        shuffle: shuffle the samples every epoch.
+        drop_last: drop the last batch if it is smaller than ``batch_size``.
+        seed: a non-negative integer seed for shuffling, or None to use the global generator.
+        collate_fn: a function turning a list of samples into a batch; default
+            `default_collate`.
+
+    >>> import numpy as np
+    >>> from tinytorch.core.data import TensorDataset
+    >>> loader = DataLoader(TensorDataset(np.arange(10)), batch_size=4, drop_last=True)
+    >>> [batch[0].tolist() for batch in loader]
+    [[0, 1, 2, 3], [4, 5, 6, 7]]
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+    ):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(
+                "DataLoader: dataset must define __len__ and __getitem__, got "
+                f"{type(dataset).__name__}"
+            )
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, numbers.Integral)
+            or (batch_size <= 0)
+        ):
+            raise ValueError(
+                f"DataLoader: batch_size must be a positive integer, got {batch_size!r}"
+            )
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: {name} must be a bool, got {flag!r}")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+        ):
+            raise ValueError(
+                f"DataLoader: seed must be a non-negative integer or None, got {seed!r}"
+            )
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got {collate_fn!r}")
+
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = None if seed is None else int(seed)
+        self.collate_fn = default_collate if collate_fn is None else collate_fn
+        self._custom_collate = collate_fn is not None
+        self._epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration will be (0 for the first)."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch ``epoch`` (with a seed, it gets that epoch's order).
+
+        Args:
+            epoch: a non-negative integer.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(
+                f"DataLoader.set_epoch: epoch must be a non-negative integer, got {epoch!r}"
+            )
+        self._epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        if self.drop_last:
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        if self.seed is not None:
+            return np.random.default_rng([self.seed, epoch]).permutation(n)
+        return get_rng().permutation(n)
+
+    def __iter__(self) -> Iterator[Any]:
+        # The order is fixed (and the epoch advanced) when iteration starts, not lazily.
+        order = self._order(self._epoch)
+        self._epoch += 1
+        return self._batches(order)
+
+    def _batches(self, order: np.ndarray) -> Iterator[Any]:
+        stop = len(self) * self.batch_size
+        for start in range(0, min(stop, len(order)), self.batch_size):
+            yield self._fetch(order[start : start + self.batch_size])
+
+    def _fetch(self, indices: np.ndarray) -> Any:
+        if not self._custom_collate:
+            getitems = getattr(self.dataset, "__getitems__", None)
+            if getitems is not None:
+                batch = getitems(indices)
+                return default_collate(batch) if isinstance(batch, list) else _to_tensors(batch)
+        return self.collate_fn([self.dataset[int(i)] for i in indices])
+
+    def __repr__(self) -> str:
+        return (
+            f"DataLoader(dataset={type(self.dataset).__name__}(len={len(self.dataset)}), "
+            f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}, "
+            f"seed={self.seed})"
+        )

@@ -1,0 +1,16 @@
+"""Neural-network building blocks, named as in ``torch.nn``."""
+
+from . import init
+from .activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .containers import ModuleDict, ModuleList, Sequential
+from .layers import Dense, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear
+from .loss import CrossEntropyLoss, MSELoss
+from .module import Module, Parameter
+from .summary import ModelSummary, summary
+
+__all__ = [
+    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Dense",
+    "Embedding", "LayerNorm", "Dropout", "Flatten", "Identity", "ReLU", "GELU", "Sigmoid",
+    "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "init", "summary",
+    "ModelSummary",
+]

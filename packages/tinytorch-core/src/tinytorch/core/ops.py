@@ -1,0 +1,498 @@
+"""The elementary differentiable ops: each forward beside its derivative.
+
+Every class follows one pattern: ``forward`` computes with NumPy and keeps on ``self`` only what
+``backward`` needs; ``backward(grad)`` returns the gradient of each input. Gradients for inputs
+that were broadcast are summed back to shape by the engine (``autograd._unbroadcast``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .autograd import Function
+
+# ---------------------------------------------------------------------------------- binary
+
+
+def _check_broadcast(op: str, a: np.ndarray, b: np.ndarray) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together"
+        ) from None
+
+
+class Add(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("add", a, b)
+        return a + b
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("sub", a, b)
+        return a - b
+
+    def backward(self, grad):
+        return grad, -grad
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("mul", a, b)
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        return (grad * self.b if need_a else None, grad * self.a if need_b else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("div", a, b)
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad / self.b if need_a else None
+        grad_b = -grad * self.a / (self.b * self.b) if need_b else None
+        return grad_a, grad_b
+
+
+class Pow(Function):
+    """a ** b with both a and b tensors: d/da = b·a^(b-1), d/db = a^b·ln a."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad * self.b * self.a ** (self.b - 1) if need_a else None
+        grad_b = grad * self.out * np.log(self.a) if need_b else None
+        return grad_a, grad_b
+
+
+class PowScalar(Function):
+    """x ** p for a constant p: d/dx = p·x^(p-1)."""
+
+    def forward(self, x, exponent: float):
+        self.x, self.p = x, exponent
+        if exponent == 2.0:
+            return x * x
+        return x ** x.dtype.type(exponent)
+
+    def backward(self, grad):
+        p = self.x.dtype.type(self.p)
+        if self.p == 2.0:
+            return grad * (p * self.x)
+        return grad * p * self.x ** (p - 1)
+
+
+class MatMul(Function):
+    """Batched matrix product with NumPy's broadcasting rules (1-D operands included)."""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both operands need at least 1 dimension, got {a.shape} and {b.shape}")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} are not aligned "
+                f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})"
+            )
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        if a.ndim == 1 and b.ndim == 1:  # dot product: the output is a scalar
+            need_a, need_b = self.needs_input_grad
+            return (grad * b if need_a else None, grad * a if need_b else None)
+        # Treat 1-D operands as matrices, as matmul itself does, then drop the added axes.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            grad = np.expand_dims(grad, -2)
+        if b.ndim == 1:
+            grad = np.expand_dims(grad, -1)
+        need_a, need_b = self.needs_input_grad
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = grad @ np.swapaxes(b2, -1, -2)
+            if a.ndim == 1:
+                grad_a = grad_a.reshape(-1, a.shape[0]).sum(0) if grad_a.ndim > 2 else grad_a[0]
+        if need_b:
+            grad_b = np.swapaxes(a2, -1, -2) @ grad
+            if b.ndim == 1:
+                grad_b = grad_b.reshape(-1, b.shape[0]).sum(0) if grad_b.ndim > 2 else grad_b[:, 0]
+        return grad_a, grad_b
+
+
+# ---------------------------------------------------------------------------------- unary
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return -grad
+
+
+class Cast(Function):
+    def forward(self, x, dtype: np.dtype):
+        self.source = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, grad):
+        return grad.astype(self.source)
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, grad):
+        return grad / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad / (2 * self.out)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * (1 - self.out * self.out)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # 0.5·(1 + tanh(x/2)) equals 1/(1+e^-x) and never overflows for large |x|.
+    half = x.dtype.type(0.5) if x.dtype.kind == "f" else 0.5
+    return half * (1 + np.tanh(half * x))
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.out = _sigmoid(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * self.out * (1 - self.out)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return np.maximum(x, x.dtype.type(0))  # keeps nan, as torch.relu does
+
+    def backward(self, grad):
+        return np.where(self.positive, grad, grad.dtype.type(0))
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.sign = np.sign(x)
+        return np.abs(x)
+
+    def backward(self, grad):
+        return grad * self.sign
+
+
+class Clamp(Function):
+    def forward(self, x, low: float | None, high: float | None):
+        out = np.clip(x, low, high).astype(x.dtype, copy=False)
+        self.inside = out == x
+        return out
+
+    def backward(self, grad):
+        return np.where(self.inside, grad, grad.dtype.type(0))
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit).
+
+    NumPy has no erf; this fit is exact to float32 precision, which is what GELU needs.
+    """
+    z = np.abs(x)
+    t = 1 / (1 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(poly)
+    return (np.sign(x) * (1 - erfc)).astype(x.dtype, copy=False)
+
+
+_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
+_INV_SQRT_2 = 1 / np.sqrt(2)
+_INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
+
+
+class GELU(Function):
+    """GELU(x) = x·Φ(x) (Hendrycks & Gimpel, 2016).
+
+    ``approximate="tanh"`` uses 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), GPT-2's form.
+    """
+
+    def forward(self, x, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        f = x.dtype.type
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.tanh = np.tanh(f(_SQRT_2_OVER_PI) * (x + f(0.044715) * x * x * x))
+            return f(0.5) * x * (1 + self.tanh)
+        self.cdf = f(0.5) * (1 + erf(x * f(_INV_SQRT_2)))
+        return x * self.cdf
+
+    def backward(self, grad):
+        x = self.x
+        f = x.dtype.type
+        if self.approximate == "tanh":
+            th = self.tanh
+            dinner = f(_SQRT_2_OVER_PI) * (1 + f(3 * 0.044715) * x * x)
+            return grad * (f(0.5) * (1 + th) + f(0.5) * x * (1 - th * th) * dinner)
+        pdf = f(_INV_SQRT_2PI) * np.exp(f(-0.5) * x * x)
+        return grad * (self.cdf + x * pdf)
+
+
+# ---------------------------------------------------------------------------------- reductions
+
+
+def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(a % max(ndim, 1) for a in axes))
+
+
+def _expand_reduced(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """Put back the reduced axes (as size 1) so ``grad`` broadcasts against the input."""
+    return grad if keepdims else np.expand_dims(grad, axes)
+
+
+class Sum(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape = x.shape
+        self.axes = _normalize_axis(axis, x.ndim)
+        self.keepdims = keepdims
+        return np.sum(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, grad):
+        return np.broadcast_to(_expand_reduced(grad, self.axes, self.keepdims), self.shape)
+
+
+class Mean(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape = x.shape
+        self.axes = _normalize_axis(axis, x.ndim)
+        self.keepdims = keepdims
+        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        return np.mean(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, grad):
+        g = _expand_reduced(grad, self.axes, self.keepdims) / grad.dtype.type(self.count)
+        return np.broadcast_to(g, self.shape)
+
+
+class Max(Function):
+    """Maximum over axes; ties share the gradient equally (as ``torch.amax``)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axes = _normalize_axis(axis, x.ndim)
+        self.keepdims = keepdims
+        out = np.max(x, axis=self.axes, keepdims=True)
+        self.mask = x == out
+        return out if keepdims else np.squeeze(out, axis=self.axes)
+
+    def backward(self, grad):
+        count = self.mask.sum(axis=self.axes, keepdims=True).astype(grad.dtype)
+        return self.mask * (_expand_reduced(grad, self.axes, self.keepdims) / count)
+
+
+class Var(Function):
+    """Variance with ``correction`` (1 = Bessel, as torch.var): d/dx = 2(x-μ)/(N-c)."""
+
+    def forward(self, x, axis=None, keepdims=False, correction=1):
+        self.axes = _normalize_axis(axis, x.ndim)
+        self.keepdims = keepdims
+        n = int(np.prod([x.shape[a] for a in self.axes]))
+        self.denominator = max(n - correction, 0)
+        self.centered = x - x.mean(axis=self.axes, keepdims=True)
+        ssq = np.sum(self.centered * self.centered, axis=self.axes, keepdims=keepdims)
+        return ssq / x.dtype.type(self.denominator)
+
+    def backward(self, grad):
+        g = _expand_reduced(grad, self.axes, self.keepdims)
+        return g * self.centered * grad.dtype.type(2 / self.denominator)
+
+
+# ---------------------------------------------------------------------------------- shape
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape tensor of shape {x.shape} ({x.size} elements) "
+                f"into shape {tuple(shape)}"
+            ) from None
+
+    def backward(self, grad):
+        return grad.reshape(self.shape)
+
+
+class Permute(Function):
+    def forward(self, x, axes):
+        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"permute: axes {axes} are not a permutation of {x.ndim} dimensions")
+        self.axes = axes
+        return np.transpose(x, axes)
+
+    def backward(self, grad):
+        return np.transpose(grad, np.argsort([a % grad.ndim for a in self.axes]))
+
+
+class Expand(Function):
+    def forward(self, x, shape):
+        shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
+        return np.broadcast_to(x, shape)
+
+    def backward(self, grad):
+        return grad  # the engine sums it back to the input's shape
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True for ints, slices, None and Ellipsis only: a view whose gradient is a plain write."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items
+    )
+
+
+class GetItem(Function):
+    """Basic (slices) and advanced (integer or bool array) indexing."""
+
+    def forward(self, x, index):
+        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        try:
+            return x[index]
+        except IndexError as e:
+            raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {e}") from None
+
+    def backward(self, grad):
+        full = np.zeros(self.shape, dtype=grad.dtype)
+        if _is_basic_index(self.index):
+            full[self.index] = grad
+        else:
+            # Repeated indices must add up, which plain assignment would not do.
+            np.add.at(full, self.index, grad)
+        return full
+
+
+class Concat(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        try:
+            return np.concatenate(arrays, axis=axis)
+        except ValueError:
+            shapes = [a.shape for a in arrays]
+            raise ValueError(f"concat along axis {axis}: shapes {shapes} do not match") from None
+
+    def backward(self, grad):
+        bounds = np.cumsum(self.sizes)[:-1]
+        return tuple(np.split(grad, bounds, axis=self.axis))
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        try:
+            return np.stack(arrays, axis=axis)
+        except ValueError:
+            shapes = [a.shape for a in arrays]
+            raise ValueError(f"stack: all shapes must be equal, got {shapes}") from None
+
+    def backward(self, grad):
+        return tuple(np.moveaxis(grad, self.axis, 0))
+
+
+class Where(Function):
+    """where(condition, a, b): the condition is a constant, a and b get the selected grads."""
+
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return np.where(condition, a, b)
+
+    def backward(self, grad):
+        zero = grad.dtype.type(0)
+        return np.where(self.condition, grad, zero), np.where(self.condition, zero, grad)
+
+
+class MaskedFill(Function):
+    def forward(self, x, mask, value):
+        self.mask = mask
+        return np.where(mask, x.dtype.type(value), x)
+
+    def backward(self, grad):
+        return np.where(self.mask, grad.dtype.type(0), grad)
+
+
+def split(x, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list:
+    """Split along ``axis`` into pieces of one size (the last may be smaller) or given sizes."""
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+        sizes = [split_size_or_sections] * (n // split_size_or_sections)
+        if n % split_size_or_sections:
+            sizes.append(n % split_size_or_sections)
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} do not add up to dimension {axis} of size {n}")
+    pieces, start = [], 0
+    prefix = (slice(None),) * (axis % x.ndim)
+    for size in sizes:
+        pieces.append(x[prefix + (slice(start, start + size),)])
+        start += size
+    return pieces

@@ -1,0 +1,458 @@
+"""`Tensor`: an ndarray that records the operations made on it, so it can differentiate them.
+
+Dtypes follow PyTorch: Python numbers and lists become float32; a NumPy array keeps its dtype
+(``Tensor(np.zeros(3))`` is float64, which is what gradient checks use), and ``dtype=`` casts.
+A Python scalar in an expression takes the tensor's dtype, so ``x * 0.5`` stays float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import autograd
+from .autograd import Function
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+
+Axis = int | tuple[int, ...] | None
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    if isinstance(data, np.generic):
+        arr = np.asarray(data)
+        return arr if dtype is None else arr.astype(dtype)
+    if dtype is None:
+        arr = np.asarray(data)
+        # Python floats, ints and lists of them become float32, bools stay bool.
+        return arr if arr.dtype == np.bool_ else arr.astype(DEFAULT_DTYPE)
+    return np.asarray(data, dtype=dtype)
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    Args:
+        data: a NumPy array (its dtype is kept), a Python number or a nested list (float32).
+        dtype: cast to this NumPy dtype.
+        requires_grad: record operations on this tensor so ``backward`` can fill ``.grad``.
+
+    >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([[2., 4.],
+           [6., 8.]], dtype=float32)
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __array_priority__ = 100  # make ``ndarray + Tensor`` call Tensor.__radd__
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
+        self.data: np.ndarray = _as_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self._ctx: Function | None = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, ctx: Function | None) -> Tensor:
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t._ctx = ctx
+        t._retains_grad = False
+        t.requires_grad = ctx is not None
+        return t
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        return self._ctx
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*reversed(range(self.ndim)))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(
+                f"requires_grad needs a floating-point tensor, got dtype {self.data.dtype}"
+            )
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        self._retains_grad = True
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float | int:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._from_op(self.data, None)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops.Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def long(self) -> Tensor:
+        return Tensor(self.data.astype(np.int64))
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(", precision=4)
+        extras = ""
+        if self.data.dtype != DEFAULT_DTYPE:
+            extras += f", dtype={self.data.dtype}"
+        if self._ctx is not None:
+            extras += f", grad_fn={self._ctx!r}"
+        elif self.requires_grad:
+            extras += ", requires_grad=True"
+        return f"Tensor({body}{extras})"
+
+    # ----------------------------------------------------------------- autograd
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Compute the gradient of this tensor with respect to every leaf that requires grad.
+
+        Args:
+            gradient: d(loss)/d(self); may be omitted only when this tensor has one element.
+            retain_graph: keep the saved arrays so backward can run through the graph again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: none of its inputs "
+                "had requires_grad=True, or it was computed under no_grad()"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a scalar output, got shape {self.shape}; "
+                    "reduce it first (e.g. .sum() or .mean()) or pass gradient= of the same shape"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = _as_array(gradient, self.data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward() gradient shape {grad.shape} does not match tensor shape "
+                    f"{self.shape}"
+                )
+        autograd.backward(self, grad, retain_graph=retain_graph)
+
+    # ----------------------------------------------------------------- arithmetic
+    def _coerce(self, other: Any) -> Tensor:
+        """A Python or NumPy scalar takes this tensor's dtype, so float32 stays float32."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float, bool, np.generic)) and np.issubdtype(
+            self.data.dtype, np.floating
+        ):
+            return Tensor._from_op(np.asarray(other, dtype=self.data.dtype), None)
+        return Tensor(other)
+
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.Add.apply(self, self._coerce(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.Add.apply(self._coerce(other), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.Sub.apply(self, self._coerce(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.Sub.apply(self._coerce(other), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.Mul.apply(self, self._coerce(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.Mul.apply(self._coerce(other), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.Div.apply(self, self._coerce(other))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.Div.apply(self._coerce(other), self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.Neg.apply(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, (int, float, np.generic)):
+            return _ops.PowScalar.apply(self, exponent=float(exponent))
+        return _ops.Pow.apply(self, self._coerce(exponent))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return _ops.Pow.apply(self._coerce(base), self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.MatMul.apply(self, self._coerce(other))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.MatMul.apply(self._coerce(other), self)
+
+    # Comparisons give bool tensors outside the graph (like PyTorch).
+    def _compare(self, other: Any, op) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._from_op(op(self.data, other), None)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    def eq(self, other: Any) -> Tensor:
+        return self._compare(other, np.equal)
+
+    def ne(self, other: Any) -> Tensor:
+        return self._compare(other, np.not_equal)
+
+    __hash__ = object.__hash__  # tensors are hashed by identity (used as dict keys)
+
+    # ----------------------------------------------------------------- elementwise
+    def exp(self) -> Tensor:
+        return _ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return _ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return _ops.Sqrt.apply(self)
+
+    def tanh(self) -> Tensor:
+        return _ops.Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ops.Sigmoid.apply(self)
+
+    def relu(self) -> Tensor:
+        return _ops.ReLU.apply(self)
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        return _ops.GELU.apply(self, approximate=approximate)
+
+    def abs(self) -> Tensor:
+        return _ops.Abs.apply(self)
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        return _ops.Clamp.apply(self, low=min, high=max)
+
+    clip = clamp
+
+    # ----------------------------------------------------------------- reductions
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return -((-self).max(axis=axis, keepdims=keepdims))
+
+    def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        """Variance with Bessel's correction by default, as ``torch.var``."""
+        return _ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+
+    def std(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims))
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        from .functional import softmax
+
+        return softmax(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        from .functional import log_softmax
+
+        return log_softmax(self, axis=axis)
+
+    # ----------------------------------------------------------------- shape
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return _ops.Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        nd = max(self.ndim, 1)
+        start, end = start_dim % nd, end_dim % nd
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        return self.reshape(shape)
+
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])
+        return _ops.Permute.apply(self, axes=tuple(axes))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(axes)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        axis = axis if axis >= 0 else axis + self.ndim + 1
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def squeeze(self, axis: int | None = None) -> Tensor:
+        if axis is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        if self.shape[axis] != 1:
+            return self
+        axis = axis % self.ndim
+        return self.reshape(self.shape[:axis] + self.shape[axis + 1 :])
+
+    def expand(self, *shape: int | Sequence[int]) -> Tensor:
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return _ops.Expand.apply(self, shape=tuple(shape))
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.GetItem.apply(self, index=_normalize_index(index))
+
+    def masked_fill(self, mask: Any, value: float) -> Tensor:
+        mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        return _ops.MaskedFill.apply(self, mask=mask.astype(bool, copy=False), value=value)
+
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+        return _ops.split(self, split_size_or_sections, axis=axis)
+
+    def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
+        size = -(-self.shape[axis] // chunks)
+        return self.split(size, axis=axis)
+
+
+def _normalize_index(index: Any) -> Any:
+    """Replace Tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Same as ``Tensor(...)``, as in ``torch.tensor``."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _size(shape: tuple) -> tuple[int, ...]:
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def zeros(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_size(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_size(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def full(shape: Sequence[int], value: float, dtype: Any = DEFAULT_DTYPE) -> Tensor:
+    return Tensor(np.full(tuple(shape), value, dtype=dtype))
+
+
+def zeros_like(t: Tensor) -> Tensor:
+    return Tensor(np.zeros_like(t.data))
+
+
+def ones_like(t: Tensor) -> Tensor:
+    return Tensor(np.ones_like(t.data))
+
+
+def arange(*args: int, dtype: Any = np.int64) -> Tensor:
+    return Tensor(np.arange(*args, dtype=dtype))
+
+
+def randn(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """Standard-normal samples from the global generator (see ``tinytorch.core.random``)."""
+    from .random import get_rng
+
+    data = get_rng().standard_normal(_size(shape), dtype=np.float64).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """Uniform [0, 1) samples from the global generator."""
+    from .random import get_rng
+
+    data = get_rng().random(_size(shape)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+# ops.py defines the Functions the methods above call; it is imported last because it needs
+# nothing from this module at import time, and the engine needs Tensor to wrap op outputs.
+from . import ops as _ops  # noqa: E402
+
+autograd._Tensor = Tensor

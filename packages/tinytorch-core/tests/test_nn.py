@@ -1,0 +1,170 @@
+"""nn: Module bookkeeping, layers against closed forms, state dicts, summary, gradchecks."""
+
+import numpy as np
+import pytest
+
+from tinytorch.core import Tensor, gradcheck, manual_seed, nn
+from tinytorch.core.io import CheckpointError
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8))
+        self.head = nn.Linear(8, 3)
+        self.register_buffer("steps", np.zeros(1, dtype=np.float32))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_named_parameters_follow_pytorch_names_and_layouts():
+    net = Net()
+    shapes = {name: p.shape for name, p in net.named_parameters()}
+    assert shapes == {
+        "body.0.weight": (8, 4), "body.0.bias": (8,), "body.2.weight": (8, 8),
+        "body.2.bias": (8,), "head.weight": (3, 8), "head.bias": (3,),
+    }
+    # as in PyTorch: a module's own parameters and buffers come before its children's
+    assert list(net.state_dict()) == ["steps"] + list(shapes)
+    assert net.num_parameters() == 8 * 4 + 8 + 64 + 8 + 24 + 3
+
+
+def test_shared_parameter_listed_once():
+    a = nn.Linear(3, 3)
+    seq = nn.Sequential(a, nn.ReLU(), a)
+    assert len(list(seq.parameters())) == 2
+
+
+def test_train_eval_propagate_to_children():
+    net = Net().eval()
+    assert all(not m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+
+
+def test_linear_matches_closed_form_and_init_bounds():
+    manual_seed(1)
+    layer = nn.Linear(100, 7)
+    bound = 1 / np.sqrt(100)
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
+    # uniform on [-b, b] has std b/sqrt(3)
+    assert abs(layer.weight.data.std() - bound / np.sqrt(3)) < 0.1 * bound
+    x = rng().normal(size=(5, 100)).astype(np.float32)
+    np.testing.assert_allclose(layer(Tensor(x)).data, x @ layer.weight.data.T + layer.bias.data, rtol=1e-5)
+    assert nn.Dense is nn.Linear
+
+
+def test_linear_wrong_last_dim_names_shapes():
+    with pytest.raises(ValueError, match=r"Linear expected last dim 128, got \(32, 64\)"):
+        nn.Linear(128, 10)(Tensor(np.zeros((32, 64), dtype=np.float32)))
+
+
+def test_load_state_dict_round_trip_and_in_place():
+    a, b = Net(), Net()
+    weight_obj = b.head.weight
+    b.load_state_dict({k: v.copy() for k, v in a.state_dict().items()})
+    assert b.head.weight is weight_obj
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[k], v)
+
+
+def test_load_state_dict_errors_name_keys():
+    net = Net()
+    state = {k: v.copy() for k, v in net.state_dict().items()}
+    missing = dict(state)
+    del missing["head.bias"]
+    with pytest.raises(CheckpointError, match="head.bias"):
+        net.load_state_dict(missing)
+    with pytest.raises(CheckpointError, match="extra.weight"):
+        net.load_state_dict({**state, "extra.weight": np.zeros(2)})
+    bad = dict(state)
+    bad["head.weight"] = np.zeros((4, 8), dtype=np.float32)
+    with pytest.raises(CheckpointError, match=r"head.weight.*\(3, 8\).*\(4, 8\)"):
+        net.load_state_dict(bad)
+    missing_keys, unexpected = net.load_state_dict(missing, strict=False)
+    assert missing_keys == ["head.bias"] and unexpected == []
+
+
+def test_module_gradcheck_float64():
+    manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.LayerNorm(5), nn.GELU(), nn.Linear(5, 2)).double()
+    x = Tensor(rng().normal(size=(4, 3)), requires_grad=True)
+    params = list(net.parameters())
+
+    def f(x, *ps):
+        return net(x)
+
+    assert gradcheck(f, [x, *params])
+
+
+def test_embedding_and_layernorm_and_dropout_modes():
+    manual_seed(0)
+    emb = nn.Embedding(10, 4)
+    ids = np.array([[1, 2], [2, 9]])
+    np.testing.assert_array_equal(emb(ids).data, emb.weight.data[ids])
+    with pytest.raises(IndexError, match="index 10 is out of range for 10 embeddings"):
+        emb(np.array([10]))
+    ln = nn.LayerNorm(6)
+    y = ln(Tensor(rng().normal(3, 2, size=(4, 6)).astype(np.float32))).data
+    np.testing.assert_allclose(y.mean(-1), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(-1), 1, atol=1e-3)
+    drop = nn.Dropout(0.5)
+    x = Tensor(np.ones((1000,), dtype=np.float32))
+    kept = drop(x).data
+    assert set(np.unique(kept)) <= {0.0, 2.0} and 0.4 < (kept > 0).mean() < 0.6
+    drop.eval()
+    np.testing.assert_array_equal(drop(x).data, x.data)
+
+
+def test_activations_and_losses_closed_form():
+    x = Tensor(np.array([-1.0, 0.0, 2.0], dtype=np.float32))
+    np.testing.assert_allclose(nn.ReLU()(x).data, [0, 0, 2])
+    np.testing.assert_allclose(nn.Sigmoid()(x).data, 1 / (1 + np.exp([1.0, 0.0, -2.0])), rtol=1e-6)
+    np.testing.assert_allclose(nn.Tanh()(x).data, np.tanh([-1.0, 0.0, 2.0]), rtol=1e-6)
+    np.testing.assert_allclose(nn.Softmax(dim=-1)(x).data.sum(), 1.0, rtol=1e-6)
+    loss = nn.CrossEntropyLoss()(Tensor(np.zeros((4, 10), dtype=np.float32)), np.arange(4))
+    assert abs(loss.item() - np.log(10)) < 1e-6
+    mse = nn.MSELoss()(Tensor(np.array([1.0, 3.0], dtype=np.float32)), np.array([0.0, 0.0]))
+    assert abs(mse.item() - 5.0) < 1e-6
+
+
+def test_init_functions_statistics():
+    manual_seed(0)
+    w = nn.Parameter(np.empty((256, 512), dtype=np.float32))
+    nn.init.kaiming_normal_(w, nonlinearity="relu")
+    assert abs(w.data.std() - np.sqrt(2 / 512)) < 0.05 * np.sqrt(2 / 512)
+    nn.init.xavier_uniform_(w)
+    bound = np.sqrt(6 / (256 + 512))
+    assert np.abs(w.data).max() <= bound and w.data.dtype == np.float32
+
+
+def test_summary_counts_and_shapes():
+    net = Net()
+    s = nn.summary(net, (2, 4))
+    rows = {r.name: r for r in s.rows}
+    assert rows["body.0"].output_shape == (2, 8)
+    assert rows["head"].output_shape == (2, 3)
+    assert s.total_params == net.num_parameters() == s.trainable_params
+    text = str(s)
+    assert "Linear: 2-1" in text and f"Total params: {s.total_params:,}" in text
+    assert net.training  # restored
+
+
+def test_sequential_rejects_non_modules_and_repr():
+    with pytest.raises(TypeError, match="argument 1 must be a Module"):
+        nn.Sequential(nn.ReLU(), 3)
+    assert "(0): Linear(in_features=2, out_features=3, bias=True)" in repr(nn.Sequential(nn.Linear(2, 3)))
+
+
+def test_module_without_super_init_explains():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+
+    with pytest.raises(AttributeError, match="super\\(\\).__init__"):
+        Bad()

@@ -1,0 +1,1 @@
+"""tinytorch.language — filled in by its own issue."""

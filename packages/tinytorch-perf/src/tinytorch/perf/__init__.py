@@ -1,0 +1,1 @@
+"""tinytorch.perf — filled in by its own issue."""

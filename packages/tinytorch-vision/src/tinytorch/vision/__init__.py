@@ -1,0 +1,1 @@
+"""tinytorch.vision — filled in by its own issue."""

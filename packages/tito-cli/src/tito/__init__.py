@@ -1,0 +1,1 @@
+"""The `tito` command: a click group assembled from the `tito.commands` entry points."""
