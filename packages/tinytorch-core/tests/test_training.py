@@ -102,6 +102,26 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
     assert resumed.history["epoch"] == [1, 2, 3, 4]
 
 
+def test_resume_restores_lr_schedule(tmp_path):
+    def run(epochs, path=None, load=None):
+        trainer = make_trainer()
+        sched = optim.lr_scheduler.StepLR(trainer.optimizer, step_size=1, gamma=0.5)
+        trainer.callbacks.append(LRSchedulerCallback(sched))
+        if load:
+            trainer.load_checkpoint(load)
+        trainer.fit(loader(), epochs=epochs)
+        if path:
+            trainer.save_checkpoint(path)
+        return trainer
+
+    full = run(3)
+    run(1, path=tmp_path / "c.safetensors")
+    resumed = run(2, load=tmp_path / "c.safetensors")
+    assert resumed.history["lr"] == full.history["lr"] == [0.05, 0.025, 0.0125]
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[k], v)
+
+
 def test_nonfinite_loss_stops_before_step_and_keeps_checkpoint(tmp_path):
     path = tmp_path / "good.safetensors"
     trainer = make_trainer(callbacks=[ModelCheckpoint(path)])

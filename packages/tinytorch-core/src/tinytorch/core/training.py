@@ -175,14 +175,20 @@ class LRSchedulerCallback(Callback):
 
 
 class _Progress:
-    """A rich progress bar with loss, metrics and samples/s; silent when disabled."""
+    """A rich progress bar for the running epoch, and one summary line per reported epoch.
+
+    Long runs report every ``ceil(epochs / 10)``-th epoch (and the last), so a 60-epoch demo
+    prints 10 lines, not 60 bars. Silent when disabled.
+    """
+
+    SKIP = ("epoch", "lr", "time")
 
     def __init__(self, enabled: bool, unit: str):
         self.enabled, self.unit = enabled, unit
         self.progress = None
         self.task = None
 
-    def start(self, total_epochs: int) -> None:
+    def start(self, first_epoch: int, last_epoch: int) -> None:
         if not self.enabled:
             return
         from rich.progress import (
@@ -195,25 +201,38 @@ class _Progress:
         )
 
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
         )
         self.progress.start()
-        self.total_epochs = total_epochs
+        self.last_epoch = last_epoch
+        self.every = max(1, math.ceil((last_epoch - first_epoch) / 10))
+
+    def _format(self, logs: dict[str, float]) -> str:
+        parts = [f"{k} {v:.4f}" for k, v in logs.items() if k not in self.SKIP and not k.endswith("_per_sec")]
+        return "  ".join(parts)
 
     def epoch(self, epoch: int, batches: int | None) -> None:
         if self.progress is not None:
-            self.task = self.progress.add_task(f"epoch {epoch}/{self.total_epochs}", total=batches, stats="")
+            self.task = self.progress.add_task(f"epoch {epoch}/{self.last_epoch}", total=batches, stats="")
 
     def update(self, logs: dict[str, float], rate: float) -> None:
         if self.progress is not None and self.task is not None:
-            stats = "  ".join(f"{k} {v:.4f}" for k, v in logs.items()) + f"  {rate:,.0f} {self.unit}/s"
+            stats = self._format(logs) + f"  {rate:,.0f} {self.unit}/s"
             self.progress.update(self.task, advance=1, stats=stats)
 
     def finish_epoch(self, logs: dict[str, float]) -> None:
-        if self.progress is not None and self.task is not None:
-            stats = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "epoch")
-            self.progress.update(self.task, stats=stats)
+        if self.progress is None or self.task is None:
+            return
+        self.progress.remove_task(self.task)
+        self.task = None
+        epoch = int(logs["epoch"])
+        if epoch % self.every == 0 or epoch == self.last_epoch:
+            rate = logs.get(f"{self.unit}_per_sec", float("nan"))
+            self.progress.console.print(
+                f"epoch {epoch}/{self.last_epoch}  {self._format(logs)}  "
+                f"{rate:,.0f} {self.unit}/s  {logs['time']:.1f}s"
+            )
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -307,7 +326,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_begin(self)
         target_epoch = self.epoch + epochs
-        bar.start(target_epoch)
+        bar.start(self.epoch, target_epoch)
         try:
             while self.epoch < target_epoch and not self.stop_training:
                 epoch = self.epoch + 1
@@ -405,6 +424,7 @@ class Trainer:
             "optimizer": {"type": type(self.optimizer).__name__,
                           "param_groups": opt_state["param_groups"], "scalars": opt_scalars},
             "rng_state": get_rng_state(),
+            "schedulers": [cb.scheduler.state_dict() for cb in self._scheduler_callbacks()],
             **(extra_metadata or {}),
         }
         io.save(tensors, path, metadata=json.loads(json.dumps(metadata, default=_json_default)))
@@ -433,7 +453,19 @@ class Trainer:
         self.epoch, self.global_step = int(metadata["epoch"]), int(metadata["global_step"])
         self.history = History(metadata.get("history", {}))
         set_rng_state(metadata["rng_state"])
+        saved = metadata.get("schedulers", [])
+        callbacks = self._scheduler_callbacks()
+        if len(saved) != len(callbacks):
+            raise ValueError(
+                f"{path} holds {len(saved)} LR scheduler state(s), but the trainer has "
+                f"{len(callbacks)} LRSchedulerCallback(s)"
+            )
+        for cb, state in zip(callbacks, saved):
+            cb.scheduler.load_state_dict(state)
         return metadata
+
+    def _scheduler_callbacks(self) -> list[LRSchedulerCallback]:
+        return [cb for cb in self.callbacks if isinstance(cb, LRSchedulerCallback)]
 
 
 def _json_default(value: Any) -> Any:
