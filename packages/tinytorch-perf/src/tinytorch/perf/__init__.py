@@ -1,1 +1,20 @@
-"""tinytorch.perf — filled in by its own issue."""
+"""tinytorch.perf: why is my model slow? Hardware ceilings, exact FLOPs, rooflines, profiles.
+
+>>> from tinytorch.perf import get_hardware_spec, FLOPsCounter, RooflineModel, ModelProfiler
+>>> FLOPsCounter().linear(1, 784, 128).matmul_flops   # 1 multiply-add = 2 FLOPs
+200704
+"""
+
+from .flops import CONVENTION, FLOPsCounter, OpCount, TraceResult
+from .hardware import HardwareSpec, get_hardware_spec
+from .models import available_models, load_model, register_model
+from .profiler import LayerProfile, ModelProfiler, ProfileResult, compare
+from .roofline import RooflineModel, RooflinePoint
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "get_hardware_spec", "HardwareSpec", "FLOPsCounter", "OpCount", "TraceResult", "CONVENTION",
+    "RooflineModel", "RooflinePoint", "ModelProfiler", "ProfileResult", "LayerProfile",
+    "compare", "available_models", "load_model", "register_model",
+]

@@ -1,0 +1,378 @@
+"""`tito performance`: hardware ceilings, FLOP counts, rooflines, profiles and comparisons.
+
+Loaded by tito only when invoked. Library errors (ValueError with a message listing what is
+accepted) become one red line and exit code 1 through tito's error handling.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+LAYERS = ("attention", "avgpool2d", "batchnorm2d", "conv2d", "cross_entropy", "embedding", "gelu",
+          "layernorm", "linear", "maxpool2d", "relu", "sigmoid", "softmax", "tanh")
+CIFAR10_MODELS = ("small_cnn", "deep_cnn", "wide_cnn")
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    return console
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _parse_size(text: str | None, names: str, layer: str) -> tuple[int, ...]:
+    """'3,32,32' -> (3, 32, 32), with one clear error naming the expected form."""
+    expected = len(names.split(","))
+    if text is None:
+        raise ValueError(f"flops {layer}: --input-size is required, expected {names} "
+                         f"(e.g. {','.join(['3', '32', '32'][:expected]) if expected == 3 else names})")
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != expected or any(v <= 0 for v in values):
+        raise ValueError(f"malformed --input-size {text!r} for {layer}: expected {expected} "
+                         f"comma-separated positive integers {names}")
+    return values
+
+
+def _hardware(quick: bool = True):
+    from .hardware import get_hardware_spec
+
+    return get_hardware_spec(quick=quick)
+
+
+@click.group()
+def performance() -> None:
+    """Performance analysis: hardware, FLOPs, roofline, layer profiles, model comparison."""
+
+
+# ------------------------------------------------------------------------------ hardware
+
+
+@performance.command()
+@click.option("--quick", is_flag=True, help="Cached measurement or a < 1 s estimate.")
+@click.option("--refresh", is_flag=True, help="Ignore the cache and measure again.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def hardware(quick: bool, refresh: bool, as_json: bool) -> None:
+    """CPU, caches, BLAS, theoretical and measured peaks, memory bandwidth, ridge point."""
+    from .hardware import cache_path, get_hardware_spec
+
+    spec = get_hardware_spec(quick=quick, refresh=refresh)
+    if as_json:
+        _echo_json(spec.to_dict())
+        return
+    from rich.table import Table
+
+    def size(b):
+        return "n/a" if b is None else (f"{b / 1024**2:.0f} MiB" if b >= 1024**2
+                                        else f"{b / 1024:.0f} KiB")
+
+    t = Table(title="Hardware specification", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    freq = (f"{spec.frequency_ghz:.3f} GHz ({spec.frequency_source})" if spec.frequency_ghz
+            else "not reported by the OS")
+    theo = (f"{spec.theoretical_peak_gflops:.1f} GFLOP/s = {spec.physical_cores} cores x "
+            f"{spec.frequency_ghz:.3f} GHz x {spec.flops_per_cycle} FLOPs/cycle ({spec.isa})"
+            if spec.theoretical_peak_gflops else f"unknown ({spec.isa})")
+    source = ("cached " + spec.measured_at if spec.from_cache else "measured now") + (
+        " (quick estimate)" if spec.quick else "")
+    rows = [
+        ("CPU", spec.cpu_name), ("platform", f"{spec.platform} ({spec.architecture})"),
+        ("cores", f"{spec.physical_cores} physical, {spec.logical_cores} logical"),
+        ("frequency", freq), ("memory", f"{(spec.memory_bytes or 0) / 1024**3:.1f} GiB"),
+        ("caches", f"L1d {size(spec.l1d_bytes)}, L2 {size(spec.l2_bytes)}, L3 {size(spec.l3_bytes)}"),
+        ("BLAS", f"{spec.blas}, threads: {spec.blas_threads if spec.blas_threads else 'not reported'}"),
+        ("theoretical peak", theo),
+        ("measured peak", f"{spec.measured_peak_gflops:.1f} GFLOP/s (float32 GEMM n={spec.gemm_size}, median)"),
+        ("memory bandwidth", f"{spec.memory_bandwidth_gbs:.1f} GB/s (STREAM copy, arrays "
+                             f"{spec.stream_array_bytes / 1024**2:.0f} MiB)"),
+        ("STREAM", ", ".join(f"{k} {v:.1f}" for k, v in spec.stream_gbs.items()) + " GB/s"),
+        ("ridge point", f"{spec.ridge_point:.2f} FLOP/byte"),
+        ("measurement", f"{source}; cache {cache_path()}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    _console().print(t)
+
+
+# ------------------------------------------------------------------------------ flops
+
+
+def _layer_count(layer: str, input_size: str | None, output_size: int | None, kernel_size,
+                 stride, padding, dilation, groups, batch_size, heads, bias, causal):
+    """(count, settings dict, output shape) for a named layer type."""
+    from . import flops as F
+
+    b = batch_size
+    if layer == "linear":
+        (i,) = _parse_size(input_size, "IN_FEATURES", layer)
+        if output_size is None:
+            raise ValueError("flops linear: --output-size (out_features) is required")
+        settings = {"batch": b, "in_features": i, "out_features": output_size, "bias": bias}
+        return F.linear_flops(b, i, output_size, bias), settings, (b, output_size)
+    if layer == "conv2d":
+        c, h, w = _parse_size(input_size, "C,H,W", layer)
+        if output_size is None:
+            raise ValueError("flops conv2d: --output-size (out_channels) is required")
+        k, s, p = kernel_size or 3, stride or 1, 1 if padding is None else padding
+        settings = {"batch": b, "in_channels": c, "out_channels": output_size, "kernel_size": k,
+                    "stride": s, "padding": p, "dilation": dilation, "groups": groups, "bias": bias}
+        count, out = F.conv2d_flops((b, c, h, w), output_size, k, s, p, dilation, groups, bias)
+        return count, settings, out
+    if layer in ("maxpool2d", "avgpool2d"):
+        c, h, w = _parse_size(input_size, "C,H,W", layer)
+        k = kernel_size or 2
+        s = stride or k
+        p = padding or 0
+        settings = {"batch": b, "kernel_size": k, "stride": s, "padding": p}
+        count, out = F.pool2d_flops((b, c, h, w), k, s, p)
+        return count, settings, out
+    if layer == "batchnorm2d":
+        c, h, w = _parse_size(input_size, "C,H,W", layer)
+        settings = {"batch": b, "training": True, "affine": True}
+        return F.batchnorm2d_flops((b, c, h, w)), settings, (b, c, h, w)
+    if layer == "attention":
+        L, d = _parse_size(input_size, "SEQ_LEN,D_MODEL", layer)
+        settings = {"batch": b, "seq_len": L, "d_model": d, "num_heads": heads, "causal": causal,
+                    "bias": bias}
+        return F.attention_flops(b, L, d, heads, causal, bias), settings, (b, L, d)
+    if layer == "layernorm":
+        L, d = _parse_size(input_size, "ROWS,D", layer)
+        settings = {"batch": b, "normalized_shape": d, "affine": True}
+        return F.layernorm_flops((b, L, d), d), settings, (b, L, d)
+    if layer == "embedding":
+        (n,) = _parse_size(input_size, "NUM_IDS", layer)
+        if output_size is None:
+            raise ValueError("flops embedding: --output-size (embedding_dim) is required")
+        settings = {"batch": b, "embedding_dim": output_size}
+        return F.embedding_flops(b * n, output_size), settings, (b, n, output_size)
+    if layer == "cross_entropy":
+        (c,) = _parse_size(input_size, "CLASSES", layer)
+        settings = {"batch": b, "classes": c}
+        return F.cross_entropy_flops(b, c), settings, ()
+    (n,) = _parse_size(input_size, "NUMEL", layer)
+    settings = {"batch": b}
+    if layer == "softmax":
+        return F.softmax_flops(b * n), settings, (b, n)
+    return F.activation_flops(layer, b * n), settings, (b, n)
+
+
+@performance.command()
+@click.argument("layer")
+@click.option("--input-size", help="Input shape without batch, e.g. 3,32,32 (conv2d), 784 "
+              "(linear), 128,256 (attention: SEQ_LEN,D_MODEL).")
+@click.option("--output-size", type=int, help="out_channels / out_features / embedding_dim.")
+@click.option("--kernel-size", type=int, help="Kernel size [conv2d: 3, pooling: 2].")
+@click.option("--stride", type=int, help="Stride [conv2d: 1, pooling: kernel size].")
+@click.option("--padding", type=int, help="Padding [conv2d: 1, pooling: 0].")
+@click.option("--dilation", type=int, default=1, show_default=True)
+@click.option("--groups", type=int, default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--heads", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Attention heads.")
+@click.option("--no-bias", is_flag=True, help="Layer without bias.")
+@click.option("--no-causal", is_flag=True, help="Attention without the causal mask.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def flops(layer: str, input_size, output_size, kernel_size, stride, padding, dilation, groups,
+          batch_size, heads, no_bias, no_causal, as_json) -> None:
+    """FLOPs, bytes and arithmetic intensity of a layer type or a registered model.
+
+    LAYER is one of: attention, avgpool2d, batchnorm2d, conv2d, cross_entropy, embedding, gelu,
+    layernorm, linear, maxpool2d, relu, sigmoid, softmax, tanh, or a registered model name.
+    """
+    from .flops import CONVENTION
+    from .models import available_models
+
+    name = layer.lower()
+    if name not in LAYERS:
+        if layer in available_models():
+            return _model_flops(layer, as_json)
+        models = ", ".join(available_models()) or "none installed"
+        raise ValueError(f"unknown layer or model {layer!r}; layers: {', '.join(LAYERS)}; "
+                         f"models: {models}")
+    count, settings, out_shape = _layer_count(
+        name, input_size, output_size, kernel_size, stride, padding, dilation, groups,
+        batch_size, heads, not no_bias, not no_causal)
+    spec = _hardware(quick=True)
+    from .roofline import RooflineModel
+
+    roof = RooflineModel(spec)
+    bound = roof.classify(count.intensity) if count.flops else "no FLOPs (data movement only)"
+    if as_json:
+        _echo_json({"layer": name, "input_size": input_size, "settings": settings,
+                    "output_shape": list(out_shape), "convention": CONVENTION,
+                    **count.to_dict(), "macs": count.matmul_flops // 2,
+                    "ridge_point": roof.ridge_point, "bound": bound,
+                    "attainable_gflops": roof.attainable(count.intensity)})
+        return
+    console = _console()
+    console.print(f"[bold]{name}[/] analysis: input {input_size} -> output "
+                  f"{'x'.join(map(str, out_shape[1:] if len(out_shape) > 1 else out_shape))}")
+    console.print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    console.print(f"convention: {CONVENTION}")
+    console.print(f"  matmul/conv FLOPs : {count.matmul_flops:,} ({count.matmul_flops // 2:,} MACs)")
+    console.print(f"  elementwise FLOPs : {count.elementwise_flops:,}")
+    console.print(f"  total FLOPs       : {count.flops:,}")
+    console.print(f"  bytes moved       : {count.bytes:,} (float32: inputs, weights, output)")
+    console.print(f"  intensity         : {count.intensity:.3f} FLOP/byte")
+    if count.flops:
+        console.print(f"  bound             : {bound} (ridge {roof.ridge_point:.2f} FLOP/byte on "
+                      f"this machine; attainable {roof.attainable(count.intensity):.1f} GFLOP/s)")
+
+
+def _model_flops(name: str, as_json: bool) -> None:
+    from rich.table import Table
+
+    from .flops import CONVENTION, FLOPsCounter
+    from .models import load_model
+
+    model, x = load_model(name)
+    trace = FLOPsCounter().trace(model, x)
+    if as_json:
+        _echo_json({"model": name, "input_shape": list(getattr(x, "shape", ())), **trace.to_dict()})
+        return
+    t = Table(title=f"{name}: input {tuple(getattr(x, 'shape', ()))}; {CONVENTION}")
+    for col in ("layer", "type", "output", "matmul/conv FLOPs", "elementwise FLOPs", "bytes",
+                "FLOP/B"):
+        t.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
+    for lc in trace.layers.values():
+        t.add_row(lc.name, lc.type, "x".join(map(str, lc.output_shape or ())),
+                  f"{lc.forward.matmul_flops:,}", f"{lc.forward.elementwise_flops:,}",
+                  f"{lc.forward.bytes:,}", f"{lc.forward.intensity:.2f}")
+    f = trace.forward
+    t.add_section()
+    t.add_row("total", "", "", f"{f.matmul_flops:,}", f"{f.elementwise_flops:,}", f"{f.bytes:,}",
+              f"{f.intensity:.2f}")
+    _console().print(t)
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def _load(name: str):
+    from .models import load_model
+
+    return load_model(name)
+
+
+def _profile(name: str, repeats: int, warmup: int, backward: bool = True, quick: bool = True):
+    from .profiler import ModelProfiler
+
+    model, x = _load(name)
+    return ModelProfiler(model, x, name=name, hardware=_hardware(quick)).profile(
+        repeats=repeats, warmup=warmup, backward=backward)
+
+
+@performance.command()
+@click.argument("model")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--no-backward", is_flag=True, help="Profile the forward pass only.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write CSV here.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
+              help="Also write a Chrome trace event JSON here (open in Perfetto).")
+@click.option("--out", "json_path", type=click.Path(dir_okay=False), help="Also write JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path, as_json) -> None:
+    """Layer-by-layer forward/backward time, FLOPs, memory and roofline position of MODEL."""
+    result = _profile(model, repeats, warmup, not no_backward)
+    if csv_path:
+        result.to_csv(csv_path)
+    if trace_path:
+        result.to_chrome_trace(trace_path)
+    if json_path:
+        result.to_json(json_path)
+    if as_json:
+        click.echo(result.to_json())
+        return
+    console = _console()
+    console.print(result.table())
+    console.print(f"step {result.total_s * 1e3:.2f} ms (forward {result.forward_s * 1e3:.2f}, "
+                  f"backward {result.backward_s * 1e3:.2f}); per-layer rows sum to "
+                  f"{result.coverage:.0%} of it; profiling overhead {result.overhead:.2f}x")
+    top = sorted((l for l in result.layers if l.advice), key=lambda l: -l.total_s)[:8]
+    if top:
+        console.print("[bold]Advice[/] for the layers that take the most time:")
+    for l in top:
+        console.print(f"[bold]{l.name}[/] ({l.type}, {l.percent:.1f}%): {l.advice}")
+
+
+@performance.command()
+@click.argument("model")
+@click.option("--out", "out_path", default="roofline.png", show_default=True,
+              type=click.Path(dir_okay=False), help="Plot file (.png or .svg).")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Also save an SVG.")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def roofline(model, out_path, svg_path, repeats, as_json) -> None:
+    """Roofline plot of MODEL's layers against this machine's measured ceilings."""
+    from .roofline import RooflineModel
+
+    if not out_path.lower().endswith((".png", ".svg")):
+        raise ValueError(f"--out must end in .png or .svg, got {out_path!r}")
+    result = _profile(model, repeats, 2, backward=False)
+    roof = RooflineModel(_hardware(True))
+    points = roof.points_from_profile(result)
+    roof.plot(points, [p for p in (out_path, svg_path) if p],
+              title=f"{model} roofline (input {result.input_shape})")
+    if as_json:
+        _echo_json({"model": model, "plot": out_path, "svg": svg_path,
+                    "peak_gflops": roof.peak_gflops, "bandwidth_gbs": roof.bandwidth_gbs,
+                    "ridge_point": roof.ridge_point, "points": [p.to_dict() for p in points]})
+        return
+    console = _console()
+    console.print(f"ceilings: {roof.peak_gflops:.1f} GFLOP/s compute, {roof.bandwidth_gbs:.1f} GB/s "
+                  f"memory, ridge {roof.ridge_point:.2f} FLOP/byte")
+    for p in points:
+        console.print(f"[bold]{p.name}[/]: {p.intensity:.2f} FLOP/B, {p.achieved_gflops:.2f} "
+                      f"GFLOP/s ({p.bound}) - {p.advice}")
+    console.print(f"plot written to {out_path}" + (f" and {svg_path}" if svg_path else ""))
+
+
+def _compare(names, repeats: int, as_json: bool, title: str) -> None:
+    from .profiler import compare, comparison_table
+
+    loaded = {name: _load(name) for name in names}
+    rows = compare(loaded, repeats=repeats, warmup=1)
+    if as_json:
+        _echo_json({"convention": "1 multiply-add = 2 FLOPs",
+                    "models": [r.to_dict() for r in rows]})
+        return
+    _console().print(comparison_table(rows, title))
+
+
+@performance.command(name="compare")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare_cmd(models, repeats, as_json) -> None:
+    """Side-by-side params, FLOPs, memory and time of registered MODELS."""
+    _compare(models, repeats, as_json, "Model comparison")
+
+
+@performance.command()
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cifar10(repeats, as_json) -> None:
+    """The seed's comparison of the three CIFAR-10 CNNs (needs tinytorch-vision)."""
+    from .models import available_models
+
+    missing = [m for m in CIFAR10_MODELS if m not in available_models()]
+    if missing:
+        raise ValueError(f"tito performance cifar10 needs tinytorch-vision (models "
+                         f"{', '.join(CIFAR10_MODELS)}); not registered: {', '.join(missing)} "
+                         f"- install it with: pip install tinytorch-vision")
+    _compare(CIFAR10_MODELS, repeats, as_json, "CIFAR-10 CNNs")
+
+

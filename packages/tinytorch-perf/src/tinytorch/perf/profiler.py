@@ -1,0 +1,424 @@
+"""Layer-by-layer profiler: time, FLOPs, memory and roofline position of every layer.
+
+How time is attributed (so the rows add up to the step):
+
+* forward: module hooks time every module call; a row's forward time is the module's
+  *exclusive* time (its call minus its children's calls). Modules that run no op themselves
+  (``Sequential``) fold their time into the nearest ancestor that does, or ``(model)``.
+* backward: core's op observer reports every op's backward; each op is charged its own time
+  plus the engine's time since the previous op ended (graph walk, gradient accumulation), and
+  belongs to the module that ran its forward.
+
+Times are medians over ``repeats`` steps after ``warmup`` steps. FLOPs, bytes, output shapes
+and saved-for-backward memory come from one traced step (`FLOPsCounter.trace`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .flops import CONVENTION, FLOPsCounter, TraceResult, _backward
+
+__all__ = ["ModelProfiler", "ProfileResult", "LayerProfile", "compare"]
+
+
+@dataclass
+class LayerProfile:
+    name: str
+    type: str
+    params: int
+    output_shape: tuple[int, ...] | None
+    activation_bytes: int  # bytes of this layer's output
+    saved_bytes: int  # bytes its ops keep alive for backward
+    flops: int  # forward FLOPs
+    matmul_flops: int
+    elementwise_flops: int
+    bytes: int  # forward compulsory bytes moved
+    backward_flops: int
+    forward_s: float
+    backward_s: float
+    percent: float = 0.0
+    bound: str = ""
+    advice: str = ""
+
+    @property
+    def gflops_per_s(self) -> float:
+        return self.flops / self.forward_s / 1e9 if self.forward_s > 0 else 0.0
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.forward_s + self.backward_s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["output_shape"] = list(self.output_shape) if self.output_shape else None
+        d["gflops_per_s"] = self.gflops_per_s
+        d["intensity"] = self.intensity
+        return d
+
+
+@dataclass
+class ProfileResult:
+    model: str
+    input_shape: tuple[int, ...] | None
+    layers: list[LayerProfile]
+    forward_s: float  # unprofiled medians
+    backward_s: float
+    profiled_s: float  # median profiled step
+    repeats: int
+    warmup: int
+    trace: TraceResult
+    params: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return self.forward_s + self.backward_s
+
+    @property
+    def layer_sum_s(self) -> float:
+        return sum(l.total_s for l in self.layers)
+
+    @property
+    def overhead(self) -> float:
+        """Profiled step time / unprofiled step time."""
+        return self.profiled_s / self.total_s if self.total_s else float("nan")
+
+    @property
+    def coverage(self) -> float:
+        """Sum of per-layer times / unprofiled step time."""
+        return self.layer_sum_s / self.total_s if self.total_s else float("nan")
+
+    @property
+    def flops(self) -> int:
+        return self.trace.forward.flops
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(l.saved_bytes for l in self.layers)
+
+    # ------------------------------------------------------------------ exports
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "input_shape": list(self.input_shape or ()),
+            "convention": CONVENTION, "params": self.params,
+            "forward_flops": self.trace.forward.flops,
+            "forward_matmul_flops": self.trace.forward.matmul_flops,
+            "forward_elementwise_flops": self.trace.forward.elementwise_flops,
+            "backward_flops": self.trace.backward.flops,
+            "forward_s": self.forward_s, "backward_s": self.backward_s, "total_s": self.total_s,
+            "profiled_s": self.profiled_s, "overhead": self.overhead,
+            "layer_sum_s": self.layer_sum_s, "coverage": self.coverage,
+            "activation_bytes": self.activation_bytes, "repeats": self.repeats,
+            "warmup": self.warmup, "unknown_ops": self.trace.unknown_ops,
+            "layers": [l.to_dict() for l in self.layers],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_csv(self, path: str | Path) -> None:
+        rows = [l.to_dict() for l in self.layers]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
+            writer.writeheader()
+            for row in rows:
+                row["output_shape"] = "x".join(map(str, row["output_shape"] or []))
+                writer.writerow(row)
+
+    def to_chrome_trace(self, path: str | Path | None = None) -> dict[str, Any]:
+        """Chrome trace event JSON of the last profiled step (opens in Perfetto/chrome://tracing)."""
+        doc = {"traceEvents": [
+            {"name": "process_name", "ph": "M", "pid": 1, "tid": 0,
+             "args": {"name": f"tinytorch {self.model}"}},
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "forward"}},
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": 2, "args": {"name": "backward"}},
+            *self.events,
+        ], "displayTimeUnit": "ms", "otherData": {"convention": CONVENTION}}
+        if path is not None:
+            Path(path).write_text(json.dumps(doc))
+        return doc
+
+    def table(self, title: str | None = None):
+        """A rich Table (torchinfo-style columns plus times and roofline position)."""
+        from rich.table import Table
+
+        t = Table(title=title or f"{self.model}: input {self.input_shape}, "
+                  f"{self.repeats} repeats (median), FLOPs: {CONVENTION}")
+        for col, justify in (("layer", "left"), ("type", "left"), ("output", "left"),
+                             ("params", "right"), ("act. MB", "right"), ("MFLOPs", "right"),
+                             ("fwd ms", "right"), ("bwd ms", "right"), ("GFLOP/s", "right"),
+                             ("FLOP/B", "right"), ("%", "right"), ("bound", "left")):
+            t.add_column(col, justify=justify)
+        for l in self.layers:
+            t.add_row(l.name, l.type, "x".join(map(str, l.output_shape or ())), f"{l.params:,}",
+                      f"{l.activation_bytes / 1e6:.2f}", f"{l.flops / 1e6:,.2f}",
+                      f"{l.forward_s * 1e3:.3f}", f"{l.backward_s * 1e3:.3f}",
+                      f"{l.gflops_per_s:.2f}", f"{l.intensity:.2f}", f"{l.percent:.1f}",
+                      l.bound or "-")
+        t.add_section()
+        t.add_row("total", "", "", f"{self.params:,}", f"{self.activation_bytes / 1e6:.2f}",
+                  f"{self.flops / 1e6:,.2f}", f"{self.forward_s * 1e3:.3f}",
+                  f"{self.backward_s * 1e3:.3f}",
+                  f"{self.flops / self.forward_s / 1e9 if self.forward_s else 0:.2f}", "",
+                  "100.0", "")
+        return t
+
+
+def _time_step(model: Any, x: Any, backward: bool) -> tuple[float, float]:
+    start = time.perf_counter()
+    out = model(x)
+    mid = time.perf_counter()
+    if backward:
+        _backward(out)
+    return mid - start, time.perf_counter() - mid
+
+
+def _zero_grads(model: Any) -> None:
+    for p in model.parameters():
+        p.grad = None
+
+
+class ModelProfiler:
+    """Profile a TinyTorch model layer by layer.
+
+    >>> from tinytorch.core import nn, randn
+    >>> model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    >>> result = ModelProfiler(model, randn(32, 64), name="mlp").profile(repeats=3, warmup=1)
+    >>> [l.name for l in result.layers]
+    ['0', '1', '2']
+    """
+
+    def __init__(self, model: Any, example_input: Any, name: str | None = None,
+                 hardware: Any = None):
+        self.model = model
+        self.example_input = example_input
+        self.name = name or type(model).__name__
+        self.hardware = hardware
+
+    def profile(self, repeats: int = 5, warmup: int = 2, backward: bool = True,
+                roofline: Any = None) -> ProfileResult:
+        if repeats < 1 or warmup < 0:
+            raise ValueError(f"profile: repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+        model, x = self.model, self.example_input
+        trace = FLOPsCounter().trace(model, x, backward=backward)
+        _zero_grads(model)
+        for _ in range(warmup):
+            _time_step(model, x, backward)
+            _zero_grads(model)
+        # Unprofiled and profiled steps alternate (instrumentation is installed outside the
+        # timed region), so load from other processes hits both alike.
+        plain_f, plain_b, profiled, per_layer = [], [], [], []
+        rows = set(trace.layers)
+        for _ in range(repeats):
+            f, b = _time_step(model, x, backward)
+            _zero_grads(model)
+            plain_f.append(f)
+            plain_b.append(b)
+            inst = _Instrumentation(model, rows)
+            try:
+                start = time.perf_counter()
+                fwd, bwd, events = inst.step(x, backward)
+                profiled.append(time.perf_counter() - start)
+            finally:
+                inst.remove()
+            _zero_grads(model)
+            per_layer.append((fwd, bwd))
+        layers = []
+        for label, lc in trace.layers.items():
+            fwd_s = statistics.median(p[0].get(label, 0.0) for p in per_layer)
+            bwd_s = statistics.median(p[1].get(label, 0.0) for p in per_layer)
+            layers.append(LayerProfile(
+                name=label, type=lc.type, params=lc.params, output_shape=lc.output_shape,
+                activation_bytes=lc.output_bytes, saved_bytes=lc.saved_bytes,
+                flops=lc.forward.flops, matmul_flops=lc.forward.matmul_flops,
+                elementwise_flops=lc.forward.elementwise_flops, bytes=lc.forward.bytes,
+                backward_flops=lc.backward.flops, forward_s=fwd_s, backward_s=bwd_s))
+        total = sum(l.total_s for l in layers) or 1.0
+        if roofline is None and self.hardware is not None:
+            from .roofline import RooflineModel
+
+            roofline = RooflineModel(self.hardware)
+        for l in layers:
+            l.percent = 100 * l.total_s / total
+            if roofline is not None and l.flops > 0 and l.bytes > 0 and l.forward_s > 0:
+                p = roofline.point(l.name, l.flops, l.bytes, l.forward_s)
+                l.bound, l.advice = p.bound, p.advice
+        return ProfileResult(
+            model=self.name, input_shape=tuple(getattr(x, "shape", ())) or None, layers=layers,
+            forward_s=statistics.median(plain_f), backward_s=statistics.median(plain_b),
+            profiled_s=statistics.median(profiled), repeats=repeats, warmup=warmup, trace=trace,
+            params=sum(p.size for p in model.parameters()), events=events)
+
+
+class _Instrumentation:
+    """Module hooks and an op observer installed once, then used for several timed steps."""
+
+    def __init__(self, model: Any, rows: set[str]):
+        from tinytorch.core.autograd import register_op_observer
+
+        self.model = model
+        self.modules = {name or "(model)": m for name, m in model.named_modules()}
+        self.row_of: dict[str, str] = {}
+        for label in self.modules:
+            row = label
+            while row not in rows and row != "(model)":
+                row = row.rpartition(".")[0] or "(model)"
+            self.row_of[label] = row
+        self.stack: list[list] = []  # [label, row, start, child_time]
+        self.handles = []
+        for label, module in self.modules.items():
+            self.handles.append(module.register_forward_pre_hook(self._pre(label)))
+            self.handles.append(module.register_forward_hook(self._post(label)))
+        self.handles.append(register_op_observer(self._observe))
+        self._reset()
+
+    def _reset(self) -> None:
+        self.fwd: dict[str, float] = defaultdict(float)
+        self.bwd: dict[str, float] = defaultdict(float)
+        self.events: list[dict[str, Any]] = []
+        self.owner: dict[int, str] = {}
+        self.keep: list[Any] = []  # keeps Functions alive so their ids stay unique
+        self.last_end = 0.0
+        self.t0 = time.perf_counter()
+
+    def _pre(self, label: str):
+        stack, row = self.stack, self.row_of[label]
+        clock = time.perf_counter
+
+        def hook(module, args):
+            stack.append([label, row, clock(), 0.0])
+        return hook
+
+    def _post(self, label: str):
+        stack, clock = self.stack, time.perf_counter
+        kind = type(self.modules[label]).__name__
+
+        def hook(module, args, output):
+            end = clock()
+            entry = stack.pop()
+            inclusive = end - entry[2]
+            self.fwd[entry[1]] += inclusive - entry[3]
+            if stack:
+                stack[-1][3] += inclusive
+            self.events.append({"name": label, "cat": kind, "ph": "X",
+                                "ts": (entry[2] - self.t0) * 1e6, "dur": inclusive * 1e6,
+                                "pid": 1, "tid": 1})
+        return hook
+
+    def _observe(self, phase, fn, inputs, output, seconds):
+        if phase == "forward":
+            self.owner[id(fn)] = self.stack[-1][1] if self.stack else "(model)"
+            self.keep.append(fn)
+            return
+        end = time.perf_counter()
+        charged = end - self.last_end  # the op plus the engine's work since the previous op
+        self.last_end = end
+        row = self.owner.get(id(fn), "(model)")
+        self.bwd[row] += charged
+        self.events.append({"name": type(fn).__name__, "cat": "backward", "ph": "X",
+                            "ts": (end - seconds - self.t0) * 1e6, "dur": seconds * 1e6,
+                            "pid": 1, "tid": 2,
+                            "args": {"layer": row, "engine_us": (charged - seconds) * 1e6}})
+
+    def step(self, x: Any, backward: bool):
+        self._reset()
+        out = self.model(x)
+        if backward:
+            self.last_end = time.perf_counter()
+            _backward(out)
+        return dict(self.fwd), dict(self.bwd), self.events
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+# ------------------------------------------------------------------------------ compare
+
+
+def _as_items(models: Any) -> list[tuple[str, Any, Any]]:
+    if isinstance(models, dict):
+        return [(name, *value) for name, value in models.items()]
+    items = []
+    for entry in models:
+        if len(entry) != 3:
+            raise ValueError("compare: expected (name, model, example_input) triples or a dict "
+                             "name -> (model, example_input)")
+        items.append(tuple(entry))
+    return items
+
+
+@dataclass
+class ComparisonRow:
+    name: str
+    input_shape: tuple[int, ...] | None
+    params: int
+    param_bytes: int
+    forward_flops: int
+    matmul_flops: int
+    activation_bytes: int
+    forward_s: float
+    backward_s: float
+    intensity: float
+
+    @property
+    def gflops_per_s(self) -> float:
+        return self.forward_flops / self.forward_s / 1e9 if self.forward_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["input_shape"] = list(self.input_shape or ())
+        d["gflops_per_s"] = self.gflops_per_s
+        return d
+
+
+def compare(models: Any, repeats: int = 3, warmup: int = 1) -> list[ComparisonRow]:
+    """Profile several models: params, FLOPs, memory and time side by side.
+
+    ``models``: a dict name -> (model, example_input) or (name, model, example_input) triples.
+    """
+    rows = []
+    for name, model, x in _as_items(models):
+        r = ModelProfiler(model, x, name=name).profile(repeats=repeats, warmup=warmup)
+        rows.append(ComparisonRow(
+            name=name, input_shape=r.input_shape, params=r.params,
+            param_bytes=sum(p.data.nbytes for p in model.parameters()),
+            forward_flops=r.trace.forward.flops, matmul_flops=r.trace.forward.matmul_flops,
+            activation_bytes=r.activation_bytes, forward_s=r.forward_s, backward_s=r.backward_s,
+            intensity=r.trace.forward.intensity))
+    return rows
+
+
+def comparison_table(rows: Iterable[ComparisonRow], title: str = "Model comparison"):
+    from rich.table import Table
+
+    t = Table(title=f"{title} (FLOPs: {CONVENTION})")
+    for col in ("model", "input", "params", "param MB", "fwd GFLOPs", "act. MB", "fwd ms",
+                "bwd ms", "GFLOP/s", "FLOP/B"):
+        t.add_column(col, justify="left" if col in ("model", "input") else "right")
+    for r in rows:
+        t.add_row(r.name, "x".join(map(str, r.input_shape or ())), f"{r.params:,}",
+                  f"{r.param_bytes / 1e6:.2f}", f"{r.forward_flops / 1e9:.4f}",
+                  f"{r.activation_bytes / 1e6:.2f}", f"{r.forward_s * 1e3:.2f}",
+                  f"{r.backward_s * 1e3:.2f}", f"{r.gflops_per_s:.2f}", f"{r.intensity:.2f}")
+    return t
+
+
+ModelProfiler.compare = staticmethod(compare)  # type: ignore[attr-defined]
+

@@ -1,0 +1,227 @@
+"""Closed-form FLOP/byte counts per layer type, and traced totals equal to the analytic sums."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from perf_standins import Conv2d, gpt_factory, small_cnn_factory
+
+from tinytorch.core import functional as F
+from tinytorch.core import nn, randn
+from tinytorch.perf import FLOPsCounter
+from tinytorch.perf import flops as fl
+
+
+def test_linear_closed_form():
+    c = fl.linear_flops(32, 784, 128)
+    assert c.matmul_flops == 2 * 32 * 784 * 128 == 6_422_528
+    assert c.elementwise_flops == 32 * 128
+    assert c.bytes == 4 * (32 * 784 + 128 * 784 + 128 + 32 * 128)
+    assert fl.linear_flops(1, 10, 5, bias=False).elementwise_flops == 0
+
+
+@pytest.mark.parametrize("shape,cout,k,s,p,d,g,out_hw,mm", [
+    ((1, 3, 32, 32), 64, 3, 1, 1, 1, 1, (32, 32), 3_538_944),    # the seed's example
+    ((8, 16, 32, 32), 32, 3, 2, 1, 1, 1, (16, 16), 18_874_368),
+    ((4, 32, 17, 17), 64, 5, 1, 2, 2, 1, (13, 13), 69_222_400),   # dilation 2
+    ((2, 32, 28, 28), 64, 3, 1, 1, 1, 4, (28, 28), 14_450_688),   # groups 4
+    ((2, 32, 14, 14), 32, 3, 2, 1, 1, 32, (7, 7), 56_448),        # depthwise
+])
+def test_conv2d_closed_form(shape, cout, k, s, p, d, g, out_hw, mm):
+    c, out = fl.conv2d_flops(shape, cout, k, s, p, d, g)
+    b, cin, h, w = shape
+    assert out == (b, cout, *out_hw)
+    assert c.matmul_flops == mm == 2 * b * cout * out_hw[0] * out_hw[1] * (cin // g) * k * k
+    assert c.elementwise_flops == b * cout * out_hw[0] * out_hw[1]
+    weights = cout * (cin // g) * k * k + cout
+    assert c.bytes == 4 * (b * cin * h * w + weights + b * cout * out_hw[0] * out_hw[1])
+
+
+def test_conv2d_seed_example_bytes_and_intensity():
+    c, _ = fl.conv2d_flops((3, 32, 32), 64, 3, 1, 1)
+    assert c.flops == 3_604_480 and c.bytes == 281_600
+    assert c.intensity == pytest.approx(12.8)
+
+
+def test_conv2d_rejects_bad_settings():
+    with pytest.raises(ValueError, match="groups"):
+        fl.conv2d_flops((3, 8, 8), 8, groups=2)
+    with pytest.raises(ValueError, match="too small"):
+        fl.conv2d_flops((3, 2, 2), 8, kernel_size=5)
+
+
+def test_attention_closed_form():
+    b, L, d, h = 2, 16, 32, 4
+    c = fl.attention_flops(b, L, d, h)
+    assert c.matmul_flops == 8 * b * L * d * d + 4 * b * L * L * d
+    assert c.elementwise_flops == 4 * b * L * d + b * h * L * L * 7
+    no_mask = fl.attention_flops(b, L, d, h, causal=False, bias=False)
+    assert no_mask.elementwise_flops == b * h * L * L * 6
+
+
+def test_matmul_pool_norm_activation_embedding_loss():
+    assert fl.matmul_flops((8, 64, 32), (8, 32, 48)).matmul_flops == 2 * 8 * 64 * 32 * 48
+    assert fl.matmul_flops((4, 1, 16, 8), (3, 8, 5)).matmul_flops == 2 * 12 * 16 * 8 * 5
+    c, out = fl.pool2d_flops((2, 4, 8, 8), 2)
+    assert out == (2, 4, 4, 4) and c.elementwise_flops == 2 * 4 * 16 * 4
+    assert c.bytes == 4 * (2 * 4 * 64 + 2 * 4 * 16)
+    c, out = fl.pool2d_flops((1, 1, 7, 7), 3, stride=2, padding=1)
+    assert out == (1, 1, 4, 4) and c.elementwise_flops == 16 * 9
+    c, out = fl.adaptive_avg_pool2d_flops((2, 8, 4, 4), 1)
+    assert out == (2, 8, 1, 1) and c.elementwise_flops == 256
+    assert fl.batchnorm2d_flops((2, 8, 4, 4)).elementwise_flops == 8 * 256
+    assert fl.batchnorm2d_flops((2, 8, 4, 4), training=False).elementwise_flops == 4 * 256
+    ln = fl.layernorm_flops((4, 10, 16), 16)
+    assert ln.elementwise_flops == 640 * 7 + 40 * 2 and ln.bytes == 4 * (2 * 640 + 32)
+    assert fl.activation_flops("relu", 100).flops == 100
+    assert fl.activation_flops("gelu", 100).flops == 500
+    assert fl.activation_flops("gelu_tanh", 100).flops == 900
+    assert fl.activation_flops("sigmoid", 100).flops == 400
+    assert fl.softmax_flops(100).flops == 500
+    e = fl.embedding_flops(10, 16)
+    assert e.flops == 0 and e.bytes == 8 * 10 + 2 * 4 * 160
+    assert fl.cross_entropy_flops(4, 10).flops == 5 * 40 + 4
+    with pytest.raises(ValueError, match="unknown activation"):
+        fl.activation_flops("swishy", 10)
+
+
+def test_trace_single_ops_match_closed_forms():
+    counter = FLOPsCounter()
+    t = counter.trace(nn.Linear(784, 128), randn(32, 784))
+    assert t.forward.to_dict() == fl.linear_flops(32, 784, 128).to_dict()
+    conv = Conv2d(3, 64, 3, padding=1)
+    t = counter.trace(conv, randn(1, 3, 32, 32))
+    assert t.forward.to_dict() == fl.conv2d_flops((1, 3, 32, 32), 64, 3, 1, 1)[0].to_dict()
+    t = counter.trace(nn.LayerNorm(16), randn(4, 10, 16))
+    assert t.forward.to_dict() == fl.layernorm_flops((4, 10, 16), 16).to_dict()
+    t = counter.trace(nn.GELU(), randn(10, 10))
+    assert t.forward.flops == 500 and t.forward.bytes == 800
+
+
+def test_trace_backward_counts_two_matmuls_per_linear():
+    x = randn(8, 32, requires_grad=True)
+    t = FLOPsCounter().trace(nn.Linear(32, 16), x, backward=True)
+    assert t.backward.matmul_flops == 2 * t.forward.matmul_flops
+    assert t.backward.elementwise_flops == 8 * 16  # the bias gradient sums the output grad
+
+
+def _analytic_sum(model, x):
+    counts = FLOPsCounter().analyze(model, x)
+    return sum(counts.values(), fl.OpCount()), counts
+
+
+def test_small_cnn_trace_equals_sum_of_analytic_layers():
+    model, x = small_cnn_factory()
+    trace = FLOPsCounter().trace(model, x)
+    total, counts = _analytic_sum(model, x)
+    assert set(counts) == {"features.0", "features.1", "features.2", "features.3", "features.4",
+                           "features.5", "flatten", "fc"}
+    assert trace.forward.matmul_flops == total.matmul_flops
+    assert trace.forward.elementwise_flops == total.elementwise_flops
+    # and against hand-computed closed forms
+    c1 = fl.conv2d_flops((2, 3, 16, 16), 8, 3, 1, 1)[0]
+    c2 = fl.conv2d_flops((2, 8, 8, 8), 16, 3, 1, 1, groups=2)[0]
+    assert trace.forward.matmul_flops == c1.matmul_flops + c2.matmul_flops + 2 * 2 * 256 * 10
+    for name in ("features.0", "features.3", "fc"):  # single-op layers: bytes match too
+        assert trace.layers[name].forward.bytes == counts[name].bytes
+    assert trace.unknown_ops == {}
+
+
+def test_small_gpt_trace_equals_sum_of_analytic_layers_plus_residuals():
+    model, ids = gpt_factory()
+    trace = FLOPsCounter().trace(model, ids)
+    total, counts = _analytic_sum(model, ids)
+    assert "blocks.0.attn" in counts and "blocks.0.attn.q_proj" not in counts
+    b, L, d, V, layers = 2, 8, 16, 20, 2
+    assert trace.forward.matmul_flops == total.matmul_flops == layers * (
+        8 * b * L * d * d + 4 * b * L * L * d + 2 * 2 * b * L * d * 4 * d) + 2 * b * L * d * V
+    residual_adds = layers * 2 * b * L * d  # glue in Block.forward, outside any leaf layer
+    assert trace.forward.elementwise_flops == total.elementwise_flops + residual_adds
+    assert trace.layers["blocks.0"].forward.elementwise_flops == 2 * b * L * d
+
+
+def test_trace_attributes_backward_to_layers():
+    model, x = small_cnn_factory()
+    trace = FLOPsCounter().trace(model, x, backward=True)
+    assert trace.layers["features.0"].backward.matmul_flops == trace.layers["features.0"].forward.matmul_flops
+    assert trace.layers["features.3"].backward.matmul_flops == 2 * trace.layers["features.3"].forward.matmul_flops
+    assert trace.backward.matmul_flops > trace.forward.matmul_flops
+
+
+def test_unknown_function_is_reported():
+    from tinytorch.core import Function
+
+    class Mystery(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return grad * 2
+
+    class M(nn.Module):
+        def forward(self, x):
+            return Mystery.apply(x)
+
+    t = FLOPsCounter().trace(M(), randn(3, 4))
+    assert t.unknown_ops == {"Mystery": 1} and t.forward.elementwise_flops == 12
+
+
+def test_fused_attention_function_counted_from_shapes():
+    from tinytorch.core import Function
+
+    class ScaledDotProductAttention(Function):
+        def forward(self, q, k, v):
+            s = q @ np.swapaxes(k, -1, -2)
+            return s @ v
+
+    class M(nn.Module):
+        def forward(self, x):
+            return ScaledDotProductAttention.apply(x, x, x)
+
+    t = FLOPsCounter().trace(M(), randn(2, 4, 8, 16))
+    assert t.forward.matmul_flops == 4 * 2 * 4 * 8 * 8 * 16
+    assert t.forward.elementwise_flops == 2 * 4 * 8 * 8 * 7
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tinytorch.vision") is None, reason="no vision")
+def test_real_vision_layers_trace_equals_analytic():
+    vision = pytest.importorskip("tinytorch.vision")
+    needed = ("Conv2d", "BatchNorm2d", "MaxPool2d", "AdaptiveAvgPool2d")
+    if not all(hasattr(vision, n) for n in needed):
+        pytest.skip("vision layers not built yet")
+    model = nn.Sequential(vision.Conv2d(3, 8, 3, padding=1), vision.BatchNorm2d(8), nn.ReLU(),
+                          vision.MaxPool2d(2), vision.Conv2d(8, 16, 3, stride=2, padding=1, groups=2),
+                          vision.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    x = randn(2, 3, 16, 16)
+    trace = FLOPsCounter().trace(model, x)
+    total, _ = _analytic_sum(model, x)
+    assert trace.forward.matmul_flops == total.matmul_flops
+    assert trace.forward.elementwise_flops == total.elementwise_flops
+
+
+def test_registered_models_trace_matmul_equals_analytic():
+    from tinytorch.perf import available_models, load_model
+
+    names = [n for n in available_models() if not n.startswith("test_")]
+    if not names:
+        pytest.skip("no vision/language models registered")
+    for name in names:
+        model, x = load_model(name)
+        trace = FLOPsCounter().trace(model, x)
+        total, _ = _analytic_sum(model, x)
+        assert trace.forward.matmul_flops == total.matmul_flops, name
+        if name == "tinygpt":  # vocab 65, d 256, 4 layers, T 128 (the seed's configuration)
+            b, L, d, V, n = 1, 128, 256, 65, 4
+            assert trace.forward.matmul_flops == n * (8 * b * L * d * d + 4 * b * L * L * d
+                                                      + 16 * b * L * d * d) + 2 * b * L * d * V
+
+
+def test_functional_cross_entropy_traced():
+    class M(nn.Module):
+        def forward(self, x):
+            return F.cross_entropy(x, np.array([1, 2, 3, 0]))
+
+    t = FLOPsCounter().trace(M(), randn(4, 10))
+    assert t.forward.elementwise_flops == fl.cross_entropy_flops(4, 10).flops

@@ -1,0 +1,62 @@
+"""ModelProfiler: per-layer rows, exports (JSON, CSV, Chrome trace) and compare()."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from perf_standins import gpt_factory, small_cnn_factory
+
+from tinytorch.perf import ModelProfiler, RooflineModel, compare
+from tinytorch.perf.profiler import comparison_table
+
+
+def test_profile_small_cnn(tmp_path):
+    model, x = small_cnn_factory()
+    roof = RooflineModel(peak_gflops=100.0, bandwidth_gbs=10.0)
+    r = ModelProfiler(model, x, name="cnn").profile(repeats=2, warmup=1, roofline=roof)
+    names = [l.name for l in r.layers]
+    assert names == ["features.0", "features.1", "features.2", "features.3", "features.4",
+                     "features.5", "flatten", "fc"]
+    conv = r.layers[0]
+    assert conv.type == "Conv2d" and conv.params == 8 * 3 * 9 + 8
+    assert conv.output_shape == (2, 8, 16, 16) and conv.activation_bytes == 2 * 8 * 256 * 4
+    assert conv.flops > 0 and conv.forward_s > 0 and conv.backward_s > 0 and conv.bound
+    assert conv.advice and conv.gflops_per_s > 0
+    assert abs(sum(l.percent for l in r.layers) - 100) < 1e-6
+    assert r.params == sum(l.params for l in r.layers)
+    assert r.flops == sum(l.flops for l in r.layers)
+    assert r.total_s > 0 and r.profiled_s > 0 and r.coverage > 0
+
+    d = json.loads(r.to_json(tmp_path / "p.json"))
+    assert d["layers"][0]["name"] == "features.0" and "convention" in d
+    r.to_csv(tmp_path / "p.csv")
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == 8 and rows[0]["output_shape"] == "2x8x16x16"
+    trace = r.to_chrome_trace(tmp_path / "t.json")
+    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    assert events == trace["traceEvents"]
+    spans = [e for e in events if e["ph"] == "X"]
+    assert {e["tid"] for e in spans} == {1, 2}
+    assert all(e["dur"] >= 0 and "ts" in e and e["pid"] == 1 for e in spans)
+    assert any(e["name"] == "features.0" for e in spans)
+
+
+def test_profile_gpt_like_forward_only():
+    model, ids = gpt_factory()
+    r = ModelProfiler(model, ids).profile(repeats=1, warmup=0, backward=False)
+    assert all(l.backward_s == 0 for l in r.layers)
+    assert "blocks.0.attn" in [l.name for l in r.layers]  # its own matmuls/softmax
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(r.table())
+    assert "blocks.0.attn.q_proj" in console.export_text()
+
+
+def test_compare():
+    rows = compare({"cnn": small_cnn_factory(), "gpt": gpt_factory()}, repeats=1, warmup=0)
+    assert [r.name for r in rows] == ["cnn", "gpt"]
+    assert all(r.params > 0 and r.forward_flops > 0 and r.forward_s > 0 for r in rows)
+    assert comparison_table(rows).row_count == 2
+    assert ModelProfiler.compare is compare

@@ -1,0 +1,69 @@
+"""Roofline classification, advice from the point's position, and the plot (Agg, PNG/SVG)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tinytorch.perf import RooflineModel
+
+
+@pytest.fixture
+def roof():
+    return RooflineModel(peak_gflops=100.0, bandwidth_gbs=10.0)
+
+
+def test_ridge_attainable_classify(roof):
+    assert roof.ridge_point == 10.0
+    assert roof.attainable(1.0) == 10.0 and roof.attainable(50.0) == 100.0
+    assert roof.classify(2.0) == "memory-bound" and roof.classify(20.0) == "compute-bound"
+
+
+def test_advice_depends_on_position(roof):
+    # memory-bound near the roof: raise intensity; the factor is computed
+    p = roof.point("a", flops=2_000_000_000, bytes_moved=1_000_000_000, seconds=0.25)
+    assert p.bound == "memory-bound" and p.efficiency == pytest.approx(0.4)
+    assert "raise intensity 5.0x" in p.advice
+    # memory-bound far below the roof: overhead
+    p = roof.point("b", flops=2_000_000, bytes_moved=1_000_000, seconds=0.01)
+    assert "overhead" in p.advice and "1%" in p.advice
+    # compute-bound far below the ceiling: overhead, with the recoverable factor
+    p = roof.point("c", flops=50_000_000_000, bytes_moved=1_000_000_000, seconds=2.5)
+    assert p.bound == "compute-bound" and "20%" in p.advice and "5.0x" in p.advice
+    # near the ceiling: cut FLOPs
+    p = roof.point("d", flops=90_000_000_000, bytes_moved=1_000_000_000, seconds=1.0)
+    assert "fewer FLOPs" in p.advice and "90%" in p.advice
+    with pytest.raises(ValueError, match="positive"):
+        roof.point("e", 0, 1, 1)
+
+
+def test_plot_png_and_svg(roof, tmp_path):
+    points = [roof.point("conv1", 2_000_000, 1_000_000, 0.001),
+              roof.point("fc", 50_000_000, 1_000_000, 0.001)]
+    png, svg = tmp_path / "r.png", tmp_path / "r.svg"
+    fig = roof.plot(points, [png, svg], title="test")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    memory, compute = ax.lines[0], ax.lines[1]
+    lo = memory.get_xdata()[0]
+    assert list(memory.get_xdata()) == [lo, 10.0]
+    assert list(memory.get_ydata()) == [10.0 * lo, 100.0]
+    assert list(compute.get_ydata()) == [100.0, 100.0] and compute.get_xdata()[0] == 10.0
+    ridge = [l for l in ax.lines if "ridge" in l.get_label()]
+    assert ridge and list(ridge[0].get_xdata()) == [10.0, 10.0]
+    offsets = [tuple(c.get_offsets()[0]) for c in ax.collections]
+    assert offsets == [(2.0, 2.0), (50.0, 50.0)]
+    assert [t.get_text() for t in ax.texts] == ["conv1", "fc"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ET.parse(svg).getroot().tag.endswith("svg")
+    with pytest.raises(ValueError, match=".png or .svg"):
+        roof.plot(points, tmp_path / "r.jpg")
+
+
+def test_roofline_from_hardware_spec():
+    from tinytorch.perf import get_hardware_spec
+
+    spec = get_hardware_spec(quick=True)
+    roof = RooflineModel(spec)
+    assert roof.ridge_point == pytest.approx(spec.ridge_point)
