@@ -1,4 +1,4 @@
-"""Built-in commands: `tito plugins` and `tito doctor`.
+"""Built-in commands: `tito plugins`, `tito doctor` and `tito reuse` (in `tito.reuse`).
 
 They import rich, json and numpy inside the command bodies, never at module level, because
 this module is imported by every `tito` start (including `tito --help`, which must stay fast).
@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from tito.discovery import discover_plugins, installed_distributions
+from tito.reuse import reuse_command
 
 
 def _builtin_names(ctx: click.Context) -> frozenset[str]:
@@ -153,4 +154,4 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
     Console().print(grid)
 
 
-BUILTINS = (plugins_command, doctor_command)
+BUILTINS = (plugins_command, doctor_command, reuse_command)
