@@ -1,0 +1,558 @@
+"""Image data sets read from their original files: `MNIST`, `FashionMNIST` (IDX gzip), `CIFAR10`.
+
+Files live under the data root: ``root`` if given, else ``$TINYTORCH_DATA``, else
+``~/.cache/tinytorch``; each data set has its own folder (``fashion-mnist/``, ``mnist/``,
+``cifar10/``). ``download=True`` fetches missing files from the official locations into a
+temporary file, checks its sha256, then renames it into place, so an interrupted download never
+leaves a half file under the real name. Without the files (and offline), the error says which
+files are expected where.
+
+Formats:
+
+- IDX (MNIST, Fashion-MNIST): a big-endian header (magic ``0x0000 08 0D``: unsigned bytes, D
+  dimensions; then D sizes) followed by the raw bytes; gzip-compressed.
+- CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32).
+- CIFAR-10 python batches: pickled dicts. They are read with a restricted unpickler that can build
+  only what those files contain (a NumPy uint8 array); any other global is refused, so a
+  malicious file cannot run code.
+
+A dataset returns float32 images in [0, 1] with shape (C, H, W) and int64 labels; batches are
+fetched with one vectorised index (``__getitems__``), which the core ``DataLoader`` uses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinytorch.core.data import Dataset
+
+DATA_ENV = "TINYTORCH_DATA"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``root``, else ``$TINYTORCH_DATA``, else ``~/.cache/tinytorch``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "tinytorch"
+
+
+# ------------------------------------------------------------------------------- file registry
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a data set: where to get it and how to recognise a good copy.
+
+    ``sha256`` lists accepted checksums of the file itself (mirrors re-compress, so there may be
+    several); ``content_sha256`` is the checksum of the decompressed IDX bytes, which is the same
+    for every faithful copy, whatever its gzip wrapper.
+    """
+
+    name: str
+    urls: tuple[str, ...]
+    sha256: tuple[str, ...] = ()
+    size: int | None = None
+    content_sha256: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.size is not None:
+            parts.append(f"{self.size:,} bytes")
+        if self.sha256:
+            parts.append(f"sha256 {self.sha256[0]}")
+        elif self.content_sha256:
+            parts.append(f"decompressed sha256 {self.content_sha256}")
+        return ", ".join(parts) if parts else "no published checksum"
+
+
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+               "https://storage.googleapis.com/cvdf-datasets/mnist/")
+
+# Fashion-MNIST: the gzip files' checksums are those of the copy in ../shared/data (Debian's
+# dataset-fashion-mnist, see its SOURCE.md); Zalando's originals have other gzip wrappers around
+# the same IDX bytes, so a download is verified by the decompressed checksum.
+FASHION_MNIST_FILES = {
+    "train-images": RemoteFile(
+        "train-images-idx3-ubyte.gz", (_FASHION_URL + "train-images-idx3-ubyte.gz",),
+        ("b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",), 26421856,
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train-labels": RemoteFile(
+        "train-labels-idx1-ubyte.gz", (_FASHION_URL + "train-labels-idx1-ubyte.gz",),
+        ("0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",), 29491,
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "test-images": RemoteFile(
+        "t10k-images-idx3-ubyte.gz", (_FASHION_URL + "t10k-images-idx3-ubyte.gz",),
+        ("cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",), 4422079,
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "test-labels": RemoteFile(
+        "t10k-labels-idx1-ubyte.gz", (_FASHION_URL + "t10k-labels-idx1-ubyte.gz",),
+        ("8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",), 5125,
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
+
+MNIST_FILES = {
+    key: RemoteFile(name, tuple(u + name for u in _MNIST_URLS), (sha,), size)
+    for key, name, sha, size in [
+        ("train-images", "train-images-idx3-ubyte.gz",
+         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+        ("train-labels", "train-labels-idx1-ubyte.gz",
+         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+        ("test-images", "t10k-images-idx3-ubyte.gz",
+         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+        ("test-labels", "t10k-labels-idx1-ubyte.gz",
+         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+    ]
+}
+
+CIFAR10_ARCHIVE = RemoteFile(
+    "cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    ("6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",), 170498071)
+CIFAR10_RECORD = 1 + 3 * 32 * 32  # label byte + R, G, B planes
+CIFAR10_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR10_TEST_BATCHES = ["test_batch"]
+
+
+# ------------------------------------------------------------------------------- checksums, download
+
+
+def sha256_of(path: Path, decompress: bool = False) -> str:
+    """sha256 of a file (of its gzip-decompressed content with ``decompress``)."""
+    digest = hashlib.sha256()
+    opener = gzip.open if decompress else open
+    with opener(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path: Path, spec: RemoteFile) -> tuple[str, str]:
+    """(status, detail) of a local file: ``verified``, ``missing``, ``corrupt`` or ``unverified``."""
+    if not path.exists():
+        return "missing", f"expected {spec.describe()}"
+    size = path.stat().st_size
+    try:
+        if spec.sha256 and sha256_of(path) in spec.sha256:
+            return "verified", "sha256 matches"
+        if spec.content_sha256:
+            if sha256_of(path, decompress=True) == spec.content_sha256:
+                return "verified", "decompressed sha256 matches"
+            return "corrupt", f"checksum mismatch (got {size:,} bytes; expected {spec.describe()})"
+    except (OSError, EOFError, zlib.error) as err:
+        return "corrupt", f"unreadable ({err}); expected {spec.describe()}"
+    if spec.sha256:
+        return "corrupt", f"checksum mismatch (got {size:,} bytes; expected {spec.describe()})"
+    return "unverified", "no published checksum"
+
+
+def download(spec: RemoteFile, folder: Path, timeout: float = 60.0) -> Path:
+    """Fetch ``spec`` into ``folder``: temp file, sha256 check, then an atomic rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / spec.name
+    errors = []
+    for url in spec.urls:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".part", dir=folder)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, out, 1 << 20)
+            status, detail = verify(tmp, spec)
+            if status != "verified":
+                raise ValueError(f"downloaded {url} but {detail}")
+            os.replace(tmp, target)
+            return target
+        except (OSError, urllib.error.URLError, ValueError) as err:
+            errors.append(f"{url}: {err}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise OSError(
+        f"could not download {spec.name} ({'; '.join(errors)}). Offline? Put the file in {folder} "
+        f"({spec.describe()})"
+    )
+
+
+def _missing_error(dataset: str, folder: Path, names: Sequence[str], hint: str = "") -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{dataset}: expected {', '.join(names)} in {folder} (data root from root=, ${DATA_ENV} "
+        f"or ~/.cache/tinytorch); pass download=True (`--download` on the CLI) to fetch them{hint}"
+    )
+
+
+# ------------------------------------------------------------------------------- IDX
+
+
+def read_idx(path: str | os.PathLike, spec: RemoteFile | None = None) -> np.ndarray:
+    """Read an IDX file (gzip-compressed if it ends in .gz) into a uint8 array.
+
+    Raises ``ValueError`` naming the path for a bad magic number, a truncated or corrupted file
+    (with the expected size/checksum when ``spec`` is known).
+    """
+    path = Path(path)
+    expected = f"; expected {spec.describe()}" if spec is not None else ""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise ValueError(f"{path}: corrupted or truncated gzip file ({err}){expected}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}){expected}")
+    if raw[2] != 0x08:
+        raise ValueError(f"{path}: IDX element type 0x{raw[2]:02x} is not unsigned bytes (0x08)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes){expected}")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    want = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != want:
+        what = "truncated" if len(raw) < want else "has trailing bytes"
+        raise ValueError(
+            f"{path}: {what}: the IDX header says {'x'.join(map(str, dims))} ({want:,} bytes), "
+            f"the file holds {len(raw):,}{expected}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as gzip IDX (the MNIST format); used by tests and tools."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+# ------------------------------------------------------------------------------- CIFAR-10 readers
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds only what a CIFAR-10 python batch holds: dicts, lists, strings, ints and NumPy
+    uint8 arrays. ``find_class`` is the only door through which a pickle can reach code, and it
+    lets through just the three NumPy callables an ndarray pickle names."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: CIFAR-10 batches contain only NumPy arrays"
+            )
+        if name == "_reconstruct":
+            from numpy import _core  # numpy >= 2 (numpy.core is a deprecated alias there)
+
+            return _core.multiarray._reconstruct
+        return getattr(np, name)
+
+
+def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 python batch file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path}: {err}") from None
+    except (EOFError, ValueError, TypeError, IndexError, AttributeError) as err:
+        raise ValueError(f"{path}: corrupted or truncated CIFAR-10 python batch ({err})") from None
+    if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
+        raise ValueError(f"{path}: not a CIFAR-10 batch (expected a dict with 'data' and 'labels')")
+    data, labels = batch["data"], np.asarray(batch["labels"], dtype=np.int64)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"{path}: expected 'data' uint8 (N, 3072), got {getattr(data, 'shape', type(data))}")
+    if len(labels) != len(data) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise ValueError(f"{path}: expected {len(data)} labels in 0..9, got {len(labels)}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def read_cifar_binary_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 binary batch file."""
+    path = Path(path)
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % CIFAR10_RECORD:
+        raise ValueError(
+            f"{path}: truncated or corrupted CIFAR-10 binary batch: {raw.size:,} bytes is not a "
+            f"multiple of the {CIFAR10_RECORD}-byte record (a full batch is 10,000 records = "
+            f"{10000 * CIFAR10_RECORD:,} bytes)"
+        )
+    records = raw.reshape(-1, CIFAR10_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"{path}: label byte {labels.max()} is not a CIFAR-10 class (0..9)")
+    return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+# ------------------------------------------------------------------------------- datasets
+
+
+class ImageDataset(Dataset):
+    """Images (N, C, H, W) uint8 and labels (N,) int64 held in memory.
+
+    ``ds[i]`` is (float32 (C, H, W) in [0, 1], int label); ``ds.__getitems__(idx)`` a batch
+    (float32 (B, C, H, W), int64 (B,)) with one fancy index. ``transform`` (optional) maps a float
+    batch to a batch, e.g. ``transforms.Normalize``.
+
+    Attributes:
+        data: uint8 images, (N, C, H, W).
+        targets: int64 labels.
+        classes: the class names, index = label.
+    """
+
+    classes: list[str] = []
+    name = "images"
+
+    def __init__(self, data: np.ndarray, targets: np.ndarray, transform=None):
+        if data.ndim == 3:
+            data = data[:, None]
+        if len(data) != len(targets):
+            raise ValueError(f"{type(self).__name__}: {len(data)} images but {len(targets)} labels")
+        self.data, self.targets, self.transform = data, np.asarray(targets, dtype=np.int64), transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _batch(self, index) -> np.ndarray:
+        x = self.data[index].astype(np.float32) * np.float32(1 / 255)
+        return self.transform(x) if self.transform is not None else x
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self._batch(np.asarray([index]))[0], int(self.targets[index])
+
+    def __getitems__(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(indices, dtype=np.intp)
+        return self._batch(idx), self.targets[idx]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All images as float32 (N, C, H, W) in [0, 1] (untransformed) and the labels."""
+        return self.data.astype(np.float32) * np.float32(1 / 255), self.targets
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape[1:])
+
+    def __repr__(self) -> str:
+        split = {True: "train", False: "test"}.get(getattr(self, "train", None), "?")
+        return f"{type(self).__name__}(split={split}, n={len(self)}, folder={getattr(self, 'folder', None)})"
+
+
+class MNIST(ImageDataset):
+    """MNIST handwritten digits (60,000 train / 10,000 test, 1x28x28), from the IDX gzip files.
+
+    Args:
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``); files are
+            read from ``root/mnist/``.
+        train: the training split (else the test split).
+        download: fetch missing files (sha256-checked).
+        transform: a batch transform applied to float images.
+
+    >>> ds = MNIST(train=False)  # doctest: +SKIP
+    >>> ds[0][0].shape, len(ds)  # doctest: +SKIP
+    ((1, 28, 28), 10000)
+    """
+
+    folder_name = "mnist"
+    display_name = "MNIST"
+    files = MNIST_FILES
+    classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
+               "7 - seven", "8 - eight", "9 - nine"]
+
+    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, download: bool = False,
+                 transform=None):
+        self.root, self.train = data_root(root), train
+        self.folder = self.root / self.folder_name
+        split = "train" if train else "test"
+        specs = [self.files[f"{split}-images"], self.files[f"{split}-labels"]]
+        missing = [s for s in specs if not (self.folder / s.name).exists()]
+        if missing and download:
+            for spec in missing:
+                download_file(spec, self.folder)
+        elif missing:
+            raise _missing_error(self.display_name, self.folder, [s.name for s in specs])
+        images = read_idx(self.folder / specs[0].name, specs[0])
+        labels = read_idx(self.folder / specs[1].name, specs[1])
+        if images.ndim != 3 or labels.ndim != 1:
+            raise ValueError(
+                f"{self.folder / specs[0].name}: expected images (N, H, W) and labels (N,), got "
+                f"{images.shape} and {labels.shape}"
+            )
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{self.folder}: {specs[0].name} has {len(images)} images but {specs[1].name} "
+                f"has {len(labels)} labels"
+            )
+        if labels.size and labels.max() >= len(self.classes):
+            raise ValueError(f"{self.folder / specs[1].name}: label {labels.max()} is out of range 0..9")
+        super().__init__(images, labels, transform)
+
+
+class FashionMNIST(MNIST):
+    """Zalando's Fashion-MNIST (60,000 train / 10,000 test, 1x28x28, 10 clothing classes).
+
+    Same format and arguments as `MNIST`; files are read from ``root/fashion-mnist/``.
+    """
+
+    folder_name = "fashion-mnist"
+    display_name = "Fashion-MNIST"
+    files = FASHION_MNIST_FILES
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+               "Bag", "Ankle boot"]
+
+
+def download_file(spec: RemoteFile, folder: Path) -> Path:
+    """Download one file (module-level so tests can replace the network)."""
+    return download(spec, folder)
+
+
+def _safe_extract(archive: Path, folder: Path, prefix: str) -> None:
+    """Extract the regular files under ``prefix/`` only; no links, no paths leaving ``folder``."""
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name)
+            if not member.isfile() or name.is_absolute() or ".." in name.parts or name.parts[0] != prefix:
+                continue
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            if src is None:
+                continue
+            with src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+
+
+class CIFAR10(ImageDataset):
+    """CIFAR-10 (50,000 train / 10,000 test, 3x32x32, 10 classes).
+
+    Reads ``root/cifar10/cifar-10-batches-bin/*.bin`` (the binary version) if present, else
+    ``root/cifar10/cifar-10-batches-py/`` (the python version, through a restricted unpickler).
+    ``download=True`` fetches the python archive (sha256-checked) and extracts it.
+    """
+
+    folder_name = "cifar10"
+    display_name = "CIFAR-10"
+    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, download: bool = False,
+                 transform=None):
+        self.root, self.train = data_root(root), train
+        self.folder = self.root / self.folder_name
+        names = CIFAR10_TRAIN_BATCHES if train else CIFAR10_TEST_BATCHES
+        bin_dir, py_dir = self.folder / "cifar-10-batches-bin", self.folder / "cifar-10-batches-py"
+        if all((bin_dir / f"{n}.bin").exists() for n in names):
+            parts = [read_cifar_binary_batch(bin_dir / f"{n}.bin") for n in names]
+        else:
+            if not all((py_dir / n).exists() for n in names):
+                if not download:
+                    raise _missing_error(
+                        self.display_name, self.folder,
+                        [f"cifar-10-batches-py/{{{','.join(names)}}}"],
+                        f" (or the binary version in {bin_dir}/ as {names[0]}.bin, ...)")
+                archive = download_file(CIFAR10_ARCHIVE, self.folder)
+                _safe_extract(archive, self.folder, "cifar-10-batches-py")
+            parts = [read_cifar_python_batch(py_dir / n) for n in names]
+        images = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        super().__init__(images, labels, transform)
+
+
+DATASETS: dict[str, type[ImageDataset]] = {"fashion-mnist": FashionMNIST, "mnist": MNIST, "cifar10": CIFAR10}
+
+
+def get_dataset(name: str) -> type[ImageDataset]:
+    """The dataset class registered as ``name`` (fashion-mnist, mnist, cifar10)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+@dataclass
+class FileStatus:
+    name: str
+    path: str
+    status: str  # verified | unverified | missing | corrupt
+    detail: str
+    size: int | None = None
+
+
+@dataclass
+class DatasetStatus:
+    name: str
+    folder: str
+    files: list[FileStatus] = field(default_factory=list)
+
+    @property
+    def present(self) -> bool:
+        return all(f.status != "missing" for f in self.files)
+
+    @property
+    def verified(self) -> bool:
+        return all(f.status == "verified" for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "folder": self.folder, "present": self.present,
+                "verified": self.verified, "files": [f.__dict__ for f in self.files]}
+
+
+def dataset_status(name: str, root: str | os.PathLike | None = None, check: bool = True) -> DatasetStatus:
+    """What of data set ``name`` is on disk, where, and whether each file checks out."""
+    cls = get_dataset(name)
+    folder = data_root(root) / cls.folder_name
+    result = DatasetStatus(name, str(folder))
+
+    def add(path: Path, spec: RemoteFile | None) -> None:
+        if not path.exists():
+            status, detail = "missing", f"expected {spec.describe()}" if spec else "expected"
+        elif spec is None or not check:
+            status, detail = "unverified", "no published checksum for extracted files" if spec is None else "not checked"
+        else:
+            status, detail = verify(path, spec)
+        size = path.stat().st_size if path.exists() else None
+        result.files.append(FileStatus(path.name, str(path), status, detail, size))
+
+    if cls is CIFAR10:
+        bin_dir, py_dir = folder / "cifar-10-batches-bin", folder / "cifar-10-batches-py"
+        names = CIFAR10_TRAIN_BATCHES + CIFAR10_TEST_BATCHES
+        if all((bin_dir / f"{n}.bin").exists() for n in names):
+            for n in names:
+                p = bin_dir / f"{n}.bin"
+                ok = p.stat().st_size == 10000 * CIFAR10_RECORD
+                result.files.append(FileStatus(
+                    p.name, str(p), "unverified" if ok else "corrupt",
+                    "size matches 10,000 records" if ok else
+                    f"expected {10000 * CIFAR10_RECORD:,} bytes, got {p.stat().st_size:,}", p.stat().st_size))
+        else:
+            archive = folder / CIFAR10_ARCHIVE.name
+            if archive.exists():
+                add(archive, CIFAR10_ARCHIVE)
+            for n in names:
+                add(py_dir / n, None)
+    else:
+        for spec in cls.files.values():
+            add(folder / spec.name, spec)
+    return result
+
+
+__all__ = [
+    "MNIST", "FashionMNIST", "CIFAR10", "ImageDataset", "data_root", "read_idx", "write_idx",
+    "read_cifar_binary_batch", "read_cifar_python_batch", "dataset_status", "get_dataset", "DATASETS",
+    "RemoteFile", "verify", "download", "sha256_of",
+]

@@ -1,0 +1,583 @@
+"""Spatial ops as fused Functions: convolution, pooling and batch normalization.
+
+Every op here takes and returns NCHW tensors, as in PyTorch, but computes in **channels-last**
+(NHWC) memory. Two reasons:
+
+1. im2col in NHWC is kh·kw shifted slices of the padded input concatenated along the channel
+   axis, and col2im is kh·kw shifted adds. Each slice copies rows of C contiguous floats. On the
+   2-core machines this was written on it ran about 2x faster than transposing a
+   ``sliding_window_view`` of NCHW (whose inner copy gathers single floats).
+2. A conv's output is the GEMM result ``(N·Ho·Wo, Cout)``, which *is* NHWC. Returning it as the
+   NCHW-shaped view ``out.transpose(0, 3, 1, 2)`` costs nothing, NumPy's elementwise ops (ReLU,
+   the affine part of BatchNorm, ``+``) keep that memory order, and the next conv's
+   ``x.transpose(0, 2, 3, 1)`` is then already contiguous: no layout copies between layers, the
+   same trick as PyTorch's ``channels_last`` memory format.
+
+All ops keep the input dtype (float32 stays float32; float64 is for gradient checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tinytorch.core import Function, Tensor
+
+IntPair = int | Sequence[int]
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _pair(name: str, owner: str, value: IntPair, minimum: int) -> tuple[int, int]:
+    """``3 -> (3, 3)``; validates that both entries are integers >= ``minimum``."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in pair
+    ):
+        raise ValueError(
+            f"{owner}: {name} must be an integer >= {minimum} or a pair of them, got {value!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    """The NHWC contiguous array of an NCHW array: free when x is a channels-last view."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _nchw(x: np.ndarray) -> np.ndarray:
+    """The NCHW-shaped view of an NHWC array (no copy)."""
+    return x.transpose(0, 3, 1, 2)
+
+
+def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _window(xp: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int],
+            dilation: tuple[int, int]) -> tuple[slice, slice, slice, slice]:
+    """The index of the (i, j)-th kernel tap's input pixels for every output pixel (NHWC).
+
+    Tap (i, j) of output pixel (oh, ow) reads padded input (oh·sh + i·dh, ow·sw + j·dw): over
+    all output pixels that is one strided slice, so a whole im2col column block is one copy.
+    """
+    (ho, wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return (slice(None), slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (wo - 1) + 1, sw), slice(None))
+
+
+def _check_nchw(owner: str, x: Tensor, channels: int | None = None) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner} expected a Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        want = f"(N, {channels}, H, W)" if channels is not None else "(N, C, H, W)"
+        raise ValueError(f"{owner} expected input {want}, got {tuple(x.shape)}")
+
+
+# ------------------------------------------------------------------------------- conv2d
+
+
+class Conv2dFn(Function):
+    """2-D cross-correlation (PyTorch's conv2d) as im2col + one GEMM.
+
+    forward:  cols (N·Ho·Wo, kh·kw·Cin) @ W (kh·kw·Cin, Cout) + b
+    backward: dW = colsᵀ @ g,  db = Σ g,  dx = col2im(g @ Wᵀ) computed one kernel tap at a time
+              (dx[tap window] += g @ W_tapᵀ), so the (M, kh·kw·Cin) dcols never exists.
+    With groups > 1 the GEMM is batched over groups.
+    """
+
+    def forward(self, x, weight, bias=None, *, stride, padding, dilation, groups):
+        n, cin, h, w = x.shape
+        cout, cin_g, kh, kw = weight.shape
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+        if ho <= 0 or wo <= 0:
+            raise ValueError(
+                f"conv2d: input {h}x{w} (padding {padding}) is smaller than the dilated kernel "
+                f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}"
+            )
+        xh = _nhwc(x)
+        xp = np.pad(xh, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else xh
+        # Column order (i, j, c): tap-major, channel-minor, so each tap is a contiguous block.
+        cols = np.concatenate(
+            [xp[_window(xp, i, j, (ho, wo), stride, dilation)] for i in range(kh) for j in range(kw)],
+            axis=3,
+        ).reshape(n * ho * wo, kh * kw * cin)
+        g = groups
+        if g == 1:
+            wmat = weight.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout)
+            out = cols @ wmat
+        else:
+            # (M, kh·kw, g, cin_g) -> (g, M, kh·kw·cin_g) so each group is one GEMM.
+            gcols = cols.reshape(-1, kh * kw, g, cin_g).transpose(2, 0, 1, 3).reshape(g, -1, kh * kw * cin_g)
+            wmat = weight.reshape(g, cout // g, cin_g, kh, kw).transpose(0, 3, 4, 2, 1)
+            wmat = wmat.reshape(g, kh * kw * cin_g, cout // g)
+            out = np.matmul(gcols, wmat).transpose(1, 0, 2).reshape(-1, cout)
+            cols = gcols
+        if bias is not None:
+            out += bias
+        self.cols, self.wmat = cols, wmat
+        self.meta = (x.shape, xp.shape, (ho, wo), (kh, kw), stride, padding, dilation, g)
+        return _nchw(out.reshape(n, ho, wo, cout))
+
+    def backward(self, grad):
+        (n, cin, h, w), xp_shape, (ho, wo), (kh, kw), stride, (ph, pw), dilation, g = self.meta
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        cout = grad.shape[1]
+        g2d = _nhwc(grad).reshape(-1, cout)  # (M, Cout)
+        grad_b = g2d.sum(axis=0) if need_b else None
+        grad_w = grad_x = None
+        if need_w:
+            if g == 1:
+                grad_w = (self.cols.T @ g2d).reshape(kh, kw, cin, cout).transpose(3, 2, 0, 1)
+            else:
+                gg = g2d.reshape(-1, g, cout // g).transpose(1, 0, 2)  # (g, M, Cout/g)
+                gw = np.matmul(self.cols.transpose(0, 2, 1), gg)  # (g, kh·kw·cin_g, Cout/g)
+                grad_w = gw.reshape(g, kh, kw, cin // g, cout // g).transpose(0, 4, 3, 1, 2)
+                grad_w = grad_w.reshape(cout, cin // g, kh, kw)
+        self.cols = None  # the largest saved array: free it before allocating dx
+        if need_x:
+            dxp = np.zeros(xp_shape, dtype=grad.dtype)
+            if g == 1:
+                # col2im tap by tap: dx[window_k] += g @ W_kᵀ. One (M, Cin) buffer reused for
+                # every tap instead of a (M, kh·kw·Cin) dcols: 3x faster (it stays in cache).
+                buf = np.empty((g2d.shape[0], cin), dtype=grad.dtype)
+                for i in range(kh):
+                    for j in range(kw):
+                        k = i * kw + j
+                        np.matmul(g2d, self.wmat[k * cin:(k + 1) * cin].T, out=buf)
+                        dxp[_window(dxp, i, j, (ho, wo), stride, dilation)] += buf.reshape(n, ho, wo, cin)
+            else:
+                gg = g2d.reshape(-1, g, cout // g).transpose(1, 0, 2)
+                dcols = np.matmul(gg, self.wmat.transpose(0, 2, 1))  # (g, M, kh·kw·cin_g)
+                # back to (M, kh·kw, g, cin_g), the ungrouped column order
+                dcols = dcols.reshape(g, -1, kh * kw, cin // g).transpose(1, 2, 0, 3)
+                dcols = dcols.reshape(n, ho, wo, kh * kw * cin)
+                for i in range(kh):
+                    for j in range(kw):
+                        k = i * kw + j
+                        dxp[_window(dxp, i, j, (ho, wo), stride, dilation)] += dcols[..., k * cin:(k + 1) * cin]
+            grad_x = _nchw(dxp[:, ph:ph + h, pw:pw + w, :])
+        return grad_x, grad_w, grad_b
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
+           padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1) -> Tensor:
+    """2-D convolution of an NCHW batch, as ``torch.nn.functional.conv2d``.
+
+    Args:
+        x: (N, Cin, H, W).
+        weight: (Cout, Cin/groups, kh, kw).
+        bias: (Cout,) or None.
+        stride, padding, dilation: an int or an (h, w) pair; ``padding="same"`` keeps H x W
+            (stride 1 only), ``"valid"`` is 0.
+        groups: split the channels into this many independent convolutions.
+
+    Returns:
+        (N, Cout, Ho, Wo) with Ho = (H + 2·ph - dh·(kh - 1) - 1) // sh + 1 (same for Wo).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.ones((2, 3, 8, 8), dtype=np.float32))
+    >>> w = Tensor(np.ones((4, 3, 3, 3), dtype=np.float32))
+    >>> conv2d(x, w, padding=1).shape
+    (2, 4, 8, 8)
+    """
+    if not isinstance(weight, Tensor) or weight.ndim != 4:
+        raise ValueError(
+            f"conv2d expected weight (Cout, Cin/groups, kh, kw), got "
+            f"{tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}"
+        )
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
+    cout, cin_g, kh, kw = weight.shape
+    _check_nchw("conv2d", x, cin_g * groups)
+    if cout % groups:
+        raise ValueError(f"conv2d: out_channels {cout} is not divisible by groups {groups}")
+    stride = _pair("stride", "conv2d", stride, 1)
+    dilation = _pair("dilation", "conv2d", dilation, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"conv2d: padding='same' needs stride 1, got stride {stride}")
+            need = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+            if need[0] % 2 or need[1] % 2:
+                raise ValueError(
+                    f"conv2d: padding='same' needs an odd (dilated) kernel, got {kh}x{kw} "
+                    f"with dilation {dilation}"
+                )
+            padding = (need[0] // 2, need[1] // 2)
+        else:
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    padding = _pair("padding", "conv2d", padding, 0)
+    if bias is not None and (not isinstance(bias, Tensor) or bias.shape != (cout,)):
+        raise ValueError(f"conv2d expected bias ({cout},), got {getattr(bias, 'shape', bias)!r}")
+    params = dict(stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+    if bias is None:
+        return Conv2dFn.apply(x, weight, **params)
+    return Conv2dFn.apply(x, weight, bias, **params)
+
+
+# ------------------------------------------------------------------------------- max pooling
+
+
+def _pool_geometry(owner: str, h: int, w: int, kernel, stride, padding, dilation, ceil_mode):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"{owner}: padding {padding} must be at most half the kernel {kernel}")
+
+    def size(n, k, s, p, d):
+        span = n + 2 * p - d * (k - 1) - 1
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        # As in PyTorch: with ceil_mode the last window must start inside the input or left pad.
+        if ceil_mode and (out - 1) * s >= n + p:
+            out -= 1
+        return out
+
+    ho, wo = size(h, kh, sh, ph, dh), size(w, kw, sw, pw, dw)
+    if ho <= 0 or wo <= 0:
+        raise ValueError(f"{owner}: input {h}x{w} is smaller than the kernel {kernel}")
+    # Extra right/bottom padding that ceil_mode's last window reaches into.
+    eh = max(0, (ho - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
+    ew = max(0, (wo - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
+    return ho, wo, eh, ew
+
+
+class MaxPool2dFn(Function):
+    """Max over each window; the gradient goes to the first maximum of the window (as PyTorch).
+
+    Fast path (kernel 2, stride 2, no padding, even H and W): a reshape to (N, Ho, 2, Wo, 2, C)
+    and three ``np.maximum``; backward finds the first winning tap by equality. General path: the kernel's kh·kw taps are shifted slices
+    (as in conv's im2col), reduced with a running max that remembers which tap won.
+    """
+
+    def forward(self, x, *, kernel, stride, padding, dilation, ceil_mode):
+        n, c, h, w = x.shape
+        xh = _nhwc(x)
+        self.in_shape = x.shape
+        if (kernel == (2, 2) and stride == (2, 2) and padding == (0, 0) and not ceil_mode
+                and h % 2 == 0 and w % 2 == 0):
+            self.fast = True
+            x6 = xh.reshape(n, h // 2, 2, w // 2, 2, c)
+            out = np.maximum(np.maximum(x6[:, :, 0, :, 0], x6[:, :, 0, :, 1]),
+                             np.maximum(x6[:, :, 1, :, 0], x6[:, :, 1, :, 1]))
+            # Keep the input and output; backward finds the winning tap by equality (4x faster
+            # than tracking an argmax with np.where here).
+            self.x6, self.out = x6, out
+            return _nchw(out)
+        self.fast = False
+        ho, wo, eh, ew = _pool_geometry("max_pool2d", h, w, kernel, stride, padding, dilation, ceil_mode)
+        (ph, pw), (kh, kw) = padding, kernel
+        xp = xh
+        if ph or pw or eh or ew:
+            xp = np.pad(xh, ((0, 0), (ph, ph + eh), (pw, pw + ew), (0, 0)), constant_values=-np.inf)
+        out = argmax = None
+        for i in range(kh):
+            for j in range(kw):
+                tap = xp[_window(xp, i, j, (ho, wo), stride, dilation)]
+                if out is None:
+                    out, argmax = tap.copy(), np.zeros(tap.shape, dtype=np.int16)
+                else:
+                    better = tap > out
+                    np.copyto(out, tap, where=better)
+                    argmax[better] = i * kw + j
+        self.argmax, self.geometry = argmax, (xp.shape, (ho, wo), kernel, stride, padding, dilation)
+        return _nchw(out)
+
+    def backward(self, grad):
+        n, c, h, w = self.in_shape
+        g = _nhwc(grad)
+        if self.fast:
+            # Route each output's gradient to the first tap (row-major) equal to the max, as
+            # PyTorch does: `rest` holds the gradient not yet claimed by an earlier tap.
+            dx6 = np.empty(self.x6.shape, dtype=grad.dtype)
+            rest = g
+            for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                hit = self.x6[:, :, i, :, j] == self.out
+                np.multiply(rest, hit, out=dx6[:, :, i, :, j])
+                if (i, j) != (1, 1):
+                    rest = rest * ~hit
+            return _nchw(dx6.reshape(n, h, w, c))
+        xp_shape, out_hw, (kh, kw), stride, (ph, pw), dilation = self.geometry
+        dxp = np.zeros(xp_shape, dtype=grad.dtype)
+        zero = grad.dtype.type(0)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[_window(dxp, i, j, out_hw, stride, dilation)] += np.where(self.argmax == i * kw + j, g, zero)
+        return _nchw(dxp[:, ph:ph + h, pw:pw + w, :])
+
+
+def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
+    """Max pooling over (kh, kw) windows of an NCHW batch, as ``torch.nn.functional.max_pool2d``.
+
+    Args:
+        x: (N, C, H, W).
+        kernel_size: window size, an int or (kh, kw).
+        stride: step between windows; default ``kernel_size``.
+        padding: implicit -inf padding on each side (at most half the kernel).
+        dilation: spacing between window taps.
+        ceil_mode: round the output size up instead of down.
+
+    Returns:
+        (N, C, Ho, Wo).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    >>> max_pool2d(x, 2).numpy()[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+    _check_nchw("max_pool2d", x)
+    kernel = _pair("kernel_size", "max_pool2d", kernel_size, 1)
+    stride = kernel if stride is None else _pair("stride", "max_pool2d", stride, 1)
+    padding = _pair("padding", "max_pool2d", padding, 0)
+    dilation = _pair("dilation", "max_pool2d", dilation, 1)
+    _pool_geometry("max_pool2d", x.shape[2], x.shape[3], kernel, stride, padding, dilation, ceil_mode)
+    return MaxPool2dFn.apply(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                             ceil_mode=bool(ceil_mode))
+
+
+# ------------------------------------------------------------------------------- average pooling
+
+
+class AvgPool2dFn(Function):
+    """Mean over each window: the sum of kh·kw shifted slices divided by the window count.
+
+    ``count_include_pad`` (PyTorch's default True) divides by kh·kw everywhere; otherwise each
+    window divides by how many real pixels it covers. Backward spreads ``grad / count`` back
+    over the window with the same shifted slices.
+    """
+
+    def forward(self, x, *, kernel, stride, padding, ceil_mode, count_include_pad):
+        n, c, h, w = x.shape
+        (kh, kw), (ph, pw) = kernel, padding
+        ho, wo, eh, ew = _pool_geometry("avg_pool2d", h, w, kernel, stride, padding, (1, 1), ceil_mode)
+        xh = _nhwc(x)
+        self.in_shape = x.shape
+        if kernel == stride and padding == (0, 0) and not ceil_mode and h % kh == 0 and w % kw == 0:
+            self.fast = True  # non-overlapping windows: one reshape and a mean
+            return _nchw(xh.reshape(n, ho, kh, wo, kw, c).mean(axis=(2, 4)))
+        self.fast = False
+        xp = np.pad(xh, ((0, 0), (ph, ph + eh), (pw, pw + ew), (0, 0))) if ph or pw or eh or ew else xh
+        out = np.zeros((n, ho, wo, c), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                out += xp[_window(xp, i, j, (ho, wo), stride, (1, 1))]
+        # Divisor per output pixel: PyTorch counts padding (not ceil_mode's overhang) if asked.
+        ones = np.zeros((1, xp.shape[1], xp.shape[2], 1), dtype=x.dtype)
+        if count_include_pad:
+            ones[:, : h + 2 * ph, : w + 2 * pw] = 1
+        else:
+            ones[:, ph:ph + h, pw:pw + w] = 1
+        count = np.zeros((1, ho, wo, 1), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                count += ones[_window(ones, i, j, (ho, wo), stride, (1, 1))]
+        self.count, self.geometry = count, (xp.shape, (ho, wo), kernel, stride, padding)
+        return _nchw(out / count)
+
+    def backward(self, grad):
+        n, c, h, w = self.in_shape
+        g = _nhwc(grad)
+        if self.fast:
+            kh, kw = h // g.shape[1], w // g.shape[2]
+            scale = grad.dtype.type(1.0 / (kh * kw))
+            dx = np.broadcast_to((g * scale)[:, :, None, :, None, :], (n, g.shape[1], kh, g.shape[2], kw, c))
+            return _nchw(dx.reshape(n, h, w, c))
+        xp_shape, out_hw, (kh, kw), stride, (ph, pw) = self.geometry
+        gs = g / self.count
+        dxp = np.zeros(xp_shape, dtype=grad.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[_window(dxp, i, j, out_hw, stride, (1, 1))] += gs
+        return _nchw(dxp[:, ph:ph + h, pw:pw + w, :])
+
+
+def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Average pooling of an NCHW batch, as ``torch.nn.functional.avg_pool2d``.
+
+    Args:
+        x: (N, C, H, W).
+        kernel_size: window size, an int or (kh, kw).
+        stride: step between windows; default ``kernel_size``.
+        padding: implicit zero padding on each side (at most half the kernel).
+        ceil_mode: round the output size up instead of down.
+        count_include_pad: divide by the full window size, zero padding included.
+
+    Returns:
+        (N, C, Ho, Wo).
+    """
+    _check_nchw("avg_pool2d", x)
+    kernel = _pair("kernel_size", "avg_pool2d", kernel_size, 1)
+    stride = kernel if stride is None else _pair("stride", "avg_pool2d", stride, 1)
+    padding = _pair("padding", "avg_pool2d", padding, 0)
+    _pool_geometry("avg_pool2d", x.shape[2], x.shape[3], kernel, stride, padding, (1, 1), ceil_mode)
+    return AvgPool2dFn.apply(x, kernel=kernel, stride=stride, padding=padding,
+                             ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
+
+
+# ------------------------------------------------------------------------------- adaptive pooling
+
+
+def _adaptive_matrix(size: int, out: int, dtype) -> np.ndarray:
+    """(out, size) averaging matrix with PyTorch's bins [floor(i·size/out), ceil((i+1)·size/out))."""
+    m = np.zeros((out, size), dtype=dtype)
+    for i in range(out):  # a loop over output bins (a handful), never over pixels
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+class AdaptiveAvgPool2dFn(Function):
+    """Average over PyTorch's adaptive bins. Bins are rectangles, so the average is separable:
+    ``out[n, c] = A_h @ x[n, c] @ A_wᵀ`` with two small averaging matrices, and backward is
+    ``A_hᵀ @ g @ A_w``. Output (1, 1) is the global mean over H and W."""
+
+    def forward(self, x, *, output_size):
+        n, c, h, w = x.shape
+        oh, ow = output_size
+        self.in_shape = x.shape
+        if (oh, ow) == (1, 1):
+            self.global_ = True
+            return x.mean(axis=(2, 3), keepdims=True)
+        self.global_ = False
+        self.ah, self.aw = _adaptive_matrix(h, oh, x.dtype), _adaptive_matrix(w, ow, x.dtype)
+        return np.einsum("ph,nchw,qw->ncpq", self.ah, x, self.aw, optimize=True)
+
+    def backward(self, grad):
+        n, c, h, w = self.in_shape
+        if self.global_:
+            # A real array, not a broadcast view: a consumer may write into its gradient.
+            return np.broadcast_to(grad * grad.dtype.type(1.0 / (h * w)), (n, c, h, w)).copy()
+        return np.einsum("ph,ncpq,qw->nchw", self.ah, grad, self.aw, optimize=True)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: IntPair) -> Tensor:
+    """Average-pool an NCHW batch to ``output_size`` (e.g. 1 for global average pooling).
+
+    Args:
+        x: (N, C, H, W).
+        output_size: an int or (oh, ow); ``None`` in a pair keeps that input size.
+
+    Returns:
+        (N, C, oh, ow).
+    """
+    _check_nchw("adaptive_avg_pool2d", x)
+    if isinstance(output_size, (tuple, list)):
+        output_size = tuple(x.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
+    size = _pair("output_size", "adaptive_avg_pool2d", output_size, 1)
+    return AdaptiveAvgPool2dFn.apply(x, output_size=size)
+
+
+# ------------------------------------------------------------------------------- batch norm
+
+
+class BatchNorm2dFn(Function):
+    """Batch normalization over (N, H, W) per channel, with an analytic backward.
+
+    Training mode normalizes with the batch statistics (biased variance) and updates the running
+    statistics in place (unbiased variance, as PyTorch). With x̂ = (x - μ)·σ⁻¹, k = γ·σ⁻¹ and
+    M = N·H·W:
+
+        y  = k·x + (β - k·μ)
+        dγ = Σ g·x̂ = σ⁻¹·(Σ g·x - μ·Σ g)        dβ = Σ g
+        dx = k·(g - mean(g) - x̂·mean(g·x̂))  =  k·g + c₁·x + c₀   (per-channel c₀, c₁)
+
+    Written this way nothing but the input x is kept for backward (no x̂ array), and forward
+    and backward are each a few passes over the (M, C) channels-last matrix, where per-channel
+    sums are column sums. Eval mode is the same affine map with the running statistics.
+    """
+
+    def forward(self, x, weight=None, bias=None, *, running_mean, running_var, training,
+                momentum, eps):
+        n, c, h, w = x.shape
+        x2 = _nhwc(x).reshape(-1, c)
+        m = x2.shape[0]
+        dt = x.dtype.type
+        self.training, self.has_affine = training, weight is not None
+        if training:
+            mean = x2.mean(axis=0)
+            # E[x²] - μ²: one pass instead of materialising x - μ. Conv outputs have |μ| ~ σ,
+            # so float32 cancellation is no concern here; clip guards the rare tiny negative.
+            var = np.maximum(np.einsum("ij,ij->j", x2, x2) / dt(m) - mean * mean, dt(0))
+            if running_mean is not None:
+                mom = dt(momentum)
+                running_mean *= 1 - mom
+                running_mean += mom * mean.astype(running_mean.dtype)
+                running_var *= 1 - mom
+                running_var += mom * (var * dt(m / max(m - 1, 1))).astype(running_var.dtype)
+        else:
+            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+        inv_std = (1 / np.sqrt(var + dt(eps))).astype(x.dtype)
+        k = inv_std * weight if weight is not None else inv_std
+        shift = (bias if bias is not None else dt(0)) - mean * k
+        out = x2 * k
+        out += shift
+        self.x2, self.mean, self.inv_std, self.k, self.shape = x2, mean, inv_std, k, (n, h, w, c)
+        return _nchw(out.reshape(n, h, w, c))
+
+    def backward(self, grad):
+        n, h, w, c = self.shape
+        g = _nhwc(grad).reshape(-1, c)
+        x2, mean, inv_std, k = self.x2, self.mean, self.inv_std, self.k
+        need = self.needs_input_grad
+        m = g.shape[0]
+        sum_g = g.sum(axis=0)
+        sum_gxhat = (np.einsum("ij,ij->j", g, x2) - mean * sum_g) * inv_std  # Σ g·x̂
+        grad_x = None
+        if need[0]:
+            grad_x = g * k
+            if self.training:  # the batch statistics depend on x too
+                c1 = -k * inv_std * (sum_gxhat / m)
+                c0 = -k * (sum_g / m) - c1 * mean
+                grad_x += x2 * c1
+                grad_x += c0
+            grad_x = _nchw(grad_x.reshape(n, h, w, c))
+        if not self.has_affine:
+            return grad_x
+        return grad_x, (sum_gxhat if need[1] else None), (sum_g if need[2] else None)
+
+
+def batch_norm2d(x: Tensor, running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                 weight: Tensor | None = None, bias: Tensor | None = None, training: bool = True,
+                 momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalization of an NCHW batch, as ``torch.nn.functional.batch_norm``.
+
+    Args:
+        x: (N, C, H, W).
+        running_mean, running_var: (C,) arrays updated in place in training mode (or None to
+            keep no running statistics; then eval mode is impossible).
+        weight, bias: (C,) scale γ and shift β, or None for no affine part.
+        training: use batch statistics (and update the running ones).
+        momentum: weight of the new batch in the running statistics.
+        eps: added to the variance.
+
+    Returns:
+        (N, C, H, W).
+    """
+    _check_nchw("batch_norm2d", x)
+    c = x.shape[1]
+    for name, arr in (("running_mean", running_mean), ("running_var", running_var),
+                      ("weight", weight), ("bias", bias)):
+        if arr is not None and tuple(arr.shape) != (c,):
+            raise ValueError(f"batch_norm2d expected {name} ({c},), got {tuple(arr.shape)}")
+    if training and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+        raise ValueError(
+            f"batch_norm2d: expected more than 1 value per channel when training, got input "
+            f"{tuple(x.shape)}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm2d: eval mode needs running_mean and running_var")
+    params = dict(running_mean=running_mean, running_var=running_var, training=bool(training),
+                  momentum=momentum, eps=eps)
+    if (weight is None) != (bias is None):
+        raise ValueError("batch_norm2d: give both weight and bias, or neither")
+    if weight is None:
+        return BatchNorm2dFn.apply(x, **params)
+    return BatchNorm2dFn.apply(x, weight, bias, **params)

@@ -1,0 +1,192 @@
+"""The seed's comparison set: `SmallCNN`, `DeepCNN`, `WideCNN`, and an `MLP` baseline.
+
+Each is built for any ``input_shape=(channels, height, width)`` and ``num_classes``, checks its
+input shape (a 1x28x28 batch into a 3x32x32 model is an error naming both), and records its
+constructor arguments in ``config`` so a checkpoint can rebuild it (``build_model``).
+
+The zero-argument factories at the bottom are registered in the ``tinytorch.models`` entry-point
+group: each returns ``(model, example_input)`` on CIFAR-10-shaped input, which is what
+``tito performance`` profiles and compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinytorch.core import Tensor, nn
+
+from .layers import BatchNorm2d, Conv2d, MaxPool2d
+
+
+def _conv_block(cin: int, cout: int, pool: bool = False) -> list[nn.Module]:
+    """3x3 conv (no bias: BatchNorm's shift replaces it) + BatchNorm + ReLU [+ 2x2 max pool].
+
+    With pooling the order is conv-BN-pool-ReLU: max pooling and ReLU commute (ReLU is
+    monotonic), so this is the same function as conv-BN-ReLU-pool, but the ReLU runs on a 4x
+    smaller tensor.
+    """
+    layers: list[nn.Module] = [Conv2d(cin, cout, 3, padding=1, bias=False), BatchNorm2d(cout)]
+    return layers + ([MaxPool2d(2), nn.ReLU()] if pool else [nn.ReLU()])
+
+
+def _check_shape(owner: str, input_shape: Sequence[int], num_classes: int) -> tuple[int, int, int]:
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) != 3 or min(shape) <= 0:
+        raise ValueError(f"{owner}: input_shape must be (channels, height, width), got {input_shape!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"{owner}: num_classes must be an integer >= 2, got {num_classes!r}")
+    return shape
+
+
+class ImageClassifier(nn.Module):
+    """Base: ``features`` (conv part) then ``classifier``; validates the input shape."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int):
+        super().__init__()
+        self.input_shape = _check_shape(type(self).__name__, input_shape, num_classes)
+        self.num_classes = int(num_classes)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"name": type(self).__name__, "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes}
+
+    def check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__} expected a Tensor, got {type(x).__name__}")
+        c, h, w = self.input_shape
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"{type(self).__name__} expected input (N, {c}, {h}, {w}), got {tuple(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        return self.classifier(self.features(x))
+
+
+class SmallCNN(ImageClassifier):
+    """Two conv blocks (32, 64 channels) with 2x2 max pooling, then a 128-unit hidden layer.
+
+    conv3x3(C→32)-BN-pool-ReLU → conv3x3(32→64)-BN-pool-ReLU → flatten → Linear(→128) → ReLU →
+    Dropout → Linear(→classes). The default model of ``tito vision train``.
+
+    >>> SmallCNN((1, 28, 28))(Tensor(np.zeros((2, 1, 28, 28), dtype=np.float32))).shape
+    (2, 10)
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
+                 widths: Sequence[int] = (32, 64), hidden: int = 128, dropout: float = 0.25):
+        super().__init__(input_shape, num_classes)
+        c, h, w = self.input_shape
+        a, b = widths
+        self.widths, self.hidden, self.dropout = (int(a), int(b)), int(hidden), float(dropout)
+        self.features = nn.Sequential(*_conv_block(c, a, pool=True), *_conv_block(a, b, pool=True))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(b * (h // 4) * (w // 4), hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**super().config, "widths": list(self.widths), "hidden": self.hidden, "dropout": self.dropout}
+
+
+class WideCNN(SmallCNN):
+    """SmallCNN with twice the channels (64, 128) and a 256-unit hidden layer."""
+
+    def __init__(self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
+                 widths: Sequence[int] = (64, 128), hidden: int = 256, dropout: float = 0.3):
+        super().__init__(input_shape, num_classes, widths, hidden, dropout)
+
+
+class DeepCNN(ImageClassifier):
+    """Five conv blocks, VGG-style: (32, 32) pool (64, 64) pool (128) pool, then one Linear.
+
+    This is the CIFAR-10-shaped network of ``benchmarks/vision_cnn.py``.
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10):
+        super().__init__(input_shape, num_classes)
+        c, h, w = self.input_shape
+        self.features = nn.Sequential(
+            *_conv_block(c, 32), *_conv_block(32, 32, pool=True),
+            *_conv_block(32, 64), *_conv_block(64, 64, pool=True),
+            *_conv_block(64, 128, pool=True),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(128 * (h // 8) * (w // 8), num_classes))
+
+
+class MLP(ImageClassifier):
+    """Flatten → Linear(→256) → ReLU → Dropout → Linear(→128) → ReLU → Linear(→classes)."""
+
+    def __init__(self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
+                 hidden: Sequence[int] = (256, 128), dropout: float = 0.2):
+        super().__init__(input_shape, num_classes)
+        c, h, w = self.input_shape
+        self.hidden, self.dropout = [int(n) for n in hidden], float(dropout)
+        layers: list[nn.Module] = [nn.Flatten()]
+        size = c * h * w
+        for i, n in enumerate(self.hidden):
+            layers += [nn.Linear(size, n), nn.ReLU()]
+            if i == 0 and dropout:
+                layers.append(nn.Dropout(dropout))
+            size = n
+        layers.append(nn.Linear(size, num_classes))
+        self.features = nn.Sequential()
+        self.classifier = nn.Sequential(*layers)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**super().config, "hidden": self.hidden, "dropout": self.dropout}
+
+
+MODELS: dict[str, type[ImageClassifier]] = {
+    "small_cnn": SmallCNN, "deep_cnn": DeepCNN, "wide_cnn": WideCNN, "mlp": MLP,
+}
+
+
+def build_model(name: str, input_shape: Sequence[int], num_classes: int = 10, **kwargs: Any) -> ImageClassifier:
+    """A model by its registry name (small_cnn, deep_cnn, wide_cnn, mlp) or class name."""
+    by_class = {cls.__name__: cls for cls in MODELS.values()}
+    cls = MODELS.get(name) or by_class.get(name)
+    if cls is None:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return cls(input_shape, num_classes, **kwargs)
+
+
+def model_from_config(config: dict[str, Any]) -> ImageClassifier:
+    """Rebuild a model from its ``config`` (as stored in a checkpoint)."""
+    config = dict(config)
+    name = config.pop("name")
+    return build_model(name, config.pop("input_shape"), config.pop("num_classes"), **config)
+
+
+# ------------------------------------------------------------------------------- entry points
+
+_EXAMPLE_SHAPE = (32, 3, 32, 32)  # a CIFAR-10 batch of 32
+
+
+def _example() -> Tensor:
+    return Tensor(np.random.default_rng(0).standard_normal(_EXAMPLE_SHAPE, dtype=np.float32))
+
+
+def small_cnn() -> tuple[SmallCNN, Tensor]:
+    """SmallCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    return SmallCNN((3, 32, 32), 10), _example()
+
+
+def deep_cnn() -> tuple[DeepCNN, Tensor]:
+    """DeepCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    return DeepCNN((3, 32, 32), 10), _example()
+
+
+def wide_cnn() -> tuple[WideCNN, Tensor]:
+    """WideCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    return WideCNN((3, 32, 32), 10), _example()
+
+
+def mlp() -> tuple[MLP, Tensor]:
+    """MLP for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    return MLP((3, 32, 32), 10), _example()

@@ -1,0 +1,30 @@
+"""Fixtures of the vision tests; the file writers live in vision_formats.py."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests import vision_formats (importlib mode)
+
+from vision_formats import write_mnist_like  # noqa: E402
+
+
+@pytest.fixture
+def fashion_root(tmp_path):
+    """A data root holding a tiny Fashion-MNIST in the real format."""
+    write_mnist_like(tmp_path / "fashion-mnist", n_train=200, n_test=50)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread():
+    """One OpenBLAS thread for the tests: on a shared 2-core machine, 2 spinning BLAS threads
+    competing with other processes are many times slower than one (see tinytorch.vision._threads)."""
+    from tinytorch.vision._threads import get_blas_threads, set_blas_threads
+
+    before = get_blas_threads()
+    set_blas_threads(1)
+    yield
+    if before:
+        set_blas_threads(before)

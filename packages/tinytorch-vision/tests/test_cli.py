@@ -1,0 +1,67 @@
+"""`tito vision` through click's CliRunner on the real tito group, and once as a subprocess."""
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from tito.main import cli
+
+
+def test_datasets_json_and_table(fashion_root):
+    result = CliRunner().invoke(cli, ["vision", "datasets", "--root", str(fashion_root), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    by_name = {d["name"]: d for d in info["datasets"]}
+    assert by_name["fashion-mnist"]["present"] and not by_name["mnist"]["present"]
+    assert by_name["fashion-mnist"]["folder"] == str(fashion_root / "fashion-mnist")
+    table = CliRunner().invoke(cli, ["vision", "datasets", "--root", str(fashion_root)])
+    assert table.exit_code == 0 and "fashion-mnist" in table.output and "missing" in table.output
+
+
+def test_train_then_evaluate(fashion_root, tmp_path):
+    ckpt = tmp_path / "run.safetensors"
+    args = ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "2",
+            "--batch-size", "50", "--limit", "100", "--out", str(ckpt), "--threads", "1"]
+    result = CliRunner().invoke(cli, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["epochs"] == 2 and len(info["history"]["val_accuracy"]) == 2 and ckpt.exists()
+    result = CliRunner().invoke(cli, ["vision", "evaluate", "--checkpoint", str(ckpt), "--root", str(fashion_root)])
+    assert result.exit_code == 0, result.output
+    assert "Ankle boot" in result.output and "accuracy" in result.output
+    # Resuming a finished run trains nothing more; contradicting settings are refused.
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
+                                      "--resume", str(ckpt), "--out", str(ckpt), "--json", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["vision", "train", "mnist", "--resume", str(ckpt)])
+    assert result.exit_code == 2 and "contradicts the checkpoint" in result.output
+
+
+def test_bad_input_is_one_line_and_exit_1(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"definitely not a checkpoint")
+    for args in (["vision", "evaluate", "--checkpoint", str(junk)],
+                 ["vision", "train", "fashion-mnist", "--root", str(tmp_path / "empty")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "train-images-idx3-ubyte.gz" in result.output and str(tmp_path / "empty") in result.output
+
+
+def test_bad_option_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["vision", "train", "imagenet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--threads", "many"])
+    assert result.exit_code == 2
+
+
+def test_vision_as_subprocess(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tito", "vision", "train", "cifar10", "--root", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "cifar-10-batches-py" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "tito", "vision", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "datasets" in proc.stdout

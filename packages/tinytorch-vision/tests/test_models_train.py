@@ -1,0 +1,82 @@
+"""Models, the training recipe (exact resume) and the tinytorch.models entry points."""
+
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+
+from tinytorch.core import Tensor, io
+from tinytorch.core.training import Callback
+from tinytorch.vision import MLP, DeepCNN, SmallCNN, WideCNN, build_model
+from tinytorch.vision.train import TrainConfig, evaluate_checkpoint, load_trained_model, train
+
+
+@pytest.mark.parametrize("cls", [SmallCNN, DeepCNN, WideCNN, MLP])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_models_build_for_any_shape(cls, shape):
+    model = cls(shape, num_classes=7)
+    x = Tensor(np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32))
+    y = model(x)
+    assert y.shape == (2, 7) and y.dtype == np.float32
+    y.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_wrong_input_shape_names_expected_and_actual():
+    model = SmallCNN((3, 32, 32))
+    with pytest.raises(ValueError, match=r"SmallCNN expected input \(N, 3, 32, 32\), got \(8, 1, 28, 28\)"):
+        model(Tensor(np.zeros((8, 1, 28, 28), dtype=np.float32)))
+    with pytest.raises(ValueError, match="input_shape"):
+        SmallCNN((28, 28))
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet", (1, 28, 28))
+
+
+def test_models_entry_points_return_model_and_example_input():
+    eps = {ep.name: ep for ep in entry_points(group="tinytorch.models")}
+    for name in ("small_cnn", "deep_cnn", "wide_cnn", "mlp"):
+        assert name in eps, sorted(eps)
+        model, example = eps[name].load()()
+        assert isinstance(example, Tensor) and example.shape == (32, 3, 32, 32)
+        assert model(example).shape == (32, 10)
+    vision = [ep for ep in entry_points(group="tito.commands") if ep.name == "vision"]
+    assert vision and vision[0].value == "tinytorch.vision.cli:vision"
+
+
+class Interrupt(Callback):
+    def __init__(self, at_epoch):
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(fashion_root, tmp_path):
+    config = TrainConfig(epochs=3, batch_size=64, limit=160, seed=3)
+    full = train(config, root=fashion_root, out=tmp_path / "full.safetensors", progress=False, threads=1)
+    ckpt = tmp_path / "cut.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(epochs=3, batch_size=64, limit=160, seed=3), root=fashion_root, out=ckpt,
+              progress=False, threads=1, callbacks=[Interrupt(at_epoch=2)])
+    assert io.load_metadata(ckpt)["epoch"] == 1
+    resumed = train(TrainConfig(), root=fashion_root, out=ckpt, resume=ckpt, progress=False, threads=1)
+    assert resumed.config.epochs == 3 and resumed.epochs == 3
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert full.history["loss"] == resumed.history["loss"]
+    assert full.test_accuracy == resumed.test_accuracy
+
+
+def test_training_learns_and_evaluate_reports_per_class(fashion_root, tmp_path):
+    out = tmp_path / "m.safetensors"
+    result = train(TrainConfig(epochs=3, batch_size=50, lr=3e-3), root=fashion_root, out=out,
+                   progress=False, threads=1)
+    assert result.test_accuracy >= 0.5  # the tiny synthetic set has an easy, learnable signal
+    model, info = load_trained_model(out)
+    assert isinstance(model, SmallCNN) and info["config"]["dataset"] == "fashion-mnist"
+    ev = evaluate_checkpoint(out, root=fashion_root)
+    assert ev.accuracy == pytest.approx(result.test_accuracy)
+    assert [r["name"] for r in ev.per_class][:2] == ["T-shirt/top", "Trouser"]
+    assert sum(r["count"] for r in ev.per_class) == ev.n == 50
