@@ -41,7 +41,7 @@ BUILTIN_COMMANDS = {"doctor", "plugins", "reuse"}
 #: Packages still being written. While a package is listed here, a missing public API or a
 #: plugin that does not load yet skips its test (with the reason) instead of failing it.
 #: Empty this set once vision, language and perf have landed.
-IN_PROGRESS = frozenset({"tinytorch-language"})
+IN_PROGRESS: frozenset[str] = frozenset()
 
 #: Exit code of a smoke script whose public API import failed.
 MISSING_API = 3

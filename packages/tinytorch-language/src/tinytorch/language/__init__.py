@@ -1,1 +1,43 @@
-"""tinytorch.language — filled in by its own issue."""
+"""tinytorch.language: tokenizers, attention, TinyGPT, language-model training and generation.
+
+Built on ``tinytorch.core``: the model is core's Embedding, Linear, LayerNorm, Dropout and GELU
+plus one fused attention Function; training is core's Trainer, DataLoader, AdamW and
+cross-entropy.
+
+>>> from tinytorch.language import CharTokenizer, TinyGPT, load_shakespeare
+>>> text = load_shakespeare()
+>>> tokenizer = CharTokenizer().fit(text)
+>>> model = TinyGPT(vocab_size=tokenizer.get_vocab_size(), d_model=256, num_heads=8, num_layers=4)
+>>> tokenizer.get_vocab_size(), model.num_parameters()
+(65, 3208960)
+"""
+
+from . import functional
+from .attention import KVCache, MultiHeadAttention
+from .data import TokenWindows, load_shakespeare, split_tokens
+from .functional import scaled_dot_product_attention
+from .models import GPTConfig, TinyGPT, tinygpt_factory
+from .positional import LearnedPositionalEmbedding, PositionalEncoding
+from .sampling import sample_next
+from .tokenizers import (
+    BasicBPETokenizer,
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    TokenizerError,
+    WordTokenizer,
+    load_tokenizer,
+)
+from .training import LanguageModelTrainer, generate_text, load_checkpoint, save_model
+from .transformer import MLP, TransformerBlock
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "functional", "scaled_dot_product_attention", "MultiHeadAttention", "KVCache",
+    "PositionalEncoding", "LearnedPositionalEmbedding", "TransformerBlock", "MLP", "TinyGPT",
+    "GPTConfig", "tinygpt_factory", "Tokenizer", "TokenizerError", "CharTokenizer",
+    "WordTokenizer", "BasicBPETokenizer", "BPETokenizer", "load_tokenizer", "TokenWindows",
+    "load_shakespeare", "split_tokens", "LanguageModelTrainer", "generate_text",
+    "load_checkpoint", "save_model", "sample_next",
+]

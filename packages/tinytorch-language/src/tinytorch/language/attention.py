@@ -1,0 +1,149 @@
+"""Multi-head causal self-attention with a KV cache for generation.
+
+Training runs the fused attention Function (``functional.packed_self_attention``): one QKV
+projection, one attention node, one output projection. Generation runs :meth:`MultiHeadAttention.infer`,
+a NumPy path over the same weights that appends each new token's keys and values to a
+:class:`KVCache`, so producing token t costs O(t) instead of re-running the whole prefix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinytorch.core import Tensor, nn
+
+from . import functional as LF
+
+
+class KVCache:
+    """Keys and values of one attention layer for the tokens processed so far.
+
+    Preallocated as (B, H, max_len, head_dim) arrays; ``length`` tokens are filled.
+
+    >>> cache = KVCache(batch_size=1, num_heads=2, max_len=8, head_dim=4)
+    >>> cache.length, cache.k.shape
+    (0, (1, 2, 8, 4))
+    """
+
+    def __init__(self, batch_size: int, num_heads: int, max_len: int, head_dim: int,
+                 dtype=np.float32):
+        self.k = np.zeros((batch_size, num_heads, max_len, head_dim), dtype=dtype)
+        self.v = np.zeros_like(self.k)
+        self.length = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+    def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Store (B, H, T, hd) keys/values after the cached ones; return all keys and values."""
+        T = k.shape[2]
+        end = self.length + T
+        if end > self.max_len:
+            raise ValueError(
+                f"KVCache: {self.length} cached + {T} new tokens exceed max_len={self.max_len}; "
+                "crop the context or reset the cache"
+            )
+        if k.shape[0] != self.k.shape[0]:
+            raise ValueError(f"KVCache: built for batch {self.k.shape[0]}, got keys {k.shape}")
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+def _layer_norm(x: np.ndarray, ln: nn.LayerNorm) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=-1, keepdims=True)
+    out = centered / np.sqrt(var + x.dtype.type(ln.eps))
+    if ln.weight is not None:
+        out *= ln.weight.data
+    if ln.bias is not None:
+        out += ln.bias.data
+    return out
+
+
+def _linear(x: np.ndarray, layer: nn.Linear) -> np.ndarray:
+    out = x @ layer.weight.data.T
+    if layer.bias is not None:
+        out += layer.bias.data
+    return out
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention (Vaswani et al., 2017, §3.2.2), causal by default.
+
+    Args:
+        d_model: embedding size C.
+        num_heads: number of heads; C must be divisible by it (head_dim = C / num_heads).
+        dropout: dropout on the attention weights and on the output.
+        causal: each position attends only to itself and earlier positions.
+        bias: biases in the QKV and output projections.
+
+    Shape: (B, T, C) -> (B, T, C).
+
+    >>> mha = MultiHeadAttention(d_model=16, num_heads=4)
+    >>> mha(Tensor(np.zeros((2, 5, 16), dtype=np.float32))).shape
+    (2, 5, 16)
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, causal: bool = True,
+                 bias: bool = True):
+        super().__init__()
+        if isinstance(num_heads, bool) or not isinstance(num_heads, (int, np.integer)) or num_heads <= 0:
+            raise ValueError(f"MultiHeadAttention: num_heads must be a positive integer, got {num_heads!r}")
+        if isinstance(d_model, bool) or not isinstance(d_model, (int, np.integer)) or d_model <= 0:
+            raise ValueError(f"MultiHeadAttention: d_model must be a positive integer, got {d_model!r}")
+        if d_model % num_heads:
+            raise ValueError(
+                f"MultiHeadAttention: d_model ({d_model}) must be divisible by num_heads ({num_heads})"
+            )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.causal, self.dropout_p = causal, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # q|k|v for all heads, in one matmul
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"MultiHeadAttention expected input (B, T, {self.d_model}), got {tuple(x.shape)}")
+        if kv_cache is not None:
+            return Tensor(self.infer(x.data, kv_cache))
+        qkv = self.qkv(x)  # (B, T, 3C)
+        p = self.dropout_p if self.training else 0.0
+        y = LF.packed_self_attention(qkv, self.num_heads, is_causal=self.causal, dropout_p=p)  # (B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+    def infer(self, x: np.ndarray, kv_cache: KVCache) -> np.ndarray:
+        """NumPy forward for (B, T, C) new tokens that follow the ``kv_cache.length`` cached ones.
+
+        No graph, no dropout (inference only). The keys and values are appended to the cache.
+        """
+        B, T, C = x.shape
+        nh, hs = self.num_heads, self.head_dim
+        qkv = _linear(x, self.qkv).reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        start = kv_cache.length
+        keys, values = kv_cache.append(qkv[1], qkv[2])  # (B, nh, S, hs), S = start + T
+        att = qkv[0] @ keys.transpose(0, 1, 3, 2)  # (B, nh, T, S)
+        att *= att.dtype.type(1 / math.sqrt(hs))
+        if self.causal and T > 1:
+            att += np.triu(np.full((T, start + T), -np.inf, dtype=att.dtype), k=start + 1)
+        att -= att.max(axis=-1, keepdims=True)
+        np.exp(att, out=att)
+        att /= att.sum(axis=-1, keepdims=True)
+        y = (att @ values).transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C)
+        return _linear(y, self.proj)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout_p}"
+
+
+__all__ = ["MultiHeadAttention", "KVCache"]

@@ -1,0 +1,96 @@
+"""Text data: the Tiny Shakespeare corpus shipped in the wheel, and (input, target) windows.
+
+>>> text = load_shakespeare()
+>>> len(text), text[:14]
+(1115394, 'First Citizen:')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from tinytorch.core.data import Dataset
+from tinytorch.core.random import get_rng
+
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+def load_shakespeare(verify: bool = False) -> str:
+    """Tiny Shakespeare (public domain; 1,115,394 characters; see ``data/SOURCE.md``).
+
+    Read from the package data, so it works offline. ``verify=True`` checks its sha256.
+    """
+    raw = resources.files("tinytorch.language").joinpath("data/tinyshakespeare.txt").read_bytes()
+    if verify and hashlib.sha256(raw).hexdigest() != SHAKESPEARE_SHA256:
+        raise ValueError("the packaged tinyshakespeare.txt does not match its sha256; reinstall tinytorch-language")
+    return raw.decode("utf-8")
+
+
+def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """First ``1 - val_fraction`` for training, the rest for validation (nanoGPT's 90/10 split)."""
+    if not isinstance(val_fraction, numbers.Real) or not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    n = int(round(len(tokens) * (1 - val_fraction)))
+    return tokens[:n], tokens[n:]
+
+
+class TokenWindows(Dataset):
+    """Non-overlapping windows of a token stream: item i is (x, y) with y = x shifted by one.
+
+    Window i starts at ``offset + i * seq_len``; moving ``offset`` (``set_offset``) between
+    epochs shows the model different window boundaries. With ``jitter=True`` (training), each
+    fetched window also moves right by a random 0..seq_len-1 tokens (drawn from the global
+    generator), so a character is seen at every position of the context, as with nanoGPT's
+    random windows, while an epoch still covers the text about once. ``__getitems__`` gathers a
+    whole batch with one fancy-indexing call, which core's ``DataLoader`` uses.
+
+    >>> ds = TokenWindows(np.arange(10), seq_len=4)
+    >>> len(ds), ds[1]
+    (2, (array([4, 5, 6, 7]), array([5, 6, 7, 8])))
+    """
+
+    def __init__(self, tokens: Any, seq_len: int, offset: int = 0, jitter: bool = False):
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+            raise TypeError(f"TokenWindows: tokens must be a 1-D integer array, got shape {tokens.shape} dtype {tokens.dtype}")
+        if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len < 1:
+            raise ValueError(f"TokenWindows: seq_len must be a positive integer, got {seq_len!r}")
+        if len(tokens) < seq_len + 1:
+            raise ValueError(
+                f"TokenWindows: need at least seq_len + 1 = {seq_len + 1} tokens, got {len(tokens)}"
+            )
+        self.tokens, self.seq_len = tokens.astype(np.int64, copy=False), int(seq_len)
+        self.jitter = bool(jitter) and len(tokens) >= 3 * seq_len + 1
+        self._arange = np.arange(self.seq_len + 1)
+        self.set_offset(offset)
+
+    def set_offset(self, offset: int) -> None:
+        self.offset = int(offset) % self.seq_len if len(self.tokens) - offset > self.seq_len else 0
+
+    def __len__(self) -> int:
+        n = (len(self.tokens) - 1 - self.offset) // self.seq_len
+        return n - 1 if self.jitter else n  # room for a shift of up to seq_len - 1
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"TokenWindows index {i} out of range for {len(self)} windows")
+        s = self.offset + (i % len(self)) * self.seq_len
+        if self.jitter:
+            s += int(get_rng().integers(self.seq_len))
+        w = self.tokens[s : s + self.seq_len + 1]
+        return w[:-1], w[1:]
+
+    def __getitems__(self, indices: Any):
+        starts = self.offset + np.asarray(indices, dtype=np.int64) * self.seq_len
+        if self.jitter:
+            starts = starts + get_rng().integers(self.seq_len, size=starts.shape)
+        w = self.tokens[starts[:, None] + self._arange]  # (B, T + 1)
+        return w[:, :-1], w[:, 1:]
+
+
+__all__ = ["load_shakespeare", "split_tokens", "TokenWindows", "SHAKESPEARE_SHA256"]

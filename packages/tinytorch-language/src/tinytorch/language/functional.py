@@ -1,0 +1,254 @@
+"""Attention as one fused Function with an analytic backward.
+
+``scaled_dot_product_attention`` follows ``torch.nn.functional.scaled_dot_product_attention``
+(Vaswani et al., 2017, "Attention Is All You Need", eq. 1)::
+
+    Attention(Q, K, V) = softmax(Q·Kᵀ / √d + mask) · V
+
+computed as ONE graph node: the forward keeps only the attention probabilities P (and the
+dropout mask), and the backward is, with S the scaled scores and G the upstream gradient::
+
+    dV = Pᵀ·G
+    dP = G·Vᵀ
+    dS = P ⊙ (dP − rowsum(dP ⊙ P))          (the softmax Jacobian, applied row by row)
+    dQ = dS·K · scale,   dK = dSᵀ·Q · scale
+
+so a (B, H, T, T) score tensor is materialised once in the forward and once in the backward,
+instead of once per elementary op (matmul, scale, mask, max, exp, sum, div, matmul) as a
+composition of core ops would.
+
+``PackedSelfAttention`` is the same kernel for the layout a GPT block produces: one (B, T, 3·C)
+tensor from a single QKV projection. Splitting it into heads inside the Function saves the three
+slicing nodes, the permutes and their full-size zero-filled gradients that the public form needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tinytorch.core import Function, Tensor
+from tinytorch.core.random import get_rng
+
+_causal_cache: dict[tuple[int, int, str], np.ndarray] = {}
+
+
+def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32) -> np.ndarray:
+    """An additive (q_len, k_len) mask: 0 where query i may see key j (j <= i), -inf elsewhere.
+
+    Aligned top-left, as PyTorch's ``is_causal=True`` (``torch.ones(L, S).tril()``).
+    """
+    key = (q_len, k_len, np.dtype(dtype).str)
+    bias = _causal_cache.get(key)
+    if bias is None:
+        bias = np.triu(np.full((q_len, k_len), -np.inf, dtype=dtype), k=1)
+        bias.flags.writeable = False
+        if len(_causal_cache) > 64:
+            _causal_cache.clear()
+        _causal_cache[key] = bias
+    return bias
+
+
+def _attention_forward(q, k, v, bias, scale, dropout_p, generator):
+    """softmax(q·kᵀ·scale + bias)·v on (..., L, E) arrays; returns (out, saved for backward)."""
+    f = q.dtype.type
+    s = q @ np.swapaxes(k, -1, -2)  # (..., L, S)
+    s *= f(scale)
+    if bias is not None:
+        s += bias
+    m = s.max(axis=-1, keepdims=True)
+    masked_rows = None
+    if bias is not None:
+        masked_rows = ~np.isfinite(m)  # every key masked: output 0, not nan
+        if masked_rows.any():
+            m = np.where(masked_rows, 0, m)
+        else:
+            masked_rows = None
+    s -= m
+    p = np.exp(s, out=s)
+    denom = p.sum(axis=-1, keepdims=True)
+    if masked_rows is not None:
+        denom[masked_rows] = 1
+    p /= denom
+    keep = None
+    if dropout_p > 0:
+        keep = (generator.random(p.shape, dtype=np.float32) >= dropout_p).astype(p.dtype)
+        keep *= f(1 / (1 - dropout_p))
+        out = (p * keep) @ v
+    else:
+        out = p @ v
+    return out, (q, k, v, p, keep, scale)
+
+
+def _attention_backward(saved, grad, need=(True, True, True)):
+    q, k, v, p, keep, scale = saved
+    f = q.dtype.type
+    pd = p * keep if keep is not None else p
+    dv = np.swapaxes(pd, -1, -2) @ grad if need[2] else None
+    dp = grad @ np.swapaxes(v, -1, -2)  # (..., L, S)
+    if keep is not None:
+        dp *= keep
+    # dS = P ⊙ (dP − Σ_j dP⊙P), computed in place in dp.
+    row = np.einsum("...ij,...ij->...i", dp, p)[..., None]
+    dp -= row
+    dp *= p
+    dp *= f(scale)
+    dq = dp @ k if need[0] else None
+    dk = np.swapaxes(dp, -1, -2) @ q if need[1] else None
+    return dq, dk, dv
+
+
+class ScaledDotProductAttention(Function):
+    """softmax(Q·Kᵀ·scale + mask)·V with an analytic backward (see the module docstring)."""
+
+    def forward(self, q, k, v, bias=None, scale=1.0, dropout_p=0.0, generator=None):
+        out, self.saved = _attention_forward(q, k, v, bias, scale, dropout_p, generator)
+        return out
+
+    def backward(self, grad):
+        return _attention_backward(self.saved, grad, self.needs_input_grad)
+
+
+def _as_bias(attn_mask: Any, dtype: np.dtype) -> np.ndarray:
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+    if mask.dtype == np.bool_:
+        return np.where(mask, dtype.type(0), dtype.type(-np.inf))
+    if not np.issubdtype(mask.dtype, np.floating):
+        raise TypeError(
+            f"scaled_dot_product_attention: attn_mask must be bool or floating, got dtype {mask.dtype}"
+        )
+    return mask.astype(dtype, copy=False)
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Any = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
+    """Attention with PyTorch's semantics, as one fused graph node.
+
+    Args:
+        query: (..., L, E), usually (B, H, L, head_dim).
+        key: (..., S, E).
+        value: (..., S, Ev).
+        attn_mask: broadcastable to (..., L, S). A bool mask marks with True the keys a query
+            may attend to; a float mask is added to the scores (use -inf to mask).
+        is_causal: query i attends to keys 0..i (top-left aligned). Not combined with attn_mask.
+        dropout_p: dropout probability on the attention weights (apply only while training).
+        scale: defaults to 1/√E.
+        generator: NumPy generator for the dropout mask (default: ``tinytorch.core.get_rng()``).
+
+    Returns:
+        (..., L, Ev).
+
+    Rows whose keys are all masked output zeros (instead of nan).
+
+    >>> import numpy as np
+    >>> q = k = v = Tensor(np.ones((1, 2, 3, 4), dtype=np.float32))
+    >>> scaled_dot_product_attention(q, k, v, is_causal=True).shape
+    (1, 2, 3, 4)
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"scaled_dot_product_attention: {name} must be a Tensor, got {type(t).__name__}")
+        if t.ndim < 2:
+            raise ValueError(
+                f"scaled_dot_product_attention: {name} must have shape (..., seq, dim), got {t.shape}"
+            )
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(
+            f"scaled_dot_product_attention: query and key need the same last dim, "
+            f"got query {query.shape} and key {key.shape}"
+        )
+    if key.shape[-2] != value.shape[-2] or key.shape[:-2] != value.shape[:-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: key and value need the same (..., S) dims, "
+            f"got key {key.shape} and value {value.shape}"
+        )
+    if query.shape[:-2] != key.shape[:-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: query and key need the same batch dims, "
+            f"got query {query.shape} and key {key.shape}"
+        )
+    if not 0 <= dropout_p < 1:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+    L, S = query.shape[-2], key.shape[-2]
+    bias = None
+    if is_causal:
+        bias = causal_bias(L, S, query.dtype)
+    elif attn_mask is not None:
+        bias = _as_bias(attn_mask, query.dtype)
+        try:
+            np.broadcast_shapes(bias.shape, query.shape[:-1] + (S,))
+        except ValueError:
+            raise ValueError(
+                f"scaled_dot_product_attention: attn_mask of shape {bias.shape} does not broadcast "
+                f"to the scores' shape {query.shape[:-1] + (S,)}"
+            ) from None
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    generator = generator if generator is not None or dropout_p == 0 else get_rng()
+    return ScaledDotProductAttention.apply(
+        query, key, value, bias=bias, scale=scale, dropout_p=dropout_p, generator=generator
+    )
+
+
+class PackedSelfAttention(Function):
+    """Multi-head self-attention on a packed QKV tensor: (B, T, 3·C) -> (B, T, C).
+
+    The same kernel as ``ScaledDotProductAttention``; the head split (B, T, 3, H, hd) ->
+    3 × (B, H, T, hd) and the merge back happen inside the node.
+    """
+
+    def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None):
+        B, T, C3 = qkv.shape
+        C = C3 // 3
+        hd = C // num_heads
+        heads = qkv.reshape(B, T, 3, num_heads, hd).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        q = np.ascontiguousarray(heads[0])
+        k = np.ascontiguousarray(heads[1])
+        v = np.ascontiguousarray(heads[2])
+        bias = causal_bias(T, T, qkv.dtype) if is_causal else None
+        y, self.saved = _attention_forward(q, k, v, bias, 1 / math.sqrt(hd), dropout_p, generator)
+        self.shape = (B, T, num_heads, hd)
+        return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side
+
+    def backward(self, grad):
+        B, T, nh, hd = self.shape
+        g = np.ascontiguousarray(grad.reshape(B, T, nh, hd).transpose(0, 2, 1, 3))  # (B, nh, T, hs)
+        dq, dk, dv = _attention_backward(self.saved, g)
+        out = np.empty((B, T, 3, nh, hd), dtype=grad.dtype)
+        out[:, :, 0] = dq.transpose(0, 2, 1, 3)
+        out[:, :, 1] = dk.transpose(0, 2, 1, 3)
+        out[:, :, 2] = dv.transpose(0, 2, 1, 3)
+        return out.reshape(B, T, 3 * nh * hd)
+
+
+def packed_self_attention(
+    qkv: Tensor, num_heads: int, is_causal: bool = True, dropout_p: float = 0.0,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
+    """Self-attention on a (B, T, 3·C) packed q|k|v tensor with ``num_heads`` heads -> (B, T, C)."""
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * num_heads):
+        raise ValueError(
+            f"packed_self_attention: qkv must be (B, T, 3*C) with C divisible by num_heads="
+            f"{num_heads}, got {qkv.shape}"
+        )
+    if not 0 <= dropout_p < 1:
+        raise ValueError(f"packed_self_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    generator = generator if generator is not None or dropout_p == 0 else get_rng()
+    return PackedSelfAttention.apply(
+        qkv, num_heads=num_heads, is_causal=is_causal, dropout_p=dropout_p, generator=generator
+    )
+
+
+__all__ = ["scaled_dot_product_attention", "packed_self_attention", "causal_bias",
+           "ScaledDotProductAttention", "PackedSelfAttention"]

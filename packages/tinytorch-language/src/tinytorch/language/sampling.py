@@ -1,0 +1,61 @@
+"""Turning next-token logits into tokens: temperature, top-k and nucleus (top-p) sampling.
+
+- temperature τ divides the logits: τ < 1 sharpens, τ > 1 flattens, τ = 0 is greedy (arg-max).
+- top-k keeps the k most likely tokens (Fan et al., 2018).
+- top-p keeps the smallest set of most likely tokens whose probability reaches p
+  (Holtzman et al., 2020, "The Curious Case of Neural Text Degeneration").
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
+        0 <= temperature < float("inf")
+    ):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, numbers.Real)
+                              or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Sample one token id per row of (B, V) logits; returns (B,) int64.
+
+    >>> sample_next(np.array([[0.0, 5.0, 1.0]]), temperature=0)
+    array([1])
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return logits.argmax(axis=-1).astype(np.int64)
+    rng = rng if rng is not None else np.random.default_rng()
+    z = logits / temperature
+    V = z.shape[-1]
+    if top_k is not None and top_k < V:
+        kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k : V - top_k + 1]  # k-th largest
+        z = np.where(z < kth, -np.inf, z)
+    z -= z.max(axis=-1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of strictly more likely tokens
+        drop_sorted = before >= top_p  # the most likely token always stays (before = 0)
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        probs = np.where(drop, 0.0, probs)
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random((cdf.shape[0], 1)) * cdf[:, -1:]
+    ids = (cdf <= u).sum(axis=-1)
+    return np.minimum(ids, V - 1).astype(np.int64)
+
+
+__all__ = ["sample_next", "check_sampling_args"]

@@ -1,0 +1,155 @@
+"""The interface every tokenizer shares, and its versioned JSON file format.
+
+A tokenizer maps text to a list of integer ids and back::
+
+    tok.fit(text)            # learn the vocabulary (returns the tokenizer)
+    ids = tok.encode(text)   # str -> list[int]
+    tok.decode(ids)          # list[int] -> str
+    tok.vocab_size           # number of ids (also tok.get_vocab_size(), the seed's name)
+    tok.save(path); Tokenizer.load(path)
+
+The file is JSON: ``{"format": "tinytorch.tokenizer", "version": 1, "type": "char"|"word"|"bpe",
+...}``. A file of another format, type or version is refused with a message that says which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+FORMAT = "tinytorch.tokenizer"
+VERSION = 1
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file that is not ours, of another version, or corrupt; or an unfit tokenizer."""
+
+
+class Tokenizer:
+    """Base class: subclasses implement ``fit``, ``encode``, ``decode``, ``vocab_size`` and the
+    ``_state``/``_from_state`` pair used by ``save``/``load`` and checkpoints."""
+
+    type_name: ClassVar[str] = ""
+    _registry: ClassVar[dict[str, type[Tokenizer]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.type_name:
+            Tokenizer._registry[cls.type_name] = cls
+
+    # ---------------------------------------------------------------- interface
+    def fit(self, text: str) -> Tokenizer:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: Any) -> str:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def get_vocab_size(self) -> int:
+        """The seed's name for :attr:`vocab_size`."""
+        return self.vocab_size
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.vocab_size > 0
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise TokenizerError(f"{type(self).__name__} is not fitted: call fit(text) or load(path) first")
+
+    # ---------------------------------------------------------------- serialisation
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any]) -> Tokenizer:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable form written by ``save`` (and stored in checkpoints)."""
+        return {"format": FORMAT, "version": VERSION, "type": self.type_name, **self._state()}
+
+    @staticmethod
+    def from_dict(d: Any, source: str = "tokenizer data") -> Tokenizer:
+        """Rebuild any tokenizer from ``to_dict()`` output, checking format, version and type."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise TokenizerError(f"{source} is not a TinyTorch tokenizer (expected format {FORMAT!r})")
+        version = d.get("version")
+        if version != VERSION:
+            raise TokenizerError(
+                f"{source} is a tokenizer file of version {version!r}, but this tinytorch-language "
+                f"reads version {VERSION}; re-create it with the installed version"
+            )
+        cls = Tokenizer._registry.get(d.get("type"))
+        if cls is None:
+            raise TokenizerError(
+                f"{source} has unknown tokenizer type {d.get('type')!r} "
+                f"(expected one of {sorted(Tokenizer._registry)})"
+            )
+        try:
+            return cls._from_state(d)
+        except (KeyError, TypeError, ValueError) as e:
+            raise TokenizerError(f"{source} is a corrupt {d['type']} tokenizer: {e}") from e
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer as versioned JSON (atomically: temp file, then rename)."""
+        self._require_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Load any tokenizer saved by ``save``; ``CharTokenizer.load`` also checks the type."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TokenizerError(f"{path} is not a tokenizer file (not valid JSON: {e})") from e
+        tok = Tokenizer.from_dict(d, source=str(path))
+        if cls is not Tokenizer and not isinstance(tok, cls):
+            raise TokenizerError(f"{path} holds a {type(tok).__name__}, not a {cls.__name__}")
+        return tok
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+def check_text(owner: str, text: Any, name: str = "text") -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{owner}: {name} must be a str, got {type(text).__name__}")
+    return text
+
+
+def check_ids(owner: str, ids: Any, vocab_size: int) -> list[int]:
+    """ids (list, 1-D array or Tensor) as a list of Python ints, each in [0, vocab_size)."""
+    import numpy as np
+
+    from tinytorch.core import Tensor
+
+    arr = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if arr.size == 0:
+        return []
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(
+            f"{owner}.decode: ids must be a 1-D sequence of ints, got shape {arr.shape} dtype {arr.dtype}"
+        )
+    bad = arr[(arr < 0) | (arr >= vocab_size)]
+    if bad.size:
+        raise ValueError(f"{owner}.decode: id {int(bad[0])} is out of range for vocab_size={vocab_size}")
+    return arr.tolist()

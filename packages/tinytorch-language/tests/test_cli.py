@@ -1,0 +1,105 @@
+"""`tito language` through click's CliRunner on tito's real group, and once as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from tito.main import cli
+
+SMALL = ["--d-model", "16", "--heads", "2", "--layers", "1", "--context", "16", "--batch-size", "4",
+         "--max-steps", "6", "--eval-interval", "3", "--eval-batches", "2", "--warmup", "1"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "text.txt"
+    path.write_text("To be, or not to be, that is the question.\n" * 40, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, corpus):
+    out = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL,
+                                      "--out", str(out), "--json", "--sample", "20"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["steps"] == 6 and report["val_loss"] > 0 and len(report["sample"]) > 0
+    return out
+
+
+def test_generate_from_checkpoint(checkpoint):
+    result = CliRunner().invoke(cli, ["language", "generate", "--checkpoint", str(checkpoint),
+                                      "--prompt", "To be", "--max-length", "30", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("To be")
+
+
+def test_generate_json_reports_speed(checkpoint):
+    result = CliRunner().invoke(cli, ["language", "generate", "--checkpoint", str(checkpoint),
+                                      "--max-length", "10", "--json"])
+    data = json.loads(result.output)
+    assert data["new_tokens"] == 10 and data["tokens_per_sec"] > 0
+
+
+def test_tokenize_reports_compression(corpus, tmp_path):
+    saved = tmp_path / "bpe.json"
+    result = CliRunner().invoke(cli, ["language", "tokenize", "--text", str(corpus), "--vocab-size", "280",
+                                      "--save", str(saved), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["vocab_size"] == 280 and report["roundtrip"] and report["chars_per_token"] > 1
+    again = CliRunner().invoke(cli, ["language", "tokenize", "--text", str(corpus), "--load", str(saved), "--json"])
+    assert json.loads(again.output)["tokens"] == report["tokens"]
+
+
+def test_tokenize_table_output(corpus):
+    result = CliRunner().invoke(cli, ["language", "tokenize", "--text", str(corpus), "--tokenizer", "char",
+                                      "--show", "3"])
+    assert result.exit_code == 0 and "chars per token" in result.output
+
+
+def test_bad_prompt_is_one_line_exit_1(checkpoint):
+    result = CliRunner().invoke(cli, ["language", "generate", "--checkpoint", str(checkpoint),
+                                      "--prompt", "Zebra 🙂"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not in the vocabulary" in lines[0]
+
+
+def test_foreign_checkpoint_is_one_line_exit_1(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    result = CliRunner().invoke(cli, ["language", "generate", "--checkpoint", str(bad)])
+    assert result.exit_code == 1
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_bad_option_is_usage_error():
+    result = CliRunner().invoke(cli, ["language", "train", "--heads", "0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_incompatible_model_shape_is_one_line(corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), "--d-model", "10",
+                                      "--heads", "3", "--out", str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 1 and "divisible" in result.output
+
+
+def test_subprocess_tito_language(checkpoint):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tito", "language", "generate", "--checkpoint", str(checkpoint),
+         "--prompt", "To", "--max-length", "5", "--seed", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("To")
+    bad = subprocess.run([sys.executable, "-m", "tito", "language", "generate", "--checkpoint",
+                          str(checkpoint), "--top-p", "0.5", "--prompt", "\u00df"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1

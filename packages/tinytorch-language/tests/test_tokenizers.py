@@ -1,0 +1,207 @@
+"""Tokenizers: round trips (hypothesis and edge cases), BPE training, special tokens, files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinytorch.language import (
+    BasicBPETokenizer,
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    TokenizerError,
+    WordTokenizer,
+    load_shakespeare,
+)
+from tinytorch.language.tokenizers.bpe import _merge, train_merges
+
+EDGE_CASES = ["", "a", "é", "日本語", "🙂", "👩‍👩‍👧", "hello world", "  spaces\t\nand\r\n",
+              "it's 1,234.5 — ½ ²", "a_b__c", "\u0301combining"]
+CORPUS = "The quick brown fox jumps over the lazy dog. It's 12:34! 日本語 🙂 naïve café " * 5
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return BPETokenizer(vocab_size=300, special_tokens=["<|endoftext|>"]).fit(CORPUS)
+
+
+def test_bpe_minbpe_example():
+    for cls in (BasicBPETokenizer, BPETokenizer):
+        tok = cls(vocab_size=256 + 3).fit("aaabdaaabac")
+        assert tok.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
+        assert tok.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
+
+
+def _naive_merges(pieces: dict[bytes, int], num_merges: int):
+    """minbpe's recount-everything training, with the same tie-break (count, then smallest pair)."""
+    words = {tuple(p): n for p, n in pieces.items()}
+    words = [(list(w), n) for w, n in words.items()]
+    merges = []
+    for i in range(num_merges):
+        stats = Counter()
+        for w, n in words:
+            for pair in zip(w, w[1:]):
+                stats[pair] += n
+        if not stats:
+            break
+        best = min(stats, key=lambda p: (-stats[p], p))
+        merges.append(best)
+        words = [(_merge(w, best, 256 + i), n) for w, n in words]
+    return merges
+
+
+def test_incremental_training_equals_naive_recount():
+    tok = BPETokenizer()
+    pieces = tok._pieces(CORPUS + "aaaa bbbb abab " * 3)
+    assert train_merges(pieces, 60) == _naive_merges(pieces, 60)
+
+
+@pytest.mark.parametrize("text", EDGE_CASES)
+def test_bpe_round_trip_edge_cases(bpe, text):
+    assert bpe.decode(bpe.encode(text)) == text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text())
+def test_bpe_round_trip_arbitrary_unicode(text):
+    tok = _HYPO_TOK
+    assert tok.decode(tok.encode(text)) == text
+
+
+_HYPO_TOK = BPETokenizer(vocab_size=320).fit(CORPUS)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(min_size=1, max_size=60))
+def test_bpe_trained_on_arbitrary_text_round_trips(text):
+    tok = BPETokenizer(vocab_size=270).fit(text)
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.decode(tok.encode(text + "x🙂")) == text + "x🙂"
+
+
+def test_bpe_special_tokens_refused_unless_allowed(bpe):
+    text = "hello<|endoftext|>world"
+    with pytest.raises(ValueError, match="special token '<\\|endoftext\\|>' at position 5"):
+        bpe.encode(text)
+    ids = bpe.encode(text, allowed_special="all")
+    assert bpe.special_tokens["<|endoftext|>"] in ids
+    assert bpe.decode(ids) == text
+    assert bpe.encode(text, allowed_special={"<|endoftext|>"}) == ids
+    assert bpe.encode_ordinary(text) != ids  # as plain text it is split into bytes/merges
+    with pytest.raises(ValueError, match="not special tokens"):
+        bpe.encode("x", allowed_special={"<|nope|>"})
+
+
+def test_bpe_shakespeare_512_compresses():
+    text = load_shakespeare()[:200_000]
+    tok = BPETokenizer(vocab_size=512).fit(text)
+    ids = tok.encode(text)
+    assert tok.vocab_size == 512 and max(ids) < 512
+    assert len(text) / len(ids) > 1.7
+    assert tok.decode(ids) == text
+
+
+@pytest.mark.parametrize("text", ["", "a", "ab", "é", "🙂", "hello"])
+def test_char_round_trip_edge_cases(text):
+    tok = CharTokenizer().fit("hello abé🙂")
+    assert tok.decode(tok.encode(text)) == text
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(min_size=1))
+def test_char_round_trip_on_training_alphabet(text):
+    tok = CharTokenizer().fit(text)
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.get_vocab_size() == len(set(text))
+
+
+def test_char_unknown_character_policy():
+    tok = CharTokenizer().fit("abc")
+    with pytest.raises(ValueError, match=r"'z' \(U\+007A\) at position 2"):
+        tok.encode("abz")
+    unk = CharTokenizer(unk_token="?").fit("abc")
+    assert unk.vocab_size == 4
+    assert unk.encode("abz") == [0, 1, 3]
+    assert unk.decode(unk.encode("abz")) == "ab?"
+
+
+def test_char_shakespeare_vocab_is_65():
+    assert CharTokenizer().fit(load_shakespeare()).get_vocab_size() == 65
+
+
+@pytest.mark.parametrize("text", ["", "a", "hello, world!", "naïve  café\n", "🙂🙂 x"])
+def test_word_round_trip_on_training_text(text):
+    tok = WordTokenizer().fit("hello, world! naïve  café\n🙂🙂 x a")
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_word_unknown_maps_to_unk():
+    tok = WordTokenizer().fit("to be or not to be")
+    assert tok.decode(tok.encode("to sleep")) == "to <unk>"
+
+
+def test_word_max_vocab_keeps_most_frequent():
+    tok = WordTokenizer(max_vocab_size=3).fit("a a a b b c")
+    assert tok.itos == ["<unk>", " ", "a"]  # " " occurs 5 times
+
+
+@pytest.mark.parametrize("tok", [
+    CharTokenizer().fit("hello"), CharTokenizer(unk_token="�").fit("hi"),
+    WordTokenizer().fit("a b c"), BPETokenizer(300, special_tokens=["<s>"]).fit(CORPUS),
+    BasicBPETokenizer(270).fit(CORPUS),
+], ids=lambda t: type(t).__name__)
+def test_save_load_round_trip(tmp_path, tok):
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    loaded = Tokenizer.load(path)
+    assert type(loaded) is type(tok) and loaded.vocab_size == tok.vocab_size
+    sample = "hello" if isinstance(tok, CharTokenizer) else "a b"
+    assert loaded.encode(sample) == tok.encode(sample)
+    assert type(tok).load(path).vocab_size == tok.vocab_size
+
+
+def test_tokenizer_file_of_another_version_is_refused(tmp_path):
+    path = tmp_path / "tok.json"
+    CharTokenizer().fit("abc").save(path)
+    d = json.loads(path.read_text())
+    d["version"] = 99
+    path.write_text(json.dumps(d))
+    with pytest.raises(TokenizerError, match="version 99.*reads version 1"):
+        Tokenizer.load(path)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("not json", "not valid JSON"),
+    ('{"format": "other"}', "not a TinyTorch tokenizer"),
+    ('{"format": "tinytorch.tokenizer", "version": 1, "type": "sentencepiece"}', "unknown tokenizer type"),
+    ('{"format": "tinytorch.tokenizer", "version": 1, "type": "bpe", "vocab_size": 300, '
+     '"pattern": "x", "merges": [[999, 1]]}', "corrupt bpe"),
+])
+def test_foreign_or_corrupt_tokenizer_files(tmp_path, content, match):
+    path = tmp_path / "tok.json"
+    path.write_text(content)
+    with pytest.raises(TokenizerError, match=match):
+        Tokenizer.load(path)
+
+
+def test_load_checks_the_requested_class(tmp_path):
+    path = tmp_path / "tok.json"
+    CharTokenizer().fit("abc").save(path)
+    with pytest.raises(TokenizerError, match="not a BPETokenizer"):
+        BPETokenizer.load(path)
+
+
+def test_decode_rejects_out_of_range_ids():
+    tok = CharTokenizer().fit("ab")
+    with pytest.raises(ValueError, match="id 5 is out of range for vocab_size=2"):
+        tok.decode([0, 5])
+
+
+def test_unfitted_tokenizer_error():
+    with pytest.raises(ValueError, match="not fitted"):
+        CharTokenizer().encode("a")

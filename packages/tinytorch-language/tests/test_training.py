@@ -1,0 +1,149 @@
+"""LanguageModelTrainer: a tiny run whose loss falls, history, checkpoints, resume, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinytorch.core import io, manual_seed
+from tinytorch.language import (
+    BPETokenizer,
+    CharTokenizer,
+    LanguageModelTrainer,
+    TinyGPT,
+    TokenWindows,
+    generate_text,
+    load_checkpoint,
+    load_shakespeare,
+)
+
+TEXT = load_shakespeare()[:20_000]
+
+
+def _small(vocab):
+    return TinyGPT(vocab, d_model=32, num_heads=2, num_layers=1, max_seq_len=32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    manual_seed(0)
+    tok = CharTokenizer().fit(TEXT)
+    lm = LanguageModelTrainer(_small(tok.vocab_size), tok)
+    path = tmp_path_factory.mktemp("ckpt") / "lm.safetensors"
+    history = lm.fit(TEXT, max_steps=60, batch_size=16, lr=3e-3, warmup=5, eval_interval=20,
+                     checkpoint=path, seed=0)
+    return lm, history, path
+
+
+def test_tiny_training_loss_decreases(trained):
+    _, h, _ = trained
+    assert h["step"] == [20, 40, 60]
+    assert h["val_loss"][-1] < h["val_loss"][0] < np.log(65) + 0.5
+    assert h["loss"][-1] < 3.3
+    np.testing.assert_allclose(h["val_perplexity"], np.exp(h["val_loss"]))
+    assert all(t > 0 for t in h["tokens_per_sec"])
+
+
+def test_generation_from_checkpoint_file_alone(trained):
+    lm, _, path = trained
+    model, tok, meta = load_checkpoint(path)
+    assert meta["tinytorch.language"]["config"]["d_model"] == 32
+    text = generate_text(model, tok, "ROMEO:", max_length=40, seed=1)
+    assert text.startswith("ROMEO:") and len(text) == 46
+    assert text == lm.generate_text("ROMEO:", max_length=40, seed=1)
+
+
+def test_prompt_longer_than_context_is_cropped(trained):
+    lm, _, _ = trained
+    long_prompt = TEXT[:200]
+    out = lm.generate_text(long_prompt, max_length=10, temperature=0)
+    assert out.startswith(long_prompt)
+    assert out[200:] == lm.generate_text(TEXT[168:200], max_length=10, temperature=0)[32:]
+
+
+def test_resume_continues_step_count(trained, tmp_path):
+    _, _, path = trained
+    model, tok, _ = load_checkpoint(path)
+    lm = LanguageModelTrainer(model, tok)
+    h = lm.fit(TEXT, max_steps=70, batch_size=16, lr=3e-3, warmup=5, eval_interval=10, resume=path)
+    assert h["step"][-1] == 70 and h["step"][:3] == [20, 40, 60]
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    path = tmp_path / "vision.safetensors"
+    io.save({"model.conv.weight": np.zeros((2, 2), np.float32)}, path,
+            metadata={"kind": "tinytorch.training_checkpoint"})
+    with pytest.raises(ValueError, match="not a tinytorch-language checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_with_mismatched_weights_is_refused(trained, tmp_path):
+    _, _, path = trained
+    state, meta = io.load(path)
+    meta["tinytorch.language"]["config"]["d_model"] = 64
+    bad = tmp_path / "bad.safetensors"
+    io.save(state, bad, metadata={k: v for k, v in meta.items() if not k.startswith("tinytorch.") or k == "tinytorch.language"})
+    with pytest.raises(ValueError, match="do not match"):
+        load_checkpoint(bad)
+
+
+def test_truncated_checkpoint_is_refused(trained, tmp_path):
+    _, _, path = trained
+    bad = tmp_path / "trunc.safetensors"
+    bad.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError):
+        load_checkpoint(bad)
+
+
+def test_bpe_training_run_and_tokenizer_fitted_on_the_fly():
+    manual_seed(0)
+    tok = BPETokenizer(vocab_size=300)
+    lm = LanguageModelTrainer(_small(300), tok)
+    h = lm.fit(TEXT, max_steps=4, batch_size=4, seq_len=16, warmup=1)
+    assert tok.vocab_size == 300 and len(h["loss"]) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch_size=0), "batch_size"), (dict(seq_len=64), "exceeds the model's max_seq_len"),
+    (dict(lr=-1), "lr"), (dict(val_fraction=1.0), "val_fraction"), (dict(time_budget=0), "time_budget"),
+])
+def test_fit_argument_errors(kwargs, match):
+    tok = CharTokenizer().fit(TEXT)
+    with pytest.raises(ValueError, match=match):
+        LanguageModelTrainer(_small(tok.vocab_size), tok).fit(TEXT, max_steps=1, **kwargs)
+
+
+def test_tokenizer_larger_than_model_vocab():
+    tok = CharTokenizer().fit(TEXT)
+    with pytest.raises(ValueError, match="model's vocab_size is 10"):
+        LanguageModelTrainer(_small(10), tok).fit(TEXT, max_steps=1)
+
+
+def test_time_budget_stops_training():
+    tok = CharTokenizer().fit(TEXT)
+    lm = LanguageModelTrainer(_small(tok.vocab_size), tok)
+    lm.fit(TEXT, time_budget=0.5, batch_size=4, eval_interval=5, eval_batches=1)
+    assert 0 < lm.trainer.global_step < 10_000
+
+
+def test_token_windows():
+    ds = TokenWindows(np.arange(20), seq_len=4)
+    assert len(ds) == 4
+    x, y = ds.__getitems__(np.array([0, 2]))
+    np.testing.assert_array_equal(x[1], [8, 9, 10, 11])
+    np.testing.assert_array_equal(y[1], [9, 10, 11, 12])
+    ds.set_offset(2)
+    assert ds[0][0].tolist() == [2, 3, 4, 5]
+    with pytest.raises(ValueError, match="at least seq_len"):
+        TokenWindows(np.arange(3), seq_len=4)
+
+
+def test_token_windows_jitter_stays_in_range():
+    manual_seed(0)
+    tokens = np.arange(50)
+    ds = TokenWindows(tokens, seq_len=8, jitter=True)
+    assert len(ds) == 5
+    x, y = ds.__getitems__(np.arange(len(ds)))
+    assert x.shape == (5, 8) and y.max() <= 49
+    np.testing.assert_array_equal(y, x + 1)
+    assert len({int(r[0]) % 8 for r in x}) > 1  # windows start at different alignments
