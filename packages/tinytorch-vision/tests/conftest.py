@@ -20,11 +20,11 @@ def fashion_root(tmp_path):
 @pytest.fixture(autouse=True, scope="session")
 def _one_blas_thread():
     """One OpenBLAS thread for the tests: on a shared 2-core machine, 2 spinning BLAS threads
-    competing with other processes are many times slower than one (see tinytorch.vision._threads)."""
-    from tinytorch.vision._threads import get_blas_threads, set_blas_threads
+    competing with other processes are many times slower than one (see tinytorch.core.threads)."""
+    from tinytorch.core.threads import get_num_threads, set_num_threads
 
-    before = get_blas_threads()
-    set_blas_threads(1)
+    before = get_num_threads()
+    set_num_threads(1)
     yield
     if before:
-        set_blas_threads(before)
+        set_num_threads(before)

@@ -23,6 +23,7 @@ from .tensor import (
     zeros,
     zeros_like,
 )
+from .threads import get_num_threads, set_num_threads
 from .training import Trainer
 
 __version__ = "0.1.0"
@@ -32,4 +33,5 @@ __all__ = [
     "functional", "nn", "optim", "data", "io", "training", "Trainer",
     "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "randn", "rand",
     "cat", "concat", "stack", "where", "gradcheck", "GradcheckError", "manual_seed", "get_rng",
+    "set_num_threads", "get_num_threads",
 ]

@@ -21,7 +21,7 @@ from tinytorch.core import Tensor, io, manual_seed, nn, no_grad, optim
 from tinytorch.core.data import DataLoader, Subset
 from tinytorch.core.training import Callback, LRSchedulerCallback, Trainer, accuracy
 
-from ._threads import auto_threads, set_blas_threads
+from tinytorch.core.threads import auto_threads, set_num_threads
 from .datasets import ImageDataset, get_dataset
 from .models import ImageClassifier, build_model, model_from_config
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
@@ -130,14 +130,14 @@ class VisionCheckpoint(Callback):
 
 
 class AutoThreads(Callback):
-    """Before every epoch, give OpenBLAS only the cores other processes leave free (see _threads)."""
+    """Before every epoch, give OpenBLAS only the cores other processes leave free (see tinytorch.core.threads)."""
 
     def __init__(self):
         self.threads = 0
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         n = auto_threads(own=self.threads)
-        if n != self.threads and set_blas_threads(n):
+        if n != self.threads and set_num_threads(n):
             self.threads = n
 
 
@@ -212,7 +212,7 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
     if threads == "auto":
         callbacks.append(AutoThreads())
     elif threads is not None:
-        set_blas_threads(int(threads))
+        set_num_threads(int(threads))
     if out is not None:
         callbacks.append(VisionCheckpoint(out, config, model, scheduler))
     if echo is not None:

@@ -1,4 +1,7 @@
-"""Set the number of OpenBLAS threads at run time (what ``threadpoolctl`` does, in a few lines).
+"""BLAS thread control at run time (what ``threadpoolctl`` does for OpenBLAS, in a few lines).
+
+As ``torch.set_num_threads``: ``set_num_threads(1)`` before a batch-1 decode loop or on a busy
+machine, ``get_num_threads()`` to read it back.
 
 Why: on a small shared machine OpenBLAS's threads spin-wait for each other, so when another
 process already keeps a core busy, a 2-thread GEMM can be 10x *slower* than a 1-thread one
@@ -42,16 +45,16 @@ def _call(names: tuple[str, ...], *args: int) -> int | None:
     return None
 
 
-def get_blas_threads() -> int | None:
+def get_num_threads() -> int | None:
     """OpenBLAS's current thread count, or None if OpenBLAS was not found."""
     return _call(_GETTERS)
 
 
-def set_blas_threads(n: int) -> bool:
+def set_num_threads(n: int) -> bool:
     """Use ``n`` OpenBLAS threads from now on; False if OpenBLAS was not found."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_blas_threads: n must be a positive integer, got {n!r}")
-    return _call(_SETTERS, n) is not None or False
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    return _call(_SETTERS, n) is not None
 
 
 def auto_threads(own: int = 0) -> int:
