@@ -73,6 +73,9 @@ def data_report() -> dict[str, Any]:
 
 
 def doctor_report(builtin_names: frozenset[str]) -> dict[str, Any]:
+    """What ``tito doctor`` reports, as a dict: Python, platform, NumPy and its BLAS, the installed
+    TinyTorch distributions, the plugins and the data folders.
+    """
     return {
         "python": {"version": platform.python_version(), "executable": sys.executable},
         "platform": platform.platform(),

@@ -69,6 +69,7 @@ def module_name(relative: PurePath) -> tuple[str, bool]:
 
 
 def source_file(root: Path, relative: PurePath) -> SourceFile:
+    """A ``SourceFile`` for ``relative`` (a path under ``root``), with its dotted module name."""
     name, is_package = module_name(relative)
     return SourceFile(name, Path(root) / relative, is_package)
 
@@ -259,6 +260,7 @@ class ParsedModule:
 
     @classmethod
     def parse(cls, file: SourceFile) -> ParsedModule:
+        """Parse ``file`` into its top-level symbols and import bindings (a syntax error names the file)."""
         source = file.path.read_text(encoding="utf-8")
         try:
             tree = ast.parse(source, filename=str(file.path))
@@ -323,6 +325,7 @@ class Symbol:
 
 @dataclass(frozen=True)
 class ModuleRef:
+    """A reference to a whole module (``import tinytorch.core.functional as F``), not one symbol in it."""
     module: str
 
 
@@ -342,9 +345,11 @@ class CodeIndex:
 
     @classmethod
     def from_files(cls, files: Iterable[SourceFile]) -> CodeIndex:
+        """Parse every file into one index."""
         return cls(ParsedModule.parse(f) for f in files)
 
     def merged(self, other: CodeIndex) -> CodeIndex:
+        """An index of this one's modules and ``other``'s (e.g. a domain package plus core)."""
         return CodeIndex([*self.modules.values(), *other.modules.values()])
 
     def is_module(self, name: str) -> bool:
@@ -354,6 +359,7 @@ class CodeIndex:
     # -- resolving names
 
     def resolve_binding(self, binding: Binding, seen: frozenset = frozenset()) -> Ref | None:
+        """What an import binding refers to inside the index (following re-exports), or None."""
         if binding.member is None:
             return ModuleRef(binding.module) if self.is_module(binding.module) else None
         return self.resolve_member(binding.module, binding.member, seen)
@@ -413,9 +419,11 @@ class CodeIndex:
     # -- the symbol graph
 
     def symbol_nodes(self, symbol: Symbol) -> list[ast.AST]:
+        """The top-level statements that define ``symbol`` (a def or class, or assignments)."""
         return self.modules[symbol.module].symbols.get(symbol.name, [])
 
     def symbol_lines(self, symbol: Symbol) -> int:
+        """Logical lines of ``symbol``'s definition (docstrings, comments and blanks excluded)."""
         parsed = self.modules[symbol.module]
         return sum(parsed.lines_in(n) for n in self.symbol_nodes(symbol))
 
@@ -454,6 +462,7 @@ class CodeIndex:
         return total
 
     def all_symbols(self) -> list[Symbol]:
+        """Every top-level symbol of every module, sorted."""
         return sorted(Symbol(m.name, s) for m in self.modules.values() for s in m.symbols)
 
     @property

@@ -31,6 +31,12 @@ CORE_PACKAGES = ("tinytorch.core",)
 
 @dataclass(frozen=True)
 class ComponentShare:
+    """For one registered model: how many module instances and parameter elements belong to
+    classes defined in core (``module_share`` and ``param_share`` are the fractions).
+
+    >>> ComponentShare("net", modules_core=2, modules_total=5, params_core=9, params_total=31).module_share
+    0.4
+    """
     model: str
     modules_core: int
     modules_total: int
@@ -46,6 +52,7 @@ class ComponentShare:
         return self.params_core / self.params_total if self.params_total else None
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures (and both shares) for ``tito reuse --json``."""
         return {
             "model": self.model,
             "modules_core": self.modules_core,
@@ -58,6 +65,12 @@ class ComponentShare:
 
 
 def defined_in(cls: type, packages: Iterable[str]) -> bool:
+    """True when ``cls`` is defined in one of ``packages`` (a module of that name or below it).
+
+    >>> from collections import OrderedDict
+    >>> defined_in(OrderedDict, ["collections"]), defined_in(OrderedDict, ["tinytorch.core"])
+    (True, False)
+    """
     module = getattr(cls, "__module__", "") or ""
     return any(module == p or module.startswith(p + ".") for p in packages)
 
@@ -99,6 +112,7 @@ def component_share(
 
 @dataclass(frozen=True)
 class RegisteredModel:
+    """A ``tinytorch.models`` entry point: the model's name, its distribution and ``module:factory``."""
     name: str
     distribution: str
     value: str

@@ -28,6 +28,11 @@ def normalize(name: str) -> str:
 
 
 def is_tinytorch(name: str) -> bool:
+    """True for a TinyTorch distribution name (normalized): ``tinytorch-*``, ``tinytorch`` or ``tito-cli``.
+
+    >>> is_tinytorch("tinytorch-core"), is_tinytorch("tito-cli"), is_tinytorch("torch")
+    (True, True, False)
+    """
     return name.startswith("tinytorch-") or name in ("tinytorch", "tito-cli")
 
 
@@ -68,6 +73,7 @@ class Plugin:
 
     @classmethod
     def from_entry_point(cls, ep: md.EntryPoint) -> Plugin:
+        """Describe an entry point from its metadata (distribution name and version) without loading it."""
         dist = getattr(ep, "dist", None)  # None for EntryPoint objects made by hand
         name = (dist.metadata["Name"] if dist is not None else None) or "unknown"
         version = dist.version if dist is not None else "unknown"

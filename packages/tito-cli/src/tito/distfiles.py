@@ -31,6 +31,11 @@ class Requirement:
 
     @classmethod
     def parse(cls, text: str) -> Requirement:
+        """Read one ``Requires-Dist`` line (name, and the extra from its marker).
+
+        >>> Requirement.parse("click>=8; extra == 'cli'").extra
+        'cli'
+        """
         match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
         if match is None:
             raise ValueError(f"cannot read the distribution name in Requires-Dist {text!r}")

@@ -46,6 +46,7 @@ class TitoError(click.ClickException):
         super().__init__(one_line(message))
 
     def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``Error: <message>`` in red on stderr (or ``file``)."""
         click.echo(
             click.style(f"Error: {self.format_message()}", fg="red"),
             file=file,

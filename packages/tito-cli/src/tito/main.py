@@ -47,9 +47,13 @@ class TitoGroup(click.Group):
         return {p.name: p for p in plugins if p.clash is None}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in and plugin command names, sorted; read from metadata, nothing imported."""
         return sorted(set(self.commands) | set(self.usable_plugins()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``: a built-in, the loaded plugin group, or a stand-in that reports
+        the plugin's load error (so one broken plugin never breaks the others); None if unknown.
+        """
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         plugin = self.usable_plugins().get(cmd_name)
@@ -61,6 +65,7 @@ class TitoGroup(click.Group):
             return _broken_command(cmd_name, exc)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the Plugin commands and Built-in commands sections of ``--help`` without importing plugins."""
         plugins = [(p.name, p.short_help) for p in self.usable_plugins().values()]
         builtins = [(n, c) for n, c in sorted(self.commands.items()) if not c.hidden]
         width = max((len(name) for name, _ in plugins + builtins), default=0)
@@ -74,6 +79,7 @@ class TitoGroup(click.Group):
             formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in builtins])
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, turning library errors into one red line and exit code 1 (see ``tito.errors``)."""
         with user_errors():
             return super().invoke(ctx)
 

@@ -91,6 +91,7 @@ class Edge:
     line: int
 
     def as_dict(self) -> dict[str, Any]:
+        """The edge for ``tito reuse --json``."""
         return {"target": self.target, "module": self.module, "file": self.file, "line": self.line}
 
 
@@ -107,6 +108,7 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}" if self.file else self.message
 
     def as_dict(self) -> dict[str, Any]:
+        """The problem for ``tito reuse --json``."""
         return {"kind": self.kind, "message": self.message, "file": self.file, "line": self.line}
 
 
@@ -184,6 +186,18 @@ def edge_problems(
 
 @dataclass(frozen=True)
 class CodeShare:
+    """A domain package's code share: ``share = core_lines_used / (core_lines_used + own_lines)``.
+
+    Attributes:
+        core_lines_used: logical lines of the core symbols it uses, closed over what they use.
+        own_lines: logical lines of every file the package ships.
+        core_lines_total: logical lines of all of core.
+        direct: the core symbols the package refers to itself.
+        used: the closure, ``"module:name"`` -> logical lines.
+
+    >>> CodeShare(core_lines_used=16, own_lines=6, core_lines_total=40, direct=(), used={}).share
+    0.7272727272727273
+    """
     core_lines_used: int
     own_lines: int
     core_lines_total: int
@@ -196,6 +210,7 @@ class CodeShare:
         return self.core_lines_used / total if total else None
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures for ``tito reuse --json``."""
         return {
             "share": self.share,
             "core_lines_used": self.core_lines_used,
@@ -232,6 +247,7 @@ def code_share(core: CodeIndex, package: CodeIndex) -> CodeShare:
 
 @dataclass
 class PackageReport:
+    """Everything ``tito reuse`` measured about one distribution: edges, problems, code and component share."""
     name: str
     version: str
     role: str  # core, domain or cli
@@ -251,6 +267,7 @@ class PackageReport:
         return dict(sorted(Counter(e.target or "?" for e in self.edges).items()))
 
     def as_dict(self, floor: float | None = None) -> dict[str, Any]:
+        """The report for ``tito reuse --json``."""
         return {
             "name": self.name,
             "version": self.version,
@@ -272,6 +289,11 @@ class PackageReport:
 
 
 def role_of(name: str, core_name: str = CORE) -> str:
+    """``"core"``, ``"cli"`` (tito-cli) or ``"domain"`` for a distribution name.
+
+    >>> role_of("tinytorch-core"), role_of("tito-cli"), role_of("tinytorch-vision")
+    ('core', 'cli', 'domain')
+    """
     if name == core_name:
         return "core"
     return "cli" if name == CLI else "domain"
@@ -385,6 +407,7 @@ def check_failures(
 
 
 def floor_for(report: PackageReport, default_floor: float, floors: Mapping[str, float]) -> float | None:
+    """The code-share floor a report must meet (``floors[name]`` or the default); None for core and tito-cli."""
     return floors.get(report.name, default_floor) if report.role == "domain" else None
 
 

@@ -57,8 +57,18 @@ class _ObserverHandle:
 def register_op_observer(observer: Callable) -> _ObserverHandle:
     """Call ``observer(phase, fn, inputs, output, seconds)`` for every op forward and backward.
 
-    Returns a handle; ``handle.remove()`` (or ``with register_op_observer(f):``) detaches it.
-    This is how ``tinytorch.perf`` counts the FLOPs and times of what a model really executes.
+    ``phase`` is ``"forward"`` or ``"backward"``, ``fn`` the Function instance, ``inputs`` and
+    ``output`` NumPy arrays (for backward: the upstream gradient and the input gradients) and
+    ``seconds`` the op's wall time. Returns a handle; ``handle.remove()`` (or
+    ``with register_op_observer(f):``) detaches it. This is how ``tinytorch.perf`` counts the FLOPs
+    and times of what a model really executes; with no observer the hot path pays one truth test.
+
+    >>> from tinytorch.core import Tensor
+    >>> seen = []
+    >>> with register_op_observer(lambda phase, fn, *rest: seen.append((phase, type(fn).__name__))):
+    ...     y = Tensor([1.0, 2.0]) * 3
+    >>> seen
+    [('forward', 'Mul')]
     """
     key = next(_observer_ids)
     _observers[key] = observer
@@ -76,7 +86,13 @@ _Tensor: Any = None
 
 
 def is_grad_enabled() -> bool:
-    """True when new operations are recorded for backward."""
+    """True when new operations are recorded for backward.
+
+    >>> from tinytorch.core import no_grad
+    >>> with no_grad():
+    ...     is_grad_enabled()
+    False
+    """
     return _grad_mode.enabled
 
 
@@ -119,7 +135,16 @@ def no_grad() -> _SetGradEnabled:
 
 
 def enable_grad() -> _SetGradEnabled:
-    """Re-enable graph recording inside a ``no_grad`` block."""
+    """Re-enable graph recording inside a ``no_grad`` block (a context manager or decorator).
+
+    >>> from tinytorch.core import Tensor, no_grad
+    >>> w = Tensor([1.0], requires_grad=True)
+    >>> with no_grad():
+    ...     with enable_grad():
+    ...         y = w * 2
+    >>> y.requires_grad
+    True
+    """
     return _SetGradEnabled(True)
 
 
@@ -127,21 +152,53 @@ class Function:
     """Base class of every differentiable op.
 
     Subclasses implement ``forward(self, *arrays, **params) -> ndarray`` and
-    ``backward(self, grad) -> tuple`` (or a single array for one-input ops). Call an op with
-    ``MyOp.apply(*tensors, **params)``; ``self`` is the context that carries saved arrays from
-    forward to backward.
+    ``backward(self, grad) -> tuple`` (or a single array for one-input ops), both on NumPy arrays.
+    Call an op with ``MyOp.apply(*tensors, **params)``; ``self`` is the context that carries saved
+    arrays from forward to backward. ``needs_input_grad`` says which inputs want a gradient.
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor
+    >>> class Square(Function):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x * x
+    ...     def backward(self, grad):
+    ...         return 2 * self.x * grad
+    >>> x = Tensor([3.0], requires_grad=True)
+    >>> Square.apply(x).sum().backward()
+    >>> x.grad
+    array([6.], dtype=float32)
     """
 
     __slots__ = ("parents", "needs_input_grad", "__dict__")
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        """Compute the output array from the input arrays; save what backward needs on ``self``.
+
+        Args:
+            arrays: the inputs' ``.data``, in the order given to ``apply``.
+            params: the keyword arguments given to ``apply`` (axes, shapes, flags).
+        """
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray):
+        """Given the gradient of the output, return the gradient of each input.
+
+        Returns one array per input (a tuple; None for inputs that need none, see
+        ``self.needs_input_grad``), or a single array for one-input ops. Gradients may have the
+        broadcast shape: the engine sums them back to each input's shape.
+        """
         raise NotImplementedError
 
     @classmethod
     def apply(cls, *tensors: Tensor, **params: Any) -> Tensor:
+        """Run the op on ``tensors`` and, when grad mode is on and an input requires a
+        gradient, record it in the graph of the returned Tensor.
+
+        Args:
+            tensors: the input Tensors.
+            params: keyword parameters passed to ``forward``.
+        """
         ctx = cls()
         if _observers:
             arrays = tuple(t.data for t in tensors)

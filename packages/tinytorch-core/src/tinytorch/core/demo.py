@@ -36,12 +36,14 @@ def make_spiral(points_per_class: int = 200, classes: int = 3, noise: float = 0.
 
 @dataclass
 class SpiralResult:
+    """What ``train_spiral`` returns: the trained model, its history and the final training accuracy."""
     model: nn.Module
     history: History
     train_accuracy: float
 
 
 def spiral_mlp(hidden: int = 64, classes: int = 3) -> nn.Module:
+    """The demo's MLP: 2 inputs, two hidden ReLU layers of ``hidden`` units, ``classes`` logits."""
     return nn.Sequential(
         nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes)
     )

@@ -48,15 +48,19 @@ class Linear(Function):
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """Affine map ``x @ weight.T + bias``.
+    """Affine map ``x @ weight.T + bias``: one fused Function, one 2-D GEMM for any leading shape.
 
     Args:
         x: (..., in_features).
-        weight: (out_features, in_features).
+        weight: (out_features, in_features), as in PyTorch.
         bias: (out_features,) or None.
 
     Returns:
         (..., out_features).
+
+    >>> from tinytorch.core import ones, zeros
+    >>> linear(ones(4, 3), ones(2, 3), zeros(2)).tolist()[0]
+    [3.0, 3.0]
     """
     if bias is None:
         return Linear.apply(x, weight)
@@ -103,12 +107,26 @@ class LogSoftmax(Function):
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Softmax along ``axis`` (numerically stable: the max is subtracted first)."""
+    """Softmax along ``axis`` (numerically stable: the max is subtracted first).
+
+    Args:
+        x: any shape.
+        axis: the axis whose entries sum to 1.
+
+    >>> from tinytorch.core import Tensor
+    >>> softmax(Tensor([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+    """
     return Softmax.apply(x, axis=axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed without forming softmax."""
+    """log(softmax(x)) along ``axis``, computed without forming softmax (no underflow).
+
+    >>> from tinytorch.core import Tensor
+    >>> round(log_softmax(Tensor([0.0, 0.0])).tolist()[0], 4)
+    -0.6931
+    """
     return LogSoftmax.apply(x, axis=axis)
 
 
@@ -184,8 +202,15 @@ def cross_entropy(
 ) -> Tensor:
     """Cross-entropy between ``logits`` (..., C) and integer class ``target`` (...).
 
+    Softmax and negative log-likelihood are one fused Function (backward: softmax - one-hot).
     Works over any leading shape, so (B, T, V) language-model logits need no reshape.
-    Targets equal to ``ignore_index`` contribute nothing and are left out of the mean.
+
+    Args:
+        logits: (..., C) unnormalized scores.
+        target: (...) integer class indices (array, list or Tensor).
+        ignore_index: targets equal to this contribute nothing and are left out of the mean.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per position, shape (...)).
+        label_smoothing: mix the one-hot target with the uniform distribution by this amount.
 
     >>> from tinytorch.core import Tensor
     >>> round(cross_entropy(Tensor([[0.0, 0.0]]), [1]).item(), 4)
@@ -212,7 +237,17 @@ def cross_entropy(
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of ``target`` under ``log_probs`` (N, C)."""
+    """Negative log-likelihood of ``target`` (N,) under ``log_probs`` (N, C).
+
+    Args:
+        log_probs: (N, C), e.g. from ``log_softmax``.
+        target: (N,) integer classes in 0..C-1.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    >>> from tinytorch.core import Tensor
+    >>> round(nll_loss(log_softmax(Tensor([[0.0, 0.0]])), [0]).item(), 4)
+    0.6931
+    """
     target_arr = target.data if isinstance(target, Tensor) else np.asarray(target)
     _check_reduction("nll_loss", reduction)
     classes = log_probs.shape[-1]
@@ -229,7 +264,17 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def mse_loss(prediction: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean squared error; ``prediction`` and ``target`` must have the same shape."""
+    """Mean squared error; ``prediction`` and ``target`` must have the same shape.
+
+    Args:
+        prediction: any shape.
+        target: the same shape (a Tensor or array-like).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (elementwise squared errors).
+
+    >>> from tinytorch.core import Tensor
+    >>> mse_loss(Tensor([1.0, 3.0]), [1.0, 1.0]).item()
+    2.0
+    """
     _check_reduction("mse_loss", reduction)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=prediction.dtype))
     if prediction.shape != target.shape:
@@ -291,7 +336,20 @@ def layer_norm(
     bias: Tensor | None = None,
     eps: float = 1e-5,
 ) -> Tensor:
-    """Layer normalization over the trailing ``normalized_shape`` axes of ``x``."""
+    """Layer normalization over the trailing ``normalized_shape`` axes of ``x``: one fused Function.
+
+    Args:
+        x: (..., *normalized_shape).
+        normalized_shape: the trailing shape to normalize over (an int for the last axis).
+        weight: scale γ of shape ``normalized_shape``, or None.
+        bias: shift β of shape ``normalized_shape``, or None.
+        eps: added to the variance.
+
+    >>> from tinytorch.core import Tensor
+    >>> y = layer_norm(Tensor([[1.0, 2.0, 3.0]]), 3)
+    >>> round(y.mean().item(), 6), round(float(y.numpy().std()), 3)
+    (0.0, 1.0)
+    """
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if x.shape[x.ndim - len(shape) :] != shape:
         raise ValueError(f"layer_norm expected trailing shape {shape}, got input {x.shape}")
@@ -309,6 +367,7 @@ def layer_norm(
 
 
 class Dropout(Function):
+    """Inverted dropout: multiply by a saved mask already scaled by 1/(1-p)."""
     def forward(self, x, p, generator):
         keep = generator.random(x.shape, dtype=np.float32) >= p
         self.scaled_mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - p))
@@ -319,7 +378,18 @@ class Dropout(Function):
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout)."""
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (inverted dropout).
+
+    Args:
+        x: any shape.
+        p: drop probability in [0, 1].
+        training: when False (or p == 0), return ``x`` unchanged.
+        generator: a NumPy generator for the mask (default: the global one).
+
+    >>> from tinytorch.core import ones
+    >>> dropout(ones(4), p=0.5, training=False).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
     if not 0 <= p < 1:
         if p == 1 and training:
             return x * 0
@@ -355,7 +425,16 @@ class Embedding(Function):
 
 
 def embedding(ids: Any, weight: Tensor) -> Tensor:
-    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``ids`` (any shape)."""
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``ids`` (any shape).
+
+    Returns (*ids.shape, dim); the backward scatter-adds into the rows used (repeats accumulate).
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor
+    >>> table = Tensor(np.arange(6.0).reshape(3, 2))
+    >>> embedding([[2, 0]], table).tolist()
+    [[[4.0, 5.0], [0.0, 1.0]]]
+    """
     arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"embedding: ids must be integers, got dtype {arr.dtype}")
@@ -370,18 +449,42 @@ def embedding(ids: Any, weight: Tensor) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
+    """max(x, 0) elementwise.
+
+    >>> from tinytorch.core import Tensor
+    >>> relu(Tensor([-1.0, 1.0])).tolist()
+    [0.0, 1.0]
+    """
     return ReLU.apply(x)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU elementwise: x·Φ(x) (``approximate="none"``) or GPT-2's tanh form (``"tanh"``).
+
+    >>> from tinytorch.core import Tensor
+    >>> [round(v, 4) for v in gelu(Tensor([0.0, 1.0])).tolist()]
+    [0.0, 0.8413]
+    """
     return GELU.apply(x, approximate=approximate)
 
 
 def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x) elementwise.
+
+    >>> from tinytorch.core import Tensor
+    >>> sigmoid(Tensor([0.0])).tolist()
+    [0.5]
+    """
     return Sigmoid.apply(x)
 
 
 def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent elementwise.
+
+    >>> from tinytorch.core import Tensor
+    >>> tanh(Tensor([0.0])).tolist()
+    [0.0]
+    """
     return Tanh.apply(x)
 
 
@@ -389,7 +492,12 @@ def tanh(x: Tensor) -> Tensor:
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis (``torch.cat``)."""
+    """Join tensors along an existing axis (``torch.cat``; alias ``cat``).
+
+    >>> from tinytorch.core import ones, zeros
+    >>> concat([ones(2, 3), zeros(1, 3)]).shape
+    (3, 3)
+    """
     if not tensors:
         raise ValueError("concat: expected a non-empty sequence of tensors")
     return Concat.apply(*tensors, axis=axis)
@@ -399,14 +507,26 @@ cat = concat
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis."""
+    """Join same-shaped tensors along a new axis.
+
+    >>> from tinytorch.core import ones
+    >>> stack([ones(2, 3), ones(2, 3)], axis=1).shape
+    (2, 2, 3)
+    """
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
     return Stack.apply(*tensors, axis=axis)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """Elementwise ``a`` where ``condition`` is true, else ``b``."""
+    """Elementwise ``a`` where ``condition`` is true, else ``b`` (all three broadcast).
+
+    Python numbers and arrays for ``a`` or ``b`` take the other operand's dtype.
+
+    >>> from tinytorch.core import Tensor
+    >>> where([True, False], Tensor([1.0, 2.0]), 0.0).tolist()
+    [1.0, 0.0]
+    """
     cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     ta = a if isinstance(a, Tensor) else None
     tb = b if isinstance(b, Tensor) else None

@@ -21,11 +21,30 @@ from .tensor import Tensor
 
 
 class GradcheckError(AssertionError):
-    """Raised when analytic and numerical gradients disagree."""
+    """Raised when analytic and numerical gradients disagree (an ``AssertionError``).
+
+    Its message names the input, the element (or random direction) and both values.
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Function, Tensor
+    >>> class BadSquare(Function):
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x * x
+    ...     def backward(self, grad):
+    ...         return self.x * grad          # should be 2·x·grad
+    >>> x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    >>> try:
+    ...     gradcheck(lambda t: BadSquare.apply(t), [x])
+    ... except GradcheckError:
+    ...     print("caught")
+    caught
+    """
 
 
 @dataclass
 class GradcheckResult:
+    """The worst element of one check: analytic vs numeric derivative and their difference."""
     ok: bool
     input_index: int
     element: tuple[int, ...] | None
@@ -34,6 +53,7 @@ class GradcheckResult:
     abs_error: float
 
     def report(self) -> str:
+        """One line naming where the worst mismatch is and both values."""
         where = f"input {self.input_index}" + (
             f", element {self.element}" if self.element is not None else " (random direction)"
         )
@@ -65,7 +85,9 @@ def gradcheck(
         fn: maps the input tensors to a tensor (or a tuple of tensors).
         inputs: float64 tensors; those with ``requires_grad=True`` are checked.
         eps: finite-difference step.
-        atol, rtol: an element passes when |analytic - numeric| <= atol + rtol·|numeric|.
+        atol: absolute tolerance: an element passes when
+            |analytic - numeric| <= atol + rtol·|numeric|.
+        rtol: relative tolerance (see ``atol``).
         seed: seeds the upstream gradient and the random directions.
         max_elements: inputs larger than this are checked along random directions.
         directions: how many random directions for large inputs.

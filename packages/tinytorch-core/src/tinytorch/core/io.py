@@ -65,7 +65,20 @@ PathLike = str | os.PathLike
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that is not a valid safetensors file, or a state that does not match."""
+    """A checkpoint file that is not a valid safetensors file, or a state that does not match.
+
+    It is a ``ValueError``; the message names the file and what is wrong (truncated, foreign,
+    missing or unexpected keys, shape mismatches).
+
+    >>> import tempfile, pathlib
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad.safetensors"
+    >>> _ = bad.write_bytes(b"not a checkpoint")
+    >>> try:
+    ...     load(bad)
+    ... except CheckpointError as err:
+    ...     print("CheckpointError")
+    CheckpointError
+    """
 
 
 # ---------------------------------------------------------------------------------- nesting
@@ -280,6 +293,13 @@ def save(
     Raises:
         TypeError: a non-string key, a value that is not an array, an array with a dtype
             safetensors cannot store (object, str, ...), or metadata that is not JSON-serialisable.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> save({"w": np.ones((2, 2), dtype=np.float32)}, path, metadata={"epoch": 3})
+    >>> state, meta = load(path)
+    >>> state["w"].shape, meta["epoch"]
+    ((2, 2), 3)
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a dict of arrays, got {type(state).__name__}")
@@ -434,6 +454,12 @@ def load(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         FileNotFoundError: no file at ``path``.
         CheckpointError: the file is truncated, not a safetensors file, or corrupt; the message
             names the file and what is wrong.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.safetensors"
+    >>> save({"layer": {"bias": np.zeros(3, dtype=np.float32)}}, path)
+    >>> sorted(load(path)[0])
+    ['layer.bias']
     """
     path, f = _open_checked(path)
     with f:
@@ -459,7 +485,14 @@ def load(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:
-    """Read only the header of a checkpoint and return its JSON-decoded metadata."""
+    """Read only the header of a checkpoint and return its JSON-decoded metadata.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
+    >>> save({"w": np.zeros(1, dtype=np.float32)}, path, metadata={"config": {"width": 8}})
+    >>> load_metadata(path)["config"]
+    {'width': 8}
+    """
     path, f = _open_checked(path)
     with f:
         header = _read_header(path, f)
@@ -467,6 +500,11 @@ def load_metadata(path: PathLike) -> dict[str, Any]:
 
 
 class TensorInfo(NamedTuple):
+    """Name, shape and dtype (a NumPy dtype name) of one tensor in a checkpoint.
+
+    >>> TensorInfo("w", (2, 3), "float32").shape
+    (2, 3)
+    """
     name: str
     shape: tuple[int, ...]
     dtype: str
@@ -474,7 +512,22 @@ class TensorInfo(NamedTuple):
 
 @dataclass
 class CheckpointInfo:
-    """What :func:`inspect` reports about a checkpoint, without loading its arrays."""
+    """What :func:`inspect` reports about a checkpoint, without loading its arrays.
+
+    Attributes:
+        path: the file.
+        tensors: one ``TensorInfo`` per tensor, in natural order (``layers.2`` before ``layers.10``).
+        metadata: the JSON-decoded metadata.
+        num_parameters: total number of elements over all tensors.
+        file_size: bytes on disk.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
+    >>> save({"w": np.zeros((2, 3), dtype=np.float32)}, path)
+    >>> info = inspect(path)
+    >>> info.tensors[0], info.num_parameters
+    (TensorInfo(name='w', shape=(2, 3), dtype='float32'), 6)
+    """
 
     path: str
     tensors: list[TensorInfo]
@@ -496,6 +549,12 @@ def inspect(path: PathLike) -> CheckpointInfo:
     """Names, shapes and dtypes of a checkpoint's tensors, its metadata and parameter count.
 
     Only the header is read, so this is instant even for a large checkpoint (``tito core summary``).
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "i.safetensors"
+    >>> save({"w": np.zeros((4, 5), dtype=np.float32)}, path)
+    >>> inspect(path).num_parameters
+    20
     """
     path, f = _open_checked(path)
     with f:
@@ -519,7 +578,12 @@ def inspect(path: PathLike) -> CheckpointInfo:
 
 
 class StateCheck(NamedTuple):
-    """Keys that did not match in :func:`check_state` (empty lists when everything matched)."""
+    """Keys that did not match in :func:`check_state` (empty lists when everything matched).
+
+    >>> import numpy as np
+    >>> check_state({"w": (2,)}, {"w": np.zeros(2), "extra": np.zeros(1)}, strict=False)
+    StateCheck(missing=[], unexpected=['extra'])
+    """
 
     missing: list[str]
     unexpected: list[str]
@@ -554,6 +618,13 @@ def check_state(
     Raises:
         CheckpointError: listing every missing key, unexpected key and shape mismatch (with the
             expected and actual shapes).
+
+    >>> import numpy as np
+    >>> try:
+    ...     check_state({"w": (2, 3)}, {"w": np.zeros((3, 2))})
+    ... except CheckpointError as err:
+    ...     print("shape mismatch")
+    shape mismatch
     """
     missing = [k for k in expected if k not in loaded]
     unexpected = [k for k in loaded if k not in expected]

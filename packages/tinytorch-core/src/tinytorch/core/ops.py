@@ -27,6 +27,7 @@ def _check_broadcast(op: str, a: np.ndarray, b: np.ndarray) -> None:
 
 
 class Add(Function):
+    """a + b with broadcasting; each input's gradient is the upstream gradient, summed to its shape."""
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("add", a, b)
@@ -37,6 +38,7 @@ class Add(Function):
 
 
 class Sub(Function):
+    """a - b with broadcasting; gradients g and -g."""
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("sub", a, b)
@@ -47,6 +49,7 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """a · b with broadcasting; gradients g·b and g·a."""
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("mul", a, b)
@@ -59,6 +62,7 @@ class Mul(Function):
 
 
 class Div(Function):
+    """a / b with broadcasting; gradients g/b and -g·a/b²."""
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("div", a, b)
@@ -146,6 +150,7 @@ class MatMul(Function):
 
 
 class Neg(Function):
+    """-x; gradient -g."""
     def forward(self, x):
         return -x
 
@@ -154,6 +159,7 @@ class Neg(Function):
 
 
 class Cast(Function):
+    """Change the dtype; the gradient is cast back to the input's dtype."""
     def forward(self, x, dtype: np.dtype):
         self.source = x.dtype
         return x.astype(dtype)
@@ -163,6 +169,7 @@ class Cast(Function):
 
 
 class Exp(Function):
+    """e^x; gradient g·e^x (the saved output)."""
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -172,6 +179,7 @@ class Exp(Function):
 
 
 class Log(Function):
+    """Natural logarithm; gradient g/x."""
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -181,6 +189,7 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """√x; gradient g / (2√x)."""
     def forward(self, x):
         self.out = np.sqrt(x)
         return self.out
@@ -190,6 +199,7 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
+    """tanh x; gradient g·(1 - tanh² x)."""
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -205,6 +215,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    """σ(x) = 1/(1+e^-x), computed stably; gradient g·σ(x)·(1-σ(x))."""
     def forward(self, x):
         self.out = _sigmoid(x)
         return self.out
@@ -214,6 +225,7 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    """max(x, 0); gradient g where x > 0, else 0."""
     def forward(self, x):
         self.positive = x > 0
         return np.maximum(x, x.dtype.type(0))  # keeps nan, as torch.relu does
@@ -223,6 +235,7 @@ class ReLU(Function):
 
 
 class Abs(Function):
+    """|x|; gradient g·sign(x) (0 at 0)."""
     def forward(self, x):
         self.sign = np.sign(x)
         return np.abs(x)
@@ -232,6 +245,7 @@ class Abs(Function):
 
 
 class Clamp(Function):
+    """Clip to [low, high] (either may be None); gradient g inside the bounds, 0 outside."""
     def forward(self, x, low: float | None, high: float | None):
         out = np.clip(x, low, high).astype(x.dtype, copy=False)
         self.inside = out == x
@@ -328,6 +342,7 @@ def _expand_reduced(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> 
 
 
 class Sum(Function):
+    """Sum over axes (all when None), optionally keeping them; the gradient is broadcast back."""
     def forward(self, x, axis=None, keepdims=False):
         self.shape = x.shape
         self.axes = _normalize_axis(axis, x.ndim)
@@ -339,6 +354,7 @@ class Sum(Function):
 
 
 class Mean(Function):
+    """Mean over axes; the gradient is broadcast back divided by the number of elements reduced."""
     def forward(self, x, axis=None, keepdims=False):
         self.shape = x.shape
         self.axes = _normalize_axis(axis, x.ndim)
@@ -387,6 +403,7 @@ class Var(Function):
 
 
 class Reshape(Function):
+    """View with a new shape; the gradient is reshaped back."""
     def forward(self, x, shape):
         self.shape = x.shape
         try:
@@ -402,6 +419,7 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """Reorder axes; the gradient is permuted by the inverse permutation."""
     def forward(self, x, axes):
         if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
             raise ValueError(f"permute: axes {axes} are not a permutation of {x.ndim} dimensions")
@@ -413,6 +431,7 @@ class Permute(Function):
 
 
 class Expand(Function):
+    """Broadcast to a larger shape without copying; the gradient is summed back."""
     def forward(self, x, shape):
         shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
         return np.broadcast_to(x, shape)
@@ -450,6 +469,7 @@ class GetItem(Function):
 
 
 class Concat(Function):
+    """Join along an existing axis; the gradient is split back into the inputs' sizes."""
     def forward(self, *arrays, axis=0):
         self.axis = axis
         self.sizes = [a.shape[axis] for a in arrays]
@@ -465,6 +485,7 @@ class Concat(Function):
 
 
 class Stack(Function):
+    """Join same-shaped arrays along a new axis; the gradient is unstacked."""
     def forward(self, *arrays, axis=0):
         self.axis = axis
         try:
@@ -490,6 +511,7 @@ class Where(Function):
 
 
 class MaskedFill(Function):
+    """Set positions where ``mask`` is True to ``value``; their gradient is zero."""
     def forward(self, x, mask, value):
         self.mask = mask
         return np.where(mask, x.dtype.type(value), x)

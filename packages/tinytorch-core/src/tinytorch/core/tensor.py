@@ -106,12 +106,25 @@ class Tensor:
         return len(self.data)
 
     def numel(self) -> int:
+        """Number of elements (``size``), as ``torch.Tensor.numel``."""
         return self.data.size
 
     def dim(self) -> int:
+        """Number of dimensions (``ndim``)."""
         return self.data.ndim
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Turn gradient recording on (or off) in place and return the tensor.
+
+        Args:
+            requires_grad: whether ``backward`` should fill this tensor's ``.grad``.
+
+        Raises:
+            TypeError: gradients were asked for on a non-floating-point tensor.
+
+        >>> Tensor([1.0, 2.0]).requires_grad_().requires_grad
+        True
+        """
         if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
             raise TypeError(
                 f"requires_grad needs a floating-point tensor, got dtype {self.data.dtype}"
@@ -124,14 +137,24 @@ class Tensor:
         self._retains_grad = True
 
     def numpy(self) -> np.ndarray:
+        """The underlying ``np.ndarray`` (shared, not copied)."""
         return self.data
 
     def item(self) -> float | int:
+        """The single element as a Python number.
+
+        Raises:
+            ValueError: the tensor has more than one element.
+
+        >>> Tensor([[3.0]]).item()
+        3.0
+        """
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
     def tolist(self) -> Any:
+        """The data as (nested) Python lists."""
         return self.data.tolist()
 
     def detach(self) -> Tensor:
@@ -139,15 +162,23 @@ class Tensor:
         return Tensor._from_op(self.data, None)
 
     def astype(self, dtype: Any) -> Tensor:
+        """A copy cast to ``dtype``; the gradient flows back cast to the original dtype.
+
+        >>> Tensor([1.5]).astype("float64").dtype
+        dtype('float64')
+        """
         return _ops.Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> Tensor:
+        """Cast to float32 (differentiable)."""
         return self.astype(np.float32)
 
     def double(self) -> Tensor:
+        """Cast to float64 (differentiable); gradient checks use float64."""
         return self.astype(np.float64)
 
     def long(self) -> Tensor:
+        """Cast to int64, e.g. for class labels or token ids (outside the graph)."""
         return Tensor(self.data.astype(np.int64))
 
     def __repr__(self) -> str:
@@ -260,54 +291,99 @@ class Tensor:
         return self._compare(other, np.greater_equal)
 
     def eq(self, other: Any) -> Tensor:
+        """Elementwise ``==`` as a bool tensor (no gradient)."""
         return self._compare(other, np.equal)
 
     def ne(self, other: Any) -> Tensor:
+        """Elementwise ``!=`` as a bool tensor (no gradient)."""
         return self._compare(other, np.not_equal)
 
     __hash__ = object.__hash__  # tensors are hashed by identity (used as dict keys)
 
     # ----------------------------------------------------------------- elementwise
     def exp(self) -> Tensor:
+        """Elementwise e^x."""
         return _ops.Exp.apply(self)
 
     def log(self) -> Tensor:
+        """Elementwise natural logarithm."""
         return _ops.Log.apply(self)
 
     def sqrt(self) -> Tensor:
+        """Elementwise square root."""
         return _ops.Sqrt.apply(self)
 
     def tanh(self) -> Tensor:
+        """Elementwise hyperbolic tangent."""
         return _ops.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """Elementwise 1 / (1 + e^-x)."""
         return _ops.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
+        """Elementwise max(x, 0).
+
+        >>> Tensor([-1.0, 2.0]).relu()
+        Tensor([0., 2.])
+        """
         return _ops.ReLU.apply(self)
 
     def gelu(self, approximate: str = "none") -> Tensor:
+        """Elementwise GELU: x·Φ(x) (``approximate="none"``) or GPT-2's tanh form (``"tanh"``).
+
+        Args:
+            approximate: ``"none"`` (exact, with an erf accurate to 1.2e-7) or ``"tanh"``.
+        """
         return _ops.GELU.apply(self, approximate=approximate)
 
     def abs(self) -> Tensor:
+        """Elementwise absolute value (gradient sign(x), 0 at 0)."""
         return _ops.Abs.apply(self)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Limit every element to [min, max] (either bound may be None); alias ``clip``.
+
+        The gradient is 1 where the value was inside the bounds and 0 where it was clamped.
+
+        >>> Tensor([-2.0, 0.5, 3.0]).clamp(min=0.0, max=1.0)
+        Tensor([0. , 0.5, 1. ])
+        """
         return _ops.Clamp.apply(self, low=min, high=max)
 
     clip = clamp
 
     # ----------------------------------------------------------------- reductions
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (an int, a tuple of ints or None for all).
+
+        Args:
+            axis: the axis or axes to reduce; None reduces everything to a scalar.
+            keepdims: keep the reduced axes with length 1.
+
+        >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
+        Tensor([4., 6.])
+        """
         return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis`` (see ``sum`` for the arguments).
+
+        >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).mean(axis=1, keepdims=True).shape
+        (2, 1)
+        """
         return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Maximum over ``axis``; the gradient goes to the maximal elements (split evenly on ties).
+
+        >>> Tensor([[1.0, 5.0], [7.0, 2.0]]).max(axis=1)
+        Tensor([5., 7.])
+        """
         return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Minimum over ``axis`` (computed as ``-max(-x)``, so it is differentiable too)."""
         return -((-self).max(axis=axis, keepdims=keepdims))
 
     def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
@@ -315,26 +391,40 @@ class Tensor:
         return _ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
 
     def std(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        """Standard deviation, ``sqrt(var(...))`` (Bessel's correction by default)."""
         return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices of the maxima along ``axis`` (int64, no gradient).
+
+        >>> Tensor([[0.1, 0.9], [0.8, 0.2]]).argmax(axis=1).tolist()
+        [1, 0]
+        """
         return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices of the minima along ``axis`` (int64, no gradient)."""
         return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
+        """Softmax along ``axis`` (see ``functional.softmax``)."""
         from .functional import softmax
 
         return softmax(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        """Log-softmax along ``axis`` (see ``functional.log_softmax``)."""
         from .functional import log_softmax
 
         return log_softmax(self, axis=axis)
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """The same elements in a new shape (one entry may be -1); alias ``view``.
+
+        >>> Tensor([1.0, 2.0, 3.0, 4.0]).reshape(2, -1).shape
+        (2, 2)
+        """
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
         return _ops.Reshape.apply(self, shape=shape)
@@ -342,26 +432,45 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge the axes ``start_dim`` .. ``end_dim`` into one.
+
+        >>> from tinytorch.core import zeros
+        >>> zeros(8, 3, 4, 4).flatten(1).shape
+        (8, 48)
+        """
         nd = max(self.ndim, 1)
         start, end = start_dim % nd, end_dim % nd
         shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
+        """Reorder the axes: ``x.permute(0, 2, 1)`` or ``x.permute((0, 2, 1))``.
+
+        >>> from tinytorch.core import zeros
+        >>> zeros(2, 3, 4).permute(2, 0, 1).shape
+        (4, 2, 3)
+        """
         if len(axes) == 1 and not isinstance(axes[0], int):
             axes = tuple(axes[0])
         return _ops.Permute.apply(self, axes=tuple(axes))
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Swap two axes (the last two by default); ``x.T`` reverses all of them."""
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(axes)
 
     def unsqueeze(self, axis: int) -> Tensor:
+        """Insert an axis of length 1 at ``axis``.
+
+        >>> Tensor([1.0, 2.0]).unsqueeze(0).shape
+        (1, 2)
+        """
         axis = axis if axis >= 0 else axis + self.ndim + 1
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def squeeze(self, axis: int | None = None) -> Tensor:
+        """Remove the axis ``axis`` if its length is 1, or every length-1 axis if None."""
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
         if self.shape[axis] != 1:
@@ -370,6 +479,11 @@ class Tensor:
         return self.reshape(self.shape[:axis] + self.shape[axis + 1 :])
 
     def expand(self, *shape: int | Sequence[int]) -> Tensor:
+        """Broadcast to ``shape`` without copying; the gradient is summed back.
+
+        >>> Tensor([[1.0], [2.0]]).expand(2, 3).shape
+        (2, 3)
+        """
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
         return _ops.Expand.apply(self, shape=tuple(shape))
@@ -378,13 +492,27 @@ class Tensor:
         return _ops.GetItem.apply(self, index=_normalize_index(index))
 
     def masked_fill(self, mask: Any, value: float) -> Tensor:
+        """Replace the elements where ``mask`` is True by ``value`` (``mask`` broadcasts).
+
+        The gradient is zero at the filled positions; attention masks use this.
+
+        >>> import numpy as np
+        >>> Tensor([1.0, 2.0, 3.0]).masked_fill(np.array([False, True, False]), 0.0)
+        Tensor([1., 0., 3.])
+        """
         mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         return _ops.MaskedFill.apply(self, mask=mask.astype(bool, copy=False), value=value)
 
     def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+        """Split along ``axis`` into pieces of ``split_size_or_sections`` (an int or a list of sizes).
+
+        >>> [t.shape for t in Tensor([1.0, 2.0, 3.0, 4.0, 5.0]).split(2)]
+        [(2,), (2,), (1,)]
+        """
         return _ops.split(self, split_size_or_sections, axis=axis)
 
     def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
+        """Split along ``axis`` into ``chunks`` pieces of (almost) equal size."""
         size = -(-self.shape[axis] // chunks)
         return self.split(size, axis=axis)
 
@@ -412,31 +540,77 @@ def _size(shape: tuple) -> tuple[int, ...]:
 
 
 def zeros(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``.
+
+    Args:
+        shape: the sizes, as separate ints or one tuple.
+        dtype: float32 by default.
+        requires_grad: record operations for ``backward``.
+
+    >>> zeros(2, 3).shape
+    (2, 3)
+    """
     return Tensor(np.zeros(_size(shape), dtype=dtype), requires_grad=requires_grad)
 
 
 def ones(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (arguments as ``zeros``).
+
+    >>> ones(2).tolist()
+    [1.0, 1.0]
+    """
     return Tensor(np.ones(_size(shape), dtype=dtype), requires_grad=requires_grad)
 
 
 def full(shape: Sequence[int], value: float, dtype: Any = DEFAULT_DTYPE) -> Tensor:
+    """A tensor of ``shape`` filled with ``value``.
+
+    >>> full((2, 2), 7.0).sum().item()
+    28.0
+    """
     return Tensor(np.full(tuple(shape), value, dtype=dtype))
 
 
 def zeros_like(t: Tensor) -> Tensor:
+    """Zeros with the shape and dtype of ``t``.
+
+    >>> zeros_like(Tensor([[1.0, 2.0]])).shape
+    (1, 2)
+    """
     return Tensor(np.zeros_like(t.data))
 
 
 def ones_like(t: Tensor) -> Tensor:
+    """Ones with the shape and dtype of ``t``.
+
+    >>> ones_like(Tensor([1.0, 2.0])).tolist()
+    [1.0, 1.0]
+    """
     return Tensor(np.ones_like(t.data))
 
 
 def arange(*args: int, dtype: Any = np.int64) -> Tensor:
+    """Evenly spaced values, as ``np.arange`` (int64 by default).
+
+    >>> arange(4).tolist()
+    [0, 1, 2, 3]
+    """
     return Tensor(np.arange(*args, dtype=dtype))
 
 
 def randn(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """Standard-normal samples from the global generator (see ``tinytorch.core.random``)."""
+    """Standard-normal samples from the global generator (see ``tinytorch.core.random``).
+
+    Args:
+        shape: the sizes, as separate ints or one tuple.
+        dtype: float32 by default.
+        requires_grad: record operations for ``backward``.
+
+    >>> from tinytorch.core import manual_seed
+    >>> _ = manual_seed(0)
+    >>> randn(2, 3).shape
+    (2, 3)
+    """
     from .random import get_rng
 
     data = get_rng().standard_normal(_size(shape), dtype=np.float64).astype(dtype)
@@ -444,7 +618,12 @@ def randn(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) 
 
 
 def rand(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """Uniform [0, 1) samples from the global generator."""
+    """Uniform [0, 1) samples from the global generator (arguments as ``randn``).
+
+    >>> u = rand(100).numpy()
+    >>> bool((u >= 0).all() and (u < 1).all())
+    True
+    """
     from .random import get_rng
 
     data = get_rng().random(_size(shape)).astype(dtype)

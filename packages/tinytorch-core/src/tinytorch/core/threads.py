@@ -46,12 +46,31 @@ def _call(names: tuple[str, ...], *args: int) -> int | None:
 
 
 def get_num_threads() -> int | None:
-    """OpenBLAS's current thread count, or None if OpenBLAS was not found."""
+    """OpenBLAS's current thread count, or None if OpenBLAS was not found.
+
+    >>> n = get_num_threads()
+    >>> n is None or n >= 1
+    True
+    """
     return _call(_GETTERS)
 
 
 def set_num_threads(n: int) -> bool:
-    """Use ``n`` OpenBLAS threads from now on; False if OpenBLAS was not found."""
+    """Use ``n`` OpenBLAS threads from now on; False if OpenBLAS was not found.
+
+    Args:
+        n: a positive number of threads.
+
+    Raises:
+        ValueError: ``n`` is not a positive integer.
+
+    >>> before = get_num_threads()
+    >>> if before:
+    ...     _ = set_num_threads(1)
+    ...     _ = set_num_threads(before)
+    >>> get_num_threads() == before
+    True
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
     return _call(_SETTERS, n) is not None

@@ -38,7 +38,16 @@ Metric = Callable[[Tensor, Any], float]
 
 
 def accuracy(outputs: Tensor, targets: Any) -> float:
-    """Fraction of rows whose arg-max over the last axis equals the integer target."""
+    """Fraction of rows whose arg-max over the last axis equals the integer target.
+
+    Args:
+        outputs: logits or probabilities (..., C).
+        targets: integer classes (...), an array or Tensor.
+
+    >>> from tinytorch.core import Tensor
+    >>> accuracy(Tensor([[0.1, 0.9], [0.8, 0.2]]), [1, 1])
+    0.5
+    """
     y = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     return float(np.mean(outputs.data.argmax(axis=-1) == y))
 
@@ -51,6 +60,7 @@ class History(dict):
     """Per-epoch logs: ``history["loss"]``, ``history["val_loss"]``, ... (one value per epoch)."""
 
     def append(self, logs: dict[str, float]) -> None:
+        """Append one epoch's logs (each key gets one more value)."""
         for key, value in logs.items():
             self.setdefault(key, []).append(value)
 
@@ -262,6 +272,17 @@ class Trainer:
         progress: show a rich progress bar.
         unit: what one batch row is called in the throughput (``samples``, ``images``, ``tokens``).
         on_nonfinite: ``"raise"`` (NonFiniteLossError) or ``"stop"`` (end training, keep history).
+
+    >>> import numpy as np
+    >>> from tinytorch.core import nn, optim, data
+    >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    >>> y = (x[:, 0] > 0).astype(np.int64)
+    >>> model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+    >>> trainer = Trainer(model, optim.Adam(model.parameters(), lr=0.05), nn.CrossEntropyLoss(),
+    ...                   metrics={"accuracy": accuracy}, progress=False)
+    >>> history = trainer.fit(data.DataLoader(data.TensorDataset(x, y), batch_size=16), epochs=3)
+    >>> sorted(k for k in history if not k.endswith("_per_sec"))
+    ['accuracy', 'epoch', 'loss', 'lr', 'time']
     """
 
     def __init__(

@@ -54,7 +54,20 @@ CONVENTION = "1 multiply-add = 2 FLOPs; matmul/conv FLOPs are counted apart from
 
 @dataclass
 class OpCount:
-    """FLOPs split into matmul/conv and elementwise, plus compulsory bytes moved."""
+    """FLOPs split into matmul/conv and elementwise, plus compulsory bytes moved.
+
+    Attributes:
+        matmul_flops: matrix-multiply and convolution FLOPs (1 multiply-add = 2), comparable with
+            PyTorch's ``FlopCounterMode``.
+        elementwise_flops: bias adds, activations, norms, softmax, ...
+        bytes: every input read once and the output written once.
+
+    Counts add up: ``a + b``. ``flops`` is the total and ``intensity`` = flops / bytes.
+
+    >>> c = OpCount(matmul_flops=100, elementwise_flops=10, bytes=55)
+    >>> c.flops, c.intensity, (c + c).bytes
+    (110, 2.0, 110)
+    """
 
     matmul_flops: int = 0
     elementwise_flops: int = 0
@@ -99,7 +112,16 @@ def _positive(name: str, value: int) -> int:
 
 
 def matmul_flops(a_shape: Sequence[int], b_shape: Sequence[int], itemsize: int = 4) -> OpCount:
-    """a @ b with NumPy broadcasting: 2·(batch)·M·K·N FLOPs."""
+    """a @ b with NumPy broadcasting: 2·(batch)·M·K·N FLOPs.
+
+    Args:
+        a_shape: (..., M, K) (or (K,)).
+        b_shape: (..., K, N) (or (K,)).
+        itemsize: bytes per element (4 for float32).
+
+    >>> matmul_flops((8, 64, 32), (32, 16)).matmul_flops == 2 * 8 * 64 * 32 * 16
+    True
+    """
     a2 = (1, *a_shape) if len(a_shape) == 1 else tuple(a_shape)
     b2 = (*b_shape, 1) if len(b_shape) == 1 else tuple(b_shape)
     if a2[-1] != b2[-2]:
@@ -112,7 +134,19 @@ def matmul_flops(a_shape: Sequence[int], b_shape: Sequence[int], itemsize: int =
 
 def linear_flops(n: int, in_features: int, out_features: int, bias: bool = True,
                  itemsize: int = 4) -> OpCount:
-    """Linear on (n, in) -> (n, out): 2·n·I·O matmul + n·O bias."""
+    """Linear on (n, in) -> (n, out): 2·n·I·O matmul + n·O bias.
+
+    Args:
+        n: rows (batch x any leading dimensions).
+        in_features: I.
+        out_features: O.
+        bias: whether a bias is added (n·O elementwise FLOPs).
+        itemsize: bytes per element; bytes = itemsize·(n·I + O·I + O + n·O).
+
+    >>> c = linear_flops(32, 784, 128)
+    >>> c.matmul_flops, c.elementwise_flops
+    (6422528, 4096)
+    """
     n, i, o = (_positive(k, v) for k, v in (("rows", n), ("in_features", in_features),
                                             ("out_features", out_features)))
     params = o * i + (o if bias else 0)
@@ -121,6 +155,15 @@ def linear_flops(n: int, in_features: int, out_features: int, bias: bool = True,
 
 def conv2d_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
                        dilation: int = 1) -> int:
+    """One spatial output size of a convolution or pooling window:
+    floor((size + 2·padding - dilation·(kernel - 1) - 1) / stride) + 1.
+
+    Raises:
+        ValueError: the input is too small for the window.
+
+    >>> conv2d_output_size(32, 3, stride=1, padding=1), conv2d_output_size(32, 3, stride=2)
+    (32, 15)
+    """
     out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     if out <= 0:
         raise ValueError(
@@ -132,7 +175,22 @@ def conv2d_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0
 def conv2d_flops(input_shape: Sequence[int], out_channels: int, kernel_size: Any = 3,
                  stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1,
                  bias: bool = True, itemsize: int = 4) -> tuple[OpCount, tuple[int, ...]]:
-    """Conv2d on ``input_shape`` (B, C, H, W) or (C, H, W): (count, output shape)."""
+    """Conv2d on ``input_shape`` (B, C, H, W) or (C, H, W): (count, output shape).
+
+    2·B·Cout·Hout·Wout·(Cin/groups)·kh·kw matmul FLOPs, plus B·Cout·Hout·Wout for the bias.
+
+    Args:
+        input_shape: (B, C, H, W), or (C, H, W) for a batch of one.
+        out_channels: Cout.
+        kernel_size: an int or (kh, kw); ``stride``, ``padding`` and ``dilation`` likewise.
+        groups: channel groups (Cin and Cout must be divisible by it).
+        bias: count the bias add.
+        itemsize: bytes per element.
+
+    >>> count, shape = conv2d_flops((3, 32, 32), 64, kernel_size=3, padding=1)
+    >>> count.matmul_flops, count.elementwise_flops, shape
+    (3538944, 65536, (1, 64, 32, 32))
+    """
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 3:
         shape = (1, *shape)
@@ -160,7 +218,20 @@ def attention_flops(batch: int, seq_len: int, d_model: int, num_heads: int = 1,
     """Multi-head self-attention (projections included): 8·B·L·d² + 4·B·L²·d matmul FLOPs.
 
     Bytes: the four projections (input, weights, outputs) plus the score matrix written and
-    read once per product and softmax.
+    read once per product and softmax. Elementwise: the biases, and per score a scale, the causal
+    mask (if ``causal``) and 5 for softmax.
+
+    Args:
+        batch: B.
+        seq_len: L.
+        d_model: d (divisible by ``num_heads``).
+        num_heads: h.
+        causal: count the mask.
+        bias: count the projection biases.
+        itemsize: bytes per element.
+
+    >>> attention_flops(1, 128, 256, num_heads=8).matmul_flops == 8 * 128 * 256**2 + 4 * 128**2 * 256
+    True
     """
     b, L, d, h = batch, seq_len, d_model, num_heads
     if d % h:
@@ -177,7 +248,12 @@ def attention_flops(batch: int, seq_len: int, d_model: int, num_heads: int = 1,
 def pool2d_flops(input_shape: Sequence[int], kernel_size: Any, stride: Any = None,
                  padding: Any = 0, dilation: Any = 1, itemsize: int = 4
                  ) -> tuple[OpCount, tuple[int, ...]]:
-    """Max/avg pooling: one op per window element."""
+    """Max/avg pooling: one op per window element; returns (count, output shape).
+
+    >>> count, shape = pool2d_flops((1, 16, 8, 8), kernel_size=2)
+    >>> count.elementwise_flops, shape
+    (1024, (1, 16, 4, 4))
+    """
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 3:
         shape = (1, *shape)
@@ -193,6 +269,14 @@ def pool2d_flops(input_shape: Sequence[int], kernel_size: Any, stride: Any = Non
 
 def adaptive_avg_pool2d_flops(input_shape: Sequence[int], output_size: Any = 1,
                               itemsize: int = 4) -> tuple[OpCount, tuple[int, ...]]:
+    """Adaptive average pooling to ``output_size``: one add per input element.
+
+    Returns (count, output shape).
+
+    >>> count, shape = adaptive_avg_pool2d_flops((2, 64, 7, 7))
+    >>> count.elementwise_flops, shape
+    (6272, (2, 64, 1, 1))
+    """
     shape = tuple(int(s) for s in input_shape)
     b, c = shape[0], shape[1]
     oh, ow = _pair(output_size, "output_size")
@@ -203,6 +287,12 @@ def adaptive_avg_pool2d_flops(input_shape: Sequence[int], output_size: Any = 1,
 
 def batchnorm2d_flops(input_shape: Sequence[int], training: bool = True, affine: bool = True,
                       itemsize: int = 4) -> OpCount:
+    """BatchNorm2d over (B, C, H, W): 8 FLOPs per element in training (statistics,
+    normalize, affine), 4 in eval (6 and 2 without the affine part).
+
+    >>> batchnorm2d_flops((1, 2, 2, 2)).elementwise_flops, batchnorm2d_flops((1, 2, 2, 2), training=False).elementwise_flops
+    (64, 32)
+    """
     n = math.prod(int(s) for s in input_shape)
     c = int(input_shape[1])
     per = (6 if training else 2) + (2 if affine else 0)
@@ -211,6 +301,12 @@ def batchnorm2d_flops(input_shape: Sequence[int], training: bool = True, affine:
 
 def layernorm_flops(input_shape: Sequence[int], normalized_size: int, weight: bool = True,
                     bias: bool = True, itemsize: int = 4) -> OpCount:
+    """LayerNorm over rows of ``normalized_size``: 5 per element, +1 each for weight and bias,
+    +2 per row.
+
+    >>> layernorm_flops((4, 8), 8).elementwise_flops == 4 * 8 * 7 + 2 * 4
+    True
+    """
     n = math.prod(int(s) for s in input_shape)
     rows = n // normalized_size
     elem = n * (5 + int(weight) + int(bias)) + 2 * rows
@@ -228,7 +324,14 @@ ELEMENTWISE_COST: dict[str, int] = {
 
 
 def activation_flops(name: str, numel: int, itemsize: int = 4) -> OpCount:
-    """Elementwise activation (relu, gelu, gelu_tanh, sigmoid, tanh, ...) on ``numel`` elements."""
+    """Elementwise activation (relu, gelu, gelu_tanh, sigmoid, tanh, ...) on ``numel`` elements.
+
+    Costs per element come from ``ELEMENTWISE_COST`` (relu 1, sigmoid 4, gelu 5, gelu_tanh 9);
+    bytes are one read and one write per element.
+
+    >>> activation_flops("gelu", 1000).elementwise_flops
+    5000
+    """
     key = name.lower().replace("_", "") if name.lower() != "gelu_tanh" else "gelu_tanh"
     if key not in ELEMENTWISE_COST:
         raise ValueError(f"unknown activation {name!r}; expected one of "
@@ -237,15 +340,29 @@ def activation_flops(name: str, numel: int, itemsize: int = 4) -> OpCount:
 
 
 def softmax_flops(numel: int, itemsize: int = 4) -> OpCount:
+    """Softmax over ``numel`` elements: 5 FLOPs per element (max, subtract, exp, sum, divide).
+
+    >>> softmax_flops(10).elementwise_flops
+    50
+    """
     return OpCount(0, 5 * numel, itemsize * 2 * numel)
 
 
 def embedding_flops(num_ids: int, dim: int, itemsize: int = 4, id_itemsize: int = 8) -> OpCount:
-    """A gather: no FLOPs; reads the ids and the picked rows, writes the output."""
+    """A gather: no FLOPs; reads the ids and the picked rows, writes the output.
+
+    >>> embedding_flops(16, 32).flops, embedding_flops(16, 32).bytes
+    (0, 4224)
+    """
     return OpCount(0, 0, id_itemsize * num_ids + 2 * itemsize * num_ids * dim)
 
 
 def cross_entropy_flops(n: int, classes: int, itemsize: int = 4, id_itemsize: int = 8) -> OpCount:
+    """Fused softmax + negative log-likelihood over (n, classes): 5·n·C + n FLOPs.
+
+    >>> cross_entropy_flops(4, 10).elementwise_flops
+    204
+    """
     return OpCount(0, 5 * n * classes + n, itemsize * n * classes + id_itemsize * n + itemsize)
 
 
@@ -370,7 +487,22 @@ def count_backward_op(fn: Any, forward: OpCount, kind: str, grad: Any, input_gra
 
 @dataclass
 class LayerCount:
-    """What one module executed (ops attributed to the innermost module that ran them)."""
+    """What one module executed (ops attributed to the innermost module that ran them).
+
+    Attributes:
+        name: the module's dotted name in the model (``"0"``, ``"blocks.1.attn"``).
+        type: its class name.
+        forward: the ops it ran in the forward pass.
+        backward: the ops of its backward pass (when traced with ``backward=True``).
+        ops: executed op counts by Function name.
+        output_shape: shape of its output; ``output_bytes`` its size.
+        params: parameters registered directly on it.
+
+    >>> from tinytorch.core import nn, randn
+    >>> layer = FLOPsCounter().trace(nn.Sequential(nn.Linear(8, 4)), randn(2, 8)).layers["0"]
+    >>> layer.type, layer.forward.matmul_flops, layer.params
+    ('Linear', 128, 36)
+    """
 
     name: str
     type: str
@@ -392,7 +524,18 @@ class LayerCount:
 
 @dataclass
 class TraceResult:
-    """Per-layer and total counts of one traced forward (and optionally backward)."""
+    """Per-layer and total counts of one traced forward (and optionally backward).
+
+    Attributes:
+        layers: name -> ``LayerCount``, in module order.
+        forward: total of the forward pass; ``backward`` of the backward pass; ``total`` both.
+        unknown_ops: Functions the tracer has no formula for (counted as data movement), by name.
+
+    >>> from tinytorch.core import nn, randn
+    >>> trace = FLOPsCounter().trace(nn.Linear(8, 4), randn(2, 8), backward=True)
+    >>> trace.forward.matmul_flops, trace.backward.matmul_flops   # the input needs no gradient: dW only
+    (128, 128)
+    """
 
     layers: dict[str, LayerCount]
     forward: OpCount
@@ -490,11 +633,11 @@ class FLOPsCounter:
 
     >>> from tinytorch.core import nn, randn
     >>> counter = FLOPsCounter()
-    >>> counter.linear(32, 784, 128).matmul_flops   # 2·N·I·O
-    25690112
+    >>> counter.linear(32, 784, 128).matmul_flops   # 2·N·I·O = 2·32·784·128
+    6422528
     >>> trace = counter.trace(nn.Linear(784, 128), randn(32, 784))
     >>> trace.forward.matmul_flops
-    25690112
+    6422528
     """
 
     convention = CONVENTION
@@ -651,4 +794,5 @@ def _backward(out: Any) -> None:
 
 
 def iter_entries(trace: TraceResult) -> Iterable[LayerCount]:
+    """The ``LayerCount`` of every traced module, in module order."""
     return trace.layers.values()

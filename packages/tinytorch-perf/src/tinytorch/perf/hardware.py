@@ -77,7 +77,19 @@ CACHE_VERSION = 2
 
 @dataclass
 class HardwareSpec:
-    """One machine's description. Units: GHz, bytes, GFLOP/s, GB/s (1e9 bytes/s)."""
+    """One machine's description. Units: GHz, bytes, GFLOP/s, GB/s (1e9 bytes/s).
+
+    ``measured_peak_gflops`` (float32 GEMM) and ``memory_bandwidth_gbs`` (STREAM copy) are the
+    roofline's ceilings; ``ridge_point`` is their ratio in FLOP/byte. ``theoretical_peak_gflops``
+    is cores x GHz x ``flops_per_cycle`` from the ISA (None when the frequency is unknown).
+    ``quick`` marks a sub-second estimate, ``from_cache`` a measurement read from the cache.
+
+    >>> spec = get_hardware_spec(quick=True)
+    >>> spec.measured_peak_gflops > 0 and spec.memory_bandwidth_gbs > 0
+    True
+    >>> round(spec.ridge_point, 6) == round(spec.measured_peak_gflops / spec.memory_bandwidth_gbs, 6)
+    True
+    """
 
     cpu_name: str
     platform: str
@@ -146,7 +158,12 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def parse_proc_cpuinfo(text: str) -> dict[str, Any]:
-    """Model name, ISA flags, reported MHz and physical cores from ``/proc/cpuinfo``."""
+    """Model name, ISA flags, reported MHz and physical cores from ``/proc/cpuinfo``.
+
+    >>> parse_proc_cpuinfo("model name : Example CPU\\nflags : sse2 avx2 fma\\n"
+    ...                    "physical id : 0\\ncore id : 0\\ncore id : 1\\n")["physical_cores"]
+    2
+    """
     info: dict[str, Any] = {}
     cores: set[tuple[str, str]] = set()
     phys = None
@@ -174,7 +191,11 @@ def parse_proc_cpuinfo(text: str) -> dict[str, Any]:
 
 
 def parse_lscpu(text: str) -> dict[str, Any]:
-    """Model name, caches and max MHz from plain ``lscpu`` output (caches: per instance)."""
+    """Model name, caches and max MHz from plain ``lscpu`` output (caches: per instance).
+
+    >>> parse_lscpu("Model name: Example CPU\\nL2 cache: 2 MiB (2 instances)\\n")["l2_bytes"]
+    1048576
+    """
     info: dict[str, Any] = {}
     for line in text.splitlines():
         if ":" not in line:
@@ -268,7 +289,11 @@ _SYSCTL_KEYS = [
 
 
 def parse_sysctl(text: str) -> dict[str, Any]:
-    """Parse ``sysctl KEY...`` output ("key: value" lines) from macOS."""
+    """Parse ``sysctl KEY...`` output ("key: value" lines) from macOS.
+
+    >>> parse_sysctl("machdep.cpu.brand_string: Apple M1\\nhw.physicalcpu: 8\\n")["physical_cores"]
+    8
+    """
     raw: dict[str, str] = {}
     for line in text.splitlines():
         if ":" in line:
@@ -331,7 +356,11 @@ def _windows_fields(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_wmic(text: str) -> dict[str, Any]:
-    """Parse ``wmic cpu get ... /format:list`` output ("Key=Value" lines)."""
+    """Parse ``wmic cpu get ... /format:list`` output ("Key=Value" lines).
+
+    >>> parse_wmic("Name=Example CPU\\nNumberOfCores=4\\n")["physical_cores"]
+    4
+    """
     raw: dict[str, str] = {}
     for line in text.splitlines():
         if "=" in line:
@@ -341,7 +370,12 @@ def parse_wmic(text: str) -> dict[str, Any]:
 
 
 def parse_powershell_json(text: str) -> dict[str, Any]:
-    """Parse ``Get-CimInstance Win32_Processor | Select ... | ConvertTo-Json`` output."""
+    """Parse ``Get-CimInstance Win32_Processor | Select ... | ConvertTo-Json`` output.
+
+    >>> parse_powershell_json('[{"Name": "Example CPU", "NumberOfCores": 4},'
+    ...                       ' {"Name": "Example CPU", "NumberOfCores": 4}]')["physical_cores"]
+    8
+    """
     data = json.loads(text)
     if isinstance(data, list):  # one object per socket: sum the cores
         merged = dict(data[0])
@@ -381,7 +415,11 @@ def _numpy_cpu_flags() -> set[str]:
 
 
 def flops_per_cycle(flags: set[str], cpu_name: str = "", machine: str = "") -> tuple[int | None, str]:
-    """float32 FLOPs per cycle per core and the ISA it was derived from (see module doc)."""
+    """float32 FLOPs per cycle per core and the ISA it was derived from (see module doc).
+
+    >>> flops_per_cycle({"avx2", "fma"})
+    (32, 'AVX2+FMA3')
+    """
     flags = {f.lower() for f in flags}
     if "avx512f" in flags:
         return 64, "AVX-512F"
@@ -439,7 +477,11 @@ def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> flo
 
 
 def measure_gemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Median float32 GEMM rate in GFLOP/s for n x n @ n x n (2·n³ FLOPs, into ``out=``)."""
+    """Median float32 GEMM rate in GFLOP/s for n x n @ n x n (2·n³ FLOPs, into ``out=``).
+
+    >>> measure_gemm_peak(n=128, repeats=1) > 0
+    True
+    """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
@@ -453,7 +495,11 @@ STREAM_ARRAYS_MOVED = {"copy": 2, "scale": 2, "add": 3, "triad": 5}
 
 
 def measure_bandwidth(array_bytes: int, repeats: int = 5) -> dict[str, float]:
-    """STREAM copy/scale/add/triad rates in GB/s on float64 arrays of ``array_bytes`` each."""
+    """STREAM copy/scale/add/triad rates in GB/s on float64 arrays of ``array_bytes`` each.
+
+    >>> sorted(measure_bandwidth(1 << 20, repeats=1))
+    ['add', 'copy', 'scale', 'triad']
+    """
     n = max(array_bytes // 8, 1024)
     a = np.full(n, 1.0)  # np.full touches every page, so no page faults inside the timings
     b = np.full(n, 2.0)
@@ -481,6 +527,12 @@ def measure_bandwidth(array_bytes: int, repeats: int = 5) -> dict[str, float]:
 
 
 def cache_path() -> Path:
+    """Where measurements are cached: ``$TINYTORCH_CACHE_DIR/hardware.json`` (default
+    ``~/.cache/tinytorch/hardware.json``), one entry per CPU, BLAS and thread count.
+
+    >>> cache_path().name
+    'hardware.json'
+    """
     root = os.environ.get("TINYTORCH_CACHE_DIR")
     return (Path(root) if root else Path.home() / ".cache" / "tinytorch") / "hardware.json"
 
@@ -532,6 +584,15 @@ def get_hardware_spec(quick: bool = False, refresh: bool = False) -> HardwareSpe
             (< 1 s) marked ``quick=True``; quick results are cached apart and never stand in
             for a full measurement.
         refresh: ignore the cache and measure again (the full measurement takes a few seconds).
+
+    Returns:
+        a ``HardwareSpec``; the same report is ``tito performance hardware``.
+
+    >>> spec = get_hardware_spec(quick=True)
+    >>> spec.quick or spec.from_cache
+    True
+    >>> sorted(spec.to_dict())[:3]
+    ['architecture', 'blas', 'blas_threads']
     """
     import psutil
 

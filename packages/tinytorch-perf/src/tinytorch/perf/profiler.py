@@ -32,6 +32,27 @@ __all__ = ["ModelProfiler", "ProfileResult", "LayerProfile", "compare"]
 
 @dataclass
 class LayerProfile:
+    """One profiled layer: what it computes, what it keeps in memory and how long it takes.
+
+    Attributes:
+        name: dotted module name; ``type`` its class.
+        params: parameters registered directly on it.
+        output_shape: its output's shape; ``activation_bytes`` that output's size.
+        saved_bytes: bytes its ops keep alive for backward.
+        flops: forward FLOPs (``matmul_flops`` + ``elementwise_flops``); ``bytes`` the forward's
+            compulsory traffic; ``backward_flops`` the backward's.
+        forward_s: median forward time; ``backward_s`` median backward time (seconds).
+        percent: share of the summed layer times.
+        bound: ``"memory-bound"`` or ``"compute-bound"`` when profiled with hardware.
+        advice: what would make it faster, from its roofline position.
+
+    ``gflops_per_s`` (forward) and ``intensity`` (FLOP/byte) are derived.
+
+    >>> from tinytorch.core import nn, randn
+    >>> layer = ModelProfiler(nn.Sequential(nn.Linear(64, 32)), randn(16, 64)).profile(repeats=1, warmup=0).layers[0]
+    >>> layer.type, layer.flops, layer.output_shape
+    ('Linear', 66048, (16, 32))
+    """
     name: str
     type: str
     params: int
@@ -71,6 +92,23 @@ class LayerProfile:
 
 @dataclass
 class ProfileResult:
+    """The profile of one model: per-layer rows plus whole-step timings.
+
+    Attributes:
+        model: its name; ``input_shape`` the example input's shape; ``params`` its parameters.
+        layers: one ``LayerProfile`` per module that ran ops, in module order.
+        forward_s: median unprofiled forward time; ``backward_s`` backward (seconds).
+        profiled_s: median instrumented step, so ``overhead`` = profiled / unprofiled.
+        trace: the FLOP ``TraceResult``; ``flops`` is its forward total.
+        events: Chrome trace events (``to_chrome_trace``).
+
+    ``table()`` renders a rich table; ``to_json``, ``to_csv`` and ``to_chrome_trace`` export it.
+
+    >>> from tinytorch.core import nn, randn
+    >>> result = ModelProfiler(nn.Sequential(nn.Linear(64, 32), nn.ReLU()), randn(16, 64)).profile(repeats=1, warmup=0)
+    >>> result.flops == sum(l.flops for l in result.layers), result.params
+    (True, 2080)
+    """
     model: str
     input_shape: tuple[int, ...] | None
     layers: list[LayerProfile]
@@ -127,12 +165,14 @@ class ProfileResult:
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
+        """The profile as JSON text (written to ``path`` too when given)."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
             Path(path).write_text(text)
         return text
 
     def to_csv(self, path: str | Path) -> None:
+        """Write one CSV row per layer (name, type, FLOPs, bytes, times, bound, ...) to ``path``."""
         rows = [l.to_dict() for l in self.layers]
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
@@ -213,6 +253,21 @@ class ModelProfiler:
 
     def profile(self, repeats: int = 5, warmup: int = 2, backward: bool = True,
                 roofline: Any = None) -> ProfileResult:
+        """Profile ``repeats`` steps after ``warmup`` unmeasured ones.
+
+        Unprofiled and profiled steps alternate, so load from other processes hits both alike; the
+        per-layer times are medians over the repeats.
+
+        Args:
+            repeats: measured steps (>= 1).
+            warmup: unmeasured steps first.
+            backward: time the backward pass too (an all-ones gradient into the output).
+            roofline: a ``RooflineModel`` for each layer's bound and advice (default: one built
+                from the profiler's ``hardware``, if given).
+
+        Returns:
+            a ``ProfileResult``.
+        """
         if repeats < 1 or warmup < 0:
             raise ValueError(f"profile: repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
         model, x = self.model, self.example_input
@@ -366,6 +421,13 @@ def _as_items(models: Any) -> list[tuple[str, Any, Any]]:
 
 @dataclass
 class ComparisonRow:
+    """One model in ``compare``: parameters, FLOPs, activation memory and step time.
+
+    >>> from tinytorch.core import nn, randn
+    >>> row = compare({"mlp": (nn.Linear(8, 4), randn(2, 8))}, repeats=1, warmup=0)[0]
+    >>> row.name, row.params, row.forward_flops
+    ('mlp', 36, 136)
+    """
     name: str
     input_shape: tuple[int, ...] | None
     params: int
@@ -392,6 +454,12 @@ def compare(models: Any, repeats: int = 3, warmup: int = 1) -> list[ComparisonRo
     """Profile several models: params, FLOPs, memory and time side by side.
 
     ``models``: a dict name -> (model, example_input) or (name, model, example_input) triples.
+
+    >>> from tinytorch.core import nn, randn
+    >>> x = randn(4, 16)
+    >>> rows = compare({"narrow": (nn.Linear(16, 8), x), "wide": (nn.Linear(16, 64), x)}, repeats=1)
+    >>> [(r.name, r.params) for r in rows]
+    [('narrow', 136), ('wide', 1088)]
     """
     rows = []
     for name, model, x in _as_items(models):
@@ -406,6 +474,7 @@ def compare(models: Any, repeats: int = 3, warmup: int = 1) -> list[ComparisonRo
 
 
 def comparison_table(rows: Iterable[ComparisonRow], title: str = "Model comparison"):
+    """A rich ``Table`` of ``compare`` rows (print it with a rich ``Console``)."""
     from rich.table import Table
 
     t = Table(title=f"{title} (FLOPs: {CONVENTION})")

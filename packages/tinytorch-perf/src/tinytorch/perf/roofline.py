@@ -19,6 +19,22 @@ __all__ = ["RooflineModel", "RooflinePoint"]
 
 @dataclass
 class RooflinePoint:
+    """One layer on the roofline.
+
+    Attributes:
+        name: the layer.
+        flops: its FLOPs; ``bytes`` its compulsory traffic; ``seconds`` its time.
+        intensity: flops / bytes (FLOP/byte).
+        achieved_gflops: flops / seconds / 1e9.
+        attainable_gflops: the roof at its intensity, min(peak, bandwidth x intensity).
+        bound: ``"memory-bound"`` (left of the ridge) or ``"compute-bound"``.
+        efficiency: achieved / attainable (can exceed 1 when the data is served from cache).
+        advice: what would move it, with the numbers that put it there.
+
+    >>> p = RooflineModel(peak_gflops=100, bandwidth_gbs=10).point("fc", flops=2_000_000, bytes_moved=100_000, seconds=1e-4)
+    >>> p.intensity, p.bound, round(p.achieved_gflops, 1), p.attainable_gflops
+    (20.0, 'compute-bound', 20.0, 100.0)
+    """
     name: str
     flops: int
     bytes: int
@@ -40,6 +56,15 @@ class RooflineModel:
     Args:
         hardware: a `HardwareSpec` (its measured peak and bandwidth are the ceilings); or give
             ``peak_gflops`` and ``bandwidth_gbs`` directly.
+
+    >>> roof = RooflineModel(peak_gflops=100.0, bandwidth_gbs=20.0)
+    >>> roof.ridge_point, roof.classify(1.0), roof.attainable(1.0)
+    (5.0, 'memory-bound', 20.0)
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "roofline.png"
+    >>> _ = roof.plot([roof.point("fc", 2_000_000, 100_000, 1e-4)], out)
+    >>> out.stat().st_size > 0
+    True
     """
 
     def __init__(self, hardware: Any = None, peak_gflops: float | None = None,
@@ -64,13 +89,28 @@ class RooflineModel:
         return self.peak_gflops / self.bandwidth_gbs
 
     def attainable(self, intensity: float) -> float:
+        """min(peak, bandwidth x intensity): the best GFLOP/s possible at ``intensity`` FLOP/byte.
+
+        >>> RooflineModel(peak_gflops=100, bandwidth_gbs=10).attainable(2.0)
+        20.0
+        """
         return min(self.peak_gflops, self.bandwidth_gbs * intensity)
 
     def classify(self, intensity: float) -> str:
+        """``"memory-bound"`` left of the ridge point, else ``"compute-bound"``.
+
+        >>> RooflineModel(peak_gflops=100, bandwidth_gbs=10).classify(2.0)
+        'memory-bound'
+        """
         return "memory-bound" if intensity < self.ridge_point else "compute-bound"
 
     # ------------------------------------------------------------------ points and advice
     def point(self, name: str, flops: int, bytes_moved: int, seconds: float) -> RooflinePoint:
+        """A ``RooflinePoint`` (with advice) for a layer that did ``flops`` on ``bytes_moved`` in ``seconds``.
+
+        Raises:
+            ValueError: a non-positive FLOP count, byte count or time.
+        """
         if flops <= 0 or bytes_moved <= 0 or seconds <= 0:
             raise ValueError(f"roofline point {name!r} needs positive flops, bytes and seconds, "
                              f"got {flops}, {bytes_moved}, {seconds}")
@@ -83,6 +123,7 @@ class RooflineModel:
         return p
 
     def advise(self, p: RooflinePoint) -> str:
+        """Advice for a point, derived from its bound and its efficiency against the roof."""
         ridge, eff = self.ridge_point, p.efficiency
         if p.bound == "memory-bound":
             if eff > 1.0:

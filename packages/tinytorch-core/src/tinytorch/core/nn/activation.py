@@ -8,14 +8,27 @@ from .module import Module
 
 
 class ReLU(Module):
-    """max(x, 0)."""
+    """max(x, 0) elementwise; any shape.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> nn.ReLU()(Tensor([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
 
 
 class GELU(Module):
-    """x·Φ(x); ``approximate="tanh"`` for GPT-2's tanh form."""
+    """x·Φ(x) elementwise; any shape. ``approximate="tanh"`` for GPT-2's tanh form.
+
+    Args:
+        approximate: ``"none"`` (exact erf form) or ``"tanh"``.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> round(nn.GELU()(Tensor([1.0])).item(), 4)
+    0.8413
+    """
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
@@ -31,16 +44,37 @@ class GELU(Module):
 
 
 class Sigmoid(Module):
+    """1 / (1 + e^-x) elementwise; any shape.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> nn.Sigmoid()(Tensor([0.0])).tolist()
+    [0.5]
+    """
     def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
 class Tanh(Module):
+    """Hyperbolic tangent elementwise; any shape.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> nn.Tanh()(Tensor([0.0])).tolist()
+    [0.0]
+    """
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class Softmax(Module):
+    """Softmax along ``dim`` (the entries along it sum to 1).
+
+    Args:
+        dim: the normalized axis (default: the last).
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> nn.Softmax(dim=-1)(Tensor([[1.0, 1.0]])).tolist()
+    [[0.5, 0.5]]
+    """
     def __init__(self, dim: int = -1):
         super().__init__()
         self.dim = dim
@@ -53,6 +87,15 @@ class Softmax(Module):
 
 
 class LogSoftmax(Module):
+    """log(softmax(x)) along ``dim``, computed stably.
+
+    Args:
+        dim: the normalized axis (default: the last).
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> round(nn.LogSoftmax()(Tensor([0.0, 0.0])).tolist()[0], 4)
+    -0.6931
+    """
     def __init__(self, dim: int = -1):
         super().__init__()
         self.dim = dim

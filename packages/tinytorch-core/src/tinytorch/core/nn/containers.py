@@ -47,12 +47,24 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its position) and return the container."""
         self.add_module(str(len(self)), module)
         return self
 
 
 class ModuleList(Module):
-    """A list of modules whose parameters are registered (named "0", "1", ...)."""
+    """A list of modules whose parameters are registered (named "0", "1", ...).
+
+    It has no ``forward``: iterate over it in your model's ``forward``.
+
+    Args:
+        modules: the initial modules.
+
+    >>> from tinytorch.core import nn
+    >>> blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])
+    >>> len(blocks), len(list(blocks.parameters()))
+    (3, 6)
+    """
 
     def __init__(self, modules: Iterable[Module] = ()):
         super().__init__()
@@ -60,12 +72,14 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> ModuleList:
+        """Add one module at the end; returns the list."""
         if not isinstance(module, Module):
             raise TypeError(f"ModuleList.append expected a Module, got {type(module).__name__}")
         self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Add several modules at the end; returns the list."""
         for m in modules:
             self.append(m)
         return self
@@ -87,7 +101,18 @@ class ModuleList(Module):
 
 
 class ModuleDict(Module):
-    """A dict of modules whose parameters are registered under their keys."""
+    """A dict of modules whose parameters are registered under their keys.
+
+    It has no ``forward``: index it in your model's ``forward``.
+
+    Args:
+        modules: name -> module.
+
+    >>> from tinytorch.core import nn
+    >>> heads = nn.ModuleDict({"cls": nn.Linear(8, 3), "reg": nn.Linear(8, 1)})
+    >>> sorted(name for name, _ in heads.named_parameters())
+    ['cls.bias', 'cls.weight', 'reg.bias', 'reg.weight']
+    """
 
     def __init__(self, modules: dict[str, Module] | None = None):
         super().__init__()
@@ -107,12 +132,15 @@ class ModuleDict(Module):
         return iter(self._modules)
 
     def keys(self):
+        """The names, in insertion order."""
         return self._modules.keys()
 
     def items(self):
+        """(name, module) pairs, in insertion order."""
         return self._modules.items()
 
     def values(self):
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def forward(self, *args: Any) -> Any:

@@ -15,6 +15,16 @@ from ..tensor import Tensor
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The recommended gain for ``nonlinearity``, as ``torch.nn.init.calculate_gain``.
+
+    Args:
+        nonlinearity: ``linear``/``conv*``/``sigmoid`` (1), ``tanh`` (5/3), ``relu`` (√2),
+            ``leaky_relu`` (√(2/(1+slope²))) or ``selu`` (3/4).
+        param: the negative slope for ``leaky_relu`` (default 0.01).
+
+    >>> round(calculate_gain("relu"), 4)
+    1.4142
+    """
     linear = ("linear", "conv1d", "conv2d", "conv3d", "sigmoid")
     if nonlinearity in linear:
         return 1.0
@@ -43,10 +53,18 @@ def _fill(t: Tensor, values: np.ndarray) -> Tensor:
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """Fill ``t`` in place with U(a, b) samples; returns ``t``.
+
+    >>> from tinytorch.core import zeros
+    >>> w = uniform_(zeros(3, 4), -0.1, 0.1)
+    >>> bool((abs(w.numpy()) <= 0.1).all())
+    True
+    """
     return _fill(t, get_rng().uniform(a, b, size=t.shape))
 
 
 def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Fill ``t`` in place with N(mean, std²) samples; returns ``t``."""
     return _fill(t, get_rng().normal(mean, std, size=t.shape))
 
 
@@ -62,25 +80,35 @@ def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.
 
 
 def constant_(t: Tensor, value: float) -> Tensor:
+    """Fill ``t`` in place with ``value``; returns ``t``."""
     t.data[...] = value
     return t
 
 
 def zeros_(t: Tensor) -> Tensor:
+    """Fill ``t`` in place with zeros; returns ``t``."""
     return constant_(t, 0.0)
 
 
 def ones_(t: Tensor) -> Tensor:
+    """Fill ``t`` in place with ones; returns ``t``."""
     return constant_(t, 1.0)
 
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
+    """Glorot uniform: U(-b, b) with b = gain·√(6 / (fan_in + fan_out)); in place.
+
+    Args:
+        t: at least 2-D, (fan_out, fan_in, *receptive field).
+        gain: e.g. ``calculate_gain("tanh")``.
+    """
     fan_in, fan_out = _fan_in_and_fan_out(t)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(t, -bound, bound)
 
 
 def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
+    """Glorot normal: N(0, σ²) with σ = gain·√(2 / (fan_in + fan_out)); in place."""
     fan_in, fan_out = _fan_in_and_fan_out(t)
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
@@ -94,9 +122,23 @@ def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str) -> float:
 
 
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    """He uniform: U(-b, b) with b = √3·gain/√fan; in place (``nn.Linear``'s default init).
+
+    Args:
+        t: at least 2-D, (fan_out, fan_in, *receptive field).
+        a: negative slope of the leaky ReLU that follows (for the gain).
+        mode: ``"fan_in"`` (preserve the forward variance) or ``"fan_out"`` (the backward's).
+        nonlinearity: passed to ``calculate_gain``.
+
+    >>> from tinytorch.core import zeros
+    >>> w = kaiming_uniform_(zeros(64, 128), nonlinearity="relu")
+    >>> bool(abs(w.numpy()).max() <= (6 / 128) ** 0.5)
+    True
+    """
     bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity)
     return uniform_(t, -bound, bound)
 
 
 def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    """He normal: N(0, σ²) with σ = gain/√fan; in place (arguments as ``kaiming_uniform_``)."""
     return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity))

@@ -124,7 +124,18 @@ class LayerNorm(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout: active in training mode, the identity in eval mode."""
+    """Inverted dropout: active in training mode, the identity in eval mode; any shape.
+
+    Args:
+        p: probability of zeroing an element; the others are scaled by 1/(1-p).
+
+    >>> from tinytorch.core import nn, ones
+    >>> drop = nn.Dropout(0.5)
+    >>> drop.eval()(ones(4)).tolist()          # eval mode: unchanged
+    [1.0, 1.0, 1.0, 1.0]
+    >>> sorted(set(drop.train()(ones(1000)).tolist()))   # training: 0 or 1/(1-p)
+    [0.0, 2.0]
+    """
 
     def __init__(self, p: float = 0.5):
         super().__init__()
@@ -140,7 +151,18 @@ class Dropout(Module):
 
 
 class Flatten(Module):
-    """Flatten dimensions ``start_dim`` .. ``end_dim`` (default: all but the batch)."""
+    """Flatten dimensions ``start_dim`` .. ``end_dim`` (default: all but the batch).
+
+    Args:
+        start_dim: the first axis merged.
+        end_dim: the last axis merged.
+
+    Shape: (N, C, H, W) -> (N, C·H·W) with the defaults.
+
+    >>> from tinytorch.core import nn, zeros
+    >>> nn.Flatten()(zeros(8, 3, 4, 4)).shape
+    (8, 48)
+    """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
@@ -154,5 +176,11 @@ class Flatten(Module):
 
 
 class Identity(Module):
+    """Return the input unchanged (a placeholder layer, e.g. for an optional norm).
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> nn.Identity()(Tensor([1.0])).tolist()
+    [1.0]
+    """
     def forward(self, x: Tensor) -> Tensor:
         return x

@@ -12,6 +12,13 @@ from .module import Module
 class CrossEntropyLoss(Module):
     """Cross-entropy of logits (..., C) against integer targets (...), softmax included.
 
+    Args:
+        ignore_index: targets equal to this are skipped (and left out of the mean).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        label_smoothing: amount of the uniform distribution mixed into the one-hot target.
+
+    Call it as ``loss_fn(logits, target)``; see ``functional.cross_entropy``.
+
     >>> import numpy as np
     >>> loss = CrossEntropyLoss()(Tensor(np.zeros((4, 10), dtype=np.float32)), np.array([0, 1, 2, 3]))
     >>> round(loss.item(), 4)  # log(10)
@@ -31,7 +38,14 @@ class CrossEntropyLoss(Module):
 
 
 class MSELoss(Module):
-    """Mean squared error between a prediction and a same-shaped target."""
+    """Mean squared error between a prediction and a same-shaped target.
+
+    Args:
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    >>> MSELoss()(Tensor([1.0, 3.0]), Tensor([1.0, 1.0])).item()
+    2.0
+    """
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()

@@ -108,6 +108,7 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (None declares an absent parameter, e.g. no bias)."""
         if param is None:
             self._parameters.pop(name, None)
             object.__setattr__(self, name, None)
@@ -122,6 +123,7 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as a child under ``name`` (what attribute assignment does)."""
         if module is None:
             self._modules[name] = None
         else:
@@ -159,6 +161,12 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, prefix: str = "", memo: set | None = None) -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) for this module (name ``prefix``) and every descendant, each once.
+
+        >>> from tinytorch.core import nn
+        >>> [name for name, _ in nn.Sequential(nn.Linear(2, 2), nn.ReLU()).named_modules()]
+        ['', '0', '1']
+        """
         memo = set() if memo is None else memo
         if id(self) in memo:
             return
@@ -169,15 +177,18 @@ class Module:
                 yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
 
     def modules(self) -> Iterator[Module]:
+        """This module and every descendant, each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) of the direct children."""
         for name, child in self._modules.items():
             if child is not None:
                 yield name, child
 
     def children(self) -> Iterator[Module]:
+        """The direct children."""
         for _, child in self.named_children():
             yield child
 
@@ -193,10 +204,17 @@ class Module:
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), p
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter (of descendants too unless ``recurse=False``), each once; pass to an optimizer.
+
+        >>> from tinytorch.core import nn
+        >>> [p.shape for p in nn.Linear(3, 2).parameters()]
+        [(2, 3), (2,)]
+        """
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, tensor) of every registered buffer (e.g. BatchNorm's running statistics)."""
         modules = self.named_modules(prefix) if recurse else [(prefix, self)]
         for mod_prefix, module in modules:
             for name, b in module._buffers.items():
@@ -204,13 +222,21 @@ class Module:
                     yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every registered buffer."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     def num_parameters(self, trainable_only: bool = False) -> int:
+        """Total number of parameter elements (only those with ``requires_grad`` if ``trainable_only``).
+
+        >>> from tinytorch.core import nn
+        >>> nn.Linear(3, 2).num_parameters()
+        8
+        """
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
+        """Call ``fn(module)`` on every descendant, then on this module (e.g. custom init); returns self."""
         for child in self.children():
             child.apply(fn)
         fn(self)
@@ -218,14 +244,20 @@ class Module:
 
     # ------------------------------------------------------------------ modes and grads
     def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=True``) or eval mode on this module and all descendants; returns self.
+
+        Dropout and BatchNorm behave differently in the two modes.
+        """
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """Set eval mode (same as ``train(False)``); returns self."""
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad`` (to None, or to zeros if ``set_to_none=False``)."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -233,6 +265,7 @@ class Module:
                 p.grad = np.zeros_like(p.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Turn gradients on or off for every parameter (freeze a layer); returns self."""
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
@@ -247,9 +280,11 @@ class Module:
         return self
 
     def double(self) -> Module:
+        """Cast floating-point parameters and buffers to float64 (for gradient checks); returns self."""
         return self.to(np.float64)
 
     def float(self) -> Module:
+        """Cast floating-point parameters and buffers to float32; returns self."""
         return self.to(np.float32)
 
     # ------------------------------------------------------------------ state

@@ -19,6 +19,7 @@ from .module import Module
 
 @dataclass
 class LayerRow:
+    """One row of a ``ModelSummary``: a module's name, type, depth, output shape and parameters."""
     name: str
     kind: str
     depth: int
@@ -31,6 +32,21 @@ class LayerRow:
 
 @dataclass
 class ModelSummary:
+    """What ``summary`` measured; ``print(s)`` shows the torchinfo-style table.
+
+    Attributes:
+        model_name: the model's class name.
+        rows: one ``LayerRow`` per module (depth-first).
+        input_shapes: the shapes of the inputs fed.
+        total_params: every parameter element, shared ones counted once.
+        trainable_params: those with ``requires_grad``.
+        param_bytes: bytes of the parameters.
+
+    >>> from tinytorch.core import nn
+    >>> s = summary(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), (2, 4))
+    >>> s.total_params, s.rows[1].output_shape
+    (40, (2, 8))
+    """
     model_name: str
     rows: list[LayerRow]
     input_shapes: list[tuple]
