@@ -1,9 +1,13 @@
 """Train a character-level TinyGPT on Tiny Shakespeare and generate from it.
 
 Two recipes:
+
 - ``nanogpt-cpu`` (default): nanoGPT's CPU recipe for shakespeare_char — 4 layers, 4 heads,
-  d_model 128, context 64, batch 12, 2000 steps, dropout 0, AdamW lr 1e-3 (betas 0.9/0.99,
-  weight decay 0.1, warmup 100, cosine to 1e-4), grad clip 1. nanoGPT reports val loss 1.88.
+  d_model 128, context 64, batch 12, 2000 steps, dropout 0, AdamW (betas 0.9/0.99, weight decay
+  0.1, warmup 100, cosine to lr/10), grad clip 1 — with peak lr 2e-3 instead of nanoGPT's 1e-3.
+  Measured on the whole validation split (not nanoGPT's 20-batch estimate): lr 1e-3 gives 1.906
+  here and 1.904 with the same recipe in PyTorch; lr 2e-3 gives 1.817 here and 1.812 in PyTorch.
+  2000 steps are too few for 1e-3; the framework is not the difference.
 - ``seed``: the seed's model — d_model 256, 8 heads, 4 layers, context 128, batch 16 — for a
   time budget (default 30 minutes).
 
@@ -23,9 +27,9 @@ from tinytorch.language import CharTokenizer, LanguageModelTrainer, TinyGPT, loa
 
 RECIPES = {
     "nanogpt-cpu": dict(model=dict(d_model=128, num_heads=4, num_layers=4, max_seq_len=64, bias=False),
-                        fit=dict(batch_size=12, max_steps=2000, lr=1e-3, warmup=100, eval_interval=500)),
+                        fit=dict(batch_size=12, max_steps=2000, lr=2e-3, warmup=100, eval_interval=500)),
     "seed": dict(model=dict(d_model=256, num_heads=8, num_layers=4, max_seq_len=128),
-                 fit=dict(batch_size=16, lr=1e-3, warmup=100, eval_interval=250, time_budget=1800)),
+                 fit=dict(batch_size=16, lr=2e-3, warmup=100, eval_interval=250, time_budget=1800)),
 }
 
 
@@ -34,6 +38,7 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="nanogpt-cpu")
     parser.add_argument("--max-steps", type=int, help="override the recipe's step count")
     parser.add_argument("--time-budget", type=float, help="seconds (the seed recipe defaults to 1800)")
+    parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     parser.add_argument("--out", default="checkpoints/shakespeare_gpt.safetensors")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--no-progress", action="store_true")
@@ -45,6 +50,8 @@ def main() -> None:
         fit_kwargs["max_steps"] = args.max_steps
     if args.time_budget is not None:
         fit_kwargs["time_budget"] = args.time_budget
+    if args.lr is not None:
+        fit_kwargs["lr"] = args.lr
 
     manual_seed(args.seed)
     text = load_shakespeare()

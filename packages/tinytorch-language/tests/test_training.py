@@ -138,12 +138,15 @@ def test_token_windows():
         TokenWindows(np.arange(3), seq_len=4)
 
 
-def test_token_windows_jitter_stays_in_range():
+def test_token_windows_random_starts_stay_in_range_and_cover_every_start():
     manual_seed(0)
     tokens = np.arange(50)
-    ds = TokenWindows(tokens, seq_len=8, jitter=True)
-    assert len(ds) == 5
-    x, y = ds.__getitems__(np.arange(len(ds)))
-    assert x.shape == (5, 8) and y.max() <= 49
-    np.testing.assert_array_equal(y, x + 1)
-    assert len({int(r[0]) % 8 for r in x}) > 1  # windows start at different alignments
+    ds = TokenWindows(tokens, seq_len=8, random_starts=True)
+    assert len(ds) == 6  # an epoch is still the non-overlapping windows' worth of targets
+    starts = set()
+    for _ in range(200):
+        x, y = ds.__getitems__(np.arange(len(ds)))
+        assert x.shape == (6, 8) and y.max() <= 49
+        np.testing.assert_array_equal(y, x + 1)
+        starts.update(int(r[0]) for r in x)
+    assert starts == set(range(50 - 8))  # every start 0..41 whose 9-token window fits

@@ -257,7 +257,7 @@ class LanguageModelTrainer:
 
         tokens = self._tokens(text)
         train_tokens, val_tokens = split_tokens(tokens, val_fraction)
-        train_ds = TokenWindows(train_tokens, seq_len, jitter=True)
+        train_ds = TokenWindows(train_tokens, seq_len, random_starts=True)
         if seed is None:
             seed = int(get_rng().integers(2**31))
         loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) >= batch_size,
