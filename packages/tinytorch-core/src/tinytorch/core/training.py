@@ -5,16 +5,7 @@ step, with callbacks around it (early stopping, checkpoints, LR schedules), a ri
 and a guard that stops on a non-finite loss *before* the optimizer step, so the weights and the
 last checkpoint stay good.
 
->>> import numpy as np
->>> from tinytorch.core import nn, optim, data
->>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
->>> y = (x[:, 0] > 0).astype(np.int64)
->>> model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
->>> trainer = Trainer(model, optim.Adam(model.parameters(), lr=0.05), nn.CrossEntropyLoss(),
-...                   metrics={"accuracy": accuracy}, progress=False)
->>> history = trainer.fit(data.DataLoader(data.TensorDataset(x, y), batch_size=16), epochs=3)
->>> len(history["loss"])
-3
+See :class:`Trainer` for an example.
 """
 
 from __future__ import annotations

@@ -116,14 +116,17 @@ def make_loaders(config: TrainConfig, root: str | Path | None = None, download: 
 
 
 class VisionCheckpoint(Callback):
-    """Save a full, atomic training checkpoint every epoch, with the schedule and run config."""
+    """Save a full, atomic training checkpoint every epoch, with the run config.
 
-    def __init__(self, path: str | Path, config: TrainConfig, model: ImageClassifier, scheduler):
-        self.path, self.config, self.model, self.scheduler = Path(path), config, model, scheduler
+    Core's checkpoint already holds the model, optimizer, LR schedule, epoch and RNG state.
+    """
+
+    def __init__(self, path: str | Path, config: TrainConfig, model: ImageClassifier):
+        self.path, self.config, self.model = Path(path), config, model
 
     def metadata(self) -> dict[str, Any]:
         return {"vision": {"kind": CHECKPOINT_KIND, "config": asdict(self.config),
-                           "model": self.model.config, "scheduler": self.scheduler.state_dict()}}
+                           "model": self.model.config}}
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         trainer.save_checkpoint(self.path, extra_metadata=self.metadata())
@@ -172,7 +175,7 @@ class TrainResult:
 
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
-    """The ``vision`` metadata of a checkpoint written by `train` (config, model, scheduler)."""
+    """The ``vision`` metadata of a checkpoint written by `train` (config and model)."""
     meta = io.load_metadata(path)
     info = meta.get("vision")
     if not isinstance(info, dict) or info.get("kind") != CHECKPOINT_KIND:
@@ -214,14 +217,13 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
     elif threads is not None:
         set_num_threads(int(threads))
     if out is not None:
-        callbacks.append(VisionCheckpoint(out, config, model, scheduler))
+        callbacks.append(VisionCheckpoint(out, config, model))
     if echo is not None:
         callbacks.append(EpochPrinter(echo, config.epochs))
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), metrics={"accuracy": accuracy},
                       callbacks=callbacks + extra, progress=progress, unit="images")
     if resume is not None:
         trainer.load_checkpoint(resume)
-        scheduler.load_state_dict(info["scheduler"])
         if echo is not None:
             echo(f"resumed from {resume} after epoch {trainer.epoch} of {config.epochs}")
     start = time.perf_counter()
