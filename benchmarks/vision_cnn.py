@@ -21,8 +21,8 @@ import numpy as np
 from _common import emit, median_time, run_reference
 
 from tinytorch.core import Tensor, manual_seed, nn, optim
+from tinytorch.core.threads import auto_threads, get_num_threads, set_num_threads
 from tinytorch.vision import DeepCNN
-from tinytorch.vision._threads import auto_threads, get_blas_threads, set_blas_threads
 
 BATCH = 64
 # Conv layers (Cin, Cout, H=W) of DeepCNN on 32x32 input, and the final Linear.
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", default="auto", help="BLAS threads for both sides: N or auto")
     args = parser.parse_args()
     threads = auto_threads() if args.threads == "auto" else int(args.threads)
-    set_blas_threads(threads)
+    set_num_threads(threads)
 
     manual_seed(0)
     model = DeepCNN((3, 32, 32), 10)
@@ -102,7 +102,7 @@ def main() -> None:
     result = {
         "model": "DeepCNN (conv 3-32-32-pool-64-64-pool-128-pool-linear, BatchNorm+ReLU)",
         "batch": BATCH,
-        "blas_threads": get_blas_threads(),
+        "blas_threads": get_num_threads(),
         "tinytorch": {"step_seconds": ours, "images_per_sec": BATCH / ours,
                       "gflops": flops / ours / 1e9},
         "flops_per_step": flops,

@@ -66,6 +66,8 @@ from typing import Any
 
 import numpy as np
 
+from tinytorch.core.threads import get_num_threads
+
 __all__ = [
     "HardwareSpec", "get_hardware_spec", "flops_per_cycle", "measure_gemm_peak",
     "measure_bandwidth", "parse_proc_cpuinfo", "parse_lscpu", "parse_sysctl", "parse_wmic",
@@ -454,11 +456,12 @@ def _blas_info() -> tuple[str, int | None]:
         name = f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
     except Exception:
         pass
-    threads = None
+    # OpenBLAS answers through its C API (tinytorch.core.threads); other BLAS libraries only
+    # through the environment variables that configured them.
+    threads = get_num_threads()
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        if _int_or_none(os.environ.get(var)):
+        if threads is None and _int_or_none(os.environ.get(var)):
             threads = _int_or_none(os.environ[var])
-            break
     return name, threads
 
 
