@@ -3,7 +3,7 @@
 import pytest
 
 from tinytorch.core import get_num_threads, set_num_threads
-from tinytorch.core.threads import auto_threads
+from tinytorch.core.threads import auto_threads, thread_limit
 
 
 def test_set_and_get_round_trip():
@@ -28,3 +28,19 @@ def test_auto_threads_is_within_cpu_count():
     import os
 
     assert 1 <= auto_threads() <= (os.cpu_count() or 1)
+
+
+def test_thread_limit_restores_the_previous_count():
+    before = get_num_threads()
+    if before is None:
+        pytest.skip("NumPy is not linked against OpenBLAS here")
+    set_num_threads(2)
+    try:
+        with thread_limit(1):
+            assert get_num_threads() == 1
+        assert get_num_threads() == 2
+        with pytest.raises(RuntimeError), thread_limit(1):
+            raise RuntimeError("restored even when the block fails")
+        assert get_num_threads() == 2
+    finally:
+        set_num_threads(before)

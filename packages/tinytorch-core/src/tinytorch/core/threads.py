@@ -11,8 +11,10 @@ therefore uses only the cores that the 1-minute load average says are free.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+from collections.abc import Iterator
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
@@ -87,3 +89,24 @@ def auto_threads(own: int = 0) -> int:
     except (OSError, AttributeError):
         return cores
     return max(1, min(cores, cores - round(max(0.0, load - own))))
+
+
+@contextlib.contextmanager
+def thread_limit(n: int) -> Iterator[None]:
+    """Use at most ``n`` BLAS threads inside the ``with`` block, then restore the previous count.
+
+    Batch-1 decoding multiplies a single row by each weight matrix: the work per call is too
+    small to share between threads, and waking them costs more than it saves.
+
+    >>> with thread_limit(1):
+    ...     pass
+    """
+    before = get_num_threads()
+    if before is None or before <= n:
+        yield
+        return
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(before)

@@ -17,6 +17,7 @@ Everything but the attention Function and the positional tables is a core layer:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from dataclasses import asdict, dataclass, fields
@@ -26,6 +27,7 @@ import numpy as np
 
 from tinytorch.core import Tensor, nn, no_grad
 from tinytorch.core.nn import init
+from tinytorch.core.threads import thread_limit
 
 from .attention import KVCache, _layer_norm
 from .positional import LearnedPositionalEmbedding, PositionalEncoding
@@ -216,23 +218,27 @@ class TinyGPT(nn.Module):
         start = max(0, n - ctx)
         was_training = self.training
         self.eval()
+        # Cached decoding multiplies B rows by each weight matrix: one BLAS thread is faster
+        # than two (measured 333 -> 700+ tokens/s at batch 1 on 2 cores).
+        limit = thread_limit(1) if use_cache and B <= 4 else contextlib.nullcontext()
         try:
-            caches = self.new_cache(B) if use_cache else None
-            if use_cache:
-                logits = self.infer(out[:, start:n], caches)[:, -1]
-            for _ in range(max_new_tokens):
-                if not use_cache:
-                    logits = self._logits_no_cache(out[:, start:n])
-                out[:, n] = sample_next(logits, temperature, top_k, top_p, rng)
-                n += 1
-                if n - start > ctx:  # window full: slide it
-                    start = n - keep
-                    if use_cache:
-                        for c in caches:
-                            c.reset()
-                        logits = self.infer(out[:, start:n], caches)[:, -1]
-                elif use_cache and _ < max_new_tokens - 1:
-                    logits = self.infer(out[:, n - 1 : n], caches)[:, -1]
+            with limit:
+                caches = self.new_cache(B) if use_cache else None
+                if use_cache:
+                    logits = self.infer(out[:, start:n], caches)[:, -1]
+                for _ in range(max_new_tokens):
+                    if not use_cache:
+                        logits = self._logits_no_cache(out[:, start:n])
+                    out[:, n] = sample_next(logits, temperature, top_k, top_p, rng)
+                    n += 1
+                    if n - start > ctx:  # window full: slide it
+                        start = n - keep
+                        if use_cache:
+                            for c in caches:
+                                c.reset()
+                            logits = self.infer(out[:, start:n], caches)[:, -1]
+                    elif use_cache and _ < max_new_tokens - 1:
+                        logits = self.infer(out[:, n - 1 : n], caches)[:, -1]
         finally:
             self.train(was_training)
         return out
