@@ -22,6 +22,13 @@ class KVCache:
 
     Preallocated as (B, H, max_len, head_dim) arrays; ``length`` tokens are filled.
 
+    Args:
+        batch_size: B, the number of sequences decoded together.
+        num_heads: H.
+        max_len: the most tokens the cache can hold (the model's context length).
+        head_dim: hd = d_model / H.
+        dtype: dtype of the keys and values.
+
     >>> cache = KVCache(batch_size=1, num_heads=2, max_len=8, head_dim=4)
     >>> cache.length, cache.k.shape
     (0, (1, 2, 8, 4))
@@ -38,7 +45,23 @@ class KVCache:
         return self.k.shape[2]
 
     def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Store (B, H, T, hd) keys/values after the cached ones; return all keys and values."""
+        """Store (B, H, T, hd) keys/values after the cached ones; return all keys and values.
+
+        Args:
+            k: the new tokens' keys, (B, H, T, hd).
+            v: their values, (B, H, T, hd).
+
+        Returns:
+            Views of all cached keys and values, each (B, H, length, hd).
+
+        Raises:
+            ValueError: the cache would overflow ``max_len``, or the batch size differs.
+
+        >>> cache = KVCache(batch_size=1, num_heads=2, max_len=8, head_dim=4)
+        >>> keys, values = cache.append(np.ones((1, 2, 3, 4)), np.ones((1, 2, 3, 4)))
+        >>> keys.shape, cache.length
+        ((1, 2, 3, 4), 3)
+        """
         T = k.shape[2]
         end = self.length + T
         if end > self.max_len:
@@ -54,6 +77,7 @@ class KVCache:
         return self.k[:, :, :end], self.v[:, :, :end]
 
     def reset(self) -> None:
+        """Forget the cached tokens (``length = 0``); the arrays are reused."""
         self.length = 0
 
 
@@ -130,6 +154,18 @@ class MultiHeadAttention(nn.Module):
         """NumPy forward for (B, T, C) new tokens that follow the ``kv_cache.length`` cached ones.
 
         No graph, no dropout (inference only). The keys and values are appended to the cache.
+
+        Args:
+            x: (B, T, C) activations of the new tokens.
+            kv_cache: this layer's cache; its ``length`` tokens come before ``x``.
+
+        Returns:
+            (B, T, C) output, as ``forward`` on the whole sequence would give for these tokens.
+
+        >>> mha = MultiHeadAttention(d_model=16, num_heads=4)
+        >>> cache = KVCache(batch_size=2, num_heads=4, max_len=8, head_dim=4)
+        >>> mha.infer(np.zeros((2, 3, 16), dtype=np.float32), cache).shape, cache.length
+        ((2, 3, 16), 3)
         """
         B, T, C = x.shape
         nh, hs = self.num_heads, self.head_dim

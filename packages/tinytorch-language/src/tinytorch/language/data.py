@@ -23,7 +23,20 @@ SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2d
 def load_shakespeare(verify: bool = False) -> str:
     """Tiny Shakespeare (public domain; 1,115,394 characters; see ``data/SOURCE.md``).
 
-    Read from the package data, so it works offline. ``verify=True`` checks its sha256.
+    Read from the package data, so it works offline.
+
+    Args:
+        verify: check the file's sha256 against ``SHAKESPEARE_SHA256``.
+
+    Returns:
+        The whole text.
+
+    Raises:
+        ValueError: ``verify`` is set and the checksum does not match.
+
+    >>> text = load_shakespeare(verify=True)
+    >>> len(text), len(set(text))
+    (1115394, 65)
     """
     raw = resources.files("tinytorch.language").joinpath("data/tinyshakespeare.txt").read_bytes()
     if verify and hashlib.sha256(raw).hexdigest() != SHAKESPEARE_SHA256:
@@ -32,7 +45,19 @@ def load_shakespeare(verify: bool = False) -> str:
 
 
 def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """First ``1 - val_fraction`` for training, the rest for validation (nanoGPT's 90/10 split)."""
+    """First ``1 - val_fraction`` for training, the rest for validation (nanoGPT's 90/10 split).
+
+    Args:
+        tokens: the token stream, (N,).
+        val_fraction: share held out at the end, in [0, 1).
+
+    Returns:
+        The training tokens and the validation tokens (views, not copies).
+
+    >>> train, val = split_tokens(np.arange(10), 0.1)
+    >>> train.tolist(), val.tolist()
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8], [9])
+    """
     if not isinstance(val_fraction, numbers.Real) or not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     n = int(round(len(tokens) * (1 - val_fraction)))
@@ -49,6 +74,14 @@ class TokenWindows(Dataset):
     Random starts trained measurably better than shuffled aligned windows: on the nanoGPT CPU
     recipe, validation loss 1.906 against 1.913. ``__getitems__`` gathers a whole batch with one
     fancy-indexing call, which core's ``DataLoader`` uses.
+
+    Args:
+        tokens: 1-D integer token stream, at least ``seq_len + 1`` long.
+        seq_len: T, the length of each window.
+        offset: start of the first aligned window (taken modulo ``seq_len``).
+        random_starts: every fetched window starts at a random position (training).
+
+    Shape: each item is (x, y) with x, y (T,); a batch of B is (B, T) and (B, T).
 
     >>> ds = TokenWindows(np.arange(10), seq_len=4)
     >>> len(ds), ds[1]
@@ -71,6 +104,16 @@ class TokenWindows(Dataset):
         self.set_offset(offset)
 
     def set_offset(self, offset: int) -> None:
+        """Shift the aligned windows to start at ``offset % seq_len`` (0 if the text is too short).
+
+        Args:
+            offset: the new start of window 0.
+
+        >>> ds = TokenWindows(np.arange(10), seq_len=4)
+        >>> ds.set_offset(1)
+        >>> len(ds), ds[0][0].tolist()
+        (2, [1, 2, 3, 4])
+        """
         self.offset = int(offset) % self.seq_len if len(self.tokens) - offset > self.seq_len else 0
 
     def __len__(self) -> int:

@@ -38,7 +38,21 @@ _causal_cache: dict[tuple[int, int, str], np.ndarray] = {}
 def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32) -> np.ndarray:
     """An additive (q_len, k_len) mask: 0 where query i may see key j (j <= i), -inf elsewhere.
 
-    Aligned top-left, as PyTorch's ``is_causal=True`` (``torch.ones(L, S).tril()``).
+    Aligned top-left, as PyTorch's ``is_causal=True`` (``torch.ones(L, S).tril()``). The
+    array is cached and read-only.
+
+    Args:
+        q_len: number of queries L.
+        k_len: number of keys S.
+        dtype: a floating dtype.
+
+    Returns:
+        The (L, S) additive mask.
+
+    >>> causal_bias(3, 3)
+    array([[  0., -inf, -inf],
+           [  0.,   0., -inf],
+           [  0.,   0.,   0.]], dtype=float32)
     """
     key = (q_len, k_len, np.dtype(dtype).str)
     bias = _causal_cache.get(key)
@@ -101,7 +115,20 @@ def _attention_backward(saved, grad, need=(True, True, True)):
 
 
 class ScaledDotProductAttention(Function):
-    """softmax(Q·Kᵀ·scale + mask)·V with an analytic backward (see the module docstring)."""
+    """softmax(Q·Kᵀ·scale + mask)·V with an analytic backward (see the module docstring).
+
+    The graph node behind `scaled_dot_product_attention`, which checks the arguments; call
+    ``ScaledDotProductAttention.apply(q, k, v, bias=..., scale=..., dropout_p=...,
+    generator=...)`` directly only with already-checked inputs. ``bias`` is an additive
+    ndarray mask broadcastable to (..., L, S).
+
+    Shape: q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev).
+
+    >>> import numpy as np
+    >>> q = k = v = Tensor(np.ones((2, 4, 5, 8), dtype=np.float32))
+    >>> ScaledDotProductAttention.apply(q, k, v, scale=8 ** -0.5).shape
+    (2, 4, 5, 8)
+    """
 
     def forward(self, q, k, v, bias=None, scale=1.0, dropout_p=0.0, generator=None):
         out, self.saved = _attention_forward(q, k, v, bias, scale, dropout_p, generator)
@@ -205,7 +232,15 @@ class PackedSelfAttention(Function):
     """Multi-head self-attention on a packed QKV tensor: (B, T, 3·C) -> (B, T, C).
 
     The same kernel as ``ScaledDotProductAttention``; the head split (B, T, 3, H, hd) ->
-    3 × (B, H, T, hd) and the merge back happen inside the node.
+    3 × (B, H, T, hd) and the merge back happen inside the node. Use it through
+    `packed_self_attention`, which checks the arguments.
+
+    Shape: (B, T, 3·C) -> (B, T, C), with C = H·hd.
+
+    >>> import numpy as np
+    >>> qkv = Tensor(np.ones((2, 5, 3 * 16), dtype=np.float32))
+    >>> PackedSelfAttention.apply(qkv, num_heads=4).shape
+    (2, 5, 16)
     """
 
     def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None):
@@ -236,7 +271,26 @@ def packed_self_attention(
     qkv: Tensor, num_heads: int, is_causal: bool = True, dropout_p: float = 0.0,
     generator: np.random.Generator | None = None,
 ) -> Tensor:
-    """Self-attention on a (B, T, 3·C) packed q|k|v tensor with ``num_heads`` heads -> (B, T, C)."""
+    """Self-attention on a (B, T, 3·C) packed q|k|v tensor with ``num_heads`` heads -> (B, T, C).
+
+    Equal to splitting ``qkv`` into q, k, v, reshaping each to (B, H, T, hd), calling
+    `scaled_dot_product_attention` and merging the heads back, but as one graph node.
+
+    Args:
+        qkv: (B, T, 3·C): queries, keys and values side by side, as one Linear(C, 3·C) makes.
+        num_heads: H; C must be divisible by it (hd = C / H).
+        is_causal: token t attends to tokens 0..t only.
+        dropout_p: dropout probability on the attention weights (apply only while training).
+        generator: NumPy generator for the dropout mask (default: ``tinytorch.core.get_rng()``).
+
+    Returns:
+        (B, T, C), the heads side by side.
+
+    >>> import numpy as np
+    >>> qkv = Tensor(np.random.default_rng(0).standard_normal((2, 5, 48), dtype=np.float32))
+    >>> packed_self_attention(qkv, num_heads=4).shape
+    (2, 5, 16)
+    """
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * num_heads):
         raise ValueError(
             f"packed_self_attention: qkv must be (B, T, 3*C) with C divisible by num_heads="

@@ -41,6 +41,22 @@ class GPTConfig:
 
     Defaults are the seed's model: d_model 256, 8 heads, 4 layers (about 3.2M parameters for
     a 65-character vocabulary), context 128.
+
+    Args:
+        vocab_size: number of token ids.
+        d_model: embedding size C.
+        num_heads: attention heads per block (C must be divisible by it).
+        num_layers: Transformer blocks.
+        max_seq_len: the context length (positions available).
+        dropout: dropout on embeddings, attention and residual branches, in [0, 1).
+        bias: biases in the Linear and LayerNorm layers.
+        positional: ``"learned"`` (GPT-2) or ``"sinusoidal"`` (Vaswani et al.).
+        tie_weights: share the token embedding with the output head.
+        d_ff: MLP hidden size; None for 4·d_model.
+
+    >>> cfg = GPTConfig(d_model=64, num_heads=4)
+    >>> GPTConfig.from_dict(cfg.to_dict()) == cfg, cfg.max_seq_len
+    (True, 128)
     """
 
     vocab_size: int = 65
@@ -73,6 +89,20 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
+        """The config stored as ``to_dict()`` output; unknown keys are an error.
+
+        Args:
+            d: field names and values (missing fields take their defaults).
+
+        Returns:
+            A validated ``GPTConfig``.
+
+        Raises:
+            ValueError: a key is not a field, or a value is out of range.
+
+        >>> GPTConfig.from_dict({"d_model": 32, "num_heads": 2}).d_model
+        32
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -90,11 +120,22 @@ class TinyGPT(nn.Module):
         num_layers: Transformer blocks.
         max_seq_len: the context length (positions available).
         dropout: dropout on embeddings, attention and residual branches (0 for small data).
-        bias, positional, tie_weights, d_ff: see :class:`GPTConfig`.
+        bias: biases in the Linear and LayerNorm layers (see `GPTConfig`).
+        positional: ``"learned"`` (GPT-2) or ``"sinusoidal"`` position information.
+        tie_weights: share the token embedding with the output head.
+        d_ff: MLP hidden size; None for 4·d_model.
 
     ``forward(ids)`` takes (B, T) integer token ids (NumPy array or Tensor, T <= max_seq_len) and
     returns (B, T, vocab_size) logits. With ``kv_caches`` (from :meth:`new_cache`) it runs the
     graph-free NumPy decoding path and appends the new tokens' keys and values to the caches.
+
+    Shape: (B, T) int ids -> (B, T, vocab_size) logits.
+
+    >>> model = TinyGPT(vocab_size=65, d_model=32, num_heads=4, num_layers=2, max_seq_len=16)
+    >>> model(np.zeros((2, 8), dtype=np.int64)).shape
+    (2, 8, 65)
+    >>> model.generate(np.zeros((1, 3), dtype=np.int64), max_new_tokens=5, seed=0).shape
+    (1, 8)
     """
 
     def __init__(self, vocab_size: int = 65, d_model: int = 256, num_heads: int = 8,
@@ -122,6 +163,17 @@ class TinyGPT(nn.Module):
 
     @classmethod
     def from_config(cls, config: GPTConfig | dict[str, Any]) -> TinyGPT:
+        """A freshly initialised model with the hyper-parameters of ``config``.
+
+        Args:
+            config: a `GPTConfig` or its ``to_dict()`` form (as stored in checkpoints).
+
+        Returns:
+            The new ``TinyGPT``.
+
+        >>> TinyGPT.from_config({"vocab_size": 10, "d_model": 16, "num_heads": 2, "num_layers": 1}).config.d_model
+        16
+        """
         cfg = GPTConfig.from_dict(config) if isinstance(config, dict) else config
         d = cfg.to_dict()
         pos = [d.pop(k) for k in ("vocab_size", "d_model", "num_heads", "num_layers", "max_seq_len", "dropout")]
@@ -169,7 +221,19 @@ class TinyGPT(nn.Module):
 
     # ------------------------------------------------------------------ cached decoding
     def new_cache(self, batch_size: int = 1) -> list[KVCache]:
-        """One empty :class:`KVCache` per block, for ``forward(ids, kv_caches=...)``."""
+        """One empty :class:`KVCache` per block, for ``forward(ids, kv_caches=...)``.
+
+        Args:
+            batch_size: B, the number of sequences decoded together.
+
+        Returns:
+            ``num_layers`` caches of (B, num_heads, max_seq_len, head_dim).
+
+        >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=3, max_seq_len=8)
+        >>> caches = model.new_cache(batch_size=2)
+        >>> len(caches), caches[0].k.shape
+        (3, (2, 2, 8, 8))
+        """
         cfg = self.config
         dtype = self.wte.weight.dtype
         return [KVCache(batch_size, cfg.num_heads, cfg.max_seq_len, cfg.d_model // cfg.num_heads, dtype)
@@ -180,6 +244,19 @@ class TinyGPT(nn.Module):
 
         The graph-free path generation uses: plain NumPy on the same weights (no Function
         dispatch, no graph), equal to ``forward`` on the whole sequence to float32 rounding.
+
+        Args:
+            ids: (B, T) integer token ids that follow the ``kv_caches[0].length`` cached ones.
+            kv_caches: one cache per block (from `new_cache`); the new keys and values are
+                appended to them.
+
+        Returns:
+            (B, T, vocab_size) logits array.
+
+        >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
+        >>> caches = model.new_cache()
+        >>> model.infer(np.array([[1, 2, 3]]), caches).shape, caches[0].length
+        ((1, 3, 10), 3)
         """
         if len(kv_caches) != len(self.blocks):
             raise ValueError(f"TinyGPT.infer: expected {len(self.blocks)} caches, got {len(kv_caches)}")
@@ -200,6 +277,24 @@ class TinyGPT(nn.Module):
         rebuilt from the last ``max_seq_len // 2`` tokens, so every token is predicted from
         between half and all of the context length. ``use_cache=False`` recomputes each step on
         exactly the same windows, so both modes give the same logits (to float32 rounding).
+
+        Args:
+            ids: (B, T) integer token ids, T >= 1 (NumPy array or Tensor).
+            max_new_tokens: how many tokens to sample.
+            temperature: divides the logits; 0 is greedy (arg-max).
+            top_k: sample from the k most likely tokens only (None: all).
+            top_p: sample from the smallest set of tokens whose probability reaches p (None: all).
+            seed: seed of the sampling generator (None: unpredictable).
+            use_cache: decode with KV caches (fast) instead of recomputing every window.
+
+        Returns:
+            (B, T + max_new_tokens) int64 array: ``ids`` followed by the sampled tokens. The
+            model's train/eval mode is restored afterwards.
+
+        >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
+        >>> out = model.generate(np.array([[1, 2]]), max_new_tokens=10, temperature=0)
+        >>> out.shape, out[0, :2].tolist()
+        ((1, 12), [1, 2])
         """
         check_sampling_args(temperature, top_k, top_p)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 0:
@@ -253,7 +348,17 @@ class TinyGPT(nn.Module):
 
 def tinygpt_factory() -> tuple[TinyGPT, np.ndarray]:
     """The ``tinytorch.models`` entry point: the seed's TinyGPT (vocab 65, d_model 256, 8 heads,
-    4 layers, context 128) and an example (1, 128) batch of token ids."""
+    4 layers, context 128) and an example (1, 128) batch of token ids.
+
+    Takes no arguments; ``tito performance`` profiles and compares what it returns.
+
+    Returns:
+        The model and a (1, 128) int64 array of token ids.
+
+    >>> model, example = tinygpt_factory()
+    >>> model.num_parameters(), example.shape
+    (3208960, (1, 128))
+    """
     model = TinyGPT(vocab_size=65, d_model=256, num_heads=8, num_layers=4, max_seq_len=128)
     example = np.random.default_rng(0).integers(0, 65, size=(1, 128), dtype=np.int64)
     return model, example

@@ -19,7 +19,20 @@ from tinytorch.core import Tensor, nn
 
 
 def sinusoidal_table(max_len: int, d_model: int, dtype=np.float32) -> np.ndarray:
-    """The (max_len, d_model) table of sin/cos positional encodings."""
+    """The (max_len, d_model) table of sin/cos positional encodings.
+
+    Args:
+        max_len: number of positions (rows).
+        d_model: encoding size (columns): sines in the even columns, cosines in the odd ones.
+        dtype: dtype of the table (computed in float64).
+
+    Returns:
+        (max_len, d_model) array.
+
+    >>> table = sinusoidal_table(4, 6)
+    >>> table.shape, table[0].tolist()
+    ((4, 6), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+    """
     pos = np.arange(max_len, dtype=np.float64)[:, None]
     div = np.exp(np.arange(0, d_model, 2, dtype=np.float64) * (-np.log(10000.0) / d_model))
     table = np.zeros((max_len, d_model), dtype=np.float64)
@@ -48,6 +61,15 @@ def _check_input(owner: str, x: Tensor | np.ndarray, d_model: int, max_len: int,
 class PositionalEncoding(nn.Module):
     """Add fixed sinusoidal position encodings to (B, T, d_model) inputs.
 
+    The table is a non-persistent buffer (not in the state dict): it is recomputed, not learned.
+
+    Args:
+        d_model: size of the activations' last dimension.
+        max_len: number of positions available.
+
+    Shape: (B, T, d_model) -> (B, T, d_model); ``forward(x, start)`` adds positions
+    ``start .. start + T - 1``.
+
     >>> pe = PositionalEncoding(d_model=8, max_len=16)
     >>> pe(Tensor(np.zeros((2, 5, 8), dtype=np.float32))).shape
     (2, 5, 8)
@@ -67,6 +89,18 @@ class PositionalEncoding(nn.Module):
         return x + Tensor._from_op(table, None)
 
     def infer(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+        """NumPy form of ``forward`` (no graph) for cached decoding.
+
+        Args:
+            x: (B, T, d_model) array.
+            start: position of the first token of ``x``.
+
+        Returns:
+            (B, T, d_model) array.
+
+        >>> PositionalEncoding(d_model=4, max_len=8).infer(np.zeros((1, 2, 4)), start=0)[0, 0]
+        array([0., 1., 0., 1.])
+        """
         return x + self.pe.data[start : start + x.shape[1]]
 
     def extra_repr(self) -> str:
@@ -77,6 +111,13 @@ class LearnedPositionalEmbedding(nn.Module):
     """Add a learned vector per position (GPT-2's ``wpe``) to (B, T, d_model) inputs.
 
     Initialised N(0, 0.02) as GPT-2.
+
+    Args:
+        max_len: number of positions (rows of ``weight``).
+        d_model: size of the activations' last dimension.
+
+    Shape: (B, T, d_model) -> (B, T, d_model); ``forward(x, start)`` adds positions
+    ``start .. start + T - 1``.
 
     >>> wpe = LearnedPositionalEmbedding(max_len=16, d_model=8)
     >>> wpe(Tensor(np.zeros((2, 5, 8), dtype=np.float32))).shape
@@ -95,6 +136,19 @@ class LearnedPositionalEmbedding(nn.Module):
         return x + self.weight[start : start + T]  # (T, d) broadcast over the batch
 
     def infer(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+        """NumPy form of ``forward`` (no graph) for cached decoding.
+
+        Args:
+            x: (B, T, d_model) array.
+            start: position of the first token of ``x``.
+
+        Returns:
+            (B, T, d_model) array.
+
+        >>> wpe = LearnedPositionalEmbedding(max_len=16, d_model=8)
+        >>> wpe.infer(np.zeros((2, 3, 8), dtype=np.float32), start=5).shape
+        (2, 3, 8)
+        """
         return x + self.weight.data[start : start + x.shape[1]]
 
     def extra_repr(self) -> str:

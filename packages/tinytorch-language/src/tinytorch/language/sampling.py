@@ -14,6 +14,19 @@ import numpy as np
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise ``ValueError`` unless the sampling settings are valid (before generating).
+
+    Args:
+        temperature: a finite number >= 0.
+        top_k: a positive integer or None.
+        top_p: a number in (0, 1] or None.
+
+    >>> check_sampling_args(0.8, 40, None)
+    >>> check_sampling_args(1.0, None, 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: top_p must be in (0, 1] or None, got 1.5
+    """
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
         0 <= temperature < float("inf")
     ):
@@ -28,6 +41,17 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
 def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
     """Sample one token id per row of (B, V) logits; returns (B,) int64.
+
+    Args:
+        logits: (B, V) unnormalised log-probabilities.
+        temperature: divides the logits; 0 is greedy (arg-max), < 1 sharpens, > 1 flattens.
+        top_k: keep only the k most likely tokens (None: all).
+        top_p: keep the smallest set of most likely tokens whose probability reaches p
+            (None: all).
+        rng: the NumPy generator to sample with (default: a fresh unseeded one).
+
+    Returns:
+        (B,) int64 token ids.
 
     >>> sample_next(np.array([[0.0, 5.0, 1.0]]), temperature=0)
     array([1])

@@ -43,7 +43,21 @@ CHECKPOINT_VERSION = 1
 
 
 def lm_loss(logits, targets):
-    """Mean next-token cross-entropy over every position: core's fused cross-entropy on (B, T, V)."""
+    """Mean next-token cross-entropy over every position: core's fused cross-entropy on (B, T, V).
+
+    Args:
+        logits: (B, T, V) model output.
+        targets: (B, T) integer next-token ids.
+
+    Returns:
+        A scalar Tensor.
+
+    >>> from tinytorch.core import Tensor
+    >>> logits = Tensor(np.zeros((2, 3, 4), dtype=np.float32))
+    >>> targets = Tensor(np.zeros((2, 3), dtype=np.int64))
+    >>> round(float(lm_loss(logits, targets).item()), 4)  # log(4): uniform over 4 tokens
+    1.3863
+    """
     return F.cross_entropy(logits, targets)
 
 
@@ -169,6 +183,14 @@ class LanguageModelTrainer:
         grad_clip: clip the global gradient norm (None: no clipping).
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
         progress: show a progress bar with loss and tokens/s.
+
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("abc ")
+    >>> model = TinyGPT(tok.vocab_size, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
+    >>> trainer = LanguageModelTrainer(model, tok)
+    >>> history = trainer.fit("abc " * 40, max_steps=2, batch_size=2, seq_len=8, warmup=0)
+    >>> history["step"], len(trainer.generate_text("ab", max_length=5, seed=0))
+    ([2], 7)
     """
 
     def __init__(self, model: TinyGPT, tokenizer: Tokenizer, weight_decay: float = 0.1,
@@ -331,7 +353,22 @@ class LanguageModelTrainer:
         return self.trainer.load_checkpoint(path)
 
     def evaluate(self, text: str, batch_size: int = 16, seq_len: int | None = None) -> dict[str, float]:
-        """Mean loss and perplexity of the model on all windows of ``text``."""
+        """Mean loss and perplexity of the model on all windows of ``text``.
+
+        Args:
+            text: the evaluation text (tokenized with the trainer's tokenizer).
+            batch_size: windows per forward pass.
+            seq_len: window length (default: the model's ``max_seq_len``).
+
+        Returns:
+            ``{"loss": mean cross-entropy, "perplexity": exp(loss)}``.
+
+        >>> from tinytorch.language import CharTokenizer
+        >>> tok = CharTokenizer().fit("ab")
+        >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+        >>> sorted(LanguageModelTrainer(model, tok).evaluate("abab" * 4))
+        ['loss', 'perplexity']
+        """
         seq_len = self.model.config.max_seq_len if seq_len is None else seq_len
         tokens = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
         loader = DataLoader(TokenWindows(tokens, seq_len), batch_size=batch_size)
@@ -342,12 +379,44 @@ class LanguageModelTrainer:
     # ------------------------------------------------------------------ generation
     def generate_text(self, prompt: str = "", max_length: int = 200, temperature: float = 1.0,
                       top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> str:
-        """``prompt`` followed by ``max_length`` generated tokens (see :func:`generate_text`)."""
+        """``prompt`` followed by ``max_length`` generated tokens (see :func:`generate_text`).
+
+        Args:
+            prompt: the text to continue.
+            max_length: how many tokens to generate.
+            temperature: divides the logits; 0 is greedy.
+            top_k: sample from the k most likely tokens only (None: all).
+            top_p: nucleus sampling threshold (None: off).
+            seed: seed of the sampling (None: unpredictable).
+
+        Returns:
+            ``prompt`` followed by the generated text.
+
+        >>> from tinytorch.language import CharTokenizer
+        >>> tok = CharTokenizer().fit("ab")
+        >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+        >>> LanguageModelTrainer(model, tok).generate_text("ab", max_length=3, temperature=0)[:2]
+        'ab'
+        """
         return generate_text(self.model, self.tokenizer, prompt, max_length, temperature, top_k, top_p, seed)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Model, tokenizer, config (and optimizer, step and history once ``fit`` ran), atomically."""
+        """Model, tokenizer, config (and optimizer, step and history once ``fit`` ran), atomically.
+
+        Args:
+            path: the safetensors file to write; `load_checkpoint` reads it back, and
+                ``fit(resume=path)`` continues training from it.
+
+        >>> import tempfile
+        >>> from tinytorch.language import CharTokenizer
+        >>> tok = CharTokenizer().fit("ab")
+        >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     LanguageModelTrainer(model, tok).save_checkpoint(Path(tmp) / "lm.safetensors")
+        ...     load_checkpoint(Path(tmp) / "lm.safetensors")[1].chars
+        ['a', 'b']
+        """
         extra = _language_metadata(self.model, self.tokenizer, self.train_config)
         stream = getattr(self, "_stream", None)
         extra[CHECKPOINT_KEY]["data_epoch"] = stream.data_epoch if stream is not None else 0
@@ -358,6 +427,18 @@ class LanguageModelTrainer:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> LanguageModelTrainer:
+        """A trainer for the model and tokenizer stored in a checkpoint (optimizer state aside).
+
+        Args:
+            path: a checkpoint written by `save_checkpoint` or `save_model`.
+            **kwargs: further constructor arguments (``weight_decay``, ``progress``, ...).
+
+        Returns:
+            The new trainer; continue a run with ``fit(resume=path)`` instead.
+
+        >>> trainer = LanguageModelTrainer.from_checkpoint("checkpoints/tinygpt.safetensors")  # doctest: +SKIP
+        >>> trainer.generate_text("ROMEO:", max_length=50, seed=0)  # doctest: +SKIP
+        """
         model, tokenizer, _ = load_checkpoint(path)
         return cls(model, tokenizer, **kwargs)
 
@@ -373,7 +454,24 @@ def _language_metadata(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, An
 
 def save_model(path: str | os.PathLike, model: TinyGPT, tokenizer: Tokenizer,
                train: dict[str, Any] | None = None) -> None:
-    """Save weights, config and tokenizer (no optimizer state) to a safetensors file."""
+    """Save weights, config and tokenizer (no optimizer state) to a safetensors file.
+
+    Args:
+        path: the file to write.
+        model: the model (its ``config`` is stored too).
+        tokenizer: the model's tokenizer, stored in the metadata.
+        train: the training settings to record, if any.
+
+    >>> import tempfile
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("ab")
+    >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_model(Path(tmp) / "lm.safetensors", model, tok)
+    ...     loaded, _, meta = load_checkpoint(Path(tmp) / "lm.safetensors")
+    >>> loaded.config == model.config, meta["kind"]
+    (True, 'tinytorch.language.model')
+    """
     meta = {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train)}
     io.save({f"model.{k}": v for k, v in model.state_dict().items()}, path, metadata=meta)
 
@@ -400,8 +498,30 @@ def _language_meta(path: Any, metadata: dict[str, Any]) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike) -> tuple[TinyGPT, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, metadata) from a checkpoint file alone.
 
-    Raises ``ValueError`` naming the file if it is not a tinytorch-language checkpoint, was
-    written by another format version, or its weights do not match its config.
+    Args:
+        path: a file written by `save_model` or `LanguageModelTrainer.save_checkpoint`.
+
+    Returns:
+        The model (weights loaded, in eval mode), its tokenizer and the file's metadata.
+
+    Raises:
+        ValueError: the file is not a tinytorch-language checkpoint, was written by another
+            format version, or its weights do not match its config; the message names it.
+
+    >>> model, tokenizer, meta = load_checkpoint("checkpoints/tinygpt.safetensors")  # doctest: +SKIP
+    >>> generate_text(model, tokenizer, "ROMEO:", max_length=100, seed=0)  # doctest: +SKIP
+
+    A round trip through a temporary file:
+
+    >>> import tempfile
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("ab")
+    >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_model(Path(tmp) / "lm.safetensors", model, tok)
+    ...     loaded, tokenizer, _ = load_checkpoint(Path(tmp) / "lm.safetensors")
+    >>> bool(np.array_equal(loaded.wte.weight.numpy(), model.wte.weight.numpy())), loaded.training
+    (True, False)
     """
     state, metadata = io.load(path)
     lang = _language_meta(path, metadata)
@@ -440,8 +560,27 @@ def generate_text(model: TinyGPT, tokenizer: Tokenizer, prompt: str = "", max_le
     Returns ``prompt`` followed by the generated text. A prompt longer than the model's context
     is cropped to its last ``max_seq_len`` tokens for conditioning (the returned text still
     starts with the whole prompt). An empty prompt starts from a newline token when the
-    tokenizer has one (else from id 0), which is not included in the result. ``seed`` makes the
-    sampling repeatable; ``temperature=0`` is greedy.
+    tokenizer has one (else from id 0), which is not included in the result.
+
+    Args:
+        model: the language model.
+        tokenizer: its tokenizer.
+        prompt: the text to continue ("" to start from scratch).
+        max_length: how many tokens to generate.
+        temperature: divides the logits; 0 is greedy (arg-max).
+        top_k: sample from the k most likely tokens only (None: all).
+        top_p: nucleus sampling threshold (None: off).
+        seed: makes the sampling repeatable (None: unpredictable).
+
+    Returns:
+        ``prompt`` followed by the generated text.
+
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("to be or not")
+    >>> model = TinyGPT(tok.vocab_size, d_model=16, num_heads=2, num_layers=1, max_seq_len=16)
+    >>> text = generate_text(model, tok, "to", max_length=10, seed=0)
+    >>> text[:2], len(text)
+    ('to', 12)
     """
     if not isinstance(prompt, str):
         raise TypeError(f"generate_text: prompt must be a str, got {type(prompt).__name__}")

@@ -25,7 +25,22 @@ def _gelu_tanh(x: np.ndarray) -> np.ndarray:
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: Linear(C, d_ff) → GELU (tanh form, as GPT-2) → Linear(d_ff, C)."""
+    """Position-wise feed-forward: Linear(C, d_ff) → GELU (tanh form, as GPT-2) → Linear(d_ff, C).
+
+    Followed by dropout on the output (the residual branch).
+
+    Args:
+        d_model: C, the input and output size.
+        d_ff: the hidden size (GPT-2 uses 4·C).
+        dropout: dropout probability on the output.
+        bias: biases in both Linear layers.
+
+    Shape: (B, T, C) -> (B, T, C).
+
+    >>> mlp = MLP(d_model=16, d_ff=64)
+    >>> mlp(Tensor(np.zeros((2, 5, 16), dtype=np.float32))).shape
+    (2, 5, 16)
+    """
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
@@ -37,6 +52,17 @@ class MLP(nn.Module):
         return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
+        """NumPy form of ``forward`` (no graph, no dropout) for cached decoding.
+
+        Args:
+            x: (B, T, C) array.
+
+        Returns:
+            (B, T, C) array.
+
+        >>> MLP(d_model=16, d_ff=64).infer(np.zeros((2, 5, 16), dtype=np.float32)).shape
+        (2, 5, 16)
+        """
         return _linear(_gelu_tanh(_linear(x, self.fc)), self.proj)
 
 
@@ -72,7 +98,20 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
     def infer(self, x: np.ndarray, kv_cache: KVCache) -> np.ndarray:
-        """NumPy forward for new tokens, appending their keys/values to ``kv_cache``."""
+        """NumPy forward for new tokens, appending their keys/values to ``kv_cache``.
+
+        Args:
+            x: (B, T, C) activations of the new tokens.
+            kv_cache: this block's cache; its ``length`` tokens come before ``x``.
+
+        Returns:
+            (B, T, C) array.
+
+        >>> block = TransformerBlock(d_model=16, num_heads=4)
+        >>> cache = KVCache(batch_size=1, num_heads=4, max_len=8, head_dim=4)
+        >>> block.infer(np.zeros((1, 3, 16), dtype=np.float32), cache).shape
+        (1, 3, 16)
+        """
         x = x + self.attn.infer(_layer_norm(x, self.ln1), kv_cache)
         return x + self.mlp.infer(_layer_norm(x, self.ln2))
 

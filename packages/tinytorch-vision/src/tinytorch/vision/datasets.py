@@ -45,7 +45,17 @@ DATA_ENV = "TINYTORCH_DATA"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root``, else ``$TINYTORCH_DATA``, else ``~/.cache/tinytorch``."""
+    """The data root: ``root``, else ``$TINYTORCH_DATA``, else ``~/.cache/tinytorch``.
+
+    Args:
+        root: an explicit folder (``~`` is expanded), or None to use the environment.
+
+    Returns:
+        The folder under which each data set has its own subfolder.
+
+    >>> data_root("/data/sets").as_posix()
+    '/data/sets'
+    """
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get(DATA_ENV)
@@ -62,6 +72,17 @@ class RemoteFile:
     ``sha256`` lists accepted checksums of the file itself (mirrors re-compress, so there may be
     several); ``content_sha256`` is the checksum of the decompressed IDX bytes, which is the same
     for every faithful copy, whatever its gzip wrapper.
+
+    Args:
+        name: the file name in the data set's folder.
+        urls: where to download it from, tried in order.
+        sha256: accepted sha256 checksums of the file.
+        size: expected size in bytes, if known.
+        content_sha256: sha256 of the gzip-decompressed content, if known.
+
+    >>> RemoteFile("t10k-labels-idx1-ubyte.gz", ("https://example.org/t10k-labels-idx1-ubyte.gz",),
+    ...            size=4542).describe()
+    '4,542 bytes'
     """
 
     name: str
@@ -71,6 +92,11 @@ class RemoteFile:
     content_sha256: str | None = None
 
     def describe(self) -> str:
+        """Size and checksum in words, for error messages ("no published checksum" if unknown).
+
+        >>> RemoteFile("a.gz", (), ("ab12",), 10).describe()
+        '10 bytes, sha256 ab12'
+        """
         parts = []
         if self.size is not None:
             parts.append(f"{self.size:,} bytes")
@@ -133,7 +159,22 @@ CIFAR10_TEST_BATCHES = ["test_batch"]
 
 
 def sha256_of(path: Path, decompress: bool = False) -> str:
-    """sha256 of a file (of its gzip-decompressed content with ``decompress``)."""
+    """sha256 of a file (of its gzip-decompressed content with ``decompress``).
+
+    Args:
+        path: the file to hash (read in 1 MiB chunks).
+        decompress: hash the gzip-decompressed content instead of the file's bytes.
+
+    Returns:
+        The hex digest.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "abc.txt"
+    ...     _ = path.write_bytes(b"abc")
+    ...     sha256_of(path)
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    """
     digest = hashlib.sha256()
     opener = gzip.open if decompress else open
     with opener(path, "rb") as f:
@@ -143,7 +184,23 @@ def sha256_of(path: Path, decompress: bool = False) -> str:
 
 
 def verify(path: Path, spec: RemoteFile) -> tuple[str, str]:
-    """(status, detail) of a local file: ``verified``, ``missing``, ``corrupt`` or ``unverified``."""
+    """(status, detail) of a local file: ``verified``, ``missing``, ``corrupt`` or ``unverified``.
+
+    Args:
+        path: the local copy.
+        spec: what a good copy looks like (checksums, size).
+
+    Returns:
+        The status and a human-readable detail (what matched, or what was expected).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "abc.txt"
+    ...     _ = path.write_bytes(b"abc")
+    ...     good = RemoteFile("abc.txt", (), (sha256_of(path),))
+    ...     verify(path, good), verify(path, RemoteFile("abc.txt", (), ("0" * 64,)))[0]
+    (('verified', 'sha256 matches'), 'corrupt')
+    """
     if not path.exists():
         return "missing", f"expected {spec.describe()}"
     size = path.stat().st_size
@@ -162,7 +219,29 @@ def verify(path: Path, spec: RemoteFile) -> tuple[str, str]:
 
 
 def download(spec: RemoteFile, folder: Path, timeout: float = 60.0) -> Path:
-    """Fetch ``spec`` into ``folder``: temp file, sha256 check, then an atomic rename."""
+    """Fetch ``spec`` into ``folder``: temp file, sha256 check, then an atomic rename.
+
+    Args:
+        spec: the file to fetch; its ``urls`` are tried in order until one gives a good copy.
+        folder: where to put it (created if missing).
+        timeout: seconds to wait for each connection.
+
+    Returns:
+        The path of the downloaded file, ``folder / spec.name``.
+
+    Raises:
+        OSError: no URL gave a copy that verifies; the message lists each URL's error.
+
+    Any URL ``urllib`` can open works, so a local ``file://`` copy shows it offline:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     src = Path(tmp) / "abc.txt"
+    ...     _ = src.write_bytes(b"abc")
+    ...     spec = RemoteFile("copy.txt", (src.as_uri(),), (sha256_of(src),))
+    ...     download(spec, Path(tmp) / "data").read_bytes()
+    b'abc'
+    """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.name
     errors = []
@@ -200,8 +279,22 @@ def _missing_error(dataset: str, folder: Path, names: Sequence[str], hint: str =
 def read_idx(path: str | os.PathLike, spec: RemoteFile | None = None) -> np.ndarray:
     """Read an IDX file (gzip-compressed if it ends in .gz) into a uint8 array.
 
-    Raises ``ValueError`` naming the path for a bad magic number, a truncated or corrupted file
-    (with the expected size/checksum when ``spec`` is known).
+    Args:
+        path: an IDX file, e.g. ``t10k-images-idx3-ubyte.gz``.
+        spec: the file's ``RemoteFile``, to quote its expected size and checksum in errors.
+
+    Returns:
+        A uint8 array shaped as the header says, e.g. (N, 28, 28) images or (N,) labels.
+
+    Raises:
+        ValueError: a bad magic number, or a truncated or corrupted file; the message names
+            the path (and the expected size/checksum when ``spec`` is known).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_idx(Path(tmp) / "images.gz", np.zeros((5, 28, 28), dtype=np.uint8))
+    ...     read_idx(Path(tmp) / "images.gz").shape
+    (5, 28, 28)
     """
     path = Path(path)
     expected = f"; expected {spec.describe()}" if spec is not None else ""
@@ -233,7 +326,18 @@ def read_idx(path: str | os.PathLike, spec: RemoteFile | None = None) -> np.ndar
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 array as gzip IDX (the MNIST format); used by tests and tools."""
+    """Write a uint8 array as gzip IDX (the MNIST format); used by tests and tools.
+
+    Args:
+        path: the file to write (gzip-compressed whatever its name).
+        array: any shape; converted to uint8.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_idx(Path(tmp) / "labels.gz", np.array([3, 1, 4], dtype=np.uint8))
+    ...     read_idx(Path(tmp) / "labels.gz")
+    array([3, 1, 4], dtype=uint8)
+    """
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     with gzip.open(path, "wb") as f:
@@ -266,7 +370,29 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 python batch file."""
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 python batch file.
+
+    The file is unpickled with a restricted unpickler that builds only NumPy uint8 arrays, so a
+    malicious file cannot run code.
+
+    Args:
+        path: a batch file such as ``cifar-10-batches-py/test_batch``.
+
+    Returns:
+        The images, (N, 3, 32, 32) uint8, and the labels, (N,) int64.
+
+    Raises:
+        ValueError: the file is not a CIFAR-10 python batch, is corrupted, or names a global
+            other than the NumPy array constructors.
+
+    >>> import pickle, tempfile
+    >>> batch = {"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [3, 5]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "test_batch").write_bytes(pickle.dumps(batch, protocol=4))
+    ...     images, labels = read_cifar_python_batch(Path(tmp) / "test_batch")
+    >>> images.shape, labels
+    ((2, 3, 32, 32), array([3, 5]))
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -286,7 +412,27 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
 
 
 def read_cifar_binary_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 binary batch file."""
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 binary batch file.
+
+    Args:
+        path: a batch file such as ``cifar-10-batches-bin/test_batch.bin``: records of 1 label
+            byte + 3072 pixel bytes (R, G, B planes of 32x32).
+
+    Returns:
+        The images, (N, 3, 32, 32) uint8, and the labels, (N,) int64.
+
+    Raises:
+        ValueError: the size is not a whole number of records, or a label is not in 0..9.
+
+    >>> import tempfile
+    >>> records = np.zeros((2, CIFAR10_RECORD), dtype=np.uint8)
+    >>> records[:, 0] = [7, 2]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     records.tofile(Path(tmp) / "test_batch.bin")
+    ...     images, labels = read_cifar_binary_batch(Path(tmp) / "test_batch.bin")
+    >>> images.shape, labels
+    ((2, 3, 32, 32), array([7, 2]))
+    """
     path = Path(path)
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % CIFAR10_RECORD:
@@ -312,10 +458,22 @@ class ImageDataset(Dataset):
     (float32 (B, C, H, W), int64 (B,)) with one fancy index. ``transform`` (optional) maps a float
     batch to a batch, e.g. ``transforms.Normalize``.
 
+    Args:
+        data: uint8 images, (N, C, H, W), or (N, H, W) for one channel.
+        targets: the N integer labels.
+        transform: a batch transform ``t(x) -> x`` on float32 (B, C, H, W) arrays, or None.
+
     Attributes:
         data: uint8 images, (N, C, H, W).
         targets: int64 labels.
         classes: the class names, index = label.
+
+    >>> ds = ImageDataset(np.full((4, 28, 28), 255, dtype=np.uint8), np.arange(4))
+    >>> x, y = ds[1]
+    >>> x.shape, x.dtype, y
+    ((1, 28, 28), dtype('float32'), 1)
+    >>> ds.__getitems__([0, 2])[0].shape
+    (2, 1, 28, 28)
     """
 
     classes: list[str] = []
@@ -343,7 +501,12 @@ class ImageDataset(Dataset):
         return self._batch(idx), self.targets[idx]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """All images as float32 (N, C, H, W) in [0, 1] (untransformed) and the labels."""
+        """All images as float32 (N, C, H, W) in [0, 1] (untransformed) and the labels.
+
+        >>> x, y = ImageDataset(np.zeros((3, 2, 2), dtype=np.uint8), [0, 1, 0]).arrays()
+        >>> x.shape, x.dtype, y
+        ((3, 1, 2, 2), dtype('float32'), array([0, 1, 0]))
+        """
         return self.data.astype(np.float32) * np.float32(1 / 255), self.targets
 
     @property
@@ -365,9 +528,28 @@ class MNIST(ImageDataset):
         download: fetch missing files (sha256-checked).
         transform: a batch transform applied to float images.
 
+    Raises:
+        FileNotFoundError: the files are missing and ``download`` is False; the message says
+            which files are expected where.
+
+    Shape: ``ds[i]`` is a float32 (1, 28, 28) image and an int label; a batch of B is
+    (B, 1, 28, 28) and (B,).
+
     >>> ds = MNIST(train=False)  # doctest: +SKIP
     >>> ds[0][0].shape, len(ds)  # doctest: +SKIP
     ((1, 28, 28), 10000)
+
+    Any folder with the four (here two) IDX files works, e.g. a tiny fake test split:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = Path(tmp) / "mnist"
+    ...     folder.mkdir()
+    ...     write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((5, 28, 28), dtype=np.uint8))
+    ...     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(5, dtype=np.uint8))
+    ...     ds = MNIST(tmp, train=False)
+    >>> len(ds), ds[0][0].shape, ds[3][1]
+    (5, (1, 28, 28), 3)
     """
 
     folder_name = "mnist"
@@ -409,6 +591,24 @@ class FashionMNIST(MNIST):
     """Zalando's Fashion-MNIST (60,000 train / 10,000 test, 1x28x28, 10 clothing classes).
 
     Same format and arguments as `MNIST`; files are read from ``root/fashion-mnist/``.
+
+    Args:
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        train: the training split (else the test split).
+        download: fetch missing files (checked against their decompressed sha256).
+        transform: a batch transform applied to float images.
+
+    Shape: ``ds[i]`` is a float32 (1, 28, 28) image and an int label in 0..9.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = Path(tmp) / "fashion-mnist"
+    ...     folder.mkdir()
+    ...     write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28), dtype=np.uint8))
+    ...     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([9, 1, 0], dtype=np.uint8))
+    ...     ds = FashionMNIST(tmp, train=False)
+    >>> len(ds), ds.classes[ds[1][1]]
+    (3, 'Trouser')
     """
 
     folder_name = "fashion-mnist"
@@ -419,7 +619,19 @@ class FashionMNIST(MNIST):
 
 
 def download_file(spec: RemoteFile, folder: Path) -> Path:
-    """Download one file (module-level so tests can replace the network)."""
+    """Download one file (module-level so tests can replace the network).
+
+    Args:
+        spec: the file to fetch.
+        folder: where to put it.
+
+    Returns:
+        The downloaded file's path (see `download`).
+
+    >>> path = download_file(MNIST_FILES["test-labels"], data_root() / "mnist")  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    't10k-labels-idx1-ubyte.gz'
+    """
     return download(spec, folder)
 
 
@@ -445,6 +657,26 @@ class CIFAR10(ImageDataset):
     Reads ``root/cifar10/cifar-10-batches-bin/*.bin`` (the binary version) if present, else
     ``root/cifar10/cifar-10-batches-py/`` (the python version, through a restricted unpickler).
     ``download=True`` fetches the python archive (sha256-checked) and extracts it.
+
+    Args:
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``); files are
+            read from ``root/cifar10/``.
+        train: the training split (``data_batch_1`` .. ``data_batch_5``), else ``test_batch``.
+        download: fetch and extract the python archive if the batches are missing.
+        transform: a batch transform applied to float images.
+
+    Shape: ``ds[i]`` is a float32 (3, 32, 32) image and an int label in 0..9.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = Path(tmp) / "cifar10" / "cifar-10-batches-bin"
+    ...     folder.mkdir(parents=True)
+    ...     records = np.zeros((4, CIFAR10_RECORD), dtype=np.uint8)
+    ...     records[:, 0] = [0, 1, 2, 3]
+    ...     records.tofile(folder / "test_batch.bin")
+    ...     ds = CIFAR10(tmp, train=False)
+    >>> len(ds), ds[0][0].shape, ds.classes[ds[3][1]]
+    (4, (3, 32, 32), 'cat')
     """
 
     folder_name = "cifar10"
@@ -478,7 +710,20 @@ DATASETS: dict[str, type[ImageDataset]] = {"fashion-mnist": FashionMNIST, "mnist
 
 
 def get_dataset(name: str) -> type[ImageDataset]:
-    """The dataset class registered as ``name`` (fashion-mnist, mnist, cifar10)."""
+    """The dataset class registered as ``name`` (fashion-mnist, mnist, cifar10).
+
+    Args:
+        name: a key of ``DATASETS``.
+
+    Returns:
+        The dataset class (call it with ``root``, ``train``, ``download``, ``transform``).
+
+    Raises:
+        ValueError: ``name`` is not a registered data set.
+
+    >>> get_dataset("cifar10").__name__
+    'CIFAR10'
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -486,6 +731,19 @@ def get_dataset(name: str) -> type[ImageDataset]:
 
 @dataclass
 class FileStatus:
+    """One file of a data set on disk, as `dataset_status` reports it.
+
+    Args:
+        name: the file name.
+        path: its full path.
+        status: ``verified``, ``unverified``, ``missing`` or ``corrupt``.
+        detail: what was checked, or what was expected.
+        size: its size in bytes (None if missing).
+
+    >>> FileStatus("a.gz", "/data/mnist/a.gz", "missing", "expected 10 bytes").status
+    'missing'
+    """
+
     name: str
     path: str
     status: str  # verified | unverified | missing | corrupt
@@ -495,6 +753,19 @@ class FileStatus:
 
 @dataclass
 class DatasetStatus:
+    """The files of one data set on disk, as `dataset_status` reports them.
+
+    Args:
+        name: the data set (fashion-mnist, mnist, cifar10).
+        folder: where its files are expected.
+        files: one `FileStatus` per expected file.
+
+    >>> status = DatasetStatus("mnist", "/data/mnist", [FileStatus("a.gz", "/data/mnist/a.gz",
+    ...                                                            "verified", "sha256 matches")])
+    >>> status.present, status.verified, sorted(status.to_dict())
+    (True, True, ['files', 'folder', 'name', 'present', 'verified'])
+    """
+
     name: str
     folder: str
     files: list[FileStatus] = field(default_factory=list)
@@ -513,7 +784,22 @@ class DatasetStatus:
 
 
 def dataset_status(name: str, root: str | os.PathLike | None = None, check: bool = True) -> DatasetStatus:
-    """What of data set ``name`` is on disk, where, and whether each file checks out."""
+    """What of data set ``name`` is on disk, where, and whether each file checks out.
+
+    Args:
+        name: fashion-mnist, mnist or cifar10.
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        check: verify checksums (reads every file); False only looks for them.
+
+    Returns:
+        A `DatasetStatus`; ``.present``, ``.verified`` and ``.to_dict()`` summarise it.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     status = dataset_status("mnist", tmp)
+    >>> status.present, [f.status for f in status.files]
+    (False, ['missing', 'missing', 'missing', 'missing'])
+    """
     cls = get_dataset(name)
     folder = data_root(root) / cls.folder_name
     result = DatasetStatus(name, str(folder))

@@ -86,6 +86,17 @@ class Conv2dFn(Function):
     backward: dW = colsᵀ @ g,  db = Σ g,  dx = col2im(g @ Wᵀ) computed one kernel tap at a time
               (dx[tap window] += g @ W_tapᵀ), so the (M, kh·kw·Cin) dcols never exists.
     With groups > 1 the GEMM is batched over groups.
+
+    The graph node behind `conv2d`, which checks and normalises the arguments (``stride``,
+    ``padding`` and ``dilation`` as pairs).
+
+    Shape: x (N, Cin, H, W), weight (Cout, Cin/groups, kh, kw), bias (Cout,) -> (N, Cout, Ho, Wo).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.ones((2, 3, 8, 8), dtype=np.float32))
+    >>> w = Tensor(np.ones((4, 3, 3, 3), dtype=np.float32))
+    >>> Conv2dFn.apply(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1).shape
+    (2, 4, 6, 6)
     """
 
     def forward(self, x, weight, bias=None, *, stride, padding, dilation, groups):
@@ -172,8 +183,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
         x: (N, Cin, H, W).
         weight: (Cout, Cin/groups, kh, kw).
         bias: (Cout,) or None.
-        stride, padding, dilation: an int or an (h, w) pair; ``padding="same"`` keeps H x W
+        stride: step between windows, an int or an (sh, sw) pair.
+        padding: zero padding on each side, an int or a (ph, pw) pair; ``"same"`` keeps H x W
             (stride 1 only), ``"valid"`` is 0.
+        dilation: spacing between kernel taps, an int or a (dh, dw) pair.
         groups: split the channels into this many independent convolutions.
 
     Returns:
@@ -253,6 +266,16 @@ class MaxPool2dFn(Function):
     Fast path (kernel 2, stride 2, no padding, even H and W): a reshape to (N, Ho, 2, Wo, 2, C)
     and three ``np.maximum``; backward finds the first winning tap by equality. General path: the kernel's kh·kw taps are shifted slices
     (as in conv's im2col), reduced with a running max that remembers which tap won.
+
+    The graph node behind `max_pool2d`, which checks and normalises the arguments.
+
+    Shape: (N, C, H, W) -> (N, C, Ho, Wo).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.ones((1, 2, 4, 4), dtype=np.float32))
+    >>> MaxPool2dFn.apply(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+    ...                   ceil_mode=False).shape
+    (1, 2, 2, 2)
     """
 
     def forward(self, x, *, kernel, stride, padding, dilation, ceil_mode):
@@ -351,6 +374,16 @@ class AvgPool2dFn(Function):
     ``count_include_pad`` (PyTorch's default True) divides by kh·kw everywhere; otherwise each
     window divides by how many real pixels it covers. Backward spreads ``grad / count`` back
     over the window with the same shifted slices.
+
+    The graph node behind `avg_pool2d`, which checks and normalises the arguments.
+
+    Shape: (N, C, H, W) -> (N, C, Ho, Wo).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.ones((1, 2, 5, 5), dtype=np.float32))
+    >>> AvgPool2dFn.apply(x, kernel=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=False,
+    ...                   count_include_pad=False).shape
+    (1, 2, 3, 3)
     """
 
     def forward(self, x, *, kernel, stride, padding, ceil_mode, count_include_pad):
@@ -412,6 +445,12 @@ def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
 
     Returns:
         (N, C, Ho, Wo).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    >>> avg_pool2d(x, 2).numpy()[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
     """
     _check_nchw("avg_pool2d", x)
     kernel = _pair("kernel_size", "avg_pool2d", kernel_size, 1)
@@ -437,7 +476,17 @@ def _adaptive_matrix(size: int, out: int, dtype) -> np.ndarray:
 class AdaptiveAvgPool2dFn(Function):
     """Average over PyTorch's adaptive bins. Bins are rectangles, so the average is separable:
     ``out[n, c] = A_h @ x[n, c] @ A_wᵀ`` with two small averaging matrices, and backward is
-    ``A_hᵀ @ g @ A_w``. Output (1, 1) is the global mean over H and W."""
+    ``A_hᵀ @ g @ A_w``. Output (1, 1) is the global mean over H and W.
+
+    The graph node behind `adaptive_avg_pool2d`; ``output_size`` is an (oh, ow) pair.
+
+    Shape: (N, C, H, W) -> (N, C, oh, ow).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.ones((1, 2, 7, 7), dtype=np.float32))
+    >>> AdaptiveAvgPool2dFn.apply(x, output_size=(3, 3)).shape
+    (1, 2, 3, 3)
+    """
 
     def forward(self, x, *, output_size):
         n, c, h, w = x.shape
@@ -467,6 +516,11 @@ def adaptive_avg_pool2d(x: Tensor, output_size: IntPair) -> Tensor:
 
     Returns:
         (N, C, oh, ow).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.ones((2, 8, 7, 7), dtype=np.float32))
+    >>> adaptive_avg_pool2d(x, 1).shape, adaptive_avg_pool2d(x, (3, None)).shape
+    ((2, 8, 1, 1), (2, 8, 3, 7))
     """
     _check_nchw("adaptive_avg_pool2d", x)
     if isinstance(output_size, (tuple, list)):
@@ -492,6 +546,17 @@ class BatchNorm2dFn(Function):
     Written this way nothing but the input x is kept for backward (no x̂ array), and forward
     and backward are each a few passes over the (M, C) channels-last matrix, where per-channel
     sums are column sums. Eval mode is the same affine map with the running statistics.
+
+    The graph node behind `batch_norm2d`, which checks the arguments.
+
+    Shape: x (N, C, H, W), weight and bias (C,) -> (N, C, H, W).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.random.default_rng(0).normal(size=(4, 3, 2, 2)).astype(np.float32))
+    >>> y = BatchNorm2dFn.apply(x, running_mean=None, running_var=None, training=True,
+    ...                         momentum=0.1, eps=1e-5)
+    >>> y.shape, bool(np.allclose(y.numpy().mean(axis=(0, 2, 3)), 0, atol=1e-5))
+    ((4, 3, 2, 2), True)
     """
 
     def forward(self, x, weight=None, bias=None, *, running_mean, running_var, training,
@@ -551,15 +616,24 @@ def batch_norm2d(x: Tensor, running_mean: np.ndarray | None, running_var: np.nda
 
     Args:
         x: (N, C, H, W).
-        running_mean, running_var: (C,) arrays updated in place in training mode (or None to
-            keep no running statistics; then eval mode is impossible).
-        weight, bias: (C,) scale γ and shift β, or None for no affine part.
+        running_mean: (C,) array updated in place in training mode (or None to keep no
+            running statistics; then eval mode is impossible).
+        running_var: (C,) array, like ``running_mean``.
+        weight: (C,) scale γ, or None for no affine part (then ``bias`` is None too).
+        bias: (C,) shift β, or None.
         training: use batch statistics (and update the running ones).
         momentum: weight of the new batch in the running statistics.
         eps: added to the variance.
 
     Returns:
         (N, C, H, W).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.random.default_rng(0).normal(3, 2, (8, 4, 5, 5)).astype(np.float32))
+    >>> mean, var = np.zeros(4, dtype=np.float32), np.ones(4, dtype=np.float32)
+    >>> y = batch_norm2d(x, mean, var)
+    >>> y.shape, bool(abs(y.numpy().mean()) < 1e-5), bool(mean[0] > 0.2)
+    ((8, 4, 5, 5), True, True)
     """
     _check_nchw("batch_norm2d", x)
     c = x.shape[1]

@@ -29,12 +29,16 @@ class Conv2d(Module):
     Initialised as PyTorch: weight and bias ~ U(-1/√fan_in, 1/√fan_in), fan_in = Cin/groups·kh·kw.
 
     Args:
-        in_channels: Cin.
-        out_channels: Cout.
+        in_channels: Cin, the number of input channels.
+        out_channels: Cout, the number of output channels (filters).
         kernel_size: an int or (kh, kw).
-        stride, padding, dilation: an int or a pair; padding may be ``"same"`` or ``"valid"``.
+        stride: step between windows, an int or an (sh, sw) pair.
+        padding: zero padding on each side, an int, a (ph, pw) pair, ``"same"`` (keeps H x W,
+            stride 1 only) or ``"valid"`` (no padding).
+        dilation: spacing between kernel taps, an int or a (dh, dw) pair.
         groups: independent channel groups (both channel counts must divide by it).
         bias: learn a per-output-channel bias.
+        dtype: dtype of the weight and bias (float32; float64 for gradient checks).
 
     Shape: (N, Cin, H, W) -> (N, Cout, Ho, Wo).
 
@@ -95,6 +99,15 @@ Conv2D = Conv2d
 class MaxPool2d(Module):
     """Max pooling (``functional.max_pool2d``); 2x2 stride 2 takes a reshape fast path.
 
+    Args:
+        kernel_size: window size, an int or (kh, kw).
+        stride: step between windows; default ``kernel_size``.
+        padding: implicit -inf padding on each side (at most half the kernel).
+        dilation: spacing between window taps.
+        ceil_mode: round the output size up instead of down.
+
+    Shape: (N, C, H, W) -> (N, C, Ho, Wo).
+
     >>> MaxPool2d(2)(Tensor(np.zeros((1, 4, 28, 28), dtype=np.float32))).shape
     (1, 4, 14, 14)
     """
@@ -120,7 +133,20 @@ MaxPool2D = MaxPool2d
 
 
 class AvgPool2d(Module):
-    """Average pooling (``functional.avg_pool2d``)."""
+    """Average pooling (``functional.avg_pool2d``).
+
+    Args:
+        kernel_size: window size, an int or (kh, kw).
+        stride: step between windows; default ``kernel_size``.
+        padding: implicit zero padding on each side (at most half the kernel).
+        ceil_mode: round the output size up instead of down.
+        count_include_pad: divide by the full window size, zero padding included.
+
+    Shape: (N, C, H, W) -> (N, C, Ho, Wo).
+
+    >>> AvgPool2d(2)(Tensor(np.ones((1, 3, 8, 8), dtype=np.float32))).shape
+    (1, 3, 4, 4)
+    """
 
     def __init__(self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True):
@@ -144,6 +170,11 @@ AvgPool2D = AvgPool2d
 class AdaptiveAvgPool2d(Module):
     """Average-pool to a fixed output size; ``AdaptiveAvgPool2d(1)`` is global average pooling.
 
+    Args:
+        output_size: an int or (oh, ow); ``None`` in a pair keeps that input size.
+
+    Shape: (N, C, H, W) -> (N, C, oh, ow).
+
     >>> AdaptiveAvgPool2d(1)(Tensor(np.ones((2, 8, 7, 7), dtype=np.float32))).shape
     (2, 8, 1, 1)
     """
@@ -160,7 +191,13 @@ class AdaptiveAvgPool2d(Module):
 
 
 class GlobalAvgPool2d(Module):
-    """Mean over H and W: (N, C, H, W) -> (N, C)."""
+    """Mean over H and W: (N, C, H, W) -> (N, C).
+
+    Takes no arguments; the same as ``AdaptiveAvgPool2d(1)`` followed by a flatten.
+
+    >>> GlobalAvgPool2d()(Tensor(np.ones((2, 8, 7, 7), dtype=np.float32))).shape
+    (2, 8)
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         return VF.adaptive_avg_pool2d(x, 1).reshape(x.shape[0], x.shape[1])
@@ -181,6 +218,9 @@ class BatchNorm2d(Module):
             average over all batches.
         affine: learn a per-channel scale (weight, init 1) and shift (bias, init 0).
         track_running_stats: keep running statistics (otherwise batch statistics always).
+        dtype: dtype of the parameters and running statistics.
+
+    Shape: (N, C, H, W) -> (N, C, H, W).
 
     >>> bn = BatchNorm2d(4)
     >>> y = bn(Tensor(np.random.default_rng(0).normal(3, 2, (8, 4, 5, 5)).astype(np.float32)))

@@ -42,7 +42,20 @@ def _check_shape(owner: str, input_shape: Sequence[int], num_classes: int) -> tu
 
 
 class ImageClassifier(nn.Module):
-    """Base: ``features`` (conv part) then ``classifier``; validates the input shape."""
+    """Base: ``features`` (conv part) then ``classifier``; validates the input shape.
+
+    Subclasses set ``self.features`` and ``self.classifier``; ``forward`` checks the input
+    against ``input_shape`` first, so a wrong image size fails with a message naming both.
+
+    Args:
+        input_shape: (C, H, W) of one image.
+        num_classes: number of output logits (>= 2).
+
+    Shape: (N, C, H, W) -> (N, num_classes).
+
+    >>> ImageClassifier((1, 28, 28), 10).config
+    {'name': 'ImageClassifier', 'input_shape': [1, 28, 28], 'num_classes': 10}
+    """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int):
         super().__init__()
@@ -55,6 +68,20 @@ class ImageClassifier(nn.Module):
                 "num_classes": self.num_classes}
 
     def check_input(self, x: Tensor) -> None:
+        """Raise if ``x`` is not a Tensor of shape (N, C, H, W) matching ``input_shape``.
+
+        Args:
+            x: the input batch, (N, C, H, W).
+
+        Raises:
+            TypeError: ``x`` is not a Tensor.
+            ValueError: its shape is not (N, *input_shape).
+
+        >>> SmallCNN((1, 28, 28)).check_input(Tensor(np.zeros((2, 3, 32, 32), dtype=np.float32)))
+        Traceback (most recent call last):
+        ...
+        ValueError: SmallCNN expected input (N, 1, 28, 28), got (2, 3, 32, 32)
+        """
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__} expected a Tensor, got {type(x).__name__}")
         c, h, w = self.input_shape
@@ -71,6 +98,15 @@ class SmallCNN(ImageClassifier):
 
     conv3x3(C→32)-BN-pool-ReLU → conv3x3(32→64)-BN-pool-ReLU → flatten → Linear(→128) → ReLU →
     Dropout → Linear(→classes). The default model of ``tito vision train``.
+
+    Args:
+        input_shape: (C, H, W) of one image; H and W are halved twice (floor).
+        num_classes: number of output logits.
+        widths: output channels of the two conv blocks.
+        hidden: size of the hidden Linear layer.
+        dropout: dropout probability before the last Linear.
+
+    Shape: (N, C, H, W) -> (N, num_classes).
 
     >>> SmallCNN((1, 28, 28))(Tensor(np.zeros((2, 1, 28, 28), dtype=np.float32))).shape
     (2, 10)
@@ -94,7 +130,20 @@ class SmallCNN(ImageClassifier):
 
 
 class WideCNN(SmallCNN):
-    """SmallCNN with twice the channels (64, 128) and a 256-unit hidden layer."""
+    """SmallCNN with twice the channels (64, 128) and a 256-unit hidden layer.
+
+    Args:
+        input_shape: (C, H, W) of one image.
+        num_classes: number of output logits.
+        widths: output channels of the two conv blocks.
+        hidden: size of the hidden Linear layer.
+        dropout: dropout probability before the last Linear.
+
+    Shape: (N, C, H, W) -> (N, num_classes).
+
+    >>> WideCNN((1, 28, 28))(Tensor(np.zeros((2, 1, 28, 28), dtype=np.float32))).shape
+    (2, 10)
+    """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
                  widths: Sequence[int] = (64, 128), hidden: int = 256, dropout: float = 0.3):
@@ -105,6 +154,15 @@ class DeepCNN(ImageClassifier):
     """Five conv blocks, VGG-style: (32, 32) pool (64, 64) pool (128) pool, then one Linear.
 
     This is the CIFAR-10-shaped network of ``benchmarks/vision_cnn.py``.
+
+    Args:
+        input_shape: (C, H, W) of one image; H and W are halved three times (floor).
+        num_classes: number of output logits.
+
+    Shape: (N, C, H, W) -> (N, num_classes).
+
+    >>> DeepCNN((3, 32, 32))(Tensor(np.zeros((2, 3, 32, 32), dtype=np.float32))).shape
+    (2, 10)
     """
 
     def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10):
@@ -119,7 +177,21 @@ class DeepCNN(ImageClassifier):
 
 
 class MLP(ImageClassifier):
-    """Flatten → Linear(→256) → ReLU → Dropout → Linear(→128) → ReLU → Linear(→classes)."""
+    """Flatten → Linear(→256) → ReLU → Dropout → Linear(→128) → ReLU → Linear(→classes).
+
+    The baseline without convolutions.
+
+    Args:
+        input_shape: (C, H, W) of one image.
+        num_classes: number of output logits.
+        hidden: sizes of the hidden layers.
+        dropout: dropout probability after the first hidden layer (0 for none).
+
+    Shape: (N, C, H, W) -> (N, num_classes).
+
+    >>> MLP((1, 28, 28))(Tensor(np.zeros((2, 1, 28, 28), dtype=np.float32))).shape
+    (2, 10)
+    """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
                  hidden: Sequence[int] = (256, 128), dropout: float = 0.2):
@@ -148,7 +220,23 @@ MODELS: dict[str, type[ImageClassifier]] = {
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int = 10, **kwargs: Any) -> ImageClassifier:
-    """A model by its registry name (small_cnn, deep_cnn, wide_cnn, mlp) or class name."""
+    """A model by its registry name (small_cnn, deep_cnn, wide_cnn, mlp) or class name.
+
+    Args:
+        name: a key of ``MODELS`` or a class name such as ``"SmallCNN"``.
+        input_shape: (C, H, W) of one image.
+        num_classes: number of output logits.
+        **kwargs: further constructor arguments of the model class.
+
+    Returns:
+        The new model (an ``ImageClassifier``).
+
+    Raises:
+        ValueError: ``name`` is not a known model.
+
+    >>> build_model("mlp", (1, 28, 28), 10, hidden=(64,)).config
+    {'name': 'MLP', 'input_shape': [1, 28, 28], 'num_classes': 10, 'hidden': [64], 'dropout': 0.2}
+    """
     by_class = {cls.__name__: cls for cls in MODELS.values()}
     cls = MODELS.get(name) or by_class.get(name)
     if cls is None:
@@ -157,7 +245,19 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int = 10, **
 
 
 def model_from_config(config: dict[str, Any]) -> ImageClassifier:
-    """Rebuild a model from its ``config`` (as stored in a checkpoint)."""
+    """Rebuild a model from its ``config`` (as stored in a checkpoint).
+
+    Args:
+        config: a model's ``config`` dict: ``name``, ``input_shape``, ``num_classes`` and the
+            constructor arguments of that class.
+
+    Returns:
+        A freshly initialised model of the same architecture (load the weights separately).
+
+    >>> model = model_from_config(SmallCNN((3, 32, 32), 10).config)
+    >>> type(model).__name__, model.input_shape
+    ('SmallCNN', (3, 32, 32))
+    """
     config = dict(config)
     name = config.pop("name")
     return build_model(name, config.pop("input_shape"), config.pop("num_classes"), **config)
@@ -173,20 +273,64 @@ def _example() -> Tensor:
 
 
 def small_cnn() -> tuple[SmallCNN, Tensor]:
-    """SmallCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    """SmallCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch.
+
+    Takes no arguments: an entry point of the ``tinytorch.models`` group, which
+    ``tito performance`` profiles and compares.
+
+    Returns:
+        The model and the example input Tensor.
+
+    >>> model, example = small_cnn()
+    >>> type(model).__name__, example.shape
+    ('SmallCNN', (32, 3, 32, 32))
+    """
     return SmallCNN((3, 32, 32), 10), _example()
 
 
 def deep_cnn() -> tuple[DeepCNN, Tensor]:
-    """DeepCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    """DeepCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch.
+
+    Takes no arguments: an entry point of the ``tinytorch.models`` group, which
+    ``tito performance`` profiles and compares.
+
+    Returns:
+        The model and the example input Tensor.
+
+    >>> model, example = deep_cnn()
+    >>> type(model).__name__, example.shape
+    ('DeepCNN', (32, 3, 32, 32))
+    """
     return DeepCNN((3, 32, 32), 10), _example()
 
 
 def wide_cnn() -> tuple[WideCNN, Tensor]:
-    """WideCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    """WideCNN for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch.
+
+    Takes no arguments: an entry point of the ``tinytorch.models`` group, which
+    ``tito performance`` profiles and compares.
+
+    Returns:
+        The model and the example input Tensor.
+
+    >>> model, example = wide_cnn()
+    >>> type(model).__name__, example.shape
+    ('WideCNN', (32, 3, 32, 32))
+    """
     return WideCNN((3, 32, 32), 10), _example()
 
 
 def mlp() -> tuple[MLP, Tensor]:
-    """MLP for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch."""
+    """MLP for CIFAR-10-shaped input and a (32, 3, 32, 32) example batch.
+
+    Takes no arguments: an entry point of the ``tinytorch.models`` group, which
+    ``tito performance`` profiles and compares.
+
+    Returns:
+        The model and the example input Tensor.
+
+    >>> model, example = mlp()
+    >>> type(model).__name__, example.shape
+    ('MLP', (32, 3, 32, 32))
+    """
     return MLP((3, 32, 32), 10), _example()

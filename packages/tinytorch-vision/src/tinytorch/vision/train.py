@@ -19,9 +19,9 @@ import numpy as np
 
 from tinytorch.core import Tensor, io, manual_seed, nn, no_grad, optim
 from tinytorch.core.data import DataLoader, Subset
+from tinytorch.core.threads import auto_threads, set_num_threads
 from tinytorch.core.training import Callback, LRSchedulerCallback, Trainer, accuracy
 
-from tinytorch.core.threads import auto_threads, set_num_threads
 from .datasets import ImageDataset, get_dataset
 from .models import ImageClassifier, build_model, model_from_config
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
@@ -42,7 +42,26 @@ CHECKPOINT_KIND = "tinytorch.vision.checkpoint"
 
 @dataclass
 class TrainConfig:
-    """Settings of one run; the defaults are the verified Fashion-MNIST recipe."""
+    """Settings of one run; the defaults are the verified Fashion-MNIST recipe.
+
+    Args:
+        dataset: fashion-mnist, mnist or cifar10.
+        model: small_cnn, deep_cnn, wide_cnn or mlp (see ``build_model``).
+        epochs: total training epochs.
+        batch_size: images per optimizer step.
+        lr: peak learning rate of AdamW (linear warmup, then cosine decay).
+        weight_decay: AdamW weight decay of the weight matrices and kernels.
+        warmup: epochs (a float) of linear warmup before the cosine decay.
+        augment: random crops and/or flips, as ``AUGMENTATION`` sets per data set.
+        seed: seed of the weights, the shuffling and the augmentation.
+        limit: train on the first N images only (quick runs and tests), or None for all.
+
+    >>> TrainConfig(dataset="mnist", epochs=1).validate()
+    >>> TrainConfig(epochs=0).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: TrainConfig: epochs must be a positive integer, got 0
+    """
 
     dataset: str = "fashion-mnist"
     model: str = "small_cnn"
@@ -56,6 +75,13 @@ class TrainConfig:
     limit: int | None = None  # train on the first N images only (quick runs and tests)
 
     def validate(self) -> None:
+        """Raise ``ValueError`` for an unknown data set or an out-of-range setting.
+
+        >>> TrainConfig(lr=-1.0).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: TrainConfig: lr must be > 0, got -1.0
+        """
         get_dataset(self.dataset)
         build_model  # noqa: B018 - the model name is checked when the model is built
         for name in ("epochs", "batch_size"):
@@ -73,12 +99,30 @@ class AugmentedLoader:
 
     ``set_epoch`` (called by ``Trainer.fit``) fixes both the shuffling order and the augmentation
     of that epoch, which is what makes ``--resume`` bit-exact.
+
+    Args:
+        loader: the core ``DataLoader`` of (image, label) batches.
+        transform: a batch transform ``t(x, rng) -> x`` on float (B, C, H, W) arrays, or None.
+        seed: seed of the augmentation generator (combined with the epoch number).
+
+    Shape: yields (B, C, H, W) image Tensors and (B,) label Tensors, as the loader does.
+
+    >>> from tinytorch.core.data import TensorDataset
+    >>> data = TensorDataset(np.zeros((6, 1, 8, 8), dtype=np.float32), np.arange(6))
+    >>> loader = AugmentedLoader(DataLoader(data, batch_size=4), RandomHorizontalFlip(), seed=0)
+    >>> [tuple(x.shape) for x, y in loader], len(loader)
+    ([(4, 1, 8, 8), (2, 1, 8, 8)], 2)
     """
 
     def __init__(self, loader: DataLoader, transform=None, seed: int = 0):
         self.loader, self.transform, self.seed = loader, transform, seed
 
     def set_epoch(self, epoch: int) -> None:
+        """Fix the shuffling order and the augmentation of ``epoch`` (0-based).
+
+        Args:
+            epoch: the epoch about to run.
+        """
         self.loader.set_epoch(epoch)
 
     def __len__(self) -> int:
@@ -94,7 +138,23 @@ class AugmentedLoader:
 
 def make_loaders(config: TrainConfig, root: str | Path | None = None, download: bool = False
                  ) -> tuple[AugmentedLoader, DataLoader, ImageDataset, ImageDataset]:
-    """(train loader, test loader, train set, test set) for ``config``."""
+    """(train loader, test loader, train set, test set) for ``config``.
+
+    The training batches are shuffled (seeded), augmented as ``AUGMENTATION`` says and
+    normalized; the test set is only normalized, in batches of 500.
+
+    Args:
+        config: the run's settings (data set, batch size, augmentation, seed, limit).
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        download: fetch missing data files.
+
+    Returns:
+        An ``AugmentedLoader``, a ``DataLoader`` and the two ``ImageDataset``s.
+
+    >>> train_loader, test_loader, train_set, test_set = make_loaders(TrainConfig())  # doctest: +SKIP
+    >>> len(train_set), len(test_set), len(train_loader)  # doctest: +SKIP
+    (60000, 10000, 469)
+    """
     cls = get_dataset(config.dataset)
     mean, std = NORMALIZATION[config.dataset]
     normalize = Normalize(mean, std)
@@ -119,12 +179,22 @@ class VisionCheckpoint(Callback):
     """Save a full, atomic training checkpoint every epoch, with the run config.
 
     Core's checkpoint already holds the model, optimizer, LR schedule, epoch and RNG state.
+
+    Args:
+        path: the checkpoint file (overwritten atomically every epoch).
+        config: the run's settings, stored so ``--resume`` can rebuild the run.
+        model: the model, whose ``config`` is stored so ``evaluate`` can rebuild it.
+
+    >>> from tinytorch.vision import SmallCNN
+    >>> VisionCheckpoint("run.safetensors", TrainConfig(), SmallCNN()).metadata()["vision"]["model"]["name"]
+    'SmallCNN'
     """
 
     def __init__(self, path: str | Path, config: TrainConfig, model: ImageClassifier):
         self.path, self.config, self.model = Path(path), config, model
 
     def metadata(self) -> dict[str, Any]:
+        """The ``vision`` metadata stored in the checkpoint: kind, run config and model config."""
         return {"vision": {"kind": CHECKPOINT_KIND, "config": asdict(self.config),
                            "model": self.model.config}}
 
@@ -133,7 +203,13 @@ class VisionCheckpoint(Callback):
 
 
 class AutoThreads(Callback):
-    """Before every epoch, give OpenBLAS only the cores other processes leave free (see tinytorch.core.threads)."""
+    """Before every epoch, give OpenBLAS only the cores other processes leave free (see tinytorch.core.threads).
+
+    Takes no arguments; ``train(..., threads="auto")`` adds it.
+
+    >>> AutoThreads().threads  # 0 until the first epoch chooses
+    0
+    """
 
     def __init__(self):
         self.threads = 0
@@ -145,7 +221,17 @@ class AutoThreads(Callback):
 
 
 class EpochPrinter(Callback):
-    """One line per epoch (loss, accuracy, test accuracy, images/s) through ``echo``."""
+    """One line per epoch (loss, accuracy, test accuracy, images/s) through ``echo``.
+
+    Args:
+        echo: called with each line, e.g. ``print`` or ``click.echo``.
+        total: the total number of epochs, shown as ``epoch 3/6``.
+
+    >>> printer = EpochPrinter(print, total=6)
+    >>> printer.on_epoch_end(None, 3, {"loss": 0.3, "accuracy": 0.9, "val_accuracy": 0.88,
+    ...                                "images_per_sec": 1500, "time": 40})
+    epoch 3/6: loss 0.3000, train acc 90.00%, test acc 88.00%, 1,500 images/s, 40s
+    """
 
     def __init__(self, echo, total: int):
         self.echo, self.total = echo, total
@@ -160,6 +246,22 @@ class EpochPrinter(Callback):
 
 @dataclass
 class TrainResult:
+    """What `train` returns.
+
+    Args:
+        config: the run's settings (those of the checkpoint when resumed).
+        history: per-epoch lists: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ...
+        test_accuracy: the final test accuracy, in [0, 1].
+        epochs: epochs completed in total (resumed runs included).
+        seconds: wall time of this call's training.
+        checkpoint: the checkpoint path, or None.
+        model: the trained model (not in ``to_dict``).
+
+    >>> result = TrainResult(TrainConfig(), {"loss": [0.5]}, 0.9, 1, 12.0, None)
+    >>> result.to_dict()["test_accuracy"], result.to_dict()["config"]["dataset"]
+    (0.9, 'fashion-mnist')
+    """
+
     config: TrainConfig
     history: dict[str, list]
     test_accuracy: float
@@ -175,7 +277,20 @@ class TrainResult:
 
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
-    """The ``vision`` metadata of a checkpoint written by `train` (config and model)."""
+    """The ``vision`` metadata of a checkpoint written by `train` (config and model).
+
+    Args:
+        path: a safetensors checkpoint.
+
+    Returns:
+        ``{"kind": ..., "config": TrainConfig fields, "model": the model's config}``.
+
+    Raises:
+        ValueError: the file is not a tinytorch-vision training checkpoint.
+
+    >>> read_checkpoint_info("vision.safetensors")["config"]["dataset"]  # doctest: +SKIP
+    'fashion-mnist'
+    """
     meta = io.load_metadata(path)
     info = meta.get("vision")
     if not isinstance(info, dict) or info.get("kind") != CHECKPOINT_KIND:
@@ -192,9 +307,35 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
     checkpoint and training continues to ``config.epochs`` total: the result is the same as an
     uninterrupted run with the same seed.
 
-    ``callbacks``: extra core ``Callback``s (run after the built-in ones).
-    ``threads``: OpenBLAS threads, an int, ``"auto"`` (re-chosen every epoch from the cores that
-    other processes leave free) or None (leave the BLAS default).
+    Args:
+        config: the run's settings (ignored with ``resume``: the checkpoint's are used).
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        out: checkpoint written atomically after every epoch (None: no checkpoint).
+        resume: a checkpoint of an earlier run to continue.
+        download: fetch missing data files.
+        progress: show core's progress bar.
+        echo: called with one summary line per epoch (e.g. ``click.echo``), or None.
+        threads: OpenBLAS threads, an int, ``"auto"`` (re-chosen every epoch from the cores that
+            other processes leave free) or None (leave the BLAS default).
+        callbacks: extra core ``Callback``s (run after the built-in ones).
+
+    Returns:
+        A `TrainResult` with the history, final test accuracy and the trained model.
+
+    A run on a tiny fake MNIST (8 training and 4 test images) shows the calls:
+
+    >>> import tempfile
+    >>> from tinytorch.vision import write_idx
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = Path(tmp) / "mnist"
+    ...     folder.mkdir()
+    ...     for split, n in (("train", 8), ("t10k", 4)):
+    ...         write_idx(folder / f"{split}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+    ...         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8))
+    ...     result = train(TrainConfig(dataset="mnist", epochs=1, batch_size=4), root=tmp,
+    ...                    progress=False, threads=None)
+    >>> result.epochs, len(result.history["loss"]), 0 <= result.test_accuracy <= 1
+    (1, 1, True)
     """
     if resume is not None:
         info = read_checkpoint_info(resume)
@@ -218,7 +359,7 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
         set_num_threads(int(threads))
     if out is not None:
         callbacks.append(VisionCheckpoint(out, config, model))
-    if echo is not None:
+    if echo is not None and not progress:  # the progress bar prints its own line per epoch
         callbacks.append(EpochPrinter(echo, config.epochs))
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), metrics={"accuracy": accuracy},
                       callbacks=callbacks + extra, progress=progress, unit="images")
@@ -239,6 +380,20 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
 
 @dataclass
 class EvalResult:
+    """What `evaluate_model` returns.
+
+    Args:
+        dataset: the data set's display name.
+        accuracy: the share of correct predictions, in [0, 1].
+        loss: the mean cross-entropy.
+        per_class: one dict per class: ``class``, ``name``, ``count``, ``correct``,
+            ``accuracy``.
+        n: the number of images.
+
+    >>> EvalResult("MNIST", 0.5, 0.69, [], 2).to_dict()
+    {'dataset': 'MNIST', 'accuracy': 0.5, 'loss': 0.69, 'per_class': [], 'n': 2}
+    """
+
     dataset: str
     accuracy: float
     loss: float
@@ -250,7 +405,24 @@ class EvalResult:
 
 
 def evaluate_model(model: ImageClassifier, dataset: ImageDataset, batch_size: int = 500) -> EvalResult:
-    """Accuracy, mean loss and per-class accuracy of ``model`` on ``dataset`` (eval mode)."""
+    """Accuracy, mean loss and per-class accuracy of ``model`` on ``dataset`` (eval mode).
+
+    Args:
+        model: an image classifier, (B, C, H, W) -> (B, num_classes).
+        dataset: an ``ImageDataset`` (with its ``classes``).
+        batch_size: images per forward pass.
+
+    Returns:
+        An `EvalResult`. The model's train/eval mode is restored afterwards.
+
+    >>> from tinytorch.vision import SmallCNN
+    >>> from tinytorch.vision.datasets import ImageDataset
+    >>> data = ImageDataset(np.zeros((4, 1, 28, 28), dtype=np.uint8), [0, 1, 0, 1])
+    >>> data.classes = ["zero", "one"]
+    >>> result = evaluate_model(SmallCNN((1, 28, 28), num_classes=2), data)
+    >>> result.n, [row["count"] for row in result.per_class]
+    (4, [2, 2])
+    """
     loader = DataLoader(dataset, batch_size=batch_size)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     preds, total_loss = [], 0.0
@@ -277,7 +449,18 @@ def evaluate_model(model: ImageClassifier, dataset: ImageDataset, batch_size: in
 
 
 def load_trained_model(checkpoint: str | Path) -> tuple[ImageClassifier, dict[str, Any]]:
-    """The model stored in a `train` checkpoint (weights loaded) and its vision metadata."""
+    """The model stored in a `train` checkpoint (weights loaded) and its vision metadata.
+
+    Args:
+        checkpoint: a checkpoint written by `train`.
+
+    Returns:
+        The model (rebuilt from its config, weights loaded) and the ``vision`` metadata.
+
+    >>> model, info = load_trained_model("vision.safetensors")  # doctest: +SKIP
+    >>> type(model).__name__, info["config"]["dataset"]  # doctest: +SKIP
+    ('SmallCNN', 'fashion-mnist')
+    """
     info = read_checkpoint_info(checkpoint)
     tensors, _ = io.load(checkpoint)
     model = model_from_config(info["model"])
@@ -287,7 +470,19 @@ def load_trained_model(checkpoint: str | Path) -> tuple[ImageClassifier, dict[st
 
 def evaluate_checkpoint(checkpoint: str | Path, root: str | Path | None = None,
                         download: bool = False) -> EvalResult:
-    """Evaluate a `train` checkpoint on its data set's test split."""
+    """Evaluate a `train` checkpoint on its data set's test split.
+
+    Args:
+        checkpoint: a checkpoint written by `train`.
+        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        download: fetch missing data files.
+
+    Returns:
+        An `EvalResult` on the normalized test split.
+
+    >>> evaluate_checkpoint("vision.safetensors").accuracy  # doctest: +SKIP
+    0.9263
+    """
     model, info = load_trained_model(checkpoint)
     name = info["config"]["dataset"]
     mean, std = NORMALIZATION[name]

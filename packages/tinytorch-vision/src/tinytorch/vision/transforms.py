@@ -26,10 +26,18 @@ def _check_batch(owner: str, x: np.ndarray) -> None:
 
 
 class Normalize:
-    """(x - mean) / std per channel.
+    """(x - mean) / std per channel of an NCHW float batch.
 
     Args:
-        mean, std: one value per channel (or one for all).
+        mean: one value per channel (or one for all channels).
+        std: one positive value per channel (or one for all channels).
+
+    Shape: (N, C, H, W) -> (N, C, H, W), same dtype. Calling it takes the batch and an
+    optional generator (ignored: the transform is deterministic).
+
+    >>> norm = Normalize([0.5], [0.25])
+    >>> float(norm(np.ones((2, 1, 4, 4), dtype=np.float32))[0, 0, 0, 0])
+    2.0
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
@@ -55,6 +63,17 @@ class RandomCrop:
 
     Vectorised: the batch is padded once, and all crops are one gather with per-image row and
     column offsets.
+
+    Args:
+        size: output (h, w) of each crop, or one int for a square crop.
+        padding: zeros added on each side before cropping.
+
+    Shape: (N, C, H, W) -> (N, C, h, w). Calling it takes the batch and a NumPy generator
+    (default: a fresh unseeded one).
+
+    >>> crop = RandomCrop(28, padding=4)
+    >>> crop(np.zeros((3, 1, 28, 28), dtype=np.float32), np.random.default_rng(0)).shape
+    (3, 1, 28, 28)
     """
 
     def __init__(self, size: int | Sequence[int], padding: int = 0):
@@ -85,7 +104,18 @@ class RandomCrop:
 
 
 class RandomHorizontalFlip:
-    """Mirror each image left-right with probability ``p``."""
+    """Mirror each image left-right with probability ``p``.
+
+    Args:
+        p: probability that an image is flipped, in [0, 1].
+
+    Shape: (N, C, H, W) -> (N, C, H, W). Calling it takes the batch and a NumPy generator
+    (default: a fresh unseeded one).
+
+    >>> x = np.arange(3, dtype=np.float32).reshape(1, 1, 1, 3)
+    >>> RandomHorizontalFlip(p=1.0)(x, np.random.default_rng(0))[0, 0, 0]
+    array([2., 1., 0.], dtype=float32)
+    """
 
     def __init__(self, p: float = 0.5):
         if not 0 <= p <= 1:
@@ -105,7 +135,15 @@ class RandomHorizontalFlip:
 
 
 class Compose:
-    """Apply transforms in order, passing the same generator to each."""
+    """Apply transforms in order, passing the same generator to each.
+
+    Args:
+        transforms: callables ``t(x, rng) -> x`` on NCHW batches, applied first to last.
+
+    >>> t = Compose([RandomHorizontalFlip(p=1.0), Normalize([1.0], [2.0])])
+    >>> t(np.array([[[[1.0, 3.0]]]], dtype=np.float32), np.random.default_rng(0))[0, 0, 0]
+    array([1., 0.], dtype=float32)
+    """
 
     def __init__(self, transforms: Sequence[Callable]):
         self.transforms = list(transforms)
@@ -120,6 +158,16 @@ class Compose:
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, H, W) or (N, C, H, W) -> float32 NCHW in [0, 1]."""
+    """uint8 images (N, H, W) or (N, C, H, W) -> float32 NCHW in [0, 1].
+
+    Args:
+        images: uint8 array, (N, H, W) (one channel) or (N, C, H, W).
+
+    Returns:
+        float32 (N, C, H, W) array, ``images / 255``.
+
+    >>> to_float(np.full((2, 28, 28), 255, dtype=np.uint8)).shape
+    (2, 1, 28, 28)
+    """
     x = images[:, None] if images.ndim == 3 else images
     return x.astype(np.float32) * np.float32(1 / 255)

@@ -12,7 +12,24 @@ from .word import WordTokenizer
 
 
 def load_tokenizer(path):
-    """Load any tokenizer file written by ``Tokenizer.save``."""
+    """Load any tokenizer file written by ``Tokenizer.save``.
+
+    Args:
+        path: the tokenizer file (versioned JSON).
+
+    Returns:
+        The tokenizer, of the class stored in the file.
+
+    Raises:
+        TokenizerError: not a tokenizer file, another version, or corrupt.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     CharTokenizer().fit("hello").save(Path(tmp) / "tok.json")
+    ...     load_tokenizer(Path(tmp) / "tok.json").vocab_size
+    4
+    """
     return Tokenizer.load(path)
 
 

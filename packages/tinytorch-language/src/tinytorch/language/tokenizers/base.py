@@ -24,12 +24,30 @@ VERSION = 1
 
 
 class TokenizerError(ValueError):
-    """A tokenizer file that is not ours, of another version, or corrupt; or an unfit tokenizer."""
+    """A tokenizer file that is not ours, of another version, or corrupt; or an unfit tokenizer.
+
+    A ``ValueError``, so callers that catch ``ValueError`` also catch it.
+
+    >>> from tinytorch.language import CharTokenizer
+    >>> CharTokenizer().encode("hi")
+    Traceback (most recent call last):
+    ...
+    tinytorch.language.tokenizers.base.TokenizerError: CharTokenizer is not fitted: call fit(text) or load(path) first
+    """
 
 
 class Tokenizer:
     """Base class: subclasses implement ``fit``, ``encode``, ``decode``, ``vocab_size`` and the
-    ``_state``/``_from_state`` pair used by ``save``/``load`` and checkpoints."""
+    ``_state``/``_from_state`` pair used by ``save``/``load`` and checkpoints.
+
+    Subclasses with a ``type_name`` register themselves, so `Tokenizer.load` and
+    `Tokenizer.from_dict` rebuild any of them from a file.
+
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("abc")
+    >>> Tokenizer.from_dict(tok.to_dict()).encode("cab")
+    [2, 0, 1]
+    """
 
     type_name: ClassVar[str] = ""
     _registry: ClassVar[dict[str, type[Tokenizer]]] = {}
@@ -41,12 +59,36 @@ class Tokenizer:
 
     # ---------------------------------------------------------------- interface
     def fit(self, text: str) -> Tokenizer:
+        """Learn the vocabulary from ``text``.
+
+        Args:
+            text: the training text.
+
+        Returns:
+            The tokenizer itself, so ``tok = CharTokenizer().fit(text)`` works.
+        """
         raise NotImplementedError
 
     def encode(self, text: str) -> list[int]:
+        """Text to token ids.
+
+        Args:
+            text: the text to encode.
+
+        Returns:
+            The ids, each in ``[0, vocab_size)``.
+        """
         raise NotImplementedError
 
     def decode(self, ids: Any) -> str:
+        """Token ids back to text.
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The text.
+        """
         raise NotImplementedError
 
     @property
@@ -54,7 +96,12 @@ class Tokenizer:
         raise NotImplementedError
 
     def get_vocab_size(self) -> int:
-        """The seed's name for :attr:`vocab_size`."""
+        """The seed's name for :attr:`vocab_size`.
+
+        >>> from tinytorch.language import CharTokenizer
+        >>> CharTokenizer().fit("hello").get_vocab_size()
+        4
+        """
         return self.vocab_size
 
     def __len__(self) -> int:
@@ -82,7 +129,23 @@ class Tokenizer:
 
     @staticmethod
     def from_dict(d: Any, source: str = "tokenizer data") -> Tokenizer:
-        """Rebuild any tokenizer from ``to_dict()`` output, checking format, version and type."""
+        """Rebuild any tokenizer from ``to_dict()`` output, checking format, version and type.
+
+        Args:
+            d: the dict (e.g. parsed from a tokenizer file or a checkpoint's metadata).
+            source: what ``d`` came from, quoted in error messages.
+
+        Returns:
+            A tokenizer of the class named by ``d["type"]``.
+
+        Raises:
+            TokenizerError: not a TinyTorch tokenizer, another version, an unknown type, or
+                corrupt state.
+
+        >>> Tokenizer.from_dict({"format": "tinytorch.tokenizer", "version": 1, "type": "char",
+        ...                      "chars": "ab", "unk_token": None}).vocab_size
+        2
+        """
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise TokenizerError(f"{source} is not a TinyTorch tokenizer (expected format {FORMAT!r})")
         version = d.get("version")
@@ -103,7 +166,21 @@ class Tokenizer:
             raise TokenizerError(f"{source} is a corrupt {d['type']} tokenizer: {e}") from e
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer as versioned JSON (atomically: temp file, then rename)."""
+        """Write the tokenizer as versioned JSON (atomically: temp file, then rename).
+
+        Args:
+            path: the file to write; its folder is created if needed.
+
+        Raises:
+            TokenizerError: the tokenizer is not fitted.
+
+        >>> import tempfile
+        >>> from tinytorch.language import CharTokenizer
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     CharTokenizer().fit("hello").save(Path(tmp) / "tok.json")
+        ...     Tokenizer.load(Path(tmp) / "tok.json").decode([1, 0])
+        'he'
+        """
         self._require_fitted()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +190,31 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
-        """Load any tokenizer saved by ``save``; ``CharTokenizer.load`` also checks the type."""
+        """Load any tokenizer saved by ``save``; ``CharTokenizer.load`` also checks the type.
+
+        Args:
+            path: a file written by `save`.
+
+        Returns:
+            The tokenizer, of the class stored in the file.
+
+        Raises:
+            TokenizerError: not a tokenizer file, another version or type, or corrupt.
+            FileNotFoundError: ``path`` does not exist.
+
+        >>> import tempfile
+        >>> from tinytorch.language import CharTokenizer, WordTokenizer
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "tok.json"
+        >>> WordTokenizer().fit("to be").save(path)
+        >>> type(Tokenizer.load(path)).__name__
+        'WordTokenizer'
+        >>> CharTokenizer.load(path)
+        Traceback (most recent call last):
+        ...
+        tinytorch.language.tokenizers.base.TokenizerError: ... holds a WordTokenizer, not a CharTokenizer
+        >>> tmp.cleanup()
+        """
         path = Path(path)
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
@@ -131,13 +232,45 @@ class Tokenizer:
 
 
 def check_text(owner: str, text: Any, name: str = "text") -> str:
+    """Return ``text`` if it is a str, else raise a ``TypeError`` naming ``owner`` and ``name``.
+
+    Args:
+        owner: the caller, quoted in the error (e.g. ``"CharTokenizer.fit"``).
+        text: the value to check.
+        name: the argument's name, quoted in the error.
+
+    Returns:
+        ``text`` unchanged.
+
+    >>> check_text("CharTokenizer.fit", b"bytes")
+    Traceback (most recent call last):
+    ...
+    TypeError: CharTokenizer.fit: text must be a str, got bytes
+    """
     if not isinstance(text, str):
         raise TypeError(f"{owner}: {name} must be a str, got {type(text).__name__}")
     return text
 
 
 def check_ids(owner: str, ids: Any, vocab_size: int) -> list[int]:
-    """ids (list, 1-D array or Tensor) as a list of Python ints, each in [0, vocab_size)."""
+    """ids (list, 1-D array or Tensor) as a list of Python ints, each in [0, vocab_size).
+
+    Args:
+        owner: the tokenizer class name, quoted in errors.
+        ids: a list, 1-D integer array or Tensor of ids.
+        vocab_size: ids must be below it.
+
+    Returns:
+        The ids as a list of ints.
+
+    Raises:
+        TypeError: not a 1-D sequence of integers.
+        ValueError: an id is out of range.
+
+    >>> import numpy as np
+    >>> check_ids("CharTokenizer", np.array([3, 1]), vocab_size=4)
+    [3, 1]
+    """
     import numpy as np
 
     from tinytorch.core import Tensor

@@ -55,7 +55,19 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
 
 
 def train_merges(pieces: dict[bytes, int], num_merges: int) -> list[tuple[int, int]]:
-    """Learn up to ``num_merges`` merges from distinct byte strings and their counts."""
+    """Learn up to ``num_merges`` merges from distinct byte strings and their counts.
+
+    Args:
+        pieces: each distinct piece of the text (as UTF-8 bytes) and how often it occurs.
+        num_merges: the most merges to learn (fewer if the pieces run out of pairs).
+
+    Returns:
+        The merged pairs in order; pair i becomes id ``256 + i``. Ties in frequency go to the
+        smallest pair.
+
+    >>> train_merges({b"aaab": 1}, 2)
+    [(97, 97), (97, 98)]
+    """
     words = [list(p) for p in pieces]
     freqs = list(pieces.values())
     counts: dict[tuple[int, int], int] = defaultdict(int)
@@ -105,6 +117,10 @@ class BasicBPETokenizer(Tokenizer):
 
     Args:
         vocab_size: 256 byte ids plus ``vocab_size - 256`` merges learned by ``fit``.
+
+    >>> tok = BasicBPETokenizer(vocab_size=258).fit("abababab")
+    >>> tok.merges, tok.encode("ababx")
+    ([(97, 98), (256, 256)], [257, 120])
     """
 
     type_name = "bpe_basic"
@@ -139,7 +155,18 @@ class BasicBPETokenizer(Tokenizer):
         return {_utf8(text): 1} if text else {}
 
     def fit(self, text: str, vocab_size: int | None = None) -> BasicBPETokenizer:
-        """Learn ``vocab_size - 256`` merges from ``text`` (fewer if the text runs out of pairs)."""
+        """Learn ``vocab_size - 256`` merges from ``text`` (fewer if the text runs out of pairs).
+
+        Args:
+            text: the training text.
+            vocab_size: a new target vocabulary size (>= 256), or None to keep the current one.
+
+        Returns:
+            The tokenizer itself.
+
+        >>> BasicBPETokenizer().fit("aaaa", vocab_size=257).vocab_size
+        257
+        """
         text = check_text(f"{type(self).__name__}.fit", text)
         if vocab_size is not None:
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
@@ -167,15 +194,46 @@ class BasicBPETokenizer(Tokenizer):
         return ids
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ignoring special tokens."""
+        """Encode ignoring special tokens.
+
+        Args:
+            text: the text to encode.
+
+        Returns:
+            The ids: bytes (0..255) merged as ``fit`` learned.
+
+        >>> BasicBPETokenizer().encode_ordinary("hi")  # unfitted: raw UTF-8 bytes
+        [104, 105]
+        """
         text = check_text(f"{type(self).__name__}.encode", text)
         return list(self._encode_piece(_utf8(text))) if text else []
 
     def encode(self, text: str) -> list[int]:
+        """The same as `encode_ordinary` (this tokenizer has no special tokens).
+
+        Args:
+            text: the text to encode.
+
+        Returns:
+            The ids.
+
+        >>> BasicBPETokenizer(vocab_size=257).fit("aaaa").encode("aaa")
+        [256, 97]
+        """
         return self.encode_ordinary(text)
 
     def decode(self, ids: Any) -> str:
-        """Ids back to text; byte sequences that are not valid UTF-8 decode to U+FFFD."""
+        """Ids back to text; byte sequences that are not valid UTF-8 decode to U+FFFD.
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The text.
+
+        >>> BasicBPETokenizer().decode([104, 105, 255])
+        'hi\ufffd'
+        """
         ids = check_ids(type(self).__name__, ids, self.vocab_size)
         vocab = self.vocab
         return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
@@ -256,6 +314,19 @@ class BPETokenizer(BasicBPETokenizer):
         return {_utf8(p): n for p, n in Counter(self.compiled.findall(text)).items()}
 
     def fit(self, text: str, vocab_size: int | None = None) -> BPETokenizer:
+        """Learn merges inside the regex pieces of ``text``; special tokens get the last ids.
+
+        Args:
+            text: the training text.
+            vocab_size: a new target number of byte ids + merges (>= 256), or None.
+
+        Returns:
+            The tokenizer itself.
+
+        >>> tok = BPETokenizer(vocab_size=258, special_tokens=["<|endoftext|>"]).fit("hi hi hi")
+        >>> tok.vocab_size, tok.special_tokens
+        (259, {'<|endoftext|>': 258})
+        """
         if vocab_size is not None:
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
                 raise ValueError(f"BPETokenizer.fit: vocab_size must be an int >= 256, got {vocab_size!r}")
@@ -267,6 +338,17 @@ class BPETokenizer(BasicBPETokenizer):
         return self
 
     def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` piece by piece, treating special tokens as ordinary text.
+
+        Args:
+            text: the text to encode.
+
+        Returns:
+            The ids.
+
+        >>> BPETokenizer(special_tokens=["<s>"]).encode_ordinary("<s>") == list(b"<s>")
+        True
+        """
         text = check_text("BPETokenizer.encode", text)
         out: list[int] = []
         for piece in self.compiled.findall(text):
@@ -274,7 +356,23 @@ class BPETokenizer(BasicBPETokenizer):
         return out
 
     def encode(self, text: str, allowed_special: str | Iterable[str] = ()) -> list[int]:
-        """Encode ``text``; special tokens in it must be listed in ``allowed_special`` (or "all")."""
+        """Encode ``text``; special tokens in it must be listed in ``allowed_special`` (or "all").
+
+        Args:
+            text: the text to encode.
+            allowed_special: the special tokens that may appear in ``text`` (a set of strings),
+                or ``"all"``.
+
+        Returns:
+            The ids; each allowed special token is one id.
+
+        Raises:
+            ValueError: ``text`` contains a special token that is not allowed.
+
+        >>> tok = BPETokenizer(special_tokens=["<s>"])
+        >>> tok.encode("<s>hi", allowed_special={"<s>"})
+        [256, 104, 105]
+        """
         text = check_text("BPETokenizer.encode", text)
         if allowed_special == "all":
             allowed = set(self.special_tokens)
@@ -309,6 +407,17 @@ class BPETokenizer(BasicBPETokenizer):
         return out
 
     def decode(self, ids: Any) -> str:
+        """Ids back to text, special tokens included; invalid UTF-8 decodes to U+FFFD.
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The text.
+
+        >>> BPETokenizer(special_tokens=["<s>"]).decode([256, 104, 105])
+        '<s>hi'
+        """
         ids = check_ids("BPETokenizer", ids, self.vocab_size)
         parts: list[bytes] = []
         vocab, inverse = self.vocab, self.inverse_special

@@ -14,6 +14,10 @@ class CharTokenizer(Tokenizer):
     its position. With ``unk_token`` (e.g. ``"�"``), unknown characters map to an extra id
     (the last one), which decodes to ``unk_token``.
 
+    Args:
+        unk_token: what unknown characters decode to (they get the last id), or None to make
+            them an error.
+
     >>> tok = CharTokenizer().fit("hello")
     >>> tok.vocab_size, tok.encode("hole")
     (4, [1, 3, 2, 0])
@@ -31,6 +35,17 @@ class CharTokenizer(Tokenizer):
         self.stoi: dict[str, int] = {}
 
     def fit(self, text: str) -> CharTokenizer:
+        """One id per distinct character of ``text``, in code-point order.
+
+        Args:
+            text: the training text (not empty).
+
+        Returns:
+            The tokenizer itself.
+
+        >>> CharTokenizer().fit("banana").chars
+        ['a', 'b', 'n']
+        """
         text = check_text("CharTokenizer.fit", text)
         if not text:
             raise ValueError("CharTokenizer.fit: text is empty; need at least one character")
@@ -52,6 +67,21 @@ class CharTokenizer(Tokenizer):
         return len(self.chars) if self.unk_token is not None else None
 
     def encode(self, text: str) -> list[int]:
+        """One id per character of ``text``.
+
+        Args:
+            text: the text to encode.
+
+        Returns:
+            The ids; unknown characters map to ``unk_id`` (with ``unk_token``).
+
+        Raises:
+            TokenizerError: a character is not in the vocabulary (and there is no
+                ``unk_token``), or the tokenizer is not fitted.
+
+        >>> CharTokenizer(unk_token="?").fit("ab").encode("abc")
+        [0, 1, 2]
+        """
         text = check_text("CharTokenizer.encode", text)
         self._require_fitted()
         stoi = self.stoi
@@ -72,6 +102,17 @@ class CharTokenizer(Tokenizer):
         raise AssertionError("unreachable")
 
     def decode(self, ids: Any) -> str:
+        """The characters of ``ids`` joined into a string.
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The text (``unk_id`` decodes to ``unk_token``).
+
+        >>> CharTokenizer(unk_token="?").fit("ab").decode([1, 2, 0])
+        'b?a'
+        """
         self._require_fitted()
         ids = check_ids("CharTokenizer", ids, self.vocab_size)
         chars = self.chars + ([self.unk_token] if self.unk_token is not None else [])

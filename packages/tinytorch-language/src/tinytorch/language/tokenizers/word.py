@@ -44,9 +44,31 @@ class WordTokenizer(Tokenizer):
         self._re = re.compile(WORD_PATTERN)
 
     def split(self, text: str) -> list[str]:
+        """The pieces of ``text`` (``WORD_PATTERN``): they join back into ``text`` exactly.
+
+        Args:
+            text: the text to split.
+
+        Returns:
+            Words, whitespace runs and single punctuation marks, in order.
+
+        >>> WordTokenizer().split("to be, or")
+        ['to', ' ', 'be', ',', ' ', 'or']
+        """
         return self._re.findall(text)
 
     def fit(self, text: str) -> WordTokenizer:
+        """Build the vocabulary from the pieces of ``text``, most frequent first (id 0 is unk).
+
+        Args:
+            text: the training text.
+
+        Returns:
+            The tokenizer itself.
+
+        >>> WordTokenizer().fit("a b a").itos
+        ['<unk>', ' ', 'a', 'b']
+        """
         text = check_text("WordTokenizer.fit", text)
         counts = Counter(self.split(text))
         counts.pop(self.unk_token, None)
@@ -67,12 +89,34 @@ class WordTokenizer(Tokenizer):
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
+        """One id per piece of ``text``; unknown pieces map to 0 (``unk_token``).
+
+        Args:
+            text: the text to encode.
+
+        Returns:
+            The ids.
+
+        >>> WordTokenizer().fit("a b a").encode("a c")
+        [2, 1, 0]
+        """
         text = check_text("WordTokenizer.encode", text)
         self._require_fitted()
         get = self.stoi.get
         return [get(p, 0) for p in self.split(text)]
 
     def decode(self, ids: Any) -> str:
+        """The pieces of ``ids`` joined into a string.
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The text.
+
+        >>> WordTokenizer().fit("a b a").decode([3, 1, 2])
+        'b a'
+        """
         self._require_fitted()
         return "".join(self.itos[i] for i in check_ids("WordTokenizer", ids, self.vocab_size))
 
