@@ -421,7 +421,7 @@ def test_cross_entropy_target_out_of_range_reports_the_class():
 # ---------------------------------------------------------------------------------- gradcheck
 
 
-class _WrongSquare(Function):
+class _WrongSquareFunction(Function, op="wrong_square"):
     def forward(self, x):
         self.x = x
         return x * x
@@ -430,7 +430,7 @@ class _WrongSquare(Function):
         return grad * self.x  # should be 2·x·grad
 
 
-class _SumsUpstream(Function):
+class _SumsUpstreamFunction(Function, op="sums_upstream"):
     """Right for an all-ones upstream gradient, wrong for any other: gradcheck must catch it."""
 
     def forward(self, x):
@@ -443,14 +443,14 @@ class _SumsUpstream(Function):
 def test_gradcheck_catches_a_wrong_backward():
     x = Tensor(np.random.default_rng(0).normal(size=(3,)), requires_grad=True)
     with pytest.raises(GradcheckError, match="input 0"):
-        gradcheck(lambda x: _WrongSquare.apply(x), [x])
-    assert gradcheck(lambda x: _WrongSquare.apply(x), [x], raise_exception=False) is False
+        gradcheck(lambda x: _WrongSquareFunction.apply(x), [x])
+    assert gradcheck(lambda x: _WrongSquareFunction.apply(x), [x], raise_exception=False) is False
 
 
 def test_gradcheck_uses_an_uneven_upstream_gradient():
     x = Tensor(np.random.default_rng(0).normal(size=(4,)), requires_grad=True)
     with pytest.raises(GradcheckError):
-        gradcheck(lambda x: _SumsUpstream.apply(x), [x])
+        gradcheck(lambda x: _SumsUpstreamFunction.apply(x), [x])
 
 
 def test_gradcheck_refuses_float32_and_no_grad_inputs():

@@ -15,7 +15,7 @@ from tinytorch.core import functional as F
 from tinytorch.core.nn import Parameter
 
 
-class Conv2dFn(Function):
+class Conv2dFunction(Function, op="conv2d"):
     """NCHW convolution by shifted slices (forward and backward), groups supported."""
 
     def forward(self, x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -75,7 +75,7 @@ class Conv2d(nn.Module):
 
     def forward(self, x):
         args = (x, self.weight) + ((self.bias,) if self.bias is not None else ())
-        return Conv2dFn.apply(*args, stride=self.stride, padding=self.padding,
+        return Conv2dFunction.apply(*args, stride=self.stride, padding=self.padding,
                               dilation=self.dilation, groups=self.groups)
 
 

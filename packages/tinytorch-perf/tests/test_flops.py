@@ -153,7 +153,7 @@ def test_trace_attributes_backward_to_layers():
 def test_unknown_function_is_reported():
     from tinytorch.core import Function
 
-    class Mystery(Function):
+    class MysteryFunction(Function, op="mystery"):
         def forward(self, x):
             return x * 2
 
@@ -162,23 +162,23 @@ def test_unknown_function_is_reported():
 
     class M(nn.Module):
         def forward(self, x):
-            return Mystery.apply(x)
+            return MysteryFunction.apply(x)
 
     t = FLOPsCounter().trace(M(), randn(3, 4))
-    assert t.unknown_ops == {"Mystery": 1} and t.forward.elementwise_flops == 12
+    assert t.unknown_ops == {"MysteryFunction": 1} and t.forward.elementwise_flops == 12
 
 
 def test_fused_attention_function_counted_from_shapes():
     from tinytorch.core import Function
 
-    class ScaledDotProductAttention(Function):
+    class ScaledDotProductAttentionFunction(Function, op="scaled_dot_product_attention"):
         def forward(self, q, k, v):
             s = q @ np.swapaxes(k, -1, -2)
             return s @ v
 
     class M(nn.Module):
         def forward(self, x):
-            return ScaledDotProductAttention.apply(x, x, x)
+            return ScaledDotProductAttentionFunction.apply(x, x, x)
 
     t = FLOPsCounter().trace(M(), randn(2, 4, 8, 16))
     assert t.forward.matmul_flops == 4 * 2 * 4 * 8 * 8 * 16

@@ -65,10 +65,10 @@ def register_op_observer(observer: Callable) -> _ObserverHandle:
 
     >>> from tinytorch.core import Tensor
     >>> seen = []
-    >>> with register_op_observer(lambda phase, fn, *rest: seen.append((phase, type(fn).__name__))):
+    >>> with register_op_observer(lambda phase, fn, *rest: seen.append((phase, fn.op))):
     ...     y = Tensor([1.0, 2.0]) * 3
     >>> seen
-    [('forward', 'Mul')]
+    [('forward', 'mul')]
     """
     key = next(_observer_ids)
     _observers[key] = observer
@@ -156,21 +156,35 @@ class Function:
     Call an op with ``MyOp.apply(*tensors, **params)``; ``self`` is the context that carries saved
     arrays from forward to backward. ``needs_input_grad`` says which inputs want a gradient.
 
+    Every subclass names its op: ``class MatMulFunction(Function, op="matmul")``. The name is the
+    op's stable identity for observers (perf's FLOP table is keyed by it), independent of the
+    class name; class names end in ``Function`` so they never collide with an ``nn`` Module.
+
     >>> import numpy as np
     >>> from tinytorch.core import Tensor
-    >>> class Square(Function):
+    >>> class SquareFunction(Function, op="square"):
     ...     def forward(self, x):
     ...         self.x = x
     ...         return x * x
     ...     def backward(self, grad):
     ...         return 2 * self.x * grad
     >>> x = Tensor([3.0], requires_grad=True)
-    >>> Square.apply(x).sum().backward()
+    >>> SquareFunction.apply(x).sum().backward()
     >>> x.grad
     array([6.], dtype=float32)
     """
 
     __slots__ = ("parents", "needs_input_grad", "__dict__")
+    op: str = "function"
+
+    def __init_subclass__(cls, op: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(op, str) or not op:
+            raise TypeError(
+                f"Function subclass {cls.__name__} must name its op, e.g. "
+                f'class {cls.__name__}(Function, op="my_op")'
+            )
+        cls.op = op
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
         """Compute the output array from the input arrays; save what backward needs on ``self``.
@@ -214,7 +228,7 @@ class Function:
         return _Tensor._from_op(out, None)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__}Backward>"
+        return f"<{type(self).__name__.removesuffix('Function')}Backward>"
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -13,14 +13,22 @@ from typing import Any
 import numpy as np
 
 from .autograd import Function, is_grad_enabled
-from .ops import GELU, Concat, ReLU, Sigmoid, Stack, Tanh, Where
+from .ops import (
+    ConcatFunction,
+    GELUFunction,
+    ReLUFunction,
+    SigmoidFunction,
+    StackFunction,
+    TanhFunction,
+    WhereFunction,
+)
 from .random import get_rng
 from .tensor import Tensor
 
 # ---------------------------------------------------------------------------------- linear
 
 
-class Linear(Function):
+class LinearFunction(Function, op="linear"):
     """y = x·Wᵀ + b over any leading shape; W is (out_features, in_features) as in PyTorch."""
 
     def forward(self, x, weight, bias=None):
@@ -63,8 +71,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     [3.0, 3.0]
     """
     if bias is None:
-        return Linear.apply(x, weight)
-    return Linear.apply(x, weight, bias)
+        return LinearFunction.apply(x, weight)
+    return LinearFunction.apply(x, weight, bias)
 
 
 # ---------------------------------------------------------------------------------- softmax
@@ -81,7 +89,7 @@ def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-class Softmax(Function):
+class SoftmaxFunction(Function, op="softmax"):
     """s = softmax(x); ds/dx·g = s·(g - Σ g·s)."""
 
     def forward(self, x, axis=-1):
@@ -94,7 +102,7 @@ class Softmax(Function):
         return s * (grad - (grad * s).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function, op="log_softmax"):
     """l = log softmax(x); dl/dx·g = g - softmax(x)·Σ g."""
 
     def forward(self, x, axis=-1):
@@ -117,7 +125,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     >>> softmax(Tensor([[0.0, 0.0]])).tolist()
     [[0.5, 0.5]]
     """
-    return Softmax.apply(x, axis=axis)
+    return SoftmaxFunction.apply(x, axis=axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -127,13 +135,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     >>> round(log_softmax(Tensor([0.0, 0.0])).tolist()[0], 4)
     -0.6931
     """
-    return LogSoftmax.apply(x, axis=axis)
+    return LogSoftmaxFunction.apply(x, axis=axis)
 
 
 # ---------------------------------------------------------------------------------- losses
 
 
-class CrossEntropy(Function):
+class CrossEntropyFunction(Function, op="cross_entropy"):
     """Softmax + negative log-likelihood in one node.
 
     Forward keeps only the softmax probabilities; backward is (p - onehot(y)) / N, which needs
@@ -227,7 +235,7 @@ def cross_entropy(
             f"cross_entropy: logits {logits.shape} need target of shape {logits.shape[:-1]}, "
             f"got {target_arr.shape}"
         )
-    return CrossEntropy.apply(
+    return CrossEntropyFunction.apply(
         logits,
         Tensor._from_op(target_arr, None),
         ignore_index=ignore_index,
@@ -291,7 +299,7 @@ def mse_loss(prediction: Tensor, target: Any, reduction: str = "mean") -> Tensor
 # ---------------------------------------------------------------------------------- layer norm
 
 
-class LayerNorm(Function):
+class LayerNormFunction(Function, op="layer_norm"):
     """Normalize over the last ``k`` axes, then scale and shift (Ba, Kiros & Hinton, 2016).
 
     Backward, with x̂ = (x-μ)/σ and g' = g·γ: dx = (g' - mean(g') - x̂·mean(g'·x̂)) / σ.
@@ -360,13 +368,13 @@ def layer_norm(
             inputs.append(bias)
     elif bias is not None:
         inputs += [Tensor._from_op(np.ones(shape, dtype=x.dtype), None), bias]
-    return LayerNorm.apply(*inputs, normalized_ndim=len(shape), eps=eps)
+    return LayerNormFunction.apply(*inputs, normalized_ndim=len(shape), eps=eps)
 
 
 # ---------------------------------------------------------------------------------- dropout
 
 
-class Dropout(Function):
+class DropoutFunction(Function, op="dropout"):
     """Inverted dropout: multiply by a saved mask already scaled by 1/(1-p)."""
     def forward(self, x, p, generator):
         keep = generator.random(x.shape, dtype=np.float32) >= p
@@ -397,13 +405,13 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
             raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x
-    return Dropout.apply(x, p=p, generator=generator or get_rng())
+    return DropoutFunction.apply(x, p=p, generator=generator or get_rng())
 
 
 # ---------------------------------------------------------------------------------- embedding
 
 
-class Embedding(Function):
+class EmbeddingFunction(Function, op="embedding"):
     """Row lookup; backward scatters-adds each row's gradient (repeated ids accumulate)."""
 
     def forward(self, weight, ids):
@@ -442,7 +450,7 @@ def embedding(ids: Any, weight: Tensor) -> Tensor:
     if arr.size and (arr.min() < 0 or arr.max() >= num):
         bad = arr[(arr < 0) | (arr >= num)].flat[0]
         raise IndexError(f"embedding: index {int(bad)} is out of range for {num} embeddings")
-    return Embedding.apply(weight, Tensor._from_op(arr, None))
+    return EmbeddingFunction.apply(weight, Tensor._from_op(arr, None))
 
 
 # ---------------------------------------------------------------------------------- activations
@@ -455,7 +463,7 @@ def relu(x: Tensor) -> Tensor:
     >>> relu(Tensor([-1.0, 1.0])).tolist()
     [0.0, 1.0]
     """
-    return ReLU.apply(x)
+    return ReLUFunction.apply(x)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
@@ -465,7 +473,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     >>> [round(v, 4) for v in gelu(Tensor([0.0, 1.0])).tolist()]
     [0.0, 0.8413]
     """
-    return GELU.apply(x, approximate=approximate)
+    return GELUFunction.apply(x, approximate=approximate)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -475,7 +483,7 @@ def sigmoid(x: Tensor) -> Tensor:
     >>> sigmoid(Tensor([0.0])).tolist()
     [0.5]
     """
-    return Sigmoid.apply(x)
+    return SigmoidFunction.apply(x)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -485,7 +493,7 @@ def tanh(x: Tensor) -> Tensor:
     >>> tanh(Tensor([0.0])).tolist()
     [0.0]
     """
-    return Tanh.apply(x)
+    return TanhFunction.apply(x)
 
 
 # ---------------------------------------------------------------------------------- joining
@@ -500,7 +508,7 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """
     if not tensors:
         raise ValueError("concat: expected a non-empty sequence of tensors")
-    return Concat.apply(*tensors, axis=axis)
+    return ConcatFunction.apply(*tensors, axis=axis)
 
 
 cat = concat
@@ -515,7 +523,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
-    return Stack.apply(*tensors, axis=axis)
+    return StackFunction.apply(*tensors, axis=axis)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -534,7 +542,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     dtype = ref.dtype if ref is not None else np.float32
     ta = ta if ta is not None else Tensor(np.asarray(a, dtype=dtype))
     tb = tb if tb is not None else Tensor(np.asarray(b, dtype=dtype))
-    return Where.apply(ta, tb, condition=cond.astype(bool, copy=False))
+    return WhereFunction.apply(ta, tb, condition=cond.astype(bool, copy=False))
 
 
 __all__ = [

@@ -27,7 +27,7 @@ class GradcheckError(AssertionError):
 
     >>> import numpy as np
     >>> from tinytorch.core import Function, Tensor
-    >>> class BadSquare(Function):
+    >>> class BadSquareFunction(Function, op="bad_square"):
     ...     def forward(self, x):
     ...         self.x = x
     ...         return x * x
@@ -35,7 +35,7 @@ class GradcheckError(AssertionError):
     ...         return self.x * grad          # should be 2·x·grad
     >>> x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     >>> try:
-    ...     gradcheck(lambda t: BadSquare.apply(t), [x])
+    ...     gradcheck(lambda t: BadSquareFunction.apply(t), [x])
     ... except GradcheckError:
     ...     print("caught")
     caught

@@ -26,7 +26,7 @@ def _check_broadcast(op: str, a: np.ndarray, b: np.ndarray) -> None:
         ) from None
 
 
-class Add(Function):
+class AddFunction(Function, op="add"):
     """a + b with broadcasting; each input's gradient is the upstream gradient, summed to its shape."""
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -37,7 +37,7 @@ class Add(Function):
         return grad, grad
 
 
-class Sub(Function):
+class SubFunction(Function, op="sub"):
     """a - b with broadcasting; gradients g and -g."""
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -48,7 +48,7 @@ class Sub(Function):
         return grad, -grad
 
 
-class Mul(Function):
+class MulFunction(Function, op="mul"):
     """a · b with broadcasting; gradients g·b and g·a."""
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -61,7 +61,7 @@ class Mul(Function):
         return (grad * self.b if need_a else None, grad * self.a if need_b else None)
 
 
-class Div(Function):
+class DivFunction(Function, op="div"):
     """a / b with broadcasting; gradients g/b and -g·a/b²."""
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -76,7 +76,7 @@ class Div(Function):
         return grad_a, grad_b
 
 
-class Pow(Function):
+class PowFunction(Function, op="pow"):
     """a ** b with both a and b tensors: d/da = b·a^(b-1), d/db = a^b·ln a."""
 
     def forward(self, a, b):
@@ -91,7 +91,7 @@ class Pow(Function):
         return grad_a, grad_b
 
 
-class PowScalar(Function):
+class PowScalarFunction(Function, op="pow_scalar"):
     """x ** p for a constant p: d/dx = p·x^(p-1)."""
 
     def forward(self, x, exponent: float):
@@ -107,7 +107,7 @@ class PowScalar(Function):
         return grad * p * self.x ** (p - 1)
 
 
-class MatMul(Function):
+class MatMulFunction(Function, op="matmul"):
     """Batched matrix product with NumPy's broadcasting rules (1-D operands included)."""
 
     def forward(self, a, b):
@@ -149,7 +149,7 @@ class MatMul(Function):
 # ---------------------------------------------------------------------------------- unary
 
 
-class Neg(Function):
+class NegFunction(Function, op="neg"):
     """-x; gradient -g."""
     def forward(self, x):
         return -x
@@ -158,7 +158,7 @@ class Neg(Function):
         return -grad
 
 
-class Cast(Function):
+class CastFunction(Function, op="cast"):
     """Change the dtype; the gradient is cast back to the input's dtype."""
     def forward(self, x, dtype: np.dtype):
         self.source = x.dtype
@@ -168,7 +168,7 @@ class Cast(Function):
         return grad.astype(self.source)
 
 
-class Exp(Function):
+class ExpFunction(Function, op="exp"):
     """e^x; gradient g·e^x (the saved output)."""
     def forward(self, x):
         self.out = np.exp(x)
@@ -178,7 +178,7 @@ class Exp(Function):
         return grad * self.out
 
 
-class Log(Function):
+class LogFunction(Function, op="log"):
     """Natural logarithm; gradient g/x."""
     def forward(self, x):
         self.x = x
@@ -188,7 +188,7 @@ class Log(Function):
         return grad / self.x
 
 
-class Sqrt(Function):
+class SqrtFunction(Function, op="sqrt"):
     """√x; gradient g / (2√x)."""
     def forward(self, x):
         self.out = np.sqrt(x)
@@ -198,7 +198,7 @@ class Sqrt(Function):
         return grad / (2 * self.out)
 
 
-class Tanh(Function):
+class TanhFunction(Function, op="tanh"):
     """tanh x; gradient g·(1 - tanh² x)."""
     def forward(self, x):
         self.out = np.tanh(x)
@@ -214,7 +214,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return half * (1 + np.tanh(half * x))
 
 
-class Sigmoid(Function):
+class SigmoidFunction(Function, op="sigmoid"):
     """σ(x) = 1/(1+e^-x), computed stably; gradient g·σ(x)·(1-σ(x))."""
     def forward(self, x):
         self.out = _sigmoid(x)
@@ -224,7 +224,7 @@ class Sigmoid(Function):
         return grad * self.out * (1 - self.out)
 
 
-class ReLU(Function):
+class ReLUFunction(Function, op="relu"):
     """max(x, 0); gradient g where x > 0, else 0."""
     def forward(self, x):
         self.positive = x > 0
@@ -234,7 +234,7 @@ class ReLU(Function):
         return np.where(self.positive, grad, grad.dtype.type(0))
 
 
-class Abs(Function):
+class AbsFunction(Function, op="abs"):
     """|x|; gradient g·sign(x) (0 at 0)."""
     def forward(self, x):
         self.sign = np.sign(x)
@@ -244,7 +244,7 @@ class Abs(Function):
         return grad * self.sign
 
 
-class Clamp(Function):
+class ClampFunction(Function, op="clamp"):
     """Clip to [low, high] (either may be None); gradient g inside the bounds, 0 outside."""
     def forward(self, x, low: float | None, high: float | None):
         out = np.clip(x, low, high).astype(x.dtype, copy=False)
@@ -274,7 +274,7 @@ _INV_SQRT_2 = 1 / np.sqrt(2)
 _INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
 
 
-class GELU(Function):
+class GELUFunction(Function, op="gelu"):
     """GELU(x) = x·Φ(x) (Hendrycks & Gimpel, 2016).
 
     ``approximate="tanh"`` uses 0.5·x·(1 + tanh(u)), u = √(2/π)(x + 0.044715x³), GPT-2's form.
@@ -341,7 +341,7 @@ def _expand_reduced(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> 
     return grad if keepdims else np.expand_dims(grad, axes)
 
 
-class Sum(Function):
+class SumFunction(Function, op="sum"):
     """Sum over axes (all when None), optionally keeping them; the gradient is broadcast back."""
     def forward(self, x, axis=None, keepdims=False):
         self.shape = x.shape
@@ -353,7 +353,7 @@ class Sum(Function):
         return np.broadcast_to(_expand_reduced(grad, self.axes, self.keepdims), self.shape)
 
 
-class Mean(Function):
+class MeanFunction(Function, op="mean"):
     """Mean over axes; the gradient is broadcast back divided by the number of elements reduced."""
     def forward(self, x, axis=None, keepdims=False):
         self.shape = x.shape
@@ -367,7 +367,7 @@ class Mean(Function):
         return np.broadcast_to(g, self.shape)
 
 
-class Max(Function):
+class MaxFunction(Function, op="max"):
     """Maximum over axes; ties share the gradient equally (as ``torch.amax``)."""
 
     def forward(self, x, axis=None, keepdims=False):
@@ -382,7 +382,7 @@ class Max(Function):
         return self.mask * (_expand_reduced(grad, self.axes, self.keepdims) / count)
 
 
-class Var(Function):
+class VarFunction(Function, op="var"):
     """Variance with ``correction`` (1 = Bessel, as torch.var): d/dx = 2(x-μ)/(N-c)."""
 
     def forward(self, x, axis=None, keepdims=False, correction=1):
@@ -402,7 +402,7 @@ class Var(Function):
 # ---------------------------------------------------------------------------------- shape
 
 
-class Reshape(Function):
+class ReshapeFunction(Function, op="reshape"):
     """View with a new shape; the gradient is reshaped back."""
     def forward(self, x, shape):
         self.shape = x.shape
@@ -418,7 +418,7 @@ class Reshape(Function):
         return grad.reshape(self.shape)
 
 
-class Permute(Function):
+class PermuteFunction(Function, op="permute"):
     """Reorder axes; the gradient is permuted by the inverse permutation."""
     def forward(self, x, axes):
         if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
@@ -430,7 +430,7 @@ class Permute(Function):
         return np.transpose(grad, np.argsort([a % grad.ndim for a in self.axes]))
 
 
-class Expand(Function):
+class ExpandFunction(Function, op="expand"):
     """Broadcast to a larger shape without copying; the gradient is summed back."""
     def forward(self, x, shape):
         shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
@@ -448,7 +448,7 @@ def _is_basic_index(index: Any) -> bool:
     )
 
 
-class GetItem(Function):
+class GetItemFunction(Function, op="getitem"):
     """Basic (slices) and advanced (integer or bool array) indexing."""
 
     def forward(self, x, index):
@@ -468,7 +468,7 @@ class GetItem(Function):
         return full
 
 
-class Concat(Function):
+class ConcatFunction(Function, op="concat"):
     """Join along an existing axis; the gradient is split back into the inputs' sizes."""
     def forward(self, *arrays, axis=0):
         self.axis = axis
@@ -484,7 +484,7 @@ class Concat(Function):
         return tuple(np.split(grad, bounds, axis=self.axis))
 
 
-class Stack(Function):
+class StackFunction(Function, op="stack"):
     """Join same-shaped arrays along a new axis; the gradient is unstacked."""
     def forward(self, *arrays, axis=0):
         self.axis = axis
@@ -498,7 +498,7 @@ class Stack(Function):
         return tuple(np.moveaxis(grad, self.axis, 0))
 
 
-class Where(Function):
+class WhereFunction(Function, op="where"):
     """where(condition, a, b): the condition is a constant, a and b get the selected grads."""
 
     def forward(self, a, b, condition):
@@ -510,7 +510,7 @@ class Where(Function):
         return np.where(self.condition, grad, zero), np.where(self.condition, zero, grad)
 
 
-class MaskedFill(Function):
+class MaskedFillFunction(Function, op="masked_fill"):
     """Set positions where ``mask`` is True to ``value``; their gradient is zero."""
     def forward(self, x, mask, value):
         self.mask = mask

@@ -167,7 +167,7 @@ class Tensor:
         >>> Tensor([1.5]).astype("float64").dtype
         dtype('float64')
         """
-        return _ops.Cast.apply(self, dtype=np.dtype(dtype))
+        return _ops.CastFunction.apply(self, dtype=np.dtype(dtype))
 
     def float(self) -> Tensor:
         """Cast to float32 (differentiable)."""
@@ -233,45 +233,45 @@ class Tensor:
         return Tensor(other)
 
     def __add__(self, other: Any) -> Tensor:
-        return _ops.Add.apply(self, self._coerce(other))
+        return _ops.AddFunction.apply(self, self._coerce(other))
 
     def __radd__(self, other: Any) -> Tensor:
-        return _ops.Add.apply(self._coerce(other), self)
+        return _ops.AddFunction.apply(self._coerce(other), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _ops.Sub.apply(self, self._coerce(other))
+        return _ops.SubFunction.apply(self, self._coerce(other))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _ops.Sub.apply(self._coerce(other), self)
+        return _ops.SubFunction.apply(self._coerce(other), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _ops.Mul.apply(self, self._coerce(other))
+        return _ops.MulFunction.apply(self, self._coerce(other))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _ops.Mul.apply(self._coerce(other), self)
+        return _ops.MulFunction.apply(self._coerce(other), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _ops.Div.apply(self, self._coerce(other))
+        return _ops.DivFunction.apply(self, self._coerce(other))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops.Div.apply(self._coerce(other), self)
+        return _ops.DivFunction.apply(self._coerce(other), self)
 
     def __neg__(self) -> Tensor:
-        return _ops.Neg.apply(self)
+        return _ops.NegFunction.apply(self)
 
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, (int, float, np.generic)):
-            return _ops.PowScalar.apply(self, exponent=float(exponent))
-        return _ops.Pow.apply(self, self._coerce(exponent))
+            return _ops.PowScalarFunction.apply(self, exponent=float(exponent))
+        return _ops.PowFunction.apply(self, self._coerce(exponent))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return _ops.Pow.apply(self._coerce(base), self)
+        return _ops.PowFunction.apply(self._coerce(base), self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _ops.MatMul.apply(self, self._coerce(other))
+        return _ops.MatMulFunction.apply(self, self._coerce(other))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _ops.MatMul.apply(self._coerce(other), self)
+        return _ops.MatMulFunction.apply(self._coerce(other), self)
 
     # Comparisons give bool tensors outside the graph (like PyTorch).
     def _compare(self, other: Any, op) -> Tensor:
@@ -303,23 +303,23 @@ class Tensor:
     # ----------------------------------------------------------------- elementwise
     def exp(self) -> Tensor:
         """Elementwise e^x."""
-        return _ops.Exp.apply(self)
+        return _ops.ExpFunction.apply(self)
 
     def log(self) -> Tensor:
         """Elementwise natural logarithm."""
-        return _ops.Log.apply(self)
+        return _ops.LogFunction.apply(self)
 
     def sqrt(self) -> Tensor:
         """Elementwise square root."""
-        return _ops.Sqrt.apply(self)
+        return _ops.SqrtFunction.apply(self)
 
     def tanh(self) -> Tensor:
         """Elementwise hyperbolic tangent."""
-        return _ops.Tanh.apply(self)
+        return _ops.TanhFunction.apply(self)
 
     def sigmoid(self) -> Tensor:
         """Elementwise 1 / (1 + e^-x)."""
-        return _ops.Sigmoid.apply(self)
+        return _ops.SigmoidFunction.apply(self)
 
     def relu(self) -> Tensor:
         """Elementwise max(x, 0).
@@ -327,7 +327,7 @@ class Tensor:
         >>> Tensor([-1.0, 2.0]).relu()
         Tensor([0., 2.])
         """
-        return _ops.ReLU.apply(self)
+        return _ops.ReLUFunction.apply(self)
 
     def gelu(self, approximate: str = "none") -> Tensor:
         """Elementwise GELU: x·Φ(x) (``approximate="none"``) or GPT-2's tanh form (``"tanh"``).
@@ -335,11 +335,11 @@ class Tensor:
         Args:
             approximate: ``"none"`` (exact, with an erf accurate to 1.2e-7) or ``"tanh"``.
         """
-        return _ops.GELU.apply(self, approximate=approximate)
+        return _ops.GELUFunction.apply(self, approximate=approximate)
 
     def abs(self) -> Tensor:
         """Elementwise absolute value (gradient sign(x), 0 at 0)."""
-        return _ops.Abs.apply(self)
+        return _ops.AbsFunction.apply(self)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
         """Limit every element to [min, max] (either bound may be None); alias ``clip``.
@@ -349,7 +349,7 @@ class Tensor:
         >>> Tensor([-2.0, 0.5, 3.0]).clamp(min=0.0, max=1.0)
         Tensor([0. , 0.5, 1. ])
         """
-        return _ops.Clamp.apply(self, low=min, high=max)
+        return _ops.ClampFunction.apply(self, low=min, high=max)
 
     clip = clamp
 
@@ -364,7 +364,7 @@ class Tensor:
         >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
         Tensor([4., 6.])
         """
-        return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return _ops.SumFunction.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (see ``sum`` for the arguments).
@@ -372,7 +372,7 @@ class Tensor:
         >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).mean(axis=1, keepdims=True).shape
         (2, 1)
         """
-        return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+        return _ops.MeanFunction.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; the gradient goes to the maximal elements (split evenly on ties).
@@ -380,7 +380,7 @@ class Tensor:
         >>> Tensor([[1.0, 5.0], [7.0, 2.0]]).max(axis=1)
         Tensor([5., 7.])
         """
-        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
+        return _ops.MaxFunction.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Minimum over ``axis`` (computed as ``-max(-x)``, so it is differentiable too)."""
@@ -388,7 +388,7 @@ class Tensor:
 
     def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """Variance with Bessel's correction by default, as ``torch.var``."""
-        return _ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+        return _ops.VarFunction.apply(self, axis=axis, keepdims=keepdims, correction=correction)
 
     def std(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """Standard deviation, ``sqrt(var(...))`` (Bessel's correction by default)."""
@@ -427,7 +427,7 @@ class Tensor:
         """
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
-        return _ops.Reshape.apply(self, shape=shape)
+        return _ops.ReshapeFunction.apply(self, shape=shape)
 
     view = reshape
 
@@ -452,7 +452,7 @@ class Tensor:
         """
         if len(axes) == 1 and not isinstance(axes[0], int):
             axes = tuple(axes[0])
-        return _ops.Permute.apply(self, axes=tuple(axes))
+        return _ops.PermuteFunction.apply(self, axes=tuple(axes))
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         """Swap two axes (the last two by default); ``x.T`` reverses all of them."""
@@ -486,10 +486,10 @@ class Tensor:
         """
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
-        return _ops.Expand.apply(self, shape=tuple(shape))
+        return _ops.ExpandFunction.apply(self, shape=tuple(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _ops.GetItem.apply(self, index=_normalize_index(index))
+        return _ops.GetItemFunction.apply(self, index=_normalize_index(index))
 
     def masked_fill(self, mask: Any, value: float) -> Tensor:
         """Replace the elements where ``mask`` is True by ``value`` (``mask`` broadcasts).
@@ -501,7 +501,7 @@ class Tensor:
         Tensor([1., 0., 3.])
         """
         mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
-        return _ops.MaskedFill.apply(self, mask=mask.astype(bool, copy=False), value=value)
+        return _ops.MaskedFillFunction.apply(self, mask=mask.astype(bool, copy=False), value=value)
 
     def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
         """Split along ``axis`` into pieces of ``split_size_or_sections`` (an int or a list of sizes).

@@ -17,7 +17,7 @@ so a (B, H, T, T) score tensor is materialised once in the forward and once in t
 instead of once per elementary op (matmul, scale, mask, max, exp, sum, div, matmul) as a
 composition of core ops would.
 
-``PackedSelfAttention`` is the same kernel for the layout a GPT block produces: one (B, T, 3·C)
+``PackedSelfAttentionFunction`` is the same kernel for the layout a GPT block produces: one (B, T, 3·C)
 tensor from a single QKV projection. Splitting it into heads inside the Function saves the three
 slicing nodes, the permutes and their full-size zero-filled gradients that the public form needs.
 """
@@ -114,11 +114,11 @@ def _attention_backward(saved, grad, need=(True, True, True)):
     return dq, dk, dv
 
 
-class ScaledDotProductAttention(Function):
+class ScaledDotProductAttentionFunction(Function, op="scaled_dot_product_attention"):
     """softmax(Q·Kᵀ·scale + mask)·V with an analytic backward (see the module docstring).
 
     The graph node behind `scaled_dot_product_attention`, which checks the arguments; call
-    ``ScaledDotProductAttention.apply(q, k, v, bias=..., scale=..., dropout_p=...,
+    ``ScaledDotProductAttentionFunction.apply(q, k, v, bias=..., scale=..., dropout_p=...,
     generator=...)`` directly only with already-checked inputs. ``bias`` is an additive
     ndarray mask broadcastable to (..., L, S).
 
@@ -126,7 +126,7 @@ class ScaledDotProductAttention(Function):
 
     >>> import numpy as np
     >>> q = k = v = Tensor(np.ones((2, 4, 5, 8), dtype=np.float32))
-    >>> ScaledDotProductAttention.apply(q, k, v, scale=8 ** -0.5).shape
+    >>> ScaledDotProductAttentionFunction.apply(q, k, v, scale=8 ** -0.5).shape
     (2, 4, 5, 8)
     """
 
@@ -223,15 +223,15 @@ def scaled_dot_product_attention(
             ) from None
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     generator = generator if generator is not None or dropout_p == 0 else get_rng()
-    return ScaledDotProductAttention.apply(
+    return ScaledDotProductAttentionFunction.apply(
         query, key, value, bias=bias, scale=scale, dropout_p=dropout_p, generator=generator
     )
 
 
-class PackedSelfAttention(Function):
+class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
     """Multi-head self-attention on a packed QKV tensor: (B, T, 3·C) -> (B, T, C).
 
-    The same kernel as ``ScaledDotProductAttention``; the head split (B, T, 3, H, hd) ->
+    The same kernel as ``ScaledDotProductAttentionFunction``; the head split (B, T, 3, H, hd) ->
     3 × (B, H, T, hd) and the merge back happen inside the node. Use it through
     `packed_self_attention`, which checks the arguments.
 
@@ -239,7 +239,7 @@ class PackedSelfAttention(Function):
 
     >>> import numpy as np
     >>> qkv = Tensor(np.ones((2, 5, 3 * 16), dtype=np.float32))
-    >>> PackedSelfAttention.apply(qkv, num_heads=4).shape
+    >>> PackedSelfAttentionFunction.apply(qkv, num_heads=4).shape
     (2, 5, 16)
     """
 
@@ -299,10 +299,10 @@ def packed_self_attention(
     if not 0 <= dropout_p < 1:
         raise ValueError(f"packed_self_attention: dropout_p must be in [0, 1), got {dropout_p}")
     generator = generator if generator is not None or dropout_p == 0 else get_rng()
-    return PackedSelfAttention.apply(
+    return PackedSelfAttentionFunction.apply(
         qkv, num_heads=num_heads, is_causal=is_causal, dropout_p=dropout_p, generator=generator
     )
 
 
 __all__ = ["scaled_dot_product_attention", "packed_self_attention", "causal_bias",
-           "ScaledDotProductAttention", "PackedSelfAttention"]
+           "ScaledDotProductAttentionFunction", "PackedSelfAttentionFunction"]

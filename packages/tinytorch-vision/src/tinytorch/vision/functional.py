@@ -79,7 +79,7 @@ def _check_nchw(owner: str, x: Tensor, channels: int | None = None) -> None:
 # ------------------------------------------------------------------------------- conv2d
 
 
-class Conv2dFn(Function):
+class Conv2dFunction(Function, op="conv2d"):
     """2-D cross-correlation (PyTorch's conv2d) as im2col + one GEMM.
 
     forward:  cols (N·Ho·Wo, kh·kw·Cin) @ W (kh·kw·Cin, Cout) + b
@@ -95,7 +95,7 @@ class Conv2dFn(Function):
     >>> import numpy as np
     >>> x = Tensor(np.ones((2, 3, 8, 8), dtype=np.float32))
     >>> w = Tensor(np.ones((4, 3, 3, 3), dtype=np.float32))
-    >>> Conv2dFn.apply(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1).shape
+    >>> Conv2dFunction.apply(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1).shape
     (2, 4, 6, 6)
     """
 
@@ -231,8 +231,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
         raise ValueError(f"conv2d expected bias ({cout},), got {getattr(bias, 'shape', bias)!r}")
     params = dict(stride=stride, padding=padding, dilation=dilation, groups=int(groups))
     if bias is None:
-        return Conv2dFn.apply(x, weight, **params)
-    return Conv2dFn.apply(x, weight, bias, **params)
+        return Conv2dFunction.apply(x, weight, **params)
+    return Conv2dFunction.apply(x, weight, bias, **params)
 
 
 # ------------------------------------------------------------------------------- max pooling
@@ -260,7 +260,7 @@ def _pool_geometry(owner: str, h: int, w: int, kernel, stride, padding, dilation
     return ho, wo, eh, ew
 
 
-class MaxPool2dFn(Function):
+class MaxPool2dFunction(Function, op="max_pool2d"):
     """Max over each window; the gradient goes to the first maximum of the window (as PyTorch).
 
     Fast path (kernel 2, stride 2, no padding, even H and W): a reshape to (N, Ho, 2, Wo, 2, C)
@@ -273,7 +273,7 @@ class MaxPool2dFn(Function):
 
     >>> import numpy as np
     >>> x = Tensor(np.ones((1, 2, 4, 4), dtype=np.float32))
-    >>> MaxPool2dFn.apply(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+    >>> MaxPool2dFunction.apply(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
     ...                   ceil_mode=False).shape
     (1, 2, 2, 2)
     """
@@ -361,14 +361,14 @@ def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
     padding = _pair("padding", "max_pool2d", padding, 0)
     dilation = _pair("dilation", "max_pool2d", dilation, 1)
     _pool_geometry("max_pool2d", x.shape[2], x.shape[3], kernel, stride, padding, dilation, ceil_mode)
-    return MaxPool2dFn.apply(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+    return MaxPool2dFunction.apply(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                              ceil_mode=bool(ceil_mode))
 
 
 # ------------------------------------------------------------------------------- average pooling
 
 
-class AvgPool2dFn(Function):
+class AvgPool2dFunction(Function, op="avg_pool2d"):
     """Mean over each window: the sum of kh·kw shifted slices divided by the window count.
 
     ``count_include_pad`` (PyTorch's default True) divides by kh·kw everywhere; otherwise each
@@ -381,7 +381,7 @@ class AvgPool2dFn(Function):
 
     >>> import numpy as np
     >>> x = Tensor(np.ones((1, 2, 5, 5), dtype=np.float32))
-    >>> AvgPool2dFn.apply(x, kernel=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=False,
+    >>> AvgPool2dFunction.apply(x, kernel=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=False,
     ...                   count_include_pad=False).shape
     (1, 2, 3, 3)
     """
@@ -457,7 +457,7 @@ def avg_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
     stride = kernel if stride is None else _pair("stride", "avg_pool2d", stride, 1)
     padding = _pair("padding", "avg_pool2d", padding, 0)
     _pool_geometry("avg_pool2d", x.shape[2], x.shape[3], kernel, stride, padding, (1, 1), ceil_mode)
-    return AvgPool2dFn.apply(x, kernel=kernel, stride=stride, padding=padding,
+    return AvgPool2dFunction.apply(x, kernel=kernel, stride=stride, padding=padding,
                              ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
 
 
@@ -473,7 +473,7 @@ def _adaptive_matrix(size: int, out: int, dtype) -> np.ndarray:
     return m
 
 
-class AdaptiveAvgPool2dFn(Function):
+class AdaptiveAvgPool2dFunction(Function, op="adaptive_avg_pool2d"):
     """Average over PyTorch's adaptive bins. Bins are rectangles, so the average is separable:
     ``out[n, c] = A_h @ x[n, c] @ A_wᵀ`` with two small averaging matrices, and backward is
     ``A_hᵀ @ g @ A_w``. Output (1, 1) is the global mean over H and W.
@@ -484,7 +484,7 @@ class AdaptiveAvgPool2dFn(Function):
 
     >>> import numpy as np
     >>> x = Tensor(np.ones((1, 2, 7, 7), dtype=np.float32))
-    >>> AdaptiveAvgPool2dFn.apply(x, output_size=(3, 3)).shape
+    >>> AdaptiveAvgPool2dFunction.apply(x, output_size=(3, 3)).shape
     (1, 2, 3, 3)
     """
 
@@ -526,13 +526,13 @@ def adaptive_avg_pool2d(x: Tensor, output_size: IntPair) -> Tensor:
     if isinstance(output_size, (tuple, list)):
         output_size = tuple(x.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
     size = _pair("output_size", "adaptive_avg_pool2d", output_size, 1)
-    return AdaptiveAvgPool2dFn.apply(x, output_size=size)
+    return AdaptiveAvgPool2dFunction.apply(x, output_size=size)
 
 
 # ------------------------------------------------------------------------------- batch norm
 
 
-class BatchNorm2dFn(Function):
+class BatchNorm2dFunction(Function, op="batch_norm2d"):
     """Batch normalization over (N, H, W) per channel, with an analytic backward.
 
     Training mode normalizes with the batch statistics (biased variance) and updates the running
@@ -553,7 +553,7 @@ class BatchNorm2dFn(Function):
 
     >>> import numpy as np
     >>> x = Tensor(np.random.default_rng(0).normal(size=(4, 3, 2, 2)).astype(np.float32))
-    >>> y = BatchNorm2dFn.apply(x, running_mean=None, running_var=None, training=True,
+    >>> y = BatchNorm2dFunction.apply(x, running_mean=None, running_var=None, training=True,
     ...                         momentum=0.1, eps=1e-5)
     >>> y.shape, bool(np.allclose(y.numpy().mean(axis=(0, 2, 3)), 0, atol=1e-5))
     ((4, 3, 2, 2), True)
@@ -653,5 +653,5 @@ def batch_norm2d(x: Tensor, running_mean: np.ndarray | None, running_var: np.nda
     if (weight is None) != (bias is None):
         raise ValueError("batch_norm2d: give both weight and bias, or neither")
     if weight is None:
-        return BatchNorm2dFn.apply(x, **params)
-    return BatchNorm2dFn.apply(x, weight, bias, **params)
+        return BatchNorm2dFunction.apply(x, **params)
+    return BatchNorm2dFunction.apply(x, weight, bias, **params)
