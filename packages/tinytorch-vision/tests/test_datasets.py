@@ -4,6 +4,8 @@ import gzip
 import hashlib
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +198,204 @@ def test_real_fashion_mnist():
     assert 0.28 < train.data.mean() / 255 < 0.29  # the published mean 0.2860
     status = dataset_status("fashion-mnist")
     assert status.verified, status.to_dict()
+
+
+# ------------------------------------------------------------------------------- hostile files (issue 13)
+
+
+class _Op:
+    """Just enough of a pickle writer to craft hostile CIFAR-10 batches opcode by opcode."""
+
+    @staticmethod
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        return b"X" + len(raw).to_bytes(4, "little") + raw
+
+    @staticmethod
+    def b(raw: bytes) -> bytes:
+        return b"B" + len(raw).to_bytes(4, "little") + raw
+
+    @staticmethod
+    def i(v: int) -> bytes:
+        return b"J" + int(v).to_bytes(4, "little", signed=True)
+
+    @staticmethod
+    def tup(*items: bytes) -> bytes:
+        return b"(" + b"".join(items) + b"t"
+
+    @staticmethod
+    def glob(module: str, name: str) -> bytes:
+        return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+    @staticmethod
+    def dtype(name: str, state: bytes) -> bytes:
+        return (_Op.glob("numpy", "dtype") + _Op.tup(_Op.s(name), b"\x89", b"\x88") + b"R"
+                + state + b"b")
+
+    @staticmethod
+    def batch(data: bytes, labels: bytes = b"](K\x03e") -> bytes:
+        return b"\x80\x02}(" + _Op.s("data") + data + _Op.s("labels") + labels + b"u."
+
+
+def _run_reader_in_subprocess(path: Path) -> subprocess.CompletedProcess:
+    """A crash (segfault) must show as a failed test, not kill the test run."""
+    code = ("import sys\nfrom tinytorch.vision.datasets import read_cifar_python_batch\n"
+            "try:\n    x, y = read_cifar_python_batch(sys.argv[1])\n"
+            "    print('LOADED', x.shape, bytes(x.reshape(-1)[:64]).hex())\n"
+            "except ValueError as e:\n    print('VALUEERROR', e)\n")
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_cifar_python_batch_with_object_dtype_state_is_an_error_not_a_segfault(tmp_path):
+    u1_state = _Op.tup(_Op.i(3), _Op.s("|"), b"N", b"N", b"N", _Op.i(-1), _Op.i(-1), _Op.i(0))
+    object_dtype = _Op.dtype("O", _Op.tup(_Op.i(3), _Op.s("|"), b"N", b"N", b"N", _Op.i(-1), _Op.i(-1),
+                                          _Op.i(63)))
+    # np.dtype("V8") whose fields hold an object at offset 0, but whose flags say "no objects".
+    evil_state = _Op.tup(_Op.i(3), _Op.s("|"), b"N", _Op.tup(_Op.s("a")),
+                         b"}" + _Op.s("a") + _Op.tup(object_dtype, _Op.i(0)) + b"s",
+                         _Op.i(8), _Op.i(1), _Op.i(0))
+
+    def array(shape: tuple[int, ...], dtype: bytes, raw: bytes) -> bytes:
+        return (_Op.glob("numpy.core.multiarray", "_reconstruct")
+                + _Op.tup(_Op.glob("numpy", "ndarray"), _Op.tup(_Op.i(0)), _Op.b(b"b")) + b"R"
+                + _Op.tup(_Op.i(1), _Op.tup(*map(_Op.i, shape)), dtype, b"\x89", _Op.b(raw)) + b"b")
+
+    data = array((2, 3072), _Op.dtype("u1", u1_state), bytes(2 * 3072))
+    labels = array((2,), _Op.dtype("V8", evil_state), b"\x41" * 16)  # 0x4141... read as a PyObject*
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(_Op.batch(data, labels))
+    result = _run_reader_in_subprocess(path)
+    assert result.returncode == 0, f"reader crashed with exit {result.returncode}: {result.stderr[-500:]}"
+    assert result.stdout.startswith("VALUEERROR") and str(path) in result.stdout
+
+
+def test_cifar_python_batch_with_negative_buffer_offset_does_not_read_the_heap(tmp_path):
+    u1 = _Op.dtype("u1", _Op.tup(_Op.i(3), _Op.s("|"), b"N", b"N", b"N", _Op.i(-1), _Op.i(-1), _Op.i(0)))
+    # np.ndarray((1, 3072), np.dtype("u1"), b"\0" * 16, -4096): a view 4 KB before a 16-byte buffer.
+    array = _Op.glob("numpy", "ndarray") + _Op.tup(_Op.tup(_Op.i(1), _Op.i(3072)), u1, _Op.b(b"\0" * 16),
+                                                    _Op.i(-4096)) + b"R"
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(_Op.batch(array))
+    result = _run_reader_in_subprocess(path)
+    assert result.returncode == 0, f"reader crashed with exit {result.returncode}: {result.stderr[-500:]}"
+    assert result.stdout.startswith("VALUEERROR") and str(path) in result.stdout
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_cifar_python_batch_written_by_python3_pickle_still_reads(tmp_path, protocol):
+    data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps({"batch_label": "b", "labels": [3, 9], "data": data,
+                                   "filenames": ["a.png", "b.png"]}, protocol=protocol))
+    images, labels = D.read_cifar_python_batch(path)
+    np.testing.assert_array_equal(images.reshape(2, 3072), data)
+    assert labels.tolist() == [3, 9] and labels.dtype == np.int64
+
+
+def test_cifar_python_batch_is_read_without_running_pickle(tmp_path, monkeypatch):
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("pickle was used to read a CIFAR-10 batch")
+
+    from numpy._core import multiarray
+
+    monkeypatch.setattr(multiarray, "_reconstruct", no_pickle)  # what an unpickler would call
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    path = tmp_path / "test_batch"
+    path.write_bytes(cifar_python_pickle(np.full((2, 3, 32, 32), 7, dtype=np.uint8), [1, 2]))
+    images, labels = D.read_cifar_python_batch(path)
+    assert images.shape == (2, 3, 32, 32) and int(images.sum()) == 7 * 2 * 3072 and labels.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("labels, problem", [([3.0, 5.0], "float"), ([[3], [5]], "list"), ([3, True], "bool")])
+def test_cifar_python_batch_labels_must_be_a_flat_list_of_ints(tmp_path, labels, problem):
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), dtype=np.uint8), "labels": labels}, protocol=2))
+    with pytest.raises(ValueError, match="labels") as err:
+        D.read_cifar_python_batch(path)
+    assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_cifar_python_batch_of_zero_images_is_an_error_naming_the_file(tmp_path):
+    write_cifar(tmp_path / "cifar10", "py", n_per_batch=2)
+    empty = tmp_path / "cifar10" / "cifar-10-batches-py" / "test_batch"
+    empty.write_bytes(cifar_python_pickle(np.zeros((0, 3, 32, 32), dtype=np.uint8), []))
+    with pytest.raises(ValueError, match="no images") as err:
+        CIFAR10(tmp_path, train=False)
+    assert str(empty) in str(err.value)
+
+
+class _CountingGzip:
+    """Wraps a GzipFile and counts the decompressed bytes handed out."""
+
+    def __init__(self, f):
+        self.f, self.bytes_read = f, 0
+
+    def read(self, n=-1):
+        out = self.f.read(n)
+        self.bytes_read += len(out)
+        return out
+
+    def readinto(self, buffer):
+        n = self.f.readinto(buffer)
+        self.bytes_read += n
+        return n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_idx_gzip_bomb_is_refused_after_reading_only_what_the_header_announces(tmp_path, monkeypatch):
+    header = b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in (10, 28, 28))
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:  # 7,840 announced bytes, 64 MiB delivered
+        f.write(header + bytes(10 * 28 * 28))
+        for _ in range(64):
+            f.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 200_000
+    opened = []
+    real_open = gzip.open
+    monkeypatch.setattr(D.gzip, "open", lambda *a, **k: opened.append(_CountingGzip(real_open(*a, **k))) or opened[-1])
+    with pytest.raises(ValueError, match="trailing bytes") as err:
+        read_idx(bomb)
+    assert str(bomb) in str(err.value)
+    assert opened and opened[0].bytes_read <= len(header) + 10 * 28 * 28 + 1
+
+
+def test_idx_header_with_absurd_dimensions_is_an_error_not_an_allocation(tmp_path):
+    huge = tmp_path / "labels.gz"
+    huge.write_bytes(gzip.compress(b"\x00\x00\x08\x04" + b"\xff\xff\xff\xff" * 4 + b"\x01\x02"))
+    with pytest.raises(ValueError, match="truncated") as err:
+        read_idx(huge)
+    msg = str(err.value)
+    assert str(huge) in msg and "4294967295x4294967295x4294967295x4294967295" in msg
+    assert "-" not in msg.split("bytes")[0].split("(")[-1]  # no int64 overflow in the announced size
+
+
+def test_empty_mnist_split_is_an_error_naming_the_file(tmp_path):
+    folder = tmp_path / "mnist"
+    write_mnist_like(folder, n_train=20, n_test=5)
+    write_idx_gz(folder / "train-images-idx3-ubyte.gz", np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx_gz(folder / "train-labels-idx1-ubyte.gz", np.zeros(0, dtype=np.uint8))
+    with pytest.raises(ValueError, match="no images") as err:
+        MNIST(tmp_path, train=True)
+    assert str(folder / "train-images-idx3-ubyte.gz") in str(err.value)
+
+
+def test_train_and_test_image_sizes_must_agree_before_training(tmp_path):
+    folder = tmp_path / "mnist"
+    write_mnist_like(folder, n_train=20, n_test=5)
+    train = MNIST(tmp_path, train=True)
+    test = MNIST(tmp_path, train=False)
+    D.check_train_test(train, test)  # the honest pair passes
+    test.data = test.data[:, :, :20, :20]  # as if t10k-images held 20x20 images
+    with pytest.raises(ValueError, match=r"\(1, 28, 28\).*\(1, 20, 20\)") as err:
+        D.check_train_test(train, test)
+    assert "train-images-idx3-ubyte.gz" in str(err.value) and "t10k-images-idx3-ubyte.gz" in str(err.value)
+    write_idx_gz(folder / "t10k-images-idx3-ubyte.gz", np.zeros((5, 20, 20), dtype=np.uint8))
+    with pytest.raises(ValueError, match="28x28") as err:  # MNIST files are 28x28 by definition
+        MNIST(tmp_path, train=False)
+    assert str(folder / "t10k-images-idx3-ubyte.gz") in str(err.value)

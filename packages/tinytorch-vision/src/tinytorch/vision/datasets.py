@@ -12,9 +12,10 @@ Formats:
 - IDX (MNIST, Fashion-MNIST): a big-endian header (magic ``0x0000 08 0D``: unsigned bytes, D
   dimensions; then D sizes) followed by the raw bytes; gzip-compressed.
 - CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32).
-- CIFAR-10 python batches: pickled dicts. They are read with a restricted unpickler that can build
-  only what those files contain (a NumPy uint8 array); any other global is refused, so a
-  malicious file cannot run code.
+- CIFAR-10 python batches: pickled dicts. They are never unpickled: the pickle opcodes are read
+  with ``pickletools`` and must describe exactly what those files contain (a dict holding a NumPy
+  uint8 array and a list of ints), whose bytes are then taken as they are; a malicious file can
+  neither run code nor make NumPy read memory.
 
 A dataset returns float32 images in [0, 1] with shape (C, H, W) and int64 labels; batches are
 fetched with one vectorised index (``__getitems__``), which the core ``DataLoader`` uses.
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
-import pickle
 import shutil
 import tarfile
 import tempfile
@@ -298,31 +299,72 @@ def read_idx(path: str | os.PathLike, spec: RemoteFile | None = None) -> np.ndar
     """
     path = Path(path)
     expected = f"; expected {spec.describe()}" if spec is not None else ""
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        with opener(path, "rb") as f:
+            # Never more than the header announces, plus one byte to detect trailing data: a
+            # small .gz that inflates to gigabytes is refused after reading what was promised.
+            head = _read_up_to(f, 4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise ValueError(
+                    f"{path}: not an IDX file (bad magic number {head.hex() or 'empty'}){expected}")
+            if head[2] != 0x08:
+                raise ValueError(f"{path}: IDX element type 0x{head[2]:02x} is not unsigned bytes (0x08)")
+            ndim = head[3]
+            sizes = _read_up_to(f, 4 * ndim)
+            header = 4 + 4 * ndim
+            if len(sizes) < 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header ({4 + len(sizes)} bytes){expected}")
+            dims = tuple(int.from_bytes(sizes[4 * i:4 * i + 4], "big") for i in range(ndim))
+            count = math.prod(dims)
+            limit = _inflated_limit(path, opener is gzip.open)
+            if count > limit:  # more than the file could possibly hold: no need to read it
+                raise ValueError(
+                    f"{path}: truncated: the IDX header says {'x'.join(map(str, dims))} "
+                    f"({header + count:,} bytes), more than this {path.stat().st_size:,}-byte file "
+                    f"can hold{expected}")
+            body = np.empty(count + 1, dtype=np.uint8)
+            got = _read_into(f, body)
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise ValueError(f"{path}: corrupted or truncated gzip file ({err}){expected}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}){expected}")
-    if raw[2] != 0x08:
-        raise ValueError(f"{path}: IDX element type 0x{raw[2]:02x} is not unsigned bytes (0x08)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes){expected}")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    want = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != want:
-        what = "truncated" if len(raw) < want else "has trailing bytes"
+    if got != count:
+        what = "truncated" if got < count else "has trailing bytes"
+        held = f"{header + got:,}" if got < count else f"more than {header + count:,}"
         raise ValueError(
-            f"{path}: {what}: the IDX header says {'x'.join(map(str, dims))} ({want:,} bytes), "
-            f"the file holds {len(raw):,}{expected}"
+            f"{path}: {what}: the IDX header says {'x'.join(map(str, dims))} ({header + count:,} "
+            f"bytes), the file holds {held}{expected}"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return body[:count].reshape(dims)
+
+
+_MAX_DEFLATE_RATIO = 1100  # deflate never inflates more than 1032:1
+
+
+def _inflated_limit(path: Path, compressed: bool) -> int:
+    size = path.stat().st_size
+    return size * _MAX_DEFLATE_RATIO + 1024 if compressed else size
+
+
+def _read_up_to(f, n: int) -> bytes:
+    chunks, remaining = [], n
+    while remaining > 0:
+        chunk = f.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_into(f, buffer: np.ndarray, chunk: int = 1 << 20) -> int:
+    """Fill ``buffer`` from ``f`` in chunks; the number of bytes read (less at end of file)."""
+    view, filled = memoryview(buffer).cast("B"), 0
+    while filled < len(view):
+        n = f.readinto(view[filled:filled + chunk])
+        if not n:
+            break
+        filled += n
+    return filled
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -346,34 +388,226 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
 
 # ------------------------------------------------------------------------------- CIFAR-10 readers
 
+# A CIFAR-10 python batch is a pickled dict. Unpickling runs whatever the file names, and even the
+# NumPy constructors alone (ndarray with a negative offset, a dtype whose object flags are cleared
+# by __setstate__) are enough to read process memory or crash. So the file is never unpickled: its
+# opcodes are walked with pickletools.genops into inert Python values (globals and calls are only
+# recorded, never looked up or run), and the result must have exactly the structure CIFAR-10's
+# writers produce; the pixel bytes are then taken from it as they are.
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Builds only what a CIFAR-10 python batch holds: dicts, lists, strings, ints and NumPy
-    uint8 arrays. ``find_class`` is the only door through which a pickle can reach code, and it
-    lets through just the three NumPy callables an ndarray pickle names."""
+_CIFAR_MAX_FILE_BYTES = 64 << 20  # a real batch is 31 MB; nothing legitimate is twice that
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+_CIFAR_OPCODES = {
+    "PROTO", "FRAME", "STOP", "MARK", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1",
+    "TUPLE2", "TUPLE3", "SETITEM", "SETITEMS", "APPEND", "APPENDS", "PUT", "BINPUT", "LONG_BINPUT",
+    "MEMOIZE", "GET", "BINGET", "LONG_BINGET", "BININT", "BININT1", "BININT2", "LONG1", "NONE",
+    "NEWTRUE", "NEWFALSE", "BINFLOAT", "SHORT_BINSTRING", "BINSTRING", "SHORT_BINUNICODE",
+    "BINUNICODE", "BINUNICODE8", "SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "GLOBAL",
+    "STACK_GLOBAL", "REDUCE", "BUILD",
+}
+_U1_DTYPE_STATE = (3, "|", None, None, None, -1, -1, 0)  # np.dtype("u1").__reduce__()[2]
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
 
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name}: CIFAR-10 batches contain only NumPy arrays"
-            )
-        if name == "_reconstruct":
-            from numpy import _core  # numpy >= 2 (numpy.core is a deprecated alias there)
+@dataclass(eq=False)
+class _Global:
+    module: str
+    name: str
 
-            return _core.multiarray._reconstruct
-        return getattr(np, name)
+
+@dataclass(eq=False)
+class _Call:
+    func: Any
+    args: tuple
+    state: Any = None
+
+
+class _Mark:
+    pass
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _walk_pickle(payload: bytes) -> Any:
+    """The value a pickle describes, built from inert parts: no global is imported, nothing runs."""
+    import io as _io
+    import pickletools
+
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+
+    def pop_mark() -> list[Any]:
+        for k in range(len(stack) - 1, -1, -1):
+            if isinstance(stack[k], _Mark):
+                items = stack[k + 1:]
+                del stack[k:]
+                return items
+        raise ValueError("MARK missing")
+
+    for op, arg, pos in pickletools.genops(_io.BytesIO(payload)):
+        name = op.name
+        if name not in _CIFAR_OPCODES:
+            raise ValueError(f"opcode {name} at byte {pos} does not occur in CIFAR-10 batches")
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            if len(stack) != 1:
+                raise ValueError("the pickle does not end with exactly one value")
+            return stack[0]
+        if name == "MARK":
+            stack.append(_Mark())
+        elif name == "EMPTY_DICT":
+            stack.append({})
+        elif name == "EMPTY_LIST":
+            stack.append([])
+        elif name == "EMPTY_TUPLE":
+            stack.append(())
+        elif name == "TUPLE":
+            stack.append(tuple(pop_mark()))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            if len(stack) < n:
+                raise ValueError(f"{name} at byte {pos} on a short stack")
+            items = tuple(stack[-n:])
+            del stack[-n:]
+            stack.append(items)
+        elif name in ("SETITEM", "SETITEMS"):
+            items = stack[-2:] if name == "SETITEM" else pop_mark()
+            if name == "SETITEM":
+                del stack[-2:]
+            target = stack[-1] if stack else None
+            if not isinstance(target, dict) or len(items) % 2:
+                raise ValueError(f"{name} at byte {pos} without a dict and key/value pairs")
+            for key, value in zip(items[::2], items[1::2]):
+                if not isinstance(key, str):
+                    raise ValueError(f"a dict key of type {type(key).__name__} at byte {pos}")
+                target[key] = value
+        elif name in ("APPEND", "APPENDS"):
+            items = [stack.pop()] if name == "APPEND" else pop_mark()
+            if not stack or not isinstance(stack[-1], list):
+                raise ValueError(f"{name} at byte {pos} without a list")
+            stack[-1].extend(items)
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg) not in memo:
+                raise ValueError(f"{name} {arg} at byte {pos} refers to nothing")
+            stack.append(memo[int(arg)])
+        elif name in ("GLOBAL", "STACK_GLOBAL"):
+            if name == "GLOBAL":
+                module, _, attr = arg.partition(" ")
+            else:
+                module, attr = stack[-2], stack[-1]
+                del stack[-2:]
+            if (module, attr) not in _CIFAR_GLOBALS:
+                raise _Refused(f"refusing to load global {module}.{attr}: CIFAR-10 batches "
+                                   "contain only NumPy arrays")
+            stack.append(_Global(module, attr))
+        elif name == "REDUCE":
+            args = stack.pop()
+            if not isinstance(stack[-1], _Global) or not isinstance(args, tuple):
+                raise ValueError(f"REDUCE at byte {pos} does not call a global with a tuple")
+            stack[-1] = _Call(stack[-1], args)
+        elif name == "BUILD":
+            state = stack.pop()
+            if not isinstance(stack[-1], _Call) or stack[-1].state is not None:
+                raise ValueError(f"BUILD at byte {pos} on something other than a fresh object")
+            stack[-1].state = state
+        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+        else:  # ints, floats, str (Python 2 strings come as latin-1 str), bytes: plain values
+            stack.append(arg)
+    raise ValueError("the pickle has no STOP opcode")
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    """Pixel bytes as a pickle stores them: bytes, a Python 2 str (latin-1), or Python 3's
+    protocol-2 spelling ``_codecs.encode(str, "latin1")``."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode("latin1")
+        except UnicodeEncodeError:
+            return None
+    if (isinstance(value, _Call) and value.state is None and isinstance(value.func, _Global)
+            and (value.func.module, value.func.name) == ("_codecs", "encode")
+            and len(value.args) == 2 and isinstance(value.args[0], str) and value.args[1] == "latin1"):
+        return _as_bytes(value.args[0])
+    return None
+
+
+def _is_global(value: Any, *names: str) -> bool:
+    return isinstance(value, _Global) and value.name in names
+
+
+def _cifar_pixels(data: Any) -> np.ndarray:
+    """The (N, 3072) uint8 array that ``data`` (as walked by _walk_pickle) describes, or ValueError.
+
+    Only NumPy's own pickle of a C-ordered uint8 array is accepted:
+    ``_reconstruct(ndarray, (0,), b"b")`` with state ``(1, (N, 3072), dtype("u1"), False, bytes)``.
+    """
+    want = "'data' must be a uint8 array of shape (N, 3072), pickled by NumPy"
+    if not (isinstance(data, _Call) and _is_global(data.func, "_reconstruct") and len(data.args) == 3
+            and _is_global(data.args[0], "ndarray") and data.args[1] == (0,)
+            and _as_bytes(data.args[2]) == b"b"):
+        raise ValueError(f"{want}; got {_describe(data)}")
+    state = data.state
+    if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
+        raise ValueError(f"{want}; its array state is {_describe(state)}")
+    _, shape, dtype, fortran, raw = state
+    if not (isinstance(shape, tuple) and len(shape) == 2
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            and shape[1] == 3072):
+        raise ValueError(f"{want}; got shape {shape!r}")
+    if not (isinstance(dtype, _Call) and _is_global(dtype.func, "dtype") and len(dtype.args) == 3
+            and dtype.args[0] == "u1" and dtype.args[1] in (0, False) and dtype.args[2] in (1, True)
+            and dtype.state == _U1_DTYPE_STATE):
+        raise ValueError(f"{want}; its dtype is not uint8 ({_describe(dtype)})")
+    if fortran not in (0, False):
+        raise ValueError(f"{want}; got a Fortran-ordered array")
+    pixels = _as_bytes(raw)
+    if pixels is None or len(pixels) != shape[0] * 3072:
+        size = "no bytes" if pixels is None else f"{len(pixels):,} bytes"
+        raise ValueError(f"{want}; shape {shape} needs {shape[0] * 3072:,} bytes, the file holds {size}")
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(shape).copy()
+
+
+def _cifar_labels(labels: Any, n: int) -> np.ndarray:
+    if not isinstance(labels, list):
+        raise ValueError(f"'labels' must be a list of ints in 0..9, got {_describe(labels)}")
+    for i, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise ValueError(f"'labels' must be a list of ints in 0..9, but labels[{i}] is a "
+                             f"{type(label).__name__} ({_describe(label)})")
+        if not 0 <= label <= 9:
+            raise ValueError(f"'labels' must be ints in 0..9, but labels[{i}] is {label}")
+    if len(labels) != n:
+        raise ValueError(f"{n} images but {len(labels)} labels")
+    return np.asarray(labels, dtype=np.int64).reshape(n)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, _Call):
+        return f"a call of {value.func.module}.{value.func.name}" if isinstance(value.func, _Global) else "a call"
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 3, 32, 32) uint8, labels (N,) int64) from a CIFAR-10 python batch file.
 
-    The file is unpickled with a restricted unpickler that builds only NumPy uint8 arrays, so a
-    malicious file cannot run code.
+    The file is a pickled dict, but it is never unpickled: its opcodes are read with
+    ``pickletools`` into inert values and must have exactly the structure CIFAR-10 batches have
+    (a dict whose ``data`` is NumPy's pickle of a uint8 (N, 3072) array and whose ``labels`` is a
+    list of ints); the pixel bytes are then taken as they are. Nothing in the file can run code,
+    read memory or crash the process.
 
     Args:
         path: a batch file such as ``cifar-10-batches-py/test_batch``.
@@ -382,8 +616,9 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
         The images, (N, 3, 32, 32) uint8, and the labels, (N,) int64.
 
     Raises:
-        ValueError: the file is not a CIFAR-10 python batch, is corrupted, or names a global
-            other than the NumPy array constructors.
+        ValueError: the file is not a CIFAR-10 python batch (names a global other than the NumPy
+            array constructors, uses other opcodes, has non-int or nested labels, holds no
+            images), or is corrupted or truncated; the message names the file.
 
     >>> import pickle, tempfile
     >>> batch = {"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [3, 5]}
@@ -394,20 +629,25 @@ def read_cifar_python_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
     ((2, 3, 32, 32), array([3, 5]))
     """
     path = Path(path)
+    size = path.stat().st_size
+    if size > _CIFAR_MAX_FILE_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes is too large for a CIFAR-10 python batch (31 MB)")
+    payload = path.read_bytes()
     try:
-        with open(path, "rb") as f:
-            batch = _CifarUnpickler(f, encoding="latin1").load()
-    except pickle.UnpicklingError as err:
+        batch = _walk_pickle(payload)
+    except _Refused as err:
         raise ValueError(f"{path}: {err}") from None
-    except (EOFError, ValueError, TypeError, IndexError, AttributeError) as err:
+    except (ValueError, IndexError, TypeError) as err:
         raise ValueError(f"{path}: corrupted or truncated CIFAR-10 python batch ({err})") from None
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
         raise ValueError(f"{path}: not a CIFAR-10 batch (expected a dict with 'data' and 'labels')")
-    data, labels = batch["data"], np.asarray(batch["labels"], dtype=np.int64)
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: expected 'data' uint8 (N, 3072), got {getattr(data, 'shape', type(data))}")
-    if len(labels) != len(data) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
-        raise ValueError(f"{path}: expected {len(data)} labels in 0..9, got {len(labels)}")
+    try:
+        data = _cifar_pixels(batch["data"])
+        labels = _cifar_labels(batch["labels"], len(data))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    if len(data) == 0:
+        raise ValueError(f"{path}: the batch holds no images")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -478,6 +718,7 @@ class ImageDataset(Dataset):
 
     classes: list[str] = []
     name = "images"
+    sources: list[Path] = []  # the files the data was read from, for error messages
 
     def __init__(self, data: np.ndarray, targets: np.ndarray, transform=None):
         if data.ndim == 3:
@@ -516,6 +757,46 @@ class ImageDataset(Dataset):
     def __repr__(self) -> str:
         split = {True: "train", False: "test"}.get(getattr(self, "train", None), "?")
         return f"{type(self).__name__}(split={split}, n={len(self)}, folder={getattr(self, 'folder', None)})"
+
+
+def _describe_sources(dataset: ImageDataset) -> str:
+    sources = getattr(dataset, "sources", None) or []
+    if not sources:
+        return f"the {type(dataset).__name__}"
+    if len(sources) <= 2:
+        return " and ".join(map(str, sources))
+    return f"{sources[0]} and {len(sources) - 1} more files in {sources[0].parent}"
+
+
+def check_train_test(train: ImageDataset, test: ImageDataset | None = None) -> None:
+    """Check before training that the splits can be used together: both hold images, and the
+    test images have the shape of the training images (found today only after an epoch).
+
+    Args:
+        train: the training split.
+        test: the evaluation split, or None to check ``train`` alone.
+
+    Raises:
+        ValueError: a split is empty, or the image shapes differ; the message names the files
+            each split was read from.
+
+    >>> a = ImageDataset(np.zeros((2, 28, 28), dtype=np.uint8), [0, 1])
+    >>> b = ImageDataset(np.zeros((2, 3, 32, 32), dtype=np.uint8), [0, 1])
+    >>> check_train_test(a, a)
+    >>> check_train_test(a, b)
+    Traceback (most recent call last):
+    ...
+    ValueError: the training images ((1, 28, 28), from the ImageDataset) and the test images ((3, 32, 32), from the ImageDataset) differ in shape; use the train and test files of one data set
+    """
+    for split, ds in (("training", train), ("test", test)):
+        if ds is not None and len(ds) == 0:
+            raise ValueError(f"the {split} split holds no images (read from {_describe_sources(ds)})")
+    if test is not None and tuple(train.image_shape) != tuple(test.image_shape):
+        raise ValueError(
+            f"the training images ({tuple(train.image_shape)}, from {_describe_sources(train)}) and the "
+            f"test images ({tuple(test.image_shape)}, from {_describe_sources(test)}) differ in shape; "
+            "use the train and test files of one data set"
+        )
 
 
 class MNIST(ImageDataset):
@@ -584,7 +865,14 @@ class MNIST(ImageDataset):
             )
         if labels.size and labels.max() >= len(self.classes):
             raise ValueError(f"{self.folder / specs[1].name}: label {labels.max()} is out of range 0..9")
+        if len(images) == 0:
+            raise ValueError(f"{self.folder / specs[0].name}: the file holds no images (0x{images.shape[1]}x"
+                             f"{images.shape[2]}); a {split} split needs at least one")
+        if images.shape[1:] != (28, 28):
+            raise ValueError(f"{self.folder / specs[0].name}: {self.display_name} images are 28x28, this "
+                             f"file holds {images.shape[1]}x{images.shape[2]}")
         super().__init__(images, labels, transform)
+        self.sources = [self.folder / s.name for s in specs]
 
 
 class FashionMNIST(MNIST):
@@ -655,7 +943,7 @@ class CIFAR10(ImageDataset):
     """CIFAR-10 (50,000 train / 10,000 test, 3x32x32, 10 classes).
 
     Reads ``root/cifar10/cifar-10-batches-bin/*.bin`` (the binary version) if present, else
-    ``root/cifar10/cifar-10-batches-py/`` (the python version, through a restricted unpickler).
+    ``root/cifar10/cifar-10-batches-py/`` (the python version, read without unpickling).
     ``download=True`` fetches the python archive (sha256-checked) and extracts it.
 
     Args:
@@ -691,6 +979,7 @@ class CIFAR10(ImageDataset):
         bin_dir, py_dir = self.folder / "cifar-10-batches-bin", self.folder / "cifar-10-batches-py"
         if all((bin_dir / f"{n}.bin").exists() for n in names):
             parts = [read_cifar_binary_batch(bin_dir / f"{n}.bin") for n in names]
+            sources = [bin_dir / f"{n}.bin" for n in names]
         else:
             if not all((py_dir / n).exists() for n in names):
                 if not download:
@@ -701,9 +990,11 @@ class CIFAR10(ImageDataset):
                 archive = download_file(CIFAR10_ARCHIVE, self.folder)
                 _safe_extract(archive, self.folder, "cifar-10-batches-py")
             parts = [read_cifar_python_batch(py_dir / n) for n in names]
+            sources = [py_dir / n for n in names]
         images = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
         super().__init__(images, labels, transform)
+        self.sources = sources
 
 
 DATASETS: dict[str, type[ImageDataset]] = {"fashion-mnist": FashionMNIST, "mnist": MNIST, "cifar10": CIFAR10}
@@ -840,5 +1131,5 @@ def dataset_status(name: str, root: str | os.PathLike | None = None, check: bool
 __all__ = [
     "MNIST", "FashionMNIST", "CIFAR10", "ImageDataset", "data_root", "read_idx", "write_idx",
     "read_cifar_binary_batch", "read_cifar_python_batch", "dataset_status", "get_dataset", "DATASETS",
-    "RemoteFile", "verify", "download", "sha256_of",
+    "RemoteFile", "verify", "download", "sha256_of", "check_train_test",
 ]
