@@ -500,9 +500,9 @@ def test_lambda_lr_per_group():
 
 
 def nanogpt_lr(it, base, warmup, total, min_lr):
-    """The warmup-then-cosine schedule written out."""
+    """nanoGPT's train.py get_lr written out (warmup (it + 1) / (warmup + 1), then cosine)."""
     if it < warmup:
-        return base * it / warmup
+        return base * (it + 1) / (warmup + 1)
     if it >= total:
         return min_lr
     decay_ratio = (it - warmup) / (total - warmup)
@@ -518,8 +518,28 @@ def test_warmup_cosine(warmup, total, ratio):
     expected = [nanogpt_lr(t, base, warmup, total, base * ratio) for t in range(total + 5)]
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-18)
     if 0 < warmup < total:
-        assert got[0] == 0.0 and got[warmup] == pytest.approx(base)
+        assert got[0] == pytest.approx(base / (warmup + 1)) and got[warmup] == pytest.approx(base)
     assert got[-1] == pytest.approx(base * ratio)
+
+
+def test_warmup_cosine_total_set_later_and_warmup_fraction():
+    base = 1.0
+    opt = _sgd(base)
+    sched = lr_scheduler.WarmupCosineLR(opt, total_steps=None, warmup_fraction=0.1, min_lr_ratio=0.1)
+    # Total unknown: a fractional warmup has not begun.
+    assert sched.get_last_lr() == [0.0]
+    for _ in range(3):
+        sched.step()
+    sched.set_total_steps(40)  # warmup becomes 4 steps; step 3 is its last warmup step
+    assert sched.warmup == 4 and sched.get_last_lr()[0] == pytest.approx(4 / 5)
+    got = [sched.get_last_lr()[0]]
+    for _ in range(40):
+        sched.step()
+        got.append(sched.get_last_lr()[0])
+    expected = [nanogpt_lr(t, base, 4, 40, 0.1) for t in range(3, 44)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    state = sched.state_dict()
+    assert state["total_steps"] == 40 and state["warmup_fraction"] == 0.1
 
 
 def test_warmup_cosine_validates():

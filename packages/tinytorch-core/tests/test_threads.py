@@ -3,7 +3,8 @@
 import pytest
 
 from tinytorch.core import get_num_threads, set_num_threads
-from tinytorch.core.threads import auto_threads, thread_limit
+from tinytorch.core import threads
+from tinytorch.core.threads import physical_cores, thread_limit, training_threads
 
 
 def test_set_and_get_round_trip():
@@ -24,10 +25,32 @@ def test_bad_thread_count_is_refused(bad):
         set_num_threads(bad)
 
 
-def test_auto_threads_is_within_cpu_count():
-    import os
+def test_physical_cores_counts_each_core_once(tmp_path, monkeypatch):
+    # Four logical CPUs on two cores (hyper-threading): the topology files say so.
+    real_open = open
 
-    assert 1 <= auto_threads() <= (os.cpu_count() or 1)
+    def fake_open(path, *args, **kwargs):
+        path = str(path)
+        if path.startswith("/sys/devices/system/cpu/cpu"):
+            cpu = int(path.split("/cpu/cpu")[1].split("/")[0])
+            value = "0" if path.endswith("physical_package_id") else str(cpu // 2)
+            f = tmp_path / f"{cpu}-{path.rsplit('/', 1)[1]}"
+            f.write_text(value + "\n")
+            return real_open(f, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert physical_cores() == 2
+
+
+def test_training_threads_ignore_the_load(monkeypatch):
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    assert training_threads("auto") == physical_cores()
+    assert training_threads(3) == 3 and training_threads("2") == 2
+    for bad in (0, "0", "x", -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a positive integer or 'auto'"):
+            training_threads(bad)
 
 
 def test_thread_limit_restores_the_previous_count():

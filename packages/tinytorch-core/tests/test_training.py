@@ -1,14 +1,17 @@
-"""Trainer, callbacks, checkpoints, the spiral demo and bit-identical seeding."""
+"""The step-based Trainer: limits, stop reasons, time budget, weighted metrics, checkpoints, resume."""
+
+import math
 
 import numpy as np
 import pytest
 
-from tinytorch.core import io, manual_seed, nn, optim
+from tinytorch.core import Tensor, io, manual_seed, nn, optim
+from tinytorch.core.callbacks import ProgressBar
 from tinytorch.core.data import DataLoader, TensorDataset
 from tinytorch.core.demo import make_spiral, train_spiral
+from tinytorch.core.optim.lr_scheduler import StepLR, WarmupCosineLR
 from tinytorch.core.training import (
     EarlyStopping,
-    LRSchedulerCallback,
     ModelCheckpoint,
     NonFiniteLossError,
     Trainer,
@@ -27,12 +30,13 @@ def make_trainer(callbacks=(), lr=0.05, seed=0, **kwargs):
     manual_seed(seed)
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
     opt = optim.Adam(model.parameters(), lr=lr)
+    kwargs.setdefault("progress", False)
     return Trainer(model, opt, nn.CrossEntropyLoss(), metrics={"accuracy": accuracy},
-                   callbacks=callbacks, progress=False, **kwargs)
+                   callbacks=callbacks, **kwargs)
 
 
-def loader(seed=0, batch_size=16):
-    x, y = blobs()
+def loader(seed=0, batch_size=16, n=128):
+    x, y = blobs(n)
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=seed)
 
 
@@ -46,99 +50,212 @@ def test_spiral_demo_reaches_95_percent_and_is_bit_identical():
 
 def test_spiral_is_not_linearly_separable():
     x, y = make_spiral()
-    # best linear classifier by least squares on one-hot targets stays far below the MLP
     xb = np.hstack([x, np.ones((len(x), 1))])
     w, *_ = np.linalg.lstsq(xb, np.eye(3)[y], rcond=None)
     assert np.mean((xb @ w).argmax(1) == y) < 0.7
 
 
-def test_history_and_evaluate():
+def test_steps_and_evaluations_are_recorded():
     trainer = make_trainer()
     history = trainer.fit(loader(), epochs=4, val_data=loader())
-    assert history["epoch"] == [1, 2, 3, 4]
-    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"} <= set(history)
+    assert [r["step"] for r in history.steps] == list(range(1, 33))
+    assert history["step"] == [8, 16, 24, 32] and history["epoch"] == [1, 2, 3, 4]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "samples_per_sec"} <= history.keys()
     assert history["loss"][-1] < history["loss"][0]
-    result = trainer.evaluate(loader())
-    assert result["accuracy"] > 0.9
+    assert history.stop_reason == trainer.stop_reason == "epochs" and trainer.epoch == 4
+    assert trainer.evaluate(loader())["accuracy"] > 0.9
 
 
-def test_max_steps_stops_mid_epoch():
+def test_limits_are_totals_and_each_has_its_stop_reason():
     trainer = make_trainer()
     trainer.fit(loader(), epochs=5, max_steps=3)
-    assert trainer.global_step == 3 and trainer.stop_reason == "reached max_steps=3"
+    assert trainer.global_step == 3 and trainer.stop_reason == "steps" and trainer.epoch == 0
+    trainer.fit(loader(), max_steps=10)  # a total: 7 more steps
+    assert trainer.global_step == 10 and trainer.epoch == 1 and trainer.batch_in_epoch == 2
+    trainer.fit(loader(), epochs=2)  # finishes epoch 2: 6 more steps
+    assert trainer.global_step == 16 and trainer.stop_reason == "epochs"
+    assert trainer.fit(loader()).stop_reason == "epochs" and trainer.global_step == 16  # one epoch: done
+
+
+def test_eval_every_counts_steps_and_the_last_step_is_evaluated():
+    trainer = make_trainer()
+    history = trainer.fit(loader(), max_steps=11, eval_every=4, val_data=loader(), eval_batches=2)
+    assert history["step"] == [4, 8, 11]
+    assert history["epoch"] == [0.5, 1.0, 1.375]
+
+
+def test_metrics_are_weighted_by_batch_size():
+    # 100 samples in batches of 64 and 36: the loss is the batch index (0, 1), so the weighted
+    # mean is 36/100 = 0.36 while an unweighted mean of batch values would give 0.5.
+    x = np.zeros((100, 2), np.float32)
+    y = np.zeros(100, np.int64)
+    x[64:] = 1.0
+    data = DataLoader(TensorDataset(x, y), batch_size=64)
+
+    def loss_fn(out, targets):
+        return (out * 0).sum() + Tensor(np.float32(out.data[0, 0] != 0))
+
+    manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2, bias=False))
+    model[0].weight.data[...] = 1.0
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.0), loss_fn,
+                      metrics={"first": lambda out, t: float(out.data[0, 0])}, progress=False)
+    history = trainer.fit(data, epochs=1, val_data=data)
+    assert history["loss"] == [pytest.approx(0.36)] and history["val_loss"] == [pytest.approx(0.36)]
+    assert history["val_first"] == [pytest.approx(0.36 * 2.0)]
+    assert trainer.evaluate(data) == {"loss": pytest.approx(0.36), "first": pytest.approx(0.72)}
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class SlowModel(nn.Module):
+    """A linear model whose forward costs `cost` fake seconds (the clock is the Trainer's)."""
+
+    def __init__(self, clock, cost):
+        super().__init__()
+        self.clock, self.cost = clock, cost
+        self.net = nn.Linear(2, 2)
+
+    def forward(self, x):
+        self.clock.now += self.cost
+        return self.net(x)
+
+
+def test_time_budget_covers_the_final_evaluation_and_scales_the_schedule(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
+    manual_seed(0)
+    model = SlowModel(clock, cost=0.1)
+    opt = optim.AdamW(model.parameters(), lr=1.0)
+    sched = WarmupCosineLR(opt, total_steps=None, warmup_fraction=0.1, min_lr_ratio=0.1)
+    val = loader(batch_size=32)  # 4 validation batches: an evaluation costs 0.4 s
+    trainer = Trainer(model, opt, nn.CrossEntropyLoss(), scheduler=sched, progress=False)
+    start = clock.now
+    history = trainer.fit(loader(), time_budget=10.0, val_data=val, eval_every=25)
+    elapsed = clock.now - start
+    assert history.stop_reason == "budget"
+    assert elapsed <= 10.0 and elapsed > 9.0  # all of the budget used, none overrun
+    assert history.evals[-1]["step"] == trainer.global_step  # the final evaluation ran
+    # The schedule was told the number of steps the budget allows: it ends at its floor,
+    # after a warmup of 10% of the run.
+    assert sched.total_steps == pytest.approx(trainer.global_step, abs=2)
+    assert history.steps[-1]["lr"] == pytest.approx(0.1, abs=0.01)
+    warm = sched.warmup
+    assert warm == round(0.1 * sched.total_steps) and history.steps[0]["lr"] == 0.0
+    assert history.steps[warm - 1]["lr"] == pytest.approx(warm / (warm + 1), rel=0.05)
+    assert max(r["lr"] for r in history.steps) == pytest.approx(1.0, rel=0.01)
+
+
+def test_a_constant_schedule_is_not_what_the_scheduler_gives():
+    trainer = make_trainer()
+    sched = WarmupCosineLR(trainer.optimizer, total_steps=16, warmup_steps=4, min_lr_ratio=0.0)
+    trainer.scheduler = sched
+    history = trainer.fit(loader(), epochs=2)
+    lrs = [r["lr"] for r in history.steps]
+    expected = [0.05 * sched.factor(t) for t in range(16)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+
+
+def test_epoch_scheduler_steps_per_epoch():
+    trainer = make_trainer(scheduler_interval="epoch")
+    trainer.scheduler = StepLR(trainer.optimizer, step_size=1, gamma=0.5)
+    history = trainer.fit(loader(), epochs=3)
+    np.testing.assert_allclose(history["lr"], [0.025, 0.0125, 0.00625])
+    assert {r["lr"] for r in history.steps[:8]} == {0.05}
 
 
 def test_early_stopping_restores_best_weights():
     stopper = EarlyStopping(monitor="loss", patience=0, min_delta=10.0, restore_best_weights=True)
     trainer = make_trainer(callbacks=[stopper])
-    trainer.fit(loader(), epochs=10)
-    assert trainer.epoch == 2  # epoch 1 sets the best, epoch 2 fails to improve by 10
-    assert stopper.best_epoch == 1
+    history = trainer.fit(loader(), epochs=10)
+    assert trainer.epoch == 2 and history.stop_reason == "early_stop"
+    assert stopper.best_step == 8
     for k, v in trainer.model.state_dict().items():
         np.testing.assert_array_equal(v, stopper.best_state[k])
 
 
-def test_lr_scheduler_callback_steps_per_epoch():
-    trainer = make_trainer()
-    sched = optim.lr_scheduler.StepLR(trainer.optimizer, step_size=1, gamma=0.5)
-    trainer.callbacks.append(LRSchedulerCallback(sched))
-    history = trainer.fit(loader(), epochs=3)
-    np.testing.assert_allclose(history["lr"], [0.05, 0.025, 0.0125])
+@pytest.mark.parametrize("first_steps", [8, 5])  # at an epoch boundary and mid-epoch
+def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, first_steps):
+    def trainer_with_schedule(seed=0):
+        t = make_trainer(seed=seed)
+        t.scheduler = WarmupCosineLR(t.optimizer, total_steps=20, warmup_steps=3, min_lr_ratio=0.1)
+        return t
 
+    full = trainer_with_schedule()
+    full.fit(loader(), max_steps=20, val_data=loader(), eval_every=4)
 
-def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
-    full = make_trainer()
-    full.fit(loader(), epochs=4)
-
-    first = make_trainer()
-    first.fit(loader(), epochs=2)
+    first = trainer_with_schedule()
+    first.fit(loader(), max_steps=first_steps, val_data=loader(), eval_every=4)
     first.save_checkpoint(tmp_path / "ckpt.safetensors")
-    resumed = make_trainer(seed=123)  # different init: everything must come from the file
+    resumed = trainer_with_schedule(seed=123)  # other init: everything must come from the file
     resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
-    assert resumed.epoch == 2
-    resumed.fit(loader(), epochs=2)
+    assert resumed.global_step == first_steps
+    resumed.fit(loader(), max_steps=20, val_data=loader(), eval_every=4)
     for k, v in full.model.state_dict().items():
         np.testing.assert_array_equal(resumed.model.state_dict()[k], v)
-    assert resumed.history["epoch"] == [1, 2, 3, 4]
+    assert [r["lr"] for r in resumed.history.steps] == [r["lr"] for r in full.history.steps]
+    assert resumed.history["step"][-2:] == [16, 20]
 
 
-def test_resume_restores_lr_schedule(tmp_path):
-    def run(epochs, path=None, load=None):
-        trainer = make_trainer()
-        sched = optim.lr_scheduler.StepLR(trainer.optimizer, step_size=1, gamma=0.5)
-        trainer.callbacks.append(LRSchedulerCallback(sched))
-        if load:
-            trainer.load_checkpoint(load)
-        trainer.fit(loader(), epochs=epochs)
-        if path:
-            trainer.save_checkpoint(path)
-        return trainer
-
-    full = run(3)
-    run(1, path=tmp_path / "c.safetensors")
-    resumed = run(2, load=tmp_path / "c.safetensors")
-    assert resumed.history["lr"] == full.history["lr"] == [0.05, 0.025, 0.0125]
-    for k, v in full.model.state_dict().items():
-        np.testing.assert_array_equal(resumed.model.state_dict()[k], v)
+def nan_gradient_loss(out, targets):
+    # A finite loss whose gradient is nan: d/dx sqrt(x) at 0 is inf, times 0 is nan.
+    return nn.CrossEntropyLoss()(out, targets) + ((out * 0).sum() ** 0.5) * 0
 
 
-def test_nonfinite_loss_stops_before_step_and_keeps_checkpoint(tmp_path):
+def test_nan_gradient_with_finite_loss_is_not_stepped_and_not_saved(tmp_path):
     path = tmp_path / "good.safetensors"
     trainer = make_trainer(callbacks=[ModelCheckpoint(path)])
     trainer.fit(loader(), epochs=1)
     saved = path.read_bytes()
     weights = {k: v.copy() for k, v in trainer.model.state_dict().items()}
-    x, y = blobs()
-    x[5, 0] = np.nan
-    bad = DataLoader(TensorDataset(x, y), batch_size=len(x))
-    with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2"):
-        trainer.fit(bad, epochs=1)
-    assert path.read_bytes() == saved
+    trainer.loss_fn = nan_gradient_loss
+    with pytest.raises(NonFiniteLossError, match="gradient norm became nan at epoch 2, step 9"):
+        trainer.fit(loader(), epochs=3)
+    assert path.read_bytes() == saved and trainer.stop_reason == "non_finite"
     for k, v in trainer.model.state_dict().items():
         np.testing.assert_array_equal(v, weights[k])
-    stopping = make_trainer(on_nonfinite="stop")
-    stopping.fit(bad, epochs=3)
-    assert "loss became nan" in stopping.stop_reason and stopping.epoch == 0
+
+
+def test_nonfinite_loss_stop_mode_keeps_the_checkpoint(tmp_path):
+    path = tmp_path / "good.safetensors"
+    trainer = make_trainer(callbacks=[ModelCheckpoint(path)], on_nonfinite="stop")
+    trainer.fit(loader(), epochs=1)
+    saved = path.read_bytes()
+    x, y = blobs()
+    x[5, 0] = np.nan
+    history = trainer.fit(DataLoader(TensorDataset(x, y), batch_size=len(x)), epochs=3)
+    assert history.stop_reason == "non_finite" and "loss became nan" in history.stop_detail
+    assert path.read_bytes() == saved and trainer.epoch == 1
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    path = tmp_path / "c.safetensors"
+    trainer = make_trainer()
+    trainer.save_checkpoint(path)
+    saved = path.read_bytes()
+    trainer.model[0].weight.data[0, 0] = np.inf
+    with pytest.raises(FloatingPointError, match="'0.weight' has 1 non-finite"):
+        trainer.save_checkpoint(path)
+    assert path.read_bytes() == saved
+
+
+def test_keyboard_interrupt_stops_with_a_reason():
+    trainer = make_trainer()
+
+    def interrupt(out, targets):
+        if trainer.global_step == 3:
+            raise KeyboardInterrupt
+        return nn.CrossEntropyLoss()(out, targets)
+
+    trainer.loss_fn = interrupt
+    history = trainer.fit(loader(), epochs=2)
+    assert history.stop_reason == "interrupted" and trainer.global_step == 3
 
 
 def test_checkpoint_of_another_kind_is_refused(tmp_path):
@@ -147,8 +264,42 @@ def test_checkpoint_of_another_kind_is_refused(tmp_path):
         make_trainer().load_checkpoint(tmp_path / "plain.safetensors")
 
 
+def test_checkpoint_with_broken_metadata_names_the_file_and_entry(tmp_path):
+    trainer = make_trainer()
+    path = tmp_path / "c.safetensors"
+    trainer.save_checkpoint(path)
+    tensors, meta = io.load(path)
+    for key, value, message in (("optimizer", None, "'optimizer' must be dict"),
+                                ("rng_state", 3, "'rng_state' must be dict"),
+                                ("global_step", "x", "'global_step' must be int")):
+        broken = dict(meta, **{key: value})
+        io.save(tensors, tmp_path / "b.safetensors", metadata=broken)
+        with pytest.raises(ValueError, match=f"b.safetensors: checkpoint metadata {message}"):
+            make_trainer().load_checkpoint(tmp_path / "b.safetensors")
+    del meta["history"]
+    io.save(tensors, tmp_path / "b.safetensors", metadata=meta)
+    with pytest.raises(ValueError, match="has no 'history' entry"):
+        make_trainer().load_checkpoint(tmp_path / "b.safetensors")
+
+
+def test_progress_lines_show_each_evaluation(capsys):
+    trainer = make_trainer(progress="lines")
+    trainer.fit(loader(), epochs=2, val_data=loader())
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("step 8/16  epoch 1.00  loss ") and "val_loss" in lines[0]
+    assert ProgressBar.wanted("auto") is False  # pytest's captured stdout is not a terminal
+
+
 def test_trainer_validates_arguments():
     with pytest.raises(TypeError, match="model must be a Module"):
         Trainer(object(), None, None)
-    with pytest.raises(ValueError, match="epochs must be a non-negative integer"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
         make_trainer().fit(loader(), epochs=-1)
+    for bad in (math.nan, math.inf, 0, -1):
+        with pytest.raises(ValueError, match="time_budget must be a positive finite number"):
+            make_trainer().fit(loader(), time_budget=bad)
+    with pytest.raises(ValueError, match="progress must be"):
+        make_trainer(progress="yes")
+    with pytest.raises(ValueError, match="yields no batches"):
+        make_trainer().fit(DataLoader(TensorDataset(np.zeros((3, 2))), batch_size=4, drop_last=True))

@@ -305,6 +305,8 @@ class DataLoader:
     run exactly). Without a seed, the order is drawn from the global generator, so
     ``tinytorch.core.manual_seed`` makes it reproducible.
 
+    A dataset with a ``set_epoch(k)`` method is told the epoch before each one starts.
+
     Batches are fetched in one vectorised call when the dataset has ``__getitems__(indices)``
     (`TensorDataset` and `Subset` do): a returned list is treated as a list of samples and
     collated, anything else as a ready batch. Otherwise ``dataset[i]`` is called per sample and
@@ -402,7 +404,11 @@ class DataLoader:
         return get_rng().permutation(n)
 
     def __iter__(self) -> Iterator[Any]:
-        # The order is fixed (and the epoch advanced) when iteration starts, not lazily.
+        # The order is fixed (and the epoch advanced) when iteration starts, not lazily. A data
+        # set that varies per epoch (random text windows) is told the epoch too, so that epoch
+        # k is the same whether it is reached by training or by resuming.
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(self._epoch)
         order = self._order(self._epoch)
         self._epoch += 1
         return self._batches(order)

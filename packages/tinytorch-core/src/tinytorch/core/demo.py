@@ -58,6 +58,7 @@ def train_spiral(epochs: int = 60, seed: int = 0, lr: float = 0.01, batch_size: 
     trainer = Trainer(model, optim.Adam(model.parameters(), lr=lr), nn.CrossEntropyLoss(),
                       metrics={"accuracy": accuracy}, progress=progress)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=seed)
-    history = trainer.fit(loader, epochs=epochs)
+    # Ten evaluation rows (and progress lines) over the run, not one per short epoch.
+    history = trainer.fit(loader, epochs=epochs, eval_every=max(1, epochs * len(loader) // 10))
     full = trainer.evaluate(DataLoader(TensorDataset(x, y), batch_size=len(x)))
     return SpiralResult(model, history, full["accuracy"])

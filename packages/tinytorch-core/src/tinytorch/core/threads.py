@@ -3,10 +3,12 @@
 As ``torch.set_num_threads``: ``set_num_threads(1)`` before a batch-1 decode loop or on a busy
 machine, ``get_num_threads()`` to read it back.
 
-Why: on a small shared machine OpenBLAS's threads spin-wait for each other, so when another
-process already keeps a core busy, a 2-thread GEMM can be 10x *slower* than a 1-thread one
-(measured here: a SmallCNN training step went from ~850 to ~50 images/s). ``auto_threads()``
-therefore uses only the cores that the 1-minute load average says are free.
+The policy for training commands is ``training_threads("auto")``: one BLAS thread per
+*physical* core this process may run on. It is decided by the hardware alone, never by the
+load average, so the same seed gives the same weights on a quiet and on a busy machine (a
+thread count chosen from the load changes the order of floating-point sums inside BLAS). On a
+busy machine pass a smaller number yourself (``--threads 1``): OpenBLAS's threads spin-wait for
+each other, and a 2-thread GEMM next to another busy process can be many times slower.
 """
 
 from __future__ import annotations
@@ -78,17 +80,49 @@ def set_num_threads(n: int) -> bool:
     return _call(_SETTERS, n) is not None
 
 
-def auto_threads(own: int = 0) -> int:
-    """The cores not busy with other work: cpu_count - round(1-min load - ``own``), at least 1.
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads of one core count once).
 
-    ``own`` is the load this process itself adds (its running BLAS threads while training).
+    Reads Linux's CPU topology for the CPUs in this process's affinity mask; elsewhere, or if
+    that fails, the number of usable logical CPUs.
+
+    >>> physical_cores() >= 1
+    True
     """
-    cores = os.cpu_count() or 1
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return cores
-    return max(1, min(cores, cores - round(max(0.0, load - own))))
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{topology}/physical_package_id") as package, open(f"{topology}/core_id") as core:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            return max(1, len(cpus))
+    return max(1, len(cores))
+
+
+def training_threads(setting: int | str = "auto") -> int:
+    """The BLAS thread count a training command uses: ``"auto"`` is `physical_cores`.
+
+    Args:
+        setting: ``"auto"``, or a positive integer (as an int or a string of digits).
+
+    Raises:
+        ValueError: anything else, naming the value.
+
+    >>> training_threads(1), training_threads("3"), training_threads("auto") == physical_cores()
+    (1, 3, True)
+    """
+    if setting == "auto":
+        return physical_cores()
+    if isinstance(setting, str) and setting.strip().isdecimal():
+        setting = int(setting)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise ValueError(f"threads must be a positive integer or 'auto', got {setting!r}")
+    return setting
 
 
 @contextlib.contextmanager

@@ -1,19 +1,36 @@
-"""`Trainer`: the epoch/batch loop every TinyTorch model trains with.
+"""`Trainer`: the one step-based training loop of every TinyTorch model.
 
-One loop for vision and language: forward, loss, backward, optional gradient clipping, optimizer
-step, with callbacks around it (early stopping, checkpoints, LR schedules), a rich progress bar,
-and a guard that stops on a non-finite loss *before* the optimizer step, so the weights and the
-last checkpoint stay good.
+A **step** is one optimizer update on one batch; an **epoch** is one pass over the training
+data. ``fit`` runs steps until a limit is reached — ``epochs``, ``max_steps`` or a
+``time_budget`` in seconds, whichever comes first — evaluating every ``eval_every`` steps (or at
+the end of every epoch) and once more at the end. The history holds one row per step and one
+per evaluation, and ``history.stop_reason`` says why training ended:
+
+==============  =========================================================================
+``epochs``      the requested number of epochs is done
+``steps``       ``max_steps`` optimizer steps are done
+``budget``      the next step and the final evaluation would not fit the time budget
+``early_stop``  a callback (``EarlyStopping``) asked to stop
+``non_finite``  a loss or gradient became nan/inf; the step was not taken, nothing was saved
+``interrupted`` Ctrl-C; the last checkpoint (if any) is the one of the last evaluation
+==============  =========================================================================
+
+The time budget covers everything ``fit`` does, the final evaluation and checkpoint included:
+before each step the Trainer checks that the step, one evaluation and one save still fit, using
+times it has measured (it times one validation batch up front). A learning-rate schedule with an
+open end (``WarmupCosineLR(total_steps=None)``) is given the number of steps the budget allows
+once the step time is known, so warmup and decay scale with the budget.
 
 See :class:`Trainer` for an example.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import math
+import numbers
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +38,15 @@ import numpy as np
 
 from . import io
 from .autograd import no_grad
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
+from .checkpoint import check_finite_weights, read_training_checkpoint, training_payload
 from .nn.module import Module
 from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
 
 Metric = Callable[[Tensor, Any], float]
+
+STOP_REASONS = ("epochs", "steps", "budget", "early_stop", "non_finite", "interrupted")
 
 
 def accuracy(outputs: Tensor, targets: Any) -> float:
@@ -44,204 +65,67 @@ def accuracy(outputs: Tensor, targets: Any) -> float:
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became nan or inf; training stopped before the optimizer step."""
+    """A loss or gradient became nan or inf; training stopped before the optimizer step."""
 
 
-class History(dict):
-    """Per-epoch logs: ``history["loss"]``, ``history["val_loss"]``, ... (one value per epoch)."""
+class History:
+    """What ``fit`` recorded: ``steps`` (one row per optimizer step) and ``evals`` (one per evaluation).
 
-    def append(self, logs: dict[str, float]) -> None:
-        """Append one epoch's logs (each key gets one more value)."""
-        for key, value in logs.items():
-            self.setdefault(key, []).append(value)
+    A step row has ``step``, ``loss``, the metrics and ``lr``. An evaluation row has ``step``,
+    ``epoch`` (epochs done, fractional mid-epoch), the training loss and metrics averaged over
+    the steps since the previous row (weighted by batch size), ``val_loss`` and ``val_<metric>``
+    when there is validation data, ``lr``, ``time`` (seconds since ``fit`` began) and the
+    throughput ``<unit>_per_sec``. ``history["val_loss"]`` is that column of the evaluation
+    rows; ``stop_reason`` says why the last ``fit`` ended (see the module docstring).
 
-    @property
-    def epochs(self) -> int:
-        return len(self.get("epoch", []))
-
-    def best(self, key: str, mode: str = "min") -> tuple[int, float]:
-        """(epoch, value) of the best ``key``."""
-        values = self[key]
-        i = int(np.argmin(values) if mode == "min" else np.argmax(values))
-        return self["epoch"][i], values[i]
-
-    def to_dict(self) -> dict[str, list]:
-        return {k: list(v) for k, v in self.items()}
-
-
-# ---------------------------------------------------------------------------------- callbacks
-
-
-class Callback:
-    """Hooks into ``Trainer.fit``. Set ``trainer.stop_training = True`` to stop after an epoch."""
-
-    def on_train_begin(self, trainer: Trainer) -> None: ...
-
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
-
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None: ...
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None: ...
-
-    def on_train_end(self, trainer: Trainer) -> None: ...
-
-
-def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
-    return value < best - min_delta if mode == "min" else value > best + min_delta
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
-
-    With ``restore_best_weights`` the model gets back the weights of its best epoch.
+    >>> h = History(evals=[{"step": 10, "val_loss": 2.0}, {"step": 20, "val_loss": 1.5}])
+    >>> h["val_loss"], h.best("val_loss")["step"]
+    ([2.0, 1.5], 20)
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
-                 mode: str = "min", restore_best_weights: bool = False):
-        if mode not in ("min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
-        if patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
-        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
-        self.restore_best_weights = restore_best_weights
-        self.best = math.inf if mode == "min" else -math.inf
-        self.wait = 0
-        self.best_epoch: int | None = None
-        self.best_state: dict[str, np.ndarray] | None = None
+    def __init__(self, steps: Iterable[dict] = (), evals: Iterable[dict] = (), stop_reason: str | None = None,
+                 stop_detail: str | None = None):
+        self.steps: list[dict[str, float]] = [dict(r) for r in steps]
+        self.evals: list[dict[str, float]] = [dict(r) for r in evals]
+        self.stop_reason, self.stop_detail = stop_reason, stop_detail
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if self.monitor not in logs:
-            raise KeyError(
-                f"EarlyStopping monitors {self.monitor!r}, but the epoch logs have {sorted(logs)}"
-            )
-        value = logs[self.monitor]
-        if _improved(value, self.best, self.mode, self.min_delta):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                self.best_state = {k: v.copy() for k, v in trainer.model.state_dict().items()}
-        else:
-            self.wait += 1
-            if self.wait > self.patience:
-                trainer.stop_training = True
-                trainer.stop_reason = (
-                    f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
-                    f"(best {self.best:.4f} at epoch {self.best_epoch})"
-                )
+    def __getitem__(self, key: str) -> list:
+        values = [row[key] for row in self.evals if key in row]
+        if not values:
+            raise KeyError(f"no evaluation row has {key!r}; keys: {sorted(self.keys())}")
+        return values
 
-    def on_train_end(self, trainer: Trainer) -> None:
-        if self.restore_best_weights and self.best_state is not None:
-            trainer.model.load_state_dict(self.best_state)
+    def __contains__(self, key: object) -> bool:
+        return any(key in row for row in self.evals)
 
+    def keys(self) -> set[str]:
+        """Every key of the evaluation rows."""
+        return {k for row in self.evals for k in row}
 
-class ModelCheckpoint(Callback):
-    """Save a full training checkpoint (model, optimizer, epoch, RNG) at the end of epochs.
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` when no evaluation row has ``key``."""
+        return self[key] if key in self else default
 
-    Writes are atomic (``tinytorch.core.io``), so a crash mid-save keeps the previous file.
-    With ``monitor``, only epochs that improve it are saved (``save_best_only``).
-    """
+    def best(self, key: str, mode: str = "min") -> dict[str, float]:
+        """The evaluation row with the lowest (``mode="min"``) or highest ``key``."""
+        rows = [row for row in self.evals if key in row]
+        if not rows:
+            raise KeyError(f"no evaluation row has {key!r}")
+        pick = min if mode == "min" else max
+        return pick(rows, key=lambda row: row[key])
 
-    def __init__(self, path: str | Path, monitor: str | None = None, mode: str = "min",
-                 save_best_only: bool = False):
-        self.path = Path(path)
-        self.monitor, self.mode, self.save_best_only = monitor, mode, save_best_only
-        self.best = math.inf if mode == "min" else -math.inf
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and dicts (stored in checkpoints and printed by ``--json``)."""
+        return {"steps": [dict(r) for r in self.steps], "evals": [dict(r) for r in self.evals],
+                "stop_reason": self.stop_reason, "stop_detail": self.stop_detail}
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if self.save_best_only and self.monitor:
-            value = logs[self.monitor]
-            if not _improved(value, self.best, self.mode, 0.0):
-                return
-            self.best = value
-        trainer.save_checkpoint(self.path)
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        """The inverse of `to_dict`."""
+        return cls(data.get("steps", ()), data.get("evals", ()), data.get("stop_reason"), data.get("stop_detail"))
 
-
-class LRSchedulerCallback(Callback):
-    """Step an LR scheduler after every batch (``interval="step"``) or every epoch."""
-
-    def __init__(self, scheduler: Any, interval: str = "epoch"):
-        if interval not in ("epoch", "step"):
-            raise ValueError(f"LRSchedulerCallback: interval must be 'epoch' or 'step', got {interval!r}")
-        self.scheduler, self.interval = scheduler, interval
-
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
-        if self.interval == "step":
-            self.scheduler.step()
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if self.interval == "epoch":
-            self.scheduler.step()
-
-
-# ---------------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """A rich progress bar for the running epoch, and one summary line per reported epoch.
-
-    Long runs report every ``ceil(epochs / 10)``-th epoch (and the last), so a 60-epoch demo
-    prints 10 lines, not 60 bars. Silent when disabled.
-    """
-
-    SKIP = ("epoch", "lr", "time")
-
-    def __init__(self, enabled: bool, unit: str):
-        self.enabled, self.unit = enabled, unit
-        self.progress = None
-        self.task = None
-
-    def start(self, first_epoch: int, last_epoch: int) -> None:
-        if not self.enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
-        )
-        self.progress.start()
-        self.last_epoch = last_epoch
-        self.every = max(1, math.ceil((last_epoch - first_epoch) / 10))
-
-    def _format(self, logs: dict[str, float]) -> str:
-        parts = [f"{k} {v:.4f}" for k, v in logs.items() if k not in self.SKIP and not k.endswith("_per_sec")]
-        return "  ".join(parts)
-
-    def epoch(self, epoch: int, batches: int | None) -> None:
-        if self.progress is not None:
-            self.task = self.progress.add_task(f"epoch {epoch}/{self.last_epoch}", total=batches, stats="")
-
-    def update(self, logs: dict[str, float], rate: float) -> None:
-        if self.progress is not None and self.task is not None:
-            stats = self._format(logs) + f"  {rate:,.0f} {self.unit}/s"
-            self.progress.update(self.task, advance=1, stats=stats)
-
-    def finish_epoch(self, logs: dict[str, float]) -> None:
-        if self.progress is None or self.task is None:
-            return
-        self.progress.remove_task(self.task)
-        self.task = None
-        epoch = int(logs["epoch"])
-        if epoch % self.every == 0 or epoch == self.last_epoch:
-            rate = logs.get(f"{self.unit}_per_sec", float("nan"))
-            self.progress.console.print(
-                f"epoch {epoch}/{self.last_epoch}  {self._format(logs)}  "
-                f"{rate:,.0f} {self.unit}/s  {logs['time']:.1f}s"
-            )
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-# ---------------------------------------------------------------------------------- trainer
+    def __repr__(self) -> str:
+        return f"History({len(self.steps)} steps, {len(self.evals)} evaluations, stop_reason={self.stop_reason!r})"
 
 
 def _batch_size(x: Any) -> int:
@@ -250,19 +134,53 @@ def _batch_size(x: Any) -> int:
     return int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 1
 
 
+def _check_count(name: str, value: Any, minimum: int = 1) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"fit: {name} must be an integer >= {minimum} or None, got {value!r}")
+
+
+class _Meter:
+    """Batch-size-weighted sums of the step logs since the last evaluation."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.rows = 0
+        self.units = 0
+        self.seconds = 0.0
+
+    def add(self, logs: dict[str, float], rows: int, units: int, seconds: float) -> None:
+        for key, value in logs.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value * rows
+        self.rows += rows
+        self.units += units
+        self.seconds += seconds
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.rows for k, v in self.sums.items()} if self.rows else {}
+
+
 class Trainer:
-    """Train and evaluate a model.
+    """Train and evaluate a model, step by step.
 
     Args:
         model: a ``Module``; ``model(inputs)`` returns outputs for ``loss_fn(outputs, targets)``.
         optimizer: an optimizer over the model's parameters.
         loss_fn: maps (outputs, targets) to a scalar Tensor, e.g. ``nn.CrossEntropyLoss()``.
-        metrics: name -> fn(outputs, targets) -> float, averaged over batches (weighted by size).
-        callbacks: ``Callback`` instances.
+        metrics: name -> fn(outputs, targets) -> float, averaged over batches weighted by size.
+        callbacks: ``Callback`` instances (``EarlyStopping``, ``ModelCheckpoint``, ...).
+        scheduler: an LR scheduler from ``tinytorch.core.optim.lr_scheduler``, stepped after
+            every optimizer step (``scheduler_interval="step"``) or every epoch; its state is
+            saved in checkpoints.
+        scheduler_interval: ``"step"`` or ``"epoch"``.
         grad_clip: clip the global gradient norm to this value before each step.
-        progress: show a rich progress bar.
-        unit: what one batch row is called in the throughput (``samples``, ``images``, ``tokens``).
-        on_nonfinite: ``"raise"`` (NonFiniteLossError) or ``"stop"`` (end training, keep history).
+        progress: ``"auto"`` (a progress bar when standard output is a terminal), True (bar and
+            a line per evaluation), ``"lines"`` (the lines only) or False.
+        unit: what the throughput counts (``samples``, ``images``, ``tokens``).
+        count_units: fn(inputs) -> units in a batch (default: its rows; ``tokens``: ``x.size``).
+        on_nonfinite: ``"raise"`` (NonFiniteLossError) or ``"stop"`` (end with
+            ``stop_reason="non_finite"``). Either way the bad step is not taken and nothing is saved.
 
     >>> import numpy as np
     >>> from tinytorch.core import nn, optim, data
@@ -271,9 +189,12 @@ class Trainer:
     >>> model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
     >>> trainer = Trainer(model, optim.Adam(model.parameters(), lr=0.05), nn.CrossEntropyLoss(),
     ...                   metrics={"accuracy": accuracy}, progress=False)
-    >>> history = trainer.fit(data.DataLoader(data.TensorDataset(x, y), batch_size=16), epochs=3)
-    >>> sorted(k for k in history if not k.endswith("_per_sec"))
-    ['accuracy', 'epoch', 'loss', 'lr', 'time']
+    >>> loader = data.DataLoader(data.TensorDataset(x, y), batch_size=16)
+    >>> history = trainer.fit(loader, epochs=3, val_data=loader)
+    >>> len(history.steps), len(history.evals), history.stop_reason
+    (12, 3, 'epochs')
+    >>> sorted(history.evals[-1])
+    ['accuracy', 'epoch', 'loss', 'lr', 'samples_per_sec', 'step', 'time', 'val_accuracy', 'val_loss']
     """
 
     def __init__(
@@ -283,131 +204,331 @@ class Trainer:
         loss_fn: Callable[[Any, Any], Tensor],
         metrics: dict[str, Metric] | None = None,
         callbacks: Iterable[Callback] = (),
+        scheduler: Any = None,
+        scheduler_interval: str = "step",
         grad_clip: float | None = None,
-        progress: bool = True,
+        progress: bool | str = "auto",
         unit: str = "samples",
+        count_units: Callable[[Any], int] | None = None,
         on_nonfinite: str = "raise",
     ):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be a Module, got {type(model).__name__}")
         if on_nonfinite not in ("raise", "stop"):
             raise ValueError(f"Trainer: on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
+        if scheduler_interval not in ("step", "epoch"):
+            raise ValueError(f"Trainer: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        if grad_clip is not None and not (isinstance(grad_clip, numbers.Real) and 0 < grad_clip < math.inf):
+            raise ValueError(f"Trainer: grad_clip must be a positive finite number or None, got {grad_clip!r}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.metrics = dict(metrics or {})
         self.callbacks = list(callbacks)
-        self.grad_clip, self.progress, self.unit = grad_clip, progress, unit
+        self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
+        self.grad_clip, self.unit = grad_clip, unit
+        self.progress = ProgressBar.wanted(progress)
+        self.count_units = count_units or _batch_size
         self.on_nonfinite = on_nonfinite
         self.epoch = 0  # epochs completed
-        self.global_step = 0
+        self.global_step = 0  # optimizer steps completed
+        self.batch_in_epoch = 0  # batches of the current epoch completed
         self.history = History()
-        self.stop_training = False
+        self.planned_steps: int | None = None
         self.stop_reason: str | None = None
+        self.stop_detail: str | None = None
+
+    # -------------------------------------------------------------- control
+    def request_stop(self, reason: str, detail: str | None = None) -> None:
+        """End training after the current step, recording why (one of ``STOP_REASONS``)."""
+        if reason not in STOP_REASONS:
+            raise ValueError(f"request_stop: reason must be one of {STOP_REASONS}, got {reason!r}")
+        if self.stop_reason is None:
+            self.stop_reason, self.stop_detail = reason, detail
 
     # -------------------------------------------------------------- one step
     def train_step(self, inputs: Any, targets: Any) -> tuple[float, Tensor]:
-        """Forward, loss, backward, clip, step. Returns (loss, outputs)."""
+        """Forward, loss, backward, gradient check and clipping, optimizer step.
+
+        Returns:
+            (loss, outputs).
+
+        Raises:
+            NonFiniteLossError: the loss or the gradient norm is nan/inf; the optimizer step was
+                not taken, so the weights are those of the previous step.
+        """
         outputs = self.model(inputs)
         loss = self.loss_fn(outputs, targets)
         value = float(loss.item())
+        where = f"epoch {self.epoch + 1}, step {self.global_step + 1}"
         if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"loss became {value} at epoch {self.epoch + 1}, step {self.global_step + 1}: "
-                "training stopped before the optimizer step, so the weights and the last "
-                "checkpoint are unchanged (try a lower learning rate or gradient clipping)"
-            )
+            raise NonFiniteLossError(f"loss became {value} at {where}: the step was not taken")
         self.optimizer.zero_grad()
         loss.backward()
-        if self.grad_clip is not None:
-            from .optim import clip_grad_norm_
+        from .optim import clip_grad_norm_
 
-            clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        params = self.model.parameters()
+        norm = clip_grad_norm_(params, self.grad_clip if self.grad_clip is not None else math.inf)
+        if not math.isfinite(norm):
+            raise NonFiniteLossError(f"gradient norm became {norm} at {where} (loss {value:.4g}): "
+                                     "the step was not taken")
         self.optimizer.step()
         return value, outputs
 
-    # -------------------------------------------------------------- loops
-    def fit(self, train_data: Iterable, epochs: int = 1, val_data: Iterable | None = None,
-            max_steps: int | None = None) -> History:
-        """Train for ``epochs`` more epochs (or until ``max_steps`` optimizer steps in total).
+    # -------------------------------------------------------------- fit
+    def fit(self, train_data: Iterable, *, epochs: int | None = None, max_steps: int | None = None,
+            time_budget: float | None = None, val_data: Iterable | None = None, eval_every: int | None = None,
+            eval_batches: int | None = None) -> History:
+        """Train until ``epochs`` epochs or ``max_steps`` steps are done in total, or ``time_budget`` runs out.
 
-        Returns the ``History`` (per epoch: loss, metrics, val_loss, val_metrics, lr, time).
+        Counts are totals of the run: after ``load_checkpoint`` at step 300, ``max_steps=1000``
+        trains 700 more. With no limit at all, one epoch.
+
+        Args:
+            train_data: an iterable of (inputs, targets) batches; ``set_epoch(k)`` is called on
+                it before epoch k (0-based) when it has that method (``DataLoader`` does).
+            epochs: total epochs.
+            max_steps: total optimizer steps.
+            time_budget: seconds this call may take, final evaluation and checkpoint included.
+            val_data: batches to evaluate on (None: evaluation rows hold training figures only).
+            eval_every: steps between evaluations (None: at the end of every epoch).
+            eval_batches: evaluate on the first ``eval_batches`` batches of ``val_data`` only.
+
+        Returns:
+            The ``History`` (also ``self.history``); ``history.stop_reason`` says why it ended.
         """
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
-        self.stop_training, self.stop_reason = False, None
-        bar = _Progress(self.progress, self.unit)
-        for cb in self.callbacks:
+        _check_count("epochs", epochs, 0)
+        _check_count("max_steps", max_steps, 0)
+        _check_count("eval_every", eval_every)
+        _check_count("eval_batches", eval_batches)
+        if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, numbers.Real)
+                                        or not 0 < time_budget < math.inf):
+            raise ValueError(f"fit: time_budget must be a positive finite number of seconds, got {time_budget!r}")
+        if epochs is None and max_steps is None and time_budget is None:
+            epochs = 1
+        steps_per_epoch = len(train_data) if hasattr(train_data, "__len__") else None
+        if steps_per_epoch == 0:
+            raise ValueError("fit: train_data yields no batches (is the data set smaller than the batch size "
+                             "with drop_last=True?)")
+        self.stop_reason = self.stop_detail = None
+        self._start = time.perf_counter()
+        self._deadline = self._start + time_budget if time_budget is not None else None
+        self._step_seconds: float | None = None
+        self._eval_seconds: float | None = None
+        self._eval_batches = eval_batches
+        self._steps_this_fit = 0
+        self._last_eval_step = -1
+        self._meter = _Meter()
+        self.planned_steps = self._planned(epochs, max_steps, steps_per_epoch)
+        follows_budget = hasattr(self.scheduler, "set_total_steps") and getattr(self.scheduler, "total_steps", 0) is None
+        if follows_budget and self.planned_steps is not None and time_budget is None:
+            self.scheduler.set_total_steps(self.planned_steps)
+            follows_budget = False
+        self._follows_budget = follows_budget and time_budget is not None
+        self._epochs_limit, self._max_steps = epochs, max_steps
+        self._eval_every, self._steps_per_epoch = eval_every, steps_per_epoch
+
+        callbacks = list(self.callbacks)
+        if self.progress:
+            callbacks.append(ProgressBar(bar=self.progress is True, unit=self.unit))
+        self._active = callbacks
+        interrupted = nonfinite = None
+        for cb in callbacks:
             cb.on_train_begin(self)
-        target_epoch = self.epoch + epochs
-        bar.start(self.epoch, target_epoch)
         try:
-            while self.epoch < target_epoch and not self.stop_training:
-                epoch = self.epoch + 1
-                if hasattr(train_data, "set_epoch"):
-                    train_data.set_epoch(self.epoch)
-                for cb in self.callbacks:
-                    cb.on_epoch_begin(self, epoch)
-                self.model.train()
-                bar.epoch(epoch, len(train_data) if hasattr(train_data, "__len__") else None)
-                sums: dict[str, float] = {}
-                seen = 0
-                start = time.perf_counter()
-                for inputs, targets in train_data:
-                    try:
-                        loss, outputs = self.train_step(inputs, targets)
-                    except NonFiniteLossError as err:
-                        if self.on_nonfinite == "raise":
-                            raise
-                        self.stop_training, self.stop_reason = True, str(err)
-                        break
-                    n = _batch_size(inputs)
-                    seen += n
-                    self.global_step += 1
-                    batch_logs = {"loss": loss}
-                    for name, fn in self.metrics.items():
-                        batch_logs[name] = fn(outputs, targets)
-                    for k, v in batch_logs.items():
-                        sums[k] = sums.get(k, 0.0) + v * n
-                    for cb in self.callbacks:
-                        cb.on_batch_end(self, self.global_step, batch_logs)
-                    bar.update({k: v / seen for k, v in sums.items()}, seen / (time.perf_counter() - start))
-                    if max_steps is not None and self.global_step >= max_steps:
-                        self.stop_training = True
-                        self.stop_reason = f"reached max_steps={max_steps}"
-                        break
-                if seen == 0:
-                    break
-                elapsed = time.perf_counter() - start
-                logs = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}}
-                if val_data is not None:
-                    logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
-                logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
-                logs["time"] = elapsed
-                logs[f"{self.unit}_per_sec"] = seen / elapsed if elapsed > 0 else float("nan")
-                self.epoch = epoch
-                self.history.append(logs)
-                bar.finish_epoch(logs)
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-        finally:
-            bar.stop()
-        for cb in self.callbacks:
+            if self._deadline is not None and val_data is not None:
+                self._time_one_eval_batch(val_data)
+            self._run(train_data, val_data)
+            if self.stop_reason is None:
+                reason = self._limit_reached()
+                detail = {"steps": f"reached max_steps={max_steps}", "epochs": f"completed {epochs} epoch(s)"}
+                self.request_stop(reason, detail[reason])
+        except KeyboardInterrupt:
+            interrupted = True
+            self.request_stop("interrupted", f"interrupted at step {self.global_step}")
+        except NonFiniteLossError as err:
+            nonfinite = err
+            self.stop_reason, self.stop_detail = "non_finite", str(err)
+        if not (interrupted or nonfinite) and self.global_step != self._last_eval_step and self._steps_this_fit:
+            self._evaluate_and_log(val_data)  # the final evaluation (unless the last step had one)
+        self.history.stop_reason, self.history.stop_detail = self.stop_reason, self.stop_detail
+        for cb in callbacks:
             cb.on_train_end(self)
+        if nonfinite is not None and self.on_nonfinite == "raise":
+            raise nonfinite
         return self.history
 
-    def evaluate(self, data: Iterable) -> dict[str, float]:
-        """Mean loss and metrics over ``data``, in eval mode, without a graph."""
+    def _planned(self, epochs: int | None, max_steps: int | None, steps_per_epoch: int | None) -> int | None:
+        limits = []
+        if epochs is not None and steps_per_epoch is not None:
+            limits.append(epochs * steps_per_epoch)
+        if max_steps is not None:
+            limits.append(max_steps)
+        return min(limits) if limits else None
+
+    def _limit_reached(self) -> str | None:
+        if self.stop_reason is not None:
+            return self.stop_reason
+        if self._max_steps is not None and self.global_step >= self._max_steps:
+            return "steps"
+        if self._epochs_limit is not None and self.epoch >= self._epochs_limit:
+            return "epochs"
+        return None
+
+    def _batches(self, train_data: Iterable) -> Iterator:
+        if hasattr(train_data, "set_epoch"):
+            train_data.set_epoch(self.epoch)
+        batches = iter(train_data)
+        if self.batch_in_epoch:  # resuming mid-epoch: the data order is fixed by the epoch
+            batches = itertools.islice(batches, self.batch_in_epoch, None)
+        return batches
+
+    def _run(self, train_data: Iterable, val_data: Iterable | None) -> None:
+        while self._limit_reached() is None:
+            epoch = self.epoch + 1
+            if self.batch_in_epoch == 0:
+                for cb in self._active:
+                    cb.on_epoch_begin(self, epoch)
+            self.model.train()
+            took_any = False
+            for inputs, targets in self._batches(train_data):
+                if not self._budget_allows_step(val_data):
+                    self.request_stop("budget", f"time budget of {self._deadline - self._start:.0f}s")
+                    return
+                self._step(inputs, targets)
+                took_any = True
+                if self._eval_every is not None and self.global_step % self._eval_every == 0:
+                    self._evaluate_and_log(val_data)
+                at_epoch_end = self._steps_per_epoch is not None and self.batch_in_epoch >= self._steps_per_epoch
+                if self._limit_reached() is not None and not at_epoch_end:
+                    break
+            else:
+                if not took_any and self.batch_in_epoch == 0:
+                    raise ValueError("fit: train_data yielded no batches")
+                self.epoch, self.batch_in_epoch = epoch, 0
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    self.scheduler.step()
+                if self._eval_every is None:
+                    self._evaluate_and_log(val_data)
+                logs = self.history.evals[-1] if self.history.evals else {}
+                for cb in self._active:
+                    cb.on_epoch_end(self, epoch, logs)
+                continue
+            return
+
+    def _step(self, inputs: Any, targets: Any) -> None:
+        start = time.perf_counter()
+        loss, outputs = self.train_step(inputs, targets)
+        self.global_step += 1
+        self.batch_in_epoch += 1
+        self._steps_this_fit += 1
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        logs = {"loss": loss, **{name: float(fn(outputs, targets)) for name, fn in self.metrics.items()}}
+        rows, units = _batch_size(inputs), int(self.count_units(inputs))
+        seconds = time.perf_counter() - start
+        self._meter.add(logs, rows, units, seconds)
+        self.history.steps.append({"step": self.global_step, **logs, "lr": lr})
+        if self._steps_this_fit > 1:  # the first step pays one-off costs (allocation, caches)
+            self._step_seconds = seconds if self._step_seconds is None else 0.8 * self._step_seconds + 0.2 * seconds
+        if self._follows_budget and (self._steps_this_fit in (1, 10, 30) or self._steps_this_fit % 100 == 0):
+            self._plan_budget(seconds)
+        for cb in self._active:
+            cb.on_step_end(self, self.global_step, {**logs, "lr": lr, "units": units})
+
+    # -------------------------------------------------------------- time budget
+    def _reserve(self, val_data: Iterable | None) -> float:
+        """Seconds to keep for the final evaluation and checkpoint."""
+        return (self._eval_seconds or 0.0) if val_data is not None or self._eval_seconds else 0.0
+
+    def _budget_allows_step(self, val_data: Iterable | None) -> bool:
+        if self._deadline is None:
+            return True
+        step = self._step_seconds or 0.0
+        return time.perf_counter() + step + self._reserve(val_data) <= self._deadline
+
+    def _time_one_eval_batch(self, val_data: Iterable) -> None:
+        """Estimate an evaluation's cost from one validation batch (before any has run)."""
+        start = time.perf_counter()
+        with no_grad():
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for inputs, targets in val_data:
+                    self.loss_fn(self.model(inputs), targets)
+                    break
+            finally:
+                self.model.train(was_training)
+        per_batch = time.perf_counter() - start
+        n = len(val_data) if hasattr(val_data, "__len__") else 1
+        if self._eval_batches is not None:
+            n = min(n, self._eval_batches)
+        self._eval_seconds = per_batch * n * 1.1
+
+    def _plan_budget(self, last_step_seconds: float | None = None) -> None:
+        """Tell an open-ended LR schedule how many steps the rest of the budget allows.
+
+        First after step 1 (whose time includes one-off costs, so the estimate is low), then
+        refined as the measured step and evaluation times settle.
+        """
+        per_step = self._step_seconds or last_step_seconds
+        if per_step is None or self._deadline is None:
+            return
+        remaining = self._deadline - time.perf_counter() - (self._eval_seconds or 0.0)
+        if self._eval_every and self._eval_seconds:
+            per_step += self._eval_seconds / self._eval_every
+        elif self._eval_seconds and self._steps_per_epoch:
+            per_step += self._eval_seconds / self._steps_per_epoch
+        total = self.global_step + max(1, int(remaining / per_step))
+        if self._max_steps is not None:
+            total = min(total, self._max_steps)
+        self.planned_steps = total
+        self.scheduler.set_total_steps(max(total, self.global_step + 1))
+
+    # -------------------------------------------------------------- evaluation
+    def _evaluate_and_log(self, val_data: Iterable | None) -> None:
+        start = time.perf_counter()
+        for cb in self._active:
+            cb.on_eval_begin(self, self.global_step)
+        row: dict[str, float] = {"step": self.global_step}
+        spe = self._steps_per_epoch
+        row["epoch"] = round(self.epoch + (self.batch_in_epoch / spe if spe else 0.0), 4)
+        row.update(self._meter.means())
+        if val_data is not None:
+            row.update({f"val_{k}": v for k, v in self.evaluate(val_data, max_batches=self._eval_batches).items()})
+        row["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        row["time"] = time.perf_counter() - self._start
+        if self._meter.seconds > 0:
+            row[f"{self.unit}_per_sec"] = self._meter.units / self._meter.seconds
+        self._meter = _Meter()
+        self.history.evals.append(row)
+        self._last_eval_step = self.global_step
+        for cb in self._active:
+            cb.on_eval_end(self, self.global_step, row)
+        self._eval_seconds = (time.perf_counter() - start) * 1.1
+        if self._follows_budget:
+            self._plan_budget()
+
+    def evaluate(self, data: Iterable, max_batches: int | None = None) -> dict[str, float]:
+        """Mean loss and metrics over ``data`` (weighted by batch size), in eval mode, without a graph.
+
+        Args:
+            data: (inputs, targets) batches.
+            max_batches: stop after this many batches (None: all).
+        """
         was_training = self.model.training
         self.model.eval()
         sums: dict[str, float] = {}
         seen = 0
         try:
             with no_grad():
-                for inputs, targets in data:
+                for i, (inputs, targets) in enumerate(data):
+                    if max_batches is not None and i >= max_batches:
+                        break
                     outputs = self.model(inputs)
                     n = _batch_size(inputs)
                     seen += n
                     values = {"loss": float(self.loss_fn(outputs, targets).item())}
-                    values.update({k: fn(outputs, targets) for k, fn in self.metrics.items()})
+                    values.update({k: float(fn(outputs, targets)) for k, fn in self.metrics.items()})
                     for k, v in values.items():
                         sums[k] = sums.get(k, 0.0) + v * n
         finally:
@@ -417,74 +538,52 @@ class Trainer:
         return {k: v / seen for k, v in sums.items()}
 
     # -------------------------------------------------------------- checkpoints
+    def _schedulers(self) -> list[Any]:
+        return [self.scheduler] if self.scheduler is not None else []
+
     def save_checkpoint(self, path: str | Path, extra_metadata: dict[str, Any] | None = None) -> None:
-        """Atomically save model, optimizer state, epoch, step, history and the global RNG."""
-        tensors: dict[str, np.ndarray] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        opt_state = self.optimizer.state_dict()
-        opt_scalars: dict[str, dict[str, Any]] = {}
-        for index, entries in opt_state["state"].items():
-            for name, value in entries.items():
-                if isinstance(value, np.ndarray):
-                    tensors[f"optimizer.state.{index}.{name}"] = value
-                else:
-                    opt_scalars.setdefault(str(index), {})[name] = value
-        metadata = {
-            "kind": "tinytorch.training_checkpoint",
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "history": self.history.to_dict(),
-            "optimizer": {"type": type(self.optimizer).__name__,
-                          "param_groups": opt_state["param_groups"], "scalars": opt_scalars},
-            "rng_state": get_rng_state(),
-            "schedulers": [cb.scheduler.state_dict() for cb in self._scheduler_callbacks()],
-            **(extra_metadata or {}),
-        }
-        io.save(tensors, path, metadata=json.loads(json.dumps(metadata, default=_json_default)))
+        """Atomically save model, optimizer, schedule, loop position, history and the global RNG.
+
+        Raises:
+            FloatingPointError: a weight is not finite; nothing is written, so the previous
+                checkpoint at ``path`` stays as it was.
+        """
+        check_finite_weights(self.model)
+        position = {"epoch": self.epoch, "global_step": self.global_step, "batch_in_epoch": self.batch_in_epoch}
+        tensors, metadata = training_payload(self.model, self.optimizer, self._schedulers(), position,
+                                             self.history.to_dict(), get_rng_state(), extra_metadata)
+        io.save(tensors, path, metadata=metadata)
 
     def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
-        """Restore what ``save_checkpoint`` wrote, so ``fit`` continues exactly where it stopped."""
-        tensors, metadata = io.load(path)
-        if metadata.get("kind") != "tinytorch.training_checkpoint":
-            raise ValueError(f"{path} is not a TinyTorch training checkpoint (no 'kind' metadata)")
-        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        """Restore what ``save_checkpoint`` wrote, so ``fit`` continues exactly where it stopped.
+
+        Returns:
+            The checkpoint's metadata (with any domain entries).
+        """
+        model_state, optimizer_state, metadata = read_training_checkpoint(path)
+        saved_type = metadata["optimizer"]["type"]
+        if saved_type != type(self.optimizer).__name__:
+            raise ValueError(f"{path} holds {saved_type} optimizer state, but the trainer uses "
+                             f"{type(self.optimizer).__name__}")
+        saved = metadata["schedulers"]
+        if len(saved) != len(self._schedulers()):
+            raise ValueError(f"{path} holds {len(saved)} LR scheduler state(s), but the trainer has "
+                             f"{len(self._schedulers())}")
         self.model.load_state_dict(model_state)
-        opt = metadata["optimizer"]
-        if opt["type"] != type(self.optimizer).__name__:
-            raise ValueError(
-                f"{path} holds {opt['type']} optimizer state, but the trainer uses "
-                f"{type(self.optimizer).__name__}"
-            )
-        state: dict[int, dict[str, Any]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer.state."):
-                index, name = key[len("optimizer.state."):].split(".", 1)
-                state.setdefault(int(index), {})[name] = value
-        for index, scalars in opt["scalars"].items():
-            state.setdefault(int(index), {}).update(scalars)
-        self.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
-        self.epoch, self.global_step = int(metadata["epoch"]), int(metadata["global_step"])
-        self.history = History(metadata.get("history", {}))
+        try:
+            self.optimizer.load_state_dict(optimizer_state)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"{path}: the optimizer state does not fit this optimizer: {e}") from e
+        for scheduler, state in zip(self._schedulers(), saved):
+            scheduler.load_state_dict(state)
+        self.epoch, self.global_step = metadata["epoch"], metadata["global_step"]
+        self.batch_in_epoch = int(metadata.get("batch_in_epoch", 0))
+        self.history = History.from_dict(metadata["history"])
         set_rng_state(metadata["rng_state"])
-        saved = metadata.get("schedulers", [])
-        callbacks = self._scheduler_callbacks()
-        if len(saved) != len(callbacks):
-            raise ValueError(
-                f"{path} holds {len(saved)} LR scheduler state(s), but the trainer has "
-                f"{len(callbacks)} LRSchedulerCallback(s)"
-            )
-        for cb, state in zip(callbacks, saved):
-            cb.scheduler.load_state_dict(state)
         return metadata
 
-    def _scheduler_callbacks(self) -> list[LRSchedulerCallback]:
-        return [cb for cb in self.callbacks if isinstance(cb, LRSchedulerCallback)]
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in checkpoint metadata")
+__all__ = [
+    "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "ProgressBar", "NonFiniteLossError",
+    "accuracy", "STOP_REASONS",
+]

@@ -20,6 +20,7 @@ from . import lr_scheduler
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
+from .param_groups import weight_decay_groups
 from .sgd import SGD
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "lr_scheduler",
     "clip_grad_norm_",
     "clip_grad_value_",
+    "weight_decay_groups",
 ]

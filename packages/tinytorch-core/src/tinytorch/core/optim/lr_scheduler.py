@@ -42,6 +42,7 @@ __all__ = [
     "LinearLR",
     "LambdaLR",
     "SequentialLR",
+    "WarmupCosineLR",
     "warmup_cosine",
 ]
 
@@ -470,53 +471,126 @@ class SequentialLR(LRScheduler):
                 scheduler.load_state_dict(sub_state)
 
 
-def warmup_cosine(
-    optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0
-) -> LambdaLR:
-    """Linear warmup from 0 to the base rate, then cosine decay to ``min_lr_ratio * base``.
+class WarmupCosineLR(LRScheduler):
+    """Linear warmup, then cosine decay to ``min_lr_ratio`` of the base rate (nanoGPT's ``get_lr``).
 
-    nanoGPT's ``get_lr`` schedule, as a :class:`LambdaLR` stepped once per iteration. At step
-    ``t`` the factor applied to the base rate is::
+    Stepped once per optimizer step. At step ``t``, with ``w`` warmup steps, ``T`` total steps
+    and ``r = min_lr_ratio``, the factor applied to the base rate is::
 
-        t / warmup_steps                                        for t < warmup_steps
-        r + (1 - r) * (1 + cos(pi * (t - warmup_steps) / (total_steps - warmup_steps))) / 2
-                                                                for warmup_steps <= t < total_steps
-        r                                                       for t >= total_steps
+        (t + 1) / (w + 1)                                   for t < w
+        r + (1 - r) * (1 + cos(pi * (t - w) / (T - w))) / 2  for w <= t < T
+        r                                                   for t >= T
 
-    with ``r = min_lr_ratio``.
+    The total may be unknown when training starts (a run that ends on a time budget):
+    ``total_steps=None`` holds the base rate after warmup until ``set_total_steps`` is called,
+    which the ``Trainer`` does once it has measured how many steps fit the budget (after the
+    first step, then refined). With ``warmup_fraction`` the warmup is that share of the total,
+    so it scales with the budget too; until the total is known such a warmup has not begun and
+    the rate is 0 (one step, as in the first step of PyTorch's and older nanoGPT's warmups).
 
     Args:
         optimizer: the optimizer.
-        warmup_steps: the number of warmup steps (>= 0).
-        total_steps: the step at which the decay reaches its minimum (>= warmup_steps, >= 1).
+        total_steps: the step at which the decay reaches its minimum, or None (set later).
+        warmup_steps: the number of warmup steps (>= 0), when ``warmup_fraction`` is None.
+        warmup_fraction: warmup as a share of ``total_steps``, in [0, 1), or None.
         min_lr_ratio: the final rate as a fraction of the base rate, in [0, 1].
-
-    Returns:
-        A ``LambdaLR``; call its ``step()`` after every ``optimizer.step()``.
+        last_epoch: see :class:`LRScheduler` (here: the last step done).
 
     >>> import numpy as np
     >>> from tinytorch.core import Tensor
     >>> from tinytorch.core.optim import AdamW
     >>> opt = AdamW([Tensor(np.zeros(1), requires_grad=True)], lr=1.0)
-    >>> sched = warmup_cosine(opt, warmup_steps=2, total_steps=4, min_lr_ratio=0.1)
+    >>> sched = WarmupCosineLR(opt, total_steps=5, warmup_steps=1, min_lr_ratio=0.1)
     >>> lrs = [sched.get_last_lr()[0]]
-    >>> for _ in range(5):
+    >>> for _ in range(6):
     ...     sched.step(); lrs.append(round(sched.get_last_lr()[0], 6))
     >>> lrs
-    [0.0, 0.5, 1.0, 0.55, 0.1, 0.1]
+    [0.5, 1.0, 0.868198, 0.55, 0.231802, 0.1, 0.1]
     """
-    _check_int("warmup_cosine", "warmup_steps", warmup_steps, 0)
-    _check_int("warmup_cosine", "total_steps", total_steps, max(1, warmup_steps))
-    _check_real("warmup_cosine", "min_lr_ratio", min_lr_ratio)
-    if min_lr_ratio > 1:
-        raise ValueError(f"warmup_cosine: invalid min_lr_ratio: {min_lr_ratio!r} (must be <= 1)")
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / warmup_steps
-        if step >= total_steps:
-            return min_lr_ratio
-        progress = (step - warmup_steps) / (total_steps - warmup_steps)
-        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int | None = None,
+        warmup_steps: int = 0,
+        warmup_fraction: float | None = None,
+        min_lr_ratio: float = 0.0,
+        last_epoch: int = -1,
+    ):
+        _check_int("WarmupCosineLR", "warmup_steps", warmup_steps, 0)
+        if total_steps is not None:
+            _check_int("WarmupCosineLR", "total_steps", total_steps, max(1, warmup_steps))
+        if warmup_fraction is not None:
+            _check_real("WarmupCosineLR", "warmup_fraction", warmup_fraction)
+            if warmup_fraction >= 1:
+                raise ValueError(
+                    f"WarmupCosineLR: invalid warmup_fraction: {warmup_fraction!r} (must be < 1)"
+                )
+        _check_real("WarmupCosineLR", "min_lr_ratio", min_lr_ratio)
+        if min_lr_ratio > 1:
+            raise ValueError(f"WarmupCosineLR: invalid min_lr_ratio: {min_lr_ratio!r} (must be <= 1)")
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+        self.warmup_fraction = warmup_fraction
+        self.min_lr_ratio = float(min_lr_ratio)
+        super().__init__(optimizer, last_epoch)
 
-    return LambdaLR(optimizer, factor)
+    @property
+    def warmup(self) -> int:
+        """The number of warmup steps in force (from ``warmup_fraction`` once the total is known)."""
+        if self.warmup_fraction is None:
+            return self.warmup_steps
+        return round(self.warmup_fraction * self.total_steps) if self.total_steps else 0
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Fix (or revise) the step at which the decay ends, and apply the rate of the current step.
+
+        Args:
+            total_steps: the new total (>= 1).
+        """
+        _check_int("WarmupCosineLR", "total_steps", total_steps, 1)
+        self.total_steps = int(total_steps)
+        self._apply(self.get_lr())
+
+    def factor(self, step: int) -> float:
+        """The multiplier of the base rate at ``step`` (see the class docstring)."""
+        warmup, total, floor = self.warmup, self.total_steps, self.min_lr_ratio
+        if total is None and self.warmup_fraction:
+            return 0.0
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if total is None:
+            return 1.0
+        if step >= total:
+            return floor
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def get_lr(self) -> list[float]:
+        f = self.factor(self.last_epoch)
+        return [base * f for base in self.base_lrs]
+
+
+def warmup_cosine(
+    optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0
+) -> WarmupCosineLR:
+    """A :class:`WarmupCosineLR` with a known total (kept for the seed's name).
+
+    Args:
+        optimizer: the optimizer.
+        warmup_steps: the number of warmup steps (>= 0).
+        total_steps: the step at which the decay reaches its minimum (>= 1).
+        min_lr_ratio: the final rate as a fraction of the base rate, in [0, 1].
+
+    Returns:
+        The scheduler; call its ``step()`` after every ``optimizer.step()``.
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor
+    >>> from tinytorch.core.optim import AdamW
+    >>> opt = AdamW([Tensor(np.zeros(1), requires_grad=True)], lr=1.0)
+    >>> warmup_cosine(opt, warmup_steps=3, total_steps=10).get_last_lr()
+    [0.25]
+    """
+    return WarmupCosineLR(optimizer, total_steps=total_steps, warmup_steps=warmup_steps,
+                          min_lr_ratio=min_lr_ratio)

@@ -1,0 +1,259 @@
+"""Callbacks of the `Trainer`: early stopping, checkpoints and the progress display.
+
+A callback overrides any of the hooks below; the Trainer calls them in this order::
+
+    on_train_begin
+      on_epoch_begin(epoch)              epoch = the 1-based epoch starting
+        on_step_end(step, logs)          after every optimizer step; logs: loss, metrics, lr
+        on_eval_begin(step)
+        on_eval_end(step, logs)          after every evaluation; logs: one History.evals row
+      on_epoch_end(epoch, logs)          logs: the last evaluation row, if any
+    on_train_end
+
+Set ``trainer.request_stop("early_stop", "why")`` to end training after the current step.
+
+>>> class CountSteps(Callback):
+...     def __init__(self):
+...         self.steps = 0
+...     def on_step_end(self, trainer, step, logs):
+...         self.steps += 1
+>>> CountSteps().steps
+0
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .training import Trainer
+
+
+class Callback:
+    """Hooks into ``Trainer.fit``; every hook does nothing unless overridden (see the module)."""
+
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None: ...
+
+    def on_eval_begin(self, trainer: Trainer, step: int) -> None: ...
+
+    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None: ...
+
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+
+def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` evaluations.
+
+    Args:
+        monitor: a key of the evaluation rows, e.g. ``val_loss`` or ``val_accuracy``.
+        patience: evaluations without improvement that are tolerated.
+        min_delta: the smallest change that counts as an improvement.
+        mode: ``"min"`` or ``"max"``.
+        restore_best_weights: give the model back the weights of its best evaluation at the end.
+
+    >>> EarlyStopping(monitor="val_accuracy", mode="max", patience=2).best
+    -inf
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
+                 mode: str = "min", restore_best_weights: bool = False):
+        if mode not in ("min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
+        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
+        self.restore_best_weights = restore_best_weights
+        self.best = math.inf if mode == "min" else -math.inf
+        self.wait = 0
+        self.best_step: int | None = None
+        self.best_state: dict[str, np.ndarray] | None = None
+
+    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        if self.monitor not in logs:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but the evaluation logs have {sorted(logs)}")
+        value = logs[self.monitor]
+        if _improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_step, self.wait = value, step, 0
+            if self.restore_best_weights:
+                self.best_state = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            trainer.request_stop("early_stop", f"{self.monitor} did not improve for {self.wait} evaluations "
+                                               f"(best {self.best:.4f} at step {self.best_step})")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.restore_best_weights and self.best_state is not None:
+            trainer.model.load_state_dict(self.best_state)
+
+
+class ModelCheckpoint(Callback):
+    """Save a full training checkpoint (model, optimizer, schedule, RNG, position) after evaluations.
+
+    Writes are atomic (``tinytorch.core.io``), so a crash mid-save keeps the previous file, and
+    nothing is saved on the way out of a run that stopped on a non-finite value, so the last
+    good checkpoint stays the last good one.
+
+    Args:
+        path: the file (overwritten atomically each time).
+        monitor: with ``save_best_only``, the evaluation key that must improve.
+        mode: ``"min"`` or ``"max"`` for ``monitor``.
+        save_best_only: save only evaluations that improve ``monitor``.
+        metadata: a dict, or a function returning one, of domain entries stored in the file.
+
+    >>> ModelCheckpoint("run.safetensors").path.name
+    'run.safetensors'
+    """
+
+    def __init__(self, path: str | os.PathLike, monitor: str | None = None, mode: str = "min",
+                 save_best_only: bool = False,
+                 metadata: dict[str, Any] | Callable[[], dict[str, Any]] | None = None):
+        self.path = Path(path)
+        self.monitor, self.mode, self.save_best_only = monitor, mode, save_best_only
+        self.metadata = metadata
+        self.best = math.inf if mode == "min" else -math.inf
+        self.saves = 0
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """The domain metadata to store (the ``metadata`` argument, called if it is a function)."""
+        return dict((self.metadata() if callable(self.metadata) else self.metadata) or {})
+
+    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        if self.save_best_only and self.monitor:
+            value = logs[self.monitor]
+            if not _improved(value, self.best, self.mode, 0.0):
+                return
+            self.best = value
+        trainer.save_checkpoint(self.path, extra_metadata=self.extra_metadata())
+        self.saves += 1
+
+
+# ---------------------------------------------------------------------------------- progress
+
+
+def _format_logs(logs: dict[str, float], keys: tuple[str, ...]) -> str:
+    parts = []
+    for key in keys:
+        value = logs.get(key)
+        if value is None:
+            continue
+        parts.append(f"{key} {value:.2%}" if "accuracy" in key else f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class ProgressBar(Callback):
+    """The one progress display: a bar over steps with ETA, and a line per evaluation.
+
+    The bar shows the step count against the planned total (for a time budget, the steps the
+    Trainer expects to fit), elapsed time, ETA, the running loss and the throughput. While the
+    Trainer evaluates, the bar says "evaluating". After every evaluation one line is printed
+    (step, epoch, train and validation figures), so the log of a run survives the bar.
+
+    Args:
+        bar: draw the live bar (needs a terminal); False prints only the evaluation lines.
+        unit: what the throughput counts (``samples``, ``images``, ``tokens``).
+        echo: where the lines go when there is no bar (default ``print``).
+
+    >>> ProgressBar(bar=False, unit="tokens").unit
+    'tokens'
+    """
+
+    LINE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_perplexity")
+
+    def __init__(self, bar: bool = True, unit: str = "samples", echo: Callable[[str], Any] | None = None):
+        self.bar, self.unit, self.echo = bar, unit, echo or print
+        self.progress = None
+        self.task = None
+        self.loss: float | None = None
+        self.val = ""
+        self._start = 0.0
+        self._start_step = 0
+        self._units = 0
+
+    @staticmethod
+    def wanted(progress: bool | str) -> bool | str:
+        """Resolve ``progress="auto"``: a bar when standard output is a terminal, else nothing.
+
+        >>> ProgressBar.wanted(False), ProgressBar.wanted("lines")
+        (False, 'lines')
+        """
+        if progress == "auto":
+            return _is_terminal(sys.stdout)
+        if progress not in (True, False, "lines"):
+            raise ValueError(f"progress must be True, False, 'auto' or 'lines', got {progress!r}")
+        return progress
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self._start, self._start_step, self._units = time.perf_counter(), trainer.global_step, 0
+        if not self.bar:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[stats]}"))
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=trainer.planned_steps, completed=trainer.global_step,
+                                           stats="")
+        self.echo = self.progress.console.print
+
+    def _rate(self) -> float:
+        elapsed = time.perf_counter() - self._start
+        return self._units / elapsed if elapsed > 0 else float("nan")
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        self._units += int(logs.get("units", 0))
+        loss = logs["loss"]
+        self.loss = loss if self.loss is None else 0.9 * self.loss + 0.1 * loss
+        if self.progress is not None:
+            stats = f"loss {self.loss:.4f}{self.val}  {self._rate():,.0f} {self.unit}/s"
+            self.progress.update(self.task, completed=step, total=trainer.planned_steps, stats=stats,
+                                 description="train")
+
+    def on_eval_begin(self, trainer: Trainer, step: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description="evaluating")
+
+    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        if "val_loss" in logs:
+            self.val = f"  val {logs['val_loss']:.4f}"
+        total = f"/{trainer.planned_steps}" if trainer.planned_steps else ""
+        rate = logs.get(f"{self.unit}_per_sec")
+        line = (f"step {step}{total}  epoch {logs.get('epoch', 0):.2f}  {_format_logs(logs, self.LINE_KEYS)}"
+                + (f"  {rate:,.0f} {self.unit}/s" if rate else "") + f"  {logs.get('time', 0):.0f}s")
+        self.echo(line)
+        if self.progress is not None:
+            self.progress.update(self.task, description="train")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ProgressBar"]
