@@ -2,8 +2,7 @@
 
 import pytest
 
-from tinytorch.core import get_num_threads, set_num_threads
-from tinytorch.core import threads
+from tinytorch.core import get_num_threads, set_num_threads, threads
 from tinytorch.core.threads import physical_cores, thread_limit, training_threads
 
 
