@@ -50,6 +50,7 @@ CONV_CASES = [  # stride, padding, dilation, groups
     ((1, 1), (2, 1), (2, 1), 1),
     ((2, 2), (1, 1), (1, 2), 2),
     ((1, 1), (1, 1), (1, 1), 4),  # depthwise
+    ((1, 1), (2, 2), (1, 1), 1),  # padding wider than the 2-wide kernel: dx by col2im, not full conv
 ]
 
 
@@ -66,6 +67,16 @@ def test_conv2d_forward_matches_naive_loop(stride, padding, dilation, groups):
 def test_conv2d_gradcheck(stride, padding, dilation, groups):
     x, w, b = t64(2, 4, 6, 5), t64(4, 4 // groups, 3, 2), t64(4)
     assert gradcheck(lambda a, k, c: VF.conv2d(a, k, c, stride, padding, dilation, groups), [x, w, b])
+
+
+@pytest.mark.parametrize("stride,padding", [((1, 1), (0, 0)), ((2, 2), (0, 0)), ((1, 1), (1, 1))])
+def test_conv2d_1x1_forward_and_gradcheck(stride, padding):
+    """1x1 convs skip im2col when the input already is the patch matrix (stride 1, no padding)."""
+    x, w, b = t64(2, 4, 5, 6), t64(3, 4, 1, 1), t64(3)
+    got = VF.conv2d(x, w, b, stride, padding).numpy()
+    np.testing.assert_allclose(got, naive_conv(x.numpy(), w.numpy(), b.numpy(), stride, padding, (1, 1), 1),
+                               atol=1e-12)
+    assert gradcheck(lambda a, k, c: VF.conv2d(a, k, c, stride, padding), [x, w, b])
 
 
 def test_conv2d_without_bias_and_same_padding_gradcheck():
