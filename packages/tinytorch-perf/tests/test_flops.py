@@ -165,24 +165,61 @@ def test_unknown_function_is_reported():
             return MysteryFunction.apply(x)
 
     t = FLOPsCounter().trace(M(), randn(3, 4))
-    assert t.unknown_ops == {"MysteryFunction": 1} and t.forward.elementwise_flops == 12
+    assert t.unknown_ops == {"mystery": 1} and t.forward.elementwise_flops == 12
 
 
-def test_fused_attention_function_counted_from_shapes():
+def test_fused_attention_function_counted_from_shapes_and_settings():
     from tinytorch.core import Function
 
     class ScaledDotProductAttentionFunction(Function, op="scaled_dot_product_attention"):
-        def forward(self, q, k, v):
+        def forward(self, q, k, v, bias=None, dropout_p=0.0):
             s = q @ np.swapaxes(k, -1, -2)
-            return s @ v
+            return (s if bias is None else s + bias) @ v
+
+    class M(nn.Module):
+        def __init__(self, masked):
+            super().__init__()
+            self.masked = masked
+
+        def forward(self, x):
+            bias = np.triu(np.full((8, 8), -1e9, np.float32), 1) if self.masked else None
+            return ScaledDotProductAttentionFunction.apply(x, x, x, bias=bias)
+
+    scores = 2 * 4 * 8 * 8
+    for masked, per_score in ((True, 7), (False, 6)):  # scale + (mask) + 5 softmax
+        t = FLOPsCounter().trace(M(masked), randn(2, 4, 8, 16))
+        assert t.forward.matmul_flops == 4 * scores * 16
+        assert t.forward.elementwise_flops == scores * per_score
+
+
+def test_formula_missing_a_setting_is_an_error_naming_it():
+    from tinytorch.core import Function
+
+    class PoolFunction(Function, op="max_pool2d"):
+        def forward(self, x, *, window):  # a renamed setting must not fall back silently
+            return x[..., ::window, ::window]
 
     class M(nn.Module):
         def forward(self, x):
-            return ScaledDotProductAttentionFunction.apply(x, x, x)
+            return PoolFunction.apply(x, window=2)
 
-    t = FLOPsCounter().trace(M(), randn(2, 4, 8, 16))
-    assert t.forward.matmul_flops == 4 * 2 * 4 * 8 * 8 * 16
-    assert t.forward.elementwise_flops == 2 * 4 * 8 * 8 * 7
+    with pytest.raises(ValueError, match="max_pool2d.*needs setting 'kernel'"):
+        FLOPsCounter().trace(M(), randn(1, 1, 4, 4))
+
+
+def test_every_table_formula_kind_is_known():
+    kinds = {"matmul", "conv", "attention", "norm", "pool", "loss", "reduction", "elementwise",
+             "movement"}
+    assert {f.kind for f in fl.FLOP_FORMULAS.values()} <= kinds
+    assert all(fl.FLOP_FORMULAS[op].kind == "movement" for op in fl.MOVEMENT_OPS)
+
+
+def test_ceil_mode_pool_output_matches_pytorch_rule():
+    # torch: MaxPool2d(3, 2, ceil_mode=True) on 8x8 -> 4x4 (floor gives 3x3); 7x7 pad 1 -> 4x4
+    assert fl.pool2d_flops((1, 1, 8, 8), 3, 2, ceil_mode=True)[1] == (1, 1, 4, 4)
+    assert fl.pool2d_flops((1, 1, 8, 8), 3, 2)[1] == (1, 1, 3, 3)
+    assert fl.pool2d_flops((1, 1, 7, 7), 3, 2, 1, ceil_mode=True)[1] == (1, 1, 4, 4)
+    assert fl.pool2d_flops((1, 1, 5, 5), 2, 2, 1, ceil_mode=True)[1] == (1, 1, 3, 3)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tinytorch.vision") is None, reason="no vision")

@@ -60,3 +60,45 @@ def test_compare():
     assert all(r.params > 0 and r.forward_flops > 0 and r.forward_s > 0 for r in rows)
     assert comparison_table(rows).row_count == 2
     assert ModelProfiler.compare is compare
+
+
+class _FakeClock:
+    """A clock that only moves when a module says it worked (so times are closed-form)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _ticking_model(clock):
+    from tinytorch.core import nn
+
+    class Tick(nn.Module):
+        def __init__(self, seconds, child=None):
+            super().__init__()
+            self.seconds, self.child = seconds, child
+
+        def forward(self, x):
+            clock.now += self.seconds  # this module's own work
+            y = x * 2.0
+            return self.child(y) if self.child is not None else y
+
+    return nn.Sequential(Tick(1.0, child=Tick(10.0)))
+
+
+def test_forward_time_is_self_time_and_inclusive_time_is_reported_apart():
+    from tinytorch.core import randn
+
+    clock = _FakeClock()
+    model = _ticking_model(clock)
+    r = ModelProfiler(model, randn(2, 3, requires_grad=True), clock=clock).profile(
+        repeats=3, warmup=1)
+    rows = {l.name: l for l in r.layers}
+    assert set(rows) == {"0", "0.child"}
+    assert rows["0"].forward_s == 1.0 and rows["0"].forward_inclusive_s == 11.0
+    assert rows["0.child"].forward_s == 10.0 and rows["0.child"].forward_inclusive_s == 10.0
+    assert r.forward_s == 11.0 and r.backward_s == 0.0
+    assert r.coverage == 1.0  # self times add up to the step
+    assert [l.percent for l in r.layers] == [100 / 11, 1000 / 11]

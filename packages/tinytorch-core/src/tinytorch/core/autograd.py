@@ -32,9 +32,8 @@ class _GradMode(threading.local):
 _grad_mode = _GradMode()
 
 # Observers of op dispatch (profilers, FLOP tracers): each is called as
-# observer(phase, fn, inputs, output, seconds) with phase "forward" or "backward", the Function
-# instance, the input arrays and the output array(s). Empty in normal use, so the hot path pays
-# one truth test.
+# observer(phase, fn, inputs, output, seconds, settings), see register_op_observer. Empty in
+# normal use, so the hot path pays one truth test.
 _observers: dict[int, Callable] = {}
 _observer_ids = iter(range(1 << 62))
 
@@ -55,13 +54,27 @@ class _ObserverHandle:
 
 
 def register_op_observer(observer: Callable) -> _ObserverHandle:
-    """Call ``observer(phase, fn, inputs, output, seconds)`` for every op forward and backward.
+    """Call ``observer(phase, fn, inputs, output, seconds, settings)`` for every op forward and
+    backward.
 
-    ``phase`` is ``"forward"`` or ``"backward"``, ``fn`` the Function instance, ``inputs`` and
-    ``output`` NumPy arrays (for backward: the upstream gradient and the input gradients) and
-    ``seconds`` the op's wall time. Returns a handle; ``handle.remove()`` (or
-    ``with register_op_observer(f):``) detaches it. This is how ``tinytorch.perf`` counts the FLOPs
-    and times of what a model really executes; with no observer the hot path pays one truth test.
+    Args:
+        observer: a callable receiving
+
+            * ``phase``: ``"forward"`` or ``"backward"``;
+            * ``fn``: the Function instance (``fn.op`` is the op's stable name, e.g.
+              ``"max_pool2d"``; the same instance is seen in both phases);
+            * ``inputs``, ``output``: NumPy arrays; for forward the input arrays and the output,
+              for backward ``(upstream gradient,)`` and the input gradients;
+            * ``seconds``: the op's wall time;
+            * ``settings``: the keyword arguments the op was applied with, as given to
+              ``Function.apply`` (``kernel``, ``stride``, ``approximate``, ``num_heads``,
+              ``normalized_ndim``, ``training``...). Backward receives the same mapping as
+              forward (empty if the observer was registered after the forward ran). Treat it
+              as read-only.
+
+    Returns a handle; ``handle.remove()`` (or ``with register_op_observer(f):``) detaches it.
+    This is how ``tinytorch.perf`` counts the FLOPs and times of what a model really executes;
+    with no observer the hot path pays one truth test.
 
     >>> from tinytorch.core import Tensor
     >>> seen = []
@@ -69,15 +82,26 @@ def register_op_observer(observer: Callable) -> _ObserverHandle:
     ...     y = Tensor([1.0, 2.0]) * 3
     >>> seen
     [('forward', 'mul')]
+    >>> with register_op_observer(lambda phase, fn, i, o, s, settings: seen.append(dict(settings))):
+    ...     y = Tensor([[1.0, 2.0]]).sum(axis=1)
+    >>> seen[-1]
+    {'axis': 1, 'keepdims': False}
     """
     key = next(_observer_ids)
     _observers[key] = observer
     return _ObserverHandle(key)
 
 
-def _notify(phase: str, fn: Function, inputs: tuple, output: Any, seconds: float) -> None:
+# Where apply keeps an op's settings for its backward notification (only while observed). It
+# lives in the Function's __dict__, so it is freed with the saved arrays after backward.
+_SETTINGS_KEY = "_observed_settings"
+_NO_SETTINGS: dict[str, Any] = {}
+
+
+def _notify(phase: str, fn: Function, inputs: tuple, output: Any, seconds: float,
+            settings: dict[str, Any]) -> None:
     for observer in list(_observers.values()):
-        observer(phase, fn, inputs, output, seconds)
+        observer(phase, fn, inputs, output, seconds, settings)
 
 
 # Set by tensor.py once Tensor exists (the two modules need each other; this avoids an
@@ -218,7 +242,9 @@ class Function:
             arrays = tuple(t.data for t in tensors)
             start = time.perf_counter()
             out = ctx.forward(*arrays, **params)
-            _notify("forward", ctx, arrays, out, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            ctx.__dict__[_SETTINGS_KEY] = params
+            _notify("forward", ctx, arrays, out, seconds, params)
         else:
             out = ctx.forward(*[t.data for t in tensors], **params)
         if _grad_mode.enabled and any(t.requires_grad for t in tensors):
@@ -290,7 +316,8 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
         if _observers:
             start = time.perf_counter()
             input_grads = ctx.backward(g)
-            _notify("backward", ctx, (g,), input_grads, time.perf_counter() - start)
+            _notify("backward", ctx, (g,), input_grads, time.perf_counter() - start,
+                    ctx.__dict__.get(_SETTINGS_KEY, _NO_SETTINGS))
         else:
             input_grads = ctx.backward(g)
         if not isinstance(input_grads, tuple):

@@ -33,9 +33,11 @@ costs one FLOP per element of each input gradient produced.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +48,8 @@ __all__ = [
     "linear_flops", "conv2d_flops", "attention_flops", "pool2d_flops",
     "adaptive_avg_pool2d_flops", "batchnorm2d_flops", "layernorm_flops", "activation_flops",
     "softmax_flops", "embedding_flops", "cross_entropy_flops", "matmul_flops",
-    "ELEMENTWISE_COST", "CONVENTION",
+    "sdpa_flops", "reduction_flops", "ELEMENTWISE_COST", "REDUCTION_COST", "CONVENTION",
+    "FLOP_FORMULAS", "MOVEMENT_OPS", "OpFormula", "register_flop_formula", "count_forward_op",
 ]
 
 CONVENTION = "1 multiply-add = 2 FLOPs; matmul/conv FLOPs are counted apart from elementwise FLOPs"
@@ -245,10 +248,28 @@ def attention_flops(batch: int, seq_len: int, d_model: int, num_heads: int = 1,
     return OpCount(mm, elem, itemsize * (proj_bytes + core_bytes))
 
 
+def _pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                      ceil_mode: bool) -> int:
+    out = conv2d_output_size(size, kernel, stride, padding, dilation)
+    if ceil_mode and (size + 2 * padding - dilation * (kernel - 1) - 1) % stride:
+        out += 1
+        if (out - 1) * stride >= size + padding:  # the last window would start in the padding
+            out -= 1
+    return out
+
+
 def pool2d_flops(input_shape: Sequence[int], kernel_size: Any, stride: Any = None,
-                 padding: Any = 0, dilation: Any = 1, itemsize: int = 4
+                 padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False, itemsize: int = 4
                  ) -> tuple[OpCount, tuple[int, ...]]:
     """Max/avg pooling: one op per window element; returns (count, output shape).
+
+    Args:
+        input_shape: (B, C, H, W) or (C, H, W).
+        kernel_size: an int or (kh, kw); ``stride`` (default: the kernel), ``padding`` and
+            ``dilation`` likewise.
+        ceil_mode: round the output size up, as PyTorch (a window must start inside the
+            padded input).
+        itemsize: bytes per element.
 
     >>> count, shape = pool2d_flops((1, 16, 8, 8), kernel_size=2)
     >>> count.elementwise_flops, shape
@@ -262,7 +283,8 @@ def pool2d_flops(input_shape: Sequence[int], kernel_size: Any, stride: Any = Non
     sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
     ph, pw = _pair(padding, "padding")
     dh, dw = _pair(dilation, "dilation")
-    ho, wo = conv2d_output_size(h, kh, sh, ph, dh), conv2d_output_size(w, kw, sw, pw, dw)
+    ho = _pool_output_size(h, kh, sh, ph, dh, ceil_mode)
+    wo = _pool_output_size(w, kw, sw, pw, dw, ceil_mode)
     out = b * c * ho * wo
     return OpCount(0, out * kh * kw, itemsize * (b * c * h * w + out)), (b, c, ho, wo)
 
@@ -317,9 +339,9 @@ def layernorm_flops(input_shape: Sequence[int], normalized_size: int, weight: bo
 #: FLOPs per output element of elementwise ops, by (lower-case) op name
 ELEMENTWISE_COST: dict[str, int] = {
     "add": 1, "sub": 1, "mul": 1, "div": 1, "neg": 1, "abs": 1, "relu": 1, "clamp": 1,
-    "where": 1, "maskedfill": 1, "dropout": 1, "pow": 1, "powscalar": 1,
+    "where": 1, "masked_fill": 1, "dropout": 1, "pow": 1, "pow_scalar": 1,
     "exp": 1, "log": 1, "sqrt": 1, "tanh": 1, "sigmoid": 4, "gelu": 5, "gelu_tanh": 9,
-    "softmax": 5, "logsoftmax": 5,
+    "softmax": 5, "log_softmax": 5,
 }
 
 
@@ -327,12 +349,12 @@ def activation_flops(name: str, numel: int, itemsize: int = 4) -> OpCount:
     """Elementwise activation (relu, gelu, gelu_tanh, sigmoid, tanh, ...) on ``numel`` elements.
 
     Costs per element come from ``ELEMENTWISE_COST`` (relu 1, sigmoid 4, gelu 5, gelu_tanh 9);
-    bytes are one read and one write per element.
+    bytes are one read and one write per element. Names are op names, case-insensitive.
 
     >>> activation_flops("gelu", 1000).elementwise_flops
     5000
     """
-    key = name.lower().replace("_", "") if name.lower() != "gelu_tanh" else "gelu_tanh"
+    key = name.lower()
     if key not in ELEMENTWISE_COST:
         raise ValueError(f"unknown activation {name!r}; expected one of "
                          f"{', '.join(sorted(ELEMENTWISE_COST))}")
@@ -366,11 +388,222 @@ def cross_entropy_flops(n: int, classes: int, itemsize: int = 4, id_itemsize: in
     return OpCount(0, 5 * n * classes + n, itemsize * n * classes + id_itemsize * n + itemsize)
 
 
-# ------------------------------------------------------------------------------ tracer
+def sdpa_flops(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int],
+               masked: bool = False, dropout: bool = False, itemsize: int = 4) -> OpCount:
+    """Scaled dot-product attention softmax(Q·Kᵀ·scale + mask)·V, without projections.
 
-_MOVEMENT = {"reshape", "permute", "expand", "getitem", "concat", "stack", "cast", "embedding",
-             "transpose", "pad", "copy", "view", "flatten", "squeeze", "unsqueeze"}
-_REDUCTION_COST = {"sum": 1, "mean": 1, "max": 1, "min": 1, "var": 3}
+    Matmul: 2·L·S·E (Q·Kᵀ) + 2·L·S·Ev (weights·V) per batch-and-head; elementwise per score:
+    1 scale, 1 mask add (if ``masked``), 5 softmax, 1 dropout (if ``dropout``).
+
+    Args:
+        q_shape: (..., L, E); ``k_shape`` (..., S, E); ``v_shape`` (..., S, Ev).
+        masked: an additive mask (causal or given) is applied.
+        dropout: dropout on the attention weights.
+        itemsize: bytes per element; bytes = q, k, v read and the output written.
+
+    >>> c = sdpa_flops((2, 4, 8, 16), (2, 4, 8, 16), (2, 4, 8, 16), masked=True)
+    >>> c.matmul_flops == 4 * 2 * 4 * 8 * 8 * 16, c.elementwise_flops == 2 * 4 * 8 * 8 * 7
+    (True, True)
+    """
+    batch = math.prod(q_shape[:-2])
+    L, E, S, Ev = q_shape[-2], q_shape[-1], k_shape[-2], v_shape[-1]
+    scores = batch * L * S
+    elem = scores * (1 + int(masked) + 5 + int(dropout))
+    nbytes = itemsize * (math.prod(q_shape) + math.prod(k_shape) + math.prod(v_shape)
+                         + batch * L * Ev)
+    return OpCount(2 * scores * E + 2 * scores * Ev, elem, nbytes)
+
+
+#: FLOPs per input element of reductions, by op name
+REDUCTION_COST: dict[str, int] = {"sum": 1, "mean": 1, "max": 1, "var": 3}
+
+
+def reduction_flops(op: str, numel: int, itemsize: int = 4) -> OpCount:
+    """sum, mean, max (1 per input element) or var (3) over ``numel`` input elements.
+
+    >>> reduction_flops("var", 100).elementwise_flops
+    300
+    """
+    if op not in REDUCTION_COST:
+        raise ValueError(f"unknown reduction {op!r}; expected one of {', '.join(REDUCTION_COST)}")
+    return OpCount(0, REDUCTION_COST[op] * numel, itemsize * numel)
+
+
+# ------------------------------------------------------------------------------ op table
+#
+# One formula per op name (as torch.utils.flop_counter registers one per aten op). The tracer
+# looks up ``fn.op`` and calls the formula with the op's input arrays, its output and the
+# keyword settings it was applied with (completed with the defaults of the op's ``forward``).
+# A formula reads only shapes and those settings: never a Function's private attributes.
+
+
+@dataclass(frozen=True)
+class OpFormula:
+    """How one op is counted: its ``kind`` (how its backward is costed) and its ``count``.
+
+    Attributes:
+        kind: see ``register_flop_formula``.
+        count: ``count(inputs, output, settings) -> OpCount`` from the op's input arrays, its
+            output array and its keyword settings.
+
+    >>> formula = FLOP_FORMULAS["max_pool2d"]
+    >>> settings = dict(kernel=(3, 3), stride=(1, 1), padding=(0, 0), dilation=(1, 1), ceil_mode=False)
+    >>> formula.kind, formula.count((np.ones((1, 4, 8, 8)),), None, settings).elementwise_flops
+    ('pool', 1296)
+    """
+
+    kind: str  # matmul, conv, attention, norm, pool, loss, reduction, elementwise, movement
+    count: Callable[[tuple, Any, Mapping[str, Any]], OpCount]
+
+
+#: op name -> OpFormula; every op declared by a Function in core, vision and language is here
+FLOP_FORMULAS: dict[str, OpFormula] = {}
+
+
+def register_flop_formula(*ops: str, kind: str):
+    """Decorator: ``formula(inputs, output, settings) -> OpCount`` counts the ops ``ops``.
+
+    Args:
+        ops: op names (``Function.op``), e.g. ``"max_pool2d"``.
+        kind: ``"matmul"``, ``"conv"`` or ``"attention"`` (backward costs one forward matmul per
+            operand gradient), or ``"norm"``, ``"pool"``, ``"loss"``, ``"reduction"``,
+            ``"elementwise"``, ``"movement"`` (backward: one FLOP per input-gradient element,
+            none for movement).
+
+    >>> @register_flop_formula("doc_square", kind="elementwise")
+    ... def _square(inputs, output, settings):
+    ...     return OpCount(0, output.size, 0)
+    >>> FLOP_FORMULAS["doc_square"].kind
+    'elementwise'
+    >>> del FLOP_FORMULAS["doc_square"]
+    """
+    def decorate(formula):
+        for op in ops:
+            if op in FLOP_FORMULAS:
+                raise ValueError(f"register_flop_formula: op {op!r} already has a formula")
+            FLOP_FORMULAS[op] = OpFormula(kind, formula)
+        return formula
+    return decorate
+
+
+@register_flop_formula("matmul", kind="matmul")
+def _matmul(inputs, output, settings):
+    return matmul_flops(inputs[0].shape, inputs[1].shape)
+
+
+@register_flop_formula("linear", kind="matmul")
+def _linear(inputs, output, settings):
+    x, weight = inputs[0], inputs[1]  # weight (out_features, in_features)
+    return linear_flops(x.size // x.shape[-1], weight.shape[1], weight.shape[0],
+                        bias=len(inputs) > 2)
+
+
+@register_flop_formula("conv2d", kind="conv")
+def _conv2d(inputs, output, settings):
+    x, weight = inputs[0], inputs[1]  # weight (Cout, Cin/groups, kh, kw)
+    count, _ = conv2d_flops(x.shape, weight.shape[0], tuple(weight.shape[2:]),
+                            settings["stride"], settings["padding"], settings["dilation"],
+                            settings["groups"], bias=len(inputs) > 2)
+    return count
+
+
+@register_flop_formula("max_pool2d", kind="pool")
+def _max_pool2d(inputs, output, settings):
+    count, _ = pool2d_flops(inputs[0].shape, settings["kernel"], settings["stride"],
+                            settings["padding"], settings["dilation"], settings["ceil_mode"])
+    return count
+
+
+@register_flop_formula("avg_pool2d", kind="pool")
+def _avg_pool2d(inputs, output, settings):
+    count, _ = pool2d_flops(inputs[0].shape, settings["kernel"], settings["stride"],
+                            settings["padding"], 1, settings["ceil_mode"])
+    return count
+
+
+@register_flop_formula("adaptive_avg_pool2d", kind="pool")
+def _adaptive_avg_pool2d(inputs, output, settings):
+    return adaptive_avg_pool2d_flops(inputs[0].shape, settings["output_size"])[0]
+
+
+@register_flop_formula("batch_norm2d", kind="norm")
+def _batch_norm2d(inputs, output, settings):
+    return batchnorm2d_flops(inputs[0].shape, training=bool(settings["training"]),
+                             affine=len(inputs) > 1)
+
+
+@register_flop_formula("layer_norm", kind="norm")
+def _layer_norm(inputs, output, settings):
+    x = inputs[0]
+    normalized = math.prod(x.shape[x.ndim - settings["normalized_ndim"]:])
+    return layernorm_flops(x.shape, normalized, weight=len(inputs) > 1, bias=len(inputs) > 2)
+
+
+@register_flop_formula("cross_entropy", kind="loss")
+def _cross_entropy(inputs, output, settings):
+    logits = inputs[0]
+    return cross_entropy_flops(logits.size // logits.shape[-1], logits.shape[-1])
+
+
+@register_flop_formula("softmax", "log_softmax", kind="elementwise")
+def _softmax(inputs, output, settings):
+    return softmax_flops(output.size)
+
+
+@register_flop_formula("gelu", kind="elementwise")
+def _gelu(inputs, output, settings):
+    return activation_flops("gelu_tanh" if settings["approximate"] == "tanh" else "gelu",
+                            output.size)
+
+
+_ELEMENTWISE_OPS = ("add", "sub", "mul", "div", "neg", "abs", "relu", "clamp", "where",
+                    "masked_fill", "dropout", "pow", "pow_scalar", "exp", "log", "sqrt", "tanh",
+                    "sigmoid")
+
+
+def _elementwise(op: str):
+    def formula(inputs, output, settings):
+        return activation_flops(op, output.size)  # ELEMENTWISE_COST[op] per output element
+    return formula
+
+
+def _reduction(op: str):
+    def formula(inputs, output, settings):
+        return reduction_flops(op, inputs[0].size)
+    return formula
+
+
+for _op in _ELEMENTWISE_OPS:
+    register_flop_formula(_op, kind="elementwise")(_elementwise(_op))
+for _op in REDUCTION_COST:
+    register_flop_formula(_op, kind="reduction")(_reduction(_op))
+
+
+@register_flop_formula("scaled_dot_product_attention", kind="attention")
+def _sdpa(inputs, output, settings):
+    q, k, v = inputs[:3]
+    return sdpa_flops(q.shape, k.shape, v.shape, masked=settings["bias"] is not None,
+                      dropout=settings["dropout_p"] > 0)
+
+
+@register_flop_formula("packed_self_attention", kind="attention")
+def _packed_self_attention(inputs, output, settings):
+    b, t, c3 = inputs[0].shape
+    heads = settings["num_heads"]
+    per_head = (b, heads, t, c3 // 3 // heads)
+    return sdpa_flops(per_head, per_head, per_head, masked=bool(settings["is_causal"]),
+                      dropout=settings["dropout_p"] > 0)
+
+
+#: ops that only move or pick bytes: 0 FLOPs
+MOVEMENT_OPS = ("reshape", "permute", "expand", "getitem", "concat", "stack", "cast", "embedding")
+
+
+@register_flop_formula(*MOVEMENT_OPS, kind="movement")
+def _movement(inputs, output, settings):
+    return OpCount()
+
+
 
 
 def _nbytes(x: Any) -> int:
@@ -391,80 +624,48 @@ def _first_array(x: Any) -> np.ndarray | None:
     return None
 
 
-def count_forward_op(fn: Any, inputs: tuple, output: Any) -> tuple[OpCount, str]:
-    """The FLOPs and bytes of one executed Function, and how it was classified.
+@functools.cache
+def _forward_defaults(cls: type) -> dict[str, Any]:
+    """Keyword defaults of an op's ``forward`` (the settings ``apply`` may leave out)."""
+    try:
+        parameters = inspect.signature(cls.forward).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
-    Dispatch is on the Function's class name, so ops defined by other packages (a vision
-    ``Conv2d`` Function, a language fused attention Function) are counted from their shapes
-    without importing those packages.
+
+def count_forward_op(fn: Any, inputs: tuple, output: Any,
+                     settings: Mapping[str, Any] | None = None) -> tuple[OpCount, str]:
+    """The FLOPs and bytes of one executed op, and its kind (``"unknown"`` if not in the table).
+
+    The formula is ``FLOP_FORMULAS[fn.op]``, given the op's settings completed with its
+    ``forward``'s defaults; bytes are the arrays really read and written. An op with no formula
+    is counted as one FLOP per output element.
+
+    Raises:
+        ValueError: the op's formula needs a setting it was not applied with (named).
+
+    >>> from tinytorch.core import Tensor, register_op_observer
+    >>> seen = []
+    >>> with register_op_observer(lambda phase, fn, i, o, s, settings:
+    ...                           seen.append(count_forward_op(fn, i, o, settings))):
+    ...     y = Tensor(np.ones((2, 3), np.float32)).gelu(approximate="tanh")
+    >>> seen[0][0].elementwise_flops, seen[0][1]   # 9 FLOPs per element for the tanh form
+    (54, 'elementwise')
     """
-    name = type(fn).__name__
-    key = name.lower().removesuffix("function").removesuffix("fn").removesuffix("backward")
-    arrays = [a for a in inputs if isinstance(a, np.ndarray)]
+    arrays = tuple(a for a in inputs if isinstance(a, np.ndarray))
     out = _first_array(output)
-    out_n = out.size if out is not None else 0
     nbytes = sum(a.nbytes for a in arrays) + _nbytes(output)
-    if key == "matmul":
-        c = matmul_flops(arrays[0].shape, arrays[1].shape)
-        return OpCount(c.matmul_flops, 0, nbytes), "matmul"
-    if key == "linear":
-        x, w = arrays[0], arrays[1]
-        mm = 2 * out_n * w.shape[1]
-        return OpCount(mm, out_n if len(arrays) > 2 else 0, nbytes), "matmul"
-    if "conv" in key and len(arrays) >= 2 and arrays[1].ndim >= 3:
-        w = arrays[1]  # (Cout, Cin/groups, kh, kw): each output element is w[0].size MACs
-        mm = 2 * out_n * math.prod(w.shape[1:])
-        return OpCount(mm, out_n if len(arrays) > 2 and arrays[2].ndim == 1 else 0, nbytes), "conv"
-    if "attention" in key or "sdpa" in key or "scaleddotproduct" in key:
-        causal = bool(getattr(fn, "is_causal", getattr(fn, "causal", True)))
-        if len(arrays) >= 3:  # q (..., L, E), k (..., S, E)
-            q, k = arrays[0], arrays[1]
-            scores = math.prod(q.shape[:-2]) * q.shape[-2] * k.shape[-2]
-            mm = 4 * scores * q.shape[-1]
-        elif len(arrays) == 1 and arrays[0].ndim == 3:  # packed qkv (B, T, 3C)
-            b, t, c3 = arrays[0].shape
-            shape = getattr(fn, "shape", None)  # (B, T, heads, head_dim) if the op saves it
-            heads = shape[2] if isinstance(shape, tuple) and len(shape) == 4 else 1
-            scores, mm = b * heads * t * t, 4 * b * t * t * (c3 // 3)
-        else:
-            return OpCount(0, out_n, nbytes), "unknown"
-        return OpCount(mm, scores * (1 + int(causal) + 5), nbytes), "attention"
-    if key == "layernorm":
-        x = arrays[0]
-        d = math.prod(x.shape[x.ndim - len(getattr(fn, "axes", (0,))):])
-        c = layernorm_flops(x.shape, d, weight=len(arrays) > 1, bias=len(arrays) > 2)
-        return OpCount(0, c.elementwise_flops, nbytes), "norm"
-    if "batchnorm" in key or "batch_norm" in key:
-        affine = getattr(fn, "has_affine", len(arrays) > 1)
-        per = (6 if getattr(fn, "training", True) else 2) + (2 if affine else 0)
-        return OpCount(0, per * arrays[0].size, nbytes), "norm"
-    if key == "crossentropy":
-        logits = arrays[0]
-        rows = logits.size // logits.shape[-1]
-        return OpCount(0, 5 * logits.size + rows, nbytes), "loss"
-    if "adaptive" in key and "pool" in key:
-        return OpCount(0, arrays[0].size, nbytes), "pool"
-    if "pool" in key:
-        k = getattr(fn, "kernel_size", None)
-        geometry = getattr(fn, "geometry", None)  # (padded shape, out hw, kernel, ...)
-        if k is None and isinstance(geometry, tuple) and len(geometry) > 2:
-            k = geometry[2]
-        if k is not None:
-            kh, kw = _pair(k, "kernel_size")
-            return OpCount(0, out_n * kh * kw, nbytes), "pool"
-        return OpCount(0, arrays[0].size, nbytes), "pool"
-    if key in _REDUCTION_COST:
-        return OpCount(0, _REDUCTION_COST[key] * arrays[0].size, nbytes), "reduction"
-    if key == "gelu":
-        cost = ELEMENTWISE_COST["gelu_tanh" if getattr(fn, "approximate", "none") == "tanh"
-                                else "gelu"]
-        return OpCount(0, cost * out_n, nbytes), "elementwise"
-    if key in ELEMENTWISE_COST:
-        return OpCount(0, ELEMENTWISE_COST[key] * out_n, nbytes), "elementwise"
-    if key in _MOVEMENT or any(m in key for m in ("reshape", "permute", "pad", "im2col",
-                                                  "col2im", "index", "gather")):
-        return OpCount(0, 0, nbytes), "movement"
-    return OpCount(0, out_n, nbytes), "unknown"
+    formula = FLOP_FORMULAS.get(getattr(fn, "op", None))
+    if formula is None:
+        return OpCount(0, out.size if out is not None else 0, nbytes), "unknown"
+    full = {**_forward_defaults(type(fn)), **(settings or {})}
+    try:
+        count = formula.count(arrays, out, full)
+    except KeyError as exc:
+        raise ValueError(f"FLOP formula of op {fn.op!r} needs setting {exc.args[0]!r}; the op "
+                         f"was applied with {sorted(full)}") from None
+    return OpCount(count.matmul_flops, count.elementwise_flops, nbytes), formula.kind
 
 
 def count_backward_op(fn: Any, forward: OpCount, kind: str, grad: Any, input_grads: Any
@@ -572,43 +773,19 @@ def _saved_bytes(fn: Any, inputs: tuple) -> int:
     return total
 
 
-class _ModuleTracker:
-    """Module hooks that keep a stack of the modules currently running forward."""
+ROOT = "(model)"  # the label of the model itself (ops outside every submodule)
 
-    def __init__(self, model: Any):
-        self.stack: list[str] = []
-        self.handles = []
-        self.outputs: dict[str, Any] = {}
-        self.inputs: dict[str, Any] = {}
-        self.modules: dict[str, Any] = {}
-        for name, module in model.named_modules():
-            label = name or "(model)"
-            self.modules[label] = module
-            self.handles.append(module.register_forward_pre_hook(self._pre(label)))
-            self.handles.append(module.register_forward_hook(self._post(label)))
 
-    def _pre(self, label: str):
-        def hook(module, args):
-            self.stack.append(label)
-            self.inputs.setdefault(label, args)
+def _label(name: str) -> str:
+    return name or ROOT
 
-        return hook
 
-    def _post(self, label: str):
-        def hook(module, args, output):
-            if self.stack and self.stack[-1] == label:
-                self.stack.pop()
-            self.outputs.setdefault(label, output)
-
-        return hook
-
-    @property
-    def current(self) -> str:
-        return self.stack[-1] if self.stack else "(model)"
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
+def _first_calls(tracker: Any) -> dict[str, Any]:
+    """label -> the first ModuleCall of each module that ran."""
+    first: dict[str, Any] = {}
+    for call in tracker.calls:
+        first.setdefault(_label(call.name), call)
+    return first
 
 
 def _shape_of(x: Any) -> tuple[int, ...] | None:
@@ -658,50 +835,56 @@ class FLOPsCounter:
     # ------------------------------------------------------------------ tracing
     def trace(self, model: Any, example_input: Any, backward: bool = False) -> TraceResult:
         """Run ``model(example_input)`` (and backward of its output if asked) and count every
-        op through core's op observer, attributing each to the innermost running module."""
-        from tinytorch.core.autograd import register_op_observer
+        op through core's op observer, attributing each to the innermost running module.
 
-        tracker = _ModuleTracker(model)
+        Each op is counted by ``FLOP_FORMULAS[fn.op]`` from its arrays' shapes and the settings
+        it was applied with; ops with no formula are listed by op name in ``unknown_ops``.
+        """
+        from tinytorch.core.autograd import register_op_observer
+        from tinytorch.core.nn.tracker import ModuleTracker
+
+        tracker = ModuleTracker(model)
+        modules = {_label(name): m for name, m in tracker.modules.items()}
         layers: dict[str, LayerCount] = {}
         fwd_of: dict[int, tuple[str, OpCount, str, Any]] = {}
         unknown: dict[str, int] = defaultdict(int)
 
         def layer(label: str) -> LayerCount:
             if label not in layers:
-                module = tracker.modules.get(label)
+                module = modules.get(label)
                 layers[label] = LayerCount(label, type(module).__name__ if module else "?")
             return layers[label]
 
-        def observer(phase, fn, inputs, output, seconds):
+        def observer(phase, fn, inputs, output, seconds, settings):
             if phase == "forward":
-                count, kind = count_forward_op(fn, inputs, output)
-                label = tracker.current
+                count, kind = count_forward_op(fn, inputs, output, settings)
+                call = tracker.current
+                label = _label(call.name) if call is not None else ROOT
                 lc = layer(label)
                 lc.forward = lc.forward + count
-                lc.ops[type(fn).__name__] += 1
+                lc.ops[fn.op] += 1
                 lc.saved_bytes += _saved_bytes(fn, inputs)
                 if kind == "unknown":
-                    unknown[type(fn).__name__] += 1
+                    unknown[fn.op] += 1
                 fwd_of[id(fn)] = (label, count, kind, fn)  # keep fn alive: ids stay unique
             else:
-                label, count, kind, _ = fwd_of.get(id(fn), ("(model)", OpCount(), "unknown", fn))
+                label, count, kind, _ = fwd_of.get(id(fn), (ROOT, OpCount(), "unknown", fn))
                 lc = layer(label)
                 lc.backward = lc.backward + count_backward_op(fn, count, kind, inputs[0], output)
 
-        try:
-            with register_op_observer(observer):
-                out = model(example_input)
-                if backward:
-                    _backward(out)
-        finally:
-            tracker.remove()
+        with tracker, register_op_observer(observer):
+            out = model(example_input)
+            if backward:
+                _backward(out)
+        first = _first_calls(tracker)
         for label, lc in layers.items():
-            module = tracker.modules.get(label)
+            module = modules.get(label)
             if module is not None:
                 lc.params = sum(p.size for p in module.parameters(recurse=False))
-            lc.output_shape = _shape_of(tracker.outputs.get(label))
-            lc.output_bytes = _data_bytes(tracker.outputs.get(label))
-        ordered = {k: layers[k] for k in tracker.modules if k in layers}
+            output = first[label].output if label in first else None
+            lc.output_shape = _shape_of(output)
+            lc.output_bytes = _data_bytes(output)
+        ordered = {k: layers[k] for k in modules if k in layers}
         fwd = sum((lc.forward for lc in ordered.values()), OpCount())
         bwd = sum((lc.backward for lc in ordered.values()), OpCount())
         return TraceResult(ordered, fwd, bwd, dict(unknown))
@@ -713,19 +896,16 @@ class FLOPsCounter:
         Layers are recognised by class name and PyTorch's attribute names, so vision and
         language layers are counted without importing those packages.
         """
-        tracker = _ModuleTracker(model)
-        try:
-            from tinytorch.core import no_grad
+        from tinytorch.core import no_grad
+        from tinytorch.core.nn.tracker import ModuleTracker
 
-            with no_grad():
-                model(example_input)
-        finally:
-            tracker.remove()
+        with no_grad(), ModuleTracker(model) as tracker:
+            model(example_input)
         counts: dict[str, OpCount] = {}
-        for label, module in tracker.modules.items():
-            if label not in tracker.inputs or any(label.startswith(p + ".") for p in counts):
-                continue  # not run, or inside a layer already counted as a whole
-            count = self.module_count(module, tracker.inputs[label], tracker.outputs.get(label))
+        for label, call in _first_calls(tracker).items():
+            if any(label.startswith(p + ".") for p in counts):
+                continue  # inside a layer already counted as a whole
+            count = self.module_count(call.module, call.args, call.output)
             if count is not None:
                 counts[label] = count
         return counts

@@ -20,12 +20,12 @@ import json
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .flops import CONVENTION, FLOPsCounter, TraceResult, _backward
+from .flops import CONVENTION, ROOT, FLOPsCounter, TraceResult, _backward, _label
 
 __all__ = ["ModelProfiler", "ProfileResult", "LayerProfile", "compare"]
 
@@ -41,7 +41,10 @@ class LayerProfile:
         saved_bytes: bytes its ops keep alive for backward.
         flops: forward FLOPs (``matmul_flops`` + ``elementwise_flops``); ``bytes`` the forward's
             compulsory traffic; ``backward_flops`` the backward's.
-        forward_s: median forward time; ``backward_s`` median backward time (seconds).
+        forward_s: median forward *self* time: the module's calls minus the calls of its
+            child modules (a container that runs no op itself folds into its nearest ancestor
+            row); ``forward_inclusive_s`` the median of its whole calls, children included;
+            ``backward_s`` median backward time (seconds).
         percent: share of the summed layer times.
         bound: ``"memory-bound"`` or ``"compute-bound"`` when profiled with hardware.
         advice: what would make it faster, from its roofline position.
@@ -64,8 +67,9 @@ class LayerProfile:
     elementwise_flops: int
     bytes: int  # forward compulsory bytes moved
     backward_flops: int
-    forward_s: float
+    forward_s: float  # self time: children's time excluded
     backward_s: float
+    forward_inclusive_s: float = 0.0  # the module's whole call, children included
     percent: float = 0.0
     bound: str = ""
     advice: str = ""
@@ -220,13 +224,14 @@ class ProfileResult:
         return t
 
 
-def _time_step(model: Any, x: Any, backward: bool) -> tuple[float, float]:
-    start = time.perf_counter()
+def _time_step(model: Any, x: Any, backward: bool, clock: Callable[[], float]
+               ) -> tuple[float, float]:
+    start = clock()
     out = model(x)
-    mid = time.perf_counter()
+    mid = clock()
     if backward:
         _backward(out)
-    return mid - start, time.perf_counter() - mid
+    return mid - start, clock() - mid
 
 
 def _zero_grads(model: Any) -> None:
@@ -245,8 +250,8 @@ class ModelProfiler:
     """
 
     def __init__(self, model: Any, example_input: Any, name: str | None = None,
-                 hardware: Any = None):
-        self.model = model
+                 hardware: Any = None, clock: Callable[[], float] = time.perf_counter):
+        self.model, self.clock = model, clock
         self.example_input = example_input
         self.name = name or type(model).__name__
         self.hardware = hardware
@@ -270,40 +275,42 @@ class ModelProfiler:
         """
         if repeats < 1 or warmup < 0:
             raise ValueError(f"profile: repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
-        model, x = self.model, self.example_input
+        model, x, clock = self.model, self.example_input, self.clock
         trace = FLOPsCounter().trace(model, x, backward=backward)
         _zero_grads(model)
         for _ in range(warmup):
-            _time_step(model, x, backward)
+            _time_step(model, x, backward, clock)
             _zero_grads(model)
         # Unprofiled and profiled steps alternate (instrumentation is installed outside the
         # timed region), so load from other processes hits both alike.
         plain_f, plain_b, profiled, per_layer = [], [], [], []
         rows = set(trace.layers)
         for _ in range(repeats):
-            f, b = _time_step(model, x, backward)
+            f, b = _time_step(model, x, backward, clock)
             _zero_grads(model)
             plain_f.append(f)
             plain_b.append(b)
-            inst = _Instrumentation(model, rows)
+            inst = _Instrumentation(model, rows, clock)
             try:
-                start = time.perf_counter()
-                fwd, bwd, events = inst.step(x, backward)
-                profiled.append(time.perf_counter() - start)
+                start = clock()
+                fwd, fwd_inclusive, bwd, events = inst.step(x, backward)
+                profiled.append(clock() - start)
             finally:
                 inst.remove()
             _zero_grads(model)
-            per_layer.append((fwd, bwd))
+            per_layer.append((fwd, bwd, fwd_inclusive))
         layers = []
         for label, lc in trace.layers.items():
             fwd_s = statistics.median(p[0].get(label, 0.0) for p in per_layer)
             bwd_s = statistics.median(p[1].get(label, 0.0) for p in per_layer)
+            inclusive_s = statistics.median(p[2].get(label, 0.0) for p in per_layer)
             layers.append(LayerProfile(
                 name=label, type=lc.type, params=lc.params, output_shape=lc.output_shape,
                 activation_bytes=lc.output_bytes, saved_bytes=lc.saved_bytes,
                 flops=lc.forward.flops, matmul_flops=lc.forward.matmul_flops,
                 elementwise_flops=lc.forward.elementwise_flops, bytes=lc.forward.bytes,
-                backward_flops=lc.backward.flops, forward_s=fwd_s, backward_s=bwd_s))
+                backward_flops=lc.backward.flops, forward_s=fwd_s, backward_s=bwd_s,
+                forward_inclusive_s=inclusive_s))
         total = sum(l.total_s for l in layers) or 1.0
         if roofline is None and self.hardware is not None:
             from .roofline import RooflineModel
@@ -322,71 +329,53 @@ class ModelProfiler:
 
 
 class _Instrumentation:
-    """Module hooks and an op observer installed once, then used for several timed steps."""
+    """A module tracker and an op observer installed once, then used for several timed steps."""
 
-    def __init__(self, model: Any, rows: set[str]):
+    def __init__(self, model: Any, rows: set[str], clock: Callable[[], float]):
         from tinytorch.core.autograd import register_op_observer
+        from tinytorch.core.nn.tracker import ModuleTracker
 
-        self.model = model
-        self.modules = {name or "(model)": m for name, m in model.named_modules()}
+        self.model, self.clock = model, clock
+        self.tracker = ModuleTracker(model, on_exit=self._exit, clock=clock, keep_calls=False)
         self.row_of: dict[str, str] = {}
-        for label in self.modules:
-            row = label
-            while row not in rows and row != "(model)":
-                row = row.rpartition(".")[0] or "(model)"
-            self.row_of[label] = row
-        self.stack: list[list] = []  # [label, row, start, child_time]
-        self.handles = []
-        for label, module in self.modules.items():
-            self.handles.append(module.register_forward_pre_hook(self._pre(label)))
-            self.handles.append(module.register_forward_hook(self._post(label)))
-        self.handles.append(register_op_observer(self._observe))
+        for name in self.tracker.modules:
+            row = _label(name)
+            while row not in rows and row != ROOT:
+                row = row.rpartition(".")[0] or ROOT
+            self.row_of[name] = row
+        self.tracker.__enter__()
+        self.observer = register_op_observer(self._observe)
         self._reset()
 
     def _reset(self) -> None:
-        self.fwd: dict[str, float] = defaultdict(float)
+        self.fwd: dict[str, float] = defaultdict(float)  # self time, folded into rows
+        self.fwd_inclusive: dict[str, float] = defaultdict(float)  # per module, children included
         self.bwd: dict[str, float] = defaultdict(float)
         self.events: list[dict[str, Any]] = []
         self.owner: dict[int, str] = {}
         self.keep: list[Any] = []  # keeps Functions alive so their ids stay unique
         self.last_end = 0.0
-        self.t0 = time.perf_counter()
+        self.t0 = self.clock()
 
-    def _pre(self, label: str):
-        stack, row = self.stack, self.row_of[label]
-        clock = time.perf_counter
+    def _exit(self, call: Any) -> None:
+        self.fwd[self.row_of[call.name]] += call.self_seconds
+        self.fwd_inclusive[_label(call.name)] += call.seconds
+        self.events.append({"name": _label(call.name), "cat": type(call.module).__name__,
+                            "ph": "X", "ts": (call.start - self.t0) * 1e6,
+                            "dur": call.seconds * 1e6, "pid": 1, "tid": 1})
 
-        def hook(module, args):
-            stack.append([label, row, clock(), 0.0])
-        return hook
-
-    def _post(self, label: str):
-        stack, clock = self.stack, time.perf_counter
-        kind = type(self.modules[label]).__name__
-
-        def hook(module, args, output):
-            end = clock()
-            entry = stack.pop()
-            inclusive = end - entry[2]
-            self.fwd[entry[1]] += inclusive - entry[3]
-            if stack:
-                stack[-1][3] += inclusive
-            self.events.append({"name": label, "cat": kind, "ph": "X",
-                                "ts": (entry[2] - self.t0) * 1e6, "dur": inclusive * 1e6,
-                                "pid": 1, "tid": 1})
-        return hook
-
-    def _observe(self, phase, fn, inputs, output, seconds):
+    def _observe(self, phase, fn, inputs, output, seconds, settings):
         if phase == "forward":
-            self.owner[id(fn)] = self.stack[-1][1] if self.stack else "(model)"
+            call = self.tracker.current
+            self.owner[id(fn)] = self.row_of[call.name] if call is not None else ROOT
             self.keep.append(fn)
             return
-        end = time.perf_counter()
+        end = self.clock()
         charged = end - self.last_end  # the op plus the engine's work since the previous op
         self.last_end = end
-        row = self.owner.get(id(fn), "(model)")
+        row = self.owner.get(id(fn), ROOT)
         self.bwd[row] += charged
-        self.events.append({"name": type(fn).__name__, "cat": "backward", "ph": "X",
+        self.events.append({"name": fn.op, "cat": "backward", "ph": "X",
                             "ts": (end - seconds - self.t0) * 1e6, "dur": seconds * 1e6,
                             "pid": 1, "tid": 2,
                             "args": {"layer": row, "engine_us": (charged - seconds) * 1e6}})
@@ -395,13 +384,13 @@ class _Instrumentation:
         self._reset()
         out = self.model(x)
         if backward:
-            self.last_end = time.perf_counter()
+            self.last_end = self.clock()
             _backward(out)
-        return dict(self.fwd), dict(self.bwd), self.events
+        return dict(self.fwd), dict(self.fwd_inclusive), dict(self.bwd), self.events
 
     def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
+        self.observer.remove()
+        self.tracker.__exit__(None, None, None)
 
 
 # ------------------------------------------------------------------------------ compare

@@ -1,7 +1,7 @@
 """`summary(model, input_size)`: a torchinfo-style table of layers, output shapes and parameters.
 
-It runs one real forward pass (in eval mode, without recording a graph) with a forward hook on
-every module, so the shapes are the ones the model actually produces.
+It runs one real forward pass (in eval mode, without recording a graph) under a
+`ModuleTracker`, so the shapes are the ones the model actually produces.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..tensor import Tensor
 from .module import Module
+from .tracker import ModuleTracker
 
 
 @dataclass
@@ -197,58 +198,32 @@ def summary(
         inputs = [x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in raw]
     input_bytes = sum(x.data.nbytes for x in inputs)
 
-    names = {id(m): (name, m) for name, m in model.named_modules()}
-    order: list[LayerRow] = []
-    handles = []
-
-    def hook(module, args, output):
-        name, _ = names[id(module)]
-        own = sum(p.size for p in module._parameters.values() if p is not None)
-        order.append(
-            LayerRow(
-                name=name,
-                kind=type(module).__name__,
-                depth=name.count(".") + 1,
-                output_shape=_first_shape(output),
-                params=sum(p.size for p in module.parameters()),
-                own_params=own,
-                has_children=bool(module._modules),
-                output_bytes=_output_bytes(output),
-            )
-        )
-
-    # Pre-order rows: record each call's position when it starts, fill it when it ends.
-    starts: list[int] = []
-
-    def pre_hook(module, args):
-        starts.append(len(order))
-        order.append(None)  # placeholder
-
-    def post_hook(module, args, output):
-        index = starts.pop()
-        tail = order[index + 1 :]
-        del order[index:]
-        hook(module, args, output)
-        order.extend(tail)
-
-    for name, m in model.named_modules():
-        if name:  # the root is the table's title row
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(post_hook))
+    # One real forward with every submodule tracked; calls are in entry order (pre-order).
     was_training = model.training
     try:
         model.eval()
-        with no_grad():
+        with no_grad(), ModuleTracker(model, include_root=False) as tracker:
             model(*inputs)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
+    rows = [
+        LayerRow(
+            name=call.name,
+            kind=type(call.module).__name__,
+            depth=call.name.count(".") + 1,
+            output_shape=_first_shape(call.output),
+            params=sum(p.size for p in call.module.parameters()),
+            own_params=sum(p.size for p in call.module.parameters(recurse=False)),
+            has_children=bool(call.module._modules),
+            output_bytes=_output_bytes(call.output),
+        )
+        for call in tracker.calls
+    ]
 
     params = list(model.parameters())
     return ModelSummary(
         model_name=type(model).__name__,
-        rows=[r for r in order if r is not None],
+        rows=rows,
         input_shapes=[tuple(x.shape) for x in inputs],
         input_bytes=input_bytes,
         total_params=sum(p.size for p in params),
