@@ -557,3 +557,231 @@ def test_check_state_on_loaded_checkpoint(tmp_path):
     state, _ = load(path)
     with pytest.raises(CheckpointError, match=r"'w': expected shape \(4, 8\), got \(4, 4\)"):
         check_state({"w": (4, 8)}, state, source=str(path))
+
+
+# ---------------------------------------------------------------------------------- destinations (issue 13)
+
+
+def test_check_destination_refuses_what_is_not_a_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    for path, kind in [("/dev/null", "character device"), (tmp_path / "fifo", "FIFO"),
+                       (tmp_path / "dir", "directory")]:
+        with pytest.raises(tio.DestinationError) as err:
+            tio.check_destination(path, what="--out")
+        assert str(err.value).startswith(f"--out {path}: ") and kind in str(err.value)
+    assert tio.check_destination(tmp_path / "new.safetensors") == tmp_path / "new.safetensors"
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
+def test_save_over_a_device_node_refuses_and_leaves_the_device(tmp_path):
+    import stat
+
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a second /dev/null
+    with pytest.raises(tio.DestinationError, match="character device"):
+        save({"w": np.zeros(2)}, device)
+    assert stat.S_ISCHR(os.lstat(device).st_mode), "the device was replaced by a regular file"
+    assert _files_in(tmp_path) == ["null"]
+
+
+def test_save_over_a_fifo_refuses_instead_of_replacing_it(tmp_path):
+    import stat
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(tio.DestinationError, match="FIFO"):
+        save({"w": np.zeros(2)}, tmp_path / "pipe")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+
+
+def test_parent_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    target = tmp_path / "runs" / "model.safetensors"
+    with pytest.raises(tio.DestinationError) as err:
+        save({"w": np.zeros(2)}, target)
+    assert str(target) in str(err.value) and f"{tmp_path / 'runs'} is a file, not a directory" in str(err.value)
+    with pytest.raises(tio.DestinationError, match="is a file, not a directory"):
+        tio.check_destination(tmp_path / "runs" / "deeper" / "m.safetensors")
+
+
+def test_missing_parent_is_created_or_refused_on_request(tmp_path):
+    target = tmp_path / "a" / "b" / "m.safetensors"
+    assert tio.check_destination(target) == target  # save creates parents
+    with pytest.raises(tio.DestinationError, match="does not exist"):
+        tio.check_destination(target, create_parents=False)
+    assert not (tmp_path / "a").exists(), "checking must not create anything"
+
+
+def test_read_only_directory_is_refused_before_writing(old_checkpoint, monkeypatch):
+    directory = old_checkpoint.parent
+    real_access = os.access
+    # As root, permission bits do not stop writes, so the check is what is tested here.
+    monkeypatch.setattr(tio.os, "access", lambda p, mode, **kw: (
+        False if os.path.realpath(p) == os.path.realpath(directory) and mode & os.W_OK
+        else real_access(p, mode, **kw)))
+    with pytest.raises(tio.DestinationError) as err:
+        save({"w": np.zeros(2)}, old_checkpoint, metadata={"version": "new"})
+    assert f"{directory} is not writable" in str(err.value) and str(old_checkpoint) in str(err.value)
+    monkeypatch.undo()
+    _assert_old_intact(old_checkpoint)
+
+
+def test_symlink_destination_writes_its_target_and_keeps_the_link(tmp_path):
+    real = tmp_path / "real.safetensors"
+    save({"w": np.zeros(2)}, real)
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(real)
+    save({"w": np.ones(2)}, link, metadata={"version": "new"})
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    np.testing.assert_array_equal(load(real)[0]["w"], np.ones(2))
+    assert tio.check_destination(link) == real
+    assert sorted(_files_in(tmp_path)) == ["latest.safetensors", "real.safetensors"]
+
+
+def test_disk_full_names_the_destination_keeps_the_old_file_and_removes_the_temp(old_checkpoint, monkeypatch):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tio.os, "fsync", full)
+    with pytest.raises(OSError) as err:
+        save({"w": np.zeros(1000)}, old_checkpoint, metadata={"version": "new"})
+    monkeypatch.undo()
+    message = str(err.value)
+    assert str(old_checkpoint) in message and "No space left on device" in message, message
+    assert "unchanged" in message and err.value.errno == errno.ENOSPC
+    _assert_old_intact(old_checkpoint)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_removes_stale_temp_files_of_the_same_destination_only(old_checkpoint):
+    import time
+
+    directory, dead, alive = old_checkpoint.parent, _dead_pid(), os.getppid()
+    stale = directory / f".model.safetensors.tmp-{dead}-abc12345"
+    legacy = directory / ".model.safetensors.k2j4h5g6.tmp"  # what the previous io.save left
+    live = directory / f".model.safetensors.tmp-{alive}-def45678"
+    fresh_legacy = directory / ".model.safetensors.zz99yy88.tmp"
+    other = directory / f".other.safetensors.tmp-{dead}-abc12345"
+    lookalike = directory / f".model.safetensors.tmp-{dead}-abc12345.keep"
+    for p in (stale, legacy, live, fresh_legacy, other, lookalike):
+        p.write_bytes(b"x" * 100)
+    two_hours_ago = time.time() - 7200
+    os.utime(legacy, (two_hours_ago, two_hours_ago))
+    save({"w": np.ones(2)}, old_checkpoint)
+    left = set(_files_in(directory))
+    assert stale.name not in left and legacy.name not in left
+    assert {live.name, fresh_legacy.name, other.name, lookalike.name, "model.safetensors"} == left
+
+
+def test_temp_file_name_records_the_writer_pid(old_checkpoint, monkeypatch):
+    seen = []
+    real = os.replace
+
+    def spy(src, dst):
+        seen.append(os.path.basename(src))
+        real(src, dst)
+
+    monkeypatch.setattr(tio.os, "replace", spy)
+    save({"w": np.ones(2)}, old_checkpoint)
+    assert len(seen) == 1 and seen[0].startswith(f".model.safetensors.tmp-{os.getpid()}-")
+
+
+def test_write_atomic_is_public_for_other_files(tmp_path):
+    path = tmp_path / "tok.json"
+    tio.write_atomic(path, b"{}")
+    assert path.read_bytes() == b"{}" and _files_in(tmp_path) == ["tok.json"]
+    with pytest.raises(tio.DestinationError):
+        tio.write_atomic(tmp_path, b"{}")
+
+
+# ---------------------------------------------------------------------------------- hostile headers (issue 13)
+
+
+def _raw_safetensors(path, header: bytes, data: bytes = b""):
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+
+
+def test_deeply_nested_json_header_is_a_clear_error_naming_the_file(tmp_path):
+    path = tmp_path / "deep.safetensors"
+    _raw_safetensors(path, b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    message = _assert_checkpoint_error(path, "nested")
+    assert "RecursionError" not in message
+
+
+def test_deeply_nested_metadata_value_is_a_clear_error_naming_the_file(tmp_path):
+    path = tmp_path / "deepmeta.safetensors"
+    value = "[" * 200_000 + "]" * 200_000
+    _raw_safetensors(path, json.dumps({"__metadata__": {"config": value}}).encode())
+    with pytest.raises(CheckpointError) as err:
+        load(path)
+    assert str(path) in str(err.value) and "'config'" in str(err.value) and "nested" in str(err.value)
+    with pytest.raises(CheckpointError, match="nested"):
+        load_metadata(path)
+
+
+# ---------------------------------------------------------------------------------- names (issue 13)
+
+
+def test_inspect_accepts_names_with_unicode_digits(tmp_path):
+    path = tmp_path / "u.safetensors"
+    names = ["layer1²", "layer10", "layer2", "x٣", "½", "block.①.w"]
+    save({n: np.zeros(1, np.float32) for n in names}, path)
+    listed = [t.name for t in tio.inspect(path).tensors]
+    assert sorted(listed) == sorted(names)
+    assert listed.index("layer2") < listed.index("layer10")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6, unique=True))
+def test_natural_order_is_total_for_any_names(names):
+    ordered = sorted(names, key=tio._natural_key)  # never raises, whatever the characters
+    assert sorted(ordered) == sorted(names)
+    assert sorted(["a2", "a10", "a1"], key=tio._natural_key) == ["a1", "a2", "a10"]
+
+
+# ---------------------------------------------------------------------------------- metadata checks (issue 13)
+
+
+def test_require_metadata_names_file_key_and_expected_type(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    meta = {"optimizer": "adam", "epoch": 3, "flag": True, "history": {"loss": [1.0]}}
+    assert tio.require(meta, "epoch", int, path) == 3
+    assert tio.require(meta, "history", dict, path) == {"loss": [1.0]}
+    with pytest.raises(CheckpointError) as err:
+        tio.require(meta, "rng_state", dict, path)
+    assert str(err.value) == f"{path}: checkpoint metadata 'rng_state' is missing (expected a dict)"
+    with pytest.raises(CheckpointError) as err:
+        tio.require(meta, "optimizer", dict, path)
+    assert str(err.value) == f"{path}: checkpoint metadata 'optimizer' is a str ('adam'), expected a dict"
+    with pytest.raises(CheckpointError, match="'flag' is a bool .*expected an int"):
+        tio.require(meta, "flag", int, path)
+    with pytest.raises(CheckpointError, match="expected an int or a float"):
+        tio.require({"lr": "x"}, "lr", (int, float), path)
+    assert tio.require(meta, "missing", dict, path, default=None) is None
+    with pytest.raises(CheckpointError, match="'history.loss' is a list"):
+        tio.require(meta, "history.loss", dict, path)
+    assert tio.require(meta, "history.loss", list, path) == [1.0]
+
+
+def test_tensor_shapes_reads_the_header_only(tmp_path, monkeypatch):
+    path = tmp_path / "s.safetensors"
+    save({"a": np.zeros((2, 3), np.float32), "b": {"c": np.zeros(4, np.int64)}}, path)
+    import safetensors.numpy
+
+    monkeypatch.setattr(safetensors.numpy, "load", lambda *a: (_ for _ in ()).throw(AssertionError("data read")))
+    assert tio.tensor_shapes(path) == {"a": (2, 3), "b.c": (4,)}

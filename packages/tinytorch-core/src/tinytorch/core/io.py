@@ -26,7 +26,9 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -78,6 +80,18 @@ class CheckpointError(ValueError):
     ... except CheckpointError as err:
     ...     print("CheckpointError")
     CheckpointError
+    """
+
+
+class DestinationError(ValueError):
+    """A path that cannot receive a file: a directory, device, FIFO or socket, a parent that is a
+    file or missing, or a directory that is not writable. The message names the path.
+
+    >>> try:
+    ...     check_destination("/dev/null", what="--out")
+    ... except DestinationError as err:
+    ...     print(err)
+    --out /dev/null: is a character device, not a regular file; give the path of a file
     """
 
 
@@ -187,13 +201,18 @@ def _encode_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     return encoded
 
 
-def _decode_metadata(raw: Mapping[str, str]) -> dict[str, Any]:
+def _decode_metadata(raw: Mapping[str, str], path: Path | None = None) -> dict[str, Any]:
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
         try:
             decoded[key] = json.loads(value)
         except ValueError:
             decoded[key] = value  # a safetensors file from elsewhere: plain strings stay strings
+        except RecursionError:
+            raise CheckpointError(
+                f"{path if path is not None else 'checkpoint'}: metadata {key!r} is JSON nested too "
+                "deeply to read (a corrupt or hostile file)"
+            ) from None
     return decoded
 
 
@@ -248,33 +267,203 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that ``path`` is either the old file or the new one."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
+_FILE_KINDS = [
+    (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+]
+
+
+def _kind_of(mode: int) -> str:
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_destination(path: PathLike, what: str = "destination", create_parents: bool = True) -> Path:
+    """Check that a file can be written at ``path`` without harming what is there; the real path.
+
+    Call it before long work (training) so a bad ``--out`` fails at once, not after an epoch.
+    :func:`save` and :func:`write_atomic` call it too. Nothing is created.
+
+    - An existing ``path`` must be a regular file: a directory, device (``/dev/null``), FIFO or
+      socket is refused, because the atomic rename would replace it with a regular file.
+    - A symlink is followed: its target is checked and returned, so the file it points to is
+      replaced and the link itself stays.
+    - The parent directory must exist (or, with ``create_parents``, its nearest existing ancestor
+      must be a directory) and be writable.
+
+    Args:
+        path: the file to write.
+        what: how the caller names the path in messages, e.g. ``"--out"`` or ``"checkpoint"``.
+        create_parents: accept missing parent directories (the writer will create them);
+            False refuses them.
+
+    Returns:
+        The path to write: ``path`` itself, or the target of a symlink.
+
+    Raises:
+        DestinationError: the message starts with ``what`` and ``path`` and says what is wrong.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_destination(folder / "runs" / "model.safetensors") == folder / "runs" / "model.safetensors"
+    True
+    >>> try:
+    ...     check_destination(folder, what="--out")
+    ... except DestinationError as err:
+    ...     print(str(err).split(": ")[1])
+    is a directory, not a regular file; give the path of a file
+    """
+    original = Path(path)
+    label = f"{what} {original}"
+    target, via = original, ""
+    if original.is_symlink():
+        target = Path(os.path.realpath(original))
+        via = f" (the symlink points to {target})"
     try:
-        mode = path.stat().st_mode & 0o777
+        mode: int | None = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as e:
+        raise DestinationError(f"{label}: cannot be checked{via} ({e.strerror or e})") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise DestinationError(
+            f"{label}: is {_kind_of(mode)}, not a regular file{via}; give the path of a file"
+        )
+    parent = target.parent
+    ancestor = parent
+    while not os.path.exists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not os.path.isdir(ancestor):
+        raise DestinationError(f"{label}: {ancestor} is a file, not a directory{via}")
+    if ancestor != parent and not create_parents:
+        raise DestinationError(f"{label}: the directory {parent} does not exist{via}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DestinationError(f"{label}: {ancestor} is not writable{via}")
+    return target
+
+
+_STALE_LEGACY_SECONDS = 3600
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.tmp-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or a pid we cannot ask about: keep its file
+    return True
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Remove temp files an earlier, killed writer of ``directory/name`` left behind.
+
+    Only names this module creates are touched: ``.<name>.tmp-<pid>-<8 chars>`` whose process is
+    gone, and ``.<name>.<8 chars>.tmp`` (the previous naming, without a pid) older than an hour.
+    """
+    if os.name == "nt":  # os.kill(pid, 0) terminates the process on Windows
+        return
+    current = re.compile(rf"\.{re.escape(name)}\.tmp-(\d+)-[a-z0-9_]{{8}}")
+    legacy = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        match = current.fullmatch(entry.name)
+        if match is None and not legacy.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if match is not None:
+                pid = int(match.group(1))
+                if pid == os.getpid() or _process_alive(pid):
+                    continue
+            elif now - info.st_mtime < _STALE_LEGACY_SECONDS:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            pass  # another writer removed it first, or we may not: not our business
+
+
+def _write_error(label: str, error: OSError) -> OSError:
+    reason = error.strerror or str(error)
+    wrapped = type(error)(f"{label}: could not write it ({reason}); the previous file, if any, "
+                          "is unchanged")
+    wrapped.errno = error.errno
+    return wrapped
+
+
+def write_atomic(path: PathLike, payload: bytes, what: str = "file") -> Path:
+    """Write ``payload`` to ``path`` so that ``path`` is either the old file or the new one.
+
+    The bytes go to a temp file ``.<name>.tmp-<pid>-<random>`` in the same directory, which is
+    fsynced and renamed over ``path``; the directory is fsynced too. Temp files that killed
+    writers of the same ``path`` left behind are removed first. Errors (disk full, read-only
+    directory, ...) name ``path``; the previous file is intact and the temp file removed.
+
+    Args:
+        path: the file to write (checked by :func:`check_destination`; a symlink's target is
+            written); missing parent directories are created.
+        payload: the bytes.
+        what: how ``path`` is named in error messages.
+
+    Returns:
+        The path written (the target if ``path`` is a symlink).
+
+    Raises:
+        DestinationError: ``path`` is not a regular file or its directory cannot hold one.
+        OSError: writing failed; the message names ``path``.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.json"
+    >>> write_atomic(path, b'{"a": 1}') == path, path.read_bytes()
+    (True, b'{"a": 1}')
+    """
+    label = f"{what} {path}"
+    target = check_destination(path, what)
+    directory = target.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(label, e) from e
+    _remove_stale_temps(directory, target.name)
+    try:
+        mode = target.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
     tmp_name: str | None = None
     try:
         with tempfile.NamedTemporaryFile(
-            dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
+            dir=directory, prefix=_temp_prefix(target.name), suffix="", delete=False
         ) as f:
             tmp_name = f.name
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
+        os.replace(tmp_name, target)
         tmp_name = None
         _fsync_directory(directory)
+    except OSError as e:
+        raise _write_error(label, e) from e
     finally:
         if tmp_name is not None:
             try:
                 os.unlink(tmp_name)
             except OSError:
                 pass
+    return target
 
 
 def save(
@@ -285,7 +474,8 @@ def save(
     Args:
         state: name -> ``np.ndarray`` or ``Tensor``. Nested dicts are flattened with ``"."``
             (see :func:`flatten_state`); :func:`load` returns the flat form.
-        path: the file to write; parent directories are created.
+        path: the file to write; parent directories are created. It must be a regular file or
+            absent (see :func:`check_destination`; a symlink's target is written).
         metadata: JSON-serialisable values (config, epoch, optimizer hyper-parameters...).
             Tuples come back as lists. Keys ``tinytorch.format_version`` and
             ``tinytorch.versions`` are always written by this function.
@@ -293,6 +483,10 @@ def save(
     Raises:
         TypeError: a non-string key, a value that is not an array, an array with a dtype
             safetensors cannot store (object, str, ...), or metadata that is not JSON-serialisable.
+        DestinationError: ``path`` is a directory, device or FIFO, or its directory is a file or
+            not writable.
+        OSError: writing failed (disk full, ...); the message names ``path``, the previous file
+            is unchanged and no temp file is left.
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
@@ -303,6 +497,7 @@ def save(
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a dict of arrays, got {type(state).__name__}")
+    check_destination(path, "checkpoint")  # before the work of serialising
     flat = flatten_state(state)
     arrays: dict[str, np.ndarray] = {}
     for key, value in flat.items():
@@ -314,7 +509,7 @@ def save(
     import safetensors.numpy
 
     payload = safetensors.numpy.save(arrays, metadata=header_metadata)
-    _write_atomic(Path(path), payload)
+    write_atomic(path, payload, "checkpoint")
 
 
 # ---------------------------------------------------------------------------------- load
@@ -364,6 +559,8 @@ def _read_header(path: Path, f) -> _Header:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise _fail(path, f"not a safetensors file: the header is not valid JSON ({e})") from None
+    except RecursionError:
+        raise _fail(path, "corrupt header: its JSON is nested too deeply to read") from None
     if not isinstance(header, dict):
         raise _fail(path, "not a safetensors file: the header is not a JSON object")
 
@@ -464,7 +661,7 @@ def load(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     path, f = _open_checked(path)
     with f:
         header = _read_header(path, f)
-        metadata = _decode_metadata(header.metadata)
+        metadata = _decode_metadata(header.metadata, path)
         _check_format_version(path, metadata)
         f.seek(0)
         payload = f.read()
@@ -496,7 +693,100 @@ def load_metadata(path: PathLike) -> dict[str, Any]:
     path, f = _open_checked(path)
     with f:
         header = _read_header(path, f)
-    return _decode_metadata(header.metadata)
+    return _decode_metadata(header.metadata, path)
+
+
+def tensor_shapes(path: PathLike) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a checkpoint, read from the header alone.
+
+    Use it to check a stored config against the stored weights before building a model from the
+    config (an edited ``max_seq_len`` must not allocate gigabytes before the mismatch is found).
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.safetensors"
+    >>> save({"wte": {"weight": np.zeros((5, 2), dtype=np.float32)}}, path)
+    >>> tensor_shapes(path)
+    {'wte.weight': (5, 2)}
+    """
+    path, f = _open_checked(path)
+    with f:
+        header = _read_header(path, f)
+    return {name: shape for name, (_, shape, _, _) in header.tensors.items()}
+
+
+_MISSING: Any = object()
+_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a str", int: "an int", float: "a float",
+               bool: "a bool", type(None): "null"}
+
+
+def _type_name(t: type) -> str:
+    return _TYPE_NAMES.get(t, f"a {t.__name__}")
+
+
+def _matches(value: Any, expected: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in expected:
+        return False  # JSON true is not a number
+    if float in expected and isinstance(value, int):
+        return True  # JSON writes 2.0 as 2.0, but a hand-written 2 is the same number
+    return isinstance(value, expected)
+
+
+def require(
+    metadata: Mapping[str, Any],
+    key: str,
+    expected: type | tuple[type, ...],
+    path: PathLike,
+    default: Any = _MISSING,
+    what: str = "checkpoint metadata",
+) -> Any:
+    """``metadata[key]``, checked to be of type ``expected``; else an error naming the file.
+
+    A key that is not in ``metadata`` as written may be a dotted path into nested dicts
+    (``"history.loss"``). ``bool`` never passes for ``int`` or ``float``; an ``int`` passes for
+    ``float``.
+
+    Args:
+        metadata: the metadata, as :func:`load` or :func:`load_metadata` returns it.
+        key: the key (or dotted path).
+        expected: a type or a tuple of types, e.g. ``dict`` or ``(int, float)``.
+        path: the file the metadata came from, named in the error.
+        default: returned when the key is missing; without it a missing key is an error.
+        what: how the metadata is named in the message.
+
+    Returns:
+        The value.
+
+    Raises:
+        CheckpointError: ``"<path>: checkpoint metadata 'optimizer' is missing (expected a
+            dict)"`` or ``"... is a str ('adam'), expected a dict"``.
+
+    >>> require({"epoch": 3}, "epoch", int, "ckpt.safetensors")
+    3
+    >>> try:
+    ...     require({"epoch": "3"}, "epoch", int, "ckpt.safetensors")
+    ... except CheckpointError as err:
+    ...     print(err)
+    ckpt.safetensors: checkpoint metadata 'epoch' is a str ('3'), expected an int
+    """
+    types = expected if isinstance(expected, tuple) else (expected,)
+    wanted = " or ".join(_type_name(t) for t in types)
+    value: Any = metadata
+    if isinstance(metadata, Mapping) and key in metadata:
+        value = metadata[key]
+    else:
+        for part in key.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                if default is not _MISSING:
+                    return default
+                raise CheckpointError(f"{path}: {what} {key!r} is missing (expected {wanted})")
+            value = value[part]
+    if not _matches(value, types):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise CheckpointError(
+            f"{path}: {what} {key!r} is {_type_name(type(value))} ({shown}), expected {wanted}"
+        )
+    return value
 
 
 class TensorInfo(NamedTuple):
@@ -541,8 +831,13 @@ class CheckpointInfo:
 
 
 def _natural_key(name: str) -> list:
-    """Sort "layers.2" before "layers.10"."""
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name)]
+    """Sort "layers.2" before "layers.10".
+
+    The odd parts of the split are exactly the runs ``\\d+`` matched (decimal digits, which
+    ``int`` reads); ``str.isdigit`` would also accept "²", which ``int`` refuses.
+    """
+    parts = re.split(r"(\d+)", name)
+    return [(0, int(p), p) if i % 2 else (1, 0, p) for i, p in enumerate(parts)]
 
 
 def inspect(path: PathLike) -> CheckpointInfo:
@@ -568,7 +863,7 @@ def inspect(path: PathLike) -> CheckpointInfo:
     return CheckpointInfo(
         path=str(path),
         tensors=tensors,
-        metadata=_decode_metadata(header.metadata),
+        metadata=_decode_metadata(header.metadata, path),
         num_parameters=sum(math.prod(t.shape) for t in tensors),
         file_size=header.file_size,
     )
@@ -652,5 +947,6 @@ def check_state(
 __all__ = [
     "CheckpointError", "CheckpointInfo", "TensorInfo", "StateCheck", "save", "load",
     "load_metadata", "inspect", "check_state", "flatten_state", "unflatten_state",
-    "FORMAT_VERSION",
+    "FORMAT_VERSION", "DestinationError", "check_destination", "write_atomic", "require",
+    "tensor_shapes",
 ]
