@@ -396,7 +396,11 @@ class VarFunction(Function, op="var"):
 
     def backward(self, grad):
         g = _expand_reduced(grad, self.axes, self.keepdims)
-        return g * self.centered * grad.dtype.type(2 / self.denominator)
+        dtype = grad.dtype.type
+        # N <= correction leaves no degrees of freedom: as PyTorch, 2/0 = inf, so the gradient is
+        # ±inf where x differs from the mean and nan where it equals it (a single element).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * self.centered * (dtype(2) / dtype(self.denominator))
 
 
 # ---------------------------------------------------------------------------------- shape
