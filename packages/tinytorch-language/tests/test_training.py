@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 
+from tinytorch.core import functional as F
 from tinytorch.core import io, manual_seed
+from tinytorch.language import training
 from tinytorch.language import (
     BPETokenizer,
     CharTokenizer,
@@ -30,7 +35,7 @@ def trained(tmp_path_factory):
     tok = CharTokenizer().fit(TEXT)
     lm = LanguageModelTrainer(_small(tok.vocab_size), tok)
     path = tmp_path_factory.mktemp("ckpt") / "lm.safetensors"
-    history = lm.fit(TEXT, max_steps=60, batch_size=16, lr=3e-3, warmup=5, eval_interval=20,
+    history = lm.fit(TEXT, max_steps=60, batch_size=16, lr=3e-3, warmup=5, eval_every=20,
                      checkpoint=path, seed=0)
     return lm, history, path
 
@@ -42,6 +47,7 @@ def test_tiny_training_loss_decreases(trained):
     assert h["loss"][-1] < 3.3
     np.testing.assert_allclose(h["val_perplexity"], np.exp(h["val_loss"]))
     assert all(t > 0 for t in h["tokens_per_sec"])
+    assert h.stop_reason == "steps"
 
 
 def test_generation_from_checkpoint_file_alone(trained):
@@ -61,12 +67,91 @@ def test_prompt_longer_than_context_is_cropped(trained):
     assert out[200:] == lm.generate_text(TEXT[168:200], max_length=10, temperature=0)[32:]
 
 
-def test_resume_continues_step_count(trained, tmp_path):
+def test_resume_continues_with_the_checkpoints_settings(trained):
     _, _, path = trained
     model, tok, _ = load_checkpoint(path)
     lm = LanguageModelTrainer(model, tok)
-    h = lm.fit(TEXT, max_steps=70, batch_size=16, lr=3e-3, warmup=5, eval_interval=10, resume=path)
+    h = lm.fit(TEXT, max_steps=70, eval_every=10, resume=path)  # batch 16, lr 3e-3... from the file
     assert h["step"][-1] == 70 and h["step"][:3] == [20, 40, 60]
+    assert lm.train_config["lr"] == 3e-3 and lm.train_config["batch_size"] == 16
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    (dict(lr=1e-3), "lr=0.001 (the checkpoint has 0.003)"),
+    (dict(batch_size=8), "batch_size=8 (the checkpoint has 16)"),
+    (dict(seed=5), "seed=5 (the checkpoint has 0)"),
+])
+def test_resume_refuses_contradicting_settings(trained, kwargs, named):
+    _, _, path = trained
+    model, tok, _ = load_checkpoint(path)
+    with pytest.raises(ValueError, match=re.escape(named)):
+        LanguageModelTrainer(model, tok).fit(TEXT, max_steps=70, resume=path, **kwargs)
+
+
+def test_resume_refuses_another_text(trained):
+    _, _, path = trained
+    model, tok, _ = load_checkpoint(path)
+    with pytest.raises(ValueError, match="a different text"):
+        LanguageModelTrainer(model, tok).fit(TEXT[:-1] + "?", max_steps=70, resume=path)
+
+
+def test_resume_after_ctrl_c_mid_epoch_is_bit_exact(tmp_path, monkeypatch):
+    tok = CharTokenizer().fit(TEXT)
+
+    def run(resume=None, checkpoint=None):
+        manual_seed(0)
+        lm = LanguageModelTrainer(_small(tok.vocab_size), tok)
+        if resume:
+            lm.model, _, _ = load_checkpoint(resume)
+        history = lm.fit(TEXT, max_steps=20, batch_size=4, seq_len=16, lr=3e-3, warmup=3, eval_every=7,
+                         eval_batches=2, checkpoint=checkpoint, resume=resume, seed=3)
+        return lm, history
+
+    full, _ = run()
+    calls = []
+
+    def interrupted_loss(logits, targets):  # Ctrl-C during step 10: the checkpoint is step 7's
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return F.cross_entropy(logits, targets)
+
+    monkeypatch.setattr(training, "lm_loss", interrupted_loss)
+    _, history = run(checkpoint=tmp_path / "c.safetensors")
+    assert history.stop_reason == "interrupted"
+    monkeypatch.undo()
+    resumed, _ = run(resume=tmp_path / "c.safetensors")
+    assert resumed.trainer.history.steps[6]["step"] == 7
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[k], v)
+
+
+def test_seed_sets_the_data_order():
+    tok = CharTokenizer().fit(TEXT)
+
+    def loss(seed):
+        manual_seed(0)  # the same initial weights: only the data order may differ
+        lm = LanguageModelTrainer(_small(tok.vocab_size), tok)
+        return lm.fit(TEXT, max_steps=3, batch_size=4, seq_len=16, warmup=0, val_fraction=0.1,
+                      eval_batches=1, seed=seed).steps[0]["loss"]
+
+    assert loss(1) != loss(2) and loss(1) == loss(1)
+
+
+def test_learning_rate_follows_warmup_then_cosine():
+    # nanoGPT's schedule in closed form: (t + 1) / (w + 1) warmup, cosine to a tenth at the end.
+    tok = CharTokenizer().fit(TEXT)
+    manual_seed(0)
+    lm = LanguageModelTrainer(_small(tok.vocab_size), tok, min_lr_ratio=0.1)
+    h = lm.fit(TEXT, max_steps=30, batch_size=4, seq_len=16, lr=1e-2, warmup=5, eval_batches=1, seed=0)
+    lrs = [row["lr"] for row in h.steps]
+
+    def expected(t, w=5, total=30, base=1e-2, floor=0.1):
+        if t < w:
+            return base * (t + 1) / (w + 1)
+        return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (t - w) / (total - w))))
+
+    np.testing.assert_allclose(lrs, [expected(t) for t in range(30)], rtol=1e-12)
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
@@ -100,7 +185,7 @@ def test_bpe_training_run_and_tokenizer_fitted_on_the_fly():
     tok = BPETokenizer(vocab_size=300)
     lm = LanguageModelTrainer(_small(300), tok)
     h = lm.fit(TEXT, max_steps=4, batch_size=4, seq_len=16, warmup=1)
-    assert tok.vocab_size == 300 and len(h["loss"]) == 1
+    assert tok.vocab_size == 300 and len(h["loss"]) == 1 and len(h.steps) == 4
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -122,8 +207,9 @@ def test_tokenizer_larger_than_model_vocab():
 def test_time_budget_stops_training():
     tok = CharTokenizer().fit(TEXT)
     lm = LanguageModelTrainer(_small(tok.vocab_size), tok)
-    lm.fit(TEXT, time_budget=0.5, batch_size=4, eval_interval=5, eval_batches=1)
-    assert 0 < lm.trainer.global_step < 10_000
+    h = lm.fit(TEXT, time_budget=2.0, batch_size=4, eval_every=5, eval_batches=1)
+    assert 0 < lm.trainer.global_step < 10_000 and h.stop_reason == "budget"
+    assert h.evals[-1]["step"] == lm.trainer.global_step  # the final evaluation ran, on everything
 
 
 def test_token_windows():
@@ -139,12 +225,12 @@ def test_token_windows():
 
 
 def test_token_windows_random_starts_stay_in_range_and_cover_every_start():
-    manual_seed(0)
     tokens = np.arange(50)
-    ds = TokenWindows(tokens, seq_len=8, random_starts=True)
+    ds = TokenWindows(tokens, seq_len=8, random_starts=True, seed=0)
     assert len(ds) == 6  # an epoch is still the non-overlapping windows' worth of targets
     starts = set()
-    for _ in range(200):
+    for epoch in range(200):
+        ds.set_epoch(epoch)
         x, y = ds.__getitems__(np.arange(len(ds)))
         assert x.shape == (6, 8) and y.max() <= 49
         np.testing.assert_array_equal(y, x + 1)

@@ -290,7 +290,8 @@ class Trainer:
             time_budget: seconds this call may take, final evaluation and checkpoint included.
             val_data: batches to evaluate on (None: evaluation rows hold training figures only).
             eval_every: steps between evaluations (None: at the end of every epoch).
-            eval_batches: evaluate on the first ``eval_batches`` batches of ``val_data`` only.
+            eval_batches: periodic evaluations use the first ``eval_batches`` batches of
+                ``val_data`` only; the final evaluation always covers all of it.
 
         Returns:
             The ``History`` (also ``self.history``); ``history.stop_reason`` says why it ended.
@@ -312,7 +313,9 @@ class Trainer:
         self._start = time.perf_counter()
         self._deadline = self._start + time_budget if time_budget is not None else None
         self._step_seconds: float | None = None
-        self._eval_seconds: float | None = None
+        self._eval_batch_seconds: float | None = None  # one validation batch, forward only
+        self._after_eval_seconds = 0.0  # what the callbacks of an evaluation take (a checkpoint save)
+        self._last_eval_was_partial = False
         self._eval_batches = eval_batches
         self._steps_this_fit = 0
         self._last_eval_step = -1
@@ -329,7 +332,7 @@ class Trainer:
         callbacks = list(self.callbacks)
         if self.progress:
             callbacks.append(ProgressBar(bar=self.progress is True, unit=self.unit))
-        self._active = callbacks
+        self._active, self._val_data = callbacks, val_data
         interrupted = nonfinite = None
         for cb in callbacks:
             cb.on_train_begin(self)
@@ -347,8 +350,9 @@ class Trainer:
         except NonFiniteLossError as err:
             nonfinite = err
             self.stop_reason, self.stop_detail = "non_finite", str(err)
-        if not (interrupted or nonfinite) and self.global_step != self._last_eval_step and self._steps_this_fit:
-            self._evaluate_and_log(val_data)  # the final evaluation (unless the last step had one)
+        if not (interrupted or nonfinite) and self._steps_this_fit and (
+                self.global_step != self._last_eval_step or self._last_eval_was_partial):
+            self._evaluate_and_log(val_data, final=True)  # unless the last step had a full one
         self.history.stop_reason, self.history.stop_detail = self.stop_reason, self.stop_detail
         for cb in callbacks:
             cb.on_train_end(self)
@@ -431,14 +435,22 @@ class Trainer:
         if self._steps_this_fit > 1:  # the first step pays one-off costs (allocation, caches)
             self._step_seconds = seconds if self._step_seconds is None else 0.8 * self._step_seconds + 0.2 * seconds
         if self._follows_budget and (self._steps_this_fit in (1, 10, 30) or self._steps_this_fit % 100 == 0):
-            self._plan_budget(seconds)
+            self._plan_budget(self._val_data, seconds)
         for cb in self._active:
             cb.on_step_end(self, self.global_step, {**logs, "lr": lr, "units": units})
 
     # -------------------------------------------------------------- time budget
+    def _eval_cost(self, val_data: Iterable | None, batches: int | None) -> float:
+        """Expected seconds of an evaluation over ``batches`` batches (None: all) and its callbacks."""
+        cost = self._after_eval_seconds
+        if val_data is not None and self._eval_batch_seconds is not None:
+            n = len(val_data) if hasattr(val_data, "__len__") else (batches or 1)
+            cost += self._eval_batch_seconds * (n if batches is None else min(n, batches))
+        return cost * 1.1
+
     def _reserve(self, val_data: Iterable | None) -> float:
-        """Seconds to keep for the final evaluation and checkpoint."""
-        return (self._eval_seconds or 0.0) if val_data is not None or self._eval_seconds else 0.0
+        """Seconds to keep for the final evaluation (over all of ``val_data``) and its checkpoint."""
+        return self._eval_cost(val_data, None)
 
     def _budget_allows_step(self, val_data: Iterable | None) -> bool:
         if self._deadline is None:
@@ -458,13 +470,9 @@ class Trainer:
                     break
             finally:
                 self.model.train(was_training)
-        per_batch = time.perf_counter() - start
-        n = len(val_data) if hasattr(val_data, "__len__") else 1
-        if self._eval_batches is not None:
-            n = min(n, self._eval_batches)
-        self._eval_seconds = per_batch * n * 1.1
+        self._eval_batch_seconds = time.perf_counter() - start
 
-    def _plan_budget(self, last_step_seconds: float | None = None) -> None:
+    def _plan_budget(self, val_data: Iterable | None, last_step_seconds: float | None = None) -> None:
         """Tell an open-ended LR schedule how many steps the rest of the budget allows.
 
         First after step 1 (whose time includes one-off costs, so the estimate is low), then
@@ -473,11 +481,11 @@ class Trainer:
         per_step = self._step_seconds or last_step_seconds
         if per_step is None or self._deadline is None:
             return
-        remaining = self._deadline - time.perf_counter() - (self._eval_seconds or 0.0)
-        if self._eval_every and self._eval_seconds:
-            per_step += self._eval_seconds / self._eval_every
-        elif self._eval_seconds and self._steps_per_epoch:
-            per_step += self._eval_seconds / self._steps_per_epoch
+        remaining = self._deadline - time.perf_counter() - self._reserve(val_data)
+        periodic = self._eval_cost(val_data, self._eval_batches)
+        every = self._eval_every or self._steps_per_epoch
+        if every:
+            per_step += periodic / every
         total = self.global_step + max(1, int(remaining / per_step))
         if self._max_steps is not None:
             total = min(total, self._max_steps)
@@ -485,7 +493,7 @@ class Trainer:
         self.scheduler.set_total_steps(max(total, self.global_step + 1))
 
     # -------------------------------------------------------------- evaluation
-    def _evaluate_and_log(self, val_data: Iterable | None) -> None:
+    def _evaluate_and_log(self, val_data: Iterable | None, final: bool = False) -> None:
         start = time.perf_counter()
         for cb in self._active:
             cb.on_eval_begin(self, self.global_step)
@@ -494,7 +502,11 @@ class Trainer:
         row["epoch"] = round(self.epoch + (self.batch_in_epoch / spe if spe else 0.0), 4)
         row.update(self._meter.means())
         if val_data is not None:
-            row.update({f"val_{k}": v for k, v in self.evaluate(val_data, max_batches=self._eval_batches).items()})
+            limit = None if final else self._eval_batches
+            row.update({f"val_{k}": v for k, v in self.evaluate(val_data, max_batches=limit).items()})
+            self._eval_batch_seconds = (time.perf_counter() - start) / max(1, self._evaluated_batches)
+            self._last_eval_was_partial = limit is not None and not (
+                hasattr(val_data, "__len__") and self._evaluated_batches >= len(val_data))
         row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["time"] = time.perf_counter() - self._start
         if self._meter.seconds > 0:
@@ -502,11 +514,12 @@ class Trainer:
         self._meter = _Meter()
         self.history.evals.append(row)
         self._last_eval_step = self.global_step
+        callbacks_start = time.perf_counter()
         for cb in self._active:
             cb.on_eval_end(self, self.global_step, row)
-        self._eval_seconds = (time.perf_counter() - start) * 1.1
-        if self._follows_budget:
-            self._plan_budget()
+        self._after_eval_seconds = time.perf_counter() - callbacks_start
+        if self._follows_budget and not final:
+            self._plan_budget(val_data)
 
     def evaluate(self, data: Iterable, max_batches: int | None = None) -> dict[str, float]:
         """Mean loss and metrics over ``data`` (weighted by batch size), in eval mode, without a graph.
@@ -519,11 +532,13 @@ class Trainer:
         self.model.eval()
         sums: dict[str, float] = {}
         seen = 0
+        self._evaluated_batches = 0
         try:
             with no_grad():
                 for i, (inputs, targets) in enumerate(data):
                     if max_batches is not None and i >= max_batches:
                         break
+                    self._evaluated_batches += 1
                     outputs = self.model(inputs)
                     n = _batch_size(inputs)
                     seen += n

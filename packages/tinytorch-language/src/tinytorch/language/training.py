@@ -1,26 +1,28 @@
-"""Language-model training on a text, built on core's Trainer, DataLoader, AdamW and cross-entropy.
+"""Language-model training on a text: a configuration of core's Trainer.
 
-What is language-specific here is small: turning text into (input, target) token windows, a
-nanoGPT learning-rate schedule that can also end on a time budget, perplexity in the history,
-and checkpoints that carry the tokenizer and the model config so that generation needs nothing
-but the file.
+What is language-specific here is small: turning text into (input, target) token windows,
+nanoGPT's defaults (AdamW with betas (0.9, 0.99), no weight decay on vectors, warmup then cosine
+decay to a tenth, gradient clipping at 1), perplexity in the evaluation rows, and checkpoints
+that carry the tokenizer and the model config, so that generation needs nothing but the file.
+The loop, the time budget, the schedule, the progress display and the checkpoint layout are
+core's.
 
 >>> from tinytorch.language import CharTokenizer, TinyGPT
 >>> text = "to be or not to be, that is the question. " * 20
 >>> tok = CharTokenizer().fit(text)
 >>> model = TinyGPT(tok.vocab_size, d_model=32, num_heads=2, num_layers=1, max_seq_len=16)
 >>> history = LanguageModelTrainer(model, tok, progress=False).fit(
-...     text, max_steps=20, batch_size=8, seq_len=16, lr=3e-3, warmup=2)
->>> history["val_loss"][-1] < history["val_loss"][0] or len(history["val_loss"]) == 1
-True
+...     text, max_steps=20, batch_size=8, seq_len=16, lr=3e-3, warmup=2, seed=0)
+>>> history.stop_reason, history["step"]
+('steps', [20])
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,13 @@ import numpy as np
 
 from tinytorch.core import functional as F
 from tinytorch.core import io
+from tinytorch.core.callbacks import Callback, ModelCheckpoint
+from tinytorch.core.checkpoint import load_model_state, save_model_state
 from tinytorch.core.data import DataLoader
-from tinytorch.core.optim import AdamW
-from tinytorch.core.optim.lr_scheduler import LambdaLR
+from tinytorch.core.optim import AdamW, weight_decay_groups
+from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
 from tinytorch.core.random import get_rng
-from tinytorch.core.training import Callback, History, LRSchedulerCallback, Trainer
+from tinytorch.core.training import History, Trainer
 
 from .data import TokenWindows, split_tokens
 from .models import GPTConfig, TinyGPT
@@ -40,6 +44,11 @@ from .tokenizers import Tokenizer, TokenizerError
 
 CHECKPOINT_KEY = "tinytorch.language"
 CHECKPOINT_VERSION = 1
+
+# The run settings a checkpoint records; --resume continues with them.
+RUN_SETTINGS = ("batch_size", "seq_len", "lr", "warmup", "warmup_fraction", "val_fraction", "seed")
+DEFAULTS = {"batch_size": 16, "lr": 1e-3, "warmup": None, "warmup_fraction": 0.05, "val_fraction": 0.1}
+DEFAULT_EVAL_EVERY = 250
 
 
 def lm_loss(logits, targets):
@@ -61,6 +70,15 @@ def lm_loss(logits, targets):
     return F.cross_entropy(logits, targets)
 
 
+def text_fingerprint(text: str) -> str:
+    """The sha256 of ``text`` (UTF-8), recorded so a resumed run can check it trains on the same text.
+
+    >>> text_fingerprint("abc")[:12]
+    'ba7816bf8f01'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -68,108 +86,17 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
         raise ValueError(f"fit: {name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
 
 
-class _BatchStream:
-    """``steps`` training batches per round, drawn from a shuffled DataLoader that is restarted
-    (with a new random window offset) whenever an epoch of the training windows is used up."""
-
-    def __init__(self, loader: DataLoader, dataset: TokenWindows, steps: int, deadline: float | None):
-        self.loader, self.dataset, self.steps, self.deadline = loader, dataset, steps, deadline
-        self.data_epoch = 0
-        self._it = None
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        for _ in range(self.steps):
-            if self.deadline is not None and time.perf_counter() >= self.deadline:
-                return
-            batch = next(self._it, None) if self._it is not None else None
-            if batch is None:
-                if self._it is not None:
-                    self.data_epoch += 1
-                    self.dataset.set_offset(int(get_rng().integers(self.dataset.seq_len)))
-                self.loader.set_epoch(self.data_epoch)
-                self._it = iter(self.loader)
-                batch = next(self._it)
-            yield batch
-
-
-class _Limited:
-    """The first ``n`` batches of a loader (a fixed validation subset)."""
-
-    def __init__(self, loader: DataLoader, n: int | None):
-        self.loader, self.n = loader, n
-
-    def __iter__(self):
-        for i, batch in enumerate(self.loader):
-            if self.n is not None and i >= self.n:
-                return
-            yield batch
-
-
-class _LanguageLogs(Callback):
-    """Adds step, tokens/s and (val) perplexity to the history after every round."""
-
-    def __init__(self, owner: LanguageModelTrainer, seq_len: int):
-        self.owner, self.seq_len = owner, seq_len
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        h = trainer.history
-        h.setdefault("step", []).append(trainer.global_step)
-        h.setdefault("tokens_per_sec", []).append(logs.get("sequences_per_sec", float("nan")) * self.seq_len)
-        h.setdefault("perplexity", []).append(_exp(logs["loss"]))
-        if "val_loss" in logs:
-            h.setdefault("val_perplexity", []).append(_exp(logs["val_loss"]))
-        if self.owner.on_round is not None:
-            self.owner.on_round(trainer, {k: v[-1] for k, v in h.items()})
-        if self.owner.checkpoint_path is not None:
-            self.owner.save_checkpoint(self.owner.checkpoint_path)
-
-
-class _ProgressBar(Callback):
-    """A rich progress bar over steps with the running loss, val loss and tokens/s."""
-
-    def __init__(self, total: int | None, time_budget: float | None, tokens_per_step: int):
-        self.total, self.time_budget, self.tokens_per_step = total, time_budget, tokens_per_step
-        self.progress = None
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[stats]}"))
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=self.total, completed=trainer.global_step, stats="")
-        self.start, self.start_step, self.loss, self.val = time.perf_counter(), trainer.global_step, None, ""
-
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
-        loss = logs["loss"]
-        self.loss = loss if self.loss is None else 0.9 * self.loss + 0.1 * loss
-        elapsed = time.perf_counter() - self.start
-        rate = (step - self.start_step) * self.tokens_per_step / max(elapsed, 1e-9)
-        budget = f"  {elapsed:.0f}/{self.time_budget:.0f}s" if self.time_budget else ""
-        self.progress.update(self.task, completed=step,
-                             stats=f"loss {self.loss:.4f}{self.val}  {rate:,.0f} tok/s{budget}")
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if "val_loss" in logs:
-            self.val = f"  val {logs['val_loss']:.4f}"
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
 def _exp(x: float) -> float:
     return math.exp(x) if x < 700 else float("inf")
+
+
+class _Perplexity(Callback):
+    """Adds ``perplexity`` and ``val_perplexity`` (exp of the losses) to every evaluation row."""
+
+    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        for key in ("loss", "val_loss"):
+            if key in logs:
+                logs[key.replace("loss", "perplexity")] = _exp(logs[key])
 
 
 class LanguageModelTrainer:
@@ -182,12 +109,12 @@ class LanguageModelTrainer:
         betas: AdamW betas; (0.9, 0.99) as nanoGPT's Shakespeare config.
         grad_clip: clip the global gradient norm (None: no clipping).
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
-        progress: show a progress bar with loss and tokens/s.
+        progress: core's progress display: ``"auto"``, True, ``"lines"`` or False.
 
     >>> from tinytorch.language import CharTokenizer
     >>> tok = CharTokenizer().fit("abc ")
     >>> model = TinyGPT(tok.vocab_size, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
-    >>> trainer = LanguageModelTrainer(model, tok)
+    >>> trainer = LanguageModelTrainer(model, tok, progress=False)
     >>> history = trainer.fit("abc " * 40, max_steps=2, batch_size=2, seq_len=8, warmup=0)
     >>> history["step"], len(trainer.generate_text("ab", max_length=5, seed=0))
     ([2], 7)
@@ -195,7 +122,7 @@ class LanguageModelTrainer:
 
     def __init__(self, model: TinyGPT, tokenizer: Tokenizer, weight_decay: float = 0.1,
                  betas: tuple[float, float] = (0.9, 0.99), grad_clip: float | None = 1.0,
-                 min_lr_ratio: float = 0.1, progress: bool = False):
+                 min_lr_ratio: float = 0.1, progress: bool | str = False):
         if not isinstance(model, TinyGPT):
             raise TypeError(f"LanguageModelTrainer: model must be a TinyGPT, got {type(model).__name__}")
         if not isinstance(tokenizer, Tokenizer):
@@ -205,8 +132,6 @@ class LanguageModelTrainer:
         self.min_lr_ratio, self.progress = min_lr_ratio, progress
         self.trainer: Trainer | None = None
         self.history = History()
-        self.checkpoint_path: Path | None = None
-        self.on_round = None  # optional fn(trainer, last_logs), called after every evaluation
         self.train_config: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ data
@@ -222,128 +147,119 @@ class LanguageModelTrainer:
             )
         return np.asarray(self.tokenizer.encode(text), dtype=np.int64)
 
-    def _optimizer(self, lr: float) -> AdamW:
-        decay = [p for p in self.model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": self.weight_decay}]
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
-        return AdamW(groups, lr=lr, betas=self.betas)
+    def _settings(self, given: dict[str, Any], resume: str | os.PathLike | None, text: str) -> dict[str, Any]:
+        """The run's settings: the checkpoint's when resuming (contradicting ones refused), else given or default."""
+        if resume is None:
+            settings = {k: (given[k] if given[k] is not None else DEFAULTS.get(k)) for k in RUN_SETTINGS}
+            if given["warmup"] is not None and given["warmup_fraction"] is None:
+                settings["warmup_fraction"] = None  # explicit warmup steps replace the default fraction
+            if settings["seed"] is None:
+                settings["seed"] = int(get_rng().integers(2**31))
+            if settings["seq_len"] is None:
+                settings["seq_len"] = self.model.config.max_seq_len
+            return settings
+        saved = _language_meta(resume, io.load_metadata(resume)).get("train", {})
+        contradicting = [f"{k}={given[k]!r} (the checkpoint has {saved.get(k)!r})" for k in RUN_SETTINGS
+                         if given[k] is not None and k in saved and given[k] != saved[k]]
+        if saved.get("text_sha256") not in (None, text_fingerprint(text)):
+            contradicting.append("a different text (its sha256 differs from the one the checkpoint trained on)")
+        if contradicting:
+            raise ValueError(f"{resume}: resuming continues with the checkpoint's settings, but fit was given "
+                             + "; ".join(contradicting))
+        missing = [k for k in ("batch_size", "seq_len", "lr", "val_fraction", "seed") if k not in saved]
+        if missing:
+            raise ValueError(f"{resume}: the checkpoint's training settings lack {missing}; it cannot be resumed")
+        return {k: saved.get(k, DEFAULTS.get(k)) for k in RUN_SETTINGS}
 
     # ------------------------------------------------------------------ fit
     def fit(self, text: str, epochs: int | None = None, max_steps: int | None = None,
-            batch_size: int = 16, seq_len: int | None = None, lr: float = 1e-3, warmup: int = 100,
-            val_fraction: float = 0.1, eval_interval: int | None = None,
-            eval_batches: int | None = None, time_budget: float | None = None,
+            batch_size: int | None = None, seq_len: int | None = None, lr: float | None = None,
+            warmup: int | None = None, warmup_fraction: float | None = None, val_fraction: float | None = None,
+            eval_every: int | None = None, eval_batches: int | None = None, time_budget: float | None = None,
             checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
             seed: int | None = None) -> History:
-        """Train on ``text`` (tokenized with the tokenizer) and return the history.
+        """Train on ``text`` (tokenized with the tokenizer) and return core's ``History``.
+
+        Limits are totals of the run (a resumed run counts the steps before the resume); with
+        none of ``epochs``, ``max_steps`` and ``time_budget``, one epoch. With ``resume`` the
+        checkpoint's settings are used, and a contradicting argument is an error naming it.
 
         Args:
             text: the corpus. The first ``1 - val_fraction`` trains, the rest validates.
             epochs: passes over the training tokens (each token is a target once per epoch).
-            max_steps: optimizer steps in total (counting steps before a resume). With neither
-                ``epochs``, ``max_steps`` nor ``time_budget``, one epoch.
-            batch_size: sequences per step.
+            max_steps: optimizer steps in total.
+            batch_size: sequences per step (default 16).
             seq_len: context per sequence (default: the model's ``max_seq_len``).
-            lr: peak learning rate of AdamW; linear warmup for ``warmup`` steps, then cosine
-                decay to ``lr * min_lr_ratio`` at the last step (or at the end of the time budget).
-            val_fraction: share of the tokens held out for validation (0: no validation).
-            eval_interval: steps between evaluations (each a row of the history); default
-                250, or the whole run if shorter.
-            eval_batches: evaluate on the first ``eval_batches`` validation batches (None: all).
-            time_budget: stop after this many seconds (wall clock, evaluations included).
-            checkpoint: save a checkpoint (model, tokenizer, config, optimizer) here after
-                every evaluation.
+            lr: peak learning rate of AdamW (default 1e-3); warmup, then cosine decay to
+                ``lr * min_lr_ratio`` at the last step or at the end of the time budget.
+            warmup: warmup steps; or else ``warmup_fraction`` of the run (default 0.05), which
+                scales with a time budget.
+            warmup_fraction: warmup as a share of the run's steps.
+            val_fraction: share of the tokens held out for validation (default 0.1; 0: none).
+            eval_every: steps between evaluations (default 250, or the run if shorter).
+            eval_batches: validation batches per periodic evaluation (None: all); the final
+                evaluation always covers the whole validation split.
+            time_budget: seconds the call may take, final evaluation and checkpoint included.
+            checkpoint: save a checkpoint (model, tokenizer, config, optimizer, position) here
+                after every evaluation.
             resume: continue from a checkpoint written by ``checkpoint``/``save_checkpoint``.
-            seed: seed for the data order (default: from the global generator).
+            seed: seed of the data order (the random windows of each epoch).
 
         Returns:
-            The ``History``: per evaluation ``step``, ``loss``, ``perplexity``, ``val_loss``,
-            ``val_perplexity``, ``lr``, ``time``, ``tokens_per_sec``.
+            The ``History``: ``steps`` rows (loss, lr) and ``evals`` rows (step, epoch, loss,
+            perplexity, val_loss, val_perplexity, lr, time, tokens_per_sec); ``stop_reason``.
         """
-        _check_int("epochs", epochs, 1, allow_none=True)
-        _check_int("max_steps", max_steps, 1, allow_none=True)
-        _check_int("batch_size", batch_size, 1)
-        seq_len = self.model.config.max_seq_len if seq_len is None else seq_len
-        _check_int("seq_len", seq_len, 1)
-        if seq_len > self.model.config.max_seq_len:
-            raise ValueError(f"fit: seq_len {seq_len} exceeds the model's max_seq_len={self.model.config.max_seq_len}")
-        _check_int("warmup", warmup, 0)
-        _check_int("eval_interval", eval_interval, 1, allow_none=True)
-        _check_int("eval_batches", eval_batches, 1, allow_none=True)
-        if not isinstance(lr, numbers.Real) or not 0 < lr < float("inf"):
-            raise ValueError(f"fit: lr must be a positive number, got {lr!r}")
-        if time_budget is not None and (not isinstance(time_budget, numbers.Real) or time_budget <= 0):
-            raise ValueError(f"fit: time_budget must be a positive number of seconds, got {time_budget!r}")
-
+        given = {"batch_size": batch_size, "seq_len": seq_len, "lr": lr, "warmup": warmup,
+                 "warmup_fraction": warmup_fraction, "val_fraction": val_fraction, "seed": seed}
+        for name in ("batch_size", "seq_len"):
+            _check_int(name, given[name], 1, allow_none=True)
+        _check_int("warmup", warmup, 0, allow_none=True)
+        _check_int("seed", seed, 0, allow_none=True)
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf):
+            raise ValueError(f"fit: lr must be a positive finite number, got {lr!r}")
+        settings = self._settings(given, resume, text)
+        if settings["seq_len"] > self.model.config.max_seq_len:
+            raise ValueError(f"fit: seq_len {settings['seq_len']} exceeds the model's max_seq_len="
+                             f"{self.model.config.max_seq_len}")
+        b, t = settings["batch_size"], settings["seq_len"]
         tokens = self._tokens(text)
-        train_tokens, val_tokens = split_tokens(tokens, val_fraction)
-        train_ds = TokenWindows(train_tokens, seq_len, random_starts=True)
-        if seed is None:
-            seed = int(get_rng().integers(2**31))
-        loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) >= batch_size,
-                            seed=seed)
+        train_tokens, val_tokens = split_tokens(tokens, settings["val_fraction"])
+        train_set = TokenWindows(train_tokens, t, random_starts=True, seed=settings["seed"])
+        loader = DataLoader(train_set, batch_size=b, shuffle=True, drop_last=len(train_set) >= b,
+                            seed=settings["seed"])
         val_loader = None
-        if val_fraction > 0:
-            if len(val_tokens) < seq_len + 1:
+        if settings["val_fraction"] > 0:
+            if len(val_tokens) < t + 1:
                 raise ValueError(
                     f"fit: the validation split has {len(val_tokens)} tokens, fewer than seq_len + 1 = "
-                    f"{seq_len + 1}; use more text, a larger val_fraction or a shorter seq_len"
+                    f"{t + 1}; use more text, a larger val_fraction or a shorter seq_len"
                 )
-            val_loader = _Limited(DataLoader(TokenWindows(val_tokens, seq_len), batch_size=batch_size),
-                                  eval_batches)
+            val_loader = DataLoader(TokenWindows(val_tokens, t), batch_size=b)
 
-        steps_per_epoch = len(loader)
-        if max_steps is None and epochs is None and time_budget is None:
-            epochs = 1
-        total = None
-        if epochs is not None:
-            total = epochs * steps_per_epoch
-        if max_steps is not None:
-            total = max_steps if total is None else min(total, max_steps)
-        interval = eval_interval or (min(250, total) if total else 250)
-
-        optimizer = self._optimizer(lr)
-        trainer = Trainer(self.model, optimizer, lm_loss, grad_clip=self.grad_clip, progress=False,
-                          unit="sequences")
-        self.trainer = trainer
-        self.train_config = {"batch_size": batch_size, "seq_len": seq_len, "lr": lr, "warmup": warmup,
-                             "val_fraction": val_fraction, "seed": seed, "total_steps": total}
-        start = time.perf_counter()
-        floor, first_step = self.min_lr_ratio, 0
-
-        def factor(_: int) -> float:
-            step = trainer.global_step
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            progress = 0.0
-            if total is not None and total > warmup:
-                progress = (step - warmup) / (total - warmup)
-            if time_budget is not None and step > first_step:
-                progress = max(progress, (time.perf_counter() - start) / time_budget)
-            progress = min(max(progress, 0.0), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = LambdaLR(optimizer, factor)
-        trainer.callbacks = [LRSchedulerCallback(scheduler, interval="step"), _LanguageLogs(self, seq_len)]
-        data_epoch = 0
+        optimizer = AdamW(weight_decay_groups(self.model, self.weight_decay), lr=settings["lr"], betas=self.betas)
+        # An open-ended schedule: the Trainer gives it the run's length (or what the budget allows).
+        scheduler = WarmupCosineLR(optimizer, total_steps=None, warmup_steps=settings["warmup"] or 0,
+                                   warmup_fraction=settings["warmup_fraction"], min_lr_ratio=self.min_lr_ratio)
+        planned = None
+        if time_budget is None:
+            limits = [n for n in ((epochs or (0 if max_steps else 1)) * len(loader), max_steps) if n]
+            planned = min(limits)
+        self.train_config = {**settings, "text_sha256": text_fingerprint(text)}
+        callbacks: list[Callback] = [_Perplexity()]
+        if checkpoint is not None:
+            callbacks.append(ModelCheckpoint(checkpoint, metadata=self._metadata))
+        self.trainer = Trainer(self.model, optimizer, lm_loss, callbacks=callbacks, scheduler=scheduler,
+                               grad_clip=self.grad_clip, progress=self.progress, unit="tokens",
+                               count_units=lambda x: int(np.prod(x.shape)))
         if resume is not None:
-            meta = self._resume(resume)
-            data_epoch = int(meta.get(CHECKPOINT_KEY, {}).get("data_epoch", 0))
-            first_step = trainer.global_step
-            scheduler.step()  # re-apply the schedule at the resumed step
-        self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
-        deadline = start + time_budget if time_budget is not None else None
-        stream = _BatchStream(loader, train_ds, interval, deadline)
-        stream.data_epoch = data_epoch
-        self._stream = stream
-        if self.progress:
-            trainer.callbacks.append(_ProgressBar(total, time_budget, batch_size * seq_len))
-        remaining_rounds = 10**9 if total is None else max(0, math.ceil((total - trainer.global_step) / interval))
-        trainer.fit(stream, epochs=remaining_rounds, val_data=val_loader, max_steps=total)
-        self.history = trainer.history
+            self._resume(resume)
+        every = eval_every or (min(DEFAULT_EVAL_EVERY, planned) if planned else DEFAULT_EVAL_EVERY)
+        self.history = self.trainer.fit(loader, epochs=epochs, max_steps=max_steps, time_budget=time_budget,
+                                        val_data=val_loader, eval_every=every, eval_batches=eval_batches)
         return self.history
+
+    def _metadata(self) -> dict[str, Any]:
+        return _language_metadata(self.model, self.tokenizer, self.train_config)
 
     def _resume(self, path: str | os.PathLike) -> dict[str, Any]:
         meta = io.load_metadata(path)
@@ -402,7 +318,7 @@ class LanguageModelTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Model, tokenizer, config (and optimizer, step and history once ``fit`` ran), atomically.
+        """Model, tokenizer, config (and optimizer, position and history once ``fit`` ran), atomically.
 
         Args:
             path: the safetensors file to write; `load_checkpoint` reads it back, and
@@ -417,11 +333,8 @@ class LanguageModelTrainer:
         ...     load_checkpoint(Path(tmp) / "lm.safetensors")[1].chars
         ['a', 'b']
         """
-        extra = _language_metadata(self.model, self.tokenizer, self.train_config)
-        stream = getattr(self, "_stream", None)
-        extra[CHECKPOINT_KEY]["data_epoch"] = stream.data_epoch if stream is not None else 0
         if self.trainer is not None and self.trainer.optimizer is not None:
-            self.trainer.save_checkpoint(path, extra_metadata=extra)
+            self.trainer.save_checkpoint(path, extra_metadata=self._metadata())
         else:
             save_model(path, self.model, self.tokenizer, self.train_config)
 
@@ -472,8 +385,7 @@ def save_model(path: str | os.PathLike, model: TinyGPT, tokenizer: Tokenizer,
     >>> loaded.config == model.config, meta["kind"]
     (True, 'tinytorch.language.model')
     """
-    meta = {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train)}
-    io.save({f"model.{k}": v for k, v in model.state_dict().items()}, path, metadata=meta)
+    save_model_state(path, model, {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train)})
 
 
 def _language_meta(path: Any, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -523,7 +435,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TinyGPT, Tokenizer, dict[s
     >>> bool(np.array_equal(loaded.wte.weight.numpy(), model.wte.weight.numpy())), loaded.training
     (True, False)
     """
-    state, metadata = io.load(path)
+    model_state, metadata = load_model_state(path)
     lang = _language_meta(path, metadata)
     try:
         config = GPTConfig.from_dict(lang["config"])
@@ -534,9 +446,6 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TinyGPT, Tokenizer, dict[s
     except KeyError:
         raise TokenizerError(f"{path} has no tokenizer in its metadata") from None
     model = TinyGPT.from_config(config)
-    model_state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    if not model_state:
-        raise ValueError(f"{path} holds no model weights (no 'model.*' tensors)")
     try:
         model.load_state_dict(model_state)
     except ValueError as e:
