@@ -10,7 +10,6 @@ import pytest
 
 from tinytorch.core import functional as F
 from tinytorch.core import io, manual_seed
-from tinytorch.language import training
 from tinytorch.language import (
     BPETokenizer,
     CharTokenizer,
@@ -20,6 +19,7 @@ from tinytorch.language import (
     generate_text,
     load_checkpoint,
     load_shakespeare,
+    training,
 )
 
 TEXT = load_shakespeare()[:20_000]

@@ -23,7 +23,7 @@ import hashlib
 import math
 import numbers
 import os
-from pathlib import Path
+from pathlib import Path  # noqa: F401 - the docstring examples use it
 from typing import Any
 
 import numpy as np
