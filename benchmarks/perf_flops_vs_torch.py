@@ -32,17 +32,25 @@ CONV = [(1, 3, 32, 32, 64, 3, 1, 1, 1, 1), (8, 16, 32, 32, 32, 3, 2, 1, 1, 1),
 MATMUL = [((8, 64, 32), (8, 32, 48)), ((4, 1, 16, 8), (3, 8, 5)), ((128, 256), (256, 64))]
 # (B, L, d, heads)
 ATTENTION = [(1, 128, 256, 8), (4, 64, 128, 4), (2, 32, 64, 1)]
+# fused attention alone, (B, heads, L, head_dim), causal
+SDPA = [(2, 4, 16, 8), (1, 8, 64, 32), (4, 1, 33, 16)]
 
 TORCH_CODE = """
 import json, torch
 from torch.utils.flop_counter import FlopCounterMode
-LINEAR, CONV, MATMUL, ATTENTION = {cases}
+LINEAR, CONV, MATMUL, ATTENTION, SDPA = {cases}
 def count(fn):
     with FlopCounterMode(display=False) as m:
         fn()
     return m.get_total_flops()
 out = {{"torch": torch.__version__, "linear": [], "conv": [], "matmul": [], "attention": [],
-        "mha_module": []}}
+        "mha_module": [], "sdpa": []}}
+for b, h, L, e in SDPA:
+    q, k, v = (torch.randn(b, h, L, e) for _ in range(3))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel(SDPBackend.MATH):  # the CPU flash kernel has no FLOP formula in torch
+        out["sdpa"].append(count(lambda: sdpa(q, k, v, is_causal=True)))
 for n, i, o in LINEAR:
     layer = torch.nn.Linear(i, o); x = torch.randn(n, i)
     out["linear"].append(count(lambda: layer(x)))
@@ -96,8 +104,9 @@ def main() -> None:
         if ref.exists():
             os.environ["TINYTORCH_REFERENCE_PYTHON"] = str(ref)
     counter = FLOPsCounter()
-    ours: dict[str, list] = {"linear": [], "conv": [], "matmul": [], "attention": []}
-    traced: dict[str, list] = {"linear": [], "conv": [], "matmul": [], "attention": []}
+    ours: dict[str, list] = {"linear": [], "conv": [], "matmul": [], "attention": [], "sdpa": []}
+    traced: dict[str, list] = {"linear": [], "conv": [], "matmul": [], "attention": [], "sdpa": []}
+    packed: list[int] = []
     for n, i, o in LINEAR:
         ours["linear"].append(linear_flops(n, i, o).matmul_flops)
         traced["linear"].append(counter.trace(nn.Linear(i, o), randn(n, i)).forward.matmul_flops)
@@ -117,9 +126,28 @@ def main() -> None:
     for b, L, d, h in ATTENTION:
         ours["attention"].append(attention_flops(b, L, d, h).matmul_flops)
         traced["attention"].append(counter.trace(_Attention(d, h), randn(b, L, d)).forward.matmul_flops)
-    cases = json.dumps([LINEAR, CONV, [[list(a), list(b)] for a, b in MATMUL], ATTENTION])
+    try:  # the fused attention Functions, when language is installed
+        from tinytorch.language.functional import (
+            packed_self_attention,
+            scaled_dot_product_attention,
+        )
+    except ImportError:
+        scaled_dot_product_attention = None
+    for b, h, L, e in SDPA:
+        ours["sdpa"].append(4 * b * h * L * L * e)  # sdpa_flops(...).matmul_flops
+        if scaled_dot_product_attention is not None:
+            q = randn(b, h, L, e)
+            traced["sdpa"].append(counter.trace(
+                _Call(lambda t: scaled_dot_product_attention(t, t, t, is_causal=True)), q
+            ).forward.matmul_flops)
+            qkv = randn(b, L, 3 * h * e)
+            packed.append(counter.trace(
+                _Call(lambda t, h=h: packed_self_attention(t, h, is_causal=True)), qkv
+            ).forward.matmul_flops)
+    cases = json.dumps([LINEAR, CONV, [[list(a), list(b)] for a, b in MATMUL], ATTENTION, SDPA])
     torch = run_reference(TORCH_CODE.format(cases=cases))
-    result: dict = {"ours_closed_form": ours, "ours_traced": traced, "torch": torch}
+    result: dict = {"ours_closed_form": ours, "ours_traced": traced,
+                    "ours_packed_attention_traced": packed, "torch": torch}
     if "skipped" not in torch:
         checks = {}
         for kind in ours:
@@ -127,9 +155,20 @@ def main() -> None:
             if traced[kind]:
                 checks[kind + "_traced"] = traced[kind] == torch[kind]
         checks["mha_module"] = ours["attention"] == torch["mha_module"]
+        if packed:
+            checks["packed_attention_traced"] = packed == torch["sdpa"]
         result["equal"] = checks
         result["all_equal"] = all(checks.values())
     emit("perf_flops_vs_torch", result)
+
+
+class _Call(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
 
 
 class _Wrap(nn.Module):

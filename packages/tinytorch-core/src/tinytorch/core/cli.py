@@ -13,36 +13,103 @@ def core() -> None:
     """Core engine: inspect checkpoints, run the spiral demo."""
 
 
+MODEL_PREFIX, OPTIMIZER_PREFIX = "model.", "optimizer.state."
+
+
+def _group(name: str, training_checkpoint: bool) -> str:
+    """Which part of a checkpoint a tensor belongs to: model, optimizer or other."""
+    if name.startswith(OPTIMIZER_PREFIX):
+        return "optimizer"
+    if name.startswith(MODEL_PREFIX) or not training_checkpoint:
+        return "model"
+    return "other"
+
+
+def checkpoint_counts(info) -> dict[str, int]:
+    """Elements per part of a checkpoint: ``model`` (its ``model.*`` tensors, or every tensor of a
+    plain weights file), ``optimizer`` (``optimizer.state.*``), ``other`` and ``total``."""
+    training = any(t.name.startswith((MODEL_PREFIX, OPTIMIZER_PREFIX)) for t in info.tensors)
+    counts = {"model": 0, "optimizer": 0, "other": 0}
+    for t in info.tensors:
+        counts[_group(t.name, training)] += math.prod(t.shape)
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def _shape(shape) -> str:
+    return str(tuple(shape))
+
+
+def _summary_table(info, width: int = 80):
+    """The tensors as a rich renderable that fits ``width`` columns without wrapping or cutting a
+    name or a number: a table, without its dtype column if that is what it takes (the dtype is
+    then the title when all tensors share it), else one tensor per two lines."""
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [(t.name, _shape(t.shape), t.dtype, f"{math.prod(t.shape):,}") for t in info.tensors]
+    header = ("tensor", "shape", "dtype", "elements")
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    dtypes = {r[2] for r in rows}
+    for keep in ([0, 1, 2, 3], [0, 1, 3]):
+        if sum(widths[i] for i in keep) + 3 * len(keep) + 1 <= width:  # box: 3 per column + 1
+            title = f"dtype {next(iter(dtypes))}" if len(keep) == 3 and len(dtypes) == 1 else None
+            table = Table(title=title)
+            for i in keep:
+                table.add_column(header[i], justify="right" if i == 3 else "left", no_wrap=True)
+            for r in rows:
+                table.add_row(*(r[i] for i in keep))
+            return table
+    text = Text()
+    for name, shape, dtype, elements in rows:
+        text.append(name + "\n", style="bold")
+        text.append(f"    {shape}  {dtype}  {elements} elements\n")
+    return text
+
+
+def _metadata_line(key: str, value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) > 200:  # never cut a value mid-number: say what it is instead
+        noun = "key" if isinstance(value, dict) else "item"
+        what = f"{len(value):,} {noun}{'' if len(value) == 1 else 's'}"
+        return f"{key}: {type(value).__name__} with {what} ({len(text):,} characters; see --json)"
+    return f"{key}: {text}"
+
+
 @core.command()
 @click.argument("model_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def summary(model_file: str, as_json: bool) -> None:
-    """Show the tensors, shapes, dtypes, parameter count and metadata of a checkpoint."""
+    """Show a checkpoint's tensors, its model parameters apart from optimizer state, and metadata."""
     from . import io
 
     info = io.inspect(model_file)
+    counts = checkpoint_counts(info)
     if as_json:
         tensors = [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in info.tensors]
-        click.echo(json.dumps({"path": info.path, "tensors": tensors, "parameters": info.num_parameters,
+        click.echo(json.dumps({"path": info.path, "tensors": tensors, "parameters": counts["model"],
+                               "optimizer_state_elements": counts["optimizer"],
+                               "other_elements": counts["other"], "elements": counts["total"],
                                "bytes": info.nbytes, "metadata": info.metadata}, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(title=f"{model_file}")
-    table.add_column("tensor")
-    table.add_column("shape")
-    table.add_column("dtype")
-    table.add_column("elements", justify="right")
-    for t in info.tensors:
-        table.add_row(t.name, str(tuple(t.shape)), t.dtype, f"{math.prod(t.shape):,}")
     console = Console()
-    console.print(table)
-    console.print(f"[bold]{len(info.tensors)}[/] tensors, [bold]{info.num_parameters:,}[/] parameters, "
+    console.print(escape(model_file), soft_wrap=True)  # a path is never broken into lines
+    console.print(_summary_table(info, console.width))
+    console.print(f"model parameters: [bold]{counts['model']:,}[/] "
+                  "(model weights and buffers)")
+    if counts["optimizer"]:
+        ratio = counts["optimizer"] / counts["model"] if counts["model"] else float("nan")
+        console.print(f"optimizer state: [bold]{counts['optimizer']:,}[/] elements "
+                      f"({ratio:.2f} x the model)")
+    if counts["other"]:
+        console.print(f"other tensors: {counts['other']:,} elements")
+    console.print(f"{len(info.tensors)} tensors, {counts['total']:,} elements, "
                   f"{info.nbytes / 1e6:.2f} MB")
     for key, value in info.metadata.items():
-        text = json.dumps(value) if not isinstance(value, str) else value
-        console.print(f"[dim]{key}[/]: {text if len(text) < 200 else text[:197] + '...'}")
+        console.print(escape(_metadata_line(key, value)), style="dim")
 
 
 @core.command()
