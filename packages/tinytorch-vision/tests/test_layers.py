@@ -1,5 +1,9 @@
 """Spatial layers: forward against naive loops, float64 gradient checks, shapes and errors."""
 
+import ctypes
+import ctypes.util
+import platform
+
 import numpy as np
 import pytest
 
@@ -224,3 +228,31 @@ def test_small_network_float64_gradcheck_end_to_end():
     x = t64(3, 2, 8, 8)
     params = list(net.parameters())
     assert gradcheck(lambda a, *ps: net(a), [x, *params], max_elements=300)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                 "fordblks", "keepcost")]
+
+
+def _glibc_version() -> tuple[int, ...]:
+    name, version = platform.libc_ver()
+    return tuple(int(v) for v in version.split(".")) if name == "glibc" and version else ()
+
+
+@pytest.mark.skipif(_glibc_version() < (2, 33), reason="needs glibc >= 2.33 (mallinfo2)")
+def test_conv_keeps_freed_memory_mapped_between_steps():
+    """After a convolution, malloc serves a 64 MB array from its heap (not a private mmap that
+    free returns to the kernel) and keeps the heap when it is freed, so the next step does not
+    page-fault it back in."""
+    mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c")).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    VF.conv2d(Tensor(np.ones((1, 1, 3, 3), dtype=np.float32)), Tensor(np.ones((1, 1, 1, 1), dtype=np.float32)))
+    before = mallinfo2()
+    big = np.ones(16 << 20, dtype=np.float32)  # 64 MB
+    during = mallinfo2()
+    del big
+    after = mallinfo2()
+    assert during.hblkhd - before.hblkhd < 1 << 20  # not mmapped on its own
+    assert after.arena >= during.arena >= 64 << 20  # and not trimmed away when freed
