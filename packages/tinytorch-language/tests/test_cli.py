@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tito.main import cli
 
 SMALL = ["--d-model", "16", "--heads", "2", "--layers", "1", "--context", "16", "--batch-size", "4",
-         "--max-steps", "6", "--eval-interval", "3", "--eval-batches", "2", "--warmup", "1"]
+         "--max-steps", "6", "--eval-every", "3", "--eval-batches", "2", "--warmup", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def checkpoint(tmp_path_factory, corpus):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["steps"] == 6 and report["val_loss"] > 0 and len(report["sample"]) > 0
+    assert report["stop_reason"] == "steps" and report["checkpoint_step"] == 6
     return out
 
 
@@ -103,3 +104,51 @@ def test_subprocess_tito_language(checkpoint):
                           str(checkpoint), "--top-p", "0.5", "--prompt", "\u00df"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_time_budget_must_be_finite_and_positive(value):
+    result = CliRunner().invoke(cli, ["language", "train", "--time-budget", value])
+    assert result.exit_code == 2 and "--time-budget" in result.output and "Traceback" not in result.output
+
+
+def test_bad_out_fails_before_training(corpus, tmp_path):
+    for out in (str(tmp_path), "/dev/null"):
+        result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL, "--out", out])
+        assert result.exit_code in (1, 2) and "--out" in result.output, result.output
+        assert "steps in" not in result.output and "Traceback" not in result.output  # nothing trained
+
+
+def test_resume_continues_the_checkpoint_and_refuses_contradictions(checkpoint, corpus, tmp_path):
+    copy = tmp_path / "run.safetensors"
+    copy.write_bytes(checkpoint.read_bytes())
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), "--resume", str(copy),
+                                      "--max-steps", "9", "--json", "--sample", "0"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    # No --out: the resumed run writes its own file, not the default checkpoint of another run.
+    assert report["checkpoint"] == str(copy) and report["checkpoint_step"] == 9
+    assert report["settings"]["batch_size"] == 4 and report["settings"]["warmup"] == 1
+    for extra, named in ((["--lr", "0.5"], "lr=0.5"), (["--d-model", "32"], "--d-model"),
+                         (["--batch-size", "8"], "batch_size=8")):
+        bad = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), "--resume", str(copy),
+                                       "--max-steps", "12", *extra])
+        assert bad.exit_code in (1, 2) and named in bad.output, bad.output
+    other = tmp_path / "other.txt"
+    other.write_text("Something else entirely. " * 80, encoding="utf-8")
+    bad = CliRunner().invoke(cli, ["language", "train", "--text", str(other), "--resume", str(copy),
+                                   "--max-steps", "12"])
+    assert bad.exit_code == 1 and "different text" in bad.output
+
+
+def test_divergence_exits_nonzero_and_keeps_the_checkpoint(checkpoint, corpus, tmp_path):
+    copy = tmp_path / "run.safetensors"
+    copy.write_bytes(checkpoint.read_bytes())
+    before = copy.read_bytes()
+    # lr 1e30: step 1 is taken (finite), step 2's loss is inf, before the first evaluation at 3.
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL, "--lr", "1e30",
+                                      "--out", str(copy), "--sample", "0"])
+    assert result.exit_code == 1, result.output
+    assert "became" in result.output and "Traceback" not in result.output
+    assert "checkpoint (step 6)" in result.output and "is unchanged" in result.output
+    assert copy.read_bytes() == before

@@ -110,6 +110,7 @@ class LanguageModelTrainer:
         grad_clip: clip the global gradient norm (None: no clipping).
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
         progress: core's progress display: ``"auto"``, True, ``"lines"`` or False.
+        on_nonfinite: ``"raise"`` or ``"stop"`` (see core's ``Trainer``).
 
     >>> from tinytorch.language import CharTokenizer
     >>> tok = CharTokenizer().fit("abc ")
@@ -122,14 +123,14 @@ class LanguageModelTrainer:
 
     def __init__(self, model: TinyGPT, tokenizer: Tokenizer, weight_decay: float = 0.1,
                  betas: tuple[float, float] = (0.9, 0.99), grad_clip: float | None = 1.0,
-                 min_lr_ratio: float = 0.1, progress: bool | str = False):
+                 min_lr_ratio: float = 0.1, progress: bool | str = False, on_nonfinite: str = "raise"):
         if not isinstance(model, TinyGPT):
             raise TypeError(f"LanguageModelTrainer: model must be a TinyGPT, got {type(model).__name__}")
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(f"LanguageModelTrainer: tokenizer must be a Tokenizer, got {type(tokenizer).__name__}")
         self.model, self.tokenizer = model, tokenizer
         self.weight_decay, self.betas, self.grad_clip = weight_decay, betas, grad_clip
-        self.min_lr_ratio, self.progress = min_lr_ratio, progress
+        self.min_lr_ratio, self.progress, self.on_nonfinite = min_lr_ratio, progress, on_nonfinite
         self.trainer: Trainer | None = None
         self.history = History()
         self.train_config: dict[str, Any] = {}
@@ -250,6 +251,7 @@ class LanguageModelTrainer:
             callbacks.append(ModelCheckpoint(checkpoint, metadata=self._metadata))
         self.trainer = Trainer(self.model, optimizer, lm_loss, callbacks=callbacks, scheduler=scheduler,
                                grad_clip=self.grad_clip, progress=self.progress, unit="tokens",
+                               on_nonfinite=self.on_nonfinite,
                                count_units=lambda x: int(np.prod(x.shape)))
         if resume is not None:
             self._resume(resume)
