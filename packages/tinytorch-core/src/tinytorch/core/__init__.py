@@ -6,7 +6,9 @@
 (1, 2)
 """
 
-from . import data, functional, io, nn, optim, training
+from importlib import metadata as _metadata
+
+from . import data, functional, io, kernels, nn, optim, training
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, register_op_observer
 from .functional import cat, concat, stack, where
 from .gradcheck import GradcheckError, gradcheck
@@ -26,11 +28,11 @@ from .tensor import (
 from .threads import get_num_threads, set_num_threads
 from .training import Trainer
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("tinytorch-core")  # the one source: pyproject.toml
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "register_op_observer",
-    "functional", "nn", "optim", "data", "io", "training", "Trainer",
+    "functional", "kernels", "nn", "optim", "data", "io", "training", "Trainer",
     "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "randn", "rand",
     "cat", "concat", "stack", "where", "gradcheck", "GradcheckError", "manual_seed", "get_rng",
     "set_num_threads", "get_num_threads",

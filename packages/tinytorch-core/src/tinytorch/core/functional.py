@@ -12,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .autograd import Function, is_grad_enabled
 from .ops import (
     ConcatFunction,
     GELUFunction,
+    LogSoftmaxFunction,
     ReLUFunction,
     SigmoidFunction,
+    SoftmaxFunction,
     StackFunction,
     TanhFunction,
     WhereFunction,
@@ -37,13 +40,8 @@ class LinearFunction(Function, op="linear"):
                 f"linear expected last dim {weight.shape[1]} (weight {weight.shape}), "
                 f"got input {x.shape}"
             )
-        # Leading dims are flattened: one 2-D GEMM is faster than NumPy's batched matmul loop.
-        x2d = x.reshape(-1, x.shape[-1])
-        self.x2d, self.weight, self.x_shape = x2d, weight, x.shape
-        out = x2d @ weight.T
-        if bias is not None:
-            out += bias
-        return out.reshape(*x.shape[:-1], weight.shape[0])
+        self.x2d, self.weight, self.x_shape = x.reshape(-1, x.shape[-1]), weight, x.shape
+        return kernels.linear(x, weight, bias)
 
     def backward(self, grad):
         need_x, need_w = self.needs_input_grad[:2]
@@ -76,42 +74,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------- softmax
-
-
-def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    e /= e.sum(axis=axis, keepdims=True)
-    return e
-
-
-def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-class SoftmaxFunction(Function, op="softmax"):
-    """s = softmax(x); ds/dx·g = s·(g - Σ g·s)."""
-
-    def forward(self, x, axis=-1):
-        self.axis = axis
-        self.out = _softmax(x, axis)
-        return self.out
-
-    def backward(self, grad):
-        s = self.out
-        return s * (grad - (grad * s).sum(axis=self.axis, keepdims=True))
-
-
-class LogSoftmaxFunction(Function, op="log_softmax"):
-    """l = log softmax(x); dl/dx·g = g - softmax(x)·Σ g."""
-
-    def forward(self, x, axis=-1):
-        self.axis = axis
-        self.out = _log_softmax(x, axis)
-        return self.out
-
-    def backward(self, grad):
-        return grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -161,7 +123,7 @@ class CrossEntropyFunction(Function, op="cross_entropy"):
                 f"cross_entropy: target class {int(bad)} is out of range for {classes} classes "
                 f"(expected 0..{classes - 1} or ignore_index={ignore_index})"
             )
-        logp = _log_softmax(flat, axis=-1)
+        logp = kernels.log_softmax(flat, axis=-1)
         rows = np.arange(y.size)
         nll = -logp[rows, y]
         if label_smoothing:
@@ -306,35 +268,16 @@ class LayerNormFunction(Function, op="layer_norm"):
     """
 
     def forward(self, x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
-        axes = tuple(range(x.ndim - normalized_ndim, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=axes, keepdims=True)
-        self.inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-        self.xhat = centered * self.inv_std
-        self.axes, self.weight = axes, weight
-        out = self.xhat
-        if weight is not None:
-            out = out * weight
-        if bias is not None:
-            out = out + bias
+        self.weight = weight
+        out, self.xhat, self.inv_std = kernels.layer_norm(x, weight, bias, eps, normalized_ndim)
         return out
 
     def backward(self, grad):
-        xhat, axes = self.xhat, self.axes
-        batch_axes = tuple(range(grad.ndim - len(axes)))
         needs = self.needs_input_grad
-        grad_w = (grad * xhat).sum(axis=batch_axes) if len(needs) > 1 and needs[1] else None
-        grad_b = grad.sum(axis=batch_axes) if len(needs) > 2 and needs[2] else None
-        gx = grad * self.weight if self.weight is not None else grad
-        grad_x = None
-        if needs[0]:
-            grad_x = (
-                gx
-                - gx.mean(axis=axes, keepdims=True)
-                - xhat * (gx * xhat).mean(axis=axes, keepdims=True)
-            ) * self.inv_std
-        return grad_x, grad_w, grad_b
+        return kernels.layer_norm_backward(
+            grad, self.xhat, self.inv_std, self.weight, need_x=needs[0],
+            need_weight=len(needs) > 1 and needs[1], need_bias=len(needs) > 2 and needs[2],
+        )
 
 
 def layer_norm(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .autograd import Function
 
 # ---------------------------------------------------------------------------------- binary
@@ -208,16 +209,10 @@ class TanhFunction(Function, op="tanh"):
         return grad * (1 - self.out * self.out)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # 0.5·(1 + tanh(x/2)) equals 1/(1+e^-x) and never overflows for large |x|.
-    half = x.dtype.type(0.5) if x.dtype.kind == "f" else 0.5
-    return half * (1 + np.tanh(half * x))
-
-
 class SigmoidFunction(Function, op="sigmoid"):
     """σ(x) = 1/(1+e^-x), computed stably; gradient g·σ(x)·(1-σ(x))."""
     def forward(self, x):
-        self.out = _sigmoid(x)
+        self.out = kernels.sigmoid(x)
         return self.out
 
     def backward(self, grad):
@@ -255,72 +250,48 @@ class ClampFunction(Function, op="clamp"):
         return np.where(self.inside, grad, grad.dtype.type(0))
 
 
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit).
-
-    NumPy has no erf; this fit is exact to float32 precision, which is what GELU needs.
-    """
-    z = np.abs(x)
-    t = 1 / (1 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    erfc = t * np.exp(poly)
-    return (np.sign(x) * (1 - erfc)).astype(x.dtype, copy=False)
-
-
-_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
-_INV_SQRT_2 = 1 / np.sqrt(2)
-_INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
-
-
 class GELUFunction(Function, op="gelu"):
-    """GELU(x) = x·Φ(x) (Hendrycks & Gimpel, 2016).
+    """GELU(x) = x·Φ(x) (Hendrycks & Gimpel, 2016); ``approximate="tanh"`` is GPT-2's form.
 
-    ``approximate="tanh"`` uses 0.5·x·(1 + tanh(u)), u = √(2/π)(x + 0.044715x³), GPT-2's form.
-    The tanh path works in place on two buffers: in a Transformer MLP it runs on the largest
-    activations of the model, so temporaries cost more than the arithmetic.
+    The arithmetic is `kernels.gelu_erf` / `kernels.gelu_tanh` and their backward kernels.
     """
 
     def forward(self, x, approximate: str = "none"):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        f = x.dtype.type
         self.x, self.approximate = x, approximate
-        if approximate == "tanh":
-            t = x * x
-            t *= f(_SQRT_2_OVER_PI * 0.044715)
-            t += f(_SQRT_2_OVER_PI)
-            t *= x  # u
-            np.tanh(t, out=t)
-            self.tanh = t
-            out = t + f(1)
-            out *= x
-            out *= f(0.5)
-            return out
-        self.cdf = f(0.5) * (1 + erf(x * f(_INV_SQRT_2)))
-        return x * self.cdf
+        forward = kernels.gelu_tanh if approximate == "tanh" else kernels.gelu_erf
+        out, self.saved = forward(x)  # saved: tanh(u) or Φ(x)
+        return out
 
     def backward(self, grad):
-        x = self.x
-        f = x.dtype.type
-        if self.approximate == "tanh":
-            # d/dx = 0.5·(1 + t) + 0.5·x·(1 - t²)·du/dx,  du/dx = √(2/π)(1 + 3·0.044715x²)
-            t = self.tanh
-            d = x * x
-            d *= f(_SQRT_2_OVER_PI * 3 * 0.044715)
-            d += f(_SQRT_2_OVER_PI)
-            d *= x
-            s = t * t
-            np.subtract(f(1), s, out=s)
-            d *= s
-            d += f(1)
-            d += t
-            d *= f(0.5)
-            d *= grad
-            return d
-        pdf = f(_INV_SQRT_2PI) * np.exp(f(-0.5) * x * x)
-        return grad * (self.cdf + x * pdf)
+        backward = kernels.gelu_tanh_backward if self.approximate == "tanh" else kernels.gelu_erf_backward
+        return backward(grad, self.x, self.saved)
+
+
+class SoftmaxFunction(Function, op="softmax"):
+    """s = softmax(x) along ``axis``; ds/dx·g = s·(g - Σ g·s)."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.out = kernels.softmax(x, axis)
+        return self.out
+
+    def backward(self, grad):
+        s = self.out
+        return s * (grad - (grad * s).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmaxFunction(Function, op="log_softmax"):
+    """l = log softmax(x) along ``axis``; dl/dx·g = g - softmax(x)·Σ g."""
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.out = kernels.log_softmax(x, axis)
+        return self.out
+
+    def backward(self, grad):
+        return grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------- reductions

@@ -35,6 +35,51 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     return np.asarray(data, dtype=dtype)
 
 
+# The device names PyTorch code passes to .to(); any of them but "cpu" is refused clearly.
+_DEVICE_TYPES = frozenset({"cpu", "cuda", "mps", "xpu", "xla", "hip", "hpu", "ipu", "meta", "mtia",
+                           "vulkan", "privateuseone"})
+
+
+def _check_device(device: Any) -> None:
+    """Accept the CPU (``"cpu"``, ``"cpu:0"``, a ``torch.device("cpu")``); refuse anything else."""
+    kind = getattr(device, "type", device)  # torch.device has .type
+    if isinstance(kind, str) and kind.split(":")[0] == "cpu":
+        return
+    raise RuntimeError(
+        f"TinyTorch runs on the CPU only (NumPy); got device {str(device)!r}. Tensors and modules "
+        "already live on the CPU: drop the .to(device) / .cuda() call"
+    )
+
+
+def _is_device(arg: Any) -> bool:
+    if isinstance(arg, str):
+        return arg.split(":")[0] in _DEVICE_TYPES
+    if isinstance(arg, bool):
+        return False
+    return isinstance(arg, (int, np.integer)) or hasattr(arg, "type") and not isinstance(arg, np.dtype)
+
+
+def _to_dtype(owner: str, args: tuple, device: Any, dtype: Any) -> np.dtype | None:
+    """Sort ``.to(...)``'s arguments (PyTorch's forms) into a device, checked, and a dtype."""
+    for arg in args:
+        if _is_device(arg):
+            device = arg
+        elif isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif dtype is None:
+            dtype = arg
+        else:
+            raise TypeError(f"{owner}.to: expected a device and/or a dtype, got {args!r}")
+    if device is not None:
+        _check_device(device)
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{owner}.to: expected a dtype or a device, got {dtype!r}") from None
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -168,6 +213,48 @@ class Tensor:
         dtype('float64')
         """
         return _ops.CastFunction.apply(self, dtype=np.dtype(dtype))
+
+    @property
+    def device(self) -> str:
+        """Always ``"cpu"``: TinyTorch computes with NumPy on the CPU."""
+        return "cpu"
+
+    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> Tensor:
+        """PyTorch's ``.to``: ``to(dtype)``, ``to("cpu")``, ``to("cpu", dtype)``, ``to(other)``.
+
+        Args:
+            args: a device and/or a dtype (or a tensor whose dtype to take), as in PyTorch.
+            device: ``"cpu"``; any other device (``"cuda"``, ``"mps"``, ...) is an error.
+            dtype: cast to this dtype (differentiably); the same dtype returns ``self``.
+
+        Raises:
+            RuntimeError: a device other than the CPU was asked for.
+
+        >>> x = Tensor([1.0])
+        >>> x.to("cpu") is x, x.to("float64").dtype
+        (True, dtype('float64'))
+        >>> x.to("cuda")
+        Traceback (most recent call last):
+        ...
+        RuntimeError: TinyTorch runs on the CPU only (NumPy); got device 'cuda'. ...
+        """
+        target = _to_dtype("Tensor", args, device, dtype)
+        return self if target is None or target == self.dtype else self.astype(target)
+
+    def cpu(self) -> Tensor:
+        """``self``: the data already lives on the CPU."""
+        return self
+
+    def cuda(self, device: Any = None) -> Tensor:
+        """Always an error: TinyTorch runs on the CPU only.
+
+        Args:
+            device: ignored (the message is the same for any GPU).
+
+        Raises:
+            RuntimeError: always.
+        """
+        _check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
 
     def float(self) -> Tensor:
         """Cast to float32 (differentiable)."""
@@ -407,16 +494,16 @@ class Tensor:
         return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
-        """Softmax along ``axis`` (see ``functional.softmax``)."""
-        from .functional import softmax
+        """Softmax along ``axis`` (see ``functional.softmax``).
 
-        return softmax(self, axis=axis)
+        >>> Tensor([[0.0, 0.0]]).softmax().tolist()
+        [[0.5, 0.5]]
+        """
+        return _ops.SoftmaxFunction.apply(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """Log-softmax along ``axis`` (see ``functional.log_softmax``)."""
-        from .functional import log_softmax
-
-        return log_softmax(self, axis=axis)
+        return _ops.LogSoftmaxFunction.apply(self, axis=axis)
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:

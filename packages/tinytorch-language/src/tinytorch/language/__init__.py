@@ -12,6 +12,8 @@ cross-entropy.
 (65, 3208960)
 """
 
+from importlib import metadata as _metadata
+
 from . import functional
 from .attention import KVCache, MultiHeadAttention
 from .data import TokenWindows, load_shakespeare, split_tokens
@@ -31,7 +33,7 @@ from .tokenizers import (
 from .training import LanguageModelTrainer, generate_text, load_checkpoint, save_model
 from .transformer import MLP, TransformerBlock
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("tinytorch-language")  # the one source: pyproject.toml
 
 __all__ = [
     "functional", "scaled_dot_product_attention", "MultiHeadAttention", "KVCache",

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from tinytorch.core import Tensor, nn
+from tinytorch.core import Tensor, kernels, nn
 
 from . import functional as LF
 
@@ -81,27 +81,42 @@ class KVCache:
         self.length = 0
 
 
-def _layer_norm(x: np.ndarray, ln: nn.LayerNorm) -> np.ndarray:
-    # ufunc reductions instead of .mean(): at batch 1 the wrapper costs more than the arithmetic.
-    f = x.dtype.type
-    inv_d = f(1 / x.shape[-1])
-    out = x - np.add.reduce(x, axis=-1, keepdims=True) * inv_d
-    var = np.add.reduce(out * out, axis=-1, keepdims=True)
-    var *= inv_d
-    var += f(ln.eps)
-    out /= np.sqrt(var, out=var)
-    if ln.weight is not None:
-        out *= ln.weight.data
-    if ln.bias is not None:
-        out += ln.bias.data
-    return out
+def _arrays(layer: nn.Module) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The (weight, bias) arrays of a Linear or LayerNorm, None where it has none."""
+    return (layer.weight.data if layer.weight is not None else None,
+            layer.bias.data if layer.bias is not None else None)
 
 
-def _linear(x: np.ndarray, layer: nn.Linear) -> np.ndarray:
-    out = x @ layer.weight.data.T
-    if layer.bias is not None:
-        out += layer.bias.data
-    return out
+def layer_norm_infer(x: np.ndarray, ln: nn.LayerNorm) -> np.ndarray:
+    """``ln(x)`` on arrays, for graph-free decoding: core's layer-norm kernel on ``ln``'s weights.
+
+    Args:
+        x: (..., *ln.normalized_shape) array.
+        ln: the LayerNorm whose weight, bias and eps to use.
+
+    Returns:
+        The normalized array, shape of ``x``.
+
+    >>> layer_norm_infer(np.array([[1.0, 3.0]]), nn.LayerNorm(2)).round(3).tolist()
+    [[-1.0, 1.0]]
+    """
+    return kernels.layer_norm(x, *_arrays(ln), ln.eps, len(ln.normalized_shape))[0]
+
+
+def linear_infer(x: np.ndarray, layer: nn.Linear) -> np.ndarray:
+    """``layer(x)`` on arrays, for graph-free decoding: core's linear kernel on ``layer``'s weights.
+
+    Args:
+        x: (..., layer.in_features) array.
+        layer: the Linear whose weight and bias to use.
+
+    Returns:
+        (..., out_features) array.
+
+    >>> linear_infer(np.ones((1, 4)), nn.Linear(4, 2)).shape
+    (1, 2)
+    """
+    return kernels.linear(x, *_arrays(layer))
 
 
 class MultiHeadAttention(nn.Module):
@@ -169,18 +184,12 @@ class MultiHeadAttention(nn.Module):
         """
         B, T, C = x.shape
         nh, hs = self.num_heads, self.head_dim
-        qkv = _linear(x, self.qkv).reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        qkv = linear_infer(x, self.qkv).reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         start = kv_cache.length
         keys, values = kv_cache.append(qkv[1], qkv[2])  # (B, nh, S, hs), S = start + T
-        att = qkv[0] @ keys.transpose(0, 1, 3, 2)  # (B, nh, T, S)
-        att *= att.dtype.type(1 / math.sqrt(hs))
-        if self.causal and T > 1:
-            att += np.triu(np.full((T, start + T), -np.inf, dtype=att.dtype), k=start + 1)
-        att -= att.max(axis=-1, keepdims=True)
-        np.exp(att, out=att)
-        att /= att.sum(axis=-1, keepdims=True)
-        y = (att @ values).transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C)
-        return _linear(y, self.proj)
+        bias = LF.causal_bias(T, start + T, x.dtype, start=start) if self.causal and T > 1 else None
+        y, _ = LF.attention_forward(qkv[0], keys, values, bias, scale=1 / math.sqrt(hs))
+        return linear_infer(y.transpose(0, 2, 1, 3).reshape(B, T, C), self.proj)  # heads side by side
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout_p}"

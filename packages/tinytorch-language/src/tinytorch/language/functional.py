@@ -30,21 +30,24 @@ from typing import Any
 import numpy as np
 
 from tinytorch.core import Function, Tensor
+from tinytorch.core.kernels import masked_softmax_
 from tinytorch.core.random import get_rng
 
 _causal_cache: dict[tuple[int, int, str], np.ndarray] = {}
 
 
-def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32) -> np.ndarray:
-    """An additive (q_len, k_len) mask: 0 where query i may see key j (j <= i), -inf elsewhere.
+def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32, start: int = 0) -> np.ndarray:
+    """An additive (q_len, k_len) mask: 0 where query i may see key j, -inf elsewhere.
 
-    Aligned top-left, as PyTorch's ``is_causal=True`` (``torch.ones(L, S).tril()``). The
-    array is cached and read-only.
+    Query i sits at position ``start + i`` and sees keys j <= start + i. ``start=0`` is
+    PyTorch's ``is_causal=True`` (top-left aligned, ``torch.ones(L, S).tril()``); cached decoding
+    passes the number of cached tokens. The array is cached and read-only.
 
     Args:
         q_len: number of queries L.
         k_len: number of keys S.
         dtype: a floating dtype.
+        start: position of the first query (keys before it are all visible).
 
     Returns:
         The (L, S) additive mask.
@@ -53,11 +56,14 @@ def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32) -> np.ndarray:
     array([[  0., -inf, -inf],
            [  0.,   0., -inf],
            [  0.,   0.,   0.]], dtype=float32)
+    >>> causal_bias(2, 4, start=2)
+    array([[  0.,   0.,   0., -inf],
+           [  0.,   0.,   0.,   0.]], dtype=float32)
     """
-    key = (q_len, k_len, np.dtype(dtype).str)
+    key = (q_len, k_len, np.dtype(dtype).str, start)
     bias = _causal_cache.get(key)
     if bias is None:
-        bias = np.triu(np.full((q_len, k_len), -np.inf, dtype=dtype), k=1)
+        bias = np.triu(np.full((q_len, k_len), -np.inf, dtype=dtype), k=start + 1)
         bias.flags.writeable = False
         if len(_causal_cache) > 64:
             _causal_cache.clear()
@@ -65,27 +71,34 @@ def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32) -> np.ndarray:
     return bias
 
 
-def _attention_forward(q, k, v, bias, scale, dropout_p, generator):
-    """softmax(q·kᵀ·scale + bias)·v on (..., L, E) arrays; returns (out, saved for backward)."""
+def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray | None = None,
+                      scale: float = 1.0, dropout_p: float = 0.0,
+                      generator: np.random.Generator | None = None) -> tuple[np.ndarray, tuple]:
+    """The attention kernel on arrays: softmax(q·kᵀ·scale + bias)·v, with dropout on the weights.
+
+    The fused Functions call it in ``forward`` and cached decoding calls it directly.
+
+    Args:
+        q: (..., L, E) queries.
+        k: (..., S, E) keys.
+        v: (..., S, Ev) values.
+        bias: additive mask broadcastable to (..., L, S), or None.
+        scale: multiplies the scores (usually 1/√E).
+        dropout_p: dropout probability on the attention weights (0 at inference).
+        generator: NumPy generator for the dropout mask (needed when ``dropout_p > 0``).
+
+    Returns:
+        ``(out, saved)``: (..., L, Ev), and what `attention_backward` needs.
+
+    >>> q = k = v = np.ones((1, 2, 3, 4), dtype=np.float32)
+    >>> out, _ = attention_forward(q, k, v, bias=causal_bias(3, 3), scale=0.5)
+    >>> out.shape
+    (1, 2, 3, 4)
+    """
     f = q.dtype.type
     s = q @ np.swapaxes(k, -1, -2)  # (..., L, S)
     s *= f(scale)
-    if bias is not None:
-        s += bias
-    m = s.max(axis=-1, keepdims=True)
-    masked_rows = None
-    if bias is not None:
-        masked_rows = ~np.isfinite(m)  # every key masked: output 0, not nan
-        if masked_rows.any():
-            m = np.where(masked_rows, 0, m)
-        else:
-            masked_rows = None
-    s -= m
-    p = np.exp(s, out=s)
-    denom = p.sum(axis=-1, keepdims=True)
-    if masked_rows is not None:
-        denom[masked_rows] = 1
-    p /= denom
+    p = masked_softmax_(s, bias)
     keep = None
     if dropout_p > 0:
         keep = (generator.random(p.shape, dtype=np.float32) >= dropout_p).astype(p.dtype)
@@ -96,7 +109,23 @@ def _attention_forward(q, k, v, bias, scale, dropout_p, generator):
     return out, (q, k, v, p, keep, scale)
 
 
-def _attention_backward(saved, grad, need=(True, True, True)):
+def attention_backward(saved: tuple, grad: np.ndarray,
+                       need: tuple[bool, ...] = (True, True, True)) -> tuple:
+    """Gradients of `attention_forward` (see the module docstring for the formulas).
+
+    Args:
+        saved: the second value `attention_forward` returned.
+        grad: upstream gradient, (..., L, Ev).
+        need: which of (dq, dk, dv) to compute.
+
+    Returns:
+        ``(dq, dk, dv)``, None for those not needed.
+
+    >>> q = k = v = np.ones((1, 3, 4))
+    >>> _, saved = attention_forward(q, k, v, scale=0.5)
+    >>> [g.shape for g in attention_backward(saved, np.ones((1, 3, 4)))]
+    [(1, 3, 4), (1, 3, 4), (1, 3, 4)]
+    """
     q, k, v, p, keep, scale = saved
     f = q.dtype.type
     pd = p * keep if keep is not None else p
@@ -131,11 +160,11 @@ class ScaledDotProductAttentionFunction(Function, op="scaled_dot_product_attenti
     """
 
     def forward(self, q, k, v, bias=None, scale=1.0, dropout_p=0.0, generator=None):
-        out, self.saved = _attention_forward(q, k, v, bias, scale, dropout_p, generator)
+        out, self.saved = attention_forward(q, k, v, bias, scale, dropout_p, generator)
         return out
 
     def backward(self, grad):
-        return _attention_backward(self.saved, grad, self.needs_input_grad)
+        return attention_backward(self.saved, grad, self.needs_input_grad)
 
 
 def _as_bias(attn_mask: Any, dtype: np.dtype) -> np.ndarray:
@@ -252,14 +281,14 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
         k = np.ascontiguousarray(heads[1])
         v = np.ascontiguousarray(heads[2])
         bias = causal_bias(T, T, qkv.dtype) if is_causal else None
-        y, self.saved = _attention_forward(q, k, v, bias, 1 / math.sqrt(hd), dropout_p, generator)
+        y, self.saved = attention_forward(q, k, v, bias, 1 / math.sqrt(hd), dropout_p, generator)
         self.shape = (B, T, num_heads, hd)
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side
 
     def backward(self, grad):
         B, T, nh, hd = self.shape
         g = np.ascontiguousarray(grad.reshape(B, T, nh, hd).transpose(0, 2, 1, 3))  # (B, nh, T, hs)
-        dq, dk, dv = _attention_backward(self.saved, g)
+        dq, dk, dv = attention_backward(self.saved, g)
         out = np.empty((B, T, 3, nh, hd), dtype=grad.dtype)
         out[:, :, 0] = dq.transpose(0, 2, 1, 3)
         out[:, :, 1] = dk.transpose(0, 2, 1, 3)
@@ -305,4 +334,5 @@ def packed_self_attention(
 
 
 __all__ = ["scaled_dot_product_attention", "packed_self_attention", "causal_bias",
+           "attention_forward", "attention_backward",
            "ScaledDotProductAttentionFunction", "PackedSelfAttentionFunction"]

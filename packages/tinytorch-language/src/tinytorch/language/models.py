@@ -29,7 +29,7 @@ from tinytorch.core import Tensor, nn, no_grad
 from tinytorch.core.nn import init
 from tinytorch.core.threads import thread_limit
 
-from .attention import KVCache, _layer_norm
+from .attention import KVCache, layer_norm_infer, linear_infer
 from .positional import LearnedPositionalEmbedding, PositionalEncoding
 from .sampling import check_sampling_args, sample_next
 from .transformer import TransformerBlock
@@ -265,7 +265,7 @@ class TinyGPT(nn.Module):
         x = self.wpe.infer(self.wte.weight.data[ids], start)  # (B, T, C)
         for block, cache in zip(self.blocks, kv_caches):
             x = block.infer(x, cache)
-        return _layer_norm(x, self.ln_f) @ self.lm_head.weight.data.T  # (B, T, vocab_size)
+        return linear_infer(layer_norm_infer(x, self.ln_f), self.lm_head)  # (B, T, vocab_size)
 
     def generate(self, ids: Any, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,

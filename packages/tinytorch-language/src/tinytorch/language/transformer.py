@@ -11,17 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch.core import Tensor, nn
+from tinytorch.core import Tensor, kernels, nn
 from tinytorch.core import functional as F
 
-from .attention import KVCache, MultiHeadAttention, _layer_norm, _linear
-
-_C = np.sqrt(2 / np.pi)
-
-
-def _gelu_tanh(x: np.ndarray) -> np.ndarray:
-    f = x.dtype.type
-    return f(0.5) * x * (1 + np.tanh(f(_C) * (x + f(0.044715) * x * x * x)))
+from .attention import KVCache, MultiHeadAttention, layer_norm_infer, linear_infer
 
 
 class MLP(nn.Module):
@@ -63,7 +56,8 @@ class MLP(nn.Module):
         >>> MLP(d_model=16, d_ff=64).infer(np.zeros((2, 5, 16), dtype=np.float32)).shape
         (2, 5, 16)
         """
-        return _linear(_gelu_tanh(_linear(x, self.fc)), self.proj)
+        hidden, _ = kernels.gelu_tanh(linear_infer(x, self.fc))
+        return linear_infer(hidden, self.proj)
 
 
 class TransformerBlock(nn.Module):
@@ -112,8 +106,8 @@ class TransformerBlock(nn.Module):
         >>> block.infer(np.zeros((1, 3, 16), dtype=np.float32), cache).shape
         (1, 3, 16)
         """
-        x = x + self.attn.infer(_layer_norm(x, self.ln1), kv_cache)
-        return x + self.mlp.infer(_layer_norm(x, self.ln2))
+        x = x + self.attn.infer(layer_norm_infer(x, self.ln1), kv_cache)
+        return x + self.mlp.infer(layer_norm_infer(x, self.ln2))
 
 
 __all__ = ["TransformerBlock", "MLP"]

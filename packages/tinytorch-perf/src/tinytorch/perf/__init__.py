@@ -5,13 +5,15 @@
 200704
 """
 
+from importlib import metadata as _metadata
+
 from .flops import CONVENTION, FLOPsCounter, OpCount, TraceResult
 from .hardware import HardwareSpec, get_hardware_spec
 from .models import available_models, load_model, register_model
 from .profiler import LayerProfile, ModelProfiler, ProfileResult, compare
 from .roofline import RooflineModel, RooflinePoint
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("tinytorch-perf")  # the one source: pyproject.toml
 
 __all__ = [
     "get_hardware_spec", "HardwareSpec", "FLOPsCounter", "OpCount", "TraceResult", "CONVENTION",

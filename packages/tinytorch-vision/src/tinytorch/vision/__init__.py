@@ -7,6 +7,8 @@
 (4, 10)
 """
 
+from importlib import metadata as _metadata
+
 from . import functional, transforms
 from .datasets import CIFAR10, MNIST, FashionMNIST, data_root, dataset_status, read_idx, write_idx
 from .layers import (
@@ -24,7 +26,7 @@ from .layers import (
 from .models import MLP, DeepCNN, SmallCNN, WideCNN, build_model
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("tinytorch-vision")  # the one source: pyproject.toml
 
 __all__ = [
     "Conv2d", "Conv2D", "MaxPool2d", "MaxPool2D", "AvgPool2d", "AvgPool2D", "AdaptiveAvgPool2d",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..io import check_state
-from ..tensor import Tensor
+from ..tensor import Tensor, _check_device, _to_dtype
 
 
 class Parameter(Tensor):
@@ -270,14 +270,46 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Cast every floating-point parameter and buffer to ``dtype`` (e.g. float64 for gradcheck)."""
-        dtype = np.dtype(dtype)
+    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> Module:
+        """Cast every floating-point parameter and buffer to ``dtype``; returns self.
+
+        Accepts PyTorch's forms: ``to(torch_dtype_like)``, ``to("cpu")``, ``to("cpu", dtype)``.
+
+        Args:
+            args: a device and/or a dtype, as in PyTorch (e.g. float64 for gradient checks).
+            device: ``"cpu"``; any other device (``"cuda"``, ``"mps"``, ...) is an error.
+            dtype: the floating dtype to cast to.
+
+        Raises:
+            RuntimeError: a device other than the CPU was asked for.
+
+        >>> from tinytorch.core import nn
+        >>> nn.Linear(2, 2).to("cpu", "float64").weight.dtype
+        dtype('float64')
+        """
+        dtype = _to_dtype(type(self).__name__, args, device, dtype)
+        if dtype is None:
+            return self
         for t in list(self.parameters()) + list(self.buffers()):
             if np.issubdtype(t.data.dtype, np.floating):
                 t.data = t.data.astype(dtype)
                 t.grad = None
         return self
+
+    def cpu(self) -> Module:
+        """``self``: parameters already live on the CPU."""
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        """Always an error: TinyTorch runs on the CPU only (NumPy).
+
+        Args:
+            device: ignored (the message is the same for any GPU).
+
+        Raises:
+            RuntimeError: always.
+        """
+        _check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
 
     def double(self) -> Module:
         """Cast floating-point parameters and buffers to float64 (for gradient checks); returns self."""

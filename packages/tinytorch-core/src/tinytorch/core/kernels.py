@@ -1,0 +1,382 @@
+"""Array kernels: the arithmetic of the fused ops, as plain functions on NumPy arrays.
+
+Each kernel takes and returns ``np.ndarray``s and knows nothing of Tensors or graphs. The
+autograd Functions (``ops.py``, ``functional.py``) call them in ``forward``/``backward``, and
+graph-free code (the language models' cached decoding) calls them directly, so the arithmetic
+exists once. Forward kernels whose backward needs intermediate results return them too:
+``out, saved = kernel(x)``; inference ignores ``saved``.
+
+Two rules keep them fast on float32: a Python number is turned into the array's own dtype
+before it meets the array (no silent float64), and large temporaries are reused in place.
+NumPy's ufunc methods (``np.add.reduce``) stand in for ``.mean()``/``.sum()``: same arithmetic,
+and at batch 1 the method wrappers cost more than the work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------- elementwise
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit).
+
+    NumPy has no erf; this fit is exact to float32 precision, which is what GELU needs.
+
+    Args:
+        x: any shape, floating.
+
+    Returns:
+        erf(x), same shape and dtype.
+
+    >>> erf(np.array([0.5, -2.0])).round(6).tolist()
+    [0.5205, -0.995322]
+    """
+    z = np.abs(x)
+    t = 1 / (1 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(poly)
+    return (np.sign(x) * (1 - erfc)).astype(x.dtype, copy=False)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), computed as 0.5·(1 + tanh(x/2)), which never overflows for large |x|.
+
+    Args:
+        x: any shape.
+
+    Returns:
+        σ(x), same shape (and dtype, for floating input).
+
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    half = x.dtype.type(0.5) if x.dtype.kind == "f" else 0.5
+    return half * (1 + np.tanh(half * x))
+
+
+_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
+_INV_SQRT_2 = 1 / np.sqrt(2)
+_INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
+
+
+def gelu_erf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact GELU, x·Φ(x) with Φ(x) = (1 + erf(x/√2)) / 2 (Hendrycks & Gimpel, 2016).
+
+    Args:
+        x: any shape, floating.
+
+    Returns:
+        ``(out, cdf)``: GELU(x), and Φ(x) for `gelu_erf_backward`.
+
+    >>> out, _ = gelu_erf(np.array([0.0, 1.0]))
+    >>> out.round(4).tolist()
+    [0.0, 0.8413]
+    """
+    f = x.dtype.type
+    cdf = erf(x * f(_INV_SQRT_2))
+    cdf += f(1)
+    cdf *= f(0.5)
+    return x * cdf, cdf
+
+
+def gelu_erf_backward(grad: np.ndarray, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """Gradient of `gelu_erf`: g·(Φ(x) + x·φ(x)), φ the standard normal density.
+
+    Args:
+        grad: upstream gradient, shape of ``x``.
+        x: the forward input.
+        cdf: Φ(x), as `gelu_erf` returned it.
+
+    Returns:
+        The gradient with respect to ``x``.
+
+    >>> x = np.array([0.0, 2.0])
+    >>> gelu_erf_backward(np.ones(2), x, gelu_erf(x)[1]).round(4).tolist()
+    [0.5, 1.0852]
+    """
+    f = x.dtype.type
+    d = x * x
+    d *= f(-0.5)
+    np.exp(d, out=d)
+    d *= f(_INV_SQRT_2PI)
+    d *= x
+    d += cdf
+    d *= grad
+    return d
+
+
+def gelu_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GPT-2's GELU, 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³).
+
+    Works in place on two buffers: in a Transformer MLP this runs on the model's largest
+    activations, where temporaries cost more than the arithmetic.
+
+    Args:
+        x: any shape, floating.
+
+    Returns:
+        ``(out, t)``: GELU(x), and t = tanh(u) for `gelu_tanh_backward`.
+
+    >>> out, _ = gelu_tanh(np.array([0.0, 1.0]))
+    >>> out.round(4).tolist()
+    [0.0, 0.8412]
+    """
+    f = x.dtype.type
+    t = x * x
+    t *= f(_SQRT_2_OVER_PI * 0.044715)
+    t += f(_SQRT_2_OVER_PI)
+    t *= x  # u
+    np.tanh(t, out=t)
+    out = t + f(1)
+    out *= x
+    out *= f(0.5)
+    return out, t
+
+
+def gelu_tanh_backward(grad: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Gradient of `gelu_tanh`: g·(0.5·(1 + t) + 0.5·x·(1 - t²)·du/dx), du/dx = √(2/π)(1 + 3·0.044715x²).
+
+    Args:
+        grad: upstream gradient, shape of ``x``.
+        x: the forward input.
+        t: tanh(u), as `gelu_tanh` returned it.
+
+    Returns:
+        The gradient with respect to ``x``.
+
+    >>> x = np.array([0.0, 2.0])
+    >>> gelu_tanh_backward(np.ones(2), x, gelu_tanh(x)[1]).round(4).tolist()
+    [0.5, 1.0861]
+    """
+    f = x.dtype.type
+    d = x * x
+    d *= f(_SQRT_2_OVER_PI * 3 * 0.044715)
+    d += f(_SQRT_2_OVER_PI)
+    d *= x  # x·du/dx
+    s = t * t
+    np.subtract(f(1), s, out=s)
+    d *= s
+    d += f(1)
+    d += t
+    d *= f(0.5)
+    d *= grad
+    return d
+
+
+# ---------------------------------------------------------------------------------- linear
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x·Wᵀ + b for any leading shape, as ONE 2-D GEMM (faster than NumPy's batched matmul loop).
+
+    Args:
+        x: (..., in_features).
+        weight: (out_features, in_features), as in PyTorch.
+        bias: (out_features,) or None.
+
+    Returns:
+        (..., out_features).
+
+    >>> linear(np.ones((2, 5, 3)), np.ones((4, 3)), np.arange(4.0)).shape
+    (2, 5, 4)
+    >>> linear(np.ones((1, 3)), np.ones((2, 3)), np.array([0.0, 1.0])).tolist()
+    [[3.0, 4.0]]
+    """
+    out = x.reshape(-1, x.shape[-1]) @ weight.T
+    if bias is not None:
+        out += bias
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+# ---------------------------------------------------------------------------------- softmax
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x) / Σ exp(x) along ``axis``; the max is subtracted first, so exp never overflows.
+
+    Args:
+        x: any shape, floating.
+        axis: the axis whose entries sum to 1.
+
+    Returns:
+        The probabilities, same shape and dtype.
+
+    >>> softmax(np.array([[0.0, 0.0], [0.0, 1000.0]])).tolist()
+    [[0.5, 0.5], [0.0, 1.0]]
+    """
+    e = x - x.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(softmax(x)) along ``axis``, as (x - max) - log Σ exp(x - max): no underflow to -inf.
+
+    Args:
+        x: any shape, floating.
+        axis: the axis to normalize over.
+
+    Returns:
+        The log-probabilities, same shape and dtype.
+
+    >>> log_softmax(np.array([0.0, 0.0])).round(4).tolist()
+    [-0.6931, -0.6931]
+    """
+    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted -= np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted
+
+
+def masked_softmax_(scores: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """Softmax over the last axis of ``scores + bias``, IN PLACE (attention's score matrix).
+
+    ``bias`` is an additive mask (0 to keep, -inf to mask) broadcastable to ``scores``. A row
+    whose every entry is masked gives zeros rather than nan (as PyTorch's attention does).
+
+    Args:
+        scores: (..., L, S) floating array, overwritten with the probabilities.
+        bias: additive mask broadcastable to (..., L, S), or None.
+
+    Returns:
+        ``scores``, now holding the probabilities.
+
+    >>> s = np.zeros((2, 2))
+    >>> masked_softmax_(s, np.array([[0.0, -np.inf], [-np.inf, -np.inf]])).tolist()
+    [[1.0, 0.0], [0.0, 0.0]]
+    """
+    if bias is not None:
+        scores += bias
+    m = scores.max(axis=-1, keepdims=True)
+    masked_rows = None
+    if bias is not None:
+        masked_rows = ~np.isfinite(m)
+        if masked_rows.any():
+            m[masked_rows] = 0  # exp(-inf - 0) = 0 for the whole row
+        else:
+            masked_rows = None
+    scores -= m
+    np.exp(scores, out=scores)
+    denom = np.add.reduce(scores, axis=-1, keepdims=True)
+    if masked_rows is not None:
+        denom[masked_rows] = 1
+    scores /= denom
+    return scores
+
+
+# ---------------------------------------------------------------------------------- layer norm
+
+
+def layer_norm(
+    x: np.ndarray,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    eps: float = 1e-5,
+    normalized_ndim: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x - μ) / √(σ² + eps) · weight + bias over the trailing ``normalized_ndim`` axes.
+
+    Rows are the flattened leading axes, so every reduction runs over the last axis of a 2-D
+    view, and x̂ is built in one buffer (center, then scale in place): two full-size arrays
+    (x̂ and the output) instead of the five a term-by-term NumPy version allocates.
+
+    Args:
+        x: (..., *normalized_shape), floating.
+        weight: γ of shape ``normalized_shape``, or None.
+        bias: β of shape ``normalized_shape``, or None.
+        eps: added to the variance.
+        normalized_ndim: how many trailing axes to normalize over.
+
+    Returns:
+        ``(out, xhat, inv_std)``: the result (x.shape), the normalized x̂ (x.shape) and
+        1/σ per row (rows, 1); the last two are what `layer_norm_backward` needs.
+
+    >>> out, xhat, inv_std = layer_norm(np.array([[1.0, 2.0, 3.0]]), bias=np.ones(3))
+    >>> out.round(4).tolist(), inv_std.shape
+    ([[-0.2247, 1.0, 2.2247]], (1, 1))
+    """
+    f = x.dtype.type
+    d = int(np.prod(x.shape[x.ndim - normalized_ndim:]))
+    x2d = x.reshape(-1, d)
+    inv_d = f(1 / d)
+    xhat = x2d - np.add.reduce(x2d, axis=-1, keepdims=True) * inv_d  # centered
+    inv_std = np.add.reduce(xhat * xhat, axis=-1, keepdims=True)
+    inv_std *= inv_d
+    inv_std += f(eps)
+    np.sqrt(inv_std, out=inv_std)
+    np.divide(f(1), inv_std, out=inv_std)
+    xhat *= inv_std
+    out = xhat
+    if weight is not None:
+        out = xhat * weight.reshape(-1)
+    if bias is not None:
+        if out is xhat:
+            out = xhat + bias.reshape(-1)
+        else:
+            out += bias.reshape(-1)
+    return out.reshape(x.shape), xhat.reshape(x.shape), inv_std
+
+
+def layer_norm_backward(
+    grad: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    weight: np.ndarray | None = None,
+    need_x: bool = True,
+    need_weight: bool = True,
+    need_bias: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Gradients of `layer_norm`. With g' = g·γ: dx = (g' - mean(g') - x̂·mean(g'·x̂)) / σ.
+
+    Args:
+        grad: upstream gradient, shape of x.
+        xhat: x̂ from `layer_norm`.
+        inv_std: 1/σ per row from `layer_norm`, (rows, 1).
+        weight: γ, or None if the forward had none.
+        need_x: compute dx.
+        need_weight: compute dγ = Σ_rows g·x̂.
+        need_bias: compute dβ = Σ_rows g.
+
+    Returns:
+        ``(dx, dweight, dbias)``, None for those not asked for (dweight and dbias have γ's shape).
+
+    >>> x = np.array([[1.0, 2.0, 4.0]])
+    >>> _, xhat, inv_std = layer_norm(x)
+    >>> dx, _, _ = layer_norm_backward(np.ones_like(x), xhat, inv_std, need_weight=False,
+    ...                                need_bias=False)
+    >>> bool(np.abs(dx).max() < 1e-12)  # shifting every input equally changes nothing
+    True
+    """
+    rows = inv_std.shape[0]
+    d = weight.size if weight is not None else xhat.size // max(rows, 1)
+    f = xhat.dtype.type
+    g2d = grad.reshape(rows, d)
+    x2d = xhat.reshape(rows, d)
+    shape = weight.shape if weight is not None else (d,)
+    # einsum forms the sums of products without a full-size temporary.
+    grad_w = np.einsum("ij,ij->j", g2d, x2d).reshape(shape) if need_weight else None
+    grad_b = np.add.reduce(g2d, axis=0).reshape(shape) if need_bias else None
+    grad_x = None
+    if need_x:
+        inv_d = f(1 / d)
+        gx = g2d * weight.reshape(-1) if weight is not None else g2d.copy()
+        mean_gx_xhat = np.einsum("ij,ij->i", gx, x2d)[:, None]
+        mean_gx_xhat *= inv_d
+        mean_gx = np.add.reduce(gx, axis=-1, keepdims=True)
+        mean_gx *= inv_d
+        gx -= mean_gx
+        correction = x2d * mean_gx_xhat
+        gx -= correction
+        gx *= inv_std
+        grad_x = gx.reshape(grad.shape)
+    return grad_x, grad_w, grad_b
+
+
+__all__ = [
+    "erf", "sigmoid", "gelu_erf", "gelu_erf_backward", "gelu_tanh", "gelu_tanh_backward",
+    "linear", "softmax", "log_softmax", "masked_softmax_", "layer_norm", "layer_norm_backward",
+]
