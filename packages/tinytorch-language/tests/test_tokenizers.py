@@ -205,3 +205,122 @@ def test_decode_rejects_out_of_range_ids():
 def test_unfitted_tokenizer_error():
     with pytest.raises(ValueError, match="not fitted"):
         CharTokenizer().encode("a")
+
+
+# ---------------------------------------------------------------------------------- hostile files (issue 13)
+
+
+def _file(kind: str, **fields) -> dict:
+    good = {
+        "char": {"chars": "abc", "unk_token": None},
+        "word": {"unk_token": "<unk>", "max_vocab_size": None, "min_freq": 1, "vocab": ["<unk>", " ", "a"]},
+        "bpe_basic": {"vocab_size": 258, "merges": [[97, 98], [256, 99]]},
+        "bpe": {"vocab_size": 258, "merges": [[97, 98], [256, 99]], "pattern": r"\S+|\s+",
+                "special_tokens": ["<s>"]},
+    }[kind]
+    return {"format": "tinytorch.tokenizer", "version": 1, "type": kind, **good, **fields}
+
+
+WRONG_TYPES = [
+    ("char", "chars", ["a", "b"]), ("char", "chars", 5), ("char", "unk_token", 5),
+    ("word", "vocab", "<unk>ab"), ("word", "vocab", ["<unk>", 1, 2]), ("word", "vocab", {"<unk>": 0}),
+    ("word", "min_freq", 1.5), ("word", "max_vocab_size", "10"), ("word", "unk_token", ["<unk>"]),
+    ("bpe_basic", "vocab_size", 300.7), ("bpe_basic", "vocab_size", "300"), ("bpe_basic", "vocab_size", True),
+    ("bpe_basic", "merges", [[97.9, 98], [256, 99]]), ("bpe_basic", "merges", [["97", "98"], [256, 99]]),
+    ("bpe_basic", "merges", [[True, 98], [256, 99]]), ("bpe_basic", "merges", "ab"),
+    ("bpe_basic", "merges", [[97, 98], [97, 98]]), ("bpe_basic", "vocab_size", 257),
+    ("bpe", "pattern", 5), ("bpe", "special_tokens", "<s>"), ("bpe", "special_tokens", [1]),
+    ("bpe", "pattern", r"[a-z]+"),  # drops everything else: encode would silently lose text
+]
+
+
+@pytest.mark.parametrize("kind, field, value", WRONG_TYPES, ids=[f"{k}-{f}-{v!r}" for k, f, v in WRONG_TYPES])
+def test_tokenizer_file_with_a_wrong_field_is_refused_naming_file_and_field(tmp_path, kind, field, value):
+    path = tmp_path / "tok.json"
+    path.write_text(json.dumps(_file(kind)))
+    Tokenizer.load(path)  # the honest file loads
+    path.write_text(json.dumps(_file(kind, **{field: value})))
+    with pytest.raises(TokenizerError) as err:
+        Tokenizer.load(path)
+    assert str(path) in str(err.value) and repr(field) in str(err.value), str(err.value)
+
+
+def test_tokenizer_file_missing_a_field_names_it(tmp_path):
+    path = tmp_path / "tok.json"
+    d = _file("bpe")
+    del d["merges"]
+    path.write_text(json.dumps(d))
+    with pytest.raises(TokenizerError, match=r"'merges' is missing") as err:
+        Tokenizer.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_deeply_nested_tokenizer_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "tok.json"
+    path.write_text('{"format": "tinytorch.tokenizer", "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(TokenizerError, match="nested") as err:
+        Tokenizer.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_encode_never_silently_drops_text_the_pattern_does_not_cover():
+    tok = BPETokenizer(vocab_size=256, pattern=r"[^\x00]+")  # covers everything but NUL
+    assert tok.decode(tok.encode("a b")) == "a b"
+    with pytest.raises(TokenizerError, match=r"position 1"):
+        tok.encode("a\x00b")
+    with pytest.raises(TokenizerError, match=r"position 1"):
+        tok.fit("a\x00b")
+    with pytest.raises(ValueError, match="pattern"):
+        BPETokenizer(pattern=r"\w+")  # drops spaces and punctuation of ordinary text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=40))
+def test_bpe_encode_is_lossless_or_an_error_for_any_text(text):
+    tok = BPETokenizer(vocab_size=256, pattern=r"[^\x00\x85]+|\x85")
+    try:
+        ids = tok.encode(text)
+    except TokenizerError:
+        assert "\x00" in text
+        return
+    assert tok.decode(ids) == text
+
+
+@pytest.mark.parametrize("tok", [CharTokenizer(), WordTokenizer(), BPETokenizer(vocab_size=260),
+                                 BasicBPETokenizer(vocab_size=260)], ids=lambda t: type(t).__name__)
+def test_fit_refuses_lone_surrogates(tok):
+    with pytest.raises(TokenizerError) as err:
+        tok.fit("ab\ud800cd")
+    message = str(err.value)
+    assert message.startswith(f"{type(tok).__name__}.fit:") and "surrogate" in message and "position 2" in message
+
+
+def test_save_is_atomic_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from tinytorch.core import io as core_io
+
+    path = tmp_path / "tok.json"
+    CharTokenizer().fit("old").save(path)
+
+    def crash(*args):
+        raise OSError("simulated crash during rename")
+
+    monkeypatch.setattr(core_io.os, "replace", crash)
+    import os as _os
+
+    monkeypatch.setattr(_os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash") as err:
+        CharTokenizer().fit("new text").save(path)
+    monkeypatch.undo()
+    assert str(path) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok.json"], "a temp file was left behind"
+    assert Tokenizer.load(path).chars == ["d", "l", "o"]
+
+
+def test_save_refuses_a_destination_that_is_not_a_regular_file(tmp_path):
+    import os as _os
+    import stat
+
+    _os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="FIFO"):
+        CharTokenizer().fit("abc").save(tmp_path / "pipe")
+    assert stat.S_ISFIFO(_os.lstat(tmp_path / "pipe").st_mode)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -162,7 +163,9 @@ class Tokenizer:
             )
         try:
             return cls._from_state(d)
-        except (KeyError, TypeError, ValueError) as e:
+        except KeyError as e:
+            raise TokenizerError(f"{source} is a corrupt {d['type']} tokenizer: field {e} is missing") from e
+        except (TypeError, ValueError) as e:
             raise TokenizerError(f"{source} is a corrupt {d['type']} tokenizer: {e}") from e
 
     def save(self, path: str | os.PathLike) -> None:
@@ -173,6 +176,10 @@ class Tokenizer:
 
         Raises:
             TokenizerError: the tokenizer is not fitted.
+            ValueError: ``path`` is a directory, device or FIFO, or its folder cannot hold a
+                file (``tinytorch.core.io.DestinationError``).
+            OSError: writing failed (disk full, ...); the message names ``path``, a previous
+                file there is unchanged and no temp file is left.
 
         >>> import tempfile
         >>> from tinytorch.language import CharTokenizer
@@ -181,12 +188,17 @@ class Tokenizer:
         ...     Tokenizer.load(Path(tmp) / "tok.json").decode([1, 0])
         'he'
         """
+        from tinytorch.core import io
+
         self._require_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            payload = json.dumps(self.to_dict(), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise TokenizerError(
+                f"{type(self).__name__}.save: its vocabulary holds a lone surrogate, which UTF-8 "
+                f"cannot store ({e.reason}); nothing was written to {path}"
+            ) from None
+        io.write_atomic(path, payload, what="tokenizer")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
@@ -222,6 +234,10 @@ class Tokenizer:
             raise
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TokenizerError(f"{path} is not a tokenizer file (not valid JSON: {e})") from e
+        except RecursionError:
+            raise TokenizerError(
+                f"{path} is not a tokenizer file (its JSON is nested too deeply to read)"
+            ) from None
         tok = Tokenizer.from_dict(d, source=str(path))
         if cls is not Tokenizer and not isinstance(tok, cls):
             raise TokenizerError(f"{path} holds a {type(tok).__name__}, not a {cls.__name__}")
@@ -286,3 +302,101 @@ def check_ids(owner: str, ids: Any, vocab_size: int) -> list[int]:
     if bad.size:
         raise ValueError(f"{owner}.decode: id {int(bad[0])} is out of range for vocab_size={vocab_size}")
     return arr.tolist()
+
+
+def check_fit_text(owner: str, text: Any) -> str:
+    """`check_text`, and refuse lone surrogates (``"\\ud800"``): UTF-8 cannot encode them, so
+    a vocabulary learned from them could not be saved, and BPE could not split them into bytes.
+
+    Args:
+        owner: the caller, quoted in the error (e.g. ``"CharTokenizer.fit"``).
+        text: the training text.
+
+    Returns:
+        ``text`` unchanged.
+
+    Raises:
+        TypeError: ``text`` is not a str.
+        TokenizerError: ``text`` holds a lone surrogate; the message gives its position.
+
+    >>> try:
+    ...     check_fit_text("CharTokenizer.fit", "ab" + chr(0xD800))
+    ... except ValueError as err:
+    ...     print(err)
+    CharTokenizer.fit: text contains the lone surrogate U+D800 at position 2, which UTF-8 cannot encode; remove it or replace it, e.g. text.encode("utf-8", "replace").decode()
+    """
+    text = check_text(owner, text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TokenizerError(
+            f"{owner}: text contains the lone surrogate U+{ord(text[e.start]):04X} at position "
+            f"{e.start}, which UTF-8 cannot encode; remove it or replace it, e.g. "
+            'text.encode("utf-8", "replace").decode()'
+        ) from None
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def field(state: dict[str, Any], name: str, kind: str, default: Any = ...) -> Any:
+    """``state[name]`` from a tokenizer file, checked to be exactly of ``kind``; else ValueError
+    naming the field (`Tokenizer.from_dict` adds the file).
+
+    Kinds: ``"int"`` (not bool, not float), ``"str"`` (non-empty, no lone surrogates),
+    ``"str?"`` (that or None), ``"int?"``, ``"strs"`` (a list of such strings), ``"pairs"`` (a
+    list of two-int lists).
+
+    Args:
+        state: the parsed file.
+        name: the field.
+        kind: what it must be (see above).
+        default: the value when the field is absent; without it, absence is an error.
+
+    Returns:
+        The value, unchanged.
+
+    >>> field({"vocab_size": 300.5}, "vocab_size", "int")
+    Traceback (most recent call last):
+    ...
+    ValueError: field 'vocab_size' must be an int, got float 300.5
+    """
+    if name not in state:
+        if default is ...:
+            raise ValueError(f"field {name!r} is missing")
+        return default
+    value = state[name]
+    if kind.endswith("?") and value is None:
+        return value
+    base = kind.rstrip("?")
+    problem = _field_problem(value, base)
+    if problem:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ValueError(f"field {name!r} must be {problem}, got {type(value).__name__} {shown}")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and value != "" and not _SURROGATE.search(value)
+
+
+def _field_problem(value: Any, kind: str) -> str:
+    """What ``value`` should have been ("" if it is of ``kind``)."""
+    if kind == "int":
+        return "" if _is_int(value) else "an int"
+    if kind == "str":
+        return "" if _is_str(value) else "a non-empty string without lone surrogates"
+    if kind == "strs":
+        ok = isinstance(value, list) and all(_is_str(v) for v in value)
+        return "" if ok else "a list of non-empty strings"
+    if kind == "pairs":
+        ok = isinstance(value, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(_is_int(x) for x in p) for p in value)
+        return "" if ok else "a list of [int, int] pairs"
+    raise AssertionError(f"unknown field kind {kind!r}")

@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from .base import Tokenizer, TokenizerError, check_ids, check_text
+from .base import Tokenizer, TokenizerError, check_fit_text, check_ids, check_text, field
 
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
 """GPT-2's ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``
@@ -167,7 +167,7 @@ class BasicBPETokenizer(Tokenizer):
         >>> BasicBPETokenizer().fit("aaaa", vocab_size=257).vocab_size
         257
         """
-        text = check_text(f"{type(self).__name__}.fit", text)
+        text = check_fit_text(f"{type(self).__name__}.fit", text)
         if vocab_size is not None:
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
                 raise ValueError(f"{type(self).__name__}.fit: vocab_size must be an int >= 256, got {vocab_size!r}")
@@ -243,20 +243,36 @@ class BasicBPETokenizer(Tokenizer):
         return {"vocab_size": self.target_vocab_size, "merges": [list(p) for p in self.merges]}
 
     def _load_merges(self, merges: Iterable[Any]) -> None:
-        checked = []
+        checked: list[tuple[int, int]] = []
         for i, m in enumerate(merges):
-            a, b = (int(x) for x in m)
+            a, b = m
             if not (0 <= a < 256 + i and 0 <= b < 256 + i):
-                raise ValueError(f"merge {i} = {m} refers to an id that does not exist yet")
+                raise ValueError(f"field 'merges': merge {i} = {m} refers to an id that does not exist yet")
             checked.append((a, b))
+        if len(set(checked)) != len(checked):
+            seen: set[tuple[int, int]] = set()
+            twice = next(p for p in checked if p in seen or seen.add(p))
+            raise ValueError(f"field 'merges' lists the pair {list(twice)} twice")
+        if self.target_vocab_size < 256 + len(checked):
+            raise ValueError(
+                f"field 'vocab_size' is {self.target_vocab_size}, smaller than the 256 bytes + "
+                f"{len(checked)} merges the file holds"
+            )
         self.merges = checked
         self._fitted = True
         self._rebuild()
 
     @classmethod
+    def _vocab_size_field(cls, state: dict[str, Any]) -> int:
+        vocab_size = field(state, "vocab_size", "int")
+        if vocab_size < 256:
+            raise ValueError(f"field 'vocab_size' must be >= 256, got {vocab_size}")
+        return vocab_size
+
+    @classmethod
     def _from_state(cls, state: dict[str, Any]) -> BasicBPETokenizer:
-        tok = cls(int(state["vocab_size"]))
-        tok._load_merges(state["merges"])
+        tok = cls(cls._vocab_size_field(state))
+        tok._load_merges(field(state, "merges", "pairs"))
         return tok
 
 
@@ -287,6 +303,13 @@ class BPETokenizer(BasicBPETokenizer):
             self.compiled = re.compile(pattern)
         except (re.error, TypeError) as e:
             raise ValueError(f"BPETokenizer: pattern is not a valid regular expression: {e}") from None
+        gap = _first_gap(self.compiled, _COVERAGE_PROBE)
+        if gap is not None:
+            raise ValueError(
+                f"BPETokenizer: pattern {pattern!r} does not match {_COVERAGE_PROBE[gap]!r} in "
+                "ordinary text, so encode would drop it; a pre-split pattern must match every "
+                "character (end it with an alternative such as |\\s+|\\S)"
+            )
         self.pattern = pattern
         if isinstance(special_tokens, str):
             raise TypeError("BPETokenizer: special_tokens must be a list of strings, got a single str")
@@ -310,8 +333,24 @@ class BPETokenizer(BasicBPETokenizer):
     def vocab_size(self) -> int:
         return 256 + len(self.merges) + len(self._special_list)
 
+    def _split(self, text: str, owner: str) -> list[str]:
+        """The pattern's pieces of ``text``, which must cover all of it: a character the pattern
+        skips would be lost from the encoding (and from training) without a trace."""
+        pieces, pos = [], 0
+        for m in self.compiled.finditer(text):
+            if m.start() != pos:
+                break
+            pos = m.end()
+            pieces.append(m.group())
+        if pos != len(text):
+            raise TokenizerError(
+                f"{owner}: the pre-split pattern does not match {text[pos]!r} at position {pos}, "
+                f"so it would be dropped; this tokenizer's pattern is {self.pattern!r}"
+            )
+        return pieces
+
     def _pieces(self, text: str) -> dict[bytes, int]:
-        return {_utf8(p): n for p, n in Counter(self.compiled.findall(text)).items()}
+        return {_utf8(p): n for p, n in Counter(self._split(text, "BPETokenizer.fit")).items()}
 
     def fit(self, text: str, vocab_size: int | None = None) -> BPETokenizer:
         """Learn merges inside the regex pieces of ``text``; special tokens get the last ids.
@@ -331,7 +370,7 @@ class BPETokenizer(BasicBPETokenizer):
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
                 raise ValueError(f"BPETokenizer.fit: vocab_size must be an int >= 256, got {vocab_size!r}")
             self.target_vocab_size = vocab_size
-        text = check_text("BPETokenizer.fit", text)
+        text = check_fit_text("BPETokenizer.fit", text)
         self.merges = train_merges(self._pieces(text), self.target_vocab_size - 256)
         self._fitted = True
         self._rebuild()
@@ -351,7 +390,7 @@ class BPETokenizer(BasicBPETokenizer):
         """
         text = check_text("BPETokenizer.encode", text)
         out: list[int] = []
-        for piece in self.compiled.findall(text):
+        for piece in self._split(text, "BPETokenizer.encode"):
             out.extend(self._encode_piece(_utf8(piece)))
         return out
 
@@ -430,9 +469,31 @@ class BPETokenizer(BasicBPETokenizer):
 
     @classmethod
     def _from_state(cls, state: dict[str, Any]) -> BPETokenizer:
-        tok = cls(int(state["vocab_size"]), state["pattern"], state.get("special_tokens", []))
-        tok._load_merges(state["merges"])
+        vocab_size = cls._vocab_size_field(state)
+        pattern = field(state, "pattern", "str")
+        specials = field(state, "special_tokens", "strs", [])
+        try:
+            tok = cls(vocab_size, pattern, specials)
+        except ValueError as e:
+            which = "pattern" if "pattern" in str(e) else "special_tokens"
+            raise ValueError(f"field {which!r}: {e}") from None
+        tok._load_merges(field(state, "merges", "pairs"))
         return tok
+
+
+# Ordinary text of every character class a pattern must split: letters (several scripts),
+# digits, other numerics, punctuation, symbols, emoji, every kind of whitespace.
+_COVERAGE_PROBE = ("Hello, World! It's 3.14 — naïve café; x_y=1+2*3 (ok?) [a] {b} #$%&@^`~|\\/<>\"\n"
+                   "\t\r  日本語 Ωμέγα Привет ½² ١٢٣ 🙂👩‍👩‍👧 \u00a0\u2028\u0301\x0b\x0c\x1f\x7f\ufeff")
+
+
+def _first_gap(compiled: re.Pattern, text: str) -> int | None:
+    pos = 0
+    for m in compiled.finditer(text):
+        if m.start() != pos:
+            return pos
+        pos = m.end()
+    return None if pos == len(text) else pos
 
 
 def _utf8(text: str) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Tokenizer, TokenizerError, check_ids, check_text
+from .base import Tokenizer, TokenizerError, check_fit_text, check_ids, check_text, field
 
 
 class CharTokenizer(Tokenizer):
@@ -46,7 +46,7 @@ class CharTokenizer(Tokenizer):
         >>> CharTokenizer().fit("banana").chars
         ['a', 'b', 'n']
         """
-        text = check_text("CharTokenizer.fit", text)
+        text = check_fit_text("CharTokenizer.fit", text)
         if not text:
             raise ValueError("CharTokenizer.fit: text is empty; need at least one character")
         self._set_chars(sorted(set(text)))
@@ -123,6 +123,9 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def _from_state(cls, state: dict[str, Any]) -> CharTokenizer:
-        tok = cls(unk_token=state.get("unk_token"))
-        tok._set_chars(list(state["chars"]))
+        tok = cls(unk_token=field(state, "unk_token", "str?", None))
+        chars = field(state, "chars", "str")
+        if len(set(chars)) != len(chars):
+            raise ValueError("field 'chars' repeats a character")
+        tok._set_chars(list(chars))
         return tok

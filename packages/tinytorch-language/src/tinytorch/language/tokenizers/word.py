@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from .base import Tokenizer, check_ids, check_text
+from .base import Tokenizer, check_fit_text, check_ids, check_text, field
 
 WORD_PATTERN = r"\w+|\s+|[^\w\s]"
 """Runs of word characters, runs of whitespace, single other characters: the pieces join back
@@ -69,7 +69,7 @@ class WordTokenizer(Tokenizer):
         >>> WordTokenizer().fit("a b a").itos
         ['<unk>', ' ', 'a', 'b']
         """
-        text = check_text("WordTokenizer.fit", text)
+        text = check_fit_text("WordTokenizer.fit", text)
         counts = Counter(self.split(text))
         counts.pop(self.unk_token, None)
         pieces = sorted((p for p, n in counts.items() if n >= self.min_freq), key=lambda p: (-counts[p], p))
@@ -126,8 +126,17 @@ class WordTokenizer(Tokenizer):
 
     @classmethod
     def _from_state(cls, state: dict[str, Any]) -> WordTokenizer:
-        tok = cls(state["max_vocab_size"], state["min_freq"], state["unk_token"])
-        tok._set_vocab(list(state["vocab"]))
-        if tok.itos[0] != tok.unk_token:
-            raise ValueError("the first vocabulary entry must be unk_token")
+        max_vocab_size = field(state, "max_vocab_size", "int?", None)
+        min_freq = field(state, "min_freq", "int", 1)
+        unk_token = field(state, "unk_token", "str")
+        vocab = field(state, "vocab", "strs")
+        try:
+            tok = cls(max_vocab_size, min_freq, unk_token)
+        except ValueError as e:
+            raise ValueError(f"field 'max_vocab_size' or 'min_freq' is out of range: {e}") from None
+        if len(set(vocab)) != len(vocab):
+            raise ValueError("field 'vocab' repeats an entry")
+        if not vocab or vocab[0] != unk_token:
+            raise ValueError(f"field 'vocab' must start with unk_token {unk_token!r}")
+        tok._set_vocab(vocab)
         return tok
