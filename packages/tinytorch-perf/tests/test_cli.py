@@ -20,7 +20,7 @@ def run(*args):
 def test_flops_conv2d_seed_example():
     r = run("flops", "conv2d", "--input-size", "3,32,32", "--output-size", "64")
     assert r.exit_code == 0, r.output
-    assert "kernel_size=3, stride=1, padding=1" in r.output
+    assert "kernel_size=3, stride=1, padding=1" in " ".join(r.output.split())  # wraps at 80
     assert "3,538,944" in r.output and "1 multiply-add = 2 FLOPs" in r.output
     assert "37,748,736" not in r.output  # the seed's figure was wrong
     assert "64x32x32" in r.output

@@ -17,12 +17,23 @@ CIFAR10_MODELS = ("small_cnn", "deep_cnn", "wide_cnn")
 
 
 def _console():
+    """The terminal's width (rich: $COLUMNS, else 80 when not a terminal); tables fit it."""
     from rich.console import Console
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    return console
+    return Console()
+
+
+class _ListsModels(click.Command):
+    """A command whose --help ends with the models registered right now (from entry points)."""
+
+    def format_epilog(self, ctx, formatter) -> None:
+        from .models import available_models
+
+        names = available_models()
+        with formatter.section("Registered models"):
+            formatter.write_text(", ".join(names) if names else
+                                 "none (install tinytorch-vision or tinytorch-language)")
+        super().format_epilog(ctx, formatter)
 
 
 def _echo_json(data: Any) -> None:
@@ -168,7 +179,7 @@ def _layer_count(layer: str, input_size: str | None, output_size: int | None, ke
     return F.activation_flops(layer, b * n), settings, (b, n)
 
 
-@performance.command()
+@performance.command(cls=_ListsModels)
 @click.argument("layer")
 @click.option("--input-size", help="Input shape without batch, e.g. 3,32,32 (conv2d), 784 "
               "(linear), 128,256 (attention: SEQ_LEN,D_MODEL).")
@@ -232,29 +243,27 @@ def flops(layer: str, input_size, output_size, kernel_size, stride, padding, dil
 
 
 def _model_flops(name: str, as_json: bool) -> None:
-    from rich.table import Table
-
     from .flops import CONVENTION, FLOPsCounter
     from .models import load_model
+    from .tables import Column, fitted_table
 
     model, x = load_model(name)
     trace = FLOPsCounter().trace(model, x)
     if as_json:
         _echo_json({"model": name, "input_shape": list(getattr(x, "shape", ())), **trace.to_dict()})
         return
-    t = Table(title=f"{name}: input {tuple(getattr(x, 'shape', ()))}; {CONVENTION}")
-    for col in ("layer", "type", "output", "matmul/conv FLOPs", "elementwise FLOPs", "bytes",
-                "FLOP/B"):
-        t.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
-    for lc in trace.layers.values():
-        t.add_row(lc.name, lc.type, "x".join(map(str, lc.output_shape or ())),
-                  f"{lc.forward.matmul_flops:,}", f"{lc.forward.elementwise_flops:,}",
-                  f"{lc.forward.bytes:,}", f"{lc.forward.intensity:.2f}")
+    columns = [Column("layer", "left", 10), Column("type", "left", 8), Column("output", "left", 3),
+               Column("matmul/conv FLOPs", priority=9), Column("elementwise FLOPs", priority=7),
+               Column("bytes", priority=5), Column("FLOP/B", priority=4)]
+    rows = [[lc.name, lc.type, "x".join(map(str, lc.output_shape or ())),
+             f"{lc.forward.matmul_flops:,}", f"{lc.forward.elementwise_flops:,}",
+             f"{lc.forward.bytes:,}", f"{lc.forward.intensity:.2f}"] for lc in trace.layers.values()]
     f = trace.forward
-    t.add_section()
-    t.add_row("total", "", "", f"{f.matmul_flops:,}", f"{f.elementwise_flops:,}", f"{f.bytes:,}",
-              f"{f.intensity:.2f}")
-    _console().print(t)
+    total = ["total", "", "", f"{f.matmul_flops:,}", f"{f.elementwise_flops:,}", f"{f.bytes:,}",
+             f"{f.intensity:.2f}"]
+    console = _console()
+    console.print(fitted_table(f"{name}: input {tuple(getattr(x, 'shape', ()))}; {CONVENTION}",
+                               columns, rows, console.width, footer=[total]))
 
 
 # ------------------------------------------------------------------------------ models
@@ -274,7 +283,7 @@ def _profile(name: str, repeats: int, warmup: int, backward: bool = True, quick:
         repeats=repeats, warmup=warmup, backward=backward)
 
 
-@performance.command()
+@performance.command(cls=_ListsModels)
 @click.argument("model")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
@@ -297,7 +306,7 @@ def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path
         click.echo(result.to_json())
         return
     console = _console()
-    console.print(result.table())
+    console.print(result.table(width=console.width))
     console.print(f"step {result.total_s * 1e3:.2f} ms (forward {result.forward_s * 1e3:.2f}, "
                   f"backward {result.backward_s * 1e3:.2f}); per-layer rows sum to "
                   f"{result.coverage:.0%} of it; profiling overhead {result.overhead:.2f}x")
@@ -308,7 +317,7 @@ def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path
         console.print(f"[bold]{l.name}[/] ({l.type}, {l.percent:.1f}%): {l.advice}")
 
 
-@performance.command()
+@performance.command(cls=_ListsModels)
 @click.argument("model")
 @click.option("--out", "out_path", default="roofline.png", show_default=True,
               type=click.Path(dir_okay=False), help="Plot file (.png or .svg).")
@@ -349,16 +358,22 @@ def _compare(names, repeats: int, as_json: bool, title: str) -> None:
         _echo_json({"convention": "1 multiply-add = 2 FLOPs",
                     "models": [r.to_dict() for r in rows]})
         return
-    _console().print(comparison_table(rows, title))
+    console = _console()
+    console.print(comparison_table(rows, title, width=console.width))
 
 
-@performance.command(name="compare")
-@click.argument("models", nargs=-1, required=True)
+@performance.command(name="compare", cls=_ListsModels)
+@click.argument("models", nargs=-1)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def compare_cmd(models, repeats, as_json) -> None:
-    """Side-by-side params, FLOPs, memory and time of registered MODELS."""
-    _compare(models, repeats, as_json, "Model comparison")
+    """Side-by-side params, FLOPs, memory and time of registered MODELS (default: all of them)."""
+    from .models import available_models
+
+    names = list(models) or available_models()
+    if not names:
+        raise ValueError("no models registered: install tinytorch-vision or tinytorch-language")
+    _compare(names, repeats, as_json, "Model comparison")
 
 
 @performance.command()

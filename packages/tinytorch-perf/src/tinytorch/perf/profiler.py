@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .flops import CONVENTION, ROOT, FLOPsCounter, TraceResult, _backward, _label
+from .tables import Column, fitted_table
 
 __all__ = ["ModelProfiler", "ProfileResult", "LayerProfile", "compare"]
 
@@ -198,30 +199,34 @@ class ProfileResult:
             Path(path).write_text(json.dumps(doc))
         return doc
 
-    def table(self, title: str | None = None):
-        """A rich Table (torchinfo-style columns plus times and roofline position)."""
-        from rich.table import Table
+    def table(self, title: str | None = None, width: int | None = None):
+        """A rich Table (torchinfo-style columns plus times and roofline position).
 
-        t = Table(title=title or f"{self.model}: input {self.input_shape}, "
-                  f"{self.repeats} repeats (median), FLOPs: {CONVENTION}")
-        for col, justify in (("layer", "left"), ("type", "left"), ("output", "left"),
-                             ("params", "right"), ("act. MB", "right"), ("MFLOPs", "right"),
-                             ("fwd ms", "right"), ("bwd ms", "right"), ("GFLOP/s", "right"),
-                             ("FLOP/B", "right"), ("%", "right"), ("bound", "left")):
-            t.add_column(col, justify=justify)
-        for l in self.layers:
-            t.add_row(l.name, l.type, "x".join(map(str, l.output_shape or ())), f"{l.params:,}",
-                      f"{l.activation_bytes / 1e6:.2f}", f"{l.flops / 1e6:,.2f}",
-                      f"{l.forward_s * 1e3:.3f}", f"{l.backward_s * 1e3:.3f}",
-                      f"{l.gflops_per_s:.2f}", f"{l.intensity:.2f}", f"{l.percent:.1f}",
-                      l.bound or "-")
-        t.add_section()
-        t.add_row("total", "", "", f"{self.params:,}", f"{self.activation_bytes / 1e6:.2f}",
-                  f"{self.flops / 1e6:,.2f}", f"{self.forward_s * 1e3:.3f}",
-                  f"{self.backward_s * 1e3:.3f}",
-                  f"{self.flops / self.forward_s / 1e9 if self.forward_s else 0:.2f}", "",
-                  "100.0", "")
-        return t
+        Args:
+            title: the title (default: model, input, repeats and the FLOP convention).
+            width: the console width to fit; the least important columns are left out (named
+                in the caption) rather than wrapping a cell. None keeps every column.
+        """
+        columns = [Column("layer", "left", 10), Column("type", "left", 5),
+                   Column("output", "left", 3), Column("params", priority=6),
+                   Column("act. MB", priority=2), Column("MFLOPs", priority=7),
+                   Column("self fwd ms", priority=9), Column("incl. fwd ms", priority=1),
+                   Column("bwd ms", priority=8), Column("GFLOP/s", priority=4),
+                   Column("FLOP/B", priority=3), Column("%", priority=8),
+                   Column("bound", "left", 5)]
+        rows = [[l.name, l.type, "x".join(map(str, l.output_shape or ())), f"{l.params:,}",
+                 f"{l.activation_bytes / 1e6:.2f}", f"{l.flops / 1e6:,.2f}",
+                 f"{l.forward_s * 1e3:.3f}", f"{l.forward_inclusive_s * 1e3:.3f}",
+                 f"{l.backward_s * 1e3:.3f}", f"{l.gflops_per_s:.2f}", f"{l.intensity:.2f}",
+                 f"{l.percent:.1f}", l.bound or "-"] for l in self.layers]
+        total = ["total", "", "", f"{self.params:,}", f"{self.activation_bytes / 1e6:.2f}",
+                 f"{self.flops / 1e6:,.2f}", f"{self.forward_s * 1e3:.3f}", "",
+                 f"{self.backward_s * 1e3:.3f}",
+                 f"{self.flops / self.forward_s / 1e9 if self.forward_s else 0:.2f}", "",
+                 "100.0", ""]
+        title = title or (f"{self.model}: input {self.input_shape}, {self.repeats} repeats "
+                          f"(median), FLOPs: {CONVENTION}")
+        return fitted_table(title, columns, rows, width or 10**6, footer=[total])
 
 
 def _time_step(model: Any, x: Any, backward: bool, clock: Callable[[], float]
@@ -462,20 +467,26 @@ def compare(models: Any, repeats: int = 3, warmup: int = 1) -> list[ComparisonRo
     return rows
 
 
-def comparison_table(rows: Iterable[ComparisonRow], title: str = "Model comparison"):
-    """A rich ``Table`` of ``compare`` rows (print it with a rich ``Console``)."""
-    from rich.table import Table
+def comparison_table(rows: Iterable[ComparisonRow], title: str = "Model comparison",
+                     width: int | None = None):
+    """A rich ``Table`` of ``compare`` rows (print it with a rich ``Console``).
 
-    t = Table(title=f"{title} (FLOPs: {CONVENTION})")
-    for col in ("model", "input", "params", "param MB", "fwd GFLOPs", "act. MB", "fwd ms",
-                "bwd ms", "GFLOP/s", "FLOP/B"):
-        t.add_column(col, justify="left" if col in ("model", "input") else "right")
-    for r in rows:
-        t.add_row(r.name, "x".join(map(str, r.input_shape or ())), f"{r.params:,}",
-                  f"{r.param_bytes / 1e6:.2f}", f"{r.forward_flops / 1e9:.4f}",
-                  f"{r.activation_bytes / 1e6:.2f}", f"{r.forward_s * 1e3:.2f}",
-                  f"{r.backward_s * 1e3:.2f}", f"{r.gflops_per_s:.2f}", f"{r.intensity:.2f}")
-    return t
+    Args:
+        rows: ``compare``'s rows.
+        title: the title; the FLOP convention is appended.
+        width: the console width to fit (least important columns left out); None keeps all.
+    """
+    columns = [Column("model", "left", 10), Column("input", "left", 3),
+               Column("params", priority=9), Column("param MB", priority=2),
+               Column("fwd GFLOPs", priority=8), Column("act. MB", priority=4),
+               Column("fwd ms", priority=9), Column("bwd ms", priority=7),
+               Column("GFLOP/s", priority=6), Column("FLOP/B", priority=5)]
+    cells = [[r.name, "x".join(map(str, r.input_shape or ())), f"{r.params:,}",
+              f"{r.param_bytes / 1e6:.2f}", f"{r.forward_flops / 1e9:.4f}",
+              f"{r.activation_bytes / 1e6:.2f}", f"{r.forward_s * 1e3:.2f}",
+              f"{r.backward_s * 1e3:.2f}", f"{r.gflops_per_s:.2f}", f"{r.intensity:.2f}"]
+             for r in rows]
+    return fitted_table(f"{title} (FLOPs: {CONVENTION})", columns, cells, width or 10**6)
 
 
 ModelProfiler.compare = staticmethod(compare)  # type: ignore[attr-defined]
