@@ -106,3 +106,43 @@ def test_subprocess_tito_performance_flops():
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("layer,args,option", [
+    ("conv2d", ["--output-size", "-4"], "--output-size"),
+    ("conv2d", ["--output-size", "0"], "--output-size"),
+    ("conv2d", ["--kernel-size", "0"], "--kernel-size"),
+    ("conv2d", ["--kernel-size", "-3"], "--kernel-size"),
+    ("conv2d", ["--stride", "0"], "--stride"),
+    ("conv2d", ["--stride", "-2"], "--stride"),
+    ("conv2d", ["--dilation", "0"], "--dilation"),
+    ("conv2d", ["--groups", "0"], "--groups"),
+    ("conv2d", ["--padding", "-1"], "--padding"),
+    ("maxpool2d", ["--kernel-size", "0"], "--kernel-size"),
+    ("linear", ["--output-size", "-4"], "--output-size"),
+    ("attention", ["--heads", "0"], "--heads"),
+    ("relu", ["--batch-size", "0"], "--batch-size"),
+])
+def test_flops_rejects_non_positive_settings_in_one_line(layer, args, option):
+    size = {"conv2d": "3,32,32", "maxpool2d": "3,32,32", "linear": "784",
+            "attention": "16,32", "relu": "10"}[layer]
+    base = ["--output-size", "64"] if layer in ("conv2d", "linear") else []
+    r = run("flops", layer, "--input-size", size, *base, *args)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and "Traceback" not in r.output, r.output
+    assert args[1] in lines[0]  # and the value it got
+
+
+def test_flops_library_rejects_zero_kernel_stride_groups():
+    from tinytorch.perf import flops as fl
+
+    for kwargs, name in ((dict(kernel_size=0), "kernel_size"), (dict(stride=0), "stride"),
+                         (dict(groups=0), "groups"), (dict(dilation=0), "dilation"),
+                         (dict(padding=-1), "padding")):
+        with pytest.raises(ValueError, match=name):
+            fl.conv2d_flops((3, 8, 8), 8, **kwargs)
+    with pytest.raises(ValueError, match="out_channels"):
+        fl.conv2d_flops((3, 8, 8), -4)
+    with pytest.raises(ValueError, match="stride"):
+        fl.pool2d_flops((3, 8, 8), 2, stride=0)

@@ -56,6 +56,14 @@ def _parse_size(text: str | None, names: str, layer: str) -> tuple[int, ...]:
     return values
 
 
+def _check_options(options: dict[str, tuple[int | None, int]]) -> None:
+    """Each given option must be at least its minimum: one error naming the first that is not."""
+    for option, (value, minimum) in options.items():
+        if value is not None and value < minimum:
+            kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise ValueError(f"{option} must be {kind}, got {value}")
+
+
 def _hardware(quick: bool = True):
     from .hardware import get_hardware_spec
 
@@ -136,16 +144,18 @@ def _layer_count(layer: str, input_size: str | None, output_size: int | None, ke
         c, h, w = _parse_size(input_size, "C,H,W", layer)
         if output_size is None:
             raise ValueError("flops conv2d: --output-size (out_channels) is required")
-        k, s, p = kernel_size or 3, stride or 1, 1 if padding is None else padding
+        k = 3 if kernel_size is None else kernel_size
+        s = 1 if stride is None else stride
+        p = 1 if padding is None else padding
         settings = {"batch": b, "in_channels": c, "out_channels": output_size, "kernel_size": k,
                     "stride": s, "padding": p, "dilation": dilation, "groups": groups, "bias": bias}
         count, out = F.conv2d_flops((b, c, h, w), output_size, k, s, p, dilation, groups, bias)
         return count, settings, out
     if layer in ("maxpool2d", "avgpool2d"):
         c, h, w = _parse_size(input_size, "C,H,W", layer)
-        k = kernel_size or 2
-        s = stride or k
-        p = padding or 0
+        k = 2 if kernel_size is None else kernel_size
+        s = k if stride is None else stride
+        p = 0 if padding is None else padding
         settings = {"batch": b, "kernel_size": k, "stride": s, "padding": p}
         count, out = F.pool2d_flops((b, c, h, w), k, s, p)
         return count, settings, out
@@ -189,9 +199,8 @@ def _layer_count(layer: str, input_size: str | None, output_size: int | None, ke
 @click.option("--padding", type=int, help="Padding [conv2d: 1, pooling: 0].")
 @click.option("--dilation", type=int, default=1, show_default=True)
 @click.option("--groups", type=int, default=1, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--heads", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Attention heads.")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--heads", type=int, default=8, show_default=True, help="Attention heads.")
 @click.option("--no-bias", is_flag=True, help="Layer without bias.")
 @click.option("--no-causal", is_flag=True, help="Attention without the causal mask.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -205,6 +214,10 @@ def flops(layer: str, input_size, output_size, kernel_size, stride, padding, dil
     from .flops import CONVENTION
     from .models import available_models
 
+    _check_options({"--output-size": (output_size, 1), "--kernel-size": (kernel_size, 1),
+                    "--stride": (stride, 1), "--padding": (padding, 0),
+                    "--dilation": (dilation, 1), "--groups": (groups, 1),
+                    "--batch-size": (batch_size, 1), "--heads": (heads, 1)})
     name = layer.lower()
     if name not in LAYERS:
         if layer in available_models():

@@ -95,14 +95,18 @@ class OpCount:
                 "intensity": self.intensity}
 
 
-def _pair(v: Any, name: str) -> tuple[int, int]:
+def _pair(v: Any, name: str, minimum: int = 1) -> tuple[int, int]:
     if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    try:
-        a, b = v
-        return int(a), int(b)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+        pair = int(v), int(v)
+    else:
+        try:
+            a, b = v
+            pair = int(a), int(b)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return pair
 
 
 def _positive(name: str, value: int) -> int:
@@ -202,8 +206,10 @@ def conv2d_flops(input_shape: Sequence[int], out_channels: int, kernel_size: Any
     b, c, h, w = shape
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    ph, pw = _pair(padding, "padding", minimum=0)
     dh, dw = _pair(dilation, "dilation")
+    _positive("out_channels", out_channels)
+    _positive("groups", groups)
     if c % groups or out_channels % groups:
         raise ValueError(f"conv2d: groups={groups} must divide in_channels={c} and "
                          f"out_channels={out_channels}")
@@ -236,7 +242,8 @@ def attention_flops(batch: int, seq_len: int, d_model: int, num_heads: int = 1,
     >>> attention_flops(1, 128, 256, num_heads=8).matmul_flops == 8 * 128 * 256**2 + 4 * 128**2 * 256
     True
     """
-    b, L, d, h = batch, seq_len, d_model, num_heads
+    b, L, d, h = (_positive(k, v) for k, v in (("batch", batch), ("seq_len", seq_len),
+                                                ("d_model", d_model), ("num_heads", num_heads)))
     if d % h:
         raise ValueError(f"attention: d_model={d} must be divisible by num_heads={h}")
     mm = 8 * b * L * d * d + 4 * b * L * L * d
@@ -281,7 +288,7 @@ def pool2d_flops(input_shape: Sequence[int], kernel_size: Any, stride: Any = Non
     b, c, h, w = shape
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(stride if stride is not None else kernel_size, "stride")
-    ph, pw = _pair(padding, "padding")
+    ph, pw = _pair(padding, "padding", minimum=0)
     dh, dw = _pair(dilation, "dilation")
     ho = _pool_output_size(h, kh, sh, ph, dh, ceil_mode)
     wo = _pool_output_size(w, kw, sw, pw, dw, ceil_mode)
