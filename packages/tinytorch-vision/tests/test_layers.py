@@ -178,14 +178,16 @@ def test_pool_layers_shapes_aliases_and_errors():
         MaxPool2d(2, padding=2)(x)
 
 
-def test_batchnorm2d_gradcheck_training_and_eval():
-    bn = BatchNorm2d(3).double()
-    bn.weight.data[:] = rng.normal(size=3)
-    bn.bias.data[:] = rng.normal(size=3)
-    x = t64(4, 3, 3, 2)
+@pytest.mark.parametrize("shape", [(4, 3, 3, 2), (2, 4, 4, 4)])  # (M, C) as 1 or 32 rows per view row
+def test_batchnorm2d_gradcheck_training_and_eval(shape):
+    c = shape[1]
+    bn = BatchNorm2d(c).double()
+    bn.weight.data[:] = rng.normal(size=c)
+    bn.bias.data[:] = rng.normal(size=c)
+    x = t64(*shape)
     assert gradcheck(lambda a, w, b: VF.batch_norm2d(a, None, None, w, b, training=True), [x, bn.weight, bn.bias])
     assert gradcheck(lambda a: VF.batch_norm2d(a, None, None, training=True), [x])  # affine=False
-    rm, rv = rng.normal(size=3), rng.uniform(0.5, 2, size=3)
+    rm, rv = rng.normal(size=c), rng.uniform(0.5, 2, size=c)
     assert gradcheck(lambda a, w, b: VF.batch_norm2d(a, rm, rv, w, b, training=False), [x, bn.weight, bn.bias])
 
 

