@@ -399,3 +399,29 @@ def test_train_and_test_image_sizes_must_agree_before_training(tmp_path):
     with pytest.raises(ValueError, match="28x28") as err:  # MNIST files are 28x28 by definition
         MNIST(tmp_path, train=False)
     assert str(folder / "t10k-images-idx3-ubyte.gz") in str(err.value)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SMALL_BATCH = cifar_python_pickle(np.arange(2 * 3072).astype(np.uint8).reshape(2, 3, 32, 32), [4, 2])
+_PIXELS = _SMALL_BATCH.index(bytes(range(256)))  # edits go to the pickle structure, not the pixels
+_STRUCTURE = st.one_of(st.integers(0, _PIXELS - 1), st.integers(_PIXELS + 2 * 3072, len(_SMALL_BATCH) - 1))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(_STRUCTURE, st.integers(0, 255)), min_size=1, max_size=3),
+       cut=st.integers(1, len(_SMALL_BATCH)))
+def test_corrupted_cifar_python_batch_is_the_batch_or_a_value_error(tmp_path, edits, cut):
+    blob = bytearray(_SMALL_BATCH)
+    for position, value in edits:
+        blob[position] = value
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(bytes(blob[:cut]))
+    try:
+        images, labels = D.read_cifar_python_batch(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+        return
+    assert images.shape[1:] == (3, 32, 32) and images.dtype == np.uint8 and len(labels) == len(images)
+    assert labels.dtype == np.int64 and ((0 <= labels) & (labels <= 9)).all()
