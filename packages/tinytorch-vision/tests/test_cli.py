@@ -27,7 +27,11 @@ def test_train_then_evaluate(fashion_root, tmp_path):
     result = CliRunner().invoke(cli, args + ["--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
-    assert info["epochs"] == 2 and len(info["history"]["val_accuracy"]) == 2 and ckpt.exists()
+    evals = info["history"]["evals"]
+    assert info["epochs"] == 2 and info["stop_reason"] == "epochs" and ckpt.exists()
+    assert [row["epoch"] for row in evals] == [1, 2] and "test_accuracy" in evals[-1]
+    assert "val_accuracy" not in evals[-1]  # the test set is never called validation
+    assert info["test_accuracy"] == evals[-1]["test_accuracy"] and info["val_accuracy"] is None
     result = CliRunner().invoke(cli, ["vision", "evaluate", "--checkpoint", str(ckpt), "--root", str(fashion_root)])
     assert result.exit_code == 0, result.output
     assert "Ankle boot" in result.output and "accuracy" in result.output
@@ -35,8 +39,45 @@ def test_train_then_evaluate(fashion_root, tmp_path):
     result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
                                       "--resume", str(ckpt), "--out", str(ckpt), "--json", "--threads", "1"])
     assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["epochs"] == 2
     result = CliRunner().invoke(cli, ["vision", "train", "mnist", "--resume", str(ckpt)])
     assert result.exit_code == 2 and "contradicts the checkpoint" in result.output
+    # Train it longer: --epochs may grow on --resume (and never shrink); the file is the resumed one.
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
+                                      "--resume", str(ckpt), "--epochs", "3", "--json", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["epochs"] == 3 and info["checkpoint"] == str(ckpt) and len(info["history"]["evals"]) == 3
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--resume", str(ckpt), "--epochs", "1"])
+    assert result.exit_code == 2 and "only train longer" in result.output
+
+
+def test_divergence_exits_1_and_writes_no_diverged_checkpoint(fashion_root, tmp_path):
+    ckpt = tmp_path / "run.safetensors"
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--limit", "128",
+                                      "--epochs", "1", "--lr", "1e30", "--model", "mlp", "--out", str(ckpt),
+                                      "--threads", "1"])
+    assert result.exit_code == 1, result.output
+    assert "became" in result.output and f"no checkpoint was written to {ckpt}" in result.output
+    assert not ckpt.exists()
+
+
+def test_val_split_is_reported_apart_from_the_test_set(fashion_root, tmp_path):
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "1",
+                                      "--batch-size", "50", "--val-fraction", "0.25", "--out",
+                                      str(tmp_path / "m.safetensors"), "--json", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert "val_accuracy" in info["history"]["evals"][-1] and "test_accuracy" not in info["history"]["evals"][-1]
+    assert info["val_accuracy"] == info["history"]["evals"][-1]["val_accuracy"]
+    assert 0 <= info["test_accuracy"] <= 1
+
+
+def test_bad_out_and_nan_options_fail_before_training(fashion_root, tmp_path):
+    for extra in (["--out", "/dev/null"], ["--out", str(tmp_path)], ["--lr", "nan"], ["--lr", "inf"]):
+        result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root), *extra])
+        assert result.exit_code in (1, 2), result.output
+        assert "Traceback" not in result.output and "epoch" not in result.output
 
 
 def test_bad_input_is_one_line_and_exit_1(tmp_path):

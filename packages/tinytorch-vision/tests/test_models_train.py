@@ -5,10 +5,16 @@ from importlib.metadata import entry_points
 import numpy as np
 import pytest
 
-from tinytorch.core import Tensor, io
+from tinytorch.core import Tensor, io, nn
 from tinytorch.core.training import Callback
 from tinytorch.vision import MLP, DeepCNN, SmallCNN, WideCNN, build_model
-from tinytorch.vision.train import TrainConfig, evaluate_checkpoint, load_trained_model, train
+from tinytorch.vision.train import (
+    TrainConfig,
+    evaluate_checkpoint,
+    evaluate_model,
+    load_trained_model,
+    train,
+)
 
 
 @pytest.mark.parametrize("cls", [SmallCNN, DeepCNN, WideCNN, MLP])
@@ -56,16 +62,16 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(fashion_root, tmp_pa
     config = TrainConfig(epochs=3, batch_size=64, limit=160, seed=3)
     full = train(config, root=fashion_root, out=tmp_path / "full.safetensors", progress=False, threads=1)
     ckpt = tmp_path / "cut.safetensors"
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(epochs=3, batch_size=64, limit=160, seed=3), root=fashion_root, out=ckpt,
-              progress=False, threads=1, callbacks=[Interrupt(at_epoch=2)])
+    cut = train(TrainConfig(epochs=3, batch_size=64, limit=160, seed=3), root=fashion_root, out=ckpt,
+                progress=False, threads=1, callbacks=[Interrupt(at_epoch=2)])
+    assert cut.stop_reason == "interrupted" and cut.test_accuracy is None
     assert io.load_metadata(ckpt)["epoch"] == 1
     resumed = train(TrainConfig(), root=fashion_root, out=ckpt, resume=ckpt, progress=False, threads=1)
     assert resumed.config.epochs == 3 and resumed.epochs == 3
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert full.history["loss"] == resumed.history["loss"]
+    assert [r["loss"] for r in full.history["evals"]] == [r["loss"] for r in resumed.history["evals"]]
     assert full.test_accuracy == resumed.test_accuracy
 
 
@@ -80,3 +86,27 @@ def test_training_learns_and_evaluate_reports_per_class(fashion_root, tmp_path):
     assert ev.accuracy == pytest.approx(result.test_accuracy)
     assert [r["name"] for r in ev.per_class][:2] == ["T-shirt/top", "Trouser"]
     assert sum(r["count"] for r in ev.per_class) == ev.n == 50
+
+
+class _PredictsPixel(nn.Module):
+    """Predicts the class written in the first pixel (x = k / 255): known predictions."""
+
+    def forward(self, x):
+        k = np.rint(x.data[:, 0, 0, 0] * 255).astype(int)
+        return Tensor(np.eye(2, dtype=np.float32)[k] * 10)
+
+
+def test_per_class_accuracy_counts_each_class_over_its_own_images():
+    from tinytorch.vision.datasets import ImageDataset
+
+    labels = np.array([0, 0, 1, 1, 1])
+    preds = np.array([0, 1, 1, 1, 0])
+    images = np.zeros((5, 1, 4, 4), np.uint8)
+    images[:, 0, 0, 0] = preds
+    data = ImageDataset(images, labels)
+    data.classes = ["zero", "one"]
+    result = evaluate_model(_PredictsPixel(), data)
+    # class 0: 1 of its 2 images right; class 1: 2 of 3. Over all predictions it would be 2/5 and 3/5.
+    assert [row["accuracy"] for row in result.per_class] == [0.5, pytest.approx(2 / 3)]
+    assert [row["correct"] for row in result.per_class] == [1, 2]
+    assert result.accuracy == pytest.approx(3 / 5)

@@ -183,7 +183,7 @@ class ProgressBar(Callback):
     'tokens'
     """
 
-    LINE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_perplexity")
+    LINE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_perplexity", "test_loss", "test_accuracy")
 
     def __init__(self, bar: bool = True, unit: str = "samples", echo: Callable[[str], Any] | None = None):
         self.bar, self.unit, self.echo = bar, unit, echo or print
@@ -212,7 +212,14 @@ class ProgressBar(Callback):
         self._start, self._start_step, self._units = time.perf_counter(), trainer.global_step, 0
         if not self.bar:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
@@ -240,8 +247,9 @@ class ProgressBar(Callback):
             self.progress.update(self.task, description="evaluating")
 
     def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
-        if "val_loss" in logs:
-            self.val = f"  val {logs['val_loss']:.4f}"
+        for prefix in ("val", "test"):
+            if f"{prefix}_loss" in logs:
+                self.val = f"  {prefix} {logs[f'{prefix}_loss']:.4f}"
         total = f"/{trainer.planned_steps}" if trainer.planned_steps else ""
         rate = logs.get(f"{self.unit}_per_sec")
         line = (f"step {step}{total}  epoch {logs.get('epoch', 0):.2f}  {_format_logs(logs, self.LINE_KEYS)}"

@@ -276,7 +276,7 @@ class Trainer:
     # -------------------------------------------------------------- fit
     def fit(self, train_data: Iterable, *, epochs: int | None = None, max_steps: int | None = None,
             time_budget: float | None = None, val_data: Iterable | None = None, eval_every: int | None = None,
-            eval_batches: int | None = None) -> History:
+            eval_batches: int | None = None, val_name: str = "val") -> History:
         """Train until ``epochs`` epochs or ``max_steps`` steps are done in total, or ``time_budget`` runs out.
 
         Counts are totals of the run: after ``load_checkpoint`` at step 300, ``max_steps=1000``
@@ -292,6 +292,8 @@ class Trainer:
             eval_every: steps between evaluations (None: at the end of every epoch).
             eval_batches: periodic evaluations use the first ``eval_batches`` batches of
                 ``val_data`` only; the final evaluation always covers all of it.
+            val_name: the prefix of the evaluation figures (``val_loss``); ``"test"`` when the
+                data evaluated every epoch is the test set, so it is never called validation.
 
         Returns:
             The ``History`` (also ``self.history``); ``history.stop_reason`` says why it ended.
@@ -332,8 +334,8 @@ class Trainer:
         callbacks = list(self.callbacks)
         if self.progress:
             callbacks.append(ProgressBar(bar=self.progress is True, unit=self.unit))
-        self._active, self._val_data = callbacks, val_data
-        interrupted = nonfinite = None
+        self._active, self._val_data, self._val_name = callbacks, val_data, val_name
+        nonfinite = None
         for cb in callbacks:
             cb.on_train_begin(self)
         try:
@@ -344,15 +346,13 @@ class Trainer:
                 reason = self._limit_reached()
                 detail = {"steps": f"reached max_steps={max_steps}", "epochs": f"completed {epochs} epoch(s)"}
                 self.request_stop(reason, detail[reason])
+            if self._steps_this_fit and (self.global_step != self._last_eval_step or self._last_eval_was_partial):
+                self._evaluate_and_log(val_data, final=True)  # unless the last step had a full one
         except KeyboardInterrupt:
-            interrupted = True
-            self.request_stop("interrupted", f"interrupted at step {self.global_step}")
+            self.stop_reason, self.stop_detail = "interrupted", f"interrupted at step {self.global_step}"
         except NonFiniteLossError as err:
             nonfinite = err
             self.stop_reason, self.stop_detail = "non_finite", str(err)
-        if not (interrupted or nonfinite) and self._steps_this_fit and (
-                self.global_step != self._last_eval_step or self._last_eval_was_partial):
-            self._evaluate_and_log(val_data, final=True)  # unless the last step had a full one
         self.history.stop_reason, self.history.stop_detail = self.stop_reason, self.stop_detail
         for cb in callbacks:
             cb.on_train_end(self)
@@ -459,18 +459,23 @@ class Trainer:
         return time.perf_counter() + step + self._reserve(val_data) <= self._deadline
 
     def _time_one_eval_batch(self, val_data: Iterable) -> None:
-        """Estimate an evaluation's cost from one validation batch (before any has run)."""
-        start = time.perf_counter()
+        """Estimate an evaluation's cost from a validation batch (before any evaluation has run).
+
+        Two batches are run and the second is timed: the first pays one-off costs (memory
+        allocation, cold caches) that would make the reserve many times too large.
+        """
         with no_grad():
             was_training = self.model.training
             self.model.eval()
             try:
-                for inputs, targets in val_data:
+                for i, (inputs, targets) in enumerate(val_data):
+                    start = time.perf_counter()
                     self.loss_fn(self.model(inputs), targets)
-                    break
+                    self._eval_batch_seconds = time.perf_counter() - start
+                    if i == 1:
+                        break
             finally:
                 self.model.train(was_training)
-        self._eval_batch_seconds = time.perf_counter() - start
 
     def _plan_budget(self, val_data: Iterable | None, last_step_seconds: float | None = None) -> None:
         """Tell an open-ended LR schedule how many steps the rest of the budget allows.
@@ -503,10 +508,14 @@ class Trainer:
         row.update(self._meter.means())
         if val_data is not None:
             limit = None if final else self._eval_batches
-            row.update({f"val_{k}": v for k, v in self.evaluate(val_data, max_batches=limit).items()})
+            row.update({f"{self._val_name}_{k}": v for k, v in self.evaluate(val_data, max_batches=limit).items()})
             self._eval_batch_seconds = (time.perf_counter() - start) / max(1, self._evaluated_batches)
             self._last_eval_was_partial = limit is not None and not (
                 hasattr(val_data, "__len__") and self._evaluated_batches >= len(val_data))
+        for key in ("loss", f"{self._val_name}_loss"):
+            if key in row and not math.isfinite(row[key]):
+                # A diverged model: no row, no callbacks, so no checkpoint replaces the last good one.
+                raise NonFiniteLossError(f"{key} became {row[key]} in the evaluation at step {self.global_step}")
         row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["time"] = time.perf_counter() - self._start
         if self._meter.seconds > 0:

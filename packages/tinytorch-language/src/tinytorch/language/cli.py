@@ -114,7 +114,10 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     from .models import TinyGPT
     from .training import LanguageModelTrainer, load_checkpoint
 
-    n_threads = training_threads(threads)
+    try:
+        n_threads = training_threads(threads)  # a bad --threads fails here, before any data is read
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--threads") from None
     set_num_threads(n_threads)
     out = out or resume or DEFAULT_OUT
     io.check_destination(out, what="--out")  # before training, not after the first evaluation

@@ -1,11 +1,13 @@
-"""The image-classification recipe behind ``tito vision train`` and the examples.
+"""The image-classification recipe behind ``tito vision train`` and the examples: a configuration
+of core's ``Trainer``.
 
-Everything generic comes from core: ``Trainer`` (loop, progress bar, checkpoints with optimizer
-and RNG state), ``DataLoader`` (seeded shuffling per epoch), ``AdamW``, ``warmup_cosine``,
-``CrossEntropyLoss``. This module adds only what is specific to images: per-data-set
-normalization, batch augmentation with a generator seeded per epoch (so a resumed run augments
-exactly as an uninterrupted one), and a checkpoint callback that also stores the LR schedule and
-the run's configuration (so ``evaluate`` and ``--resume`` can rebuild everything).
+Everything generic comes from core: the ``Trainer`` (loop, progress display, stop reasons,
+checkpoints with optimizer, schedule and RNG state), ``DataLoader`` (seeded shuffling per epoch),
+``AdamW`` with ``weight_decay_groups``, ``WarmupCosineLR``, ``CrossEntropyLoss``. This module adds
+only what is specific to images: per-data-set normalization, batch augmentation with a generator
+seeded per epoch (so a resumed run augments exactly as an uninterrupted one), the run's
+configuration in the checkpoint (so ``evaluate`` and ``--resume`` can rebuild everything), and
+per-class accuracy.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from typing import Any
 import numpy as np
 
 from tinytorch.core import Tensor, io, manual_seed, nn, no_grad, optim
+from tinytorch.core.callbacks import Callback, ModelCheckpoint
+from tinytorch.core.checkpoint import load_model_state
 from tinytorch.core.data import DataLoader, Subset
-from tinytorch.core.threads import auto_threads, set_num_threads
-from tinytorch.core.training import Callback, LRSchedulerCallback, Trainer, accuracy
+from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
+from tinytorch.core.threads import set_num_threads, training_threads
+from tinytorch.core.training import Trainer, accuracy
 
-from .datasets import ImageDataset, get_dataset
+from .datasets import ImageDataset, check_train_test, get_dataset
 from .models import ImageClassifier, build_model, model_from_config
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 
@@ -55,6 +60,9 @@ class TrainConfig:
         augment: random crops and/or flips, as ``AUGMENTATION`` sets per data set.
         seed: seed of the weights, the shuffling and the augmentation.
         limit: train on the first N images only (quick runs and tests), or None for all.
+        val_fraction: hold out this share of the training images as a validation split,
+            evaluated every epoch; the test set is then evaluated once, at the end. With 0 (the
+            default) the test set is evaluated every epoch and reported as ``test_accuracy``.
 
     >>> TrainConfig(dataset="mnist", epochs=1).validate()
     >>> TrainConfig(epochs=0).validate()
@@ -73,6 +81,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     limit: int | None = None  # train on the first N images only (quick runs and tests)
+    val_fraction: float = 0.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` for an unknown data set or an out-of-range setting.
@@ -92,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"TrainConfig: limit must be a positive integer, got {self.limit!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"TrainConfig: val_fraction must be in [0, 1), got {self.val_fraction!r}")
 
 
 class AugmentedLoader:
@@ -137,30 +148,44 @@ class AugmentedLoader:
 
 
 def make_loaders(config: TrainConfig, root: str | Path | None = None, download: bool = False
-                 ) -> tuple[AugmentedLoader, DataLoader, ImageDataset, ImageDataset]:
-    """(train loader, test loader, train set, test set) for ``config``.
+                 ) -> tuple[AugmentedLoader, DataLoader | None, DataLoader, ImageDataset, ImageDataset]:
+    """(train loader, validation loader or None, test loader, train set, test set) for ``config``.
 
     The training batches are shuffled (seeded), augmented as ``AUGMENTATION`` says and
-    normalized; the test set is only normalized, in batches of 500.
+    normalized; the validation split (``config.val_fraction`` of the training images, drawn with
+    the seed) and the test set are only normalized, in batches of 500.
 
     Args:
-        config: the run's settings (data set, batch size, augmentation, seed, limit).
+        config: the run's settings (data set, batch size, augmentation, seed, limit, val split).
         root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
         download: fetch missing data files.
 
     Returns:
-        An ``AugmentedLoader``, a ``DataLoader`` and the two ``ImageDataset``s.
+        An ``AugmentedLoader``, a ``DataLoader`` or None, a ``DataLoader`` and the two ``ImageDataset``s.
 
-    >>> train_loader, test_loader, train_set, test_set = make_loaders(TrainConfig())  # doctest: +SKIP
-    >>> len(train_set), len(test_set), len(train_loader)  # doctest: +SKIP
-    (60000, 10000, 469)
+    Raises:
+        ValueError: a split is empty or the train and test images differ in shape (before any
+            training), naming the files.
+
+    >>> train_loader, val_loader, test_loader, train_set, test_set = make_loaders(TrainConfig())  # doctest: +SKIP
+    >>> len(train_set), len(test_set), len(train_loader), val_loader  # doctest: +SKIP
+    (60000, 10000, 469, None)
     """
     cls = get_dataset(config.dataset)
     mean, std = NORMALIZATION[config.dataset]
     normalize = Normalize(mean, std)
     train_set = cls(root, train=True, download=download)
     test_set = cls(root, train=False, download=download, transform=normalize)
-    train_data = train_set if config.limit is None else Subset(train_set, np.arange(min(config.limit, len(train_set))))
+    check_train_test(train_set, test_set)
+    indices = np.arange(min(config.limit or len(train_set), len(train_set)))
+    val_loader = None
+    if config.val_fraction > 0:
+        order = np.random.default_rng([config.seed, 2]).permutation(indices)
+        n_val = max(1, int(round(len(order) * config.val_fraction)))
+        indices, val_indices = np.sort(order[n_val:]), np.sort(order[:n_val])
+        val_set = ImageDataset(train_set.data[val_indices], train_set.targets[val_indices], transform=normalize)
+        val_loader = DataLoader(val_set, batch_size=500)
+    train_data = train_set if len(indices) == len(train_set) else Subset(train_set, indices)
     pad, flip = AUGMENTATION[config.dataset]
     steps: list[Any] = []
     if config.augment:
@@ -172,76 +197,21 @@ def make_loaders(config: TrainConfig, root: str | Path | None = None, download: 
     loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, seed=config.seed)
     train_loader = AugmentedLoader(loader, Compose(steps), seed=config.seed)
     test_loader = DataLoader(test_set, batch_size=500)
-    return train_loader, test_loader, train_set, test_set
+    return train_loader, val_loader, test_loader, train_set, test_set
 
 
-class VisionCheckpoint(Callback):
-    """Save a full, atomic training checkpoint every epoch, with the run config.
-
-    Core's checkpoint already holds the model, optimizer, LR schedule, epoch and RNG state.
+def checkpoint_metadata(config: TrainConfig, model: ImageClassifier) -> dict[str, Any]:
+    """The ``vision`` entry a checkpoint carries: its kind, the run's config and the model's config.
 
     Args:
-        path: the checkpoint file (overwritten atomically every epoch).
-        config: the run's settings, stored so ``--resume`` can rebuild the run.
-        model: the model, whose ``config`` is stored so ``evaluate`` can rebuild it.
+        config: the run's settings (``--resume`` rebuilds the run from them).
+        model: the model, whose ``config`` lets ``evaluate`` rebuild it.
 
     >>> from tinytorch.vision import SmallCNN
-    >>> VisionCheckpoint("run.safetensors", TrainConfig(), SmallCNN()).metadata()["vision"]["model"]["name"]
+    >>> checkpoint_metadata(TrainConfig(), SmallCNN())["vision"]["model"]["name"]
     'SmallCNN'
     """
-
-    def __init__(self, path: str | Path, config: TrainConfig, model: ImageClassifier):
-        self.path, self.config, self.model = Path(path), config, model
-
-    def metadata(self) -> dict[str, Any]:
-        """The ``vision`` metadata stored in the checkpoint: kind, run config and model config."""
-        return {"vision": {"kind": CHECKPOINT_KIND, "config": asdict(self.config),
-                           "model": self.model.config}}
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        trainer.save_checkpoint(self.path, extra_metadata=self.metadata())
-
-
-class AutoThreads(Callback):
-    """Before every epoch, give OpenBLAS only the cores other processes leave free (see tinytorch.core.threads).
-
-    Takes no arguments; ``train(..., threads="auto")`` adds it.
-
-    >>> AutoThreads().threads  # 0 until the first epoch chooses
-    0
-    """
-
-    def __init__(self):
-        self.threads = 0
-
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
-        n = auto_threads(own=self.threads)
-        if n != self.threads and set_num_threads(n):
-            self.threads = n
-
-
-class EpochPrinter(Callback):
-    """One line per epoch (loss, accuracy, test accuracy, images/s) through ``echo``.
-
-    Args:
-        echo: called with each line, e.g. ``print`` or ``click.echo``.
-        total: the total number of epochs, shown as ``epoch 3/6``.
-
-    >>> printer = EpochPrinter(print, total=6)
-    >>> printer.on_epoch_end(None, 3, {"loss": 0.3, "accuracy": 0.9, "val_accuracy": 0.88,
-    ...                                "images_per_sec": 1500, "time": 40})
-    epoch 3/6: loss 0.3000, train acc 90.00%, test acc 88.00%, 1,500 images/s, 40s
-    """
-
-    def __init__(self, echo, total: int):
-        self.echo, self.total = echo, total
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        self.echo(
-            f"epoch {epoch}/{self.total}: loss {logs['loss']:.4f}, train acc {logs['accuracy']:.2%}, "
-            f"test acc {logs['val_accuracy']:.2%}, {logs.get('images_per_sec', 0):,.0f} images/s, "
-            f"{logs['time']:.0f}s"
-        )
+    return {"vision": {"kind": CHECKPOINT_KIND, "config": asdict(config), "model": model.config}}
 
 
 @dataclass
@@ -250,30 +220,36 @@ class TrainResult:
 
     Args:
         config: the run's settings (those of the checkpoint when resumed).
-        history: per-epoch lists: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ...
-        test_accuracy: the final test accuracy, in [0, 1].
+        history: core's ``History.to_dict()``: ``steps`` and ``evals`` rows (per epoch: ``loss``,
+            ``accuracy``, ``test_accuracy`` or ``val_accuracy``, ...), ``stop_reason``.
+        test_accuracy: the test accuracy at the end, in [0, 1] (None if training stopped early
+            on a non-finite value or Ctrl-C before any evaluation).
         epochs: epochs completed in total (resumed runs included).
         seconds: wall time of this call's training.
         checkpoint: the checkpoint path, or None.
+        stop_reason: why training ended (core's ``STOP_REASONS``).
+        val_accuracy: the last validation accuracy, when there is a validation split.
         model: the trained model (not in ``to_dict``).
 
-    >>> result = TrainResult(TrainConfig(), {"loss": [0.5]}, 0.9, 1, 12.0, None)
+    >>> result = TrainResult(TrainConfig(), {"evals": []}, 0.9, 1, 12.0, None, "epochs")
     >>> result.to_dict()["test_accuracy"], result.to_dict()["config"]["dataset"]
     (0.9, 'fashion-mnist')
     """
 
     config: TrainConfig
-    history: dict[str, list]
-    test_accuracy: float
+    history: dict[str, Any]
+    test_accuracy: float | None
     epochs: int
     seconds: float
     checkpoint: str | None
+    stop_reason: str | None = None
+    val_accuracy: float | None = None
     model: ImageClassifier = field(repr=False, default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "test_accuracy": self.test_accuracy, "epochs": self.epochs,
-                "seconds": self.seconds, "checkpoint": self.checkpoint,
-                "history": {k: v for k, v in self.history.items()}}
+        return {"config": asdict(self.config), "test_accuracy": self.test_accuracy,
+                "val_accuracy": self.val_accuracy, "epochs": self.epochs, "seconds": self.seconds,
+                "checkpoint": self.checkpoint, "stop_reason": self.stop_reason, "history": self.history}
 
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
@@ -299,13 +275,15 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
 
 
 def train(config: TrainConfig, root: str | Path | None = None, out: str | Path | None = None,
-          resume: str | Path | None = None, download: bool = False, progress: bool = True,
-          echo=None, threads: int | str | None = "auto", callbacks: list[Callback] = ()) -> TrainResult:
+          resume: str | Path | None = None, download: bool = False, progress: bool | str = "auto",
+          echo=None, threads: int | str | None = "auto", callbacks: list[Callback] = (),
+          resume_epochs: int | None = None) -> TrainResult:
     """Train ``config.model`` on ``config.dataset``; checkpoint to ``out`` after every epoch.
 
     With ``resume``, the run's settings, weights, optimizer, schedule, RNG and epoch come from the
-    checkpoint and training continues to ``config.epochs`` total: the result is the same as an
-    uninterrupted run with the same seed.
+    checkpoint and training continues to its ``epochs`` total: the result is the same as an
+    uninterrupted run with the same seed. ``resume_epochs`` trains a resumed run longer (the
+    cosine schedule is stretched to the new end).
 
     Args:
         config: the run's settings (ignored with ``resume``: the checkpoint's are used).
@@ -313,11 +291,11 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
         out: checkpoint written atomically after every epoch (None: no checkpoint).
         resume: a checkpoint of an earlier run to continue.
         download: fetch missing data files.
-        progress: show core's progress bar.
-        echo: called with one summary line per epoch (e.g. ``click.echo``), or None.
-        threads: OpenBLAS threads, an int, ``"auto"`` (re-chosen every epoch from the cores that
-            other processes leave free) or None (leave the BLAS default).
+        progress: core's progress display (``"auto"``, True, ``"lines"``, False).
+        echo: called with one-line notes (e.g. ``click.echo``), or None.
+        threads: OpenBLAS threads: an int, ``"auto"`` (one per physical core) or None (leave it).
         callbacks: extra core ``Callback``s (run after the built-in ones).
+        resume_epochs: with ``resume``, the new total of epochs (at least the checkpoint's).
 
     Returns:
         A `TrainResult` with the history, final test accuracy and the trained model.
@@ -334,48 +312,54 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
     ...         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8))
     ...     result = train(TrainConfig(dataset="mnist", epochs=1, batch_size=4), root=tmp,
     ...                    progress=False, threads=None)
-    >>> result.epochs, len(result.history["loss"]), 0 <= result.test_accuracy <= 1
-    (1, 1, True)
+    >>> result.epochs, len(result.history["evals"]), result.stop_reason, 0 <= result.test_accuracy <= 1
+    (1, 1, 'epochs', True)
     """
     if resume is not None:
-        info = read_checkpoint_info(resume)
-        config = TrainConfig(**info["config"])
+        config = TrainConfig(**read_checkpoint_info(resume)["config"])
+        if resume_epochs is not None:
+            if resume_epochs < config.epochs:
+                raise ValueError(f"resume_epochs={resume_epochs} is fewer than the {config.epochs} epochs "
+                                 f"{resume} was planned for; a resumed run can only train longer")
+            config.epochs = resume_epochs
     config.validate()
-    train_loader, test_loader, train_set, _ = make_loaders(config, root, download)
+    if out is not None:
+        io.check_destination(out, what="checkpoint")  # before training, not after the first epoch
+    if threads is not None:
+        set_num_threads(training_threads(threads))
+    train_loader, val_loader, test_loader, train_set, _ = make_loaders(config, root, download)
     manual_seed(config.seed)
     model = build_model(config.model, train_set.image_shape, len(train_set.classes))
-    # No weight decay on BatchNorm scales and biases (the usual practice; decaying them only hurts).
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    optimizer = optim.AdamW(optim.weight_decay_groups(model, config.weight_decay), lr=config.lr)
     steps_per_epoch = len(train_loader)
-    scheduler = optim.lr_scheduler.warmup_cosine(
-        optimizer, warmup_steps=int(config.warmup * steps_per_epoch), total_steps=config.epochs * steps_per_epoch)
-    extra, callbacks = list(callbacks), [LRSchedulerCallback(scheduler, interval="step")]
-    if threads == "auto":
-        callbacks.append(AutoThreads())
-    elif threads is not None:
-        set_num_threads(int(threads))
+    scheduler = WarmupCosineLR(optimizer, total_steps=config.epochs * steps_per_epoch,
+                               warmup_steps=min(int(config.warmup * steps_per_epoch), config.epochs * steps_per_epoch))
+    builtin: list[Callback] = []
     if out is not None:
-        callbacks.append(VisionCheckpoint(out, config, model))
-    if echo is not None and not progress:  # the progress bar prints its own line per epoch
-        callbacks.append(EpochPrinter(echo, config.epochs))
+        builtin.append(ModelCheckpoint(out, metadata=lambda: checkpoint_metadata(config, model)))
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), metrics={"accuracy": accuracy},
-                      callbacks=callbacks + extra, progress=progress, unit="images")
+                      callbacks=builtin + list(callbacks), scheduler=scheduler, progress=progress,
+                      unit="images", on_nonfinite="stop")
     if resume is not None:
         trainer.load_checkpoint(resume)
+        if scheduler.total_steps != config.epochs * steps_per_epoch:
+            scheduler.set_total_steps(config.epochs * steps_per_epoch)  # resumed with more epochs
         if echo is not None:
             echo(f"resumed from {resume} after epoch {trainer.epoch} of {config.epochs}")
+    evaluated = val_loader if val_loader is not None else test_loader
     start = time.perf_counter()
-    history = trainer.fit(train_loader, epochs=max(0, config.epochs - trainer.epoch), val_data=test_loader)
+    history = trainer.fit(train_loader, epochs=config.epochs, val_data=evaluated,
+                          val_name="val" if val_loader is not None else "test")
     seconds = time.perf_counter() - start
-    if "val_accuracy" in history and history["val_accuracy"]:
-        test_acc = history["val_accuracy"][-1]
-    else:
-        test_acc = trainer.evaluate(test_loader)["accuracy"]
-    return TrainResult(config, history.to_dict(), float(test_acc), trainer.epoch, seconds,
-                       str(out) if out is not None else None, model)
+    test_acc = val_acc = None
+    if history.stop_reason not in ("non_finite", "interrupted"):
+        if val_loader is not None:
+            val_acc = history["val_accuracy"][-1]
+            test_acc = trainer.evaluate(test_loader)["accuracy"]
+        elif "test_accuracy" in history:
+            test_acc = history["test_accuracy"][-1]
+    return TrainResult(config, history.to_dict(), test_acc, trainer.epoch, seconds,
+                       str(out) if out is not None else None, history.stop_reason, val_acc, model)
 
 
 @dataclass
@@ -462,9 +446,9 @@ def load_trained_model(checkpoint: str | Path) -> tuple[ImageClassifier, dict[st
     ('SmallCNN', 'fashion-mnist')
     """
     info = read_checkpoint_info(checkpoint)
-    tensors, _ = io.load(checkpoint)
+    state, _ = load_model_state(checkpoint)
     model = model_from_config(info["model"])
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict(state)
     return model, info
 
 
