@@ -27,9 +27,9 @@ from tinytorch.language import CharTokenizer, LanguageModelTrainer, TinyGPT, loa
 
 RECIPES = {
     "nanogpt-cpu": dict(model=dict(d_model=128, num_heads=4, num_layers=4, max_seq_len=64, bias=False),
-                        fit=dict(batch_size=12, max_steps=2000, lr=2e-3, warmup=100, eval_interval=500)),
+                        fit=dict(batch_size=12, max_steps=2000, lr=2e-3, warmup=100, eval_every=500)),
     "seed": dict(model=dict(d_model=256, num_heads=8, num_layers=4, max_seq_len=128),
-                 fit=dict(batch_size=16, lr=2e-3, warmup=100, eval_interval=250, time_budget=1800)),
+                 fit=dict(batch_size=16, lr=2e-3, warmup=100, eval_every=250, time_budget=1800)),
 }
 
 
@@ -57,19 +57,19 @@ def main() -> None:
     text = load_shakespeare()
     tokenizer = CharTokenizer().fit(text)  # 65 characters
     model = TinyGPT(vocab_size=tokenizer.get_vocab_size(), dropout=0.0, **recipe["model"])
-    trainer = LanguageModelTrainer(model, tokenizer, progress=not args.no_progress)
+    trainer = LanguageModelTrainer(model, tokenizer, progress="lines" if args.no_progress else "auto")
     print(f"{args.recipe}: {model.num_parameters():,} parameters; {fit_kwargs}")
 
     start = time.perf_counter()
     history = trainer.fit(text, val_fraction=0.1, checkpoint=args.out, seed=args.seed, **fit_kwargs)
     seconds = time.perf_counter() - start
-    trainer.save_checkpoint(args.out)
-    final = trainer.evaluate(text[int(len(text) * 0.9):], batch_size=fit_kwargs["batch_size"])
+    final = history.evals[-1]  # the final evaluation covers the whole validation split
 
     print(json.dumps({
         "recipe": args.recipe, "steps": trainer.trainer.global_step, "seconds": round(seconds, 1),
-        "train_loss": history["loss"][-1], "val_loss": final["loss"], "val_perplexity": final["perplexity"],
-        "tokens_per_sec": history["tokens_per_sec"][-1], "checkpoint": args.out,
+        "stop_reason": history.stop_reason, "train_loss": final["loss"], "val_loss": final["val_loss"],
+        "val_perplexity": final["val_perplexity"], "tokens_per_sec": final["tokens_per_sec"],
+        "checkpoint": args.out,
     }, indent=2))
     print(trainer.generate_text("ROMEO:", max_length=300, temperature=0.8, seed=0))
 
