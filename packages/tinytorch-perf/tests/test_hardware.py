@@ -131,7 +131,26 @@ def test_flops_per_cycle_table():
     assert hw.flops_per_cycle(set(), "", "riscv64") == (None, "unknown")
 
 
-def _fast_measurements(monkeypatch, calls):
+class _FakeProbe:
+    """A contention probe that reports what the test says (the real machine may be busy)."""
+
+    others_cores = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.result = {"wall_s": 1.0, "own_cpu_s": 2.0, "others_cpu_s": self.others_cores,
+                       "others_cores": self.others_cores, "own_cpu_per_wall": 2.0,
+                       "load_1min": 0.5 + self.others_cores,
+                       "contended": self.others_cores > hw.CONTENDED_CORES}
+        return False
+
+
+def _fast_measurements(monkeypatch, calls, others_cores=0.0):
+    probe = type("Probe", (_FakeProbe,), {"others_cores": others_cores})
+    monkeypatch.setattr(hw, "ContentionProbe", probe)
+
     def gemm(n=2048, repeats=5):
         calls.append(("gemm", n))
         return 100.0
@@ -179,3 +198,54 @@ def test_stream_byte_counts():
     assert hw.STREAM_ARRAYS_MOVED == {"copy": 2, "scale": 2, "add": 3, "triad": 5}
     rates = hw.measure_bandwidth(4 * 1024**2, repeats=1)
     assert all(r > 0 for r in rates.values())
+
+
+def test_contended_measurement_is_flagged_and_never_cached(monkeypatch):
+    calls: list = []
+    _fast_measurements(monkeypatch, calls, others_cores=1.4)
+    spec = hw.get_hardware_spec()
+    assert spec.contended and spec.contention["others_cores"] == 1.4
+    assert "1.40 cores" in spec.warning and "--refresh" in spec.warning
+    assert not hw.cache_path().exists() or not json.loads(hw.cache_path().read_text())["machines"]
+    n = len(calls)
+    assert not hw.get_hardware_spec().from_cache and len(calls) > n  # measured again
+    _fast_measurements(monkeypatch, calls, others_cores=0.1)  # quiet now: cached
+    quiet = hw.get_hardware_spec()
+    assert not quiet.contended and quiet.warning is None
+    assert hw.get_hardware_spec().from_cache
+
+
+def test_cached_measurement_expires(monkeypatch):
+    calls: list = []
+    _fast_measurements(monkeypatch, calls)
+    hw.get_hardware_spec()
+    assert hw.get_hardware_spec().from_cache
+    data = json.loads(hw.cache_path().read_text())
+    for entry in data["machines"].values():
+        entry["measured_unix"] -= hw.CACHE_MAX_AGE_S + 60
+    hw.cache_path().write_text(json.dumps(data))
+    n = len(calls)
+    assert not hw.get_hardware_spec().from_cache and len(calls) > n
+
+
+def test_ceilings_are_the_best_of_the_repeats():
+    readings = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # runs of 3 s, 1 s and 2 s
+    assert hw._best_time(lambda: None, repeats=3, warmup=0, clock=lambda: next(readings)) == 1.0
+
+
+def test_contention_probe_sees_another_busy_process():
+    import subprocess
+    import sys
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        with hw.ContentionProbe() as probe:
+            time.sleep(0.5)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert probe.result["others_cores"] > 0.5 and probe.result["contended"]
+    assert probe.result["own_cpu_per_wall"] < 0.2  # this process slept

@@ -67,3 +67,23 @@ def test_roofline_from_hardware_spec():
     spec = get_hardware_spec(quick=True)
     roof = RooflineModel(spec)
     assert roof.ridge_point == pytest.approx(spec.ridge_point)
+
+
+def test_point_above_the_compute_ceiling_is_flagged_and_kept_on_the_plot(roof, tmp_path):
+    # 381 % of the ceiling, as the published tutorial showed: impossible, so a measurement problem
+    p = roof.point("fc", flops=381_000_000_000, bytes_moved=1_000_000_000, seconds=1.0)
+    assert p.above_ceiling and p.advice.startswith("measurement problem")
+    assert "381%" in p.advice and "--refresh" in p.advice
+    ok = roof.point("fc2", flops=100_000_000_000, bytes_moved=1_000_000_000, seconds=1.0)
+    assert not ok.above_ceiling  # at the ceiling is fine
+    ax = roof.plot([p, ok], tmp_path / "r.png").axes[0]
+    low, high = ax.get_ylim()
+    assert low < 381.0 < high  # not clipped off the top
+    assert "measurement problem" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_advice_near_the_ceiling_fits_the_layer(roof):
+    fc = roof.point("fc", 90_000_000_000, 1_000_000_000, 1.0, ops=["linear"])
+    conv = roof.point("conv", 90_000_000_000, 1_000_000_000, 1.0, ops=["conv2d", "add"])
+    assert "depthwise" not in fc.advice and "low-rank" in fc.advice
+    assert "depthwise" in conv.advice

@@ -113,16 +113,31 @@ def hardware(quick: bool, refresh: bool, as_json: bool) -> None:
         ("caches", f"L1d {size(spec.l1d_bytes)}, L2 {size(spec.l2_bytes)}, L3 {size(spec.l3_bytes)}"),
         ("BLAS", f"{spec.blas}, threads: {spec.blas_threads if spec.blas_threads else 'not reported'}"),
         ("theoretical peak", theo),
-        ("measured peak", f"{spec.measured_peak_gflops:.1f} GFLOP/s (float32 GEMM n={spec.gemm_size}, median)"),
+        ("measured peak", f"{spec.measured_peak_gflops:.1f} GFLOP/s (float32 GEMM n={spec.gemm_size}, best of repeats)"),
         ("memory bandwidth", f"{spec.memory_bandwidth_gbs:.1f} GB/s (STREAM copy, arrays "
                              f"{spec.stream_array_bytes / 1024**2:.0f} MiB)"),
         ("STREAM", ", ".join(f"{k} {v:.1f}" for k, v in spec.stream_gbs.items()) + " GB/s"),
         ("ridge point", f"{spec.ridge_point:.2f} FLOP/byte"),
         ("measurement", f"{source}; cache {cache_path()}"),
     ]
+    c = spec.contention
+    if c:
+        load = c.get("load_1min")
+        rows.append(("contention", f"other processes {c['others_cores']:.2f} cores, this process "
+                     f"{c['own_cpu_per_wall']:.2f} CPU-s per wall-s"
+                     + (f", load average {load:.2f}" if load is not None else "")))
     for k, v in rows:
         t.add_row(k, v)
-    _console().print(t)
+    console = _console()
+    console.print(t)
+    _warn_contended(console, spec)
+
+
+def _warn_contended(console, spec) -> None:
+    if getattr(spec, "warning", None):
+        from rich.markup import escape
+
+        console.print(f"[bold yellow]warning[/]: {escape(spec.warning)}")
 
 
 # ------------------------------------------------------------------------------ flops
@@ -354,6 +369,7 @@ def roofline(model, out_path, svg_path, repeats, as_json) -> None:
                     "ridge_point": roof.ridge_point, "points": [p.to_dict() for p in points]})
         return
     console = _console()
+    _warn_contended(console, roof.hardware)
     console.print(f"ceilings: {roof.peak_gflops:.1f} GFLOP/s compute, {roof.bandwidth_gbs:.1f} GB/s "
                   f"memory, ridge {roof.ridge_point:.2f} FLOP/byte")
     for p in points:

@@ -4,8 +4,9 @@
 ``/sys/devices/system/cpu/cpu0/cache``, ``lscpu``; macOS: ``sysctl``; Windows: ``wmic`` or
 PowerShell's ``Get-CimInstance Win32_Processor``) plus psutil, then measures:
 
-* the float32 GEMM peak: ``np.matmul(a, b, out=c)`` on square matrices, median of repeats after
-  a warm-up, 2·n³ FLOPs per product (1 multiply-add = 2 FLOPs);
+* the float32 GEMM peak: ``np.matmul(a, b, out=c)`` on square matrices, the best of several
+  repeats after a warm-up (a ceiling is what the machine *can* do: interference only ever
+  slows a run down), 2·n³ FLOPs per product (1 multiply-add = 2 FLOPs);
 * STREAM-style memory bandwidth with float64 arrays each >= 4x the last-level cache, run with
   ``out=`` so NumPy allocates no temporaries. Bytes are what NumPy really moves (reads + writes,
   not counting the write-allocate the hardware adds):
@@ -21,11 +22,18 @@ PowerShell's ``Get-CimInstance Win32_Processor``) plus psutil, then measures:
   ======  =================================================  ==========================
 
   The headline ``memory_bandwidth_gbs`` is the copy rate (pure traffic, no arithmetic): the
-  roofline's memory ceiling.
+  roofline's memory ceiling. Each kernel's rate is its best of the repeats, as STREAM reports.
+
+While measuring, the CPU time of every other process is taken from the system's counters
+(psutil: system busy time minus this process's CPU time) and compared with the wall time:
+other processes using more than ``CONTENDED_CORES`` cores on average make the measurement
+**contended** (``spec.contended``, with the figures and the load average in ``spec.contention``).
+A contended measurement is reported with a warning and never cached.
 
 Measurements are cached in ``~/.cache/tinytorch/hardware.json`` (``$TINYTORCH_CACHE_DIR``
 overrides the directory), keyed by CPU model, BLAS library and thread count, so a new CPU or a
-different BLAS invalidates them. ``quick=True`` returns the cached measurement if there is one,
+different BLAS invalidates them, and expire after ``CACHE_MAX_AGE_S`` (``refresh=True``
+measures again at any time). ``quick=True`` returns the cached measurement if there is one,
 else a small (< 1 s) measurement marked ``quick`` (cached apart from full measurements).
 
 FLOPs per cycle per core (float32) from the ISA, assuming two vector FMA pipes where the
@@ -55,7 +63,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -71,10 +78,16 @@ from tinytorch.core.threads import get_num_threads
 __all__ = [
     "HardwareSpec", "get_hardware_spec", "flops_per_cycle", "measure_gemm_peak",
     "measure_bandwidth", "parse_proc_cpuinfo", "parse_lscpu", "parse_sysctl", "parse_wmic",
-    "parse_powershell_json", "cache_path",
+    "parse_powershell_json", "cache_path", "ContentionProbe", "CACHE_MAX_AGE_S",
+    "CONTENDED_CORES",
 ]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: best-of-N ceilings, contention checked, entries expire
+
+#: a cached measurement older than this (seconds) is measured again
+CACHE_MAX_AGE_S = 7 * 24 * 3600
+#: other processes using more cores than this (on average) while measuring: contended
+CONTENDED_CORES = 0.25
 
 
 @dataclass
@@ -85,6 +98,9 @@ class HardwareSpec:
     roofline's ceilings; ``ridge_point`` is their ratio in FLOP/byte. ``theoretical_peak_gflops``
     is cores x GHz x ``flops_per_cycle`` from the ISA (None when the frequency is unknown).
     ``quick`` marks a sub-second estimate, ``from_cache`` a measurement read from the cache.
+    ``contended`` says other processes were busy during the measurement (so the ceilings are
+    too low; such a measurement is never cached); ``contention`` has the figures
+    (``others_cores``, ``own_cpu_per_wall``, ``load_1min``, ...) and ``warning`` the sentence.
 
     >>> spec = get_hardware_spec(quick=True)
     >>> spec.measured_peak_gflops > 0 and spec.memory_bandwidth_gbs > 0
@@ -117,6 +133,9 @@ class HardwareSpec:
     quick: bool = False
     from_cache: bool = False
     measured_at: str = ""
+    measured_unix: float = 0.0
+    contended: bool = False
+    contention: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ridge_point(self) -> float:
@@ -127,9 +146,22 @@ class HardwareSpec:
     def last_level_cache_bytes(self) -> int | None:
         return self.l3_bytes or self.l2_bytes or self.l1d_bytes
 
+    @property
+    def warning(self) -> str | None:
+        """A one-sentence warning when the measurement was contended, else None."""
+        if not self.contended:
+            return None
+        c = self.contention
+        load = c.get("load_1min")
+        return (f"other processes used {c.get('others_cores', 0):.2f} cores while measuring"
+                + (f" (load average {load:.2f} on {self.logical_cores} cores)" if load else "")
+                + ": the ceilings are too low and were not cached; measure on a quiet machine "
+                  "with `tito performance hardware --refresh`")
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["ridge_point"] = self.ridge_point
+        d["warning"] = self.warning
         return d
 
 
@@ -468,19 +500,73 @@ def _blas_info() -> tuple[str, int | None]:
 # ------------------------------------------------------------------------------ measurement
 
 
-def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+def _best_time(fn: Callable[[], object], repeats: int, warmup: int = 1,
+               clock: Callable[[], float] = time.perf_counter) -> float:
+    """The shortest of ``repeats`` timed calls after ``warmup`` untimed ones: a ceiling is what
+    the machine can do, and interference only ever makes a run slower."""
     for _ in range(warmup):
         fn()
-    samples = []
+    best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        best = min(best, clock() - start)
+    return best
+
+
+class ContentionProbe:
+    """Context manager: how much CPU other processes used while the block ran.
+
+    ``result`` (after the block): wall seconds, this process's CPU seconds, other processes'
+    CPU seconds and average cores, this process's CPU per wall second, the 1-minute load
+    average before the block, and ``contended`` (others used more than ``CONTENDED_CORES``).
+
+    >>> with ContentionProbe() as probe:
+    ...     _ = sum(range(100000))
+    >>> sorted(probe.result)[:3]
+    ['contended', 'load_1min', 'others_cores']
+    """
+
+    def __init__(self, threshold_cores: float = CONTENDED_CORES):
+        self.threshold_cores = threshold_cores
+        self.result: dict[str, Any] = {}
+
+    @staticmethod
+    def _busy() -> float:
+        import psutil
+
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    @staticmethod
+    def _own() -> float:
+        import psutil
+
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
+
+    def __enter__(self) -> ContentionProbe:
+        try:
+            self.load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows has no load average
+            self.load = None
+        self.wall0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        wall = time.perf_counter() - self.wall0
+        own = self._own() - self.own0
+        others = max(self._busy() - self.busy0 - own, 0.0)
+        others_cores = others / wall if wall > 0 else 0.0
+        self.result = {"wall_s": wall, "own_cpu_s": own, "others_cpu_s": others,
+                       "others_cores": others_cores,
+                       "own_cpu_per_wall": own / wall if wall > 0 else 0.0,
+                       "load_1min": self.load, "contended": others_cores > self.threshold_cores}
+        return False
 
 
 def measure_gemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Median float32 GEMM rate in GFLOP/s for n x n @ n x n (2·n³ FLOPs, into ``out=``).
+    """Best float32 GEMM rate of ``repeats`` in GFLOP/s for n x n @ n x n (2·n³ FLOPs, ``out=``).
 
     >>> measure_gemm_peak(n=128, repeats=1) > 0
     True
@@ -489,7 +575,7 @@ def measure_gemm_peak(n: int = 2048, repeats: int = 5) -> float:
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
-    seconds = _median_time(lambda: np.matmul(a, b, out=c), repeats)
+    seconds = _best_time(lambda: np.matmul(a, b, out=c), repeats)
     return 2 * n**3 / seconds / 1e9
 
 
@@ -498,7 +584,8 @@ STREAM_ARRAYS_MOVED = {"copy": 2, "scale": 2, "add": 3, "triad": 5}
 
 
 def measure_bandwidth(array_bytes: int, repeats: int = 5) -> dict[str, float]:
-    """STREAM copy/scale/add/triad rates in GB/s on float64 arrays of ``array_bytes`` each.
+    """STREAM copy/scale/add/triad rates in GB/s on float64 arrays of ``array_bytes`` each
+    (each the best of ``repeats``, as STREAM reports).
 
     >>> sorted(measure_bandwidth(1 << 20, repeats=1))
     ['add', 'copy', 'scale', 'triad']
@@ -521,7 +608,7 @@ def measure_bandwidth(array_bytes: int, repeats: int = 5) -> dict[str, float]:
     }
     rates = {}
     for name, fn in kernels.items():
-        seconds = _median_time(fn, repeats)
+        seconds = _best_time(fn, repeats)
         rates[name] = STREAM_ARRAYS_MOVED[name] * n * 8 / seconds / 1e9
     return rates
 
@@ -544,14 +631,20 @@ def _cache_key(cpu_name: str, blas: str, threads: int | None) -> str:
     return f"{cpu_name} | {blas} | threads={threads}"
 
 
-def _read_cache(path: Path) -> dict[str, Any]:
+def _read_cache(path: Path, max_age_s: float | None = None) -> dict[str, Any]:
+    """The cached entries (only those younger than ``max_age_s`` and not contended, if given)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
         return {}
-    return data.get("machines", {})
+    machines = data.get("machines", {})
+    if max_age_s is None:
+        return machines
+    now = time.time()
+    return {k: v for k, v in machines.items() if isinstance(v, dict) and not v.get("contended")
+            and now - float(v.get("measured_unix", 0)) <= max_age_s}
 
 
 def _write_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
@@ -588,6 +681,10 @@ def get_hardware_spec(quick: bool = False, refresh: bool = False) -> HardwareSpe
             for a full measurement.
         refresh: ignore the cache and measure again (the full measurement takes a few seconds).
 
+    Ceilings are the best of several runs; a measurement during which other processes were busy
+    is marked ``contended`` (with a ``warning``) and not cached; cached entries expire after
+    ``CACHE_MAX_AGE_S``.
+
     Returns:
         a ``HardwareSpec``; the same report is ``tito performance hardware``.
 
@@ -620,30 +717,31 @@ def get_hardware_spec(quick: bool = False, refresh: bool = False) -> HardwareSpe
 
     key = _cache_key(cpu_name, blas, threads)
     path = cache_path()
-    machines = {} if refresh else _read_cache(path)
+    machines = {} if refresh else _read_cache(path, CACHE_MAX_AGE_S)
     cached = machines.get(key) or (machines.get(key + " | quick") if quick else None)
     llc = info.get("l3_bytes") or info.get("l2_bytes") or 8 * 1024**2
     if cached is not None:
         measured = dict(cached, from_cache=True)
-    elif quick:
-        measured = {
-            "measured_peak_gflops": measure_gemm_peak(n=512, repeats=3),
-            "stream_gbs": measure_bandwidth(32 * 1024**2, repeats=1),
-            "gemm_size": 512, "stream_array_bytes": 32 * 1024**2, "quick": True,
-        }
     else:
-        array_bytes = max(4 * llc, 64 * 1024**2)
-        measured = {
-            "measured_peak_gflops": max(measure_gemm_peak(n=1024, repeats=7),
-                                        measure_gemm_peak(n=2048, repeats=5)),
-            "stream_gbs": measure_bandwidth(array_bytes, repeats=5),
-            "gemm_size": 2048, "stream_array_bytes": array_bytes, "quick": False,
-        }
-    if not measured.get("measured_at"):
-        measured["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    if cached is None:  # quick estimates are kept apart; a full measurement always wins
-        _write_cache(path, key + (" | quick" if measured["quick"] else ""),
-                     {k: v for k, v in measured.items() if k != "from_cache"})
+        with ContentionProbe() as probe:
+            if quick:
+                measured = {
+                    "measured_peak_gflops": measure_gemm_peak(n=512, repeats=3),
+                    "stream_gbs": measure_bandwidth(32 * 1024**2, repeats=2),
+                    "gemm_size": 512, "stream_array_bytes": 32 * 1024**2, "quick": True,
+                }
+            else:
+                array_bytes = max(4 * llc, 64 * 1024**2)
+                measured = {
+                    "measured_peak_gflops": max(measure_gemm_peak(n=1024, repeats=7),
+                                                measure_gemm_peak(n=2048, repeats=5)),
+                    "stream_gbs": measure_bandwidth(array_bytes, repeats=5),
+                    "gemm_size": 2048, "stream_array_bytes": array_bytes, "quick": False,
+                }
+        measured.update(measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"), measured_unix=time.time(),
+                        contended=probe.result["contended"], contention=probe.result)
+        if not measured["contended"]:  # quick estimates are kept apart from full measurements
+            _write_cache(path, key + (" | quick" if measured["quick"] else ""), measured)
     return HardwareSpec(
         cpu_name=cpu_name, platform=f"{system} {platform.release()}", architecture=machine,
         physical_cores=physical, logical_cores=logical, frequency_ghz=freq,
@@ -654,7 +752,8 @@ def get_hardware_spec(quick: bool = False, refresh: bool = False) -> HardwareSpe
         memory_bandwidth_gbs=measured["stream_gbs"]["copy"], stream_gbs=measured["stream_gbs"],
         gemm_size=measured["gemm_size"], stream_array_bytes=measured["stream_array_bytes"],
         quick=measured["quick"], from_cache=measured.get("from_cache", False),
-        measured_at=measured["measured_at"],
+        measured_at=measured["measured_at"], measured_unix=measured["measured_unix"],
+        contended=measured["contended"], contention=measured["contention"],
     )
 
 

@@ -324,7 +324,8 @@ class ModelProfiler:
         for l in layers:
             l.percent = 100 * l.total_s / total
             if roofline is not None and l.flops > 0 and l.bytes > 0 and l.forward_s > 0:
-                p = roofline.point(l.name, l.flops, l.bytes, l.forward_s)
+                p = roofline.point(l.name, l.flops, l.bytes, l.forward_s,
+                                   trace.layers[l.name].ops)
                 l.bound, l.advice = p.bound, p.advice
         return ProfileResult(
             model=self.name, input_shape=tuple(getattr(x, "shape", ())) or None, layers=layers,

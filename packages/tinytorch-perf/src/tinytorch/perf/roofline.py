@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RooflineModel", "RooflinePoint"]
+__all__ = ["RooflineModel", "RooflinePoint", "CEILING_TOLERANCE"]
+
+#: a point this much above the measured compute ceiling is a measurement problem (timer noise
+#: and the ceiling's own best-of-N spread stay well inside it)
+CEILING_TOLERANCE = 0.05
 
 
 @dataclass
@@ -30,6 +34,9 @@ class RooflinePoint:
         bound: ``"memory-bound"`` (left of the ridge) or ``"compute-bound"``.
         efficiency: achieved / attainable (can exceed 1 when the data is served from cache).
         advice: what would move it, with the numbers that put it there.
+        above_ceiling: achieved more than ``CEILING_TOLERANCE`` above the measured compute
+            ceiling, which no code can do: a measurement problem (a ceiling measured on a busy
+            machine, or a wrong time), flagged in the advice and on the plot.
 
     >>> p = RooflineModel(peak_gflops=100, bandwidth_gbs=10).point("fc", flops=2_000_000, bytes_moved=100_000, seconds=1e-4)
     >>> p.intensity, p.bound, round(p.achieved_gflops, 1), p.attainable_gflops
@@ -45,6 +52,7 @@ class RooflinePoint:
     bound: str
     efficiency: float
     advice: str
+    above_ceiling: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,8 +113,11 @@ class RooflineModel:
         return "memory-bound" if intensity < self.ridge_point else "compute-bound"
 
     # ------------------------------------------------------------------ points and advice
-    def point(self, name: str, flops: int, bytes_moved: int, seconds: float) -> RooflinePoint:
-        """A ``RooflinePoint`` (with advice) for a layer that did ``flops`` on ``bytes_moved`` in ``seconds``.
+    def point(self, name: str, flops: int, bytes_moved: int, seconds: float,
+              ops: Iterable[str] = ()) -> RooflinePoint:
+        """A ``RooflinePoint`` (with advice) for a layer that did ``flops`` on ``bytes_moved`` in
+        ``seconds``. ``ops``: the op names it ran (``"conv2d"``, ``"linear"``...), so the advice
+        names remedies that apply to it.
 
         Raises:
             ValueError: a non-positive FLOP count, byte count or time.
@@ -118,13 +129,21 @@ class RooflineModel:
         achieved = flops / seconds / 1e9
         attainable = self.attainable(intensity)
         p = RooflinePoint(name, int(flops), int(bytes_moved), seconds, intensity, achieved,
-                          attainable, self.classify(intensity), achieved / attainable, "")
-        p.advice = self.advise(p)
+                          attainable, self.classify(intensity), achieved / attainable, "",
+                          achieved > self.peak_gflops * (1 + CEILING_TOLERANCE))
+        p.advice = self.advise(p, set(ops))
         return p
 
-    def advise(self, p: RooflinePoint) -> str:
-        """Advice for a point, derived from its bound and its efficiency against the roof."""
-        ridge, eff = self.ridge_point, p.efficiency
+    def advise(self, p: RooflinePoint, ops: Iterable[str] = ()) -> str:
+        """Advice for a point, derived from its bound, its efficiency against the roof and (for
+        the remedy near the ceiling) the op names it ran."""
+        ridge, eff, ops = self.ridge_point, p.efficiency, set(ops)
+        if p.above_ceiling:
+            return (f"measurement problem: {p.achieved_gflops:.1f} GFLOP/s is "
+                    f"{p.achieved_gflops / self.peak_gflops:.0%} of the measured compute ceiling "
+                    f"({self.peak_gflops:.1f} GFLOP/s), which nothing can exceed; the ceiling was "
+                    f"probably measured on a busy machine (tito performance hardware --refresh) "
+                    f"or this layer's time is wrong")
         if p.bound == "memory-bound":
             if eff > 1.0:
                 fits = (f"its {p.bytes / 1e6:.2f} MB fit in the {self.cache_bytes / 1e6:.0f} MB "
@@ -146,13 +165,21 @@ class RooflineModel:
                     f"{eff:.0%} of the {self.peak_gflops:.0f} GFLOP/s ceiling: overhead (Python "
                     f"dispatch, im2col copies, small GEMMs) costs up to {1 / max(eff, 1e-9):.1f}x; "
                     f"batch more work per GEMM")
+        if "conv2d" in ops:
+            remedy = "fewer channels, grouped or depthwise convolution"
+        elif ops & {"linear", "matmul"}:
+            remedy = "fewer features, a low-rank factorisation of the weight"
+        else:
+            remedy = "a smaller layer"
         return (f"near the compute ceiling ({eff:.0%} of {self.peak_gflops:.0f} GFLOP/s): only "
-                f"fewer FLOPs help (fewer channels, grouped/depthwise conv, smaller width)")
+                f"fewer FLOPs help ({remedy})")
 
     def points_from_profile(self, result: Any) -> list[RooflinePoint]:
         """One point per profiled layer with FLOPs (forward pass)."""
-        return [self.point(l.name, l.flops, l.bytes, l.forward_s) for l in result.layers
-                if l.flops > 0 and l.bytes > 0 and l.forward_s > 0]
+        trace = getattr(result, "trace", None)
+        ops = {name: set(lc.ops) for name, lc in trace.layers.items()} if trace else {}
+        return [self.point(l.name, l.flops, l.bytes, l.forward_s, ops.get(l.name, ()))
+                for l in result.layers if l.flops > 0 and l.bytes > 0 and l.forward_s > 0]
 
     # ------------------------------------------------------------------ plot
     def plot(self, points: Sequence[RooflinePoint] = (), path: str | Path | Iterable | None = None,
@@ -177,16 +204,24 @@ class RooflineModel:
                        label=f"theoretical peak {self.theoretical_gflops:.1f} GFLOP/s")
         ax.axvline(ridge, color="grey", ls=":", lw=1, label=f"ridge point {ridge:.2f} FLOP/B")
         colors = {"memory-bound": "tab:blue", "compute-bound": "tab:red"}
+        flagged = False
         for p in points:
-            ax.scatter([p.intensity], [p.achieved_gflops], color=colors[p.bound], zorder=3,
-                       edgecolors="black", s=36, label="_nolegend_", gid=f"point:{p.name}")
+            if p.above_ceiling:  # drawn where it is, marked as a measurement problem
+                label = "_nolegend_" if flagged else "above the compute ceiling: measurement problem"
+                flagged = True
+                ax.scatter([p.intensity], [p.achieved_gflops], color="tab:orange", marker="X",
+                           zorder=4, edgecolors="black", s=80, label=label, gid=f"point:{p.name}")
+            else:
+                ax.scatter([p.intensity], [p.achieved_gflops], color=colors[p.bound], zorder=3,
+                           edgecolors="black", s=36, label="_nolegend_", gid=f"point:{p.name}")
             ax.annotate(p.name, (p.intensity, p.achieved_gflops), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
         ymin = min([p.achieved_gflops for p in points] + [self.bandwidth_gbs * lo])
-        ax.set_ylim(max(ymin / 4, 1e-4), self.peak_gflops * 3)
+        ymax = max([p.achieved_gflops for p in points] + [self.peak_gflops])
+        ax.set_ylim(max(ymin / 4, 1e-4), ymax * 3)  # never clip a point off the plot
         ax.set_xlabel("arithmetic intensity (FLOP/byte)")
         ax.set_ylabel("performance (GFLOP/s, 1 multiply-add = 2 FLOPs)")
         ax.set_title(title or "Roofline")
