@@ -105,17 +105,23 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="tito plugins (entry-point group tito.commands)", expand=True)
-    for column in ("name", "distribution", "version", "status"):
+    console = Console()
+    if not rows:
+        console.print("No tito plugins installed (pip install tinytorch-core).")
+        return
+    # Names are never cut: the entry-point column only appears on a terminal wide enough for it,
+    # and errors are printed in full under the table.
+    wide = console.width >= 40 + max(len(r["name"]) + len(r["distribution"]) + len(r["value"]) for r in rows)
+    table = Table(title="tito plugins (entry-point group tito.commands)")
+    for column in ("name", "distribution", "version", "status") + (("entry point",) if wide else ()):
         table.add_column(column, no_wrap=True)
-    table.add_column("entry point", overflow="fold", ratio=1)
-    table.add_column("error", overflow="fold", ratio=2)
     for r in rows:
         status = "[green]ok[/]" if r["status"] == "ok" else "[red]broken[/]"
-        error = escape(r["error"] or "")
-        table.add_row(r["name"], r["distribution"], r["version"], status, r["value"], error)
-    console = Console()
-    console.print(table if rows else "No tito plugins installed (pip install tinytorch-core).")
+        table.add_row(r["name"], r["distribution"], r["version"], status, *((r["value"],) if wide else ()))
+    console.print(table)
+    for r in rows:
+        if r["error"]:
+            console.print(f"[red]{escape(r['name'])}[/]: {escape(r['error'])}")
 
 
 @click.command("doctor")

@@ -142,7 +142,7 @@ def evaluate(checkpoint: str, root: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result.dataset} test set: {checkpoint}")
+    table = Table(title=f"{result.dataset} test set: {checkpoint}", title_justify="left")
     for col, justify in (("class", "right"), ("name", "left"), ("images", "right"),
                          ("correct", "right"), ("accuracy", "right")):
         table.add_column(col, justify=justify)
@@ -171,8 +171,9 @@ def datasets(root: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"data root {data_root(root)}")
-    for col in ("dataset", "file", "status", "detail"):
-        table.add_column(col)
+    for col in ("dataset", "file", "status"):  # names and statuses are never cut
+        table.add_column(col, no_wrap=True)
+    table.add_column("detail", overflow="fold")
     colors = {"verified": "green", "unverified": "yellow", "missing": "dim", "corrupt": "red"}
     for s in statuses:
         for i, f in enumerate(s.files):
