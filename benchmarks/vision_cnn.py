@@ -2,7 +2,9 @@
 
 The network (tinytorch.vision.DeepCNN): conv 3→32→32, pool, 32→64→64, pool, 64→128, pool,
 linear to 10; BatchNorm and ReLU after each conv (pool before ReLU, which is the same function).
-One step = forward, cross-entropy, backward, AdamW step.
+One step = forward, cross-entropy, backward, AdamW step. Ours and PyTorch (same thread count)
+are measured alternately for ``--rounds`` rounds; ``ratio_to_pytorch`` is the median of the
+rounds' ratios.
 
 Targets (issue 15): >= 0.5 of PyTorch eager's images/s on 2 BLAS threads and >= 0.7 on one;
 peak RSS <= 0.5 GiB.
@@ -16,7 +18,7 @@ and for each conv the parts: padding, im2col, forward GEMM, weight-gradient GEMM
 gradient (im2col of the gradient + GEMM). It runs on any tree that has ``tinytorch.vision``; the
 conv parts need the helpers of the current ``vision.functional``.
 
-Usage: uv run python benchmarks/vision_cnn.py [--repeats N] [--threads N|auto] [--layers]
+Usage: uv run python benchmarks/vision_cnn.py [--repeats N] [--rounds R] [--threads N|auto] [--layers]
 """
 
 from __future__ import annotations
@@ -206,6 +208,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", default="auto", help="BLAS threads for both sides: N or auto (all CPUs)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate ours and PyTorch this many times; report the median ratio")
     parser.add_argument("--layers", action="store_true",
                         help="also account the time per layer and per conv part (table on stderr)")
     args = parser.parse_args()
@@ -225,7 +229,18 @@ def main() -> None:
         loss_fn(model(x), y).backward()
         opt.step()
 
-    ours = median_time(step, repeats=args.repeats, warmup=3)
+    # On a shared machine the load changes from minute to minute: alternate the two sides and
+    # take the median ratio of the rounds rather than one measurement of each.
+    torch_code = TORCH_CODE.replace("REPEATS", str(args.repeats)).replace("THREADS", str(threads))
+    rounds = []
+    for _ in range(max(1, args.rounds)):
+        ours_s = median_time(step, repeats=args.repeats, warmup=3)
+        # PyTorch gets the same thread count, so the ratio compares implementations, not threads.
+        ref = run_reference(torch_code)
+        rounds.append({"tinytorch_step_seconds": ours_s, "pytorch_step_seconds": ref.get("step_seconds"),
+                       "ratio": ref["step_seconds"] / ours_s if "step_seconds" in ref else None})
+    reference = ref
+    ours = statistics.median(r["tinytorch_step_seconds"] for r in rounds)
     account = None
     if args.layers:
         rows = [r | reference_costs(r, args.repeats) for r in layer_account(step, args.repeats)]
@@ -240,8 +255,6 @@ def main() -> None:
     gemm_square = median_time(lambda: c @ c, repeats=args.repeats)
     flops = step_flops()
 
-    # PyTorch gets the same thread count, so the ratio compares implementations, not threads.
-    reference = run_reference(TORCH_CODE.replace("REPEATS", str(args.repeats)).replace("THREADS", str(threads)))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     result = {
         "model": "DeepCNN (conv 3-32-32-pool-64-64-pool-128-pool-linear, BatchNorm+ReLU)",
@@ -264,8 +277,10 @@ def main() -> None:
     if account is not None:
         result["per_layer"] = account
     if "step_seconds" in reference:
-        result["pytorch"]["images_per_sec"] = BATCH / reference["step_seconds"]
-        result["ratio_to_pytorch"] = reference["step_seconds"] / ours
+        torch_s = statistics.median(r["pytorch_step_seconds"] for r in rounds)
+        result["pytorch"] |= {"step_seconds": torch_s, "images_per_sec": BATCH / torch_s}
+        result["rounds"] = rounds
+        result["ratio_to_pytorch"] = statistics.median(r["ratio"] for r in rounds)
     emit("vision_cnn", result)
 
 
