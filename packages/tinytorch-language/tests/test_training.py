@@ -168,8 +168,33 @@ def test_checkpoint_with_mismatched_weights_is_refused(trained, tmp_path):
     meta["tinytorch.language"]["config"]["d_model"] = 64
     bad = tmp_path / "bad.safetensors"
     io.save(state, bad, metadata={k: v for k, v in meta.items() if not k.startswith("tinytorch.") or k == "tinytorch.language"})
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match="does not match its weights"):
         load_checkpoint(bad)
+
+
+def test_edited_context_length_fails_before_allocating(trained, tmp_path):
+    import tracemalloc
+
+    _, _, path = trained
+    state, meta = io.load(path)
+    meta["tinytorch.language"]["config"]["max_seq_len"] = 10**8  # a 10 GB position table
+    bad = tmp_path / "edited.safetensors"
+    io.save(state, bad, metadata=meta)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"edited.safetensors: its config .* does not match its weights"):
+            load_checkpoint(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20  # the header was enough: no model, not even the weights, was built
+
+
+def test_model_vocabulary_must_match_the_tokenizer(trained, tmp_path):
+    _, _, path = trained
+    model, tok, _ = load_checkpoint(path)
+    with pytest.raises(ValueError, match="must be equal"):
+        LanguageModelTrainer(_small(tok.vocab_size + 5), tok).fit(TEXT, max_steps=1)
 
 
 def test_truncated_checkpoint_is_refused(trained, tmp_path):

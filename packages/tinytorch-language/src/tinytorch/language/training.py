@@ -38,8 +38,9 @@ from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
 from tinytorch.core.random import get_rng
 from tinytorch.core.training import History, Trainer
 
+from .checkpoint_checks import check_config_against_shapes, check_vocab_sizes
 from .data import TokenWindows, split_tokens
-from .models import GPTConfig, TinyGPT
+from .models import TinyGPT
 from .tokenizers import Tokenizer, TokenizerError
 
 CHECKPOINT_KEY = "tinytorch.language"
@@ -141,10 +142,12 @@ class LanguageModelTrainer:
             raise TypeError(f"fit: text must be a str, got {type(text).__name__}")
         if not self.tokenizer.is_fitted:
             self.tokenizer.fit(text)
-        if self.tokenizer.vocab_size > self.model.config.vocab_size:
+        if self.tokenizer.vocab_size != self.model.config.vocab_size:
+            # A checkpoint of such a pair could not be loaded: ids without an embedding, or
+            # sampled ids the tokenizer cannot decode (see checkpoint_checks.check_vocab_sizes).
             raise ValueError(
                 f"LanguageModelTrainer: the tokenizer has {self.tokenizer.vocab_size} ids but the "
-                f"model's vocab_size is {self.model.config.vocab_size}"
+                f"model's vocab_size is {self.model.config.vocab_size}; they must be equal"
             )
         return np.asarray(self.tokenizer.encode(text), dtype=np.int64)
 
@@ -437,25 +440,23 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TinyGPT, Tokenizer, dict[s
     >>> bool(np.array_equal(loaded.wte.weight.numpy(), model.wte.weight.numpy())), loaded.training
     (True, False)
     """
-    model_state, metadata = load_model_state(path)
-    lang = _language_meta(path, metadata)
-    try:
-        config = GPTConfig.from_dict(lang["config"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"{path}: invalid model config in the checkpoint: {e}") from e
+    # Everything is checked from the header before any weight is read or any model is built: an
+    # edited config (max_seq_len 10**8) must not allocate gigabytes before its shape error.
+    lang = _language_meta(path, io.load_metadata(path))
+    if "config" not in lang:
+        raise ValueError(f"{path}: its {CHECKPOINT_KEY!r} metadata has no model config")
+    config = check_config_against_shapes(path, lang["config"], io.tensor_shapes(path))
     try:
         tokenizer = Tokenizer.from_dict(lang["tokenizer"], source=f"the tokenizer in {path}")
     except KeyError:
         raise TokenizerError(f"{path} has no tokenizer in its metadata") from None
+    check_vocab_sizes(path, tokenizer.vocab_size, config.vocab_size)
+    model_state, metadata = load_model_state(path)
     model = TinyGPT.from_config(config)
     try:
         model.load_state_dict(model_state)
     except ValueError as e:
         raise ValueError(f"{path}: the weights do not match a TinyGPT with its config: {e}") from e
-    if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(
-            f"{path}: its tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size}"
-        )
     model.eval()
     return model, tokenizer, metadata
 
