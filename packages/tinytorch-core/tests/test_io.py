@@ -785,3 +785,36 @@ def test_tensor_shapes_reads_the_header_only(tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors.numpy, "load", lambda *a: (_ for _ in ()).throw(AssertionError("data read")))
     assert tio.tensor_shapes(path) == {"a": (2, 3), "b.c": (4,)}
+
+
+def test_disk_full_in_the_middle_of_the_write(old_checkpoint, monkeypatch):
+    import errno
+
+    real = tio.tempfile.NamedTemporaryFile
+
+    class FullDisk:
+        """Writes the first 100 bytes, then the disk is full (as a write to /dev/full)."""
+
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            self._f.write(data[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            self._f.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._f.__exit__(*exc)
+
+    monkeypatch.setattr(tio.tempfile, "NamedTemporaryFile", lambda **kw: FullDisk(real(**kw)))
+    with pytest.raises(OSError) as err:
+        save({"w": np.zeros(1000)}, old_checkpoint, metadata={"version": "new"})
+    monkeypatch.undo()
+    assert str(err.value).startswith(f"checkpoint {old_checkpoint}: could not write it (No space left on device)")
+    _assert_old_intact(old_checkpoint)
