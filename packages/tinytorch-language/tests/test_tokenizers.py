@@ -222,7 +222,7 @@ def _file(kind: str, **fields) -> dict:
 
 
 WRONG_TYPES = [
-    ("char", "chars", ["a", "b"]), ("char", "chars", 5), ("char", "unk_token", 5),
+    ("char", "chars", ["a", "b"]), ("char", "chars", 5), ("char", "unk_token", 5), ("char", "unk_token", "a"),
     ("word", "vocab", "<unk>ab"), ("word", "vocab", ["<unk>", 1, 2]), ("word", "vocab", {"<unk>": 0}),
     ("word", "min_freq", 1.5), ("word", "max_vocab_size", "10"), ("word", "unk_token", ["<unk>"]),
     ("bpe_basic", "vocab_size", 300.7), ("bpe_basic", "vocab_size", "300"), ("bpe_basic", "vocab_size", True),

@@ -127,5 +127,8 @@ class CharTokenizer(Tokenizer):
         chars = field(state, "chars", "str")
         if len(set(chars)) != len(chars):
             raise ValueError("field 'chars' repeats a character")
+        if tok.unk_token is not None and tok.unk_token in chars:
+            # Unknown text would decode as this real character, indistinguishable from it.
+            raise ValueError(f"field 'unk_token' {tok.unk_token!r} is also a character of the vocabulary")
         tok._set_chars(list(chars))
         return tok
