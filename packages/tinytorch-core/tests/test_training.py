@@ -82,6 +82,18 @@ def test_eval_every_counts_steps_and_the_last_step_is_evaluated():
     history = trainer.fit(loader(), max_steps=11, eval_every=4, val_data=loader(), eval_batches=2)
     assert history["step"] == [4, 8, 11]
     assert history["epoch"] == [0.5, 1.0, 1.375]
+    # The final evaluation covers all of val_data, the periodic ones eval_batches=2 of its 8.
+    full = trainer.evaluate(loader())
+    assert history["val_loss"][-1] == pytest.approx(full["loss"], rel=1e-6)
+
+
+def test_final_full_evaluation_completes_a_partial_one_at_the_same_step():
+    trainer = make_trainer()
+    history = trainer.fit(loader(), max_steps=12, eval_every=4, val_data=loader(), eval_batches=2)
+    assert history["step"] == [4, 8, 12]  # one row for step 12, not two
+    last = history.evals[-1]
+    assert {"loss", "accuracy", "samples_per_sec", "val_loss"} <= set(last)
+    assert last["val_loss"] == pytest.approx(trainer.evaluate(loader())["loss"], rel=1e-6)
 
 
 def test_metrics_are_weighted_by_batch_size():

@@ -399,7 +399,8 @@ class Trainer:
                     return
                 self._step(inputs, targets)
                 took_any = True
-                if self._eval_every is not None and self.global_step % self._eval_every == 0:
+                if (self._eval_every is not None and self.global_step % self._eval_every == 0
+                        and self._limit_reached() is None):  # the last step gets the final, full one
                     self._evaluate_and_log(val_data)
                 at_epoch_end = self._steps_per_epoch is not None and self.batch_in_epoch >= self._steps_per_epoch
                 if self._limit_reached() is not None and not at_epoch_end:
@@ -502,10 +503,14 @@ class Trainer:
         start = time.perf_counter()
         for cb in self._active:
             cb.on_eval_begin(self, self.global_step)
-        row: dict[str, float] = {"step": self.global_step}
-        spe = self._steps_per_epoch
-        row["epoch"] = round(self.epoch + (self.batch_in_epoch / spe if spe else 0.0), 4)
-        row.update(self._meter.means())
+        redo = final and self.history.evals and self.history.evals[-1]["step"] == self.global_step
+        if redo:  # the last step had a partial evaluation: complete that row, keep its train figures
+            row = self.history.evals.pop()
+        else:
+            row = {"step": self.global_step}
+            spe = self._steps_per_epoch
+            row["epoch"] = round(self.epoch + (self.batch_in_epoch / spe if spe else 0.0), 4)
+            row.update(self._meter.means())
         if val_data is not None:
             limit = None if final else self._eval_batches
             row.update({f"{self._val_name}_{k}": v for k, v in self.evaluate(val_data, max_batches=limit).items()})
@@ -516,9 +521,9 @@ class Trainer:
             if key in row and not math.isfinite(row[key]):
                 # A diverged model: no row, no callbacks, so no checkpoint replaces the last good one.
                 raise NonFiniteLossError(f"{key} became {row[key]} in the evaluation at step {self.global_step}")
-        row["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        row["lr"] = row["lr"] if redo else float(self.optimizer.param_groups[0]["lr"])
         row["time"] = time.perf_counter() - self._start
-        if self._meter.seconds > 0:
+        if self._meter.seconds > 0 and not redo:
             row[f"{self.unit}_per_sec"] = self._meter.units / self._meter.seconds
         self._meter = _Meter()
         self.history.evals.append(row)
