@@ -158,10 +158,21 @@ def test_pooling_forward_matches_naive_loops():
     np.testing.assert_allclose(got[:, :, 1], x[:, :, 2:6].mean(axis=2))
 
 
-def test_maxpool_gradient_goes_to_first_maximum_only():
-    x = Tensor(np.array([[[[1.0, 1.0], [1.0, 0.0]]]], dtype=np.float32), requires_grad=True)
-    VF.max_pool2d(x, 2).sum().backward()
-    assert x.grad.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
+@pytest.mark.parametrize("window,first", [
+    ([[1.0, 1.0], [1.0, 0.0]], (0, 0)), ([[0.0, 2.0], [2.0, 2.0]], (0, 1)),
+    ([[0.0, 1.0], [3.0, 3.0]], (1, 0)), ([[0.0, 3.0], [1.0, 3.0]], (0, 1)), ([[0.0, 1.0], [2.0, 3.0]], (1, 1)),
+])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_maxpool_gradient_goes_to_first_maximum_only(window, first, channels):
+    """Ties go to the first maximum in row-major order, as in PyTorch (2x2 fast path and the
+    general path with a 3x3 kernel over the same window padded with -inf)."""
+    x = np.repeat(np.array(window, dtype=np.float32)[None, None], channels, axis=1)
+    want = np.zeros_like(x)
+    want[:, :, first[0], first[1]] = 1.0
+    for pool in (lambda a: VF.max_pool2d(a, 2), lambda a: VF.max_pool2d(a, 3, 2, 1)):
+        t = Tensor(x, requires_grad=True)
+        pool(t).sum().backward()
+        np.testing.assert_array_equal(t.grad, want)
 
 
 def test_pool_layers_shapes_aliases_and_errors():
