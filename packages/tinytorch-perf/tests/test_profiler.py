@@ -15,10 +15,11 @@ def test_profile_small_cnn(tmp_path):
     model, x = small_cnn_factory()
     roof = RooflineModel(peak_gflops=100.0, bandwidth_gbs=10.0)
     r = ModelProfiler(model, x, name="cnn").profile(repeats=2, warmup=1, roofline=roof)
-    names = [l.name for l in r.layers]
+    names = [l.name for l in r.layers if l.name not in ("(model)", "(unattributed)")]
     assert names == ["features.0", "features.1", "features.2", "features.3", "features.4",
                      "features.5", "flatten", "fc"]
-    conv = r.layers[0]
+    assert r.layers[0].name == "(model)"  # SmallCNN.forward and the Sequential's own time
+    conv = r.layers[1]
     assert conv.type == "Conv2d" and conv.params == 8 * 3 * 9 + 8
     assert conv.output_shape == (2, 8, 16, 16) and conv.activation_bytes == 2 * 8 * 256 * 4
     assert conv.flops > 0 and conv.forward_s > 0 and conv.backward_s > 0 and conv.bound
@@ -29,10 +30,10 @@ def test_profile_small_cnn(tmp_path):
     assert r.total_s > 0 and r.profiled_s > 0 and r.coverage > 0
 
     d = json.loads(r.to_json(tmp_path / "p.json"))
-    assert d["layers"][0]["name"] == "features.0" and "convention" in d
+    assert d["layers"][1]["name"] == "features.0" and "convention" in d
     r.to_csv(tmp_path / "p.csv")
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert len(rows) == 8 and rows[0]["output_shape"] == "2x8x16x16"
+    assert len(rows) == len(r.layers) and rows[1]["output_shape"] == "2x8x16x16"
     trace = r.to_chrome_trace(tmp_path / "t.json")
     events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     assert events == trace["traceEvents"]
@@ -102,3 +103,73 @@ def test_forward_time_is_self_time_and_inclusive_time_is_reported_apart():
     assert r.forward_s == 11.0 and r.backward_s == 0.0
     assert r.coverage == 1.0  # self times add up to the step
     assert [l.percent for l in r.layers] == [100 / 11, 1000 / 11]
+
+
+def test_time_in_the_model_and_in_op_free_modules_is_a_row_so_rows_cover_the_step():
+    from tinytorch.core import nn, randn
+
+    clock = _FakeClock()
+
+    class Glue(nn.Module):  # runs no op: its time folds into the nearest row, here the model's
+        def forward(self, x):
+            clock.now += 2.0
+            return x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.glue, self.fc = Glue(), nn.Linear(3, 3)
+
+        def forward(self, x):
+            clock.now += 5.0  # the model's own code (input checks, embeddings glue, ...)
+            return self.fc(self.glue(x))
+
+    r = ModelProfiler(Net(), randn(2, 3), clock=clock).profile(repeats=3, warmup=0)
+    rows = {l.name: l for l in r.layers}
+    assert set(rows) == {"(model)", "fc"}
+    assert rows["(model)"].forward_s == 7.0 and rows["(model)"].type == "Net"
+    assert rows["fc"].forward_s == 0.0
+    assert r.coverage == 1.0 and r.profiled_forward_s == 7.0 == r.forward_s
+    assert [l.percent for l in r.layers] == [100.0, 0.0]
+
+
+def test_blocks_show_the_parameters_they_hold():
+    model, ids = gpt_factory()
+    r = ModelProfiler(model, ids).profile(repeats=1, warmup=0)
+    block = next(l for l in r.layers if l.name == "blocks.0")
+    held = sum(p.size for p in model.blocks[0].parameters())
+    assert block.params == 0 and block.total_params == held > 0
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(r.table())
+    line = next(t for t in console.export_text().splitlines() if "│ blocks.0 " in t)
+    assert f"{held:,}" in line
+
+
+def test_rows_come_from_the_median_instrumented_step_and_add_up_to_it():
+    from tinytorch.core import nn, randn
+
+    clock = _FakeClock()
+
+    class Tick(nn.Module):
+        """Works for the given seconds on its calls: trace, then plain/instrumented pairs."""
+
+        def __init__(self, schedule, child=None):
+            super().__init__()
+            self.schedule, self.calls, self.child = schedule, 0, child
+
+        def forward(self, x):
+            clock.now += self.schedule[self.calls]
+            self.calls += 1
+            y = x * 2.0
+            return self.child(y) if self.child is not None else y
+
+    # instrumented calls are 2, 4, 6: totals 10, 6, 11 -> the median step is the first one
+    child = Tick([0, 0, 1, 0, 5, 0, 9])
+    model = nn.Sequential(Tick([0, 0, 9, 0, 1, 0, 2], child=child))
+    r = ModelProfiler(model, randn(2, 3), clock=clock).profile(repeats=3, warmup=0,
+                                                               backward=False)
+    rows = {l.name: l.forward_s for l in r.layers}
+    assert rows == {"0": 9.0, "0.child": 1.0}  # per-layer medians would say 2 and 5
+    assert r.profiled_s == 10.0 == sum(rows.values())

@@ -335,9 +335,10 @@ def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path
         return
     console = _console()
     console.print(result.table(width=console.width))
-    console.print(f"step {result.total_s * 1e3:.2f} ms (forward {result.forward_s * 1e3:.2f}, "
-                  f"backward {result.backward_s * 1e3:.2f}); per-layer rows sum to "
-                  f"{result.coverage:.0%} of it; profiling overhead {result.overhead:.2f}x")
+    console.print(f"plain step {result.total_s * 1e3:.2f} ms (forward {result.forward_s * 1e3:.2f}, "
+                  f"backward {result.backward_s * 1e3:.2f}); instrumented step "
+                  f"{result.profiled_s * 1e3:.2f} ms ({result.overhead - 1:+.0%}); the rows "
+                  f"add up to the instrumented step, {result.coverage:.0%} of it in modules")
     top = sorted((l for l in result.layers if l.advice), key=lambda l: -l.total_s)[:8]
     if top:
         console.print("[bold]Advice[/] for the layers that take the most time:")

@@ -9,8 +9,14 @@ How time is attributed (so the rows add up to the step):
   plus the engine's time since the previous op ended (graph walk, gradient accumulation), and
   belongs to the module that ran its forward.
 
-Times are medians over ``repeats`` steps after ``warmup`` steps. FLOPs, bytes, output shapes
-and saved-for-backward memory come from one traced step (`FLOPsCounter.trace`).
+* the model's own code outside its submodules is the row ``(model)``; what lies in no module
+  (the call around the model, the backward engine before the first and after the last op) is
+  the row ``(unattributed)``, so the rows add up to the instrumented step.
+
+Plain (uninstrumented) and instrumented steps alternate; the plain step times are medians over
+``repeats``, the rows come from the median instrumented step (by total time), so they add up to
+it exactly, and both step times are reported (``overhead`` is their ratio). FLOPs, bytes,
+output shapes and saved-for-backward memory come from one traced step (`FLOPsCounter.trace`).
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .flops import CONVENTION, ROOT, FLOPsCounter, TraceResult, _backward, _label
+from .flops import CONVENTION, ROOT, FLOPsCounter, LayerCount, TraceResult, _backward, _label
 from .tables import Column, fitted_table
 
-__all__ = ["ModelProfiler", "ProfileResult", "LayerProfile", "compare"]
+__all__ = ["ModelProfiler", "ProfileResult", "LayerProfile", "compare", "UNATTRIBUTED"]
+
+#: the row of step time inside no module: the call around the model, the backward engine before
+#: the first and after the last op
+UNATTRIBUTED = "(unattributed)"
 
 
 @dataclass
@@ -36,24 +46,27 @@ class LayerProfile:
     """One profiled layer: what it computes, what it keeps in memory and how long it takes.
 
     Attributes:
-        name: dotted module name; ``type`` its class.
-        params: parameters registered directly on it.
+        name: dotted module name (``"(model)"``: the model's own code outside its submodules;
+            ``"(unattributed)"``: step time inside no module); ``type`` its class.
+        params: parameters registered directly on it; ``total_params`` with its children's
+            (what the table shows, so a block shows the parameters it holds).
         output_shape: its output's shape; ``activation_bytes`` that output's size.
         saved_bytes: bytes its ops keep alive for backward.
         flops: forward FLOPs (``matmul_flops`` + ``elementwise_flops``); ``bytes`` the forward's
             compulsory traffic; ``backward_flops`` the backward's.
-        forward_s: median forward *self* time: the module's calls minus the calls of its
+        forward_s: forward *self* time: the module's calls minus the calls of its
             child modules (a container that runs no op itself folds into its nearest ancestor
-            row); ``forward_inclusive_s`` the median of its whole calls, children included;
-            ``backward_s`` median backward time (seconds).
-        percent: share of the summed layer times.
+            row); ``forward_inclusive_s`` its whole calls, children included; ``backward_s``
+            its backward time (seconds), all from the median instrumented step.
+        percent: share of the summed rows (which add up to the instrumented step).
         bound: ``"memory-bound"`` or ``"compute-bound"`` when profiled with hardware.
         advice: what would make it faster, from its roofline position.
 
     ``gflops_per_s`` (forward) and ``intensity`` (FLOP/byte) are derived.
 
     >>> from tinytorch.core import nn, randn
-    >>> layer = ModelProfiler(nn.Sequential(nn.Linear(64, 32)), randn(16, 64)).profile(repeats=1, warmup=0).layers[0]
+    >>> result = ModelProfiler(nn.Sequential(nn.Linear(64, 32)), randn(16, 64)).profile(repeats=1, warmup=0)
+    >>> layer = {l.name: l for l in result.layers}["0"]
     >>> layer.type, layer.flops, layer.output_shape
     ('Linear', 66048, (16, 32))
     """
@@ -71,6 +84,7 @@ class LayerProfile:
     forward_s: float  # self time: children's time excluded
     backward_s: float
     forward_inclusive_s: float = 0.0  # the module's whole call, children included
+    total_params: int = 0  # parameters of the module and its children
     percent: float = 0.0
     bound: str = ""
     advice: str = ""
@@ -103,7 +117,9 @@ class ProfileResult:
         model: its name; ``input_shape`` the example input's shape; ``params`` its parameters.
         layers: one ``LayerProfile`` per module that ran ops, in module order.
         forward_s: median unprofiled forward time; ``backward_s`` backward (seconds).
-        profiled_s: median instrumented step, so ``overhead`` = profiled / unprofiled.
+        profiled_s: median instrumented step (``profiled_forward_s``, ``profiled_backward_s``
+            its parts), so ``overhead`` = instrumented / plain; both are reported.
+        coverage: share of the rows' time in module rows (the rest is ``(unattributed)``).
         trace: the FLOP ``TraceResult``; ``flops`` is its forward total.
         events: Chrome trace events (``to_chrome_trace``).
 
@@ -119,12 +135,14 @@ class ProfileResult:
     layers: list[LayerProfile]
     forward_s: float  # unprofiled medians
     backward_s: float
-    profiled_s: float  # median profiled step
+    profiled_s: float  # median instrumented step
     repeats: int
     warmup: int
     trace: TraceResult
     params: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    profiled_forward_s: float = 0.0  # medians of the instrumented steps' forward and backward
+    profiled_backward_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -136,13 +154,15 @@ class ProfileResult:
 
     @property
     def overhead(self) -> float:
-        """Profiled step time / unprofiled step time."""
+        """Instrumented step time / plain (uninstrumented) step time."""
         return self.profiled_s / self.total_s if self.total_s else float("nan")
 
     @property
     def coverage(self) -> float:
-        """Sum of per-layer times / unprofiled step time."""
-        return self.layer_sum_s / self.total_s if self.total_s else float("nan")
+        """Share of the rows' time held by module rows (all but ``(unattributed)``)."""
+        total = self.layer_sum_s
+        attributed = sum(l.total_s for l in self.layers if l.name != UNATTRIBUTED)
+        return attributed / total if total else float("nan")
 
     @property
     def flops(self) -> int:
@@ -162,7 +182,8 @@ class ProfileResult:
             "forward_elementwise_flops": self.trace.forward.elementwise_flops,
             "backward_flops": self.trace.backward.flops,
             "forward_s": self.forward_s, "backward_s": self.backward_s, "total_s": self.total_s,
-            "profiled_s": self.profiled_s, "overhead": self.overhead,
+            "profiled_s": self.profiled_s, "profiled_forward_s": self.profiled_forward_s,
+            "profiled_backward_s": self.profiled_backward_s, "overhead": self.overhead,
             "layer_sum_s": self.layer_sum_s, "coverage": self.coverage,
             "activation_bytes": self.activation_bytes, "repeats": self.repeats,
             "warmup": self.warmup, "unknown_ops": self.trace.unknown_ops,
@@ -194,7 +215,9 @@ class ProfileResult:
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "forward"}},
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": 2, "args": {"name": "backward"}},
             *self.events,
-        ], "displayTimeUnit": "ms", "otherData": {"convention": CONVENTION}}
+        ], "displayTimeUnit": "ms", "otherData": {
+            "convention": CONVENTION, "instrumented_step_ms": self.profiled_s * 1e3,
+            "plain_step_ms": self.total_s * 1e3, "overhead": self.overhead}}
         if path is not None:
             Path(path).write_text(json.dumps(doc))
         return doc
@@ -214,16 +237,16 @@ class ProfileResult:
                    Column("bwd ms", priority=8), Column("GFLOP/s", priority=4),
                    Column("FLOP/B", priority=3), Column("%", priority=8),
                    Column("bound", "left", 5)]
-        rows = [[l.name, l.type, "x".join(map(str, l.output_shape or ())), f"{l.params:,}",
+        rows = [[l.name, l.type, "x".join(map(str, l.output_shape or ())), f"{l.total_params:,}",
                  f"{l.activation_bytes / 1e6:.2f}", f"{l.flops / 1e6:,.2f}",
                  f"{l.forward_s * 1e3:.3f}", f"{l.forward_inclusive_s * 1e3:.3f}",
                  f"{l.backward_s * 1e3:.3f}", f"{l.gflops_per_s:.2f}", f"{l.intensity:.2f}",
                  f"{l.percent:.1f}", l.bound or "-"] for l in self.layers]
+        fwd = sum(l.forward_s for l in self.layers)
+        bwd = sum(l.backward_s for l in self.layers)
         total = ["total", "", "", f"{self.params:,}", f"{self.activation_bytes / 1e6:.2f}",
-                 f"{self.flops / 1e6:,.2f}", f"{self.forward_s * 1e3:.3f}", "",
-                 f"{self.backward_s * 1e3:.3f}",
-                 f"{self.flops / self.forward_s / 1e9 if self.forward_s else 0:.2f}", "",
-                 "100.0", ""]
+                 f"{self.flops / 1e6:,.2f}", f"{fwd * 1e3:.3f}", "", f"{bwd * 1e3:.3f}",
+                 f"{self.flops / fwd / 1e9 if fwd else 0:.2f}", "", "100.0", ""]
         title = title or (f"{self.model}: input {self.input_shape}, {self.repeats} repeats "
                           f"(median), FLOPs: {CONVENTION}")
         return fitted_table(title, columns, rows, width or 10**6, footer=[total])
@@ -250,8 +273,10 @@ class ModelProfiler:
     >>> from tinytorch.core import nn, randn
     >>> model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
     >>> result = ModelProfiler(model, randn(32, 64), name="mlp").profile(repeats=3, warmup=1)
-    >>> [l.name for l in result.layers]
+    >>> [l.name for l in result.layers if not l.name.startswith("(")]   # plus (model), (unattributed)
     ['0', '1', '2']
+    >>> round(sum(l.total_s for l in result.layers), 9) == round(result.profiled_s, 9)
+    True
     """
 
     def __init__(self, model: Any, example_input: Any, name: str | None = None,
@@ -265,8 +290,8 @@ class ModelProfiler:
                 roofline: Any = None) -> ProfileResult:
         """Profile ``repeats`` steps after ``warmup`` unmeasured ones.
 
-        Unprofiled and profiled steps alternate, so load from other processes hits both alike; the
-        per-layer times are medians over the repeats.
+        Plain and instrumented steps alternate, so load from other processes hits both alike;
+        the rows come from the median instrumented step and add up to it.
 
         Args:
             repeats: measured steps (>= 1).
@@ -288,8 +313,8 @@ class ModelProfiler:
             _zero_grads(model)
         # Unprofiled and profiled steps alternate (instrumentation is installed outside the
         # timed region), so load from other processes hits both alike.
-        plain_f, plain_b, profiled, per_layer = [], [], [], []
-        rows = set(trace.layers)
+        plain_f, plain_b, steps = [], [], []
+        rows = set(trace.layers) | {ROOT}  # the model's own code is a row even if it runs no op
         for _ in range(repeats):
             f, b = _time_step(model, x, backward, clock)
             _zero_grads(model)
@@ -297,25 +322,44 @@ class ModelProfiler:
             plain_b.append(b)
             inst = _Instrumentation(model, rows, clock)
             try:
-                start = clock()
-                fwd, fwd_inclusive, bwd, events = inst.step(x, backward)
-                profiled.append(clock() - start)
+                steps.append(inst.step(x, backward))
             finally:
                 inst.remove()
             _zero_grads(model)
-            per_layer.append((fwd, bwd, fwd_inclusive))
+        # Rows come from the median instrumented step (by total time): robust to a slow step,
+        # and additive, so the rows add up to that step exactly.
+        step = sorted(steps, key=lambda s: s.forward_s + s.backward_s)[(len(steps) - 1) // 2]
+        events = step.events
+
+        def median(values) -> float:
+            return statistics.median(list(values))
+
+        modules = dict(model.named_modules())
+        labels = list(trace.layers)
+        if ROOT not in trace.layers and (step.fwd.get(ROOT) or step.bwd.get(ROOT)):
+            labels.insert(0, ROOT)
         layers = []
-        for label, lc in trace.layers.items():
-            fwd_s = statistics.median(p[0].get(label, 0.0) for p in per_layer)
-            bwd_s = statistics.median(p[1].get(label, 0.0) for p in per_layer)
-            inclusive_s = statistics.median(p[2].get(label, 0.0) for p in per_layer)
+        for label in labels:
+            lc = trace.layers.get(label) or LayerCount(ROOT, type(model).__name__)
+            module = modules.get("" if label == ROOT else label)
             layers.append(LayerProfile(
                 name=label, type=lc.type, params=lc.params, output_shape=lc.output_shape,
                 activation_bytes=lc.output_bytes, saved_bytes=lc.saved_bytes,
                 flops=lc.forward.flops, matmul_flops=lc.forward.matmul_flops,
                 elementwise_flops=lc.forward.elementwise_flops, bytes=lc.forward.bytes,
-                backward_flops=lc.backward.flops, forward_s=fwd_s, backward_s=bwd_s,
-                forward_inclusive_s=inclusive_s))
+                backward_flops=lc.backward.flops, forward_s=step.fwd.get(label, 0.0),
+                backward_s=step.bwd.get(label, 0.0),
+                forward_inclusive_s=step.fwd_inclusive.get(label, 0.0),
+                total_params=sum(p.size for p in module.parameters()) if module else lc.params))
+        # What no module row holds: the call around the model, the engine before the first and
+        # after the last backward op. Its own row, so the rows add up to the instrumented step.
+        rest_f = max(step.forward_s - sum(step.fwd.values()), 0.0)
+        rest_b = max(step.backward_s - sum(step.bwd.values()), 0.0)
+        if rest_f > 0 or rest_b > 0:
+            layers.append(LayerProfile(
+                name=UNATTRIBUTED, type="-", params=0, output_shape=None, activation_bytes=0,
+                saved_bytes=0, flops=0, matmul_flops=0, elementwise_flops=0, bytes=0,
+                backward_flops=0, forward_s=rest_f, backward_s=rest_b))
         total = sum(l.total_s for l in layers) or 1.0
         if roofline is None and self.hardware is not None:
             from .roofline import RooflineModel
@@ -329,9 +373,23 @@ class ModelProfiler:
                 l.bound, l.advice = p.bound, p.advice
         return ProfileResult(
             model=self.name, input_shape=tuple(getattr(x, "shape", ())) or None, layers=layers,
-            forward_s=statistics.median(plain_f), backward_s=statistics.median(plain_b),
-            profiled_s=statistics.median(profiled), repeats=repeats, warmup=warmup, trace=trace,
-            params=sum(p.size for p in model.parameters()), events=events)
+            forward_s=median(plain_f), backward_s=median(plain_b),
+            profiled_s=step.forward_s + step.backward_s, profiled_forward_s=step.forward_s,
+            profiled_backward_s=step.backward_s, repeats=repeats,
+            warmup=warmup, trace=trace, params=sum(p.size for p in model.parameters()),
+            events=events)
+
+
+@dataclass
+class _Step:
+    """One instrumented step: per-row self times, per-module inclusive times, walls, events."""
+
+    fwd: dict[str, float]
+    fwd_inclusive: dict[str, float]
+    bwd: dict[str, float]
+    forward_s: float
+    backward_s: float
+    events: list[dict[str, Any]]
 
 
 class _Instrumentation:
@@ -386,13 +444,16 @@ class _Instrumentation:
                             "pid": 1, "tid": 2,
                             "args": {"layer": row, "engine_us": (charged - seconds) * 1e6}})
 
-    def step(self, x: Any, backward: bool):
+    def step(self, x: Any, backward: bool) -> _Step:
         self._reset()
+        start = self.clock()
         out = self.model(x)
+        mid = self.last_end = self.clock()
         if backward:
-            self.last_end = self.clock()
             _backward(out)
-        return dict(self.fwd), dict(self.fwd_inclusive), dict(self.bwd), self.events
+        end = self.clock() if backward else mid
+        return _Step(dict(self.fwd), dict(self.fwd_inclusive), dict(self.bwd), mid - start,
+                     end - mid, self.events)
 
     def remove(self) -> None:
         self.observer.remove()
