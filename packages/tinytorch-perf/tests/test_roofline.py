@@ -87,3 +87,6 @@ def test_advice_near_the_ceiling_fits_the_layer(roof):
     conv = roof.point("conv", 90_000_000_000, 1_000_000_000, 1.0, ops=["conv2d", "add"])
     assert "depthwise" not in fc.advice and "low-rank" in fc.advice
     assert "depthwise" in conv.advice
+    slow_fc = roof.point("fc", 30_000_000_000, 1_000_000_000, 1.0, ops=["linear"])
+    slow_conv = roof.point("conv", 30_000_000_000, 1_000_000_000, 1.0, ops=["conv2d"])
+    assert "im2col" not in slow_fc.advice and "im2col" in slow_conv.advice

@@ -303,11 +303,11 @@ def _load(name: str):
     return load_model(name)
 
 
-def _profile(name: str, repeats: int, warmup: int, backward: bool = True, quick: bool = True):
+def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = True):
     from .profiler import ModelProfiler
 
     model, x = _load(name)
-    return ModelProfiler(model, x, name=name, hardware=_hardware(quick)).profile(
+    return ModelProfiler(model, x, name=name, hardware=spec).profile(
         repeats=repeats, warmup=warmup, backward=backward)
 
 
@@ -323,7 +323,8 @@ def _profile(name: str, repeats: int, warmup: int, backward: bool = True, quick:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path, as_json) -> None:
     """Layer-by-layer forward/backward time, FLOPs, memory and roofline position of MODEL."""
-    result = _profile(model, repeats, warmup, not no_backward)
+    spec = _hardware(True)
+    result = _profile(model, repeats, warmup, spec, not no_backward)
     if csv_path:
         result.to_csv(csv_path)
     if trace_path:
@@ -334,6 +335,7 @@ def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path
         click.echo(result.to_json())
         return
     console = _console()
+    _warn_contended(console, spec)
     console.print(result.table(width=console.width))
     console.print(f"plain step {result.total_s * 1e3:.2f} ms (forward {result.forward_s * 1e3:.2f}, "
                   f"backward {result.backward_s * 1e3:.2f}); instrumented step "
@@ -359,8 +361,9 @@ def roofline(model, out_path, svg_path, repeats, as_json) -> None:
 
     if not out_path.lower().endswith((".png", ".svg")):
         raise ValueError(f"--out must end in .png or .svg, got {out_path!r}")
-    result = _profile(model, repeats, 2, backward=False)
-    roof = RooflineModel(_hardware(True))
+    spec = _hardware(True)
+    result = _profile(model, repeats, 2, spec, backward=False)
+    roof = RooflineModel(spec)
     points = roof.points_from_profile(result)
     roof.plot(points, [p for p in (out_path, svg_path) if p],
               title=f"{model} roofline (input {result.input_shape})")

@@ -161,9 +161,10 @@ class RooflineModel:
                     f"bandwidth allows: raise intensity {ridge / p.intensity:.1f}x to reach the "
                     f"ridge ({ridge:.1f} FLOP/B) by fusing with neighbouring ops or a larger batch")
         if eff < 0.7:
+            copies = ", im2col copies" if "conv2d" in ops else ""
             return (f"compute-bound (intensity {p.intensity:.1f} >= ridge {ridge:.1f}) but at "
                     f"{eff:.0%} of the {self.peak_gflops:.0f} GFLOP/s ceiling: overhead (Python "
-                    f"dispatch, im2col copies, small GEMMs) costs up to {1 / max(eff, 1e-9):.1f}x; "
+                    f"dispatch{copies}, small GEMMs) costs up to {1 / max(eff, 1e-9):.1f}x; "
                     f"batch more work per GEMM")
         if "conv2d" in ops:
             remedy = "fewer channels, grouped or depthwise convolution"
