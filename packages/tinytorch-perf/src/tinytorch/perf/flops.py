@@ -37,7 +37,7 @@ import functools
 import inspect
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -978,8 +978,3 @@ def _backward(out: Any) -> None:
     t = out[0] if isinstance(out, (tuple, list)) else out
     if getattr(t, "requires_grad", False):
         t.backward(np.ones_like(t.data))
-
-
-def iter_entries(trace: TraceResult) -> Iterable[LayerCount]:
-    """The ``LayerCount`` of every traced module, in module order."""
-    return trace.layers.values()
