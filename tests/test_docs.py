@@ -308,7 +308,8 @@ SRC = [str(ROOT / "packages" / p / "src") for p in
        ("tinytorch-core", "tinytorch-vision", "tinytorch-language", "tinytorch-perf", "tito-cli")]
 # Methods that implement an interface documented once on the base class.
 INHERITED_DOCS = {"forward", "backward", "extra_repr", "get_lr", "on_train_begin",
-                  "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end",
+                  "on_epoch_begin", "on_step_end", "on_eval_begin", "on_eval_end", "on_epoch_end",
+                  "on_train_end", "convert",
                   "to_dict", "state_dict", "load_state_dict", "__init__", "__call__"}
 
 

@@ -38,21 +38,35 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Hooks into ``Trainer.fit``; every hook does nothing unless overridden (see the module)."""
+    """Hooks into ``Trainer.fit``; every hook does nothing unless overridden (see the module).
 
-    def on_train_begin(self, trainer: Trainer) -> None: ...
+    >>> class PrintEvals(Callback):
+    ...     def on_eval_end(self, trainer, step, logs):
+    ...         print(step, round(logs["loss"], 2))
+    >>> PrintEvals().on_eval_end(None, 10, {"loss": 0.5})
+    10 0.5
+    """
 
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Called once when ``fit`` starts (``trainer.planned_steps`` is known by then)."""
 
-    def on_step_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None: ...
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        """Called before the first step of ``epoch`` (1-based)."""
 
-    def on_eval_begin(self, trainer: Trainer, step: int) -> None: ...
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        """Called after optimizer step ``step`` with its ``loss``, metrics, ``lr`` and ``units``."""
 
-    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None: ...
+    def on_eval_begin(self, trainer: Trainer, step: int) -> None:
+        """Called before an evaluation at ``step``."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None: ...
+    def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
+        """Called after an evaluation with its row of ``History.evals`` (add keys to extend it)."""
 
-    def on_train_end(self, trainer: Trainer) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        """Called after the last step of ``epoch`` with the latest evaluation row."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Called once when ``fit`` ends, whatever the ``stop_reason``."""
 
 
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:

@@ -97,6 +97,13 @@ def save_model_state(path: str | os.PathLike, model: Any, metadata: dict[str, An
 
     Raises:
         FloatingPointError: a weight is not finite (nothing is written).
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import nn
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_model_state(pathlib.Path(tmp) / "w.safetensors", nn.Linear(2, 2))
+    ...     sorted(io.load(pathlib.Path(tmp) / "w.safetensors")[0])
+    ['model.bias', 'model.weight']
     """
     check_finite_weights(model)
     io.save(model_tensors(model.state_dict()), path, metadata=to_json(metadata or {}))
@@ -107,6 +114,14 @@ def load_model_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
 
     Args:
         path: the safetensors file.
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import nn
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_model_state(pathlib.Path(tmp) / "w.safetensors", nn.Linear(2, 3), {"note": "x"})
+    ...     state, meta = load_model_state(pathlib.Path(tmp) / "w.safetensors")
+    >>> state["weight"].shape, meta["note"]
+    ((3, 2), 'x')
     """
     tensors, metadata = io.load(path)
     return model_state(tensors, path), metadata
@@ -125,6 +140,13 @@ def training_payload(model: Any, optimizer: Any, schedulers: list[Any], position
         history: ``History.to_dict()``.
         rng_state: the global RNG state.
         extra_metadata: a domain package's entries.
+
+    >>> from tinytorch.core import nn, optim
+    >>> model = nn.Linear(2, 2)
+    >>> tensors, meta = training_payload(model, optim.SGD(model.parameters(), lr=0.1), [],
+    ...                                  {"epoch": 0, "global_step": 0}, {}, {})
+    >>> sorted(tensors), meta["kind"]
+    (['model.bias', 'model.weight'], 'tinytorch.training_checkpoint')
     """
     tensors = model_tensors(model.state_dict())
     opt_state = optimizer.state_dict()
@@ -167,6 +189,16 @@ def read_training_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndar
     Raises:
         ValueError: the file is not a training checkpoint, or an entry is missing or has the
             wrong type; the message names the file and the entry.
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import Trainer, nn, optim
+    >>> model = nn.Linear(2, 2)
+    >>> trainer = Trainer(model, optim.Adam(model.parameters()), nn.MSELoss(), progress=False)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     trainer.save_checkpoint(pathlib.Path(tmp) / "c.safetensors")
+    ...     state, opt_state, meta = read_training_checkpoint(pathlib.Path(tmp) / "c.safetensors")
+    >>> sorted(state), meta["global_step"]
+    (['bias', 'weight'], 0)
     """
     tensors, metadata = io.load(path)
     if metadata.get("kind") != TRAINING_KIND:

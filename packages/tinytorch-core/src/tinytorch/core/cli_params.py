@@ -22,13 +22,11 @@ import click
 
 
 class FiniteFloat(click.FloatRange):
-    """A ``click.FloatRange`` that also refuses ``nan`` and ``±inf``.
+    """A ``click.FloatRange`` (same arguments: ``min``, ``max``, ``min_open``, ``max_open``,
+    ``clamp``) that also refuses ``nan`` and ``±inf``.
 
-    Args:
-        min: the lower bound, or None.
-        max: the upper bound, or None.
-        min_open: exclude ``min`` itself.
-        max_open: exclude ``max`` itself.
+    >>> FiniteFloat(0, 1).convert("0.25", None, None)
+    0.25
     """
 
     name = "finite float"

@@ -65,7 +65,11 @@ def accuracy(outputs: Tensor, targets: Any) -> float:
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss or gradient became nan or inf; training stopped before the optimizer step."""
+    """A loss or gradient became nan or inf; training stopped before the optimizer step.
+
+    >>> str(NonFiniteLossError("loss became nan at epoch 1, step 3: the step was not taken"))[:14]
+    'loss became na'
+    """
 
 
 class History:
