@@ -170,16 +170,6 @@ def training_payload(model: Any, optimizer: Any, schedulers: list[Any], position
     return tensors, to_json(metadata)
 
 
-def _require(metadata: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Any) -> Any:
-    if key not in metadata:
-        raise ValueError(f"{path}: checkpoint metadata has no {key!r} entry")
-    value = metadata[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ValueError(f"{path}: checkpoint metadata {key!r} must be {names}, got {type(value).__name__}")
-    return value
-
-
 def read_training_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     """(model state, optimizer state dict, metadata) of a training checkpoint, checked.
 
@@ -205,14 +195,15 @@ def read_training_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndar
         raise ValueError(f"{path} is not a TinyTorch training checkpoint (metadata kind is "
                          f"{metadata.get('kind')!r}, expected {TRAINING_KIND!r})")
     for key in ("epoch", "global_step"):
-        if _require(metadata, key, int, path) < 0:
+        if io.require(metadata, key, int, path) < 0:
             raise ValueError(f"{path}: checkpoint metadata {key!r} must be >= 0, got {metadata[key]}")
-    opt = _require(metadata, "optimizer", dict, path)
-    for key, kind in (("type", str), ("param_groups", list), ("scalars", dict)):
-        _require(opt, key, kind, f"{path} (optimizer)")
-    _require(metadata, "rng_state", dict, path)
-    _require(metadata, "schedulers", list, path)
-    _require(metadata, "history", dict, path)
+    if io.require(metadata, "batch_in_epoch", int, path, default=0) < 0:
+        raise ValueError(f"{path}: checkpoint metadata 'batch_in_epoch' must be >= 0")
+    opt = io.require(metadata, "optimizer", dict, path)
+    for key, kind in (("optimizer.type", str), ("optimizer.param_groups", list), ("optimizer.scalars", dict)):
+        io.require(metadata, key, kind, path)
+    for key, kind in (("rng_state", dict), ("schedulers", list), ("history", dict)):
+        io.require(metadata, key, kind, path)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith(OPTIMIZER_PREFIX):
