@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 from perf_standins import gpt_factory, small_cnn_factory
 
 from tinytorch.perf import ModelProfiler, RooflineModel, compare
@@ -173,3 +174,22 @@ def test_rows_come_from_the_median_instrumented_step_and_add_up_to_it():
     rows = {l.name: l.forward_s for l in r.layers}
     assert rows == {"0": 9.0, "0.child": 1.0}  # per-layer medians would say 2 and 5
     assert r.profiled_s == 10.0 == sum(rows.values())
+
+
+def test_profile_times_on_the_threads_asked_for():
+    from tinytorch.core import nn, randn
+    from tinytorch.core.threads import get_num_threads
+
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(get_num_threads())
+            return x * 2.0
+
+    before = get_num_threads()
+    ModelProfiler(nn.Sequential(Probe()), randn(2, 3)).profile(repeats=2, warmup=0, threads=1)
+    assert seen[1:] == [1, 1, 1, 1]  # plain and instrumented steps; seen[0] is the FLOP trace
+    assert get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        ModelProfiler(nn.Sequential(Probe()), randn(2, 3)).profile(threads=0)

@@ -303,12 +303,13 @@ def _load(name: str):
     return load_model(name)
 
 
-def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = True):
+def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = True,
+             threads: int | None = None):
     from .profiler import ModelProfiler
 
     model, x = _load(name)
     return ModelProfiler(model, x, name=name, hardware=spec).profile(
-        repeats=repeats, warmup=warmup, backward=backward)
+        repeats=repeats, warmup=warmup, backward=backward, threads=threads)
 
 
 @performance.command(cls=_ListsModels)
@@ -316,15 +317,19 @@ def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = T
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--no-backward", is_flag=True, help="Profile the forward pass only.")
+@click.option("--threads", type=int, help="BLAS threads while timing (1 gives repeatable "
+              "figures when other cores are busy) [default: as set].")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write CSV here.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Also write a Chrome trace event JSON here (open in Perfetto).")
 @click.option("--out", "json_path", type=click.Path(dir_okay=False), help="Also write JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def profile(model, repeats, warmup, no_backward, csv_path, trace_path, json_path, as_json) -> None:
+def profile(model, repeats, warmup, no_backward, threads, csv_path, trace_path, json_path,
+            as_json) -> None:
     """Layer-by-layer forward/backward time, FLOPs, memory and roofline position of MODEL."""
+    _check_options({"--threads": (threads, 1)})
     spec = _hardware(True)
-    result = _profile(model, repeats, warmup, spec, not no_backward)
+    result = _profile(model, repeats, warmup, spec, not no_backward, threads)
     if csv_path:
         result.to_csv(csv_path)
     if trace_path:

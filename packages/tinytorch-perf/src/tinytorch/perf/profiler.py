@@ -287,7 +287,7 @@ class ModelProfiler:
         self.hardware = hardware
 
     def profile(self, repeats: int = 5, warmup: int = 2, backward: bool = True,
-                roofline: Any = None) -> ProfileResult:
+                roofline: Any = None, threads: int | None = None) -> ProfileResult:
         """Profile ``repeats`` steps after ``warmup`` unmeasured ones.
 
         Plain and instrumented steps alternate, so load from other processes hits both alike;
@@ -299,12 +299,22 @@ class ModelProfiler:
             backward: time the backward pass too (an all-ones gradient into the output).
             roofline: a ``RooflineModel`` for each layer's bound and advice (default: one built
                 from the profiler's ``hardware``, if given).
+            threads: BLAS threads during the timed steps (default: as set). On a machine whose
+                other cores are busy, multi-threaded GEMMs time erratically; one thread gives
+                repeatable figures.
 
         Returns:
             a ``ProfileResult``.
         """
         if repeats < 1 or warmup < 0:
             raise ValueError(f"profile: repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+        if threads is not None:
+            from tinytorch.core.threads import thread_limit
+
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"profile: threads must be a positive integer, got {threads!r}")
+            with thread_limit(threads):
+                return self.profile(repeats, warmup, backward, roofline)
         model, x, clock = self.model, self.example_input, self.clock
         trace = FLOPsCounter().trace(model, x, backward=backward)
         _zero_grads(model)
