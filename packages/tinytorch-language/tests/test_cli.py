@@ -152,3 +152,27 @@ def test_divergence_exits_nonzero_and_keeps_the_checkpoint(checkpoint, corpus, t
     assert "became" in result.output and "Traceback" not in result.output
     assert "checkpoint (step 6)" in result.output and "is unchanged" in result.output
     assert copy.read_bytes() == before
+
+
+def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(corpus, tmp_path, monkeypatch):
+    from tinytorch.core import functional as F
+    from tinytorch.language import training
+
+    calls = []
+
+    def interrupted_loss(logits, targets):  # Ctrl-C during step 5: the checkpoint is step 3's
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return F.cross_entropy(logits, targets)
+
+    monkeypatch.setattr(training, "lm_loss", interrupted_loss)
+    out = tmp_path / "run.safetensors"
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL, "--out", str(out),
+                                      "--eval-batches", "1"])
+    assert result.exit_code == 130, result.output
+    assert f"the last checkpoint (step 3) is {out}" in result.output
+    assert f"continue with: tito language train --resume {out}" in result.output
+    from tinytorch.core import io
+
+    assert io.load_metadata(out)["global_step"] == 3

@@ -106,3 +106,24 @@ def test_vision_as_subprocess(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tito", "vision", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "datasets" in proc.stdout
+
+
+def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(fashion_root, tmp_path, monkeypatch):
+    from tinytorch.core.training import accuracy
+    from tinytorch.vision import train as train_module
+
+    calls = []
+
+    def interrupting_accuracy(out, y):  # Ctrl-C in epoch 2 (2 steps per epoch)
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return accuracy(out, y)
+
+    monkeypatch.setattr(train_module, "accuracy", interrupting_accuracy)
+    ckpt = tmp_path / "run.safetensors"
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "3",
+                                      "--batch-size", "50", "--limit", "100", "--out", str(ckpt), "--threads", "1"])
+    assert result.exit_code == 130, result.output
+    assert f"the last checkpoint (epoch 1) is {ckpt}" in result.output
+    assert f"continue with: tito vision train fashion-mnist --resume {ckpt}" in result.output

@@ -7,6 +7,8 @@ import math
 
 import click
 
+from .cli_params import FiniteFloat
+
 
 @click.group()
 def core() -> None:
@@ -115,7 +117,7 @@ def summary(model_file: str, as_json: bool) -> None:
 @core.command()
 @click.option("--epochs", default=60, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--lr", default=0.01, show_default=True, type=FiniteFloat(min=0, min_open=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def demo(epochs: int, seed: int, lr: float, as_json: bool) -> None:
     """Train a small MLP on a generated 3-class 2-D spiral and print its accuracy."""
