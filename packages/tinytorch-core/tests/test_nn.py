@@ -155,6 +155,52 @@ def test_summary_counts_and_shapes():
     assert net.training  # restored
 
 
+def test_summary_rows_in_call_order_with_repeated_calls_and_nested_params():
+    shared = nn.Linear(4, 4)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Sequential(shared, nn.ReLU())
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.inner(self.inner(x)))
+
+    s = nn.summary(Twice(), (3, 4))
+    # pre-order per call: a container's row comes before its children's, every call a row
+    assert [r.name for r in s.rows] == ["inner", "inner.0", "inner.1", "inner", "inner.0",
+                                        "inner.1", "head"]
+    assert [r.depth for r in s.rows[:3]] == [1, 2, 2]
+    assert s.rows[0].params == 20 and s.rows[0].own_params == 0 and s.rows[0].has_children
+    assert s.rows[-1].output_shape == (3, 2) and s.total_params == 20 + 10
+
+
+def test_module_tracker_times_calls_with_a_given_clock():
+    from tinytorch.core.nn.tracker import ModuleTracker
+
+    now = [0.0]
+
+    class Work(nn.Module):
+        def __init__(self, seconds, child=None):
+            super().__init__()
+            self.seconds, self.child = seconds, child
+
+        def forward(self, x):
+            now[0] += self.seconds
+            return self.child(x) if self.child is not None else x
+
+    model = Work(1.0, Work(4.0))
+    exits = []
+    with ModuleTracker(model, on_exit=exits.append, clock=lambda: now[0]) as tracker:
+        model(Tensor(np.ones(2)))
+    assert [c.name for c in exits] == ["child", ""]  # children finish first
+    root, child = tracker.calls
+    assert (root.seconds, root.self_seconds, child.seconds, child.self_seconds) == (5.0, 1.0, 4.0, 4.0)
+    assert child.parent is root and child.depth == 1 and tracker.current is None
+    assert not model._forward_hooks and not model._forward_pre_hooks  # removed on exit
+
+
 def test_sequential_rejects_non_modules_and_repr():
     with pytest.raises(TypeError, match="argument 1 must be a Module"):
         nn.Sequential(nn.ReLU(), 3)
