@@ -1,5 +1,6 @@
 """Models, the training recipe (exact resume) and the tinytorch.models entry points."""
 
+import re
 from importlib.metadata import entry_points
 
 import numpy as np
@@ -110,3 +111,23 @@ def test_per_class_accuracy_counts_each_class_over_its_own_images():
     assert [row["accuracy"] for row in result.per_class] == [0.5, pytest.approx(2 / 3)]
     assert [row["correct"] for row in result.per_class] == [1, 2]
     assert result.accuracy == pytest.approx(3 / 5)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda v: v.pop("config"), "'vision.config' is missing"),
+    (lambda v: v.update(config=3), "'vision.config' is an int"),
+    (lambda v: v["model"].pop("name"), "vision.model 'name' is missing"),
+    (lambda v: v["config"].update(epochs=0), "epochs must be a positive integer"),
+    (lambda v: v["config"].update(colour="red"), "unknown settings ['colour']"),
+])
+def test_checkpoint_with_broken_vision_metadata_names_the_file(fashion_root, tmp_path, edit, message):
+    from tinytorch.vision.train import read_checkpoint_info
+
+    ckpt = tmp_path / "m.safetensors"
+    train(TrainConfig(epochs=1, batch_size=50, limit=50), root=fashion_root, out=ckpt, progress=False, threads=1)
+    tensors, meta = io.load(ckpt)
+    edit(meta["vision"])
+    io.save(tensors, tmp_path / "bad.safetensors", metadata=meta)
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        read_checkpoint_info(tmp_path / "bad.safetensors")
+    assert "bad.safetensors" in str(err.value)

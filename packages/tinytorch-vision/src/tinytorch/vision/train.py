@@ -13,7 +13,7 @@ per-class accuracy.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,18 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     info = meta.get("vision")
     if not isinstance(info, dict) or info.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not a tinytorch-vision training checkpoint (no 'vision' metadata)")
+    config = io.require(meta, "vision.config", dict, path)
+    model = io.require(meta, "vision.model", dict, path)
+    for key, kind in (("name", str), ("input_shape", list), ("num_classes", int)):
+        io.require(model, key, kind, path, what="checkpoint metadata vision.model")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"{path}: checkpoint metadata vision.config has unknown settings {unknown}")
+    try:
+        TrainConfig(**config).validate()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: checkpoint metadata vision.config is invalid: {e}") from None
     return info
 
 
