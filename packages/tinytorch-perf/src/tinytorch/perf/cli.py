@@ -256,6 +256,7 @@ def flops(layer: str, input_size, output_size, kernel_size, stride, padding, dil
                     "attainable_gflops": roof.attainable(count.intensity)})
         return
     console = _console()
+    _warn_contended(console, spec)
     console.print(f"[bold]{name}[/] analysis: input {input_size} -> output "
                   f"{'x'.join(map(str, out_shape[1:] if len(out_shape) > 1 else out_shape))}")
     console.print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
