@@ -115,21 +115,9 @@ def _check_nchw(owner: str, x: Tensor, channels: int | None = None) -> None:
 # ------------------------------------------------------------------------------- conv2d
 
 
-def _pad(x: np.ndarray, ph: int, pw: int, fill: float = 0.0, extra_h: int = 0, extra_w: int = 0) -> np.ndarray:
-    """Pad the H and W axes of an NHWC array (``ph``/``pw`` each side, plus ``extra_*`` at the
-    bottom/right). Only the border strips are filled and the interior is one copy: np.pad does
-    the same work through generic Python and took 2x as long (0.58 vs 0.29 ms on conv2's input).
-    """
-    if not (ph or pw or extra_h or extra_w):
-        return x
-    n, h, w, c = x.shape
-    xp = np.empty((n, h + 2 * ph + extra_h, w + 2 * pw + extra_w, c), dtype=x.dtype)
-    xp[:, :ph] = fill
-    xp[:, ph + h:] = fill
-    xp[:, ph:ph + h, :pw] = fill
-    xp[:, ph:ph + h, pw + w:] = fill
-    xp[:, ph:ph + h, pw:pw + w] = x
-    return xp
+def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """Zero-pad the H and W axes of an NHWC array by ``ph``/``pw`` on each side."""
+    return np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else x
 
 
 def _im2col(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
