@@ -38,12 +38,12 @@ def test_layer_norm_matches_formula_and_its_backward_matches_finite_differences(
     mu = x.mean(axis=axes, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
     expected = (x - mu) / np.sqrt(var + 1e-5) * w + b
-    out, xhat, inv_std = K.layer_norm(x, w, b, 1e-5, normalized_ndim)
+    out, xhat, std = K.layer_norm(x, w, b, 1e-5, normalized_ndim)
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(xhat * w + b, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(xhat.reshape(x.shape) * w + b, expected, rtol=1e-10, atol=1e-12)
 
     upstream = rng.standard_normal(x.shape)
-    dx, dw, db = K.layer_norm_backward(upstream, xhat, inv_std, w)
+    dx, dw, db = K.layer_norm_backward(upstream, xhat, std, w)
     ln = lambda a: K.layer_norm(a, w, b, 1e-5, normalized_ndim)[0]  # noqa: E731
     np.testing.assert_allclose(dx, _numeric_grad(ln, x, upstream), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(
@@ -105,6 +105,6 @@ def test_kernels_keep_float32():
               K.log_softmax(x), K.masked_softmax_(x.copy()), K.sigmoid(x), K.erf(x),
               *K.gelu_erf(x), *K.gelu_tanh(x), *K.layer_norm(x, w, b),
               K.gelu_tanh_backward(x, x, K.gelu_tanh(x)[1]), K.gelu_erf_backward(x, x, K.gelu_erf(x)[1])]
-    out, xhat, inv_std = K.layer_norm(x, w, b)
-    arrays += [g for g in K.layer_norm_backward(x, xhat, inv_std, w)]
+    out, xhat, std = K.layer_norm(x, w, b)
+    arrays += [g for g in K.layer_norm_backward(x, xhat, std, w)]
     assert [a.dtype for a in arrays] == [np.float32] * len(arrays)

@@ -269,13 +269,13 @@ class LayerNormFunction(Function, op="layer_norm"):
 
     def forward(self, x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
         self.weight = weight
-        out, self.xhat, self.inv_std = kernels.layer_norm(x, weight, bias, eps, normalized_ndim)
+        out, self.xhat, self.std = kernels.layer_norm(x, weight, bias, eps, normalized_ndim)
         return out
 
     def backward(self, grad):
         needs = self.needs_input_grad
         return kernels.layer_norm_backward(
-            grad, self.xhat, self.inv_std, self.weight, need_x=needs[0],
+            grad, self.xhat, self.std, self.weight, need_x=needs[0],
             need_weight=len(needs) > 1 and needs[1], need_bias=len(needs) > 2 and needs[2],
         )
 

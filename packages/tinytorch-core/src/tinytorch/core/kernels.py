@@ -14,6 +14,8 @@ and at batch 1 the method wrappers cost more than the work.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # ---------------------------------------------------------------------------------- elementwise
@@ -186,10 +188,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     >>> linear(np.ones((1, 3)), np.ones((2, 3)), np.array([0.0, 1.0])).tolist()
     [[3.0, 4.0]]
     """
-    out = x.reshape(-1, x.shape[-1]) @ weight.T
+    out = (x if x.ndim == 2 else x.reshape(-1, x.shape[-1])) @ weight.T
     if bias is not None:
         out += bias
-    return out.reshape(*x.shape[:-1], weight.shape[0])
+    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
 
 
 # ---------------------------------------------------------------------------------- softmax
@@ -280,9 +282,9 @@ def layer_norm(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x - μ) / √(σ² + eps) · weight + bias over the trailing ``normalized_ndim`` axes.
 
-    Rows are the flattened leading axes, so every reduction runs over the last axis of a 2-D
-    view, and x̂ is built in one buffer (center, then scale in place): two full-size arrays
-    (x̂ and the output) instead of the five a term-by-term NumPy version allocates.
+    x̂ is built in one buffer (center, then divide in place by σ): two full-size arrays (x̂ and
+    the output) instead of the five a term-by-term NumPy version allocates. Several normalized
+    axes are first folded into one, so every reduction runs over the last axis.
 
     Args:
         x: (..., *normalized_shape), floating.
@@ -292,39 +294,38 @@ def layer_norm(
         normalized_ndim: how many trailing axes to normalize over.
 
     Returns:
-        ``(out, xhat, inv_std)``: the result (x.shape), the normalized x̂ (x.shape) and
-        1/σ per row (rows, 1); the last two are what `layer_norm_backward` needs.
+        ``(out, xhat, std)``: the result (x.shape); x̂ as (..., d) and σ = √(var + eps) as
+        (..., 1), with d the number of normalized elements; the last two are what
+        `layer_norm_backward` needs.
 
-    >>> out, xhat, inv_std = layer_norm(np.array([[1.0, 2.0, 3.0]]), bias=np.ones(3))
-    >>> out.round(4).tolist(), inv_std.shape
+    >>> out, xhat, std = layer_norm(np.array([[1.0, 2.0, 3.0]]), bias=np.ones(3))
+    >>> out.round(4).tolist(), std.shape
     ([[-0.2247, 1.0, 2.2247]], (1, 1))
     """
     f = x.dtype.type
-    d = int(np.prod(x.shape[x.ndim - normalized_ndim:]))
-    x2d = x.reshape(-1, d)
-    inv_d = f(1 / d)
-    xhat = x2d - np.add.reduce(x2d, axis=-1, keepdims=True) * inv_d  # centered
-    inv_std = np.add.reduce(xhat * xhat, axis=-1, keepdims=True)
-    inv_std *= inv_d
-    inv_std += f(eps)
-    np.sqrt(inv_std, out=inv_std)
-    np.divide(f(1), inv_std, out=inv_std)
-    xhat *= inv_std
-    out = xhat
-    if weight is not None:
-        out = xhat * weight.reshape(-1)
+    shape = x.shape
+    if normalized_ndim != 1:  # fold the normalized axes into one
+        lead = shape[: x.ndim - normalized_ndim]
+        x = x.reshape(*lead, math.prod(shape[len(lead):]))
+        weight = None if weight is None else weight.reshape(-1)
+        bias = None if bias is None else bias.reshape(-1)
+    inv_d = f(1 / x.shape[-1])
+    xhat = x - np.add.reduce(x, axis=-1, keepdims=True) * inv_d  # centered, for now
+    std = np.add.reduce(xhat * xhat, axis=-1, keepdims=True)
+    std *= inv_d
+    std += f(eps)
+    np.sqrt(std, out=std)
+    xhat /= std
+    out = xhat if weight is None else xhat * weight
     if bias is not None:
-        if out is xhat:
-            out = xhat + bias.reshape(-1)
-        else:
-            out += bias.reshape(-1)
-    return out.reshape(x.shape), xhat.reshape(x.shape), inv_std
+        out = out + bias if out is xhat else np.add(out, bias, out=out)
+    return (out if normalized_ndim == 1 else out.reshape(shape)), xhat, std
 
 
 def layer_norm_backward(
     grad: np.ndarray,
     xhat: np.ndarray,
-    inv_std: np.ndarray,
+    std: np.ndarray,
     weight: np.ndarray | None = None,
     need_x: bool = True,
     need_weight: bool = True,
@@ -334,8 +335,8 @@ def layer_norm_backward(
 
     Args:
         grad: upstream gradient, shape of x.
-        xhat: x̂ from `layer_norm`.
-        inv_std: 1/σ per row from `layer_norm`, (rows, 1).
+        xhat: x̂ from `layer_norm`, (..., d).
+        std: σ per row from `layer_norm`, (..., 1).
         weight: γ, or None if the forward had none.
         need_x: compute dx.
         need_weight: compute dγ = Σ_rows g·x̂.
@@ -345,17 +346,16 @@ def layer_norm_backward(
         ``(dx, dweight, dbias)``, None for those not asked for (dweight and dbias have γ's shape).
 
     >>> x = np.array([[1.0, 2.0, 4.0]])
-    >>> _, xhat, inv_std = layer_norm(x)
-    >>> dx, _, _ = layer_norm_backward(np.ones_like(x), xhat, inv_std, need_weight=False,
+    >>> _, xhat, std = layer_norm(x)
+    >>> dx, _, _ = layer_norm_backward(np.ones_like(x), xhat, std, need_weight=False,
     ...                                need_bias=False)
     >>> bool(np.abs(dx).max() < 1e-12)  # shifting every input equally changes nothing
     True
     """
-    rows = inv_std.shape[0]
-    d = weight.size if weight is not None else xhat.size // max(rows, 1)
+    d = xhat.shape[-1]
     f = xhat.dtype.type
-    g2d = grad.reshape(rows, d)
-    x2d = xhat.reshape(rows, d)
+    g2d = grad.reshape(-1, d)  # rows x d: the sums below are plain 2-D reductions
+    x2d = xhat.reshape(-1, d)
     shape = weight.shape if weight is not None else (d,)
     # einsum forms the sums of products without a full-size temporary.
     grad_w = np.einsum("ij,ij->j", g2d, x2d).reshape(shape) if need_weight else None
@@ -371,7 +371,7 @@ def layer_norm_backward(
         gx -= mean_gx
         correction = x2d * mean_gx_xhat
         gx -= correction
-        gx *= inv_std
+        gx /= std.reshape(-1, 1)
         grad_x = gx.reshape(grad.shape)
     return grad_x, grad_w, grad_b
 

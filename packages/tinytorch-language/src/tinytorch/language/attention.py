@@ -81,12 +81,6 @@ class KVCache:
         self.length = 0
 
 
-def _arrays(layer: nn.Module) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The (weight, bias) arrays of a Linear or LayerNorm, None where it has none."""
-    return (layer.weight.data if layer.weight is not None else None,
-            layer.bias.data if layer.bias is not None else None)
-
-
 def layer_norm_infer(x: np.ndarray, ln: nn.LayerNorm) -> np.ndarray:
     """``ln(x)`` on arrays, for graph-free decoding: core's layer-norm kernel on ``ln``'s weights.
 
@@ -100,7 +94,9 @@ def layer_norm_infer(x: np.ndarray, ln: nn.LayerNorm) -> np.ndarray:
     >>> layer_norm_infer(np.array([[1.0, 3.0]]), nn.LayerNorm(2)).round(3).tolist()
     [[-1.0, 1.0]]
     """
-    return kernels.layer_norm(x, *_arrays(ln), ln.eps, len(ln.normalized_shape))[0]
+    weight, bias = ln.weight, ln.bias  # each a Module.__getattr__ call: read once
+    return kernels.layer_norm(x, None if weight is None else weight.data, None if bias is None else bias.data,
+                              ln.eps, len(ln.normalized_shape))[0]
 
 
 def linear_infer(x: np.ndarray, layer: nn.Linear) -> np.ndarray:
@@ -116,7 +112,8 @@ def linear_infer(x: np.ndarray, layer: nn.Linear) -> np.ndarray:
     >>> linear_infer(np.ones((1, 4)), nn.Linear(4, 2)).shape
     (1, 2)
     """
-    return kernels.linear(x, *_arrays(layer))
+    bias = layer.bias
+    return kernels.linear(x, layer.weight.data, None if bias is None else bias.data)
 
 
 class MultiHeadAttention(nn.Module):
