@@ -334,3 +334,28 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
             # Free what forward saved, and the links to the inputs, as soon as they are used.
             ctx.__dict__.clear()
             del ctx.parents
+    while _queued_callbacks:  # e.g. DistributedDataParallel averaging the gradients just computed
+        _queued_callbacks.pop(0)()
+
+
+_queued_callbacks: list[Callable[[], None]] = []
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once, when the next ``backward()`` has accumulated every gradient.
+
+    As PyTorch's ``Variable._execution_engine.queue_callback``: ``DistributedDataParallel``
+    queues its gradient averaging from ``forward`` this way.
+
+    Args:
+        callback: a function of no arguments.
+
+    >>> from tinytorch.core import Tensor
+    >>> x = Tensor([2.0], requires_grad=True)
+    >>> queue_callback(lambda: print("gradient:", x.grad))
+    >>> (x * x).sum().backward()
+    gradient: [4.]
+    """
+    if not callable(callback):
+        raise TypeError(f"queue_callback: callback must be callable, got {callback!r}")
+    _queued_callbacks.append(callback)

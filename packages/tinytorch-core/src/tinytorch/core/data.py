@@ -38,6 +38,7 @@ __all__ = [
     "random_split",
     "default_collate",
     "DataLoader",
+    "DistributedSampler",
 ]
 
 
@@ -321,6 +322,8 @@ class DataLoader:
         seed: a non-negative integer seed for shuffling, or None to use the global generator.
         collate_fn: a function turning a list of samples into a batch; default
             `default_collate`.
+        sampler: an iterable of indices giving each epoch's order instead of ``shuffle`` (e.g. a
+            `DistributedSampler`); its ``set_epoch`` is called with the loader's epoch.
 
     >>> import numpy as np
     >>> from tinytorch.core.data import TensorDataset
@@ -337,6 +340,7 @@ class DataLoader:
         drop_last: bool = False,
         seed: int | None = None,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        sampler: Any = None,
     ):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(
@@ -363,6 +367,12 @@ class DataLoader:
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {collate_fn!r}")
 
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("DataLoader: sampler and shuffle=True are exclusive (the sampler decides the order)")
+            if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+                raise TypeError(f"DataLoader: sampler must have __iter__ and __len__, got {type(sampler).__name__}")
+        self.sampler = sampler
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -390,17 +400,21 @@ class DataLoader:
         self._epoch = int(epoch)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
             return n // self.batch_size
         return -(-n // self.batch_size)
 
     def _order(self, epoch: int) -> np.ndarray:
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
         if self.seed is not None:
-            return np.random.default_rng([self.seed, epoch]).permutation(n)
+            return shuffled_order(n, self.seed, epoch)
         return get_rng().permutation(n)
 
     def __iter__(self) -> Iterator[Any]:
@@ -418,6 +432,51 @@ class DataLoader:
         for start in range(0, min(stop, len(order)), self.batch_size):
             yield self._fetch(order[start : start + self.batch_size])
 
+    def shard(self, num_replicas: int, rank: int, training: bool = True) -> DataLoader:
+        """This loader's share for ``rank`` of ``num_replicas`` ranks (what the Trainer runs on each rank).
+
+        For training, the batch of ``batch_size`` samples is split: each rank gets
+        ``batch_size // num_replicas`` of them through a `DistributedSampler` with the loader's
+        seed, so the ranks' batches of a step together are this loader's batch. For evaluation
+        (``training=False``) every rank gets every N-th sample, without padding, in batches of
+        ``batch_size``, so each sample is evaluated exactly once.
+
+        Args:
+            num_replicas: the number of ranks.
+            rank: this rank.
+            training: shard a training loader (split the batch) or an evaluation loader.
+
+        Raises:
+            ValueError: the batch is smaller than, or not a multiple of, ``num_replicas``; the data
+                set is smaller than ``num_replicas``; a shuffled loader has no seed (the ranks
+                must agree on the order).
+
+        >>> import numpy as np
+        >>> from tinytorch.core.data import TensorDataset
+        >>> loader = DataLoader(TensorDataset(np.arange(8)), batch_size=4)
+        >>> [b[0].tolist() for b in loader.shard(2, rank=1)]
+        [[1, 3], [5, 7]]
+        """
+        n = len(self.dataset)
+        if n < num_replicas:
+            raise ValueError(f"DataLoader.shard: the data set has {n} samples, fewer than the {num_replicas} ranks")
+        collate = self.collate_fn if self._custom_collate else None
+        if not training:
+            return DataLoader(self.dataset, batch_size=self.batch_size, collate_fn=collate,
+                              sampler=np.arange(rank, n, num_replicas))
+        if self.batch_size < num_replicas or self.batch_size % num_replicas:
+            raise ValueError(f"DataLoader.shard: the batch of {self.batch_size} samples cannot be split evenly "
+                             f"over {num_replicas} ranks (use a multiple of {num_replicas}, or fewer ranks)")
+        if self.shuffle and self.seed is None:
+            raise ValueError("DataLoader.shard: a shuffled loader needs a seed (DataLoader(seed=...)) so that "
+                             "every rank draws the same order")
+        sampler = DistributedSampler(self.dataset, num_replicas, rank, shuffle=self.shuffle,
+                                     seed=self.seed or 0, drop_last=self.drop_last)
+        loader = DataLoader(self.dataset, batch_size=self.batch_size // num_replicas, drop_last=self.drop_last,
+                            collate_fn=collate, sampler=sampler)
+        loader._epoch = self._epoch
+        return loader
+
     def _fetch(self, indices: np.ndarray) -> Any:
         if not self._custom_collate:
             getitems = getattr(self.dataset, "__getitems__", None)
@@ -430,5 +489,106 @@ class DataLoader:
         return (
             f"DataLoader(dataset={type(self.dataset).__name__}(len={len(self.dataset)}), "
             f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}, "
-            f"seed={self.seed})"
+            f"seed={self.seed}" + (f", sampler={self.sampler!r})" if self.sampler is not None else ")")
+        )
+
+
+def shuffled_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of ``range(n)`` that ``DataLoader(shuffle=True, seed=seed)`` uses in epoch ``epoch``.
+
+    Args:
+        n: the data set's length.
+        seed: the loader's seed.
+        epoch: the epoch (0-based).
+
+    >>> shuffled_order(5, seed=0, epoch=0).tolist() == DataLoader(range(5), shuffle=True, seed=0)._order(0).tolist()
+    True
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class DistributedSampler:
+    """The indices of one rank's share of a data set, as PyTorch's ``DistributedSampler``.
+
+    Each epoch the indices ``0..len(dataset)-1`` are put in order — shuffled by ``(seed, epoch)``
+    exactly as ``DataLoader(shuffle=True, seed=seed)`` shuffles them — and rank ``r`` of ``N``
+    takes every N-th from position ``r``. The shares are disjoint and together cover the data
+    set. When ``len(dataset)`` is not a multiple of N, the order is padded by repeating its
+    start (``drop_last=False``, so every sample is seen and some twice) or cut to a multiple
+    of N (``drop_last=True``), so every rank has the same number of samples. With a per-rank
+    batch of B/N, step k of the ranks together covers positions ``k*B .. (k+1)*B - 1`` of the
+    order: the same batch as one process with batch B.
+
+    Args:
+        dataset: anything with ``__len__``.
+        num_replicas: the number of ranks (default: the process group's world size).
+        rank: this rank (default: the process group's rank).
+        shuffle: shuffle every epoch (else the natural order).
+        seed: the shuffling seed, the same on every rank.
+        drop_last: cut the order to a multiple of ``num_replicas`` instead of padding it.
+
+    >>> import numpy as np
+    >>> ranks = [DistributedSampler(range(10), num_replicas=3, rank=r, shuffle=False) for r in range(3)]
+    >>> [list(s) for s in ranks]  # 10 samples, padded to 12 by repeating the first two
+    [[0, 3, 6, 9], [1, 4, 7, 0], [2, 5, 8, 1]]
+    >>> sampler = DistributedSampler(range(10), num_replicas=2, rank=0, seed=1)
+    >>> sampler.set_epoch(3); first = list(sampler); sampler.set_epoch(3); first == list(sampler)
+    True
+    """
+
+    def __init__(self, dataset: Any, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if num_replicas is None or rank is None:
+            from . import distributed
+
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        for name, value, minimum in (("num_replicas", num_replicas, 1), ("rank", rank, 0), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+                raise ValueError(f"DistributedSampler: {name} must be an integer >= {minimum}, got {value!r}")
+        if rank >= num_replicas:
+            raise ValueError(f"DistributedSampler: rank must be in 0..{num_replicas - 1}, got {rank}")
+        n = len(dataset)
+        if n < num_replicas:
+            raise ValueError(f"DistributedSampler: the data set has {n} samples, fewer than the "
+                             f"{num_replicas} ranks that share it")
+        self.dataset, self.num_replicas, self.rank = dataset, int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.epoch = 0
+        if drop_last:
+            self.num_samples = n // self.num_replicas
+        else:
+            self.num_samples = -(-n // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s order from the next iteration on (the same on every rank).
+
+        Args:
+            epoch: a non-negative integer.
+
+        >>> s = DistributedSampler(range(4), num_replicas=2, rank=0); s.set_epoch(1); s.epoch
+        1
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"DistributedSampler.set_epoch: epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def indices(self) -> np.ndarray:
+        """This rank's indices for the current epoch."""
+        n = len(self.dataset)
+        order = shuffled_order(n, self.seed, self.epoch) if self.shuffle else np.arange(n)
+        if self.total_size > n:  # pad by repeating the start (more than once for tiny data sets)
+            order = np.resize(order, self.total_size)
+        return order[self.rank:self.total_size:self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __repr__(self) -> str:
+        return (f"DistributedSampler(rank={self.rank}, num_replicas={self.num_replicas}, "
+                f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last})"
         )

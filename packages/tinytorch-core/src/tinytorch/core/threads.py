@@ -107,6 +107,9 @@ def physical_cores() -> int:
 def training_threads(setting: int | str = "auto") -> int:
     """The BLAS thread count a training command uses: ``"auto"`` is `physical_cores`.
 
+    In a rank started by ``tito run`` (which sets ``TINYTORCH_RANK_THREADS``, one by default),
+    ``"auto"`` is that rank's share instead, so N ranks do not oversubscribe the cores.
+
     Args:
         setting: ``"auto"``, or a positive integer (as an int or a string of digits).
 
@@ -117,7 +120,9 @@ def training_threads(setting: int | str = "auto") -> int:
     (1, 3, True)
     """
     if setting == "auto":
-        return physical_cores()
+        # A rank of `tito run -n N` is given its share of the cores by the launcher.
+        per_rank = os.environ.get("TINYTORCH_RANK_THREADS", "")
+        return int(per_rank) if per_rank.isdecimal() and int(per_rank) > 0 else physical_cores()
     if isinstance(setting, str) and setting.strip().isdecimal():
         setting = int(setting)
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:

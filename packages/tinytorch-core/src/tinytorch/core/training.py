@@ -36,12 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from . import distributed as dist
 from . import io
 from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
 from .checkpoint import check_finite_weights, read_training_checkpoint, training_payload
 from .nn.module import Module
-from .random import get_rng_state, set_rng_state
+from .random import get_rng, get_rng_state, set_rng_state
 from .tensor import Tensor
 
 Metric = Callable[[Tensor, Any], float]
@@ -186,6 +187,13 @@ class Trainer:
         on_nonfinite: ``"raise"`` (NonFiniteLossError) or ``"stop"`` (end with
             ``stop_reason="non_finite"``). Either way the bad step is not taken and nothing is saved.
 
+    Distributed: when a process group of several ranks is running (``tito run -n N``,
+    ``tinytorch.core.distributed``), ``fit`` wraps the model in ``DistributedDataParallel``,
+    gives each rank its share of every batch (``DataLoader.shard``: the loader's batch size is
+    the global batch) and of the validation data, reduces losses and metrics over the ranks
+    (so every rank records the same history and takes the same decisions), and lets rank 0
+    alone show progress and write checkpoints. Every rank can ``load_checkpoint`` that file.
+
     >>> import numpy as np
     >>> from tinytorch.core import nn, optim, data
     >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
@@ -239,6 +247,8 @@ class Trainer:
         self.planned_steps: int | None = None
         self.stop_reason: str | None = None
         self.stop_detail: str | None = None
+        self._forward_model: Module = model  # the DistributedDataParallel wrapper in a process group
+        self._rank_seeded = False  # the global generator already differs per rank (dropout)
 
     # -------------------------------------------------------------- control
     def request_stop(self, reason: str, detail: str | None = None) -> None:
@@ -259,9 +269,11 @@ class Trainer:
             NonFiniteLossError: the loss or the gradient norm is nan/inf; the optimizer step was
                 not taken, so the weights are those of the previous step.
         """
-        outputs = self.model(inputs)
+        outputs = self._forward_model(inputs)
         loss = self.loss_fn(outputs, targets)
         value = float(loss.item())
+        if dist.is_distributed():  # the mean over the ranks' equal shares; every rank agrees on a nan
+            value = float(dist.all_reduce(np.array([value]), op="mean")[0])
         where = f"epoch {self.epoch + 1}, step {self.global_step + 1}"
         if not math.isfinite(value):
             raise NonFiniteLossError(f"loss became {value} at {where}: the step was not taken")
@@ -311,6 +323,8 @@ class Trainer:
             raise ValueError(f"fit: time_budget must be a positive finite number of seconds, got {time_budget!r}")
         if epochs is None and max_steps is None and time_budget is None:
             epochs = 1
+        if dist.is_distributed():
+            train_data, val_data = self._distribute(train_data, val_data)
         steps_per_epoch = len(train_data) if hasattr(train_data, "__len__") else None
         if steps_per_epoch == 0:
             raise ValueError("fit: train_data yields no batches (is the data set smaller than the batch size "
@@ -336,7 +350,7 @@ class Trainer:
         self._eval_every, self._steps_per_epoch = eval_every, steps_per_epoch
 
         callbacks = list(self.callbacks)
-        if self.progress:
+        if self.progress and dist.get_rank() == 0:
             callbacks.append(ProgressBar(bar=self.progress is True, unit=self.unit))
         self._active, self._val_data, self._val_name = callbacks, val_data, val_name
         nonfinite = None
@@ -434,6 +448,12 @@ class Trainer:
             self.scheduler.step()
         logs = {"loss": loss, **{name: float(fn(outputs, targets)) for name, fn in self.metrics.items()}}
         rows, units = _batch_size(inputs), int(self.count_units(inputs))
+        if dist.is_distributed():  # the ranks' shares are equal: means of means, totals of counts
+            world = dist.get_world_size()
+            metric_names = list(self.metrics)
+            values = dist.all_reduce(np.array([logs[k] for k in metric_names] + [0.0]), op="mean")
+            logs.update({k: float(v) for k, v in zip(metric_names, values)})
+            rows, units = rows * world, units * world
         seconds = time.perf_counter() - start
         self._meter.add(logs, rows, units, seconds)
         self.history.steps.append({"step": self.global_step, **logs, "lr": lr})
@@ -461,7 +481,8 @@ class Trainer:
         if self._deadline is None:
             return True
         step = self._step_seconds or 0.0
-        return time.perf_counter() + step + self._reserve(val_data) <= self._deadline
+        fits = time.perf_counter() + step + self._reserve(val_data) <= self._deadline
+        return dist.broadcast_object(fits) if dist.is_distributed() else fits  # rank 0 decides for all
 
     def _time_one_eval_batch(self, val_data: Iterable) -> None:
         """Estimate an evaluation's cost from a validation batch (before any evaluation has run).
@@ -499,6 +520,8 @@ class Trainer:
         total = self.global_step + max(1, int(remaining / per_step))
         if self._max_steps is not None:
             total = min(total, self._max_steps)
+        if dist.is_distributed():  # the same schedule (and so the same weights) on every rank
+            total = dist.broadcast_object(total)
         self.planned_steps = total
         self.scheduler.set_total_steps(max(total, self.global_step + 1))
 
@@ -519,8 +542,11 @@ class Trainer:
             limit = None if final else self._eval_batches
             row.update({f"{self._val_name}_{k}": v for k, v in self.evaluate(val_data, max_batches=limit).items()})
             self._eval_batch_seconds = (time.perf_counter() - start) / max(1, self._evaluated_batches)
-            self._last_eval_was_partial = limit is not None and not (
+            partial = limit is not None and not (
                 hasattr(val_data, "__len__") and self._evaluated_batches >= len(val_data))
+            if dist.is_distributed():  # shards differ in length by a batch at most: partial anywhere counts
+                partial = bool(dist.all_reduce(np.array([float(partial)]), op="max")[0])
+            self._last_eval_was_partial = partial
         for key in ("loss", f"{self._val_name}_loss"):
             if key in row and not math.isfinite(row[key]):
                 # A diverged model: no row, no callbacks, so no checkpoint replaces the last good one.
@@ -566,6 +592,10 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + v * n
         finally:
             self.model.train(was_training)
+        if dist.is_distributed():  # weighted sums of every rank's share
+            names = ["loss", *self.metrics]
+            totals = dist.all_reduce(np.array([sums.get(k, 0.0) for k in names] + [float(seen)]))
+            sums, seen = dict(zip(names, totals[:-1].tolist())), int(totals[-1])
         if seen == 0:
             raise ValueError("evaluate: the data yielded no batches")
         return {k: v / seen for k, v in sums.items()}
@@ -577,15 +607,22 @@ class Trainer:
     def save_checkpoint(self, path: str | Path, extra_metadata: dict[str, Any] | None = None) -> None:
         """Atomically save model, optimizer, schedule, loop position, history and the global RNG.
 
+        In a process group every rank must call it (``ModelCheckpoint`` does): rank 0 writes the
+        file, with every rank's generator state, and the others wait until it is written.
+
         Raises:
             FloatingPointError: a weight is not finite; nothing is written, so the previous
                 checkpoint at ``path`` stays as it was.
         """
         check_finite_weights(self.model)
-        position = {"epoch": self.epoch, "global_step": self.global_step, "batch_in_epoch": self.batch_in_epoch}
-        tensors, metadata = training_payload(self.model, self.optimizer, self._schedulers(), position,
-                                             self.history.to_dict(), get_rng_state(), extra_metadata)
-        io.save(tensors, path, metadata=metadata)
+        if dist.is_distributed():  # collective: every rank's generator, so dropout resumes exactly
+            extra_metadata = {**(extra_metadata or {}), "rank_rng_states": dist.all_gather_object(get_rng_state())}
+        if dist.get_rank() == 0:  # the weights are the same everywhere: rank 0 writes the one file
+            position = {"epoch": self.epoch, "global_step": self.global_step, "batch_in_epoch": self.batch_in_epoch}
+            tensors, metadata = training_payload(self.model, self.optimizer, self._schedulers(), position,
+                                                 self.history.to_dict(), get_rng_state(), extra_metadata)
+            io.save(tensors, path, metadata=metadata)
+        dist.barrier()  # the file exists for every rank once any rank goes on
 
     def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
         """Restore what ``save_checkpoint`` wrote, so ``fit`` continues exactly where it stopped.
@@ -613,7 +650,31 @@ class Trainer:
         self.batch_in_epoch = int(metadata.get("batch_in_epoch", 0))
         self.history = History.from_dict(metadata["history"])
         set_rng_state(metadata["rng_state"])
+        rank_states = metadata.get("rank_rng_states")
+        if dist.is_distributed() and isinstance(rank_states, list) and len(rank_states) == dist.get_world_size():
+            set_rng_state(rank_states[dist.get_rank()])
+            self._rank_seeded = True
         return metadata
+
+    # -------------------------------------------------------------- process groups
+    def _distribute(self, train_data: Iterable, val_data: Iterable | None) -> tuple[Iterable, Iterable | None]:
+        """Wrap the model for gradient averaging and give this rank its share of the data."""
+        from .nn.parallel import DistributedDataParallel
+
+        world, rank = dist.get_world_size(), dist.get_rank()
+        if not isinstance(self._forward_model, DistributedDataParallel):
+            self._forward_model = DistributedDataParallel(self.model)  # rank 0's initial weights everywhere
+        if not self._rank_seeded:  # one draw agreed by all ranks, then a stream per rank (dropout)
+            seed = int(get_rng().integers(2**63))
+            set_rng_state(np.random.default_rng([seed, rank]).bit_generator.state)
+            self._rank_seeded = True
+        if not hasattr(train_data, "shard"):
+            raise ValueError(f"fit: distributed training over {world} ranks needs train_data with a shard() "
+                             f"method (a DataLoader), got {type(train_data).__name__}")
+        train_data = train_data.shard(world, rank, training=True)
+        if val_data is not None and hasattr(val_data, "shard"):
+            val_data = val_data.shard(world, rank, training=False)
+        return train_data, val_data
 
 
 __all__ = [
