@@ -21,13 +21,11 @@ from hypothesis import strategies as st
 from tinytorch.core import distributed as dist
 from tinytorch.core.data import DataLoader, DistributedSampler, TensorDataset
 from tinytorch.core.io import load
-
 from tinytorch.core.launch import LaunchError, launch, mpiexec_command
 
 JOB = Path(__file__).with_name("ddp_job.py")
 sys.path.insert(0, str(JOB.parent))
 import ddp_job  # noqa: E402
-
 
 # Without the distributed extra (a bare `pip install tinytorch-core`) only the rank-free tests run.
 needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py is not installed")
