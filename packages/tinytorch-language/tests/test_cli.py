@@ -176,3 +176,24 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(corpus, tmp_path,
     from tinytorch.core import io
 
     assert io.load_metadata(out)["global_step"] == 3
+
+
+def test_nproc_2_trains_as_one_process_with_the_whole_batch(corpus, tmp_path):
+    args = ["language", "train", "--text", str(corpus), *SMALL, "--json", "--sample", "0"]
+    one = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "one.safetensors")])
+    assert one.exit_code == 0, one.output
+    proc = subprocess.run([sys.executable, "-m", "tito", *args, "--out", str(tmp_path / "two.safetensors"),
+                           "--nproc", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    single, ranks = json.loads(one.output.strip().splitlines()[-1]), json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ranks["steps"] == single["steps"] == 6 and ranks["checkpoint_step"] == 6
+    assert ranks["threads"] == 1  # a rank of the launcher: one BLAS thread
+    assert ranks["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
+    assert ranks["val_loss"] == pytest.approx(single["val_loss"], rel=1e-5)  # the final, full evaluation
+
+
+def test_nproc_that_cannot_split_the_batch_is_refused(corpus):
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL, "--nproc", "3"])
+    assert result.exit_code == 2 and "3 ranks cannot split a batch of 4 sequences evenly" in result.output
+    result = CliRunner().invoke(cli, ["language", "train", "--nproc", "zero"])
+    assert result.exit_code == 2 and "nproc must be a positive integer or 'auto'" in result.output

@@ -127,3 +127,22 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(fashion_root, tmp
     assert result.exit_code == 130, result.output
     assert f"the last checkpoint (epoch 1) is {ckpt}" in result.output
     assert f"continue with: tito vision train fashion-mnist --resume {ckpt}" in result.output
+
+
+def test_nproc_2_trains_and_refuses_an_uneven_split(fashion_root, tmp_path):
+    # The MLP has dropout, drawn per rank, so the figures differ from one process's; the exact
+    # equivalence without dropout is tested in core (tests/test_distributed.py).
+    args = ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--model", "mlp", "--no-augment",
+            "--epochs", "2", "--batch-size", "50", "--limit", "100", "--json"]
+    out = tmp_path / "two.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "tito", *args, "--out", str(out), "--nproc", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ranks = json.loads(proc.stdout)  # rank 0's report only: one JSON document
+    assert [row["step"] for row in ranks["history"]["steps"]] == [1, 2, 3, 4]  # 100 images / 50 per step
+    assert 0 <= ranks["test_accuracy"] <= 1 and ranks["epochs"] == 2
+    from tinytorch.core import io
+
+    assert io.load_metadata(out)["global_step"] == 4
+    uneven = CliRunner().invoke(cli, args + ["--nproc", "3"])
+    assert uneven.exit_code == 2 and "3 ranks cannot split a batch of 50 images evenly" in uneven.output

@@ -217,6 +217,79 @@ def _death_report(dead: dict[str, int], launch_dir: Path, code: int) -> str:
     return f"tito run: the job failed with exit code {code}"
 
 
+# ------------------------------------------------------------------ --nproc of the training commands
+def in_rank() -> bool:
+    """True inside a rank started by `launch` (or by any ``mpiexec`` of MPICH).
+
+    >>> in_rank()
+    False
+    """
+    return "PMI_RANK" in os.environ or "TINYTORCH_LAUNCH_DIR" in os.environ
+
+
+def resolve_nproc(setting: int | str) -> int:
+    """The number of ranks for ``--nproc``: a positive integer, or ``"auto"`` (one per physical core).
+
+    Args:
+        setting: ``"auto"`` or a positive integer (int or string of digits).
+
+    Raises:
+        ValueError: anything else, naming the value.
+
+    >>> resolve_nproc("3"), resolve_nproc(1)
+    (3, 1)
+    """
+    if setting == "auto":
+        from .threads import physical_cores
+
+        return physical_cores()
+    if isinstance(setting, str) and setting.strip().isdecimal():
+        setting = int(setting)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise ValueError(f"nproc must be a positive integer or 'auto', got {setting!r}")
+    return setting
+
+
+def _without_option(argv: Sequence[str], name: str) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
+def relaunch(nproc: int, command: Sequence[str] = (), argv: Sequence[str] | None = None) -> int | None:
+    """Run this ``tito`` command again on ``nproc`` ranks (``--nproc``), or None to go on here.
+
+    None when ``nproc`` is 1 or this process already is a rank; otherwise the ranks run
+    ``python -m tito ARGV`` (``--nproc`` removed, one BLAS thread each) and their exit code is
+    returned.
+
+    Args:
+        nproc: the number of ranks (see `resolve_nproc`).
+        command: the words of the subcommand (``("vision", "train")``), which ``argv`` must hold.
+        argv: the command's arguments after ``tito`` (default ``sys.argv[1:]``).
+
+    Raises:
+        LaunchError: ``argv`` is not this command's command line (e.g. called from a test runner).
+
+    >>> relaunch(1) is None
+    True
+    """
+    if nproc == 1 or in_rank():
+        return None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = iter(argv)
+    if not all(word in words for word in command):  # in order, as typed
+        raise LaunchError(f"--nproc starts `tito {' '.join(command)}` again on the ranks, but this process's "
+                          f"command line is not that command: {argv[:4]}")
+    return launch("tito", _without_option(argv, "--nproc"), nproc=nproc, module=True)
+
+
 # ------------------------------------------------------------------ the rank side
 def _rank_main(argv: list[str]) -> None:
     """Run one rank: ``python -m tinytorch.core.launch SCRIPT ARGS`` (or ``-m MODULE ARGS``)."""

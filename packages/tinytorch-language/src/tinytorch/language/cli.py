@@ -59,6 +59,25 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
     return "the seed's model", SEED_RECIPE
 
 
+def _relaunch_on_ranks(ctx: click.Context, nproc: str, batch_size: int | None) -> None:
+    """With ``--nproc N`` > 1, run this command on N ranks (tinytorch.core.launch) and exit with their code."""
+    from tinytorch.core.launch import LaunchError, relaunch, resolve_nproc
+
+    try:
+        n = resolve_nproc(nproc)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--nproc") from None
+    if batch_size is not None and (batch_size < n or batch_size % n):
+        raise click.BadParameter(f"{n} ranks cannot split a batch of {batch_size} sequences evenly; use a "
+                                 f"--batch-size that is a multiple of {n}", param_hint="--nproc")
+    try:
+        code = relaunch(n, command=("language", "train"))
+    except (LaunchError, ImportError) as e:
+        raise click.ClickException(str(e)) from None
+    if code is not None:
+        ctx.exit(code)
+
+
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
@@ -96,13 +115,16 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the weights and the data order [default: 0].")
 @click.option("--threads", default="auto", show_default=True,
               help="BLAS threads: a number, or 'auto' (one per physical core).")
+@click.option("--nproc", default="1", show_default=True,
+              help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
+                   "takes batch-size/N sequences of every batch and one BLAS thread.")
 @click.option("--sample", default=200, show_default=True, type=click.IntRange(min=0),
               help="Characters/tokens to generate after training (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
 @click.pass_context
 def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, context, dropout, batch_size, lr,
           warmup, max_steps, epochs, time_budget, val_fraction, eval_every, eval_batches, out, resume,
-          seed, threads, sample, as_json) -> None:
+          seed, threads, nproc, sample, as_json) -> None:
     """Train TinyGPT on Tiny Shakespeare (or --text), char-level by default.
 
     \b
@@ -119,6 +141,8 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         n_threads = training_threads(threads)  # a bad --threads fails here, before any data is read
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--threads") from None
+    _relaunch_on_ranks(ctx, nproc, batch_size if batch_size is not None or resume else
+                       _recipe(time_budget)[1]["batch_size"])
     set_num_threads(n_threads)
     out = out or resume or DEFAULT_OUT
     io.check_destination(out, what="--out")  # before training, not after the first evaluation

@@ -26,6 +26,27 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
 
+def _relaunch_on_ranks(ctx: click.Context, nproc: str, batch_size: int, limit: int | None) -> None:
+    """With ``--nproc N`` > 1, run this command on N ranks (tinytorch.core.launch) and exit with their code."""
+    from tinytorch.core.launch import LaunchError, relaunch, resolve_nproc
+
+    try:
+        n = resolve_nproc(nproc)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--nproc") from None
+    if batch_size < n or batch_size % n:
+        raise click.BadParameter(f"{n} ranks cannot split a batch of {batch_size} images evenly; use a "
+                                 f"--batch-size that is a multiple of {n}", param_hint="--nproc")
+    if limit is not None and limit < n:
+        raise click.BadParameter(f"{n} ranks cannot share {limit} training images (--limit)", param_hint="--nproc")
+    try:
+        code = relaunch(n, command=("vision", "train"))
+    except (LaunchError, ImportError) as e:
+        raise click.ClickException(str(e)) from None
+    if code is not None:
+        ctx.exit(code)
+
+
 @vision.command()
 @click.argument("dataset", type=click.Choice(DATASET_NAMES))
 @click.option("--model", default="small_cnn", show_default=True, type=click.Choice(MODEL_NAMES))
@@ -51,11 +72,15 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--download", is_flag=True, help="Download missing data files (sha256-checked).")
 @click.option("--threads", default="auto", show_default=True,
               help="BLAS threads: a number, or 'auto' (one per physical core).")
+@click.option("--nproc", default="1", show_default=True,
+              help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
+                   "takes batch-size/N images of every batch and one BLAS thread; the result is that of "
+                   "one process with the whole batch.")
 @click.option("--json", "as_json", is_flag=True, help="No progress display; print the result as JSON.")
 @click.pass_context
 def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batch_size: int, lr: float,
           seed: int, no_augment: bool, limit: int | None, val_fraction: float, out: str | None,
-          resume: str | None, root: str | None, download: bool, threads: str, as_json: bool) -> None:
+          resume: str | None, root: str | None, download: bool, threads: str, nproc: str, as_json: bool) -> None:
     """Train MODEL on DATASET, print per-epoch test accuracy, checkpoint every epoch.
 
     \b
@@ -92,6 +117,8 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
         if epochs is not None and epochs < saved["epochs"]:
             raise click.UsageError(f"--epochs {epochs} is fewer than the {saved['epochs']} epochs {resume} "
                                    "was planned for; a resumed run can only train longer")
+    _relaunch_on_ranks(ctx, nproc, read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size,
+                       limit)
     out = out or resume or "vision.safetensors"
     echo = None if as_json else click.echo
     progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")

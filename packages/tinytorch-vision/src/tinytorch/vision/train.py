@@ -127,6 +127,24 @@ class AugmentedLoader:
 
     def __init__(self, loader: DataLoader, transform=None, seed: int = 0):
         self.loader, self.transform, self.seed = loader, transform, seed
+        self.rank = 0  # ranks of a distributed run draw different augmentations
+
+    def shard(self, num_replicas: int, rank: int, training: bool = True) -> AugmentedLoader:
+        """This loader's share for ``rank`` of ``num_replicas`` (core ``DataLoader.shard``), augmented.
+
+        Args:
+            num_replicas: the number of ranks.
+            rank: this rank; ranks other than 0 draw their own augmentation stream.
+            training: split each batch over the ranks (else: every N-th sample).
+
+        >>> from tinytorch.core.data import TensorDataset
+        >>> data = TensorDataset(np.zeros((8, 1, 4, 4), dtype=np.float32), np.arange(8))
+        >>> [y.tolist() for _, y in AugmentedLoader(DataLoader(data, batch_size=4)).shard(2, rank=1)]
+        [[1, 3], [5, 7]]
+        """
+        sharded = AugmentedLoader(self.loader.shard(num_replicas, rank, training), self.transform, self.seed)
+        sharded.rank = rank
+        return sharded
 
     def set_epoch(self, epoch: int) -> None:
         """Fix the shuffling order and the augmentation of ``epoch`` (0-based).
@@ -140,7 +158,7 @@ class AugmentedLoader:
         return len(self.loader)
 
     def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.loader.epoch, 1])
+        rng = np.random.default_rng([self.seed, self.loader.epoch, 1] + ([self.rank] if self.rank else []))
         for x, y in self.loader:
             if self.transform is not None:
                 x = Tensor(self.transform(x.data, rng))
