@@ -21,10 +21,11 @@ def _numeric_grad(fn, x, upstream, eps=1e-6):
     return grad
 
 
-def test_linear_is_one_gemm_over_any_leading_shape():
-    x = rng.standard_normal((2, 3, 5))
+@pytest.mark.parametrize("shape", [(2, 3, 5), (1, 3, 5), (2, 1, 3, 5), (3, 5), (5,)])
+def test_linear_is_one_gemm_over_any_leading_shape(shape):
+    x = rng.standard_normal(shape)
     w, b = rng.standard_normal((4, 5)), rng.standard_normal(4)
-    expected = np.einsum("btk,ok->bto", x, w) + b
+    expected = np.einsum("...k,ok->...o", x, w) + b
     np.testing.assert_allclose(K.linear(x, w, b), expected, rtol=1e-12)
     np.testing.assert_allclose(K.linear(x, w), expected - b, rtol=1e-12)
 

@@ -188,10 +188,11 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     >>> linear(np.ones((1, 3)), np.ones((2, 3)), np.array([0.0, 1.0])).tolist()
     [[3.0, 4.0]]
     """
-    out = (x if x.ndim == 2 else x.reshape(-1, x.shape[-1])) @ weight.T
+    fold = x.ndim > 2 and x.size != x.shape[-2] * x.shape[-1]  # (1, T, C) is one GEMM already
+    out = (x.reshape(-1, x.shape[-1]) if fold else x) @ weight.T
     if bias is not None:
         out += bias
-    return out if x.ndim == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
+    return out.reshape(*x.shape[:-1], weight.shape[0]) if fold else out
 
 
 # ---------------------------------------------------------------------------------- softmax
@@ -253,7 +254,7 @@ def masked_softmax_(scores: np.ndarray, bias: np.ndarray | None = None) -> np.nd
     """
     if bias is not None:
         scores += bias
-    m = scores.max(axis=-1, keepdims=True)
+    m = np.maximum.reduce(scores, axis=-1, keepdims=True)
     masked_rows = None
     if bias is not None:
         masked_rows = ~np.isfinite(m)

@@ -96,7 +96,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndar
     (1, 2, 3, 4)
     """
     f = q.dtype.type
-    s = q @ np.swapaxes(k, -1, -2)  # (..., L, S)
+    s = q @ k.swapaxes(-1, -2)  # (..., L, S)
     s *= f(scale)
     p = masked_softmax_(s, bias)
     keep = None
