@@ -17,7 +17,7 @@ from tinytorch.core import Tensor, manual_seed, nn, optim
 from tinytorch.core import distributed as dist
 from tinytorch.core.callbacks import Callback, ModelCheckpoint
 from tinytorch.core.data import DataLoader, TensorDataset
-from tinytorch.core.nn.parallel import DistributedDataParallel
+from tinytorch.core.nn.parallel import DistributedDataParallel, SyncBatchNorm
 from tinytorch.core.training import Trainer, accuracy
 
 BATCH = 12  # the global batch: a multiple of 2 and of 3
@@ -31,9 +31,9 @@ def problem(dtype):
     return x, y
 
 
-def model_for(dtype, dropout=0.0, seed=0):
+def model_for(dtype, dropout=0.0, seed=0, sync_bn=False):
     manual_seed(seed)
-    layers = [nn.Linear(5, 16), nn.Tanh()]
+    layers = [nn.Linear(5, 16)] + ([SyncBatchNorm(16)] if sync_bn else []) + [nn.Tanh()]
     if dropout:
         layers.append(nn.Dropout(dropout))
     model = nn.Sequential(*layers, nn.Linear(16, 3))
@@ -45,11 +45,11 @@ def trainer_for(model, lr=0.1, callbacks=()):
                    metrics={"accuracy": accuracy}, callbacks=callbacks, progress=False)
 
 
-def fit(dtype, steps, seed=0, dropout=0.0, trainer=None, callbacks=()):
+def fit(dtype, steps, seed=0, dropout=0.0, trainer=None, callbacks=(), sync_bn=False):
     """The run every mode shares: the Trainer on a shuffled loader with the global batch."""
     x, y = problem(dtype)
     if trainer is None:
-        trainer = trainer_for(model_for(dtype, dropout, seed), callbacks=callbacks)
+        trainer = trainer_for(model_for(dtype, dropout, seed, sync_bn), callbacks=callbacks)
     loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True, seed=3)
     val = DataLoader(TensorDataset(x[:40], y[:40]), batch_size=7)
     history = trainer.fit(loader, max_steps=steps, val_data=val, eval_every=4)
@@ -67,6 +67,13 @@ def mode_trainer(out: Path, steps: int) -> None:
         name = np.dtype(dtype).name
         np.savez(out / f"trainer-{name}-rank{dist.get_rank()}.npz", **weights(trainer.model),
                  val_loss=np.array(history["val_loss"]), loss=np.array([r["loss"] for r in history.steps]))
+
+
+def mode_syncbn(out: Path, steps: int) -> None:
+    """SyncBatchNorm in float64: weights and running statistics of the global batch."""
+    trainer, history = fit(np.float64, steps, seed=dist.get_rank() + 1, sync_bn=True)
+    np.savez(out / f"syncbn-rank{dist.get_rank()}.npz", **weights(trainer.model),
+             val_loss=np.array(history["val_loss"]))
 
 
 def mode_ddp(out: Path, steps: int) -> None:
@@ -134,6 +141,8 @@ if __name__ == "__main__":
     dist.init_process_group()
     if mode == "trainer":
         mode_trainer(out, int(sys.argv[3]))
+    elif mode == "syncbn":
+        mode_syncbn(out, int(sys.argv[3]))
     elif mode == "ddp":
         mode_ddp(out, int(sys.argv[3]))
     elif mode == "resume":

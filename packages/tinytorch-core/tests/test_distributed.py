@@ -75,6 +75,45 @@ def test_ranks_take_the_steps_of_one_process_with_the_whole_batch(tmp_path, capf
 
 
 @needs_mpi
+def test_sync_batch_norm_on_ranks_is_batch_norm_of_the_whole_batch(tmp_path, capfd):
+    steps = 6
+    code, out, err, _ = run_job(capfd, "syncbn", tmp_path, steps, nproc=2)
+    assert code == 0, err
+    trainer, history = ddp_job.fit(np.float64, steps, seed=1, sync_bn=True)
+    expected = ddp_job.weights(trainer.model)
+    assert "1.running_var" in expected and expected["1.num_batches_tracked"] == steps
+    for rank in range(2):
+        got = saved(tmp_path / f"syncbn-rank{rank}.npz")
+        for key, value in expected.items():  # running statistics included: those of the whole batch
+            np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-10, err_msg=f"rank {rank} {key}")
+        np.testing.assert_allclose(got["val_loss"], history["val_loss"], rtol=1e-10)
+
+
+def test_sync_batch_norm_in_one_process_is_batch_norm():
+    from tinytorch.core import Tensor
+    from tinytorch.core.gradcheck import gradcheck
+    from tinytorch.core.nn.parallel import SyncBatchNorm, SyncBatchNormFunction
+
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.normal(size=(6, 3, 2, 2)), requires_grad=True)
+    w, b = (Tensor(rng.normal(size=3), requires_grad=True) for _ in range(2))
+    assert gradcheck(lambda x, w, b: SyncBatchNormFunction.apply(x, w, b, eps=1e-5), (x, w, b))
+    assert gradcheck(lambda x: SyncBatchNormFunction.apply(x, eps=1e-5), (Tensor(rng.normal(size=(7, 4)),
+                                                                                   requires_grad=True),))
+    data = rng.normal(3, 2, size=(8, 3, 4, 4)).astype(np.float32)
+    bn = SyncBatchNorm(3, momentum=0.5)
+    y = bn(Tensor(data)).numpy()
+    mean, var = data.mean(axis=(0, 2, 3)), data.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(y, (data - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5),
+                               atol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.5 * mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.5 + 0.5 * var * 128 / 127, rtol=1e-5)  # unbiased
+    bn.eval()
+    np.testing.assert_allclose(bn(Tensor(data)).numpy(), (data - bn.running_mean.numpy()[None, :, None, None])
+                               / np.sqrt(bn.running_var.numpy()[None, :, None, None] + 1e-5), atol=1e-5)
+
+
+@needs_mpi
 def test_ddp_by_hand_with_no_sync_and_small_buckets(tmp_path, capfd):
     steps = 6
     code, out, err, _ = run_job(capfd, "ddp", tmp_path, steps, nproc=3)

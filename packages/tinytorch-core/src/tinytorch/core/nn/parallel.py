@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import distributed as dist
-from ..autograd import is_grad_enabled, queue_callback
+from ..autograd import Function, is_grad_enabled, queue_callback
+from ..tensor import Tensor
 from .module import Module, Parameter
 
 
@@ -178,6 +179,181 @@ class DistributedDataParallel(Module):
         return f"world_size={self.world_size}, buckets={len(self._buckets)}"
 
 
+class SyncBatchNormFunction(Function, op="sync_batch_norm"):
+    """Batch normalization with the statistics of the whole batch, summed over every rank.
+
+    Forward all-reduces each channel's count, sum and sum of squares; backward all-reduces
+    Σdy and Σdy·x̂, so with x̂ = (x-μ)/σ the input gradient is that of one process holding the
+    whole batch: dx = γ/σ · (dy - Σdy/M - x̂·Σdy·x̂/M), M the global count per channel.
+    """
+
+    def forward(self, x, weight=None, bias=None, eps=1e-5):
+        axes = (0, *range(2, x.ndim))
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        local = np.concatenate([x.sum(axis=axes, dtype=np.float64), (x.astype(np.float64) ** 2).sum(axis=axes),
+                                [x.size / x.shape[1]]])
+        dist.all_reduce(local)
+        c = x.shape[1]
+        count = local[-1]
+        mean = local[:c] / count
+        var = np.maximum(local[c:2 * c] / count - mean**2, 0.0)
+        self.count, self.axes, self.shape = count, axes, shape
+        self.batch_mean, self.batch_var = mean, var  # for the running statistics
+        self.inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
+        self.xhat = (x - mean.astype(x.dtype).reshape(shape)) * self.inv_std
+        self.weight = weight
+        out = self.xhat if weight is None else self.xhat * weight.reshape(shape)
+        return out if bias is None else out + bias.reshape(shape)
+
+    def backward(self, grad):
+        needs = self.needs_input_grad
+        sums = np.concatenate([grad.sum(axis=self.axes, dtype=np.float64),
+                               (grad * self.xhat).sum(axis=self.axes, dtype=np.float64)])
+        c = self.shape[1]
+        grad_weight = sums[c:].astype(grad.dtype) if len(needs) > 1 and needs[1] else None  # local: DDP averages
+        grad_bias = sums[:c].astype(grad.dtype) if len(needs) > 2 and needs[2] else None
+        grad_x = None
+        if needs[0]:
+            dist.all_reduce(sums)
+            mean_dy = (sums[:c] / self.count).astype(grad.dtype).reshape(self.shape)
+            mean_dy_xhat = (sums[c:] / self.count).astype(grad.dtype).reshape(self.shape)
+            scale = self.inv_std if self.weight is None else self.inv_std * self.weight.reshape(self.shape)
+            grad_x = scale * (grad - mean_dy - self.xhat * mean_dy_xhat)
+        return grad_x, grad_weight, grad_bias
+
+
+class SyncBatchNorm(Module):
+    """BatchNorm whose training statistics are those of the global batch over every rank (PyTorch's name).
+
+    Plain BatchNorm under ``DistributedDataParallel`` normalizes each rank's share with its own
+    statistics; ``SyncBatchNorm`` sums them over the ranks first (one small Allreduce forward
+    and one backward per layer), so N ranks compute what one process does with the whole batch,
+    running statistics included. With one process it is an ordinary BatchNorm over axis 1.
+
+    Args:
+        num_features: C, the size of axis 1 of the input (N, C, ...).
+        eps: added to the variance.
+        momentum: weight of each batch in the running statistics (None: cumulative average).
+        affine: learn a per-channel scale and shift.
+        track_running_stats: keep running statistics for evaluation.
+
+    Shape: (N, C, *) -> (N, C, *).
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor
+    >>> bn = SyncBatchNorm(3)
+    >>> y = bn(Tensor(np.random.default_rng(0).normal(2, 3, (8, 3, 4, 4)).astype(np.float32)))
+    >>> bool(abs(y.numpy().mean()) < 1e-5), bn.running_mean.shape
+    (True, (3,))
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
+        super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"SyncBatchNorm: num_features must be a positive integer, got {num_features!r}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[1] != self.num_features:
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(f"SyncBatchNorm expected input (N, {self.num_features}, ...), got {got}")
+        if not (self.training or not self.track_running_stats):
+            shape = (1, self.num_features) + (1,) * (x.ndim - 2)
+            inv_std = 1.0 / np.sqrt(self.running_var.data + x.dtype.type(self.eps))
+            scale = Tensor((inv_std).reshape(shape).astype(x.dtype))
+            out = (x - Tensor(self.running_mean.data.reshape(shape).astype(x.dtype))) * scale
+            if self.weight is not None:
+                out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+            return out
+        inputs = [x] + ([self.weight, self.bias] if self.affine else [])
+        out = SyncBatchNormFunction.apply(*inputs, eps=self.eps)
+        if self.training and self.track_running_stats:
+            ctx = out._ctx if out._ctx is not None else None
+            mean, var, count = (ctx.batch_mean, ctx.batch_var, ctx.count) if ctx is not None else _stats(x)
+            self.num_batches_tracked.data[...] += 1
+            momentum = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+            unbiased = var * (count / max(count - 1, 1))
+            rm, rv = self.running_mean.data, self.running_var.data
+            rm[...] = (1 - momentum) * rm + momentum * mean.astype(rm.dtype)
+            rv[...] = (1 - momentum) * rv + momentum * unbiased.astype(rv.dtype)
+        return out
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module) -> Module:
+        """Replace every BatchNorm layer of ``module`` (any class named ``BatchNorm*d`` with
+        running statistics, e.g. vision's ``BatchNorm2d``) by a ``SyncBatchNorm`` that keeps its
+        parameters and buffers (so optimizers and state-dict keys stay the same).
+
+        Args:
+            module: the model (or a BatchNorm layer itself).
+
+        Returns:
+            The converted module (``module`` itself unless it is a BatchNorm layer).
+
+        >>> from tinytorch.core import nn
+        >>> class BatchNorm1d(nn.Module):  # any BatchNorm layer with PyTorch's attributes
+        ...     def __init__(self, n):
+        ...         super().__init__()
+        ...         self.num_features, self.eps, self.momentum, self.affine = n, 1e-5, 0.1, False
+        ...         self.track_running_stats = False
+        >>> model = nn.Sequential(nn.Linear(4, 3), BatchNorm1d(3))
+        >>> type(SyncBatchNorm.convert_sync_batchnorm(model)[1]).__name__
+        'SyncBatchNorm'
+        """
+        if _is_batch_norm(module):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats)
+            for name in ("weight", "bias"):
+                if getattr(module, name, None) is not None:
+                    setattr(sync, name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                sync._buffers[name] = module._buffers.get(name)
+            sync.train(module.training)
+            return sync
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                converted = cls.convert_sync_batchnorm(child)
+                if converted is not child:
+                    module._modules[name] = converted
+        return module
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+def _is_batch_norm(module: Module) -> bool:
+    name = type(module).__name__
+    return (name.startswith("BatchNorm") and name.endswith("d") and hasattr(module, "num_features")
+            and not isinstance(module, SyncBatchNorm))
+
+
+def _stats(x: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+    """The global batch statistics when no graph was recorded (under no_grad in training mode)."""
+    data = x.data
+    axes = (0, *range(2, data.ndim))
+    c = data.shape[1]
+    local = np.concatenate([data.sum(axis=axes, dtype=np.float64), (data.astype(np.float64) ** 2).sum(axis=axes),
+                            [data.size / c]])
+    dist.all_reduce(local)
+    mean = local[:c] / local[-1]
+    return mean, np.maximum(local[c:2 * c] / local[-1] - mean**2, 0.0), local[-1]
+
+
 def _describe(entry: tuple | None) -> str:
     if entry is None:
         return "nothing"
@@ -185,4 +361,4 @@ def _describe(entry: tuple | None) -> str:
     return f"{name!r} of shape {shape} ({dtype})"
 
 
-__all__ = ["DistributedDataParallel"]
+__all__ = ["DistributedDataParallel", "SyncBatchNorm"]
