@@ -180,8 +180,8 @@ class MLP(ImageClassifier):
     """Flatten → Linear(→512) → ReLU → Dropout → Linear(→256) → ReLU → Linear(→classes).
 
     The baseline without convolutions. On Fashion-MNIST with the default recipe of
-    ``tito vision train`` (6 epochs, seed 0) it reached 88.69 % test accuracy in 36 s; the
-    earlier (256, 128) hidden layers reached 88.41 %.
+    ``tito vision train`` (10 epochs, seed 0, one thread) it reached 89.21 % test accuracy in
+    80 s. Measured at 6 epochs: 88.69 % with these (512, 256) hidden layers, 88.41 % with (256, 128).
 
     Args:
         input_shape: (C, H, W) of one image.
