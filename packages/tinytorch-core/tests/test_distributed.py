@@ -254,6 +254,8 @@ def test_shards_of_a_batch_make_the_batch_of_one_process():
         assert sorted(sum((p[step] for p in parts), [])) == sorted(batch)
     with pytest.raises(ValueError, match="cannot be split evenly over 3 ranks"):
         loader.shard(3, 0)
+    with pytest.raises(ValueError, match="the data set has 2 samples, fewer than the 4 ranks"):
+        DataLoader(TensorDataset(np.arange(2)), batch_size=4).shard(4, 0)
     with pytest.raises(ValueError, match="needs a seed"):
         DataLoader(TensorDataset(x), batch_size=8, shuffle=True).shard(2, 0)
     evaluation = [DataLoader(TensorDataset(x), batch_size=8).shard(3, r, training=False) for r in range(3)]

@@ -659,6 +659,7 @@ class Trainer:
     # -------------------------------------------------------------- process groups
     def _distribute(self, train_data: Iterable, val_data: Iterable | None) -> tuple[Iterable, Iterable | None]:
         """Wrap the model for gradient averaging and give this rank its share of the data."""
+        from .data import DistributedSampler
         from .nn.parallel import DistributedDataParallel
 
         world, rank = dist.get_world_size(), dist.get_rank()
@@ -668,6 +669,8 @@ class Trainer:
             seed = int(get_rng().integers(2**63))
             set_rng_state(np.random.default_rng([seed, rank]).bit_generator.state)
             self._rank_seeded = True
+        if isinstance(getattr(train_data, "sampler", None), DistributedSampler):
+            return train_data, val_data  # already this rank's share (its batch is per rank), as in PyTorch
         if not hasattr(train_data, "shard"):
             raise ValueError(f"fit: distributed training over {world} ranks needs train_data with a shard() "
                              f"method (a DataLoader), got {type(train_data).__name__}")
