@@ -539,6 +539,13 @@ def _batch_norm2d(inputs, output, settings):
                              affine=len(inputs) > 1)
 
 
+@register_flop_formula("sync_batch_norm", kind="norm")
+def _sync_batch_norm(inputs, output, settings):
+    # Always batch statistics (it exists only for training); the Allreduce of the per-channel
+    # sums moves 3 numbers per channel and is no arithmetic worth counting.
+    return batchnorm2d_flops(inputs[0].shape, training=True, affine=len(inputs) > 1)
+
+
 @register_flop_formula("layer_norm", kind="norm")
 def _layer_norm(inputs, output, settings):
     x = inputs[0]
