@@ -131,6 +131,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     The main job (about 95 s on 2 cores; validation loss below 2.0):
       tito language train --time-budget 90
     """
+    from tinytorch.core import distributed as dist
     from tinytorch.core import io, manual_seed, set_num_threads
     from tinytorch.core.threads import training_threads
 
@@ -177,7 +178,8 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         click.echo(f"{source}: {len(text):,} characters -> {type(tokenizer).__name__} ({tokenizer.vocab_size} ids)")
         click.echo(f"TinyGPT, {recipe_name}: {model.num_parameters():,} parameters (d_model {c.d_model}, "
                    f"{c.num_heads} heads, {c.num_layers} layers, context {c.max_seq_len}); "
-                   f"{n_threads} BLAS thread(s)"
+                   f"{n_threads} BLAS thread(s)" + (f" on each of {dist.get_world_size()} ranks"
+                                                     if dist.is_distributed() else "")
                    + (f"; time budget {time_budget:g} s, warmup and LR schedule fitted to it" if time_budget else ""))
     start = time.perf_counter()
     history = lm.fit(text, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
