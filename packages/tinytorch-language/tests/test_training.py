@@ -261,3 +261,10 @@ def test_token_windows_random_starts_stay_in_range_and_cover_every_start():
         np.testing.assert_array_equal(y, x + 1)
         starts.update(int(r[0]) for r in x)
     assert starts == set(range(50 - 8))  # every start 0..41 whose 9-token window fits
+
+
+@pytest.mark.parametrize("sample, share", [("", None), ("to be", 1.0), ("to zzyzx", 0.5), ("TO Be, or'", 1.0)])
+def test_known_word_share(sample, share):
+    from tinytorch.language.data import known_word_share
+
+    assert known_word_share(sample, "To be, or not to be: or'") == share

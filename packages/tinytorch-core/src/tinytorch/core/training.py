@@ -417,8 +417,11 @@ class Trainer:
                     return
                 self._step(inputs, targets)
                 took_any = True
+                # The last step gets the final, full evaluation only: none at a step that reaches
+                # a limit, or after which the budget leaves no room for another step.
                 if (self._eval_every is not None and self.global_step % self._eval_every == 0
-                        and self._limit_reached() is None):  # the last step gets the final, full one
+                        and self._limit_reached() is None
+                        and self._budget_allows_step(val_data, self._eval_cost(val_data, self._eval_batches))):
                     self._evaluate_and_log(val_data)
                 at_epoch_end = self._steps_per_epoch is not None and self.batch_in_epoch >= self._steps_per_epoch
                 if self._limit_reached() is not None and not at_epoch_end:
@@ -477,11 +480,12 @@ class Trainer:
         """Seconds to keep for the final evaluation (over all of ``val_data``) and its checkpoint."""
         return self._eval_cost(val_data, None)
 
-    def _budget_allows_step(self, val_data: Iterable | None) -> bool:
+    def _budget_allows_step(self, val_data: Iterable | None, extra: float = 0.0) -> bool:
+        """Whether one more step (after ``extra`` seconds of other work) and the final evaluation fit."""
         if self._deadline is None:
             return True
         step = self._step_seconds or 0.0
-        fits = time.perf_counter() + step + self._reserve(val_data) <= self._deadline
+        fits = time.perf_counter() + extra + step + self._reserve(val_data) <= self._deadline
         return dist.broadcast_object(fits) if dist.is_distributed() else fits  # rank 0 decides for all
 
     def _time_one_eval_batch(self, val_data: Iterable) -> None:

@@ -200,7 +200,12 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     }
     failed = history.stop_reason in ("non_finite", "interrupted")
     if sample and not failed:
-        result["sample"] = lm.generate_text("", max_length=sample, temperature=0.8, seed=seed or 0)
+        from .data import known_word_share
+
+        # Temperature 0.6: measured on a 90 s model, 80% of the sampled words are Shakespeare's
+        # words at 0.6 against 64% at 0.8; the share is computed and printed with the sample.
+        result["sample"] = lm.generate_text("", max_length=sample, temperature=0.6, seed=seed or 0)
+        result["sample_known_words"] = known_word_share(result["sample"], text)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -246,7 +251,9 @@ def _report(result: dict, elapsed: float, resume: str | None) -> None:
     click.echo(f"{result['steps']} steps in {elapsed:.0f} s ({why}): train loss {result['train_loss']:.4f}{val}; "
                f"checkpoint {out}")
     if "sample" in result:
-        click.echo("--- sample ---\n" + result["sample"])
+        share = result["sample_known_words"]
+        known = f" ({share:.0%} of its words occur in the training text)" if share is not None else ""
+        click.echo(f"--- sample, temperature 0.6{known} ---\n" + result["sample"])
 
 
 @language.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import re
 from importlib import resources
 from typing import Any
 
@@ -61,6 +62,31 @@ def split_tokens(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     n = int(round(len(tokens) * (1 - val_fraction)))
     return tokens[:n], tokens[n:]
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+
+
+def known_word_share(sample: str, text: str) -> float | None:
+    """The share of the words of ``sample`` that occur in ``text`` (case-folded), or None without words.
+
+    How a person judges a character-level model's sample ("mostly real words?"), computed:
+    a word is a run of letters (with inner apostrophes), and it is real if the training text has it.
+
+    Args:
+        sample: generated text.
+        text: the reference text (the training corpus).
+
+    >>> known_word_share("Thou art a wuz, my lord", "thou art my lord and a king")
+    0.8
+    >>> known_word_share("?!", "anything") is None
+    True
+    """
+    words = [w.casefold() for w in _WORD.findall(sample)]
+    if not words:
+        return None
+    vocabulary = {w.casefold() for w in _WORD.findall(text)}
+    return sum(w in vocabulary for w in words) / len(words)
 
 
 class TokenWindows(Dataset):
@@ -156,4 +182,4 @@ class TokenWindows(Dataset):
         return w[:, :-1], w[:, 1:]
 
 
-__all__ = ["load_shakespeare", "split_tokens", "TokenWindows", "SHAKESPEARE_SHA256"]
+__all__ = ["load_shakespeare", "split_tokens", "known_word_share", "TokenWindows", "SHAKESPEARE_SHA256"]
