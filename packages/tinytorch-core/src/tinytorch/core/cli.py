@@ -123,7 +123,11 @@ def demo(epochs: int, seed: int, lr: float, as_json: bool) -> None:
     """Train a small MLP on a generated 3-class 2-D spiral and print its accuracy."""
     from .demo import train_spiral
 
-    result = train_spiral(epochs=epochs, seed=seed, lr=lr, progress=not as_json)
+    import sys
+
+    # A bar on a terminal; in a log (not a terminal) one line per evaluation instead.
+    progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")
+    result = train_spiral(epochs=epochs, seed=seed, lr=lr, progress=progress)
     if as_json:
         click.echo(json.dumps({"train_accuracy": result.train_accuracy, "epochs": epochs,
                                "final_loss": result.history["loss"][-1]}))

@@ -50,7 +50,7 @@ def spiral_mlp(hidden: int = 64, classes: int = 3) -> nn.Module:
 
 
 def train_spiral(epochs: int = 60, seed: int = 0, lr: float = 0.01, batch_size: int = 32,
-                 progress: bool = True) -> SpiralResult:
+                 progress: bool | str = True) -> SpiralResult:
     """Train the spiral MLP with Adam; the same seed gives bit-identical weights."""
     manual_seed(seed)
     x, y = make_spiral(seed=seed)
