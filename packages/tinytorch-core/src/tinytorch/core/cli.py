@@ -121,9 +121,9 @@ def summary(model_file: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def demo(epochs: int, seed: int, lr: float, as_json: bool) -> None:
     """Train a small MLP on a generated 3-class 2-D spiral and print its accuracy."""
-    from .demo import train_spiral
-
     import sys
+
+    from .demo import train_spiral
 
     # A bar on a terminal; in a log (not a terminal) one line per evaluation instead.
     progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")
