@@ -38,4 +38,57 @@ class FiniteFloat(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-__all__ = ["FiniteFloat"]
+def given_on_command_line(ctx: click.Context, name: str) -> bool:
+    """Whether the option ``name`` was typed on the command line (not left at its default).
+
+    ``--resume`` refuses a typed option that contradicts the checkpoint, and takes the
+    checkpoint's value for one left at its default.
+
+    >>> @click.command()
+    ... @click.option("--lr", default=1.0)
+    ... @click.pass_context
+    ... def cmd(ctx, lr):
+    ...     print(given_on_command_line(ctx, "lr"))
+    >>> cmd(["--lr", "2"], standalone_mode=False)
+    True
+    """
+    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
+def relaunch_on_ranks(ctx: click.Context, nproc: str, command: tuple[str, ...], batch_size: int | None,
+                      unit: str, limit: int | None = None) -> None:
+    """With ``--nproc N`` > 1, run this command again on N ranks and exit with their code.
+
+    Returns (doing nothing) for one rank, or inside a rank already. A batch that N ranks cannot
+    split evenly is a usage error naming ``--nproc``.
+
+    Args:
+        ctx: the command's click context (its exit code is the ranks').
+        nproc: the ``--nproc`` value, ``N`` or ``auto``.
+        command: the tito sub-command, e.g. ``("vision", "train")``.
+        batch_size: the global batch, or None when the command will pick it.
+        unit: what a batch row is called in the message (``images``, ``sequences``).
+        limit: the ``--limit`` on the training rows, if any (N ranks need at least N).
+
+    >>> relaunch_on_ranks(None, "1", ("vision", "train"), 128, "images")  # one rank: nothing to do
+    """
+    from .launch import LaunchError, relaunch, resolve_nproc
+
+    try:
+        n = resolve_nproc(nproc)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--nproc") from None
+    if batch_size is not None and (batch_size < n or batch_size % n):
+        raise click.BadParameter(f"{n} ranks cannot split a batch of {batch_size} {unit} evenly; use a "
+                                 f"--batch-size that is a multiple of {n}", param_hint="--nproc")
+    if limit is not None and limit < n:
+        raise click.BadParameter(f"{n} ranks cannot share {limit} training {unit} (--limit)", param_hint="--nproc")
+    try:
+        code = relaunch(n, command=command)
+    except (LaunchError, ImportError) as e:
+        raise click.ClickException(str(e)) from None
+    if code is not None:
+        ctx.exit(code)
+
+
+__all__ = ["FiniteFloat", "given_on_command_line", "relaunch_on_ranks"]

@@ -40,6 +40,11 @@ _DEVICE_TYPES = frozenset({"cpu", "cuda", "mps", "xpu", "xla", "hip", "hpu", "ip
                            "vulkan", "privateuseone"})
 
 
+def _refuse_cuda(device: Any) -> None:
+    """``.cuda(device)`` of a Tensor or Module: the CPU-only error, naming the device asked for."""
+    _check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
+
 def _check_device(device: Any) -> None:
     """Accept the CPU (``"cpu"``, ``"cpu:0"``, a ``torch.device("cpu")``); refuse anything else."""
     kind = getattr(device, "type", device)  # torch.device has .type
@@ -254,7 +259,7 @@ class Tensor:
         Raises:
             RuntimeError: always.
         """
-        _check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+        _refuse_cuda(device)
 
     def float(self) -> Tensor:
         """Cast to float32 (differentiable)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tinytorch.core.cli_params import FiniteFloat
+from tinytorch.core.cli_params import FiniteFloat, given_on_command_line, relaunch_on_ranks
 
 DEFAULT_OUT = "checkpoints/tinygpt.safetensors"
 DEFAULT_MAX_STEPS = 2000
@@ -57,29 +57,6 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
     if time_budget is not None and time_budget <= SMALL_RECIPE_UP_TO:
         return "nanoGPT's CPU model (fits a short budget)", SMALL_RECIPE
     return "the seed's model", SEED_RECIPE
-
-
-def _relaunch_on_ranks(ctx: click.Context, nproc: str, batch_size: int | None) -> None:
-    """With ``--nproc N`` > 1, run this command on N ranks (tinytorch.core.launch) and exit with their code."""
-    from tinytorch.core.launch import LaunchError, relaunch, resolve_nproc
-
-    try:
-        n = resolve_nproc(nproc)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--nproc") from None
-    if batch_size is not None and (batch_size < n or batch_size % n):
-        raise click.BadParameter(f"{n} ranks cannot split a batch of {batch_size} sequences evenly; use a "
-                                 f"--batch-size that is a multiple of {n}", param_hint="--nproc")
-    try:
-        code = relaunch(n, command=("language", "train"))
-    except (LaunchError, ImportError) as e:
-        raise click.ClickException(str(e)) from None
-    if code is not None:
-        ctx.exit(code)
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
 
 
 @language.command()
@@ -142,8 +119,9 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         n_threads = training_threads(threads)  # a bad --threads fails here, before any data is read
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--threads") from None
-    _relaunch_on_ranks(ctx, nproc, batch_size if batch_size is not None or resume else
-                       _recipe(time_budget)[1]["batch_size"])
+    relaunch_on_ranks(ctx, nproc, ("language", "train"),
+                      batch_size if batch_size is not None or resume else _recipe(time_budget)[1]["batch_size"],
+                      "sequences")
     set_num_threads(n_threads)
     out = out or resume or DEFAULT_OUT
     io.check_destination(out, what="--out")  # before training, not after the first evaluation
@@ -151,7 +129,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     if resume:
         architecture = {"tokenizer": tokenizer_kind, "vocab_size": vocab_size, "d_model": d_model, "heads": heads,
                         "layers": layers, "context": context, "dropout": dropout}
-        named = [f"--{k.replace('_', '-')}" for k in architecture if _given(ctx, k)]
+        named = [f"--{k.replace('_', '-')}" for k in architecture if given_on_command_line(ctx, k)]
         if named:
             raise click.UsageError(f"{', '.join(named)} cannot change on --resume: {resume} holds the model "
                                    "and tokenizer it continues with")

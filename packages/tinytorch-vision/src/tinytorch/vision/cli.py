@@ -11,7 +11,7 @@ import time
 
 import click
 
-from tinytorch.core.cli_params import FiniteFloat
+from tinytorch.core.cli_params import FiniteFloat, given_on_command_line, relaunch_on_ranks
 
 DATASET_NAMES = ["fashion-mnist", "mnist", "cifar10"]
 MODEL_NAMES = ["small_cnn", "deep_cnn", "wide_cnn", "mlp"]
@@ -20,31 +20,6 @@ MODEL_NAMES = ["small_cnn", "deep_cnn", "wide_cnn", "mlp"]
 @click.group()
 def vision() -> None:
     """Convolutional networks on image data sets (Fashion-MNIST, MNIST, CIFAR-10)."""
-
-
-def _explicit(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-
-
-def _relaunch_on_ranks(ctx: click.Context, nproc: str, batch_size: int, limit: int | None) -> None:
-    """With ``--nproc N`` > 1, run this command on N ranks (tinytorch.core.launch) and exit with their code."""
-    from tinytorch.core.launch import LaunchError, relaunch, resolve_nproc
-
-    try:
-        n = resolve_nproc(nproc)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--nproc") from None
-    if batch_size < n or batch_size % n:
-        raise click.BadParameter(f"{n} ranks cannot split a batch of {batch_size} images evenly; use a "
-                                 f"--batch-size that is a multiple of {n}", param_hint="--nproc")
-    if limit is not None and limit < n:
-        raise click.BadParameter(f"{n} ranks cannot share {limit} training images (--limit)", param_hint="--nproc")
-    try:
-        code = relaunch(n, command=("vision", "train"))
-    except (LaunchError, ImportError) as e:
-        raise click.ClickException(str(e)) from None
-    if code is not None:
-        ctx.exit(code)
 
 
 @vision.command()
@@ -109,7 +84,7 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
                  "limit": limit, "val_fraction": val_fraction}
         for name, value in given.items():
             option = "DATASET" if name == "dataset" else f"--{name.replace('_', '-')}"
-            if (name == "dataset" or _explicit(ctx, name)) and value is not None and saved.get(name) != value:
+            if (name == "dataset" or given_on_command_line(ctx, name)) and value is not None and saved.get(name) != value:
                 raise click.UsageError(
                     f"{option} {value} contradicts the checkpoint {resume}, which was trained with "
                     f"{saved.get(name)}; --resume continues with the checkpoint's settings"
@@ -117,8 +92,8 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
         if epochs is not None and epochs < saved["epochs"]:
             raise click.UsageError(f"--epochs {epochs} is fewer than the {saved['epochs']} epochs {resume} "
                                    "was planned for; a resumed run can only train longer")
-    _relaunch_on_ranks(ctx, nproc, read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size,
-                       limit)
+    relaunch_on_ranks(ctx, nproc, ("vision", "train"),
+                      read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size, "images", limit)
     out = out or resume or "vision.safetensors"
     echo = None if as_json else click.echo
     progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")

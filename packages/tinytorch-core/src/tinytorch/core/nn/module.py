@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..io import check_state
-from ..tensor import Tensor, _check_device, _to_dtype
+from ..tensor import Tensor, _refuse_cuda, _to_dtype
 
 
 class Parameter(Tensor):
@@ -309,7 +309,7 @@ class Module:
         Raises:
             RuntimeError: always.
         """
-        _check_device("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+        _refuse_cuda(device)
 
     def double(self) -> Module:
         """Cast floating-point parameters and buffers to float64 (for gradient checks); returns self."""
