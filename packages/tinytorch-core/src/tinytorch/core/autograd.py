@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .memory import keep_freed_memory
+
 if TYPE_CHECKING:
     from .tensor import Tensor
 
@@ -302,6 +304,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) · grad into ``.grad`` of every leaf that requires grad."""
+    keep_freed_memory()  # a backward pass means training: reuse each step's memory (memory.py)
     grads: dict[int, np.ndarray] = {id(root): grad}
     for node in reversed(_topological_order(root)):
         g = grads.pop(id(node), None)
