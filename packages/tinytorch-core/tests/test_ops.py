@@ -237,6 +237,16 @@ def test_relu_gradient_is_zero_for_negative_inputs():
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_drops_a_non_finite_gradient_where_the_input_is_not_positive(dtype):
+    # As torch.relu: the gradient is 0 where x <= 0 even when upstream is nan or inf there.
+    x = Tensor(np.array([-1.0, 0.0, 2.0, 3.0], dtype=dtype), requires_grad=True)
+    upstream = np.array([np.nan, np.inf, 5.0, np.nan], dtype=dtype)
+    x.relu().backward(upstream)
+    assert x.grad.dtype == dtype
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 5.0, np.nan])
+
+
 def test_sigmoid_is_stable_for_large_inputs():
     x = Tensor(np.array([-1000.0, 0.0, 1000.0]), requires_grad=True)
     with np.errstate(over="raise", invalid="raise", divide="raise"):

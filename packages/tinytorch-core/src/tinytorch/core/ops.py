@@ -226,7 +226,15 @@ class ReLUFunction(Function, op="relu"):
         return np.maximum(x, x.dtype.type(0))  # keeps nan, as torch.relu does
 
     def backward(self, grad):
-        return np.where(self.positive, grad, grad.dtype.type(0))
+        # np.where on a random mask is branchy: 15 ms for a (64, 64, 32, 32) float32 gradient,
+        # against 2 ms for a product with the mask. The product equals np.where wherever the
+        # gradient is finite; a nan or inf where x <= 0 would give nan, so that case, found in
+        # a further 0.5 ms pass, is redone with np.where (whose 0 there PyTorch also gives).
+        with np.errstate(invalid="ignore"):  # inf * 0 is the case redone below
+            out = grad * self.positive
+        if np.isnan(out).any():
+            out = np.where(self.positive, grad, grad.dtype.type(0))
+        return out
 
 
 class AbsFunction(Function, op="abs"):
