@@ -7,6 +7,7 @@ and none of the numerical trouble of composing exp, sum and log by hand.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -351,14 +352,295 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     return DropoutFunction.apply(x, p=p, generator=generator or get_rng())
 
 
+# ---------------------------------------------------------------------------------- batch, group and RMS norm
+
+
+def _channel_view(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """For an (N, C, *) array: the axes of every dimension but C, and the (1, C, 1, ...) shape."""
+    return (0, *range(2, len(shape))), (1, shape[1]) + (1,) * (len(shape) - 2)
+
+
+def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ a·b over every axis but 1 of two (N, C, *) arrays, without an a·b temporary: (C,)."""
+    n, c = a.shape[:2]
+    return np.einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+
+
+class BatchNormFunction(Function, op="batch_norm"):
+    """Batch normalization over every axis but 1 of an (N, C, *) array, analytic backward.
+
+    Training mode normalizes with the batch statistics (biased variance) and updates the running
+    statistics in place (unbiased variance, as PyTorch). With x̂ = (x - μ)/σ, k = γ/σ and M the
+    number of values per channel:
+
+        dγ = Σ g·x̂        dβ = Σ g        dx = k·(g - Σg/M - x̂·Σ(g·x̂)/M)
+
+    In eval mode μ and σ are constants, so dx = k·g.
+
+    Shape: x (N, C, *), weight and bias (C,) -> x's shape.
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    >>> BatchNormFunction.apply(x, running_mean=None, running_var=None, training=True,
+    ...                         momentum=0.1, eps=0.0).tolist()
+    [[-1.0, -1.0], [1.0, 1.0]]
+    """
+
+    def forward(self, x, weight=None, bias=None, *, running_mean, running_var, training, momentum,
+                eps):
+        axes, shape = _channel_view(x.shape)
+        dt = x.dtype.type
+        if training:
+            mean = x.mean(axis=axes)
+            centered = x - mean.reshape(shape)
+            var = np.mean(centered * centered, axis=axes)
+            if running_mean is not None:
+                m = x.size // x.shape[1]
+                mom = dt(momentum)
+                running_mean *= 1 - mom
+                running_mean += (mom * mean).astype(running_mean.dtype)
+                running_var *= 1 - mom
+                running_var += (mom * var * dt(m / max(m - 1, 1))).astype(running_var.dtype)
+        else:
+            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+            centered = x - mean.reshape(shape)
+        inv_std = (1 / np.sqrt(var + dt(eps))).astype(x.dtype)
+        xhat = centered * inv_std.reshape(shape)
+        out = xhat if weight is None else xhat * weight.reshape(shape)
+        if bias is not None:
+            out = out + bias.reshape(shape)
+        self.xhat, self.inv_std, self.weight, self.training = xhat, inv_std, weight, training
+        return out
+
+    def backward(self, grad):
+        axes, shape = _channel_view(grad.shape)
+        xhat, need = self.xhat, self.needs_input_grad
+        sum_g = grad.sum(axis=axes)
+        sum_gxhat = _channel_dots(grad, xhat)
+        grad_x = None
+        if need[0]:
+            k = self.inv_std if self.weight is None else self.inv_std * self.weight
+            if self.training:  # the batch statistics depend on x too
+                inv_m = grad.dtype.type(grad.shape[1] / grad.size)
+                grad_x = k.reshape(shape) * (grad - (sum_g * inv_m).reshape(shape)
+                                             - xhat * (sum_gxhat * inv_m).reshape(shape))
+            else:
+                grad_x = grad * k.reshape(shape)
+        return grad_x, sum_gxhat, sum_g
+
+
+def _check_per_channel(fn: str, c: int, **arrays: Any) -> None:
+    for name, arr in arrays.items():
+        if arr is not None and tuple(arr.shape) != (c,):
+            raise ValueError(f"{fn} expected {name} of shape ({c},), got {tuple(arr.shape)}")
+
+
+def _affine_inputs(x: Tensor, weight: Tensor | None, bias: Tensor | None, shape) -> list[Tensor]:
+    """[x, weight, bias] without trailing Nones; a bias alone gets a constant weight of ones."""
+    if weight is None and bias is not None:
+        weight = Tensor._from_op(np.ones(shape, dtype=x.dtype), None)
+    return [t for t in (x, weight, bias) if t is not None]
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization of an (N, C, *) batch per channel, as ``torch.nn.functional.batch_norm``.
+
+    Args:
+        x: (N, C) or (N, C, L, ...); statistics are over every axis but C.
+        running_mean: (C,) array updated in place in training mode, or None.
+        running_var: (C,) array, like ``running_mean``.
+        weight: (C,) scale γ, or None.
+        bias: (C,) shift β, or None.
+        training: normalize with the batch statistics (and update the running ones); otherwise
+            with ``running_mean`` and ``running_var``.
+        momentum: weight of this batch in the running statistics.
+        eps: added to the variance.
+
+    Returns:
+        x's shape.
+
+    >>> import numpy as np
+    >>> mean, var = np.zeros(2, dtype=np.float32), np.ones(2, dtype=np.float32)
+    >>> y = batch_norm(Tensor([[1.0, 10.0], [3.0, 30.0]]), mean, var, training=True, eps=0.0)
+    >>> y.tolist(), mean.tolist()   # the running mean moved 10% of the way to (2, 20)
+    ([[-1.0, -1.0], [1.0, 1.0]], [0.2, 2.0])
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"batch_norm expected a Tensor, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expected input (N, C, *), got {tuple(x.shape)}")
+    c = x.shape[1]
+    _check_per_channel("batch_norm", c, running_mean=running_mean, running_var=running_var,
+                       weight=weight, bias=bias)
+    if training and x.size // c <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got "
+                         f"input {tuple(x.shape)}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
+    return BatchNormFunction.apply(*_affine_inputs(x, weight, bias, (c,)), running_mean=running_mean,
+                                   running_var=running_var, training=bool(training),
+                                   momentum=momentum, eps=eps)
+
+
+class GroupNormFunction(Function, op="group_norm"):
+    """Group normalization (Wu & He, 2018): layer norm over each group of C/G channels (and all
+    positions), then a per-channel scale and shift.
+
+    The normalization is ``kernels.layer_norm`` over the (N, G, C/G·L) view and its backward
+    ``kernels.layer_norm_backward`` of g·γ; dγ = Σ g·x̂ and dβ = Σ g per channel.
+
+    Shape: x (N, C, *), weight and bias (C,) -> x's shape.
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([[1.0, 3.0, 10.0, 30.0]]))
+    >>> GroupNormFunction.apply(x, num_groups=2, eps=0.0).tolist()
+    [[-1.0, 1.0, -1.0, 1.0]]
+    """
+
+    def forward(self, x, weight=None, bias=None, *, num_groups, eps):
+        _, shape = _channel_view(x.shape)
+        _, xhat, self.std = kernels.layer_norm(x.reshape(x.shape[0], num_groups, -1), eps=eps)
+        self.xhat, self.weight = xhat, weight
+        out = xhat.reshape(x.shape)
+        if weight is not None:
+            out = out * weight.reshape(shape)
+        if bias is not None:
+            out = out + bias.reshape(shape)
+        return out
+
+    def backward(self, grad):
+        axes, shape = _channel_view(grad.shape)
+        xhat = self.xhat.reshape(grad.shape)
+        need = self.needs_input_grad
+        grad_x = None
+        if need[0]:
+            g_scaled = grad if self.weight is None else grad * self.weight.reshape(shape)
+            grad_x, _, _ = kernels.layer_norm_backward(
+                g_scaled.reshape(self.xhat.shape), self.xhat, self.std, need_weight=False,
+                need_bias=False)
+            grad_x = grad_x.reshape(grad.shape)
+        grad_w = _channel_dots(grad, xhat) if len(need) > 1 and need[1] else None
+        grad_b = grad.sum(axis=axes) if len(need) > 2 and need[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Group normalization, as ``torch.nn.functional.group_norm``: one fused Function.
+
+    Args:
+        x: (N, C, *) with C divisible by ``num_groups``.
+        num_groups: G; each sample's channels are split into G groups normalized separately.
+        weight: (C,) scale γ, or None.
+        bias: (C,) shift β, or None.
+        eps: added to each group's variance.
+
+    Returns:
+        x's shape.
+
+    >>> y = group_norm(Tensor([[1.0, 3.0, 10.0, 30.0]]), 2, eps=0.0)
+    >>> y.tolist()
+    [[-1.0, 1.0, -1.0, 1.0]]
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"group_norm expected a Tensor, got {type(x).__name__}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
+        raise ValueError(f"group_norm: num_groups must be a positive integer, got {num_groups!r}")
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise ValueError(f"group_norm expected input (N, C, *) with C divisible by num_groups "
+                         f"{num_groups}, got {tuple(x.shape)}")
+    c = x.shape[1]
+    _check_per_channel("group_norm", c, weight=weight, bias=bias)
+    return GroupNormFunction.apply(*_affine_inputs(x, weight, bias, (c,)),
+                                   num_groups=int(num_groups), eps=eps)
+
+
+class RMSNormFunction(Function, op="rms_norm"):
+    """Root-mean-square normalization (Zhang & Sennrich, 2019) over the trailing axes.
+
+    y = x·r·γ with r = 1/√(mean(x²) + eps) per row. Backward, with x̂ = x·r and g' = g·γ:
+    dx = r·(g' - x̂·mean(g'·x̂)), dγ = Σ_rows g·x̂.
+
+    Shape: x (..., *normalized_shape), weight ``normalized_shape`` -> x's shape.
+
+    >>> import numpy as np
+    >>> RMSNormFunction.apply(Tensor(np.array([[3.0, -4.0]])), normalized_ndim=1, eps=0.0).tolist()
+    [[0.848528137423857, -1.131370849898476]]
+    """
+
+    def forward(self, x, weight=None, *, normalized_ndim, eps):
+        d = math.prod(x.shape[x.ndim - normalized_ndim:])
+        x2 = x.reshape(-1, d)
+        mean_sq = np.einsum("ij,ij->i", x2, x2)[:, None] * x.dtype.type(1 / d)
+        self.r = 1 / np.sqrt(mean_sq + x.dtype.type(eps))
+        self.xhat, self.weight = x2 * self.r, weight
+        out = self.xhat if weight is None else self.xhat * weight.reshape(-1)
+        return out.reshape(x.shape)
+
+    def backward(self, grad):
+        xhat, need = self.xhat, self.needs_input_grad
+        g2 = grad.reshape(xhat.shape)
+        grad_x = grad_w = None
+        if need[0]:
+            gw = g2 if self.weight is None else g2 * self.weight.reshape(-1)
+            mean_gx = np.einsum("ij,ij->i", gw, xhat)[:, None] * grad.dtype.type(1 / xhat.shape[1])
+            grad_x = (self.r * (gw - xhat * mean_gx)).reshape(grad.shape)
+        if len(need) > 1 and need[1]:
+            grad_w = np.einsum("ij,ij->j", g2, xhat).reshape(self.weight.shape)
+        return grad_x, grad_w
+
+
+def rms_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """RMS normalization over the trailing ``normalized_shape`` axes, as ``torch.nn.functional.rms_norm``.
+
+    Args:
+        x: (..., *normalized_shape).
+        normalized_shape: the trailing shape to normalize over (an int for the last axis).
+        weight: scale γ of shape ``normalized_shape``, or None.
+        eps: added to the mean square; None means the machine epsilon of x's dtype
+            (``np.finfo(x.dtype).eps``), as PyTorch.
+
+    Returns:
+        x's shape.
+
+    >>> y = rms_norm(Tensor([[3.0, -4.0]]), 2, eps=0.0)
+    >>> [round(v, 4) for v in y.tolist()[0]]   # divided by √((9 + 16) / 2)
+    [0.8485, -1.1314]
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"rms_norm expected a Tensor, got {type(x).__name__}")
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if not shape or x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+        raise ValueError(f"rms_norm expected input (*, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise ValueError(f"rms_norm expected weight of shape {shape}, got {tuple(weight.shape)}")
+    if eps is None:
+        eps = float(np.finfo(x.dtype).eps)
+    inputs = [x] if weight is None else [x, weight]
+    return RMSNormFunction.apply(*inputs, normalized_ndim=len(shape), eps=eps)
+
+
 # ---------------------------------------------------------------------------------- embedding
 
 
 class EmbeddingFunction(Function, op="embedding"):
-    """Row lookup; backward scatters-adds each row's gradient (repeated ids accumulate)."""
+    """Row lookup; backward scatters-adds each row's gradient (repeated ids accumulate).
 
-    def forward(self, weight, ids):
-        self.ids, self.num = ids, weight.shape[0]
+    The ``padding_idx`` row (if not None) gets no gradient, as in PyTorch.
+    """
+
+    def forward(self, weight, ids, padding_idx=None):
+        self.ids, self.num, self.padding_idx = ids, weight.shape[0], padding_idx
         return weight[ids]
 
     def backward(self, grad):
@@ -372,13 +654,20 @@ class EmbeddingFunction(Function, op="embedding"):
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if sorted_ids.size else []
         if len(starts):
             out[sorted_ids[starts]] = np.add.reduceat(flat_grad[order], starts, axis=0)
+        if self.padding_idx is not None:
+            out[self.padding_idx] = 0
         return out, None
 
 
-def embedding(ids: Any, weight: Tensor) -> Tensor:
+def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``ids`` (any shape).
 
     Returns (*ids.shape, dim); the backward scatter-adds into the rows used (repeats accumulate).
+
+    Args:
+        ids: integer array or Tensor, any shape, values in [0, num_embeddings).
+        weight: (num_embeddings, dim).
+        padding_idx: a row that receives no gradient (negative counts from the end), or None.
 
     >>> import numpy as np
     >>> from tinytorch.core import Tensor
@@ -393,7 +682,19 @@ def embedding(ids: Any, weight: Tensor) -> Tensor:
     if arr.size and (arr.min() < 0 or arr.max() >= num):
         bad = arr[(arr < 0) | (arr >= num)].flat[0]
         raise IndexError(f"embedding: index {int(bad)} is out of range for {num} embeddings")
-    return EmbeddingFunction.apply(weight, Tensor._from_op(arr, None))
+    padding_idx = _padding_index("embedding", padding_idx, num)
+    return EmbeddingFunction.apply(weight, Tensor._from_op(arr, None), padding_idx=padding_idx)
+
+
+def _padding_index(owner: str, padding_idx: int | None, num_embeddings: int) -> int | None:
+    """PyTorch's rule: -num_embeddings <= padding_idx < num_embeddings, negatives from the end."""
+    if padding_idx is None:
+        return None
+    if (isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer))
+            or not -num_embeddings <= padding_idx < num_embeddings):
+        raise ValueError(f"{owner}: padding_idx must be an integer in [{-num_embeddings}, "
+                         f"{num_embeddings}) (num_embeddings {num_embeddings}), got {padding_idx!r}")
+    return int(padding_idx) % num_embeddings
 
 
 # ---------------------------------------------------------------------------------- activations
@@ -490,6 +791,6 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 __all__ = [
     "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "layer_norm",
-    "dropout", "embedding", "relu", "gelu", "sigmoid", "tanh", "concat", "cat", "stack", "where",
+    "batch_norm", "group_norm", "rms_norm", "dropout", "embedding", "relu", "gelu", "sigmoid", "tanh", "concat", "cat", "stack", "where",
     "is_grad_enabled",
 ]

@@ -12,6 +12,7 @@ import numpy as np
 
 from tinytorch.core import Tensor
 from tinytorch.core.nn import Module, Parameter, init
+from tinytorch.core.nn.batchnorm import _BatchNorm
 
 from . import functional as VF
 from .functional import IntPair, _pair
@@ -203,13 +204,15 @@ class GlobalAvgPool2d(Module):
         return VF.adaptive_avg_pool2d(x, 1).reshape(x.shape[0], x.shape[1])
 
 
-class BatchNorm2d(Module):
+class BatchNorm2d(_BatchNorm):
     """Batch normalization per channel of an NCHW batch (one fused Function, analytic backward).
 
     Training mode normalizes with the batch statistics and updates ``running_mean`` /
     ``running_var`` (momentum 0.1, unbiased variance, as PyTorch); eval mode uses the running
     statistics. State-dict keys match PyTorch: weight, bias, running_mean, running_var,
-    num_batches_tracked.
+    num_batches_tracked. Checks, parameters, buffers and the running-statistics schedule are
+    core's BatchNorm base (``tinytorch.core.nn.batchnorm._BatchNorm``), shared with
+    ``BatchNorm1d`` and ``SyncBatchNorm``.
 
     Args:
         num_features: C.
@@ -219,6 +222,7 @@ class BatchNorm2d(Module):
         affine: learn a per-channel scale (weight, init 1) and shift (bias, init 0).
         track_running_stats: keep running statistics (otherwise batch statistics always).
         dtype: dtype of the parameters and running statistics.
+        bias: with ``affine``, learn the shift too (keyword-only, as PyTorch).
 
     Shape: (N, C, H, W) -> (N, C, H, W).
 
@@ -228,52 +232,17 @@ class BatchNorm2d(Module):
     True
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
-        super().__init__()
-        _positive("BatchNorm2d", num_features=num_features)
-        if eps <= 0:
-            raise ValueError(f"BatchNorm2d: eps must be > 0, got {eps}")
-        if momentum is not None and not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum}")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-
-    def forward(self, x: Tensor) -> Tensor:
+    def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.num_features:
             got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
             raise ValueError(f"BatchNorm2d expected input (N, {self.num_features}, H, W), got {got}")
-        use_batch_stats = self.training or not self.track_running_stats
-        momentum = 0.0 if self.momentum is None else self.momentum
-        rm = rv = None
-        if self.track_running_stats:
-            rm, rv = self.running_mean.data, self.running_var.data
-            if self.training:
-                self.num_batches_tracked.data[...] += 1
-                if self.momentum is None:  # cumulative moving average
-                    momentum = 1.0 / float(self.num_batches_tracked.data)
-        if use_batch_stats and not self.training:
-            rm = rv = None  # track_running_stats=False in eval: batch statistics, no update
-        return VF.batch_norm2d(x, rm, rv, self.weight, self.bias, training=use_batch_stats,
-                               momentum=momentum, eps=self.eps)
 
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+    def _normalize(self, x, running_mean, running_var, training, momentum):
+        bias = self.bias
+        if self.weight is not None and bias is None:  # bias=False: a constant zero shift
+            bias = Tensor(np.zeros_like(self.weight.data))
+        return VF.batch_norm2d(x, running_mean, running_var, self.weight, bias, training=training,
+                               momentum=momentum, eps=self.eps)
 
 
 BatchNorm2D = BatchNorm2d

@@ -2,15 +2,26 @@
 
 from . import init
 from .activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .batchnorm import BatchNorm1d
 from .containers import ModuleDict, ModuleList, Sequential
-from .layers import Dense, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear
+from .layers import (
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GroupNorm,
+    Identity,
+    LayerNorm,
+    Linear,
+    RMSNorm,
+)
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .summary import ModelSummary, summary
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Dense",
-    "Embedding", "LayerNorm", "Dropout", "Flatten", "Identity", "ReLU", "GELU", "Sigmoid",
-    "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "init", "summary",
+    "Embedding", "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm1d", "Dropout", "Flatten",
+    "Identity", "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "init", "summary",
     "ModelSummary",
 ]

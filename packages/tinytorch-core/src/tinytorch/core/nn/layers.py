@@ -1,4 +1,5 @@
-"""The basic layers: `Linear` (alias `Dense`), `Embedding`, `LayerNorm`, `Dropout`, `Flatten`."""
+"""The basic layers: `Linear` (alias `Dense`), `Embedding`, `LayerNorm`, `GroupNorm`, `RMSNorm`,
+`Dropout`, `Flatten`, `Identity`."""
 
 from __future__ import annotations
 
@@ -64,25 +65,42 @@ Dense = Linear
 class Embedding(Module):
     """A lookup table: integer ids (any shape) -> rows of ``weight`` (num_embeddings, embedding_dim).
 
-    Initialised N(0, 1) as in PyTorch.
+    Initialised N(0, 1) as in PyTorch; the ``padding_idx`` row starts at zero and never gets a
+    gradient, so it stays whatever it is (zero unless loaded otherwise).
+
+    Args:
+        num_embeddings: rows of the table (the vocabulary size).
+        embedding_dim: width of each row.
+        padding_idx: the row of the padding id, or None; negative counts from the end
+            (-1 is the last row), as PyTorch.
+        dtype: dtype of the table.
+
+    Shape: ids (*) -> (*, embedding_dim).
 
     >>> emb = Embedding(65, 16)
     >>> emb(np.array([[1, 2, 3]])).shape
     (1, 3, 16)
+    >>> Embedding(10, 4, padding_idx=-1).padding_idx, float(abs(Embedding(10, 4, padding_idx=0).weight.numpy()[0]).sum())
+    (9, 0.0)
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=DEFAULT_DTYPE):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 dtype=DEFAULT_DTYPE):
         super().__init__()
         _check_positive("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = F._padding_index("Embedding", padding_idx, num_embeddings)
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
         init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
 
     def forward(self, ids) -> Tensor:
-        return F.embedding(ids, self.weight)
+        return F.embedding(ids, self.weight, padding_idx=self.padding_idx)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 class LayerNorm(Module):
@@ -121,6 +139,87 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
+
+
+class GroupNorm(Module):
+    """Group normalization, as ``torch.nn.GroupNorm``: each sample's C channels are split into
+    ``num_groups`` groups, each normalized over its channels and all positions, then a
+    per-channel scale and shift. Independent of the batch size (the same in train and eval).
+
+    Args:
+        num_groups: G (must divide ``num_channels``); G = C is instance norm, G = 1 normalizes
+            the whole sample.
+        num_channels: C.
+        eps: added to each group's variance.
+        affine: learn a per-channel scale (weight, init 1) and shift (bias, init 0).
+        dtype: dtype of the parameters.
+        bias: with ``affine``, learn the shift too (keyword-only, as PyTorch).
+
+    Shape: (N, C, *) -> (N, C, *).
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> gn = nn.GroupNorm(2, 4)
+    >>> gn(Tensor(np.arange(24, dtype=np.float32).reshape(2, 4, 3))).shape
+    (2, 4, 3)
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype=DEFAULT_DTYPE, *, bias: bool = True):
+        super().__init__()
+        _check_positive("GroupNorm", num_groups=num_groups, num_channels=num_channels)
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.register_parameter("weight", Parameter(np.ones(num_channels, dtype=dtype)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_channels, dtype=dtype))
+                                if affine and bias else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[1] != self.num_channels:
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(f"GroupNorm expected input (N, {self.num_channels}, *), got {got}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalization over the trailing ``normalized_shape`` axes, as
+    ``torch.nn.RMSNorm``: y = x / √(mean(x²) + eps) · γ (no centering, no shift).
+
+    Args:
+        normalized_shape: the trailing shape (an int for the last axis).
+        eps: added to the mean square; None (the default) uses the machine epsilon of the
+            input's dtype (``np.finfo(dtype).eps``), as PyTorch.
+        elementwise_affine: learn the scale γ (``weight``, init 1).
+        dtype: dtype of the weight.
+
+    Shape: (*, *normalized_shape) -> the same.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> y = nn.RMSNorm(2)(Tensor([[3.0, -4.0]]))
+    >>> [round(v, 4) for v in y.tolist()[0]]
+    [0.8485, -1.1314]
+    """
+
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float | None = None,
+                 elementwise_affine: bool = True, dtype=DEFAULT_DTYPE):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        _check_positive("RMSNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0):
+            raise ValueError(f"RMSNorm: eps must be a number >= 0 or None, got {eps!r}")
+        self.normalized_shape, self.eps = tuple(int(n) for n in shape), eps
+        self.elementwise_affine = elementwise_affine
+        self.register_parameter("weight", Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class Dropout(Module):

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from .. import distributed as dist
+from .. import functional as F
 from ..autograd import Function, is_grad_enabled, queue_callback
 from ..tensor import Tensor
+from .batchnorm import _BatchNorm
 from .module import Module, Parameter
 
 
@@ -222,13 +224,14 @@ class SyncBatchNormFunction(Function, op="sync_batch_norm"):
         return grad_x, grad_weight, grad_bias
 
 
-class SyncBatchNorm(Module):
+class SyncBatchNorm(_BatchNorm):
     """BatchNorm whose training statistics are those of the global batch over every rank (PyTorch's name).
 
     Plain BatchNorm under ``DistributedDataParallel`` normalizes each rank's share with its own
     statistics; ``SyncBatchNorm`` sums them over the ranks first (one small Allreduce forward
     and one backward per layer), so N ranks compute what one process does with the whole batch,
     running statistics included. With one process it is an ordinary BatchNorm over axis 1.
+    Arguments, checks, parameters and buffers are those of every BatchNorm (`_BatchNorm`).
 
     Args:
         num_features: C, the size of axis 1 of the input (N, C, ...).
@@ -236,6 +239,8 @@ class SyncBatchNorm(Module):
         momentum: weight of each batch in the running statistics (None: cumulative average).
         affine: learn a per-channel scale and shift.
         track_running_stats: keep running statistics for evaluation.
+        dtype: dtype of the parameters and running statistics.
+        bias: with ``affine``, learn the shift too (keyword-only, as PyTorch).
 
     Shape: (N, C, *) -> (N, C, *).
 
@@ -247,50 +252,18 @@ class SyncBatchNorm(Module):
     (True, (3,))
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
-        super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"SyncBatchNorm: num_features must be a positive integer, got {num_features!r}")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[1] != self.num_features:
-            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-            raise ValueError(f"SyncBatchNorm expected input (N, {self.num_features}, ...), got {got}")
-        if not (self.training or not self.track_running_stats):
-            shape = (1, self.num_features) + (1,) * (x.ndim - 2)
-            inv_std = 1.0 / np.sqrt(self.running_var.data + x.dtype.type(self.eps))
-            scale = Tensor((inv_std).reshape(shape).astype(x.dtype))
-            out = (x - Tensor(self.running_mean.data.reshape(shape).astype(x.dtype))) * scale
-            if self.weight is not None:
-                out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
-            return out
-        inputs = [x] + ([self.weight, self.bias] if self.affine else [])
+    def _normalize(self, x, running_mean, running_var, training, momentum):
+        if not training:
+            return F.batch_norm(x, running_mean, running_var, self.weight, self.bias, training=False,
+                                eps=self.eps)
+        inputs = [t for t in (x, self.weight, self.bias) if t is not None]
         out = SyncBatchNormFunction.apply(*inputs, eps=self.eps)
-        if self.training and self.track_running_stats:
-            ctx = out._ctx if out._ctx is not None else None
+        if running_mean is not None:
+            ctx = out._ctx
             mean, var, count = (ctx.batch_mean, ctx.batch_var, ctx.count) if ctx is not None else _stats(x)
-            self.num_batches_tracked.data[...] += 1
-            momentum = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
             unbiased = var * (count / max(count - 1, 1))
-            rm, rv = self.running_mean.data, self.running_var.data
-            rm[...] = (1 - momentum) * rm + momentum * mean.astype(rm.dtype)
-            rv[...] = (1 - momentum) * rv + momentum * unbiased.astype(rv.dtype)
+            running_mean[...] = (1 - momentum) * running_mean + momentum * mean.astype(running_mean.dtype)
+            running_var[...] = (1 - momentum) * running_var + momentum * unbiased.astype(running_var.dtype)
         return out
 
     @classmethod
@@ -317,7 +290,7 @@ class SyncBatchNorm(Module):
         """
         if _is_batch_norm(module):
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
-                       module.track_running_stats)
+                       module.track_running_stats, bias=getattr(module, "bias", None) is not None)
             for name in ("weight", "bias"):
                 if getattr(module, name, None) is not None:
                     setattr(sync, name, getattr(module, name))
@@ -331,9 +304,6 @@ class SyncBatchNorm(Module):
                 if converted is not child:
                     module._modules[name] = converted
         return module
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
 def _is_batch_norm(module: Module) -> bool:
