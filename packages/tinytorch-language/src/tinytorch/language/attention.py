@@ -9,6 +9,7 @@ a NumPy path over the same weights that appends each new token's keys and values
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -122,11 +123,14 @@ class MultiHeadAttention(nn.Module):
     Args:
         d_model: embedding size C.
         num_heads: number of heads; C must be divisible by it (head_dim = C / num_heads).
-        dropout: dropout on the attention weights and on the output.
+        dropout: dropout on the attention weights (GPT-2's ``attn_pdrop``), and on the output
+            unless ``resid_dropout`` is given.
         causal: each position attends only to itself and earlier positions.
         bias: biases in the QKV and output projections.
+        resid_dropout: dropout on the output (GPT-2's ``resid_pdrop``); None for ``dropout``.
 
-    Shape: (B, T, C) -> (B, T, C).
+    Shape: (B, T, C) -> (B, T, C); ``forward(x, attention_mask=m)`` takes a (B, T) padding
+    mask (1 token, 0 padding), see `packed_self_attention`.
 
     >>> mha = MultiHeadAttention(d_model=16, num_heads=4)
     >>> mha(Tensor(np.zeros((2, 5, 16), dtype=np.float32))).shape
@@ -134,7 +138,7 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, causal: bool = True,
-                 bias: bool = True):
+                 bias: bool = True, resid_dropout: float | None = None):
         super().__init__()
         if isinstance(num_heads, bool) or not isinstance(num_heads, (int, np.integer)) or num_heads <= 0:
             raise ValueError(f"MultiHeadAttention: num_heads must be a positive integer, got {num_heads!r}")
@@ -150,19 +154,20 @@ class MultiHeadAttention(nn.Module):
         self.causal, self.dropout_p = causal, dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # q|k|v for all heads, in one matmul
         self.proj = nn.Linear(d_model, d_model, bias=bias)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout if resid_dropout is None else resid_dropout)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None) -> Tensor:
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MultiHeadAttention expected input (B, T, {self.d_model}), got {tuple(x.shape)}")
         if kv_cache is not None:
-            return Tensor(self.infer(x.data, kv_cache))
+            return Tensor(self.infer(x.data, kv_cache, attention_mask))
         qkv = self.qkv(x)  # (B, T, 3C)
         p = self.dropout_p if self.training else 0.0
-        y = LF.packed_self_attention(qkv, self.num_heads, is_causal=self.causal, dropout_p=p)  # (B, T, C)
+        y = LF.packed_self_attention(qkv, self.num_heads, is_causal=self.causal, dropout_p=p,
+                                     attention_mask=attention_mask)  # (B, T, C)
         return self.resid_dropout(self.proj(y))
 
-    def infer(self, x: np.ndarray, kv_cache: KVCache) -> np.ndarray:
+    def infer(self, x: np.ndarray, kv_cache: KVCache, attention_mask: Any = None) -> np.ndarray:
         """NumPy forward for (B, T, C) new tokens that follow the ``kv_cache.length`` cached ones.
 
         No graph, no dropout (inference only). The keys and values are appended to the cache.
@@ -170,6 +175,8 @@ class MultiHeadAttention(nn.Module):
         Args:
             x: (B, T, C) activations of the new tokens.
             kv_cache: this layer's cache; its ``length`` tokens come before ``x``.
+            attention_mask: (B, length + T) padding mask over the cached and the new tokens
+                (1 token, 0 padding), or None.
 
         Returns:
             (B, T, C) output, as ``forward`` on the whole sequence would give for these tokens.
@@ -185,6 +192,9 @@ class MultiHeadAttention(nn.Module):
         start = kv_cache.length
         keys, values = kv_cache.append(qkv[1], qkv[2])  # (B, nh, S, hs), S = start + T
         bias = LF.causal_bias(T, start + T, x.dtype, start=start) if self.causal and T > 1 else None
+        if attention_mask is not None:
+            key_bias = LF.padding_bias(attention_mask, x.dtype)  # (B, 1, 1, S)
+            bias = key_bias if bias is None else key_bias + bias
         y, _ = LF.attention_forward(qkv[0], keys, values, bias, scale=1 / math.sqrt(hs))
         return linear_infer(y.transpose(0, 2, 1, 3).reshape(B, T, C), self.proj)  # heads side by side
 

@@ -71,6 +71,27 @@ def causal_bias(q_len: int, k_len: int, dtype: Any = np.float32, start: int = 0)
     return bias
 
 
+def padding_bias(attention_mask: Any, dtype: Any = np.float32) -> np.ndarray:
+    """The additive key mask (B, 1, 1, S) of a (B, S) padding mask: 0 for tokens, -inf for padding.
+
+    ``attention_mask`` follows Hugging Face: 1 (or True) marks a real token, 0 a padding token.
+    Added to (B, H, L, S) scores, it hides the padding keys from every query.
+
+    Args:
+        attention_mask: (B, S) array of 0/1 (any integer, bool or float dtype).
+        dtype: a floating dtype for the result.
+
+    Returns:
+        (B, 1, 1, S) array of 0 and -inf.
+
+    >>> padding_bias(np.array([[0, 1, 1]]))[0, 0, 0].tolist()
+    [-inf, 0.0, 0.0]
+    """
+    mask = np.asarray(attention_mask)
+    f = np.dtype(dtype).type
+    return np.where(mask[:, None, None, :] != 0, f(0), f(-np.inf))
+
+
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray | None = None,
                       scale: float = 1.0, dropout_p: float = 0.0,
                       generator: np.random.Generator | None = None) -> tuple[np.ndarray, tuple]:
@@ -272,7 +293,7 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
     (2, 5, 16)
     """
 
-    def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None):
+    def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None, key_bias=None):
         B, T, C3 = qkv.shape
         C = C3 // 3
         hd = C // num_heads
@@ -281,6 +302,8 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
         k = np.ascontiguousarray(heads[1])
         v = np.ascontiguousarray(heads[2])
         bias = causal_bias(T, T, qkv.dtype) if is_causal else None
+        if key_bias is not None:  # (B, 1, 1, T) padding mask, plus the causal one: (B, 1, T, T)
+            bias = key_bias if bias is None else key_bias + bias
         y, self.saved = attention_forward(q, k, v, bias, 1 / math.sqrt(hd), dropout_p, generator)
         self.shape = (B, T, num_heads, hd)
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side
@@ -298,7 +321,7 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
 
 def packed_self_attention(
     qkv: Tensor, num_heads: int, is_causal: bool = True, dropout_p: float = 0.0,
-    generator: np.random.Generator | None = None,
+    generator: np.random.Generator | None = None, attention_mask: Any = None,
 ) -> Tensor:
     """Self-attention on a (B, T, 3·C) packed q|k|v tensor with ``num_heads`` heads -> (B, T, C).
 
@@ -311,6 +334,10 @@ def packed_self_attention(
         is_causal: token t attends to tokens 0..t only.
         dropout_p: dropout probability on the attention weights (apply only while training).
         generator: NumPy generator for the dropout mask (default: ``tinytorch.core.get_rng()``).
+        attention_mask: (B, T) padding mask, 1 for tokens and 0 for padding (Hugging Face's
+            convention), or None. Padding keys are hidden from every query; a query that sees
+            no key at all (a left-padding position under the causal mask) outputs zeros, and
+            its gradient is zero.
 
     Returns:
         (B, T, C), the heads side by side.
@@ -327,12 +354,21 @@ def packed_self_attention(
         )
     if not 0 <= dropout_p < 1:
         raise ValueError(f"packed_self_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    key_bias = None
+    if attention_mask is not None:
+        mask = attention_mask.data if isinstance(attention_mask, Tensor) else np.asarray(attention_mask)
+        if mask.shape != qkv.shape[:2]:
+            raise ValueError(
+                f"packed_self_attention: attention_mask must have shape (B, T) = {qkv.shape[:2]}, got {mask.shape}"
+            )
+        key_bias = padding_bias(mask, qkv.dtype)
     generator = generator if generator is not None or dropout_p == 0 else get_rng()
     return PackedSelfAttentionFunction.apply(
-        qkv, num_heads=num_heads, is_causal=is_causal, dropout_p=dropout_p, generator=generator
+        qkv, num_heads=num_heads, is_causal=is_causal, dropout_p=dropout_p, generator=generator,
+        key_bias=key_bias,
     )
 
 
-__all__ = ["scaled_dot_product_attention", "packed_self_attention", "causal_bias",
+__all__ = ["scaled_dot_product_attention", "packed_self_attention", "causal_bias", "padding_bias",
            "attention_forward", "attention_backward",
            "ScaledDotProductAttentionFunction", "PackedSelfAttentionFunction"]

@@ -8,7 +8,8 @@ Attention is permutation-invariant, so each token embedding gets its position ad
 - :class:`LearnedPositionalEmbedding`: one learned vector per position, as GPT-2 and nanoGPT.
 
 Both take (B, T, d) activations and return them with the positions ``start .. start+T-1``
-added; ``infer`` is the NumPy form used by cached decoding.
+added, or with per-token ``positions`` (B, T) (a padded batch, whose rows start at different
+offsets); ``infer`` is the NumPy form used by cached decoding.
 """
 
 from __future__ import annotations
@@ -81,19 +82,20 @@ class PositionalEncoding(nn.Module):
         self.d_model, self.max_len = d_model, max_len
         self.register_buffer("pe", sinusoidal_table(max_len, d_model), persistent=False)
 
-    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, start: int = 0, positions: np.ndarray | None = None) -> Tensor:
         T = _check_input("PositionalEncoding", x, self.d_model, self.max_len, start)
-        table = self.pe.data[start : start + T]
+        table = self.pe.data[start : start + T] if positions is None else self.pe.data[positions]
         if table.dtype != x.dtype:
             table = table.astype(x.dtype)
         return x + Tensor._from_op(table, None)
 
-    def infer(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+    def infer(self, x: np.ndarray, start: int = 0, positions: np.ndarray | None = None) -> np.ndarray:
         """NumPy form of ``forward`` (no graph) for cached decoding.
 
         Args:
             x: (B, T, d_model) array.
             start: position of the first token of ``x``.
+            positions: (B, T) position of every token instead (overrides ``start``).
 
         Returns:
             (B, T, d_model) array.
@@ -101,7 +103,8 @@ class PositionalEncoding(nn.Module):
         >>> PositionalEncoding(d_model=4, max_len=8).infer(np.zeros((1, 2, 4)), start=0)[0, 0]
         array([0., 1., 0., 1.])
         """
-        return x + self.pe.data[start : start + x.shape[1]]
+        table = self.pe.data[start : start + x.shape[1]] if positions is None else self.pe.data[positions]
+        return x + table
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, max_len={self.max_len}"
@@ -131,16 +134,19 @@ class LearnedPositionalEmbedding(nn.Module):
         self.weight = nn.Parameter(np.zeros((max_len, d_model), dtype=np.float32))
         nn.init.normal_(self.weight, std=0.02)
 
-    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, start: int = 0, positions: np.ndarray | None = None) -> Tensor:
         T = _check_input("LearnedPositionalEmbedding", x, self.d_model, self.max_len, start)
+        if positions is not None:
+            return x + self.weight[positions]  # (B, T, d): each row its own positions
         return x + self.weight[start : start + T]  # (T, d) broadcast over the batch
 
-    def infer(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+    def infer(self, x: np.ndarray, start: int = 0, positions: np.ndarray | None = None) -> np.ndarray:
         """NumPy form of ``forward`` (no graph) for cached decoding.
 
         Args:
             x: (B, T, d_model) array.
             start: position of the first token of ``x``.
+            positions: (B, T) position of every token instead (overrides ``start``).
 
         Returns:
             (B, T, d_model) array.
@@ -149,7 +155,8 @@ class LearnedPositionalEmbedding(nn.Module):
         >>> wpe.infer(np.zeros((2, 3, 8), dtype=np.float32), start=5).shape
         (2, 3, 8)
         """
-        return x + self.weight.data[start : start + x.shape[1]]
+        weight = self.weight.data
+        return x + (weight[start : start + x.shape[1]] if positions is None else weight[positions])
 
     def extra_repr(self) -> str:
         return f"max_len={self.max_len}, d_model={self.d_model}"

@@ -1,0 +1,402 @@
+"""GPT-2 checkpoints in Hugging Face's layout: ``TinyGPT.from_pretrained`` and ``save_pretrained``.
+
+A Hugging Face GPT-2 directory holds ``config.json`` (``GPT2Config``) and ``model.safetensors``
+(or ``model.safetensors.index.json`` naming its shards). The names map one to one onto TinyGPT's::
+
+    transformer.wte / wpe                 -> wte / wpe
+    transformer.h.N.ln_1 / ln_2           -> blocks.N.ln1 / ln2
+    transformer.h.N.attn.c_attn / c_proj  -> blocks.N.attn.qkv / proj     (Conv1D: transposed)
+    transformer.h.N.mlp.c_fc / c_proj     -> blocks.N.mlp.fc / proj       (Conv1D: transposed)
+    transformer.ln_f                      -> ln_f
+    lm_head                               -> lm_head (absent when tied to wte, as transformers saves)
+
+HF's ``Conv1D`` stores its weight as (in, out), a Linear's transpose. The old causal-mask buffers
+(``attn.bias``, ``attn.masked_bias``) are not weights and are skipped; files saved from
+``GPT2Model`` have no ``transformer.`` prefix, which is accepted too. A tied output head is the
+embedding array itself, never a second copy.
+
+Every ``config.json`` setting that changes the computation and that TinyGPT does not implement
+is refused by name (`UNSUPPORTED`); settings that change nothing here (``task_specific_params``,
+``summary_*``, ``use_cache``, ...) are ignored.
+
+>>> import tempfile
+>>> from tinytorch.language import TinyGPT
+>>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
+>>> directory = tempfile.mkdtemp()
+>>> save_pretrained(model, directory)
+>>> from_pretrained(directory).config.max_seq_len
+8
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinytorch.core import io
+
+from .models import GPTConfig, TinyGPT
+from .transformer import ACTIVATIONS
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+
+# config.json key -> (the value TinyGPT computes, its default in transformers' GPT2Config).
+# Any other value changes the arithmetic in a way TinyGPT does not implement.
+UNSUPPORTED: dict[str, tuple[Any, Any]] = {
+    "scale_attn_weights": (True, True),
+    "scale_attn_by_inverse_layer_idx": (False, False),
+    "reorder_and_upcast_attn": (False, False),
+    "add_cross_attention": (False, False),
+    "is_encoder_decoder": (False, False),
+    "pruned_heads": ({}, {}),
+}
+
+# transformers' GPT2Config defaults, for keys a config.json may leave out.
+_HF_DEFAULTS = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12,
+                "n_inner": None, "activation_function": "gelu_new", "resid_pdrop": 0.1,
+                "embd_pdrop": 0.1, "attn_pdrop": 0.1, "layer_norm_epsilon": 1e-5,
+                "tie_word_embeddings": True}
+
+# HF name (after "transformer.") -> TinyGPT name; the Conv1D weights are stored transposed.
+_BLOCK_NAMES = {"ln_1": "ln1", "ln_2": "ln2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
+                "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_SKIPPED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # old causal-mask buffers
+_BLOCK = re.compile(r"h\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+# ---------------------------------------------------------------------------------- config
+
+
+def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> GPTConfig:
+    """The `GPTConfig` of a Hugging Face GPT-2 ``config.json`` (as a dict).
+
+    Args:
+        hf: the parsed ``config.json``; missing keys take transformers' ``GPT2Config`` defaults.
+        source: named in error messages (usually the file's path).
+
+    Returns:
+        A validated ``GPTConfig`` (learned positions, biases, HF's dropout per site).
+
+    Raises:
+        ValueError: the model type is not ``gpt2``, or settings TinyGPT does not implement
+            are set (every one is named with its value).
+
+    >>> config_from_hf({"n_embd": 64, "n_head": 4, "n_layer": 2, "activation_function": "gelu"}).activation
+    'gelu'
+    >>> config_from_hf({"scale_attn_by_inverse_layer_idx": True})
+    Traceback (most recent call last):
+    ...
+    ValueError: config.json: TinyGPT does not implement scale_attn_by_inverse_layer_idx=true (supported: false)
+    """
+    if not isinstance(hf, dict):
+        raise TypeError(f"{source}: expected a JSON object, got {type(hf).__name__}")
+    model_type = hf.get("model_type", "gpt2")
+    if model_type != "gpt2":
+        raise ValueError(f"{source}: model_type must be 'gpt2', got {model_type!r}")
+    refused = [f"{key}={json.dumps(hf[key])} (supported: {json.dumps(ok)})"
+               for key, (ok, _) in UNSUPPORTED.items() if key in hf and hf[key] != ok]
+    activation = hf.get("activation_function", "gelu_new")
+    if activation not in ACTIVATIONS:
+        refused.append(f"activation_function={json.dumps(activation)} (supported: {', '.join(ACTIVATIONS)})")
+    if refused:
+        raise ValueError(f"{source}: TinyGPT does not implement " + ", ".join(refused))
+    c = {**_HF_DEFAULTS, **{k: v for k, v in hf.items() if k in _HF_DEFAULTS}}
+    try:
+        return GPTConfig(vocab_size=c["vocab_size"], d_model=c["n_embd"], num_heads=c["n_head"],
+                         num_layers=c["n_layer"], max_seq_len=c["n_positions"], dropout=c["resid_pdrop"],
+                         bias=True, positional="learned", tie_weights=bool(c["tie_word_embeddings"]),
+                         d_ff=c["n_inner"], activation=c["activation_function"],
+                         layer_norm_eps=c["layer_norm_epsilon"], embd_pdrop=c["embd_pdrop"],
+                         attn_pdrop=c["attn_pdrop"], resid_pdrop=c["resid_pdrop"])
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+
+
+def config_to_hf(config: GPTConfig) -> dict[str, Any]:
+    """The Hugging Face ``config.json`` (a dict) of a `GPTConfig`.
+
+    Args:
+        config: learned positions and biases (what GPT-2 has).
+
+    Returns:
+        A ``GPT2Config`` dict for ``GPT2LMHeadModel``.
+
+    Raises:
+        ValueError: the config has sinusoidal positions or no biases (GPT-2 cannot express them).
+
+    >>> config_to_hf(GPTConfig(d_model=64, num_heads=4))["n_embd"]
+    64
+    """
+    if config.positional != "learned" or not config.bias:
+        raise ValueError(
+            "save_pretrained: GPT-2's layout needs positional='learned' and bias=True, got "
+            f"positional={config.positional!r}, bias={config.bias}"
+        )
+    hf = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+          "vocab_size": config.vocab_size, "n_positions": config.max_seq_len, "n_embd": config.d_model,
+          "n_layer": config.num_layers, "n_head": config.num_heads, "n_inner": config.d_ff,
+          "activation_function": config.activation, "layer_norm_epsilon": config.layer_norm_eps,
+          "embd_pdrop": config.site_dropout("embd"), "attn_pdrop": config.site_dropout("attn"),
+          "resid_pdrop": config.site_dropout("resid"), "initializer_range": 0.02,
+          "scale_attn_weights": True, "use_cache": True, "tie_word_embeddings": config.tie_weights}
+    if config.vocab_size == 50257:  # GPT-2's <|endoftext|>
+        hf["bos_token_id"] = hf["eos_token_id"] = 50256
+    return hf
+
+
+# ---------------------------------------------------------------------------------- names
+
+
+def hf_to_tinygpt_name(name: str) -> tuple[str | None, bool]:
+    """TinyGPT's parameter name for a Hugging Face GPT-2 tensor name, and whether to transpose it.
+
+    Args:
+        name: e.g. ``"transformer.h.3.attn.c_attn.weight"`` (the prefix may be absent).
+
+    Returns:
+        ``(tinygpt_name, transposed)``; ``(None, False)`` for the skipped mask buffers.
+
+    Raises:
+        KeyError: a name GPT-2 does not have.
+
+    >>> hf_to_tinygpt_name("transformer.h.3.attn.c_attn.weight")
+    ('blocks.3.attn.qkv.weight', True)
+    >>> hf_to_tinygpt_name("h.0.attn.bias")
+    (None, False)
+    """
+    short = name.removeprefix("transformer.")
+    if _SKIPPED.fullmatch(short):
+        return None, False
+    if short in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias") or name == "lm_head.weight":
+        return short, False
+    block = _BLOCK.fullmatch(short)
+    if block and block[2] in _BLOCK_NAMES:
+        layer, part, kind = block.groups()
+        return f"blocks.{layer}.{_BLOCK_NAMES[part]}.{kind}", f"{part}.{kind}" in _CONV1D
+    raise KeyError(name)
+
+
+def _tinygpt_to_hf(model: TinyGPT) -> dict[str, np.ndarray]:
+    """The HF tensors of ``model``: Conv1D weights as (in, out), lm_head dropped when tied."""
+    ours = {v: k for k, v in _BLOCK_NAMES.items()}
+    tensors: dict[str, np.ndarray] = {}
+    for name, param in model.named_parameters():
+        if name == "lm_head.weight":
+            if not model.config.tie_weights:
+                tensors[name] = param.data
+            continue
+        block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", name)
+        if block:
+            part = ours[block[2]]
+            hf = f"transformer.h.{block[1]}.{part}.{block[3]}"
+            # (safetensors writes an array's memory as it is: a transposed view needs its own copy)
+            tensors[hf] = np.ascontiguousarray(param.data.T) if f"{part}.{block[3]}" in _CONV1D else param.data
+        else:
+            tensors[f"transformer.{name}"] = param.data
+    return tensors
+
+
+# ---------------------------------------------------------------------------------- files
+
+
+def _hub_download(name: str) -> Path:
+    where = (f"put {CONFIG_NAME} and {WEIGHTS_NAME} (or {INDEX_NAME} and its shards) from "
+             f"https://huggingface.co/{name}/tree/main into one directory and pass its path")
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise FileNotFoundError(
+            f"from_pretrained: {name!r} is not a directory, and downloading it needs huggingface_hub "
+            f"(pip install huggingface_hub); or {where}"
+        ) from None
+    try:
+        return Path(huggingface_hub.snapshot_download(
+            name, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME, "model-*.safetensors"]))
+    except Exception as e:  # offline, unknown repository, gated model: one line either way
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FileNotFoundError(
+            f"from_pretrained: could not download {name!r} from the Hugging Face Hub ({reason}); {where}"
+        ) from None
+
+
+def resolve(path_or_name: str | os.PathLike) -> Path:
+    """The local directory of ``path_or_name``: itself if it is a directory, else a Hub download.
+
+    A string that looks like a path (``./x``, ``/x``, ``~/x``, or that exists as a file) is never
+    sent to the Hub.
+
+    Args:
+        path_or_name: a directory, or a Hugging Face Hub repository name (``"gpt2"``,
+            ``"openai-community/gpt2"``).
+
+    Returns:
+        The directory holding the checkpoint (for a name, inside huggingface_hub's cache).
+
+    Raises:
+        FileNotFoundError: not a directory, and the download failed (one line saying which
+            files to put where).
+
+    >>> import tempfile
+    >>> resolve(tempfile.gettempdir()).is_dir()
+    True
+    """
+    path = Path(path_or_name).expanduser()
+    if path.is_dir():
+        return path
+    text = os.fspath(path_or_name)
+    if path.exists() or not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text):  # not "org/name"
+        raise FileNotFoundError(
+            f"from_pretrained: {text!r} is not a directory (expected one holding {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
+    return _hub_download(text)
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    single, index = directory / WEIGHTS_NAME, directory / INDEX_NAME
+    if single.is_file():
+        return [single]
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise io.CheckpointError(f"{index}: not a safetensors index (expected a 'weight_map' object)") from None
+        missing = [s for s in shards if not (directory / s).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index}: names shards that are not in {directory}: {missing}")
+        return [directory / s for s in shards]
+    others = sorted(p.name for p in directory.glob("*.bin")) + sorted(p.name for p in directory.glob("*.h5"))
+    hint = f" (found {others}: TinyTorch reads safetensors only, never pickles)" if others else ""
+    raise FileNotFoundError(f"from_pretrained: {directory} has neither {WEIGHTS_NAME} nor {INDEX_NAME}{hint}")
+
+
+def from_pretrained(path_or_name: str | os.PathLike) -> TinyGPT:
+    """Load a Hugging Face GPT-2 checkpoint as a :class:`TinyGPT` (float32, eval mode).
+
+    Args:
+        path_or_name: a directory with ``config.json`` and ``model.safetensors`` (or a sharded
+            ``model.safetensors.index.json``), or a Hub name (needs ``huggingface_hub``).
+
+    Returns:
+        The model. With tied embeddings ``lm_head.weight`` is ``wte.weight`` (one array).
+
+    Raises:
+        FileNotFoundError: no such directory or files (a Hub name offline: one line saying
+            which files to put where).
+        ValueError: ``config.json`` asks for something TinyGPT does not implement (named).
+        tinytorch.core.io.CheckpointError: a tensor is missing, unknown or of the wrong shape
+            (named, with the file).
+
+    >>> import tempfile
+    >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
+    >>> directory = tempfile.mkdtemp()
+    >>> save_pretrained(model, directory)
+    >>> loaded = from_pretrained(directory)
+    >>> loaded.lm_head.weight is loaded.wte.weight
+    True
+    """
+    directory = resolve(path_or_name)
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise FileNotFoundError(f"from_pretrained: {directory} has no {CONFIG_NAME}")
+    try:
+        hf_config = json.loads(config_path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{config_path}: not valid JSON ({e})") from None
+    config = config_from_hf(hf_config, str(config_path))
+    model = TinyGPT.from_config(config, init_weights=False)  # zeros, never touched: no memory
+    params = dict(model.named_parameters())
+    expected = {name: p.shape for name, p in params.items()}
+    if config.tie_weights:
+        expected.pop("lm_head.weight", None)
+    loaded: set[str] = set()
+    for file in _weight_files(directory):
+        state, _ = io.load(file)
+        problems = []
+        for hf_name in list(state):
+            array = state.pop(hf_name)  # drop the file's reference as we go: one copy in memory
+            try:
+                name, transposed = hf_to_tinygpt_name(hf_name)
+            except KeyError:
+                problems.append(f"unexpected tensor {hf_name!r}")
+                continue
+            if name is None or (name == "lm_head.weight" and config.tie_weights):
+                continue  # mask buffers; a tied head stored anyway is the embedding
+            if name not in expected:
+                problems.append(f"unexpected tensor {hf_name!r} (the config has {config.num_layers} layers)")
+                continue
+            shape = expected[name][::-1] if transposed else expected[name]
+            if array.shape != shape:
+                problems.append(f"{hf_name!r} has shape {array.shape}, the config needs {shape}")
+                continue
+            if transposed:
+                array = array.T
+            params[name].data = np.ascontiguousarray(array, dtype=np.float32)
+            loaded.add(name)
+        if problems:
+            raise io.CheckpointError(f"{file}: " + "; ".join(problems))
+    missing = sorted(set(expected) - loaded)
+    if missing:
+        names = [_hf_name_of(n) for n in missing]
+        raise io.CheckpointError(f"{directory}: missing tensors {names}")
+    return model.eval()
+
+
+def _hf_name_of(name: str) -> str:
+    if name == "lm_head.weight":
+        return name
+    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", name)
+    if block:
+        part = {v: k for k, v in _BLOCK_NAMES.items()}[block[2]]
+        return f"transformer.h.{block[1]}.{part}.{block[3]}"
+    return f"transformer.{name}"
+
+
+def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
+    """Write ``model`` as ``config.json`` + ``model.safetensors`` in Hugging Face's GPT-2 layout.
+
+    The Conv1D weights are written (in, out), a tied ``lm_head.weight`` is left out (as
+    transformers does) and the file's metadata is ``{"format": "pt"}``, so
+    ``transformers.GPT2LMHeadModel.from_pretrained(directory)`` loads it. Each file is
+    replaced atomically (temp file, fsync, rename); the weights are written first, so a crash
+    never leaves a new config next to old weights.
+
+    Args:
+        model: a TinyGPT with learned positions and biases.
+        directory: created if missing.
+
+    Raises:
+        ValueError: the model cannot be expressed as GPT-2 (see `config_to_hf`).
+
+    >>> import tempfile, json, os
+    >>> directory = tempfile.mkdtemp()
+    >>> save_pretrained(TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1), directory)
+    >>> json.load(open(os.path.join(directory, "config.json")))["n_layer"]
+    1
+    """
+    if not isinstance(model, TinyGPT):
+        raise TypeError(f"save_pretrained: model must be a TinyGPT, got {type(model).__name__}")
+    hf_config = config_to_hf(model.config)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    import safetensors.numpy
+
+    tensors = {k: v.astype(np.float32, copy=False) for k, v in _tinygpt_to_hf(model).items()}
+    payload = safetensors.numpy.save(tensors, metadata={"format": "pt"})
+    del tensors
+    io.write_atomic(directory / WEIGHTS_NAME, payload, "checkpoint")
+    del payload
+    io.write_atomic(directory / CONFIG_NAME, (json.dumps(hf_config, indent=2) + "\n").encode(), "config")
+
+
+__all__ = ["from_pretrained", "save_pretrained", "config_from_hf", "config_to_hf", "hf_to_tinygpt_name",
+           "resolve", "UNSUPPORTED"]
