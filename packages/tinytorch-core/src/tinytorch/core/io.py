@@ -2,15 +2,32 @@
 
 A checkpoint is one ``.safetensors`` file: an 8-byte little-endian header length, a JSON header
 naming each tensor's dtype, shape and byte range, then the raw little-endian bytes. Loading one
-never executes code, unlike ``torch.load`` on a pickle.
+never executes code, unlike ``torch.load`` on a pickle. This module reads and writes the format
+itself (the header is validated before any data is read), so it also reads what other writers
+(PyTorch through ``safetensors``, ``transformers``) produce:
 
-- :func:`save` writes atomically (temp file in the same directory, fsync, ``os.replace``, fsync of
-  the directory), so a crash or an exception mid-save leaves the previous checkpoint intact.
-- :func:`load` validates the header itself before handing the file to ``safetensors``, so a
-  truncated or foreign file gives a :class:`CheckpointError` that names the file and the problem.
+- **Every dtype of the format** (:data:`SAFETENSORS_DTYPES`) is understood from the header alone
+  by :func:`inspect` and :func:`tensor_shapes`: shape, dtype, bytes, parameter count.
+- :func:`load` returns NumPy's own dtypes as they are (``F16`` as float16), widens ``BF16`` and
+  the 8-bit floats (``F8_E4M3``, ``F8_E5M2``, their ``FNUZ`` variants, ``F8_E8M0``) to float32
+  exactly, or hands their raw bits over (``bf16="raw"``, ``f8="raw"``). Each tensor is read
+  straight into its own array, so loading needs the memory of the arrays, not of the file too;
+  ``keys=`` reads only some tensors. The 4- and 6-bit floats are refused by name.
+- :func:`save` writes atomically (temp file in the same directory, fsync, ``os.replace``, fsync
+  of the directory), so a crash or an exception mid-save leaves the previous checkpoint intact.
+  ``float_dtype="bfloat16"`` (or ``"float16"``) stores floating arrays narrowed, rounded to
+  nearest even.
+- **Tied weights** (two names holding the same array, as ``TinyGPT``'s ``wte.weight`` and
+  ``lm_head.weight``) are stored once; the other name is recorded in the metadata key
+  ``tinytorch.aliases``, and :func:`load` gives both names the same array. The format forbids
+  two tensors sharing bytes, so other writers drop the second name (``transformers``) or record
+  it as a metadata entry ``{dropped name: kept name}`` (``safetensors.torch.save_model``), which
+  :func:`load` resolves too.
 - Metadata values are any JSON-serialisable objects. safetensors only stores ``dict[str, str]``,
   so each value is stored JSON-encoded under its key, next to two automatic keys:
   ``tinytorch.format_version`` and ``tinytorch.versions`` (the installed TinyTorch distributions).
+  A file without ``tinytorch.format_version`` comes from another writer: its metadata values are
+  returned as the strings they are (``{"format": "pt"}``), never JSON-decoded.
 
 >>> import numpy as np, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
@@ -27,11 +44,12 @@ import math
 import os
 import re
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,28 +60,189 @@ FORMAT_VERSION = 1
 
 FORMAT_VERSION_KEY = "tinytorch.format_version"
 VERSIONS_KEY = "tinytorch.versions"
+ALIASES_KEY = "tinytorch.aliases"
+"""Metadata key of a file written by :func:`save`: JSON ``{alias: stored tensor name}``."""
 
 _MAX_HEADER_BYTES = 100_000_000  # the limit safetensors itself enforces
 
-# safetensors dtype tag -> NumPy dtype (the tags NumPy can represent).
-_DTYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_),
-    "U8": np.dtype(np.uint8),
-    "I8": np.dtype(np.int8),
-    "U16": np.dtype(np.uint16),
-    "I16": np.dtype(np.int16),
-    "U32": np.dtype(np.uint32),
-    "I32": np.dtype(np.int32),
-    "U64": np.dtype(np.uint64),
-    "I64": np.dtype(np.int64),
-    "F16": np.dtype(np.float16),
-    "F32": np.dtype(np.float32),
-    "F64": np.dtype(np.float64),
-    "C64": np.dtype(np.complex64),
+
+class _StoredDtype(NamedTuple):
+    name: str  # what inspect() reports: NumPy's name, else the ml_dtypes/PyTorch name
+    bits: int  # per element; the 4- and 6-bit floats are packed
+    numpy: np.dtype | None  # loads as this NumPy dtype unchanged (None: no NumPy dtype)
+
+
+# Every dtype of the safetensors format (safetensors 0.8.0's list, in its order).
+_STORED: dict[str, _StoredDtype] = {
+    "BOOL": _StoredDtype("bool", 8, np.dtype(np.bool_)),
+    "F4": _StoredDtype("float4_e2m1fn", 4, None),
+    "F6_E2M3": _StoredDtype("float6_e2m3fn", 6, None),
+    "F6_E3M2": _StoredDtype("float6_e3m2fn", 6, None),
+    "U8": _StoredDtype("uint8", 8, np.dtype(np.uint8)),
+    "I8": _StoredDtype("int8", 8, np.dtype(np.int8)),
+    "F8_E5M2": _StoredDtype("float8_e5m2", 8, None),
+    "F8_E4M3": _StoredDtype("float8_e4m3fn", 8, None),
+    "F8_E8M0": _StoredDtype("float8_e8m0fnu", 8, None),
+    "F8_E4M3FNUZ": _StoredDtype("float8_e4m3fnuz", 8, None),
+    "F8_E5M2FNUZ": _StoredDtype("float8_e5m2fnuz", 8, None),
+    "I16": _StoredDtype("int16", 16, np.dtype(np.int16)),
+    "U16": _StoredDtype("uint16", 16, np.dtype(np.uint16)),
+    "F16": _StoredDtype("float16", 16, np.dtype(np.float16)),
+    "BF16": _StoredDtype("bfloat16", 16, None),
+    "I32": _StoredDtype("int32", 32, np.dtype(np.int32)),
+    "U32": _StoredDtype("uint32", 32, np.dtype(np.uint32)),
+    "F32": _StoredDtype("float32", 32, np.dtype(np.float32)),
+    "C64": _StoredDtype("complex64", 64, np.dtype(np.complex64)),
+    "F64": _StoredDtype("float64", 64, np.dtype(np.float64)),
+    "I64": _StoredDtype("int64", 64, np.dtype(np.int64)),
+    "U64": _StoredDtype("uint64", 64, np.dtype(np.uint64)),
 }
-_SAVABLE_KINDS = {np.dtype(d).name for d in _DTYPES.values()}
+
+SAFETENSORS_DTYPES: dict[str, str] = {tag: kind.name for tag, kind in _STORED.items()}
+"""Every safetensors dtype tag -> the dtype name :func:`inspect` reports for it.
+
+NumPy's names where NumPy has the type, else the names ``ml_dtypes`` and PyTorch use
+(``"BF16"`` -> ``"bfloat16"``, ``"F8_E4M3"`` -> ``"float8_e4m3fn"``).
+
+>>> SAFETENSORS_DTYPES["BF16"], SAFETENSORS_DTYPES["F8_E5M2"], SAFETENSORS_DTYPES["F32"]
+('bfloat16', 'float8_e5m2', 'float32')
+"""
+
+_TAG_OF_NUMPY = {kind.numpy: tag for tag, kind in _STORED.items() if kind.numpy is not None}
+_TAG_OF_NAME = {kind.name: tag for tag, kind in _STORED.items()}
+_SAVABLE_KINDS = {d.name for d in _TAG_OF_NUMPY}
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_WIDEN_CHOICES = ("float32", "raw")
+_CHUNK = 1 << 20  # elements converted at a time: bounds the scratch memory of widening
+_BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 PathLike = str | os.PathLike
+
+
+# ---------------------------------------------------------------------------------- narrow floats
+
+
+def bfloat16_to_float32(bits: Any) -> np.ndarray:
+    """Widen bfloat16 values, given as their 16-bit patterns, to float32 exactly.
+
+    bfloat16 is the top half of a float32 (sign, 8 exponent bits, 7 mantissa bits), so widening
+    shifts the bits into the high half; every value (zeros, subnormals, inf, NaN) is kept.
+
+    Args:
+        bits: a ``uint16`` array (e.g. from ``load(path, bf16="raw")``), any shape.
+
+    Returns:
+        A float32 array of the same shape.
+
+    Raises:
+        TypeError: ``bits`` is not of dtype uint16.
+
+    >>> bfloat16_to_float32(np.array([0x3F80, 0xC040, 0x7F80], dtype=np.uint16))
+    array([ 1., -3., inf], dtype=float32)
+    """
+    bits = np.asarray(bits)
+    if bits.dtype != np.uint16:
+        raise TypeError(f"bfloat16_to_float32: bits must be a uint16 array, got dtype {bits.dtype}")
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def float32_to_bfloat16(values: Any) -> np.ndarray:
+    """Round float values to bfloat16, to nearest even, as their 16-bit patterns.
+
+    A float64 input is rounded once, correctly (not through float32, which could round twice);
+    values beyond bfloat16's range become inf as IEEE rounding says; NaN stays a quiet NaN.
+
+    Args:
+        values: a float16, float32 or float64 array, any shape.
+
+    Returns:
+        A ``uint16`` array of the same shape; :func:`bfloat16_to_float32` widens it back.
+
+    Raises:
+        TypeError: ``values`` is not a floating-point array.
+
+    >>> bits = float32_to_bfloat16(np.array([1.0, 1.00390625, 1.01171875, 3.0], dtype=np.float32))
+    >>> bfloat16_to_float32(bits)  # the ties round to the even neighbour
+    array([1.      , 1.      , 1.015625, 3.      ], dtype=float32)
+    """
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        raise TypeError(
+            f"float32_to_bfloat16: values must be a floating-point array, got dtype {values.dtype}"
+        )
+    single = np.ascontiguousarray(values, dtype=np.float32)
+    bits = single.view(np.uint32)
+    lower = bits & 0xFFFF
+    rounded = (bits >> 16) + ((lower > 0x8000) | ((lower == 0x8000) & ((bits >> 16) & 1 == 1)))
+    if values.dtype == np.float64:
+        # float32 rounded x to a bfloat16 tie: decide the tie from x itself (one rounding).
+        tie = (lower == 0x8000) & (single != values)
+        if tie.any():
+            away = np.abs(values) > np.abs(single)
+            rounded = np.where(tie, (bits >> 16) + away, rounded)
+    nan = np.isnan(single)
+    if nan.any():
+        rounded = np.where(nan, (bits >> 16) | 0x0040, rounded)
+    return rounded.astype(np.uint16).reshape(values.shape)
+
+
+@cache
+def _float8_table(tag: str) -> np.ndarray:
+    """The float32 value of each of the 256 bytes of an 8-bit float, from its definition."""
+    codes = np.arange(256)
+    if tag == "F8_E8M0":  # a bare biased exponent, no sign (the scales of the MX formats)
+        table = np.ldexp(1.0, codes - 127)
+        table[0xFF] = np.nan
+        return table.astype(np.float32)
+    exponent_bits, mantissa_bits, bias = {
+        "F8_E4M3": (4, 3, 7), "F8_E5M2": (5, 2, 15),
+        "F8_E4M3FNUZ": (4, 3, 8), "F8_E5M2FNUZ": (5, 2, 16),
+    }[tag]
+    sign = np.where(codes & 0x80, -1.0, 1.0)
+    exponent = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
+    fraction = (codes & ((1 << mantissa_bits) - 1)) / (1 << mantissa_bits)
+    normal = np.ldexp(1.0 + fraction, exponent - bias)
+    subnormal = np.ldexp(fraction, 1 - bias)
+    table = sign * np.where(exponent == 0, subnormal, normal)
+    top = exponent == (1 << exponent_bits) - 1
+    if tag == "F8_E5M2":  # IEEE-like: the top exponent is inf (mantissa 0) or NaN
+        table[top] = np.where(fraction[top] == 0, sign[top] * np.inf, np.nan)
+    elif tag == "F8_E4M3":  # "fn": finite, no inf; only S.1111.111 is NaN
+        table[top & (fraction == 1 - 2.0**-mantissa_bits)] = np.nan
+    else:  # "fnuz": finite, unsigned zero; the pattern of -0 is the one NaN
+        table[0x80] = np.nan
+    return table.astype(np.float32)
+
+
+_FLOAT8_TAGS = ("F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0")
+
+
+def float8_to_float32(bits: Any, dtype: str) -> np.ndarray:
+    """Widen 8-bit floats, given as their bytes, to float32 exactly (a 256-entry table).
+
+    Args:
+        bits: a ``uint8`` array (e.g. from ``load(path, f8="raw")``), any shape.
+        dtype: the safetensors tag: ``"F8_E4M3"`` (E4M3FN: max 448, no inf), ``"F8_E5M2"``
+            (IEEE-like, max 57344, inf), ``"F8_E4M3FNUZ"``, ``"F8_E5M2FNUZ"`` (no negative zero,
+            0x80 is NaN) or ``"F8_E8M0"`` (powers of two, 2**-127 .. 2**127).
+
+    Returns:
+        A float32 array of the same shape.
+
+    Raises:
+        TypeError: ``bits`` is not of dtype uint8.
+        ValueError: ``dtype`` is not one of the tags above.
+
+    >>> float8_to_float32(np.array([0x38, 0x7E, 0xB0], dtype=np.uint8), "F8_E4M3")
+    array([  1. , 448. ,  -0.5], dtype=float32)
+    """
+    if dtype not in _FLOAT8_TAGS:
+        raise ValueError(f"float8_to_float32: dtype must be one of {', '.join(_FLOAT8_TAGS)}, "
+                         f"got {dtype!r}")
+    bits = np.asarray(bits)
+    if bits.dtype != np.uint8:
+        raise TypeError(f"float8_to_float32: bits must be a uint8 array, got dtype {bits.dtype}")
+    return _float8_table(dtype)[bits]
 
 
 class CheckpointError(ValueError):
@@ -187,8 +366,8 @@ def _encode_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
             raise TypeError(
                 f"save: metadata keys must be strings, got {type(key).__name__} key {key!r}"
             )
-        if key in (FORMAT_VERSION_KEY, VERSIONS_KEY):
-            continue  # written fresh below: they describe this writer, not the file read earlier
+        if key in (FORMAT_VERSION_KEY, VERSIONS_KEY, ALIASES_KEY):
+            continue  # written fresh: they describe this writer and file, not one read earlier
         try:
             encoded[key] = json.dumps(value, default=_json_default, sort_keys=True)
         except (TypeError, ValueError) as e:
@@ -202,12 +381,14 @@ def _encode_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _decode_metadata(raw: Mapping[str, str], path: Path | None = None) -> dict[str, Any]:
+    if FORMAT_VERSION_KEY not in raw:  # another writer's metadata: arbitrary strings, kept so
+        return dict(raw)
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
         try:
             decoded[key] = json.loads(value)
         except ValueError:
-            decoded[key] = value  # a safetensors file from elsewhere: plain strings stay strings
+            decoded[key] = value  # a string someone added to our file with another tool
         except RecursionError:
             raise CheckpointError(
                 f"{path if path is not None else 'checkpoint'}: metadata {key!r} is JSON nested too "
@@ -219,7 +400,7 @@ def _decode_metadata(raw: Mapping[str, str], path: Path | None = None) -> dict[s
 # ---------------------------------------------------------------------------------- save
 
 
-def _as_savable_array(key: str, value: Any) -> np.ndarray:
+def _as_array(key: str, value: Any) -> np.ndarray:
     data = getattr(value, "data", None)
     if not isinstance(value, np.ndarray) and isinstance(data, np.ndarray):
         value = data  # Tensor, Parameter
@@ -234,11 +415,28 @@ def _as_savable_array(key: str, value: Any) -> np.ndarray:
             f"save: state[{key!r}] has dtype {value.dtype}, which safetensors cannot store "
             f"(numeric and bool dtypes only: {', '.join(sorted(_SAVABLE_KINDS))})"
         )
+    return value
+
+
+def _storage_identity(array: np.ndarray) -> tuple | None:
+    """Equal for two arrays that are the same values in the same memory (tied weights)."""
+    if array.size == 0:
+        return None
+    return (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+
+
+def _stored_form(array: np.ndarray, float_dtype: str | None) -> tuple[str, np.ndarray]:
+    """The safetensors tag and the C-contiguous little-endian array whose bytes are written."""
+    if float_dtype is not None and array.dtype.kind == "f" and array.dtype.name != float_dtype:
+        if float_dtype == "bfloat16":
+            return "BF16", float32_to_bfloat16(array)
+        array = array.astype(float_dtype)
     # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
-    array = value if value.flags.c_contiguous else value.copy(order="C")
-    if array.dtype.byteorder == ">":
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and _BIG_ENDIAN_HOST):
         array = array.astype(array.dtype.newbyteorder("<"))
-    return array
+    return _TAG_OF_NAME[array.dtype.name], array
 
 
 def _umask() -> int:
@@ -404,7 +602,7 @@ def _write_error(label: str, error: OSError) -> OSError:
     return wrapped
 
 
-def write_atomic(path: PathLike, payload: bytes, what: str = "file") -> Path:
+def write_atomic(path: PathLike, payload: bytes | Iterable[Any], what: str = "file") -> Path:
     """Write ``payload`` to ``path`` so that ``path`` is either the old file or the new one.
 
     The bytes go to a temp file ``.<name>.tmp-<pid>-<random>`` in the same directory, which is
@@ -415,7 +613,8 @@ def write_atomic(path: PathLike, payload: bytes, what: str = "file") -> Path:
     Args:
         path: the file to write (checked by :func:`check_destination`; a symlink's target is
             written); missing parent directories are created.
-        payload: the bytes.
+        payload: the bytes, or an iterable of bytes-like chunks written in order (so a large
+            file is never assembled in memory).
         what: how ``path`` is named in error messages.
 
     Returns:
@@ -448,7 +647,9 @@ def write_atomic(path: PathLike, payload: bytes, what: str = "file") -> Path:
             dir=directory, prefix=_temp_prefix(target.name), suffix="", delete=False
         ) as f:
             tmp_name = f.name
-            f.write(payload)
+            chunks = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else payload
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
@@ -467,9 +668,19 @@ def write_atomic(path: PathLike, payload: bytes, what: str = "file") -> Path:
 
 
 def save(
-    state: Mapping[str, Any], path: PathLike, metadata: Mapping[str, Any] | None = None
+    state: Mapping[str, Any],
+    path: PathLike,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    float_dtype: str | None = None,
 ) -> None:
     """Save arrays (and JSON metadata) to a safetensors file, atomically.
+
+    Two names holding the same array (tied weights: the same ndarray object, or views of the
+    same memory with the same shape and strides) are stored once: the first name keeps the
+    bytes and the others are recorded in the metadata key ``tinytorch.aliases``, which
+    :func:`load` resolves back to one shared array. The bytes are streamed from the arrays into
+    the file, so saving needs no second copy of the state.
 
     Args:
         state: name -> ``np.ndarray`` or ``Tensor``. Nested dicts are flattened with ``"."``
@@ -477,12 +688,16 @@ def save(
         path: the file to write; parent directories are created. It must be a regular file or
             absent (see :func:`check_destination`; a symlink's target is written).
         metadata: JSON-serialisable values (config, epoch, optimizer hyper-parameters...).
-            Tuples come back as lists. Keys ``tinytorch.format_version`` and
-            ``tinytorch.versions`` are always written by this function.
+            Tuples come back as lists. Keys ``tinytorch.format_version``, ``tinytorch.versions``
+            and ``tinytorch.aliases`` are always written by this function.
+        float_dtype: store every floating-point array as ``"float16"``, ``"bfloat16"``,
+            ``"float32"`` or ``"float64"`` (rounded to nearest even); None (the default) keeps
+            each array's dtype. Integer and bool arrays are never converted.
 
     Raises:
         TypeError: a non-string key, a value that is not an array, an array with a dtype
             safetensors cannot store (object, str, ...), or metadata that is not JSON-serialisable.
+        ValueError: ``float_dtype`` is not one of the names above.
         DestinationError: ``path`` is a directory, device or FIFO, or its directory is a file or
             not writable.
         OSError: writing failed (disk full, ...); the message names ``path``, the previous file
@@ -494,22 +709,67 @@ def save(
     >>> state, meta = load(path)
     >>> state["w"].shape, meta["epoch"]
     ((2, 2), 3)
+
+    Tied weights come back as one array; ``float_dtype`` narrows the stored floats:
+
+    >>> embedding = np.arange(6, dtype=np.float32).reshape(3, 2)
+    >>> save({"wte.weight": embedding, "lm_head.weight": embedding}, path, float_dtype="bfloat16")
+    >>> state, _ = load(path)
+    >>> state["wte.weight"] is state["lm_head.weight"], inspect(path).tensors[0].dtype
+    (True, 'bfloat16')
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a dict of arrays, got {type(state).__name__}")
+    if float_dtype is not None and float_dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"save: float_dtype must be None or one of {', '.join(_FLOAT_DTYPES)}, "
+                         f"got {float_dtype!r}")
     check_destination(path, "checkpoint")  # before the work of serialising
     flat = flatten_state(state)
-    arrays: dict[str, np.ndarray] = {}
+    stored: dict[str, tuple[str, np.ndarray]] = {}
+    aliases: dict[str, str] = {}
+    owner_of: dict[tuple, str] = {}
     for key, value in flat.items():
         if key == "__metadata__":
             raise ValueError("save: '__metadata__' is reserved by safetensors and cannot be a key")
-        arrays[key] = _as_savable_array(key, value)
+        array = _as_array(key, value)
+        identity = _storage_identity(array)
+        if identity is not None and identity in owner_of:
+            aliases[key] = owner_of[identity]
+            continue
+        if identity is not None:
+            owner_of[identity] = key
+        stored[key] = _stored_form(array, float_dtype)
     header_metadata = _encode_metadata(metadata)
+    if aliases:
+        header_metadata[ALIASES_KEY] = json.dumps(aliases)
+    write_atomic(path, _serialize(stored, header_metadata), "checkpoint")
 
-    import safetensors.numpy
 
-    payload = safetensors.numpy.save(arrays, metadata=header_metadata)
-    write_atomic(path, payload, "checkpoint")
+def _serialize(tensors: Mapping[str, tuple[str, np.ndarray]], metadata: Mapping[str, str]) -> list:
+    """The chunks of a safetensors file: header length, header, then each tensor's bytes.
+
+    The data is laid out widest dtype first (as safetensors does), so every tensor starts at a
+    multiple of its item size and readers that map the file can use it in place; the header lists
+    the tensors in the caller's order and is padded with spaces to a multiple of 8 bytes.
+    """
+    layout = sorted(tensors, key=lambda name: -_STORED[tensors[name][0]].bits)  # stable
+    offsets: dict[str, list[int]] = {}
+    position = 0
+    for name in layout:
+        nbytes = tensors[name][1].nbytes
+        offsets[name] = [position, position + nbytes]
+        position += nbytes
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    for name, (tag, array) in tensors.items():
+        header[name] = {"dtype": tag, "shape": list(array.shape), "data_offsets": offsets[name]}
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    chunks: list[Any] = [len(encoded).to_bytes(8, "little"), encoded]
+    for name in layout:
+        array = tensors[name][1]
+        if array.size:
+            chunks.append(memoryview(array.reshape(-1).view(np.uint8)))
+    return chunks
 
 
 # ---------------------------------------------------------------------------------- load
@@ -517,7 +777,7 @@ def save(
 
 @dataclass
 class _Header:
-    tensors: dict[str, tuple[np.dtype, tuple[int, ...], int, int]]
+    tensors: dict[str, tuple[str, tuple[int, ...], int, int]]  # name -> (tag, shape, begin, end)
     metadata: dict[str, str]
     data_start: int
     file_size: int
@@ -533,6 +793,20 @@ def _open_checked(path: PathLike):
         return path, open(path, "rb")  # noqa: SIM115 - closed by the caller
     except FileNotFoundError:
         raise FileNotFoundError(2, "checkpoint file not found", str(path)) from None
+
+
+def _refuse_duplicate_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: a name given twice would be silently resolved to the last one."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateName(key)
+        seen[key] = value
+    return seen
+
+
+class _DuplicateName(ValueError):
+    pass
 
 
 def _read_header(path: Path, f) -> _Header:
@@ -556,7 +830,9 @@ def _read_header(path: Path, f) -> _Header:
     if not raw.lstrip().startswith(b"{"):
         raise _fail(path, "not a safetensors file: the header is not a JSON object")
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_names)
+    except _DuplicateName as e:
+        raise _fail(path, f"corrupt header: the name {e.args[0]!r} occurs twice") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise _fail(path, f"not a safetensors file: the header is not valid JSON ({e})") from None
     except RecursionError:
@@ -571,16 +847,16 @@ def _read_header(path: Path, f) -> _Header:
         raise _fail(path, "corrupt header: __metadata__ must map strings to strings")
 
     data_size = size - 8 - n
-    tensors: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {}
+    tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {}
     for name, info in header.items():
         if not isinstance(info, dict):
             raise _fail(path, f"corrupt header: entry for tensor {name!r} is not an object")
         tag, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if tag not in _DTYPES:
+        if not isinstance(tag, str) or tag not in _STORED:
             raise _fail(
                 path,
-                f"tensor {name!r} has dtype {tag!r}, which NumPy cannot load "
-                f"(supported: {', '.join(_DTYPES)})",
+                f"tensor {name!r} has dtype {tag!r}, which is not a safetensors dtype "
+                f"(the format has: {', '.join(_STORED)})",
             )
         if not isinstance(shape, list) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
@@ -596,13 +872,18 @@ def _read_header(path: Path, f) -> _Header:
                 path, f"corrupt header: tensor {name!r} has invalid data_offsets {offsets!r}"
             )
         begin, end = offsets
-        dtype = _DTYPES[tag]
-        expected = math.prod(shape) * dtype.itemsize
-        if end - begin != expected:
+        bits = math.prod(shape) * _STORED[tag].bits
+        if bits % 8:
+            raise _fail(
+                path,
+                f"corrupt header: tensor {name!r} of shape {tuple(shape)} and dtype {tag} holds "
+                f"{bits} bits, which is not a whole number of bytes",
+            )
+        if end - begin != bits // 8:
             raise _fail(
                 path,
                 f"corrupt header: tensor {name!r} of shape {tuple(shape)} and dtype {tag} needs "
-                f"{expected} bytes, but its data_offsets span {end - begin}",
+                f"{bits // 8} bytes, but its data_offsets span {end - begin}",
             )
         if end > data_size:
             raise _fail(
@@ -610,17 +891,24 @@ def _read_header(path: Path, f) -> _Header:
                 f"truncated file: tensor {name!r} needs bytes {begin}..{end} of the data section, "
                 f"but only {data_size} are present (file size {size})",
             )
-        tensors[name] = (dtype, tuple(shape), begin, end)
+        tensors[name] = (tag, tuple(shape), begin, end)
 
-    position = 0
+    position, previous = 0, None
     for name, (_, _, begin, end) in sorted(tensors.items(), key=lambda kv: kv[1][2:]):
         if begin != position:
+            if previous is not None and begin == tensors[previous][2] and end > begin:
+                raise _fail(
+                    path,
+                    f"corrupt header: tensors {previous!r} and {name!r} share bytes {begin}..{end} "
+                    "of the data section; safetensors does not allow shared storage (a tied "
+                    "weight is stored once and its other name recorded in the metadata)",
+                )
             raise _fail(
                 path,
                 f"corrupt header: tensor {name!r} starts at byte {begin} of the data section, "
                 f"expected {position} (tensors overlap or leave a gap)",
             )
-        position = end
+        position, previous = end, name
     if position != data_size:
         raise _fail(
             path,
@@ -640,49 +928,184 @@ def _check_format_version(path: Path, metadata: Mapping[str, Any]) -> None:
         )
 
 
-def load(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load a safetensors file written by :func:`save` (or any safetensors file).
+def _aliases(path: Path, header: _Header) -> dict[str, str]:
+    """Alias -> stored tensor name: ours from ``tinytorch.aliases``, or another writer's.
+
+    ``safetensors.torch.save_model`` drops the second name of a shared tensor and records
+    ``{dropped name: kept name}`` in the metadata; in a file not written by TinyTorch, an entry
+    whose key is not a tensor and whose value is one is read that way.
+    """
+    raw = header.metadata
+    if FORMAT_VERSION_KEY not in raw:
+        return {k: v for k, v in raw.items() if k not in header.tensors and v in header.tensors}
+    if ALIASES_KEY not in raw:
+        return {}
+    try:
+        aliases = json.loads(raw[ALIASES_KEY])
+    except (ValueError, RecursionError):
+        aliases = None
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise _fail(path, f"corrupt metadata: {ALIASES_KEY!r} must be a JSON object of names, "
+                          f"got {raw[ALIASES_KEY][:60]!r}")
+    for alias, target in aliases.items():
+        if alias in header.tensors:
+            raise _fail(path, f"corrupt metadata: alias {alias!r} is also a stored tensor")
+        if target not in header.tensors:
+            raise _fail(path, f"corrupt metadata: alias {alias!r} names tensor {target!r}, "
+                              "which the file does not hold")
+    return aliases
+
+
+def _check_choice(argument: str, value: Any) -> None:
+    if value not in _WIDEN_CHOICES:
+        raise ValueError(f"load: {argument} must be one of {', '.join(map(repr, _WIDEN_CHOICES))}, "
+                         f"got {value!r}")
+
+
+def _selected(path: Path, header: _Header, aliases: Mapping[str, str], keys: Any) -> list[str]:
+    if keys is None:
+        return [*header.tensors, *aliases]
+    if isinstance(keys, str) or not isinstance(keys, Iterable):
+        raise TypeError(f"load: keys must be an iterable of tensor names (a list, a set), got "
+                        f"{type(keys).__name__} {keys!r}")
+    names = list(dict.fromkeys(keys))
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"load: keys must be strings, got {type(name).__name__} {name!r}")
+    missing = [name for name in names if name not in header.tensors and name not in aliases]
+    if missing:
+        held = [*header.tensors, *aliases]
+        shown = ", ".join(map(repr, held[:8])) + (", ..." if len(held) > 8 else "")
+        raise _fail(path, f"no tensor named {', '.join(map(repr, missing))} (the file holds "
+                          f"{len(held)}: {shown})")
+    return names
+
+
+def _read_into(f, path: Path, name: str, out: np.ndarray) -> None:
+    """Fill ``out`` (C-contiguous) with the next ``out.nbytes`` bytes of ``f``."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    while view.nbytes:
+        got = f.readinto(view)
+        if not got:
+            raise _fail(path, f"truncated file: the data of tensor {name!r} ends early "
+                              "(the file changed while it was being read)")
+        view = view[got:]
+    if _BIG_ENDIAN_HOST and out.dtype.itemsize > 1:
+        out.byteswap(inplace=True)
+
+
+def _read_widened(f, path: Path, name: str, shape: tuple[int, ...], tag: str) -> np.ndarray:
+    """A BF16 or 8-bit float tensor as float32, converted a chunk at a time."""
+    out = np.empty(shape, np.float32)
+    flat = out.reshape(-1)
+    raw_dtype = np.uint16 if tag == "BF16" else np.uint8
+    scratch = np.empty(min(flat.size, _CHUNK), raw_dtype)
+    for begin in range(0, flat.size, _CHUNK):
+        chunk = scratch[: min(_CHUNK, flat.size - begin)]
+        _read_into(f, path, name, chunk)
+        target = flat[begin : begin + chunk.size]
+        if tag == "BF16":
+            bits = target.view(np.uint32)
+            bits[...] = chunk
+            bits <<= 16
+        else:
+            np.take(_float8_table(tag), chunk, out=target)
+    return out
+
+
+def _read_tensor(f, path: Path, header: _Header, name: str, bf16: str, f8: str) -> np.ndarray:
+    tag, shape, begin, _ = header.tensors[name]
+    kind = _STORED[tag]
+    f.seek(header.data_start + begin)
+    if tag == "BF16" and bf16 == "float32" or tag in _FLOAT8_TAGS and f8 == "float32":
+        return _read_widened(f, path, name, shape, tag)
+    if tag == "BF16" or tag in _FLOAT8_TAGS:
+        array = np.empty(shape, np.uint16 if tag == "BF16" else np.uint8)
+    elif kind.numpy is not None:
+        array = np.empty(shape, kind.numpy)
+    else:
+        raise _fail(path, f"tensor {name!r} has dtype {tag} ({kind.name}, {kind.bits} bits per "
+                          "element, packed), which TinyTorch cannot load; inspect() and "
+                          "tensor_shapes() read its shape")
+    _read_into(f, path, name, array)
+    if tag == "BOOL" and array.size and array.view(np.uint8).max() > 1:
+        raise _fail(path, f"corrupt data: BOOL tensor {name!r} holds bytes other than 0 and 1")
+    return array
+
+
+def load(
+    path: PathLike,
+    keys: Iterable[str] | None = None,
+    *,
+    bf16: str = "float32",
+    f8: str = "float32",
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load a safetensors file written by :func:`save`, or by any other safetensors writer.
+
+    The header is validated first; then each tensor is read from the file straight into its own
+    new array, so the memory needed is that of the arrays returned (plus 4 MB while widening),
+    never the whole file on top.
+
+    Args:
+        path: the file.
+        keys: names of the tensors to read (others are skipped on disk); None reads all.
+        bf16: ``"float32"`` (default) widens BF16 tensors to float32, exactly; ``"raw"`` returns
+            their 16-bit patterns as ``uint16`` arrays (:func:`bfloat16_to_float32` widens them
+            later), for a caller that keeps half the memory.
+        f8: the same for the 8-bit floats (``F8_E4M3``, ``F8_E5M2``, ``F8_E4M3FNUZ``,
+            ``F8_E5M2FNUZ``, ``F8_E8M0``): float32 exactly, or ``"raw"`` ``uint8`` bytes
+            (:func:`float8_to_float32`). :func:`inspect` tells which tensor had which dtype.
 
     Returns:
-        ``(state, metadata)``: name -> ``np.ndarray`` (writable, in the saved dtype), and the
-        metadata with JSON-decoded values.
+        ``(state, metadata)``: name -> writable ``np.ndarray`` in header order, then aliases
+        (a tied weight's second name maps to the same array object, not a copy); and the
+        metadata, JSON-decoded for a TinyTorch file, the strings as they are for other files.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: the file is truncated, not a safetensors file, or corrupt; the message
-            names the file and what is wrong.
+        CheckpointError: the file is truncated, not a safetensors file, or corrupt, a key in
+            ``keys`` is not in it, or a tensor has a dtype NumPy cannot hold even widened (the
+            4- and 6-bit floats); the message names the file, the tensor and what is wrong.
+        ValueError: ``bf16`` or ``f8`` is not ``"float32"`` or ``"raw"``.
+        TypeError: ``keys`` is not an iterable of strings.
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.safetensors"
-    >>> save({"layer": {"bias": np.zeros(3, dtype=np.float32)}}, path)
+    >>> save({"layer": {"bias": np.zeros(3, dtype=np.float32), "weight": np.eye(3)}}, path)
     >>> sorted(load(path)[0])
-    ['layer.bias']
+    ['layer.bias', 'layer.weight']
+    >>> list(load(path, keys=["layer.weight"])[0])
+    ['layer.weight']
+    >>> _ = save({"w": np.array([1.5, -2.0], np.float32)}, path, float_dtype="bfloat16")
+    >>> load(path)[0]["w"], load(path, bf16="raw")[0]["w"]
+    (array([ 1.5, -2. ], dtype=float32), array([16320, 49152], dtype=uint16))
     """
+    _check_choice("bf16", bf16)
+    _check_choice("f8", f8)
     path, f = _open_checked(path)
     with f:
         header = _read_header(path, f)
         metadata = _decode_metadata(header.metadata, path)
         _check_format_version(path, metadata)
-        f.seek(0)
-        payload = f.read()
-    if len(payload) != header.file_size:
-        raise _fail(path, "the file changed size while it was being read")
-
-    import safetensors.numpy
-
-    try:
-        loaded = safetensors.numpy.load(payload)
-    except Exception as e:  # the header was checked above, so this is unexpected corruption
-        raise _fail(path, f"corrupt safetensors file: {e}") from e
-    state: dict[str, np.ndarray] = {}
-    for name in header.tensors:  # header order, not safetensors' alphabetical order
-        array = loaded[name]
-        state[name] = array if array.flags.writeable else array.copy()
+        aliases = _aliases(path, header)
+        state: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for name in _selected(path, header, aliases, keys):
+            stored = aliases.get(name, name)
+            if stored not in arrays:
+                arrays[stored] = _read_tensor(f, path, header, stored, bf16, f8)
+            state[name] = arrays[stored]
     return state, metadata
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:
-    """Read only the header of a checkpoint and return its JSON-decoded metadata.
+    """Read only the header of a checkpoint and return its metadata.
+
+    Values are JSON-decoded for a file written by :func:`save`, and the strings as they are for
+    a file from another writer (``{"format": "pt"}``).
+
+    Args:
+        path: the file.
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
@@ -697,10 +1120,14 @@ def load_metadata(path: PathLike) -> dict[str, Any]:
 
 
 def tensor_shapes(path: PathLike) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor in a checkpoint, read from the header alone.
+    """Name -> shape of every tensor in a checkpoint (aliases too), read from the header alone.
 
     Use it to check a stored config against the stored weights before building a model from the
     config (an edited ``max_seq_len`` must not allocate gigabytes before the mismatch is found).
+    Every safetensors dtype is understood, including those :func:`load` cannot widen.
+
+    Args:
+        path: the file.
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.safetensors"
@@ -711,7 +1138,10 @@ def tensor_shapes(path: PathLike) -> dict[str, tuple[int, ...]]:
     path, f = _open_checked(path)
     with f:
         header = _read_header(path, f)
-    return {name: shape for name, (_, shape, _, _) in header.tensors.items()}
+        aliases = _aliases(path, header)
+    shapes = {name: shape for name, (_, shape, _, _) in header.tensors.items()}
+    shapes.update({alias: shapes[target] for alias, target in aliases.items()})
+    return shapes
 
 
 _MISSING: Any = object()
@@ -790,14 +1220,28 @@ def require(
 
 
 class TensorInfo(NamedTuple):
-    """Name, shape and dtype (a NumPy dtype name) of one tensor in a checkpoint.
+    """Name, shape and dtype name of one tensor in a checkpoint.
 
-    >>> TensorInfo("w", (2, 3), "float32").shape
-    (2, 3)
+    ``dtype`` is NumPy's name where NumPy has the type (``"float32"``), else the ``ml_dtypes``
+    and PyTorch name (``"bfloat16"``, ``"float8_e4m3fn"``); see :data:`SAFETENSORS_DTYPES`.
+
+    >>> info = TensorInfo("w", (2, 3), "bfloat16")
+    >>> info.shape, info.safetensors_dtype, info.nbytes
+    ((2, 3), 'BF16', 12)
     """
     name: str
     shape: tuple[int, ...]
     dtype: str
+
+    @property
+    def safetensors_dtype(self) -> str:
+        """The dtype tag in the file (``"BF16"``, ``"F32"``, ...)."""
+        return _TAG_OF_NAME[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the tensor takes in the file."""
+        return math.prod(self.shape) * _STORED[self.safetensors_dtype].bits // 8
 
 
 @dataclass
@@ -806,10 +1250,12 @@ class CheckpointInfo:
 
     Attributes:
         path: the file.
-        tensors: one ``TensorInfo`` per tensor, in natural order (``layers.2`` before ``layers.10``).
-        metadata: the JSON-decoded metadata.
-        num_parameters: total number of elements over all tensors.
+        tensors: one ``TensorInfo`` per stored tensor, in natural order (``layers.2`` before
+            ``layers.10``).
+        metadata: the metadata (JSON-decoded for a TinyTorch file).
+        num_parameters: total number of elements over the stored tensors (a tied weight once).
         file_size: bytes on disk.
+        aliases: a tied weight's other name -> the stored tensor it shares.
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
@@ -824,10 +1270,12 @@ class CheckpointInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     num_parameters: int = 0
     file_size: int = 0
+    aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
-        return sum(math.prod(t.shape) * np.dtype(t.dtype).itemsize for t in self.tensors)
+        """Bytes of tensor data (the file minus its header)."""
+        return sum(t.nbytes for t in self.tensors)
 
 
 def _natural_key(name: str) -> list:
@@ -843,7 +1291,14 @@ def _natural_key(name: str) -> list:
 def inspect(path: PathLike) -> CheckpointInfo:
     """Names, shapes and dtypes of a checkpoint's tensors, its metadata and parameter count.
 
-    Only the header is read, so this is instant even for a large checkpoint (``tito core summary``).
+    Only the header is read, so this is instant even for a large checkpoint (``tito core
+    summary``), and it works for every safetensors dtype, BF16 and the 4/6/8-bit floats included.
+
+    Args:
+        path: the file.
+
+    Raises:
+        CheckpointError: the file is not a valid safetensors file (the message names it).
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "i.safetensors"
@@ -854,9 +1309,10 @@ def inspect(path: PathLike) -> CheckpointInfo:
     path, f = _open_checked(path)
     with f:
         header = _read_header(path, f)
+        aliases = _aliases(path, header)
     tensors = [
-        TensorInfo(name, shape, dtype.name)
-        for name, (dtype, shape, _, _) in sorted(
+        TensorInfo(name, shape, _STORED[tag].name)
+        for name, (tag, shape, _, _) in sorted(
             header.tensors.items(), key=lambda kv: _natural_key(kv[0])
         )
     ]
@@ -866,6 +1322,7 @@ def inspect(path: PathLike) -> CheckpointInfo:
         metadata=_decode_metadata(header.metadata, path),
         num_parameters=sum(math.prod(t.shape) for t in tensors),
         file_size=header.file_size,
+        aliases=aliases,
     )
 
 
@@ -948,5 +1405,6 @@ __all__ = [
     "CheckpointError", "CheckpointInfo", "TensorInfo", "StateCheck", "save", "load",
     "load_metadata", "inspect", "check_state", "flatten_state", "unflatten_state",
     "FORMAT_VERSION", "DestinationError", "check_destination", "write_atomic", "require",
-    "tensor_shapes",
+    "tensor_shapes", "SAFETENSORS_DTYPES", "ALIASES_KEY", "bfloat16_to_float32",
+    "float32_to_bfloat16", "float8_to_float32",
 ]
