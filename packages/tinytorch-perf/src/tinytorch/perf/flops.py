@@ -18,11 +18,16 @@ Closed forms (B batch, N rows, I/O features, L sequence, d model width, h heads)
   transcendental = 1 FLOP); sigmoid 4; GELU 5 (erf form) or 9 (tanh form); softmax and
   log_softmax 5; reductions (sum, mean, max) 1 per input element, var 3.
 * LayerNorm over rows of D: 5 per element + 1 per element each for weight and bias + 2 per row.
-* BatchNorm2d: 8 per element in training (statistics + normalize + affine), 4 in eval.
+* BatchNorm (1d, 2d, sync): 8 per element in training (statistics + normalize + affine), 4 in
+  eval; 2 fewer per element without the affine part.
+* GroupNorm with G groups: LayerNorm's 5 per element + 1 each for weight and bias + 2 per
+  (sample, group).
+* RMSNorm over rows of D: 3 per element (square, sum, scale) + 1 for the weight + 3 per row
+  (mean, eps, reciprocal square root).
 * Pooling: one op per window element, Cout·Hout·Wout·kh·kw per image; adaptive average
   pooling: one add per input element.
 * Cross-entropy over (N, C): 5·N·C + N.
-* Embedding, reshape, permute, indexing, concat: 0 FLOPs (they only move bytes).
+* Embedding, padding, reshape, permute, indexing, concat: 0 FLOPs (they only move bytes).
 
 Bytes are the compulsory traffic of the op: every input array read once and the output written
 once (no cache reuse is assumed inside an op, no write-allocate); this is what "arithmetic
@@ -46,7 +51,8 @@ import numpy as np
 __all__ = [
     "OpCount", "FLOPsCounter", "TraceResult", "LayerCount", "conv2d_output_size",
     "linear_flops", "conv2d_flops", "attention_flops", "pool2d_flops",
-    "adaptive_avg_pool2d_flops", "batchnorm2d_flops", "layernorm_flops", "activation_flops",
+    "adaptive_avg_pool2d_flops", "batchnorm2d_flops", "layernorm_flops", "groupnorm_flops",
+    "rmsnorm_flops", "activation_flops",
     "softmax_flops", "embedding_flops", "cross_entropy_flops", "matmul_flops",
     "sdpa_flops", "reduction_flops", "ELEMENTWISE_COST", "REDUCTION_COST", "CONVENTION",
     "FLOP_FORMULAS", "MOVEMENT_OPS", "OpFormula", "register_flop_formula", "count_forward_op",
@@ -343,6 +349,34 @@ def layernorm_flops(input_shape: Sequence[int], normalized_size: int, weight: bo
     return OpCount(0, elem, itemsize * (2 * n + params))
 
 
+def groupnorm_flops(input_shape: Sequence[int], num_groups: int, weight: bool = True,
+                    bias: bool = True, itemsize: int = 4) -> OpCount:
+    """GroupNorm over (N, C, *) in ``num_groups`` groups: 5 per element, +1 each for weight and
+    bias, +2 per (sample, group).
+
+    >>> groupnorm_flops((2, 4, 3), 2).elementwise_flops == 24 * 7 + 2 * 2 * 2
+    True
+    """
+    n = math.prod(int(s) for s in input_shape)
+    c, groups = int(input_shape[1]), _positive("num_groups", num_groups)
+    elem = n * (5 + int(weight) + int(bias)) + 2 * int(input_shape[0]) * groups
+    return OpCount(0, elem, itemsize * (2 * n + c * (int(weight) + int(bias))))
+
+
+def rmsnorm_flops(input_shape: Sequence[int], normalized_size: int, weight: bool = True,
+                  itemsize: int = 4) -> OpCount:
+    """RMSNorm over rows of ``normalized_size``: 3 per element (square, sum, scale), +1 for the
+    weight, +3 per row (mean, eps, reciprocal square root).
+
+    >>> rmsnorm_flops((4, 8), 8).elementwise_flops == 4 * 8 * 4 + 3 * 4
+    True
+    """
+    n = math.prod(int(s) for s in input_shape)
+    rows = n // _positive("normalized_size", normalized_size)
+    return OpCount(0, n * (3 + int(weight)) + 3 * rows,
+                   itemsize * (2 * n + (normalized_size if weight else 0)))
+
+
 #: FLOPs per output element of elementwise ops, by (lower-case) op name
 ELEMENTWISE_COST: dict[str, int] = {
     "add": 1, "sub": 1, "mul": 1, "div": 1, "neg": 1, "abs": 1, "relu": 1, "clamp": 1,
@@ -533,8 +567,8 @@ def _adaptive_avg_pool2d(inputs, output, settings):
     return adaptive_avg_pool2d_flops(inputs[0].shape, settings["output_size"])[0]
 
 
-@register_flop_formula("batch_norm2d", kind="norm")
-def _batch_norm2d(inputs, output, settings):
+@register_flop_formula("batch_norm2d", "batch_norm", kind="norm")
+def _batch_norm(inputs, output, settings):
     return batchnorm2d_flops(inputs[0].shape, training=bool(settings["training"]),
                              affine=len(inputs) > 1)
 
@@ -551,6 +585,19 @@ def _layer_norm(inputs, output, settings):
     x = inputs[0]
     normalized = math.prod(x.shape[x.ndim - settings["normalized_ndim"]:])
     return layernorm_flops(x.shape, normalized, weight=len(inputs) > 1, bias=len(inputs) > 2)
+
+
+@register_flop_formula("group_norm", kind="norm")
+def _group_norm(inputs, output, settings):
+    return groupnorm_flops(inputs[0].shape, settings["num_groups"], weight=len(inputs) > 1,
+                           bias=len(inputs) > 2)
+
+
+@register_flop_formula("rms_norm", kind="norm")
+def _rms_norm(inputs, output, settings):
+    x = inputs[0]
+    normalized = math.prod(x.shape[x.ndim - settings["normalized_ndim"]:])
+    return rmsnorm_flops(x.shape, normalized, weight=len(inputs) > 1)
 
 
 @register_flop_formula("cross_entropy", kind="loss")
@@ -610,7 +657,8 @@ def _packed_self_attention(inputs, output, settings):
 
 
 #: ops that only move or pick bytes: 0 FLOPs
-MOVEMENT_OPS = ("reshape", "permute", "expand", "getitem", "concat", "stack", "cast", "embedding")
+MOVEMENT_OPS = ("reshape", "permute", "expand", "getitem", "concat", "stack", "cast", "embedding",
+                "pad")
 
 
 @register_flop_formula(*MOVEMENT_OPS, kind="movement")

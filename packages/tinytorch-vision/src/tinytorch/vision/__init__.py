@@ -17,6 +17,8 @@ from .layers import (
     AvgPool2d,
     BatchNorm2D,
     BatchNorm2d,
+    Conv1D,
+    Conv1d,
     Conv2D,
     Conv2d,
     GlobalAvgPool2d,
@@ -29,7 +31,7 @@ from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 __version__ = _metadata.version("tinytorch-vision")  # the one source: pyproject.toml
 
 __all__ = [
-    "Conv2d", "Conv2D", "MaxPool2d", "MaxPool2D", "AvgPool2d", "AvgPool2D", "AdaptiveAvgPool2d",
+    "Conv1d", "Conv1D", "Conv2d", "Conv2D", "MaxPool2d", "MaxPool2D", "AvgPool2d", "AvgPool2D", "AdaptiveAvgPool2d",
     "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm2D", "functional", "transforms", "MNIST",
     "FashionMNIST", "CIFAR10", "data_root", "dataset_status", "read_idx", "write_idx", "SmallCNN",
     "DeepCNN", "WideCNN", "MLP", "build_model", "Compose", "Normalize", "RandomCrop",

@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 from tinytorch.core import Function, Tensor
 
 IntPair = int | Sequence[int]
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -45,6 +46,20 @@ def _pair(name: str, owner: str, value: IntPair, minimum: int) -> tuple[int, int
             f"{owner}: {name} must be an integer >= {minimum} or a pair of them, got {value!r}"
         )
     return int(pair[0]), int(pair[1])
+
+
+def _single(name: str, owner: str, value: int | Sequence[int], minimum: int) -> int:
+    """``3`` or ``(3,)`` -> 3; validates an integer >= ``minimum`` (the 1-D ``_pair``)."""
+    one = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+    if isinstance(one, bool) or not isinstance(one, (int, np.integer)) or one < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum} or a 1-tuple of one, got {value!r}")
+    return int(one)
+
+
+def _same_padding(kernel: Sequence[int], dilation: Sequence[int]) -> list[tuple[int, int]]:
+    """(before, after) padding per axis that keeps the size at stride 1 (PyTorch's 'same')."""
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    return [(t // 2, t - t // 2) for t in totals]
 
 
 def _nhwc(x: np.ndarray) -> np.ndarray:
@@ -290,13 +305,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
         elif padding == "same":
             if stride != (1, 1):
                 raise ValueError(f"conv2d: padding='same' needs stride 1, got stride {stride}")
-            need = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
-            if need[0] % 2 or need[1] % 2:
-                raise ValueError(
-                    f"conv2d: padding='same' needs an odd (dilated) kernel, got {kh}x{kw} "
-                    f"with dilation {dilation}"
-                )
-            padding = (need[0] // 2, need[1] // 2)
+            (top, bottom), (left, right) = _same_padding((kh, kw), dilation)
+            if (top, left) != (bottom, right):
+                # An even dilated kernel: PyTorch puts the odd row/column at the bottom/right.
+                x = pad(x, (left, right, top, bottom))
+            padding = (top, left) if (top, left) == (bottom, right) else (0, 0)
         else:
             raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
     padding = _pair("padding", "conv2d", padding, 0)
@@ -306,6 +319,161 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
     if bias is None:
         return Conv2dFunction.apply(x, weight, **params)
     return Conv2dFunction.apply(x, weight, bias, **params)
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | Sequence[int] = 1,
+           padding: int | Sequence[int] | str = 0, dilation: int | Sequence[int] = 1,
+           groups: int = 1) -> Tensor:
+    """1-D convolution of an (N, Cin, L) batch, as ``torch.nn.functional.conv1d``.
+
+    Runs as `conv2d` on the (N, Cin, 1, L) view with a (Cout, Cin/groups, 1, k) kernel: the
+    same im2col and GEMM, and the same graph node (op ``conv2d``), so nothing is written twice.
+
+    Args:
+        x: (N, Cin, L).
+        weight: (Cout, Cin/groups, k).
+        bias: (Cout,) or None.
+        stride: step between windows (an int or a 1-tuple).
+        padding: zero padding on each side (an int or a 1-tuple), ``"same"`` (keeps L,
+            stride 1 only) or ``"valid"`` (none).
+        dilation: spacing between kernel taps (an int or a 1-tuple).
+        groups: split the channels into this many independent convolutions.
+
+    Returns:
+        (N, Cout, Lo) with Lo = (L + 2·padding - dilation·(k - 1) - 1) // stride + 1.
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([[[1.0, 2.0, 3.0, 4.0]]]))
+    >>> conv1d(x, Tensor(np.array([[[1.0, -1.0]]]))).tolist()   # x[i] - x[i+1]
+    [[[-1.0, -1.0, -1.0]]]
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"conv1d expected a Tensor, got {type(x).__name__}")
+    if not isinstance(weight, Tensor) or weight.ndim != 3:
+        got = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+        raise ValueError(f"conv1d expected weight (Cout, Cin/groups, k), got {got}")
+    if x.ndim != 3:
+        raise ValueError(f"conv1d expected input (N, Cin, L), got {tuple(x.shape)}")
+    stride = _single("stride", "conv1d", stride, 1)
+    dilation = _single("dilation", "conv1d", dilation, 1)
+    if isinstance(padding, str):
+        padding_2d: IntPair | str = padding
+    else:
+        padding_2d = (0, _single("padding", "conv1d", padding, 0))
+    n, cin, length = x.shape
+    cout, cin_g, k = weight.shape
+    out = conv2d(x.reshape(n, cin, 1, length), weight.reshape(cout, cin_g, 1, k), bias, (1, stride),
+                 padding_2d, (1, dilation), groups)
+    return out.reshape(n, cout, out.shape[3])
+
+
+# ------------------------------------------------------------------------------- padding
+
+
+def _source_index(size: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each position of a padded axis, the index of the input element it copies."""
+    at = np.arange(-before, size + after)
+    if mode == "replicate":
+        return np.clip(at, 0, size - 1)
+    if mode == "circular":
+        return at % size
+    # reflect (the edge itself is not repeated): -1 -> 1, size -> size - 2
+    return np.where(at < 0, -at, np.where(at >= size, 2 * (size - 1) - at, at))
+
+
+class PadFunction(Function, op="pad"):
+    """Pad the trailing axes: ``pad`` = (before, after) pairs, last axis first (PyTorch's order).
+
+    ``constant`` fills with ``value``; ``reflect``, ``replicate`` and ``circular`` copy input
+    elements, so forward is a gather along each padded axis (``np.take`` with the source index of
+    every output position) and backward adds each padded position's gradient back onto its
+    source: the interior is one slice, the borders a loop over the few padded columns.
+
+    The graph node behind `pad`, which checks the arguments.
+
+    Shape: (..., D2, D1) -> (..., D2 + pad[2] + pad[3], D1 + pad[0] + pad[1]).
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([[1.0, 2.0, 3.0]]))
+    >>> PadFunction.apply(x, pad=(2, 1), mode="reflect", value=0.0).tolist()
+    [[3.0, 2.0, 1.0, 2.0, 3.0, 2.0]]
+    """
+
+    def forward(self, x, *, pad, mode, value):
+        pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]
+        axes = [x.ndim - 1 - i for i in range(len(pairs))]
+        self.pairs, self.axes, self.mode, self.in_shape = pairs, axes, mode, x.shape
+        if mode == "constant":
+            widths = [(0, 0)] * x.ndim
+            for axis, pair in zip(axes, pairs):
+                widths[axis] = pair
+            return np.pad(x, widths, constant_values=x.dtype.type(value))
+        out = x
+        for axis, (before, after) in zip(axes, pairs):
+            if before or after:
+                out = np.take(out, _source_index(x.shape[axis], before, after, mode), axis=axis)
+        return out
+
+    def backward(self, grad):
+        for axis, (before, after) in reversed(list(zip(self.axes, self.pairs))):
+            if not (before or after):
+                continue
+            size = self.in_shape[axis]
+            lead = (slice(None),) * axis
+            folded = grad[lead + (slice(before, before + size),)].copy()
+            if self.mode != "constant":
+                source = _source_index(size, before, after, self.mode)
+                for j in (*range(before), *range(before + size, before + size + after)):
+                    folded[lead + (source[j],)] += grad[lead + (j,)]
+            grad = folded
+        return grad
+
+
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad the trailing axes of ``x``, as ``torch.nn.functional.pad``.
+
+    Args:
+        x: any shape with at least len(pad) / 2 axes.
+        pad: (before, after) pairs from the last axis backwards: ``(left, right)`` pads the last
+            axis, ``(left, right, top, bottom)`` the last two. Non-negative integers.
+        mode: ``"constant"`` (fill with ``value``), ``"reflect"`` (mirror without repeating the
+            edge; each pad must be smaller than its axis), ``"replicate"`` (repeat the edge) or
+            ``"circular"`` (wrap around; each pad at most its axis).
+        value: the fill of ``"constant"`` (default 0).
+
+    Returns:
+        x padded.
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([[1.0, 2.0, 3.0]]))
+    >>> pad(x, (1, 2), mode="replicate").tolist(), pad(x, (1, 2), mode="circular").tolist()
+    ([[1.0, 1.0, 2.0, 3.0, 3.0, 3.0]], [[3.0, 1.0, 2.0, 3.0, 1.0, 2.0]])
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"pad expected a Tensor, got {type(x).__name__}")
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(PAD_MODES)}, got {mode!r}")
+    pad = tuple(pad)
+    if (not pad or len(pad) % 2 or len(pad) // 2 > x.ndim
+            or any(isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0 for p in pad)):
+        raise ValueError(f"pad: pad must be (before, after) pairs of non-negative integers for at most "
+                         f"{x.ndim} axes of input {tuple(x.shape)}, got {pad!r}")
+    if value is not None and mode != "constant":
+        raise ValueError(f"pad: value is only used with mode='constant', got mode {mode!r}")
+    for i in range(len(pad) // 2):
+        axis, before, after = x.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]
+        size = x.shape[axis]
+        if mode == "reflect" and max(before, after) >= size:
+            raise ValueError(f"pad: reflect padding ({before}, {after}) of axis {axis} must be less "
+                             f"than its size {size} (input {tuple(x.shape)})")
+        if mode == "circular" and max(before, after) > size:
+            raise ValueError(f"pad: circular padding ({before}, {after}) of axis {axis} must be at "
+                             f"most its size {size} (input {tuple(x.shape)}): it would wrap around "
+                             f"more than once")
+        if mode == "replicate" and size == 0 and (before or after):
+            raise ValueError(f"pad: replicate padding of the empty axis {axis} of input {tuple(x.shape)}")
+    return PadFunction.apply(x, pad=tuple(int(p) for p in pad), mode=mode,
+                             value=0.0 if value is None else float(value))
 
 
 # ------------------------------------------------------------------------------- max pooling

@@ -1,4 +1,4 @@
-"""Spatial layers: `Conv2d`, `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `BatchNorm2d`.
+"""Spatial layers: `Conv1d`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `BatchNorm2d`.
 
 Constructor arguments, parameter names, initialisation and state-dict keys follow ``torch.nn``,
 so a PyTorch CNN's state dict (converted to NumPy) loads one to one.
@@ -24,7 +24,146 @@ def _positive(owner: str, **values: int) -> None:
             raise ValueError(f"{owner}: {name} must be a positive integer, got {v!r}")
 
 
-class Conv2d(Module):
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class _ConvNd(Module):
+    """What Conv1d and Conv2d share, as PyTorch's ``_ConvNd``: checks, weight and bias (init
+    U(-1/√fan_in, 1/√fan_in), fan_in = Cin/groups·prod(kernel)) and ``padding_mode``.
+
+    With ``padding_mode`` other than ``"zeros"`` the input is first padded by ``functional.pad``
+    in that mode and the convolution itself pads nothing, exactly as PyTorch does. ``padding``
+    is kept as given (an int tuple, or ``"same"``/``"valid"``); ``_mode_padding`` is the
+    (before, after) pairs per spatial axis that the padding mode applies.
+
+    Args:
+        in_channels: Cin.
+        out_channels: Cout.
+        kernel_size: one int per spatial axis.
+        stride: one int per spatial axis.
+        padding: ints per spatial axis, or ``"same"``/``"valid"``.
+        dilation: one int per spatial axis.
+        groups: independent channel groups.
+        bias: learn a per-output-channel bias.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        dtype: dtype of the weight and bias.
+
+    >>> Conv1d(2, 4, 3, padding=1, padding_mode="circular")._mode_padding
+    [(1, 1)]
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size: tuple[int, ...], stride, padding,
+                 dilation, groups, bias, padding_mode, dtype):
+        super().__init__()
+        owner = type(self).__name__
+        _positive(owner, in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{owner}: in_channels {in_channels} and out_channels {out_channels} must both be "
+                f"divisible by groups {groups}"
+            )
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{owner}: padding_mode must be one of {', '.join(PADDING_MODES)}, "
+                             f"got {padding_mode!r}")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{owner}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+            if padding == "same" and any(st != 1 for st in stride):
+                raise ValueError(f"{owner}: padding='same' needs stride 1, got stride {stride}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        self.padding_mode = padding_mode
+        if padding == "same":
+            self._mode_padding = VF._same_padding(kernel_size, dilation)
+        elif padding == "valid":
+            self._mode_padding = [(0, 0)] * len(kernel_size)
+        else:
+            self._mode_padding = [(p, p) for p in padding]
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *kernel_size), dtype=dtype))
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
+            bound = 1 / math.sqrt(in_channels // groups * math.prod(kernel_size))
+            init.uniform_(self.bias, -bound, bound)
+        else:
+            self.register_parameter("bias", None)
+
+    def _padded(self, x: Tensor) -> tuple[Tensor, tuple[int, ...] | str]:
+        """The input and the padding the convolution applies, after any non-zero padding mode."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        pad = tuple(p for pair in reversed(self._mode_padding) for p in pair)  # last axis first
+        return VF.pad(x, pad, mode=self.padding_mode), (0,) * len(self.kernel_size)
+
+    def _check_input(self, x: Tensor, layout: str) -> None:
+        if not isinstance(x, Tensor) or x.ndim != 2 + len(self.kernel_size) or x.shape[1] != self.in_channels:
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(f"{type(self).__name__} expected input (N, {self.in_channels}, {layout}), got {got}")
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != "valid" and (isinstance(self.padding, str) or any(self.padding)):
+            s += f", padding={self.padding}"
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over an (N, C, L) batch, as ``torch.nn.Conv1d`` (``functional.conv1d``:
+    the Conv2d im2col + GEMM on an (N, C, 1, L) view).
+
+    Initialised as PyTorch: weight and bias ~ U(-1/√fan_in, 1/√fan_in), fan_in = Cin/groups·k.
+    The weight is (out_channels, in_channels/groups, kernel_size), so a PyTorch state dict loads
+    one to one.
+
+    Args:
+        in_channels: Cin.
+        out_channels: Cout.
+        kernel_size: k (an int or a 1-tuple).
+        stride: step between windows.
+        padding: padding on each side (an int), ``"same"`` (keeps L, stride 1 only; an even
+            dilated kernel pads one more on the right, as PyTorch) or ``"valid"`` (none).
+        dilation: spacing between kernel taps.
+        groups: independent channel groups (both channel counts must divide by it).
+        bias: learn a per-output-channel bias.
+        padding_mode: what the padding holds: ``"zeros"``, ``"reflect"`` (mirror, pad < L),
+            ``"replicate"`` (the edge value) or ``"circular"`` (wrap around, pad <= L).
+        dtype: dtype of the weight and bias.
+
+    Shape: (N, Cin, L) -> (N, Cout, Lo), Lo = (L + 2·padding - dilation·(k - 1) - 1) // stride + 1.
+
+    >>> conv = Conv1d(16, 32, 3, padding=1, padding_mode="reflect")
+    >>> conv(Tensor(np.zeros((4, 16, 50), dtype=np.float32))).shape
+    (4, 32, 50)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int],
+                 stride: int | tuple[int] = 1, padding: int | tuple[int] | str = 0,
+                 dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", dtype=np.float32):
+        one = VF._single
+        padding = padding if isinstance(padding, str) else (one("padding", "Conv1d", padding, 0),)
+        super().__init__(in_channels, out_channels, (one("kernel_size", "Conv1d", kernel_size, 1),),
+                         (one("stride", "Conv1d", stride, 1),), padding,
+                         (one("dilation", "Conv1d", dilation, 1),), groups, bias, padding_mode, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x, "L")
+        x, padding = self._padded(x)
+        return VF.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+Conv1D = Conv1d
+
+
+class Conv2d(_ConvNd):
     """2-D convolution over an NCHW batch (im2col + one GEMM; see ``functional.conv2d``).
 
     Initialised as PyTorch: weight and bias ~ U(-1/√fan_in, 1/√fan_in), fan_in = Cin/groups·kh·kw.
@@ -34,11 +173,15 @@ class Conv2d(Module):
         out_channels: Cout, the number of output channels (filters).
         kernel_size: an int or (kh, kw).
         stride: step between windows, an int or an (sh, sw) pair.
-        padding: zero padding on each side, an int, a (ph, pw) pair, ``"same"`` (keeps H x W,
-            stride 1 only) or ``"valid"`` (no padding).
+        padding: padding on each side, an int, a (ph, pw) pair, ``"same"`` (keeps H x W,
+            stride 1 only; an even dilated kernel pads one more at the bottom/right, as
+            PyTorch) or ``"valid"`` (no padding).
         dilation: spacing between kernel taps, an int or a (dh, dw) pair.
         groups: independent channel groups (both channel counts must divide by it).
         bias: learn a per-output-channel bias.
+        padding_mode: what the padding holds: ``"zeros"``, ``"reflect"`` (mirror without the
+            edge; each pad smaller than its side), ``"replicate"`` (the edge value) or
+            ``"circular"`` (wrap around; each pad at most its side), as PyTorch.
         dtype: dtype of the weight and bias (float32; float64 for gradient checks).
 
     Shape: (N, Cin, H, W) -> (N, Cout, Ho, Wo).
@@ -46,52 +189,22 @@ class Conv2d(Module):
     >>> conv = Conv2d(3, 16, 3, padding=1)
     >>> conv(Tensor(np.zeros((8, 3, 32, 32), dtype=np.float32))).shape
     (8, 16, 32, 32)
+    >>> Conv2d(3, 16, 3, padding=1, padding_mode="circular")(Tensor(np.zeros((1, 3, 8, 8), dtype=np.float32))).shape
+    (1, 16, 8, 8)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
-                 dtype=np.float32):
-        super().__init__()
-        _positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must both be "
-                f"divisible by groups {groups}"
-            )
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair("kernel_size", "Conv2d", kernel_size, 1)
-        self.stride = _pair("stride", "Conv2d", stride, 1)
-        self.dilation = _pair("dilation", "Conv2d", dilation, 1)
-        self.padding = padding if isinstance(padding, str) else _pair("padding", "Conv2d", padding, 0)
-        if isinstance(padding, str) and padding not in ("same", "valid"):
-            raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-        kh, kw = self.kernel_size
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-            bound = 1 / math.sqrt(in_channels // groups * kh * kw)
-            init.uniform_(self.bias, -bound, bound)
-        else:
-            self.register_parameter("bias", None)
+                 padding_mode: str = "zeros", dtype=np.float32):
+        padding = padding if isinstance(padding, str) else _pair("padding", "Conv2d", padding, 0)
+        super().__init__(in_channels, out_channels, _pair("kernel_size", "Conv2d", kernel_size, 1),
+                         _pair("stride", "Conv2d", stride, 1), padding,
+                         _pair("dilation", "Conv2d", dilation, 1), groups, bias, padding_mode, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-            raise ValueError(f"Conv2d expected input (N, {self.in_channels}, H, W), got {got}")
-        return VF.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        self._check_input(x, "H, W")
+        x, padding = self._padded(x)
+        return VF.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 Conv2D = Conv2d
