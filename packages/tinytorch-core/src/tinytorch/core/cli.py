@@ -92,7 +92,8 @@ def summary(model_file: str, as_json: bool) -> None:
         click.echo(json.dumps({"path": info.path, "tensors": tensors, "parameters": counts["model"],
                                "optimizer_state_elements": counts["optimizer"],
                                "other_elements": counts["other"], "elements": counts["total"],
-                               "bytes": info.nbytes, "metadata": info.metadata}, indent=2))
+                               "bytes": info.nbytes, "aliases": info.aliases,
+                               "metadata": info.metadata}, indent=2))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -110,6 +111,8 @@ def summary(model_file: str, as_json: bool) -> None:
         console.print(f"other tensors: {counts['other']:,} elements")
     console.print(f"{len(info.tensors)} tensors, {counts['total']:,} elements, "
                   f"{info.nbytes / 1e6:.2f} MB")
+    for alias, stored in info.aliases.items():  # tied weights: stored once, loaded under both names
+        console.print(escape(f"{alias}: the same array as {stored} (tied)"))
     for key, value in info.metadata.items():
         console.print(escape(_metadata_line(key, value)), style="dim")
 

@@ -430,7 +430,8 @@ def _stored_form(array: np.ndarray, float_dtype: str | None) -> tuple[str, np.nd
     if float_dtype is not None and array.dtype.kind == "f" and array.dtype.name != float_dtype:
         if float_dtype == "bfloat16":
             return "BF16", float32_to_bfloat16(array)
-        array = array.astype(float_dtype)
+        with np.errstate(over="ignore"):  # beyond float16's range is inf, as IEEE rounds it
+            array = array.astype(float_dtype)
     # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
     if not array.flags.c_contiguous:
         array = array.copy(order="C")
