@@ -6,8 +6,9 @@
 """
 
 from .base import Tokenizer, TokenizerError
-from .bpe import GPT2_SPLIT_PATTERN, BasicBPETokenizer, BPETokenizer
+from .bpe import GPT2_SPLIT_PATTERN, SPLIT_PATTERNS, BasicBPETokenizer, BPETokenizer
 from .char import CharTokenizer
+from .gpt2 import bytes_to_unicode
 from .word import WordTokenizer
 
 
@@ -34,4 +35,4 @@ def load_tokenizer(path):
 
 
 __all__ = ["Tokenizer", "TokenizerError", "CharTokenizer", "WordTokenizer", "BasicBPETokenizer",
-           "BPETokenizer", "GPT2_SPLIT_PATTERN", "load_tokenizer"]
+           "BPETokenizer", "GPT2_SPLIT_PATTERN", "SPLIT_PATTERNS", "bytes_to_unicode", "load_tokenizer"]

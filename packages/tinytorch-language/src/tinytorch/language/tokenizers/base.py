@@ -8,8 +8,10 @@ A tokenizer maps text to a list of integer ids and back::
     tok.vocab_size           # number of ids (also tok.get_vocab_size(), the seed's name)
     tok.save(path); Tokenizer.load(path)
 
-The file is JSON: ``{"format": "tinytorch.tokenizer", "version": 1, "type": "char"|"word"|"bpe",
+The file is JSON: ``{"format": "tinytorch.tokenizer", "version": 2, "type": "char"|"word"|"bpe",
 ...}``. A file of another format, type or version is refused with a message that says which.
+Version 2 added the BPE field ``byte_order`` (GPT-2 numbers the bytes in its own order);
+version-1 files still load (their byte ids are the bytes themselves).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 FORMAT = "tinytorch.tokenizer"
-VERSION = 1
+VERSION = 2
+READS_VERSIONS = (1, 2)
 
 
 class TokenizerError(ValueError):
@@ -150,10 +153,10 @@ class Tokenizer:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise TokenizerError(f"{source} is not a TinyTorch tokenizer (expected format {FORMAT!r})")
         version = d.get("version")
-        if version != VERSION:
+        if version not in READS_VERSIONS:
             raise TokenizerError(
                 f"{source} is a tokenizer file of version {version!r}, but this tinytorch-language "
-                f"reads version {VERSION}; re-create it with the installed version"
+                f"reads versions {', '.join(map(str, READS_VERSIONS))}; re-create it with the installed version"
             )
         cls = Tokenizer._registry.get(d.get("type"))
         if cls is None:
@@ -345,8 +348,8 @@ def field(state: dict[str, Any], name: str, kind: str, default: Any = ...) -> An
     naming the field (`Tokenizer.from_dict` adds the file).
 
     Kinds: ``"int"`` (not bool, not float), ``"str"`` (non-empty, no lone surrogates),
-    ``"str?"`` (that or None), ``"int?"``, ``"strs"`` (a list of such strings), ``"pairs"`` (a
-    list of two-int lists).
+    ``"str?"`` (that or None), ``"int?"``, ``"strs"`` (a list of such strings), ``"ints"`` (a
+    list of ints), ``"pairs"`` (a list of two-int lists).
 
     Args:
         state: the parsed file.
@@ -395,6 +398,8 @@ def _field_problem(value: Any, kind: str) -> str:
     if kind == "strs":
         ok = isinstance(value, list) and all(_is_str(v) for v in value)
         return "" if ok else "a list of non-empty strings"
+    if kind == "ints":
+        return "" if isinstance(value, list) and all(_is_int(v) for v in value) else "a list of ints"
     if kind == "pairs":
         ok = isinstance(value, list) and all(
             isinstance(p, list) and len(p) == 2 and all(_is_int(x) for x in p) for p in value)

@@ -12,11 +12,14 @@ Training counts pairs once, then updates the counts incrementally: a merge only 
 distinct pieces that contain the pair, and a heap yields the most frequent pair (ties: the
 smallest pair), instead of recounting the whole corpus for every merge.
 
-GPT-2's pattern uses ``\\p{L}`` (letters) and ``\\p{N}`` (numbers), which the standard ``re``
-module lacks; they are emulated without the third-party ``regex`` package: letters are
-``[^\\W\\d_]`` (word characters that are neither digits nor ``_``) and numbers are ``\\d``
-(Unicode decimal digits). Other numeric characters (``²``, ``½``) therefore count as letters;
-nothing else changes, and every string still round-trips exactly.
+The pre-split uses the third-party ``regex`` package, as GPT-2 and tiktoken do: GPT-2's pattern
+needs ``\\p{L}`` (letters) and ``\\p{N}`` (numbers), which the standard ``re`` lacks, and
+``regex`` brings its own Unicode tables, so the split does not depend on the interpreter's.
+
+GPT-2's own vocabulary loads with `BPETokenizer.from_gpt2` (``encoder.json`` + ``vocab.bpe``, or
+Hugging Face's ``vocab.json`` + ``merges.txt``) or `BPETokenizer.from_tiktoken` (a ``.tiktoken``
+ranks file) and encodes to the same ids as tiktoken's ``gpt2`` encoding. Its only difference
+from a trained tokenizer is the order of the 256 byte ids (``byte_order``).
 
 >>> tok = BasicBPETokenizer(vocab_size=256 + 3).fit("aaabdaaabac")
 >>> tok.encode("aaabdaaabac")
@@ -28,16 +31,23 @@ nothing else changes, and every string still round-trips exactly.
 from __future__ import annotations
 
 import heapq
-import re
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import regex
+
 from .base import Tokenizer, TokenizerError, check_fit_text, check_ids, check_text, field
 
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
-"""GPT-2's ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``
-for the standard ``re`` module (see the module docstring)."""
+GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+"""GPT-2's pre-split (its ``encoder.py``), for the ``regex`` package: contractions, letter runs,
+number runs and other-symbol runs (each with at most one leading space), then whitespace."""
+
+SPLIT_PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "r50k_base": GPT2_SPLIT_PATTERN}
+"""Pre-split patterns by tiktoken encoding name (``r50k_base`` holds GPT-2's ranks)."""
+
+_CACHE_LIMIT = 200_000  # distinct pieces whose ids encode remembers (Tiny Shakespeare has ~30k)
 
 
 def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -52,6 +62,16 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(ids[i])
             i += 1
     return out
+
+
+def _bpe(ids: list[int], ranks: dict[tuple[int, int], int]) -> list[int]:
+    """Repeatedly merge the adjacent pair that was learned first (the lowest id in ``ranks``)."""
+    while len(ids) >= 2:
+        best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 62))
+        if best not in ranks:
+            break
+        ids = _merge(ids, best, ranks[best])
+    return ids
 
 
 def train_merges(pieces: dict[bytes, int], num_merges: int) -> list[tuple[int, int]]:
@@ -118,6 +138,9 @@ class BasicBPETokenizer(Tokenizer):
     Args:
         vocab_size: 256 byte ids plus ``vocab_size - 256`` merges learned by ``fit``.
 
+    Ids 0..255 are the bytes, in the order ``byte_order`` (id ``i`` is the byte
+    ``byte_order[i]``; the identity unless loaded from GPT-2's files); merge ``i`` is id ``256 + i``.
+
     >>> tok = BasicBPETokenizer(vocab_size=258).fit("abababab")
     >>> tok.merges, tok.encode("ababx")
     ([(97, 98), (256, 256)], [257, 120])
@@ -130,6 +153,7 @@ class BasicBPETokenizer(Tokenizer):
             raise ValueError(f"{type(self).__name__}: vocab_size must be an int >= 256, got {vocab_size!r}")
         self.target_vocab_size = vocab_size
         self.merges: list[tuple[int, int]] = []
+        self.byte_order: list[int] = list(range(256))
         self._fitted = False  # unfitted, it still encodes: as raw bytes
         self._rebuild()
 
@@ -140,11 +164,16 @@ class BasicBPETokenizer(Tokenizer):
     # ---------------------------------------------------------------- vocabulary
     def _rebuild(self) -> None:
         self.ranks = {pair: 256 + i for i, pair in enumerate(self.merges)}
-        vocab = [bytes([i]) for i in range(256)]
+        vocab = [bytes([b]) for b in self.byte_order]
         for a, b in self.merges:
             vocab.append(vocab[a] + vocab[b])
         self.vocab = vocab
-        self._cache: dict[bytes, list[int]] = {}
+        # bytes.translate turns a piece's bytes into its byte ids in one C call.
+        ids_of_bytes = bytearray(256)
+        for i, b in enumerate(self.byte_order):
+            ids_of_bytes[b] = i
+        self._byte_ids = bytes(ids_of_bytes)
+        self._cache: dict[str, list[int]] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -162,36 +191,26 @@ class BasicBPETokenizer(Tokenizer):
             vocab_size: a new target vocabulary size (>= 256), or None to keep the current one.
 
         Returns:
-            The tokenizer itself.
+            The tokenizer itself (its byte ids become the identity order).
 
         >>> BasicBPETokenizer().fit("aaaa", vocab_size=257).vocab_size
         257
         """
-        text = check_fit_text(f"{type(self).__name__}.fit", text)
+        owner = f"{type(self).__name__}.fit"
         if vocab_size is not None:
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
-                raise ValueError(f"{type(self).__name__}.fit: vocab_size must be an int >= 256, got {vocab_size!r}")
+                raise ValueError(f"{owner}: vocab_size must be an int >= 256, got {vocab_size!r}")
             self.target_vocab_size = vocab_size
+        text = check_fit_text(owner, text)
         self.merges = train_merges(self._pieces(text), self.target_vocab_size - 256)
+        self.byte_order = list(range(256))  # train_merges counts in raw byte values
         self._fitted = True
         self._rebuild()
         return self
 
     # ---------------------------------------------------------------- encoding
     def _encode_piece(self, piece: bytes) -> list[int]:
-        cached = self._cache.get(piece)
-        if cached is not None:
-            return cached
-        ids = list(piece)
-        ranks = self.ranks
-        while len(ids) >= 2:
-            best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 62))
-            if best not in ranks:
-                break
-            ids = _merge(ids, best, ranks[best])
-        if len(self._cache) < 200_000:
-            self._cache[piece] = ids
-        return ids
+        return _bpe(list(piece.translate(self._byte_ids)), self.ranks)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ignoring special tokens.
@@ -200,13 +219,13 @@ class BasicBPETokenizer(Tokenizer):
             text: the text to encode.
 
         Returns:
-            The ids: bytes (0..255) merged as ``fit`` learned.
+            The ids: bytes merged as ``fit`` learned.
 
         >>> BasicBPETokenizer().encode_ordinary("hi")  # unfitted: raw UTF-8 bytes
         [104, 105]
         """
         text = check_text(f"{type(self).__name__}.encode", text)
-        return list(self._encode_piece(_utf8(text))) if text else []
+        return self._encode_piece(_utf8(text)) if text else []
 
     def encode(self, text: str) -> list[int]:
         """The same as `encode_ordinary` (this tokenizer has no special tokens).
@@ -222,6 +241,22 @@ class BasicBPETokenizer(Tokenizer):
         """
         return self.encode_ordinary(text)
 
+    def decode_bytes(self, ids: Any) -> bytes:
+        """Ids back to the exact bytes they stand for (special tokens as their UTF-8).
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The bytes; a single id may hold part of a character.
+
+        >>> BasicBPETokenizer().decode_bytes([240, 159])
+        b'\\xf0\\x9f'
+        """
+        ids = check_ids(type(self).__name__, ids, self.vocab_size)
+        vocab = self.vocab
+        return b"".join(vocab[i] for i in ids)
+
     def decode(self, ids: Any) -> str:
         """Ids back to text; byte sequences that are not valid UTF-8 decode to U+FFFD.
 
@@ -234,20 +269,19 @@ class BasicBPETokenizer(Tokenizer):
         >>> BasicBPETokenizer().decode([104, 105, 255])
         'hi\ufffd'
         """
-        ids = check_ids(type(self).__name__, ids, self.vocab_size)
-        vocab = self.vocab
-        return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     # ---------------------------------------------------------------- files
     def _state(self) -> dict[str, Any]:
-        return {"vocab_size": self.target_vocab_size, "merges": [list(p) for p in self.merges]}
+        return {"vocab_size": self.target_vocab_size, "merges": [list(p) for p in self.merges],
+                "byte_order": list(self.byte_order)}
 
-    def _load_merges(self, merges: Iterable[Any]) -> None:
+    def _load_merges(self, merges: Iterable[Any], byte_order: list[int] | None = None) -> None:
         checked: list[tuple[int, int]] = []
         for i, m in enumerate(merges):
             a, b = m
             if not (0 <= a < 256 + i and 0 <= b < 256 + i):
-                raise ValueError(f"field 'merges': merge {i} = {m} refers to an id that does not exist yet")
+                raise ValueError(f"field 'merges': merge {i} = {list(m)} refers to an id that does not exist yet")
             checked.append((a, b))
         if len(set(checked)) != len(checked):
             seen: set[tuple[int, int]] = set()
@@ -258,6 +292,10 @@ class BasicBPETokenizer(Tokenizer):
                 f"field 'vocab_size' is {self.target_vocab_size}, smaller than the 256 bytes + "
                 f"{len(checked)} merges the file holds"
             )
+        if byte_order is not None:
+            if sorted(byte_order) != list(range(256)):
+                raise ValueError("field 'byte_order' must be the 256 byte values 0..255, each once")
+            self.byte_order = list(byte_order)
         self.merges = checked
         self._fitted = True
         self._rebuild()
@@ -272,21 +310,24 @@ class BasicBPETokenizer(Tokenizer):
     @classmethod
     def _from_state(cls, state: dict[str, Any]) -> BasicBPETokenizer:
         tok = cls(cls._vocab_size_field(state))
-        tok._load_merges(field(state, "merges", "pairs"))
+        # Version-1 files have no byte_order: their byte ids are the bytes themselves.
+        tok._load_merges(field(state, "merges", "pairs"), field(state, "byte_order", "ints", None))
         return tok
 
 
 class BPETokenizer(BasicBPETokenizer):
-    """Byte-level BPE with GPT-2's regex pre-split and special tokens.
+    """Byte-level BPE with a regex pre-split (GPT-2's by default) and special tokens.
 
     Args:
         vocab_size: byte ids + merges (special tokens come on top, after the merges).
-        pattern: the pre-split regex (default: GPT-2's, see ``GPT2_SPLIT_PATTERN``).
+        pattern: the pre-split regex for the ``regex`` package, or a name from
+            ``SPLIT_PATTERNS`` (default: GPT-2's, ``GPT2_SPLIT_PATTERN``).
         special_tokens: strings such as ``"<|endoftext|>"`` that get their own ids.
 
     ``encode(text)`` raises a ``ValueError`` if ``text`` contains a special token, unless it is
     in ``allowed_special`` (a set of strings, or ``"all"``), as tiktoken does: text from users
-    can then never inject control tokens by accident.
+    can then never inject control tokens by accident. ``disallowed_special=()`` instead encodes
+    them as ordinary text (as `encode_ordinary` does).
 
     >>> tok = BPETokenizer(vocab_size=260, special_tokens=["<|endoftext|>"]).fit("hello hello hello")
     >>> ids = tok.encode("hello<|endoftext|>", allowed_special="all")
@@ -299,16 +340,18 @@ class BPETokenizer(BasicBPETokenizer):
     def __init__(self, vocab_size: int = 512, pattern: str = GPT2_SPLIT_PATTERN,
                  special_tokens: Iterable[str] = ()):
         super().__init__(vocab_size)
+        pattern = SPLIT_PATTERNS.get(pattern, pattern) if isinstance(pattern, str) else pattern
         try:
-            self.compiled = re.compile(pattern)
-        except (re.error, TypeError) as e:
+            self.compiled = regex.compile(pattern)
+        except (regex.error, TypeError) as e:
             raise ValueError(f"BPETokenizer: pattern is not a valid regular expression: {e}") from None
         gap = _first_gap(self.compiled, _COVERAGE_PROBE)
         if gap is not None:
             raise ValueError(
                 f"BPETokenizer: pattern {pattern!r} does not match {_COVERAGE_PROBE[gap]!r} in "
                 "ordinary text, so encode would drop it; a pre-split pattern must match every "
-                "character (end it with an alternative such as |\\s+|\\S)"
+                "character (end it with an alternative such as |\\s+|\\S), or be one of the names "
+                f"{sorted(SPLIT_PATTERNS)}"
             )
         self.pattern = pattern
         if isinstance(special_tokens, str):
@@ -319,6 +362,96 @@ class BPETokenizer(BasicBPETokenizer):
         self._special_list = specials
         self._index_specials()
 
+    # ---------------------------------------------------------------- GPT-2's files
+    @classmethod
+    def from_gpt2(cls, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike | None = None) -> BPETokenizer:
+        """GPT-2's tokenizer from its two files: the same ids as tiktoken's ``gpt2`` encoding.
+
+        Args:
+            encoder_json: GPT-2's ``encoder.json`` (Hugging Face: ``vocab.json``), token string
+                -> id in GPT-2's byte-to-unicode alphabet; or a directory holding
+                ``encoder.json`` + ``vocab.bpe`` or ``vocab.json`` + ``merges.txt``.
+            vocab_bpe: GPT-2's ``vocab.bpe`` (Hugging Face: ``merges.txt``), one merge per line
+                after a ``#version`` comment; None when ``encoder_json`` is a directory.
+
+        Returns:
+            A tokenizer with 50,257 ids for GPT-2's files: 256 bytes, 50,000 merges and the
+            special token ``<|endoftext|>`` = 50256, which `encode` refuses in text unless
+            ``allowed_special`` lists it. Entries of ``encoder.json`` beyond the bytes and
+            merges become special tokens, in id order.
+
+        Raises:
+            TokenizerError: a malformed file; the message names the file and line.
+            FileNotFoundError: a file, or both layouts in a directory, missing.
+
+        >>> import os
+        >>> gpt2 = os.path.join(os.environ["TINYTORCH_DATA"], "gpt2")
+        >>> tok = BPETokenizer.from_gpt2(gpt2)  # or (gpt2 + "/encoder.json", gpt2 + "/vocab.bpe")
+        >>> tok.vocab_size, tok.encode("Hello world<|endoftext|>", allowed_special="all")
+        (50257, [15496, 995, 50256])
+        """
+        from .gpt2 import read_gpt2_files
+
+        byte_order, merges, specials = read_gpt2_files(encoder_json, vocab_bpe)
+        return cls._from_parts(byte_order, merges, specials, GPT2_SPLIT_PATTERN)
+
+    @classmethod
+    def from_tiktoken(cls, path: str | os.PathLike, pattern: str = "gpt2",
+                      special_tokens: dict[str, int] | None = None) -> BPETokenizer:
+        """A tokenizer from a tiktoken ``.tiktoken`` ranks file (``base64-of-token-bytes rank``).
+
+        The file holds neither the pre-split nor the special tokens: give them here. GPT-2's
+        ranks are tiktoken's ``r50k_base``; the merges are recovered from the ranks (token
+        ``r`` is the merge of the two tokens that BPE with ranks below ``r`` splits it into).
+
+        Args:
+            path: the ``.tiktoken`` file.
+            pattern: a name from ``SPLIT_PATTERNS`` (``"gpt2"``, ``"r50k_base"``) or a regex.
+            special_tokens: ``{token: id}``, with ids right after the ranks (GPT-2:
+                ``{"<|endoftext|>": 50256}``).
+
+        Returns:
+            The tokenizer.
+
+        Raises:
+            TokenizerError: a malformed line (the message names the file and line), or ranks
+                that are not byte-level BPE.
+            ValueError: special token ids that do not follow the ranks.
+
+        >>> import tempfile, base64, os
+        >>> lines = [base64.b64encode(bytes([b])).decode() + f" {b}" for b in range(256)]
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = os.path.join(tmp, "tiny.tiktoken")
+        ...     _ = open(path, "w").write("\\n".join(lines + ["aGk= 256"]) + "\\n")  # b"hi"
+        ...     tok = BPETokenizer.from_tiktoken(path, special_tokens={"<|endoftext|>": 257})
+        >>> tok.merges, tok.encode("hi!<|endoftext|>", allowed_special="all")
+        ([(104, 105)], [256, 33, 257])
+        """
+        from .gpt2 import read_tiktoken_file
+
+        if special_tokens is None:
+            special_tokens = {}
+        if not isinstance(special_tokens, dict):
+            raise TypeError(f"BPETokenizer.from_tiktoken: special_tokens must be a dict {{token: id}}, "
+                            f"got {type(special_tokens).__name__}")
+        byte_order, merges = read_tiktoken_file(path)
+        first = 256 + len(merges)
+        ordered = sorted(special_tokens, key=lambda s: special_tokens[s])
+        if [special_tokens[s] for s in ordered] != list(range(first, first + len(ordered))):
+            raise ValueError(
+                f"BPETokenizer.from_tiktoken: special_tokens ids must be {first}, {first + 1}, ... "
+                f"(right after the {first} ranks of {path}), got {special_tokens}"
+            )
+        return cls._from_parts(byte_order, merges, ordered, pattern)
+
+    @classmethod
+    def _from_parts(cls, byte_order: list[int], merges: list[tuple[int, int]], specials: list[str],
+                    pattern: str) -> BPETokenizer:
+        tok = cls(256 + len(merges), pattern, specials)
+        tok._load_merges(merges, byte_order)
+        return tok
+
+    # ---------------------------------------------------------------- vocabulary
     def _index_specials(self) -> None:
         base = 256 + len(self.merges)
         self.special_tokens = {s: base + i for i, s in enumerate(self._special_list)}
@@ -336,6 +469,10 @@ class BPETokenizer(BasicBPETokenizer):
     def _split(self, text: str, owner: str) -> list[str]:
         """The pattern's pieces of ``text``, which must cover all of it: a character the pattern
         skips would be lost from the encoding (and from training) without a trace."""
+        if not self.compiled.groups:
+            pieces = self.compiled.findall(text)  # the fast path: one C call
+            if sum(map(len, pieces)) == len(text):
+                return pieces
         pieces, pos = [], 0
         for m in self.compiled.finditer(text):
             if m.start() != pos:
@@ -352,30 +489,6 @@ class BPETokenizer(BasicBPETokenizer):
     def _pieces(self, text: str) -> dict[bytes, int]:
         return {_utf8(p): n for p, n in Counter(self._split(text, "BPETokenizer.fit")).items()}
 
-    def fit(self, text: str, vocab_size: int | None = None) -> BPETokenizer:
-        """Learn merges inside the regex pieces of ``text``; special tokens get the last ids.
-
-        Args:
-            text: the training text.
-            vocab_size: a new target number of byte ids + merges (>= 256), or None.
-
-        Returns:
-            The tokenizer itself.
-
-        >>> tok = BPETokenizer(vocab_size=258, special_tokens=["<|endoftext|>"]).fit("hi hi hi")
-        >>> tok.vocab_size, tok.special_tokens
-        (259, {'<|endoftext|>': 258})
-        """
-        if vocab_size is not None:
-            if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
-                raise ValueError(f"BPETokenizer.fit: vocab_size must be an int >= 256, got {vocab_size!r}")
-            self.target_vocab_size = vocab_size
-        text = check_fit_text("BPETokenizer.fit", text)
-        self.merges = train_merges(self._pieces(text), self.target_vocab_size - 256)
-        self._fitted = True
-        self._rebuild()
-        return self
-
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` piece by piece, treating special tokens as ordinary text.
 
@@ -390,60 +503,97 @@ class BPETokenizer(BasicBPETokenizer):
         """
         text = check_text("BPETokenizer.encode", text)
         out: list[int] = []
+        cache = self._cache  # as tiktoken does: most pieces of a text repeat
         for piece in self._split(text, "BPETokenizer.encode"):
-            out.extend(self._encode_piece(_utf8(piece)))
+            ids = cache.get(piece)
+            if ids is None:
+                ids = self._encode_piece(_utf8(piece))
+                if len(cache) < _CACHE_LIMIT:
+                    cache[piece] = ids
+            out += ids
         return out
 
-    def encode(self, text: str, allowed_special: str | Iterable[str] = ()) -> list[int]:
+    def _special_set(self, value: Any, name: str) -> set[str]:
+        if value == "all":
+            return set(self.special_tokens)
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise TypeError(f"BPETokenizer.encode: {name} must be 'all' or a set of strings, got {value!r}")
+        chosen = set(value)
+        unknown = chosen - set(self.special_tokens)
+        if unknown:
+            raise ValueError(
+                f"BPETokenizer.encode: {name} {sorted(unknown)} are not special tokens "
+                f"of this tokenizer (it has {sorted(self.special_tokens)})"
+            )
+        return chosen
+
+    def encode(self, text: str, allowed_special: str | Iterable[str] = (),
+               disallowed_special: str | Iterable[str] = "all") -> list[int]:
         """Encode ``text``; special tokens in it must be listed in ``allowed_special`` (or "all").
+
+        tiktoken's rule: an allowed special token becomes its one id; a disallowed one (by
+        default every special token not allowed) is an error; one in neither set (with
+        ``disallowed_special=()``) is encoded as ordinary text.
 
         Args:
             text: the text to encode.
             allowed_special: the special tokens that may appear in ``text`` (a set of strings),
                 or ``"all"``.
+            disallowed_special: the special tokens that must not appear in ``text``, or
+                ``"all"`` (those not allowed).
 
         Returns:
             The ids; each allowed special token is one id.
 
         Raises:
-            ValueError: ``text`` contains a special token that is not allowed.
+            ValueError: ``text`` contains a disallowed special token.
 
         >>> tok = BPETokenizer(special_tokens=["<s>"])
         >>> tok.encode("<s>hi", allowed_special={"<s>"})
         [256, 104, 105]
+        >>> tok.encode("<s>", disallowed_special=()) == list(b"<s>")
+        True
         """
         text = check_text("BPETokenizer.encode", text)
-        if allowed_special == "all":
-            allowed = set(self.special_tokens)
-        elif isinstance(allowed_special, str):
-            raise ValueError(
-                f"BPETokenizer.encode: allowed_special must be 'all' or a set of strings, got {allowed_special!r}"
-            )
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = set(self.special_tokens) - allowed
         else:
-            allowed = set(allowed_special)
-            unknown = allowed - set(self.special_tokens)
-            if unknown:
-                raise ValueError(
-                    f"BPETokenizer.encode: allowed_special {sorted(unknown)} are not special tokens "
-                    f"of this tokenizer (it has {sorted(self.special_tokens)})"
-                )
+            disallowed = self._special_set(disallowed_special, "disallowed_special")
         for s in self.special_tokens:
-            if s not in allowed and s in text:
+            if s in disallowed and s in text:
                 raise ValueError(
                     f"BPETokenizer.encode: text contains the special token {s!r} at position "
                     f"{text.index(s)}; pass allowed_special={{{s!r}}} (or 'all') to encode it as "
-                    f"id {self.special_tokens[s]}, or remove it from the text"
+                    f"id {self.special_tokens[s]}, disallowed_special=() to encode it as text, "
+                    "or remove it from the text"
                 )
         if not allowed:
             return self.encode_ordinary(text)
-        splitter = "(" + "|".join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+        splitter = "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
         out: list[int] = []
-        for part in re.split(splitter, text):
+        for part in regex.split(splitter, text):
             if part in allowed:
                 out.append(self.special_tokens[part])
             elif part:
                 out.extend(self.encode_ordinary(part))
         return out
+
+    def decode_bytes(self, ids: Any) -> bytes:
+        """Ids back to their exact bytes, special tokens as their UTF-8.
+
+        Args:
+            ids: a list, 1-D array or Tensor of ids in ``[0, vocab_size)``.
+
+        Returns:
+            The bytes.
+
+        >>> BPETokenizer(special_tokens=["<s>"]).decode_bytes([256, 240])
+        b'<s>\\xf0'
+        """
+        ids = check_ids("BPETokenizer", ids, self.vocab_size)
+        vocab, inverse = self.vocab, self.inverse_special
+        return b"".join(vocab[i] if i < len(vocab) else inverse[i].encode("utf-8") for i in ids)
 
     def decode(self, ids: Any) -> str:
         """Ids back to text, special tokens included; invalid UTF-8 decodes to U+FFFD.
@@ -457,12 +607,7 @@ class BPETokenizer(BasicBPETokenizer):
         >>> BPETokenizer(special_tokens=["<s>"]).decode([256, 104, 105])
         '<s>hi'
         """
-        ids = check_ids("BPETokenizer", ids, self.vocab_size)
-        parts: list[bytes] = []
-        vocab, inverse = self.vocab, self.inverse_special
-        for i in ids:
-            parts.append(vocab[i] if i < len(vocab) else inverse[i].encode("utf-8"))
-        return b"".join(parts).decode("utf-8", errors="replace")
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def _state(self) -> dict[str, Any]:
         return {**super()._state(), "pattern": self.pattern, "special_tokens": list(self._special_list)}
@@ -477,7 +622,7 @@ class BPETokenizer(BasicBPETokenizer):
         except ValueError as e:
             which = "pattern" if "pattern" in str(e) else "special_tokens"
             raise ValueError(f"field {which!r}: {e}") from None
-        tok._load_merges(field(state, "merges", "pairs"))
+        tok._load_merges(field(state, "merges", "pairs"), field(state, "byte_order", "ints", None))
         return tok
 
 
@@ -487,7 +632,7 @@ _COVERAGE_PROBE = ("Hello, World! It's 3.14 — naïve café; x_y=1+2*3 (ok?) [a
                    "\t\r  日本語 Ωμέγα Привет ½² ١٢٣ 🙂👩‍👩‍👧 \u00a0\u2028\u0301\x0b\x0c\x1f\x7f\ufeff")
 
 
-def _first_gap(compiled: re.Pattern, text: str) -> int | None:
+def _first_gap(compiled: Any, text: str) -> int | None:
     pos = 0
     for m in compiled.finditer(text):
         if m.start() != pos:
@@ -506,4 +651,4 @@ def _utf8(text: str) -> bytes:
         ) from None
 
 
-__all__ = ["BasicBPETokenizer", "BPETokenizer", "GPT2_SPLIT_PATTERN", "train_merges"]
+__all__ = ["BasicBPETokenizer", "BPETokenizer", "GPT2_SPLIT_PATTERN", "SPLIT_PATTERNS", "train_merges"]
