@@ -343,6 +343,20 @@ def test_gpt2_style_file_without_lm_head_loads_and_keys_selects(tmp_path):
         io.load(path, f8=None)
 
 
+def test_our_files_are_laid_out_as_safetensors_lays_them(tmp_path):
+    path = tmp_path / "layout.safetensors"
+    io.save({"flag": np.ones(3, np.int8), "w": np.arange(3.0), "h": np.ones(1, np.float16)}, path)
+    blob = path.read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    assert n % 8 == 0 and blob[8 + n - 1:8 + n] in (b" ", b"}")  # padded with spaces to 8
+    header = json.loads(blob[8:8 + n])
+    assert list(header) == ["__metadata__", "flag", "w", "h"]  # the caller's order
+    # data widest first, so each tensor starts at a multiple of its item size
+    assert header["w"]["data_offsets"] == [0, 24] and header["h"]["data_offsets"] == [24, 26]
+    assert header["flag"]["data_offsets"] == [26, 29] and len(blob) == 8 + n + 29
+    assert np.frombuffer(blob[8 + n:8 + n + 24], "<f8").tolist() == [0.0, 1.0, 2.0]
+
+
 # ---------------------------------------------------------------------------------- tied weights
 
 
