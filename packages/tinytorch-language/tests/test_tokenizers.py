@@ -18,6 +18,7 @@ from tinytorch.language import (
     WordTokenizer,
     load_shakespeare,
 )
+from tinytorch.language.tokenizers import GPT2_SPLIT_PATTERN
 from tinytorch.language.tokenizers.bpe import _merge, train_merges
 
 EDGE_CASES = ["", "a", "é", "日本語", "🙂", "👩‍👩‍👧", "hello world", "  spaces\t\nand\r\n",
@@ -231,6 +232,8 @@ WRONG_TYPES = [
     ("bpe_basic", "merges", [[97, 98], [97, 98]]), ("bpe_basic", "vocab_size", 257),
     ("bpe", "pattern", 5), ("bpe", "special_tokens", "<s>"), ("bpe", "special_tokens", [1]),
     ("bpe", "pattern", r"[a-z]+"),  # drops everything else: encode would silently lose text
+    ("bpe", "byte_order", list(range(255))), ("bpe", "byte_order", [0] * 256), ("bpe", "byte_order", "abc"),
+    ("bpe_basic", "byte_order", [*range(1, 256), 256]),
 ]
 
 
@@ -324,3 +327,29 @@ def test_save_refuses_a_destination_that_is_not_a_regular_file(tmp_path):
     with pytest.raises(ValueError, match="FIFO"):
         CharTokenizer().fit("abc").save(tmp_path / "pipe")
     assert stat.S_ISFIFO(_os.lstat(tmp_path / "pipe").st_mode)
+
+
+# ---------------------------------------------------------------------------------- exact pre-split (issue 14)
+
+
+def test_trained_bpe_pre_splits_with_gpt2s_exact_pattern():
+    # \p{N} joins "²3"; U+001C is not whitespace; a combining mark is not a letter; U+1E030
+    # (Unicode 15, newer than Python 3.11's tables) is a letter: the stdlib re emulation got each wrong.
+    text = "x²3 a\x1cb e\u0301's \U0001e030's"
+    pieces = ["x", "²3", " a", "\x1c", "b", " e", "\u0301'", "s", " \U0001e030", "'s"]
+    tok = BPETokenizer(vocab_size=256)
+    assert tok.pattern == GPT2_SPLIT_PATTERN and tok._split(text, "test") == pieces
+    assert set(tok._pieces(text)) == {p.encode() for p in pieces}  # fit learns inside the same pieces
+
+
+def test_version_1_bpe_file_still_loads_and_is_saved_as_version_2(tmp_path):
+    old_default = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(_file("bpe", pattern=old_default)))
+    tok = Tokenizer.load(path)
+    assert tok.byte_order == list(range(256)) and tok.pattern == old_default  # split as when it was trained
+    assert tok.encode("abc ab<s>", allowed_special="all") == [257, 32, 256, 258]
+    tok.save(path)
+    saved = json.loads(path.read_text())
+    assert saved["version"] == 2 and saved["byte_order"] == list(range(256))
+    assert Tokenizer.load(path).encode("abc ab") == [257, 32, 256]
