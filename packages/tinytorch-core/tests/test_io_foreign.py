@@ -357,6 +357,28 @@ def test_our_files_are_laid_out_as_safetensors_lays_them(tmp_path):
     assert np.frombuffer(blob[8 + n:8 + n + 24], "<f8").tolist() == [0.0, 1.0, 2.0]
 
 
+def test_write_safetensors_keeps_metadata_exactly_and_streams(tmp_path):
+    path = tmp_path / "hf.safetensors"
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    io.write_safetensors(path, {"wte.weight": w, "h.0.bias": np.ones(3, np.float32)}, {"format": "pt"})
+    blob = path.read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    assert json.loads(blob[8:8 + n])["__metadata__"] == {"format": "pt"}  # nothing of ours added
+    state, meta = io.load(path)
+    assert meta == {"format": "pt"} and list(state) == ["wte.weight", "h.0.bias"]
+    np.testing.assert_array_equal(state["wte.weight"], w)
+    io.write_safetensors(path, {"a": w, "b": w}, float_dtype="bfloat16")  # no alias records
+    assert [t.name for t in io.inspect(path).tensors] == ["a", "b"] and io.load_metadata(path) == {}
+    with pytest.raises(TypeError, match="strings to strings"):
+        io.write_safetensors(path, {"a": w}, {"n_layer": 12})
+    big = {f"w{i}": np.full(1 << 20, i, np.float32) for i in range(10)}  # 40 MB
+    tracemalloc.start()
+    io.write_safetensors(tmp_path / "big.safetensors", big)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 0.1 * 40 * (1 << 20), f"peak {peak / 1e6:.1f} MB"
+
+
 # ---------------------------------------------------------------------------------- tied weights
 
 

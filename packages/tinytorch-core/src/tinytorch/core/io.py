@@ -746,6 +746,63 @@ def save(
     write_atomic(path, _serialize(stored, header_metadata), "checkpoint")
 
 
+def write_safetensors(
+    path: PathLike,
+    tensors: Mapping[str, Any],
+    metadata: Mapping[str, str] | None = None,
+    *,
+    float_dtype: str | None = None,
+) -> Path:
+    """Write a plain safetensors file for other readers: the metadata exactly as given.
+
+    Use it for files in another tool's layout (``save_pretrained`` writes ``{"format": "pt"}``
+    for transformers); :func:`save` is for TinyTorch's own checkpoints (JSON metadata, versions,
+    tied-weight records). The arrays are streamed into the file (no copy of the whole file in
+    memory) and the write is atomic, like :func:`save`. Every name is written with its own bytes,
+    even when two names hold the same array (leave a tied copy out, as transformers does).
+
+    Args:
+        path: the file to write (see :func:`check_destination`).
+        tensors: name -> ``np.ndarray`` or ``Tensor`` (flat names).
+        metadata: ``__metadata__`` strings, written as they are; None writes none.
+        float_dtype: as in :func:`save`: store floating arrays as ``"float16"``, ``"bfloat16"``,
+            ``"float32"`` or ``"float64"``; None keeps their dtypes.
+
+    Returns:
+        The path written (a symlink's target).
+
+    Raises:
+        TypeError: a value that is not an array or has a dtype safetensors cannot store, or
+            metadata that does not map strings to strings.
+        ValueError: ``float_dtype`` is not one of the names above, or a name is ``__metadata__``.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> _ = write_safetensors(path, {"wte.weight": np.zeros((2, 2), np.float32)}, {"format": "pt"})
+    >>> load_metadata(path)
+    {'format': 'pt'}
+    """
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"write_safetensors: tensors must be a dict of arrays, got {type(tensors).__name__}")
+    if float_dtype is not None and float_dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"write_safetensors: float_dtype must be None or one of "
+                         f"{', '.join(_FLOAT_DTYPES)}, got {float_dtype!r}")
+    metadata = dict(metadata or {})
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"write_safetensors: metadata must map strings to strings, got "
+                            f"{type(key).__name__} {key!r}: {type(value).__name__}")
+    check_destination(path, "checkpoint")
+    stored: dict[str, tuple[str, np.ndarray]] = {}
+    for key, value in tensors.items():
+        if not isinstance(key, str):
+            raise TypeError(f"write_safetensors: names must be strings, got {type(key).__name__} {key!r}")
+        if key == "__metadata__":
+            raise ValueError("write_safetensors: '__metadata__' is reserved by safetensors")
+        stored[key] = _stored_form(_as_array(key, value), float_dtype)
+    return write_atomic(path, _serialize(stored, metadata), "checkpoint")
+
+
 def _serialize(tensors: Mapping[str, tuple[str, np.ndarray]], metadata: Mapping[str, str]) -> list:
     """The chunks of a safetensors file: header length, header, then each tensor's bytes.
 
@@ -1407,5 +1464,5 @@ __all__ = [
     "load_metadata", "inspect", "check_state", "flatten_state", "unflatten_state",
     "FORMAT_VERSION", "DestinationError", "check_destination", "write_atomic", "require",
     "tensor_shapes", "SAFETENSORS_DTYPES", "ALIASES_KEY", "bfloat16_to_float32",
-    "float32_to_bfloat16", "float8_to_float32",
+    "float32_to_bfloat16", "float8_to_float32", "write_safetensors",
 ]
