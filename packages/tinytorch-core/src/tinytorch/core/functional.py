@@ -469,8 +469,8 @@ def batch_norm(
         x's shape.
 
     >>> import numpy as np
-    >>> mean, var = np.zeros(2, dtype=np.float32), np.ones(2, dtype=np.float32)
-    >>> y = batch_norm(Tensor([[1.0, 10.0], [3.0, 30.0]]), mean, var, training=True, eps=0.0)
+    >>> mean, var = np.zeros(2), np.ones(2)
+    >>> y = batch_norm(Tensor(np.array([[1.0, 10.0], [3.0, 30.0]])), mean, var, training=True, eps=0.0)
     >>> y.tolist(), mean.tolist()   # the running mean moved 10% of the way to (2, 20)
     ([[-1.0, -1.0], [1.0, 1.0]], [0.2, 2.0])
     """
