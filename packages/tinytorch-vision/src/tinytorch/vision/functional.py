@@ -1,4 +1,5 @@
-"""Spatial ops as fused Functions: convolution, pooling and batch normalization.
+"""Spatial ops as fused Functions: convolution (2-D, and 1-D on a height-1 view), padding,
+pooling and batch normalization.
 
 Every op here takes and returns NCHW tensors, as in PyTorch, but computes in **channels-last**
 (NHWC) memory. Two reasons:

@@ -90,9 +90,9 @@ class _ConvNd(Module):
 
     def _padded(self, x: Tensor) -> tuple[Tensor, tuple[int, ...] | str]:
         """The input and the padding the convolution applies, after any non-zero padding mode."""
-        if self.padding_mode == "zeros":
-            return x, self.padding
         pad = tuple(p for pair in reversed(self._mode_padding) for p in pair)  # last axis first
+        if self.padding_mode == "zeros" or not any(pad):
+            return x, self.padding
         return VF.pad(x, pad, mode=self.padding_mode), (0,) * len(self.kernel_size)
 
     def _check_input(self, x: Tensor, layout: str) -> None:
