@@ -56,9 +56,9 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
     >>> sample_next(np.array([[0.0, 5.0, 1.0]]), temperature=0)
     array([1])
     """
+    if temperature == 0:  # the arg-max needs no float64 copy
+        return np.asarray(logits).argmax(axis=-1).astype(np.int64)
     logits = np.asarray(logits, dtype=np.float64)
-    if temperature == 0:
-        return logits.argmax(axis=-1).astype(np.int64)
     rng = rng if rng is not None else np.random.default_rng()
     z = logits / temperature
     V = z.shape[-1]

@@ -18,7 +18,6 @@ from tinytorch.core import functional as F
 
 from .attention import KVCache, MultiHeadAttention, layer_norm_infer, linear_infer
 
-
 ACTIVATIONS = ("gelu_new", "gelu", "relu")  # Hugging Face's activation_function names
 
 
