@@ -242,3 +242,21 @@ def test_embedding_state_dict_and_repr():
     emb.load_state_dict({"weight": np.arange(40, dtype=np.float32).reshape(10, 4)})
     assert emb(np.array([1])).tolist() == [[4.0, 5.0, 6.0, 7.0]]  # loaded as is, padding row too
     assert repr(emb) == "Embedding(10, 4, padding_idx=1)"
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_sync_batchnorm_converted_from_batchnorm1d_keeps_its_tensors_and_outputs(bias):
+    plain = nn.BatchNorm1d(3, bias=bias, dtype=np.float64)
+    twin = nn.BatchNorm1d(3, bias=bias, dtype=np.float64)
+    plain.weight.data[...] = [0.5, 2.0, -1.0]
+    twin.load_state_dict(plain.state_dict())
+    weight = twin.weight
+    sync = SyncBatchNorm.convert_sync_batchnorm(twin)
+    assert type(sync).__name__ == "SyncBatchNorm" and sync.weight is weight
+    assert sorted(sync.state_dict()) == sorted(plain.state_dict())
+    x = RNG.normal(1.0, 2.0, size=(6, 3, 4))
+    np.testing.assert_allclose(sync(Tensor(x)).numpy(), plain(Tensor(x)).numpy(), atol=1e-12)
+    for key, value in plain.state_dict().items():
+        np.testing.assert_allclose(sync.state_dict()[key], value, atol=1e-12)
+    sync.eval(), plain.eval()
+    np.testing.assert_allclose(sync(Tensor(x)).numpy(), plain(Tensor(x)).numpy(), atol=1e-12)
