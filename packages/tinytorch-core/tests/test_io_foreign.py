@@ -582,7 +582,11 @@ def test_tito_core_summary_on_bf16_and_f8_files_and_a_broken_one(tmp_path):
     info = json.loads(result.output)
     assert info["bytes"] == 24 + 4 + 3 and info["elements"] == 12 + 4 + 6
     assert {t["name"]: t["dtype"] for t in info["tensors"]}["wte.weight"] == "bfloat16"
+    assert CliRunner().invoke(cli, ["core", "inspect", str(path)]).output == CliRunner().invoke(
+        cli, ["core", "summary", str(path)]).output
     write_safetensors(path, [("wte.weight", "BF16", (4, 3), b"\0" * 20)])
-    result = CliRunner().invoke(cli, ["core", "summary", str(path)])
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1 and "'wte.weight'" in result.output
+    for command in ("summary", "inspect"):
+        result = CliRunner().invoke(cli, ["core", command, str(path)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1 and "'wte.weight'" in result.output
+        assert "needs 24 bytes" in result.output

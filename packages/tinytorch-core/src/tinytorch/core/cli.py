@@ -117,6 +117,11 @@ def summary(model_file: str, as_json: bool) -> None:
         console.print(escape(_metadata_line(key, value)), style="dim")
 
 
+# `tito core inspect` is the same command under the name the checkpoint readers use
+# (`tinytorch.core.io.inspect`).
+core.add_command(summary, name="inspect")
+
+
 @core.command()
 @click.option("--epochs", default=60, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))

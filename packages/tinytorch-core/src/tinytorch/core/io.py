@@ -108,9 +108,8 @@ NumPy's names where NumPy has the type, else the names ``ml_dtypes`` and PyTorch
 ('bfloat16', 'float8_e5m2', 'float32')
 """
 
-_TAG_OF_NUMPY = {kind.numpy: tag for tag, kind in _STORED.items() if kind.numpy is not None}
 _TAG_OF_NAME = {kind.name: tag for tag, kind in _STORED.items()}
-_SAVABLE_KINDS = {d.name for d in _TAG_OF_NUMPY}
+_SAVABLE_KINDS = {kind.numpy.name for kind in _STORED.values() if kind.numpy is not None}
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _WIDEN_CHOICES = ("float32", "raw")
 _CHUNK = 1 << 20  # elements converted at a time: bounds the scratch memory of widening
@@ -170,7 +169,8 @@ def float32_to_bfloat16(values: Any) -> np.ndarray:
         raise TypeError(
             f"float32_to_bfloat16: values must be a floating-point array, got dtype {values.dtype}"
         )
-    single = np.ascontiguousarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 is beyond bfloat16 too: inf, as IEEE says
+        single = np.ascontiguousarray(values, dtype=np.float32)
     bits = single.view(np.uint32)
     lower = bits & 0xFFFF
     rounded = (bits >> 16) + ((lower > 0x8000) | ((lower == 0x8000) & ((bits >> 16) & 1 == 1)))
