@@ -100,6 +100,21 @@ def _nearest_bf16_reference(x):
     return cands[pick, np.arange(x64.size)]
 
 
+def test_bf16_and_f8_scalars_and_empty_tensors(tmp_path):
+    path = tmp_path / "edge.safetensors"
+    write_safetensors(path, [("s", "BF16", (), b"\x80\x3f"), ("e", "BF16", (0, 3), b""),
+                             ("q", "F8_E5M2", (), b"\x3c"), ("z", "F8_E4M3", (2, 0), b"")])
+    state, _ = io.load(path)
+    assert state["s"].shape == () and state["s"] == 1.0 and state["s"].dtype == np.float32
+    assert state["e"].shape == (0, 3) and state["e"].dtype == np.float32
+    assert state["q"] == 1.0 and state["z"].shape == (2, 0)
+    raw, _ = io.load(path, bf16="raw", f8="raw")
+    assert raw["s"] == 0x3F80 and raw["e"].dtype == np.uint16 and raw["q"] == 0x3C
+    io.save({"s": np.float32(3.0), "e": np.zeros((0, 2), np.float32)}, path, float_dtype="bfloat16")
+    state, _ = io.load(path)
+    assert state["s"] == 3.0 and state["s"].shape == () and state["e"].shape == (0, 2)
+
+
 def test_saving_bf16_rounds_to_nearest_even():
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(20000) * np.exp(rng.uniform(-30, 30, 20000))).astype(np.float32)
