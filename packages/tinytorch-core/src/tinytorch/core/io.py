@@ -1101,8 +1101,8 @@ def load(
     """Load a safetensors file written by :func:`save`, or by any other safetensors writer.
 
     The header is validated first; then each tensor is read from the file straight into its own
-    new array, so the memory needed is that of the arrays returned (plus 4 MB while widening),
-    never the whole file on top.
+    new array, so the memory needed is that of the arrays returned, never the whole file on top
+    (widening converts a million elements at a time).
 
     Args:
         path: the file.
@@ -1134,7 +1134,7 @@ def load(
     ['layer.bias', 'layer.weight']
     >>> list(load(path, keys=["layer.weight"])[0])
     ['layer.weight']
-    >>> _ = save({"w": np.array([1.5, -2.0], np.float32)}, path, float_dtype="bfloat16")
+    >>> save({"w": np.array([1.5, -2.0], np.float32)}, path, float_dtype="bfloat16")
     >>> load(path)[0]["w"], load(path, bf16="raw")[0]["w"]
     (array([ 1.5, -2. ], dtype=float32), array([16320, 49152], dtype=uint16))
     """
