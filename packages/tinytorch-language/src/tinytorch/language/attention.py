@@ -37,8 +37,9 @@ class KVCache:
 
     def __init__(self, batch_size: int, num_heads: int, max_len: int, head_dim: int,
                  dtype=np.float32):
+        # np.zeros, not zeros_like: fresh zero pages cost no memory until a token is written
         self.k = np.zeros((batch_size, num_heads, max_len, head_dim), dtype=dtype)
-        self.v = np.zeros_like(self.k)
+        self.v = np.zeros((batch_size, num_heads, max_len, head_dim), dtype=dtype)
         self.length = 0
 
     @property

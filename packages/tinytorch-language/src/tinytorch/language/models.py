@@ -164,7 +164,11 @@ class TinyGPT(nn.Module):
         positional: ``"learned"`` (GPT-2) or ``"sinusoidal"`` position information.
         tie_weights: share the token embedding with the output head.
         d_ff: MLP hidden size; None for 4·d_model.
-        activation, layer_norm_eps, embd_pdrop, attn_pdrop, resid_pdrop: see `GPTConfig`.
+        activation: the MLP's activation: ``"gelu_new"`` (tanh), ``"gelu"`` (erf) or ``"relu"``.
+        layer_norm_eps: epsilon of every LayerNorm.
+        embd_pdrop: dropout after the embeddings (None: ``dropout``).
+        attn_pdrop: dropout on the attention weights (None: ``dropout``).
+        resid_pdrop: dropout on the residual branches (None: ``dropout``).
         init_weights: draw GPT-2's initial weights; False leaves them uninitialised
             (``np.empty``, never touched), for a loader that replaces every array (as
             `from_pretrained`).
