@@ -19,16 +19,14 @@ All ops keep the input dtype (float32 stays float32; float64 is for gradient che
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
-import platform
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinytorch.core import Function, Tensor
+from tinytorch.core.memory import keep_freed_memory
 
 IntPair = int | Sequence[int]
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -87,37 +85,6 @@ def _window(xp: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tup
     (ho, wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
     return (slice(None), slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw), slice(None))
-
-
-_memory_kept = False
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
-
-    A CNN training step allocates and frees the same few hundred MB every step (patch matrices
-    of up to 75 MB, activations, their gradients). By default glibc serves arrays over 32 MB
-    with a fresh mmap and trims the heap top as soon as ~64 MB are free, so every step page
-    faults ~45 MB back in and the kernel zeroes it: 11,000 minor faults per step of
-    benchmarks/vision_cnn.py. Raising both thresholds removes them (0.4 faults per step) and
-    made the step ~20 % faster (one thread: 300 -> 241 ms) at the same peak RSS (310 MB): the
-    memory a step needs stays mapped between steps instead of being returned and faulted back.
-    Called once, at the first convolution, so importing this module changes nothing; a no-op
-    off glibc.
-    """
-    global _memory_kept
-    if _memory_kept:
-        return
-    _memory_kept = True
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-        libc.mallopt(m_mmap_threshold, 512 << 20)
-        libc.mallopt(m_trim_threshold, 1 << 30)
-    except (OSError, AttributeError):  # no usable libc: keep the defaults
-        pass
 
 
 def _check_nchw(owner: str, x: Tensor, channels: int | None = None) -> None:
@@ -188,7 +155,7 @@ class Conv2dFunction(Function, op="conv2d"):
                 f"conv2d: input {h}x{w} (padding {padding}) is smaller than the dilated kernel "
                 f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}"
             )
-        _keep_freed_memory()
+        keep_freed_memory()  # the patch matrices of every step stay mapped (core.memory)
         xp = _pad(_nhwc(x), ph, pw)
         cols = _im2col(xp, (kh, kw), (ho, wo), stride, dilation)
         g = groups
