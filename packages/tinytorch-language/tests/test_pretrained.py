@@ -325,3 +325,15 @@ def test_hub_name_offline_fails_in_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "huggingface_hub",
                         types.SimpleNamespace(snapshot_download=lambda name, allow_patterns: str(tmp_path / "snap")))
     assert from_pretrained("gpt2").config.vocab_size == 37
+
+
+@pytest.mark.parametrize("float_dtype", ["bfloat16", "float16"])
+def test_half_precision_checkpoints_load_as_float32(tmp_path, float_dtype):
+    tensors = hf_tensors(HF_CONFIG, buffers=False)
+    directory = write_hf_dir(tmp_path / "m", tensors=tensors)
+    io.save(tensors, directory / "model.safetensors", float_dtype=float_dtype)  # as current checkpoints ship
+    narrowed, _ = io.load(directory / "model.safetensors")
+    model = TinyGPT.from_pretrained(directory)
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    expected = reference_logits({k: v.astype(np.float32) for k, v in narrowed.items()}, HF_CONFIG, IDS)
+    np.testing.assert_allclose(logits(model, IDS), expected, rtol=1e-4, atol=1e-4)
