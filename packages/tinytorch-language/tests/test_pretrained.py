@@ -337,3 +337,14 @@ def test_half_precision_checkpoints_load_as_float32(tmp_path, float_dtype):
     assert all(p.dtype == np.float32 for p in model.parameters())
     expected = reference_logits({k: v.astype(np.float32) for k, v in narrowed.items()}, HF_CONFIG, IDS)
     np.testing.assert_allclose(logits(model, IDS), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_loaded_weights_are_laid_out_for_decoding_until_training(tmp_path):
+    model = TinyGPT.from_pretrained(write_hf_dir(tmp_path / "m"))
+    before = logits(model, IDS)
+    qkv = model.blocks[0].attn.qkv.weight
+    assert qkv.data.T.flags.c_contiguous and model.wte.weight.data.T.flags.c_contiguous  # (in, out) rows
+    model.train()
+    assert all(p.data.flags.c_contiguous for p in model.parameters())
+    assert model.lm_head.weight is model.wte.weight and model.blocks[0].attn.qkv.weight is qkv
+    np.testing.assert_allclose(logits(model.eval(), IDS), before, rtol=1e-5, atol=1e-6)

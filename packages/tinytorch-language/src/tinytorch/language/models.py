@@ -504,6 +504,30 @@ class TinyGPT(nn.Module):
         # (GPT-2 124M: 498 MB) is bandwidth-bound, and two threads read faster than one.
         return self.num_parameters() * self.wte.weight.dtype.itemsize < _ONE_THREAD_DECODE_BYTES
 
+    def train(self, mode: bool = True) -> TinyGPT:
+        """Training mode (``mode=True``) or eval mode; returns self.
+
+        Training puts every weight back in C order first (once: a no-op afterwards).
+        `from_pretrained` lays a Linear's weights out as (in, out) arrays, which batch-1 decoding
+        reads fastest; in training that layout doubled the step time (GPT-2 124M at batch 4 x 128:
+        5.9 s against 2.8 s), since the gradients and the optimizer's moments are C-ordered.
+
+        Args:
+            mode: True for training, False for eval.
+
+        Returns:
+            ``self``.
+
+        >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1)
+        >>> model.eval().training, model.train().training
+        (False, True)
+        """
+        if mode:
+            for param in self.parameters():
+                if not param.data.flags.c_contiguous:
+                    param.data = np.ascontiguousarray(param.data)
+        return super().train(mode)
+
     def _logits_no_cache(self, ids: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         with no_grad():
             return self.forward(ids, attention_mask=mask).data[:, -1]

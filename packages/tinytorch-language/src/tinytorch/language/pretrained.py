@@ -358,6 +358,7 @@ def _decode_layout(array: np.ndarray, transposed: bool, tied_embedding: bool) ->
     50257 x 768 output head 4.5 vs 6-10 ms. So a Linear's (out, in) weight is kept as the
     transposed view of an (in, out) array: HF's Conv1D weights as they are in the file (no copy),
     and the tied embedding transposed once (its lookups read a strided column, a few KB per token).
+    ``TinyGPT.train()`` puts the weights back in C order, which training needs.
     """
     if transposed:  # HF Conv1D (in, out): the view IS the fast layout
         return np.ascontiguousarray(array, dtype=np.float32).T
