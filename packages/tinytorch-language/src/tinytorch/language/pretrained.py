@@ -67,6 +67,7 @@ _HF_DEFAULTS = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_laye
 # HF name (after "transformer.") -> TinyGPT name; the Conv1D weights are stored transposed.
 _BLOCK_NAMES = {"ln_1": "ln1", "ln_2": "ln2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
                 "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}
+_OUR_BLOCK_NAMES = {ours: theirs for theirs, ours in _BLOCK_NAMES.items()}
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 _SKIPPED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # old causal-mask buffers
 _BLOCK = re.compile(r"h\.(\d+)\.(.+)\.(weight|bias)$")
@@ -184,22 +185,23 @@ def hf_to_tinygpt_name(name: str) -> tuple[str | None, bool]:
     raise KeyError(name)
 
 
+def _hf_name_of(name: str) -> tuple[str, bool]:
+    """The HF name of a TinyGPT parameter, and whether it is stored transposed (Conv1D)."""
+    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", name)
+    if block:
+        part = _OUR_BLOCK_NAMES[block[2]]
+        return f"transformer.h.{block[1]}.{part}.{block[3]}", f"{part}.{block[3]}" in _CONV1D
+    return (name if name == "lm_head.weight" else f"transformer.{name}"), False
+
+
 def _tinygpt_to_hf(model: TinyGPT) -> dict[str, np.ndarray]:
     """The HF tensors of ``model``: Conv1D weights as (in, out), lm_head dropped when tied."""
-    ours = {v: k for k, v in _BLOCK_NAMES.items()}
     tensors: dict[str, np.ndarray] = {}
     for name, param in model.named_parameters():
-        if name == "lm_head.weight":
-            if not model.config.tie_weights:
-                tensors[name] = param.data
+        if name == "lm_head.weight" and model.config.tie_weights:
             continue
-        block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", name)
-        if block:
-            part = ours[block[2]]
-            hf = f"transformer.h.{block[1]}.{part}.{block[3]}"
-            tensors[hf] = param.data.T if f"{part}.{block[3]}" in _CONV1D else param.data
-        else:
-            tensors[f"transformer.{name}"] = param.data
+        hf_name, transposed = _hf_name_of(name)
+        tensors[hf_name] = param.data.T if transposed else param.data
     return tensors
 
 
@@ -218,7 +220,8 @@ def _hub_download(name: str) -> Path:
         ) from None
     try:
         return Path(huggingface_hub.snapshot_download(
-            name, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME, "model-*.safetensors"]))
+            name, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME, "model-*.safetensors",
+                                  "vocab.json", "merges.txt"]))  # the tokenizer, for `tito language`
     except Exception as e:  # offline, unknown repository, gated model: one line either way
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise FileNotFoundError(
@@ -277,12 +280,19 @@ def _weight_files(directory: Path) -> list[Path]:
     raise FileNotFoundError(f"from_pretrained: {directory} has neither {WEIGHTS_NAME} nor {INDEX_NAME}{hint}")
 
 
-def from_pretrained(path_or_name: str | os.PathLike) -> TinyGPT:
+#: What a caller may change of a pretrained config (nanoGPT's ``override_args``): the dropouts,
+#: which only matter in training; everything else is the checkpoint's.
+OVERRIDABLE = ("dropout", "embd_pdrop", "attn_pdrop", "resid_pdrop")
+
+
+def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> TinyGPT:
     """Load a Hugging Face GPT-2 checkpoint as a :class:`TinyGPT` (float32, eval mode).
 
     Args:
         path_or_name: a directory with ``config.json`` and ``model.safetensors`` (or a sharded
             ``model.safetensors.index.json``), or a Hub name (needs ``huggingface_hub``).
+        **overrides: dropout settings to fine-tune with instead of the checkpoint's
+            (``OVERRIDABLE``); ``dropout=p`` sets every site to p, as nanoGPT's ``override_args``.
 
     Returns:
         The model. With tied embeddings ``lm_head.weight`` is ``wte.weight`` (one array).
@@ -311,6 +321,13 @@ def from_pretrained(path_or_name: str | os.PathLike) -> TinyGPT:
     except ValueError as e:
         raise ValueError(f"{config_path}: not valid JSON ({e})") from None
     config = config_from_hf(hf_config, str(config_path))
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"from_pretrained: cannot override {unknown}; only {list(OVERRIDABLE)} (the rest is "
+                         f"the checkpoint's {CONFIG_NAME})")
+    if "dropout" in overrides:  # one probability for every site, unless a site is also given
+        overrides = {"embd_pdrop": None, "attn_pdrop": None, "resid_pdrop": None, **overrides}
+    config = GPTConfig.from_dict({**config.to_dict(), **overrides})
     model = TinyGPT.from_config(config, init_weights=False)  # zeros, never touched: no memory
     params = dict(model.named_parameters())
     expected = {name: p.shape for name, p in params.items()}
@@ -341,7 +358,7 @@ def from_pretrained(path_or_name: str | os.PathLike) -> TinyGPT:
             raise io.CheckpointError(f"{file}: " + "; ".join(problems))
     missing = sorted(set(expected) - {name for _, _, name, _ in plan})
     if missing:
-        raise io.CheckpointError(f"{directory}: missing tensors {[_hf_name_of(n) for n in missing]}")
+        raise io.CheckpointError(f"{directory}: missing tensors {[_hf_name_of(n)[0] for n in missing]}")
     for file, hf_name, name, transposed in plan:
         array = io.load(file, keys=[hf_name])[0][hf_name]
         params[name].data = _decode_layout(array, transposed, name == "wte.weight" and config.tie_weights)
@@ -365,16 +382,6 @@ def _decode_layout(array: np.ndarray, transposed: bool, tied_embedding: bool) ->
     if tied_embedding:  # (vocab, C) used as the head's (out, in) weight
         return np.ascontiguousarray(array.T, dtype=np.float32).T
     return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _hf_name_of(name: str) -> str:
-    if name == "lm_head.weight":
-        return name
-    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", name)
-    if block:
-        part = {v: k for k, v in _BLOCK_NAMES.items()}[block[2]]
-        return f"transformer.h.{block[1]}.{part}.{block[3]}"
-    return f"transformer.{name}"
 
 
 def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
@@ -405,14 +412,8 @@ def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
-    import safetensors.numpy
-
-    # safetensors writes an array's memory as it is: every tensor C-contiguous, copied only if not
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in _tinygpt_to_hf(model).items()}
-    payload = safetensors.numpy.save(tensors, metadata={"format": "pt"})
-    del tensors
-    io.write_atomic(directory / WEIGHTS_NAME, payload, "checkpoint")
-    del payload
+    # Streamed tensor by tensor (never the whole 498 MB file in memory), float32 as transformers reads it.
+    io.write_safetensors(directory / WEIGHTS_NAME, _tinygpt_to_hf(model), {"format": "pt"}, float_dtype="float32")
     io.write_atomic(directory / CONFIG_NAME, (json.dumps(hf_config, indent=2) + "\n").encode(), "config")
 
 
