@@ -51,6 +51,10 @@ def language() -> None:
 SMALL_RECIPE = {"d_model": 128, "heads": 4, "layers": 4, "context": 64, "batch_size": 12, "lr": 3e-3}
 SEED_RECIPE = {"d_model": 256, "heads": 8, "layers": 4, "context": 128, "batch_size": 16, "lr": 1e-3}
 SMALL_RECIPE_UP_TO = 600.0  # seconds of budget
+# Fine-tuning a pretrained GPT-2 (--init-from) follows nanoGPT's finetune_shakespeare.py: a small
+# constant-scale lr (3e-5) and no dropout; batch 4 of 128 tokens keeps a 124M-parameter step to a
+# few seconds on a laptop CPU.
+FINETUNE_RECIPE = {"context": 128, "batch_size": 4, "lr": 3e-5, "dropout": 0.0}
 
 
 def _recipe(time_budget: float | None) -> tuple[str, dict]:
@@ -89,6 +93,13 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
               help=f"Checkpoint written after every evaluation [default: {DEFAULT_OUT}, or the --resume file].")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False),
               help="Continue training from this checkpoint (its model, tokenizer and settings are used).")
+@click.option("--init-from", "init_from",
+              help="Fine-tune a GPT-2 checkpoint in Hugging Face's layout: a directory (config.json, "
+                   "model.safetensors, vocab.json + merges.txt) or a Hub name such as gpt2. Recipe: "
+                   "lr 3e-5, batch 4, context 128, dropout 0.")
+@click.option("--tokenizer-from", "tokenizer_from", type=click.Path(exists=True),
+              help="With --init-from: the tokenizer, when the checkpoint directory has none (GPT-2's "
+                   "files in a directory, or a saved tokenizer file).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the weights and the data order [default: 0].")
 @click.option("--threads", default="auto", show_default=True,
               help="BLAS threads: a number, or 'auto' (one per physical core).")
@@ -101,12 +112,14 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
 @click.pass_context
 def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, context, dropout, batch_size, lr,
           warmup, max_steps, epochs, time_budget, val_fraction, eval_every, eval_batches, out, resume,
-          seed, threads, nproc, sample, as_json) -> None:
-    """Train TinyGPT on Tiny Shakespeare (or --text), char-level by default.
+          init_from, tokenizer_from, seed, threads, nproc, sample, as_json) -> None:
+    """Train TinyGPT on Tiny Shakespeare (or --text), char-level by default; or fine-tune GPT-2.
 
     \b
     The main job (about 95 s on 2 cores; validation loss below 2.0):
       tito language train --time-budget 90
+    Fine-tune GPT-2 (its tokenizer comes from the same directory):
+      tito language train --init-from DIR --time-budget 600
     """
     from tinytorch.core import distributed as dist
     from tinytorch.core import io, manual_seed, set_num_threads
@@ -119,22 +132,38 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         n_threads = training_threads(threads)  # a bad --threads fails here, before any data is read
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--threads") from None
+    architecture = {"tokenizer_kind": tokenizer_kind, "vocab_size": vocab_size, "d_model": d_model, "heads": heads,
+                    "layers": layers}
+    if init_from is not None:
+        _refuse_with(ctx, "--init-from", resume=resume, **architecture)
+    elif tokenizer_from is not None:
+        raise click.UsageError("--tokenizer-from needs --init-from (a scratch run trains its own tokenizer)")
+    default_batch = (FINETUNE_RECIPE if init_from is not None else _recipe(time_budget)[1])["batch_size"]
     relaunch_on_ranks(ctx, nproc, ("language", "train"),
-                      batch_size if batch_size is not None or resume else _recipe(time_budget)[1]["batch_size"],
-                      "sequences")
+                      batch_size if batch_size is not None or resume else default_batch, "sequences")
     set_num_threads(n_threads)
     out = out or resume or DEFAULT_OUT
     io.check_destination(out, what="--out")  # before training, not after the first evaluation
     text, source = _read_text(text_path)
+    seq_len = None
     if resume:
-        architecture = {"tokenizer": tokenizer_kind, "vocab_size": vocab_size, "d_model": d_model, "heads": heads,
-                        "layers": layers, "context": context, "dropout": dropout}
-        named = [f"--{k.replace('_', '-')}" for k in architecture if given_on_command_line(ctx, k)]
-        if named:
-            raise click.UsageError(f"{', '.join(named)} cannot change on --resume: {resume} holds the model "
-                                   "and tokenizer it continues with")
+        _refuse_with(ctx, "--resume", **architecture, context=context, dropout=dropout)
         model, tokenizer, _ = load_checkpoint(resume)
-        recipe_name, recipe = "the checkpoint's model", {}
+        recipe_name = "the checkpoint's model"
+    elif init_from is not None:
+        recipe = FINETUNE_RECIPE
+        model, tokenizer = _load_pretrained(init_from, tokenizer_from, "--tokenizer-from",
+                                            dropout=dropout if given_on_command_line(ctx, "dropout")
+                                            else recipe["dropout"])
+        seq_len = context if context is not None else min(recipe["context"], model.config.max_seq_len)
+        if seq_len > model.config.max_seq_len:
+            raise click.BadParameter(f"{seq_len} is longer than the model's context "
+                                     f"({model.config.max_seq_len} positions)", param_hint="--context")
+        batch_size = batch_size if batch_size is not None else recipe["batch_size"]
+        lr = lr if lr is not None else recipe["lr"]
+        seed = 0 if seed is None else seed
+        manual_seed(seed)
+        recipe_name = f"GPT-2 from {init_from}, fine-tuned (nanoGPT's recipe)"
     else:
         recipe_name, recipe = _recipe(time_budget)
         d_model, heads, layers, context = (v if v is not None else recipe[k] for k, v in
@@ -147,6 +176,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         tokenizer = _make_tokenizer(tokenizer_kind, vocab_size)
         tokenizer.fit(text)
         model = TinyGPT(tokenizer.vocab_size, d_model, heads, layers, context, dropout)
+        seq_len = context
     if max_steps is None and epochs is None and time_budget is None:
         max_steps = DEFAULT_MAX_STEPS
     lm = LanguageModelTrainer(model, tokenizer, progress=False if as_json else ("auto" if _tty() else "lines"),
@@ -154,14 +184,15 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     if not as_json:
         c = model.config
         click.echo(f"{source}: {len(text):,} characters -> {type(tokenizer).__name__} ({tokenizer.vocab_size} ids)")
-        click.echo(f"TinyGPT, {recipe_name}: {model.num_parameters():,} parameters (d_model {c.d_model}, "
+        click.echo(f"{'TinyGPT, ' if init_from is None else ''}{recipe_name}: {model.num_parameters():,} "
+                   f"parameters (d_model {c.d_model}, "
                    f"{c.num_heads} heads, {c.num_layers} layers, context {c.max_seq_len}); "
                    f"{n_threads} BLAS thread(s)" + (f" on each of {dist.get_world_size()} ranks"
                                                      if dist.is_distributed() else "")
                    + (f"; time budget {time_budget:g} s, warmup and LR schedule fitted to it" if time_budget else ""))
     start = time.perf_counter()
     history = lm.fit(text, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                     seq_len=None if resume else model.config.max_seq_len, lr=lr, warmup=warmup,
+                     seq_len=seq_len, lr=lr, warmup=warmup,
                      val_fraction=val_fraction, eval_every=eval_every, eval_batches=eval_batches or 20,
                      time_budget=time_budget, checkpoint=out, resume=resume, seed=seed)
     elapsed = time.perf_counter() - start
@@ -192,6 +223,45 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         ctx.exit(130)
     if history.stop_reason == "non_finite":
         ctx.exit(1)
+
+
+def _refuse_with(ctx, option: str, resume: str | None = None, **params) -> None:
+    """A UsageError naming every option that ``option`` fixes but the command line also gave."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    named = [flags[k] for k in params if given_on_command_line(ctx, k)]
+    if resume is not None:
+        named.insert(0, "--resume")
+    if named:
+        what = ("holds the model and tokenizer it continues with" if option == "--resume"
+                else "brings its own model and tokenizer")
+        raise click.UsageError(f"{', '.join(named)} cannot be combined with {option}: the checkpoint {what}")
+
+
+def _tokenizer_from(path: str):
+    """A directory of GPT-2's tokenizer files, or a tokenizer file saved by TinyTorch."""
+    from .tokenizers import BPETokenizer, Tokenizer
+
+    return BPETokenizer.from_gpt2(path) if Path(path).is_dir() else Tokenizer.load(path)
+
+
+def _load_pretrained(source: str, tokenizer_path: str | None, tokenizer_option: str, **overrides):
+    """(model, tokenizer) of a Hugging Face GPT-2 checkpoint: --pretrained and --init-from."""
+    from .checkpoint_checks import check_vocab_sizes
+    from .models import TinyGPT
+    from .pretrained import resolve
+
+    directory = resolve(source)
+    if tokenizer_path is None:
+        has_files = any((directory / a).is_file() and (directory / b).is_file()
+                        for a, b in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")))
+        if not has_files:
+            raise click.UsageError(f"{directory} has no tokenizer (vocab.json and merges.txt, or encoder.json "
+                                   f"and vocab.bpe); pass {tokenizer_option} with GPT-2's tokenizer files")
+        tokenizer_path = str(directory)
+    tokenizer = _tokenizer_from(tokenizer_path)
+    model = TinyGPT.from_pretrained(directory, **overrides)
+    check_vocab_sizes(tokenizer_path, tokenizer.vocab_size, model.config.vocab_size)
+    return model, tokenizer
 
 
 def _tty() -> bool:
@@ -235,8 +305,14 @@ def _report(result: dict, elapsed: float, resume: str | None) -> None:
 
 
 @language.command()
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint written by `tito language train`.")
+@click.option("--pretrained", help="Instead of --checkpoint: a GPT-2 checkpoint in Hugging Face's layout, a "
+                                   "directory (config.json, model.safetensors, vocab.json + merges.txt) or a "
+                                   "Hub name such as gpt2.")
+@click.option("--tokenizer", "tokenizer_path", type=click.Path(exists=True),
+              help="With --pretrained: GPT-2's tokenizer files (a directory) or a saved tokenizer file "
+                   "[default: the --pretrained directory's vocab.json and merges.txt].")
 @click.option("--prompt", default="", show_default=True, help="Text to continue (cropped to the context).")
 @click.option("--max-length", default=500, show_default=True, type=click.IntRange(min=0),
               help="Tokens to generate.")
@@ -245,11 +321,25 @@ def _report(result: dict, elapsed: float, resume: str | None) -> None:
 @click.option("--top-p", type=FiniteFloat(0, 1, min_open=True))
 @click.option("--seed", type=click.IntRange(min=0), help="Make the sampling repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print text and speed as JSON.")
-def generate(checkpoint, prompt, max_length, temperature, top_k, top_p, seed, as_json) -> None:
-    """Generate text from a checkpoint alone (it holds the model, config and tokenizer)."""
+def generate(checkpoint, pretrained, tokenizer_path, prompt, max_length, temperature, top_k, top_p, seed,
+             as_json) -> None:
+    """Generate text from a checkpoint alone (it holds the model, config and tokenizer), or from GPT-2.
+
+    \b
+      tito language generate --checkpoint checkpoints/tinygpt.safetensors --prompt "ROMEO:"
+      tito language generate --pretrained DIR --prompt "Hello, I'm a language model," --top-k 50
+    """
     from .training import generate_text, load_checkpoint
 
-    model, tokenizer, _ = load_checkpoint(checkpoint)
+    if (checkpoint is None) == (pretrained is None):
+        raise click.UsageError("give exactly one of --checkpoint (a TinyTorch checkpoint) and --pretrained "
+                               "(a Hugging Face GPT-2 directory or name)")
+    if checkpoint is not None and tokenizer_path is not None:
+        raise click.UsageError("--tokenizer goes with --pretrained: a checkpoint holds its own tokenizer")
+    if checkpoint is not None:
+        model, tokenizer, _ = load_checkpoint(checkpoint)
+    else:
+        model, tokenizer = _load_pretrained(pretrained, tokenizer_path, "--tokenizer")
     prompt = prompt.replace("\\n", "\n")
     start = time.perf_counter()
     text = generate_text(model, tokenizer, prompt, max_length, temperature, top_k, top_p, seed)

@@ -249,7 +249,7 @@ class TinyGPT(nn.Module):
         return cls(*pos, **d, init_weights=init_weights)
 
     @classmethod
-    def from_pretrained(cls, path_or_name: str | Any) -> TinyGPT:
+    def from_pretrained(cls, path_or_name: str | Any, **overrides: float) -> TinyGPT:
         """A GPT-2 checkpoint in Hugging Face's layout: a directory, or a Hub name such as ``"gpt2"``.
 
         See :func:`tinytorch.language.pretrained.from_pretrained` for the layout, the mapping
@@ -259,6 +259,8 @@ class TinyGPT(nn.Module):
             path_or_name: a directory holding ``config.json`` and ``model.safetensors`` (or
                 ``model.safetensors.index.json`` and its shards), or a Hugging Face Hub name,
                 downloaded through ``huggingface_hub`` into its cache.
+            **overrides: dropouts to fine-tune with (``dropout=0.0``), as nanoGPT's
+                ``override_args``; nothing else of the checkpoint's config can change.
 
         Returns:
             The model, in eval mode, float32.
@@ -272,7 +274,7 @@ class TinyGPT(nn.Module):
         """
         from .pretrained import from_pretrained
 
-        return from_pretrained(path_or_name)
+        return from_pretrained(path_or_name, **overrides)
 
     def save_pretrained(self, directory: str | Any) -> None:
         """Write ``config.json`` and ``model.safetensors`` in Hugging Face's GPT-2 layout.

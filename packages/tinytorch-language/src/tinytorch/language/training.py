@@ -43,6 +43,8 @@ from .data import TokenWindows, split_tokens
 from .models import TinyGPT
 from .tokenizers import Tokenizer, TokenizerError
 
+END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator, the start of its generations
+
 CHECKPOINT_KEY = "tinytorch.language"
 CHECKPOINT_VERSION = 1
 
@@ -464,6 +466,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TinyGPT, Tokenizer, dict[s
 # ---------------------------------------------------------------------- generation
 
 
+def _start_ids(tokenizer: Tokenizer) -> list[int]:
+    """What an empty prompt conditions on: GPT-2's ``<|endoftext|>`` (as transformers and nanoGPT
+    start), else a newline token, else id 0."""
+    special = getattr(tokenizer, "special_tokens", None) or {}
+    if END_OF_TEXT in special:
+        return [special[END_OF_TEXT]]
+    try:
+        return tokenizer.encode("\n")[:1] or [0]
+    except ValueError:
+        return [0]
+
+
 def generate_text(model: TinyGPT, tokenizer: Tokenizer, prompt: str = "", max_length: int = 200,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   seed: int | None = None) -> str:
@@ -471,8 +485,9 @@ def generate_text(model: TinyGPT, tokenizer: Tokenizer, prompt: str = "", max_le
 
     Returns ``prompt`` followed by the generated text. A prompt longer than the model's context
     is cropped to its last ``max_seq_len`` tokens for conditioning (the returned text still
-    starts with the whole prompt). An empty prompt starts from a newline token when the
-    tokenizer has one (else from id 0), which is not included in the result.
+    starts with the whole prompt). An empty prompt starts from ``<|endoftext|>`` when the
+    tokenizer has it (GPT-2), else from a newline token when it has one, else from id 0; the
+    start token is not included in the result.
 
     Args:
         model: the language model.
@@ -500,13 +515,8 @@ def generate_text(model: TinyGPT, tokenizer: Tokenizer, prompt: str = "", max_le
         raise ValueError(f"generate_text: max_length must be a non-negative integer, got {max_length!r}")
     ids = tokenizer.encode(prompt) if prompt else []
     if not ids:
-        try:
-            ids = tokenizer.encode("\n")[:1] or [0]
-        except ValueError:
-            ids = [0]
-        skip = len(ids)
-    else:
-        skip = len(ids)
+        ids = _start_ids(tokenizer)
+    skip = len(ids)
     out = model.generate(np.asarray([ids], dtype=np.int64), max_length, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed)
     return prompt + tokenizer.decode(out[0, skip:])
