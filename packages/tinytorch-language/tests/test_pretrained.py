@@ -348,3 +348,13 @@ def test_loaded_weights_are_laid_out_for_decoding_until_training(tmp_path):
     assert all(p.data.flags.c_contiguous for p in model.parameters())
     assert model.lm_head.weight is model.wte.weight and model.blocks[0].attn.qkv.weight is qkv
     np.testing.assert_allclose(logits(model.eval(), IDS), before, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_overrides_for_fine_tuning_and_nothing_else(tmp_path):
+    directory = write_hf_dir(tmp_path / "m")  # the file's dropouts: 0.1 at every site
+    model = from_pretrained(directory, dropout=0.0)
+    assert [model.config.site_dropout(s) for s in ("embd", "attn", "resid")] == [0.0, 0.0, 0.0]
+    assert model.drop.p == 0.0 and model.blocks[0].attn.dropout_p == 0.0
+    assert from_pretrained(directory, attn_pdrop=0.2).config.site_dropout("attn") == 0.2
+    with pytest.raises(ValueError, match=r"cannot override \['n_layer'\]"):
+        from_pretrained(directory, n_layer=3)
