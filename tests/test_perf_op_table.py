@@ -84,12 +84,12 @@ def test_traced_packed_attention_reads_heads_and_causal():
     from tinytorch.language.functional import packed_self_attention
 
     class Attn(nn.Module):
-        def __init__(self, heads, causal):
+        def __init__(self, heads, causal, padding=None):
             super().__init__()
-            self.heads, self.causal = heads, causal
+            self.heads, self.causal, self.padding = heads, causal, padding
 
         def forward(self, qkv):
-            return packed_self_attention(qkv, self.heads, is_causal=self.causal)
+            return packed_self_attention(qkv, self.heads, is_causal=self.causal, attention_mask=self.padding)
 
     b, t, c = 2, 5, 16
     qkv = Tensor(np.ones((b, t, 3 * c), np.float32))
@@ -97,3 +97,8 @@ def test_traced_packed_attention_reads_heads_and_causal():
         f = FLOPsCounter().trace(Attn(heads, causal), qkv).forward
         assert f.matmul_flops == 4 * b * t * t * c  # independent of the head split
         assert f.elementwise_flops == b * heads * t * t * (6 + causal)
+    # A padding mask is an add per score too, with or without the causal one (combined first).
+    padding = np.array([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    for causal in (False, True):
+        f = FLOPsCounter().trace(Attn(2, causal, padding), qkv).forward
+        assert f.elementwise_flops == b * 2 * t * t * 7

@@ -652,8 +652,9 @@ def _packed_self_attention(inputs, output, settings):
     b, t, c3 = inputs[0].shape
     heads = settings["num_heads"]
     per_head = (b, heads, t, c3 // 3 // heads)
-    return sdpa_flops(per_head, per_head, per_head, masked=bool(settings["is_causal"]),
-                      dropout=settings["dropout_p"] > 0)
+    # A padding mask (key_bias) and the causal mask are combined before the scores: one add either way.
+    masked = bool(settings["is_causal"]) or settings.get("key_bias") is not None
+    return sdpa_flops(per_head, per_head, per_head, masked=masked, dropout=settings["dropout_p"] > 0)
 
 
 #: ops that only move or pick bytes: 0 FLOPs
