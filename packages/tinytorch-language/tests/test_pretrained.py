@@ -300,7 +300,7 @@ def test_hub_name_without_huggingface_hub_says_how_in_one_line(monkeypatch):
         from_pretrained("gpt2")
     message = str(err.value)
     assert "\n" not in message
-    assert "pip install huggingface_hub" in message
+    assert "pip install 'tinytorch-language[hub]'" in message
     assert "config.json and model.safetensors" in message and "https://huggingface.co/gpt2/tree/main" in message
 
 

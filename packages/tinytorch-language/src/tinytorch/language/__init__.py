@@ -14,7 +14,7 @@ cross-entropy.
 
 from importlib import metadata as _metadata
 
-from . import functional
+from . import functional, pretrained
 from .attention import KVCache, MultiHeadAttention
 from .data import TokenWindows, load_shakespeare, split_tokens
 from .functional import scaled_dot_product_attention
@@ -36,7 +36,7 @@ from .transformer import MLP, TransformerBlock
 __version__ = _metadata.version("tinytorch-language")  # the one source: pyproject.toml
 
 __all__ = [
-    "functional", "scaled_dot_product_attention", "MultiHeadAttention", "KVCache",
+    "functional", "pretrained", "scaled_dot_product_attention", "MultiHeadAttention", "KVCache",
     "PositionalEncoding", "LearnedPositionalEmbedding", "TransformerBlock", "MLP", "TinyGPT",
     "GPTConfig", "tinygpt_factory", "Tokenizer", "TokenizerError", "CharTokenizer",
     "WordTokenizer", "BasicBPETokenizer", "BPETokenizer", "load_tokenizer", "TokenWindows",

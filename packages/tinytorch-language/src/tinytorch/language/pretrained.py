@@ -216,7 +216,7 @@ def _hub_download(name: str) -> Path:
     except ImportError:
         raise FileNotFoundError(
             f"from_pretrained: {name!r} is not a directory, and downloading it needs huggingface_hub "
-            f"(pip install huggingface_hub); or {where}"
+            f"(pip install 'tinytorch-language[hub]'); or {where}"
         ) from None
     try:
         return Path(huggingface_hub.snapshot_download(
