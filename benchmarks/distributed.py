@@ -14,6 +14,9 @@ The Allreduce time per step is the time spent in DDP's gradient averaging on ran
 packing, the MPI Allreduce, the division), with its share of the step.
 
 Targets: cnn 2 ranks >= 1.7x our single process and >= 0.6x PyTorch; gpt >= 1.15x and >= 1.0x.
+Our single process with one thread is measured too: N one-thread ranks can at most reach N times
+it, so ``ranks_N_ceiling_vs_single`` (N x 1-thread / 2-thread) bounds ``ranks_N_vs_single``, and
+``ranks_N_scaling_efficiency`` (ranks / (N x 1-thread)) says how close the ranks come to it.
 
 Usage: uv run python benchmarks/distributed.py [--rounds R] [--repeats N] [--models cnn,gpt] [--nproc 2]
 """
@@ -50,7 +53,8 @@ def _worker(model_name: str, repeats: int) -> None:
 
     dist.init_process_group()
     world, rank = dist.get_world_size(), dist.get_rank()
-    set_num_threads(int(os.environ.get("TINYTORCH_RANK_THREADS", THREADS)) if world > 1 else THREADS)
+    set_num_threads(int(os.environ.get("TINYTORCH_RANK_THREADS", THREADS)) if world > 1
+                    else int(os.environ.get("TINYTORCH_SINGLE_THREADS", THREADS)))
     manual_seed(0)
     rng = np.random.default_rng(rank)
     if model_name == "cnn":
@@ -108,9 +112,9 @@ def _worker(model_name: str, repeats: int) -> None:
                           "allreduce_seconds": statistics.median(reduces) if world > 1 else 0.0}))
 
 
-def _ours(model_name: str, repeats: int, nproc: int) -> dict:
+def _ours(model_name: str, repeats: int, nproc: int, threads: int = THREADS) -> dict:
     if nproc == 1:
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": str(THREADS)}
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "TINYTORCH_SINGLE_THREADS": str(threads)}
         proc = subprocess.run([sys.executable, str(HERE), "--worker", model_name, "--repeats", str(repeats)],
                               capture_output=True, text=True, env=env, timeout=1800)
     else:
@@ -161,18 +165,29 @@ def main() -> None:
         rounds = []
         for _ in range(args.rounds):
             single = _ours(model_name, args.repeats, 1)
+            one_thread = _ours(model_name, args.repeats, 1, threads=1)
             ranks = _ours(model_name, args.repeats, args.nproc)
             code, units = _torch_code(model_name, args.repeats)
             torch = run_reference(code)
             if "step_seconds" in torch:
                 torch["units_per_sec"] = units / torch["step_seconds"]
-            rounds.append({"single_2_threads": single, f"ranks_{args.nproc}": ranks, "pytorch_2_threads": torch})
+            rounds.append({"single_2_threads": single, "single_1_thread": one_thread, f"ranks_{args.nproc}": ranks,
+                           "pytorch_2_threads": torch})
         ranks_key = f"ranks_{args.nproc}"
         speedup = statistics.median(r[ranks_key]["units_per_sec"] / r["single_2_threads"]["units_per_sec"]
                                     for r in rounds)
+        def ratio(a: str, b: str, scale: float = 1.0, rounds=rounds) -> float:  # median of a / (scale * b)
+            return statistics.median(r[a]["units_per_sec"] / (scale * r[b]["units_per_sec"]) for r in rounds)
+
         summary = {
             "unit": "images" if model_name == "cnn" else "tokens",
             "single_2_threads_per_sec": statistics.median(r["single_2_threads"]["units_per_sec"] for r in rounds),
+            "single_1_thread_per_sec": statistics.median(r["single_1_thread"]["units_per_sec"] for r in rounds),
+            # How much the second BLAS thread gives one process, and so the most N one-thread ranks
+            # can reach against it: N x (1 thread) / (2 threads), at perfect scaling.
+            "single_2_threads_vs_1_thread": ratio("single_2_threads", "single_1_thread"),
+            f"{ranks_key}_ceiling_vs_single": 1 / ratio("single_2_threads", "single_1_thread", args.nproc),
+            f"{ranks_key}_scaling_efficiency": ratio(ranks_key, "single_1_thread", args.nproc),
             f"{ranks_key}_per_sec": statistics.median(r[ranks_key]["units_per_sec"] for r in rounds),
             f"{ranks_key}_vs_single": speedup,
             "allreduce_seconds_per_step": statistics.median(r[ranks_key]["allreduce_seconds"] for r in rounds),
