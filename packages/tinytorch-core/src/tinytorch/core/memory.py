@@ -9,8 +9,9 @@ between steps at the same peak RSS. Measured on the 2-core VM, one BLAS thread: 
 CIFAR-shaped CNN step 300 -> 241 ms (11,000 -> 0.4 minor faults per step), the seed TinyGPT
 step at batch 8 340 -> 289 ms.
 
-Only training asks for it (the first ``backward()`` calls `keep_freed_memory`), so importing
-TinyTorch or running inference changes nothing. A no-op off glibc.
+Training asks for it (the first ``backward()`` calls `keep_freed_memory`), and so does vision's
+first convolution, whose patch matrices are as large in evaluation; importing TinyTorch or
+running a language model's inference changes nothing. A no-op off glibc.
 """
 
 from __future__ import annotations
