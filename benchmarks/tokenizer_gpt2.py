@@ -28,26 +28,20 @@ from _common import emit, median_time, run_reference
 import tinytorch.language as language
 from tinytorch.language import BPETokenizer
 
-# The same texts as packages/tinytorch-language/tests/test_tokenizer_gpt2.py's SAMPLES.
-SAMPLES = {
-    "empty": "",
-    "one_char": "a",
-    "superscripts": "x² + y³ = z½, H₂O, 10⁻³",
-    "info_separators": "a\x1cb\x1dc\x1ed\x1fe \x1c\x1d",
-    "contractions": "It's 't 're 've 'm 'll 'd, don't we're they've I'm you'll he'd IT'S",
-    "whitespace": "a  b   c\n\n\td \t \n  \u00a0\u3000e \r\n   ",
-    "digits": "123 4567 3.14159 1,000,000 ٣٤٥ ௫ 2024-12-02",
-    "emoji": "🙂 👩‍👩‍👧 🇫🇷 ❤️ 🫠🫨",
-    "cjk": "日本語のテキスト、中文文本。한국어 텍스트",
-    "arabic": "مرحبا بالعالم، كيف حالك؟",
-    "combining": "e\u0301 a\u0308 n\u0303o Z\u0324\u0354\u0367\u0311a\u0316\u032d",
-    "mixed": "Привет, мир! Ωμέγα naïve café — “quotes” «guillemets» x_y=1+2*3 #$%&@^`~|\\/<>",
-    "newer_than_python_3_11": "\U0001e030\U0001e031 \U00011f04\U00011f05 \u0cf3",  # Unicode 15
-    "endoftext_as_text": "hello<|endoftext|>world",
-    # where an emulation of \p{L}/\p{N}/\s (stdlib re or regex) changes the ids, not only the pieces
-    "apostrophe_after": "²'s ½'s e\u0301's \x1c's \x1f's \u200d's \U0001e030's \u0cf3's",
-}
-ALLOWED = "Hello<|endoftext|>World <|endoftext|>"  # encoded with allowed_special="all"
+
+def _test_texts() -> tuple[dict[str, str], str]:
+    """SAMPLES and ALLOWED of the tokenizer tests, whose expected ids ``--print-expected`` prints:
+    one list of texts, read from the test module, so the two cannot drift apart."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "packages/tinytorch-language/tests/test_tokenizer_gpt2.py"
+    spec = importlib.util.spec_from_file_location("_tokenizer_gpt2_tests", path)
+    tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tests)
+    return tests.SAMPLES, tests.ALLOWED
+
+
+SAMPLES, ALLOWED = _test_texts()
 
 REFERENCE = r"""
 import json, sys, time, statistics, hashlib, tiktoken
