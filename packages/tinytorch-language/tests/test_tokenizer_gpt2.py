@@ -5,7 +5,7 @@ they were printed by
     TINYTORCH_DATA=/work/shared/data TINYTORCH_REFERENCE_PYTHON=/root/.venvs/ref/bin/python \\
         python3 -m uv run python benchmarks/tokenizer_gpt2.py --print-expected
 which builds tiktoken's encoding from the same files ($TINYTORCH_DATA/gpt2) and encodes SAMPLES
-(a copy of the benchmark's) and Tiny Shakespeare.
+(the benchmark reads them from this module) and Tiny Shakespeare.
 """
 
 from __future__ import annotations
