@@ -251,14 +251,14 @@ def _load_pretrained(source: str, tokenizer_path: str | None, tokenizer_option: 
     from .pretrained import resolve
 
     directory = resolve(source)
-    if tokenizer_path is None:
-        has_files = any((directory / a).is_file() and (directory / b).is_file()
-                        for a, b in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")))
-        if not has_files:
-            raise click.UsageError(f"{directory} has no tokenizer (vocab.json and merges.txt, or encoder.json "
-                                   f"and vocab.bpe); pass {tokenizer_option} with GPT-2's tokenizer files")
-        tokenizer_path = str(directory)
-    tokenizer = _tokenizer_from(tokenizer_path)
+    given, tokenizer_path = tokenizer_path is not None, tokenizer_path or str(directory)
+    try:
+        tokenizer = _tokenizer_from(tokenizer_path)
+    except FileNotFoundError as e:
+        if given:
+            raise
+        # the checkpoint directory holds weights only
+        raise click.UsageError(f"{e}; pass {tokenizer_option} with GPT-2's tokenizer files") from None
     model = TinyGPT.from_pretrained(directory, **overrides)
     check_vocab_sizes(tokenizer_path, tokenizer.vocab_size, model.config.vocab_size)
     return model, tokenizer
