@@ -1,15 +1,16 @@
-"""TinyGPT (the seed's model: vocab 65, d_model 256, 8 heads, 4 layers, context 128) throughput.
+"""TinyGPT (the design summary's model: vocab 65, d_model 256, 8 heads, 4 layers, context 128) throughput.
 
 Measures, in one run:
 - training tokens/s at batch 16 x context 128 (forward, cross-entropy, backward, AdamW step);
 - model FLOPs utilisation: the step's matmul FLOPs (6·N·tokens for the weights plus attention's
   12·L·B·T²·d, the PaLM-appendix convention) against a raw NumPy float32 GEMM measured here;
-- generation tokens/s at batch 1 with the KV cache, sampling included (500 new tokens);
+- generation tokens/s at batch 1 with the KV cache, sampling included (500 new tokens, median of
+  ``--generations`` runs);
 - with TINYTORCH_REFERENCE_PYTHON pointing at a Python with torch: the same model in PyTorch
   eager (same step, same shapes) in a subprocess, and the ratio.
 
 Targets (issue 5): training >= 0.5 of PyTorch eager; generation >= 600 new tokens/s.
-Usage: uv run python benchmarks/language_gpt.py [--repeats N]
+Usage: uv run python benchmarks/language_gpt.py [--repeats N] [--generations N]
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ print(json.dumps({{"torch": torch.__version__, "threads": torch.get_num_threads(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--generations", type=int, default=5, help="timed 500-token generations")
     args = parser.parse_args()
 
     manual_seed(0)
@@ -119,7 +121,7 @@ def main() -> None:
     prompt = np.zeros((1, 1), dtype=np.int64)
     model.generate(prompt, 50, seed=0)
     gen_times = []
-    for _ in range(3):
+    for _ in range(args.generations):
         t0 = time.perf_counter()
         model.generate(prompt, GEN_TOKENS, temperature=1.0, top_k=None, seed=0)
         gen_times.append(time.perf_counter() - t0)
@@ -129,11 +131,10 @@ def main() -> None:
     ids = rng.integers(0, V, (1, T))
     from tinytorch.core import no_grad
 
+    caches = model.new_cache(1)
     with no_grad():
         full = model(ids).data
-    caches = model.new_cache(1)
-    inc = np.concatenate([model.infer(ids[:, :1], caches)] +
-                         [model.infer(ids[:, t : t + 1], caches) for t in range(1, T)], axis=1)
+        inc = np.concatenate([model(ids[:, t : t + 1], caches).data for t in range(T)], axis=1)
 
     reference = run_reference(TORCH_CODE.replace("{repeats}", str(args.repeats)))
     result = {
@@ -143,7 +144,7 @@ def main() -> None:
                   "achieved_gflops": achieved},
         "raw_numpy_gemm_gflops": gemm_gflops,
         "mfu_vs_numpy_gemm": achieved / gemm_gflops,
-        "generate": {"new_tokens": GEN_TOKENS, "batch": 1, "kv_cache": True, "sampling": "temperature 1.0",
+        "generate": {"new_tokens": GEN_TOKENS, "runs": args.generations, "batch": 1, "kv_cache": True, "sampling": "temperature 1.0",
                      "tokens_per_sec": gen_tps, "target": 600},
         "cached_vs_uncached_max_abs_diff": float(np.abs(full - inc).max()),
         "pytorch": reference,

@@ -237,7 +237,7 @@ API = [
     ("core/api/training", "tinytorch.core.data.DataLoader", ["DataLoader(", "batch_size"]),
     ("vision/api/layers", "tinytorch.vision.layers.Conv2d",
      ["Conv2d(", "in_channels: int", "out_channels: int", "kernel_size"]),
-    ("language/api/models", "tinytorch.language.models.TinyGPT",
+    ("language/api/models", "tinytorch.language.model.TinyGPT",
      ["TinyGPT(", "vocab_size: int", "d_model: int", "num_heads: int", "num_layers: int"]),
     ("perf/api/roofline", "tinytorch.perf.roofline.RooflineModel",
      ["RooflineModel(", "hardware", "peak_gflops"]),

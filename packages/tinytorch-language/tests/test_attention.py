@@ -9,9 +9,11 @@ import pytest
 
 from tinytorch.core import Tensor, gradcheck, manual_seed, no_grad
 from tinytorch.language import (
-    LearnedPositionalEmbedding,
+    KVCache,
     MultiHeadAttention,
     PositionalEncoding,
+    SinusoidalEmbedding,
+    TinyGPT,
     TransformerBlock,
 )
 from tinytorch.language.functional import packed_self_attention, scaled_dot_product_attention
@@ -116,21 +118,39 @@ def test_sdpa_rejects_mask_and_causal_together():
 
 def test_sinusoidal_table_values_and_gradcheck():
     pe = PositionalEncoding(d_model=6, max_len=10).double()
-    table = pe.pe.data
+    table = pe.table.pe.data
+    assert table.dtype == np.float64
     assert table[0, 0] == 0 and table[0, 1] == 1
     np.testing.assert_allclose(table[3, 2], math.sin(3 / 10000 ** (2 / 6)))
+    np.testing.assert_allclose(table[3, 3], math.cos(3 / 10000 ** (2 / 6)))
     rng = np.random.default_rng(5)
-    gradcheck(lambda x: pe(x, start=2), [_t(rng, 2, 4, 6)])
+    x = _t(rng, 2, 4, 6)
+    np.testing.assert_array_equal(pe(x, start=2).data, x.data + table[2:6])  # positions 2..5
+    gradcheck(lambda x: pe(x, start=2), [x])
     assert "pe" not in pe.state_dict()  # a fixed table, not state
+    with pytest.raises(ValueError, match="max_len=10"):
+        pe(Tensor(np.zeros((1, 4, 6))), start=7)
 
 
-def test_learned_positions_gradcheck():
-    manual_seed(0)
-    wpe = LearnedPositionalEmbedding(max_len=8, d_model=4).double()
-    rng = np.random.default_rng(6)
-    gradcheck(lambda x, w: wpe(x, start=1), [_t(rng, 2, 3, 4), wpe.weight])
+def test_sinusoidal_embedding_is_the_table_by_position():
+    wpe = SinusoidalEmbedding(max_len=8, d_model=4)
+    positions = np.array([[0, 0, 1], [5, 6, 7]])  # a padded batch: each row its own positions
+    np.testing.assert_array_equal(wpe(positions).data, wpe.pe.data[positions])
+    assert not wpe(positions).requires_grad
     with pytest.raises(ValueError, match="max_len=8"):
-        wpe(Tensor(np.zeros((1, 9, 4))))
+        wpe(np.array([8]))
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+def test_tinygpt_gradcheck_every_parameter(positional):
+    """The whole model, positions included, against finite differences in float64."""
+    manual_seed(0)
+    model = TinyGPT(vocab_size=7, d_model=8, num_heads=2, num_layers=1, max_seq_len=6,
+                    positional=positional, tie_weights=True).double()
+    ids = np.random.default_rng(6).integers(0, 7, (2, 5))
+    upstream = np.random.default_rng(7).standard_normal((2, 5, 7))
+    params = list(model.parameters())
+    gradcheck(lambda *ps: (model(ids) * Tensor(upstream)).sum(), params)
 
 
 def test_transformer_block_gradcheck_all_parameters():
@@ -144,19 +164,28 @@ def test_transformer_block_gradcheck_all_parameters():
     gradcheck(lambda x, *ps: block(x), [x, *params])
 
 
-def test_mha_kv_cache_matches_full_forward():
+@pytest.mark.parametrize("chunks", [[3, 1, 1, 1, 1], [2, 3, 2], [1, 4, 2], [7]])
+def test_mha_kv_cache_chunks_match_full_forward(chunks):
+    """Chunks of any size after cached tokens (the causal mask offset by the cached length)."""
     manual_seed(1)
     mha = MultiHeadAttention(d_model=16, num_heads=4)
     mha.eval()
     x = np.random.default_rng(8).standard_normal((2, 7, 16)).astype(np.float32)
+    cache = KVCache(2, 4, 16, 4)
+    parts, t = [], 0
     with no_grad():
         full = mha(Tensor(x)).data
-    from tinytorch.language import KVCache
-
-    cache = KVCache(2, 4, 16, 4)
-    parts = [mha.infer(x[:, :3], cache)] + [mha.infer(x[:, t : t + 1], cache) for t in range(3, 7)]
+        for n in chunks:
+            parts.append(mha(Tensor(x[:, t:t + n]), cache).data)
+            t += n
     np.testing.assert_allclose(np.concatenate(parts, 1), full, atol=1e-5)
     assert cache.length == 7
+
+
+def test_kv_cache_refuses_a_graph():
+    mha = MultiHeadAttention(d_model=8, num_heads=2)
+    with pytest.raises(ValueError, match="no_grad"):
+        mha(Tensor(np.zeros((1, 2, 8), dtype=np.float32), requires_grad=True), KVCache(1, 2, 4, 4))
 
 
 def test_mha_rejects_bad_heads():

@@ -8,7 +8,7 @@ import pytest
 from tinytorch.core import Tensor, gradcheck, manual_seed, no_grad
 from tinytorch.language import TinyGPT
 from tinytorch.language.functional import packed_self_attention
-from tinytorch.language.models import position_ids
+from tinytorch.language.model import position_ids
 
 PAD = 0
 
@@ -58,16 +58,21 @@ def test_all_ones_mask_is_no_mask():
         np.testing.assert_array_equal(model(ids, attention_mask=np.ones((2, 7))).data, model(ids).data)
 
 
-def test_cached_infer_with_mask_equals_forward():
+@pytest.mark.parametrize("chunks", [[2] + [1] * 20, [3, 2, 4, 10]])
+def test_cached_chunks_with_mask_equal_forward(chunks):
     model = small_model()
     ids, mask = left_pad(PROMPTS)
+    T = ids.shape[1]
+    caches = model.new_cache(len(PROMPTS))
+    parts, t = [], 0
     with no_grad():
         full = model(ids, attention_mask=mask).data
-    caches = model.new_cache(len(PROMPTS))
-    T = ids.shape[1]
-    first = model.infer(ids[:, :2], caches, attention_mask=mask[:, :2])
-    rest = [model.infer(ids[:, t:t + 1], caches, attention_mask=mask[:, :t + 1]) for t in range(2, T)]
-    got = np.concatenate([first, *rest], axis=1)
+        for n in chunks:
+            n = min(n, T - t)
+            if n:
+                parts.append(model(ids[:, t:t + n], caches, attention_mask=mask[:, :t + n]).data)
+            t += n
+    got = np.concatenate(parts, axis=1)
     real = mask.astype(bool)
     np.testing.assert_allclose(got[real], full[real], rtol=1e-5, atol=1e-5)
 
@@ -104,7 +109,7 @@ def test_masked_generation_slides_its_window_like_the_uncached_path():
 def test_mask_errors():
     model = small_model()
     ids, mask = left_pad(PROMPTS)
-    with pytest.raises(ValueError, match=r"attention_mask must have the shape of ids \(4, 6\), got \(4, 5\)"):
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(B, cached \+ new tokens\) = \(4, 6\), got \(4, 5\)"):
         model(ids, attention_mask=mask[:, 1:])
     with pytest.raises(ValueError, match="1 \\(token\\) and 0 \\(padding\\)"):
         model(ids, attention_mask=mask * 2)
@@ -112,7 +117,7 @@ def test_mask_errors():
     empty[0] = 0
     with pytest.raises(ValueError, match="no token in the context window"):
         model.generate(ids, 2, attention_mask=empty)
-    with pytest.raises(ValueError, match=r"packed_self_attention: attention_mask must have shape \(B, T\)"):
+    with pytest.raises(ValueError, match=r"packed_self_attention: attention_mask must have shape \(B, S\) = \(2, 3\), got \(2, 4\)"):
         packed_self_attention(Tensor(np.zeros((2, 3, 12))), 2, attention_mask=np.ones((2, 4)))
 
 

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytorch.core import io
-from tinytorch.language import CharTokenizer, TinyGPT, models
+from tinytorch.language import CharTokenizer, TinyGPT, model
 from tinytorch.language import checkpoint_checks as checks
-from tinytorch.language.models import GPTConfig
+from tinytorch.language.model import GPTConfig
 from tinytorch.language.training import save_model
 
 
@@ -46,7 +46,7 @@ def test_an_edited_max_seq_len_is_refused_from_the_header_before_building(tmp_pa
     def no_build(*args, **kwargs):
         raise AssertionError("a model was built before the check")
 
-    monkeypatch.setattr(models.TinyGPT, "__init__", no_build)
+    monkeypatch.setattr(model.TinyGPT, "__init__", no_build)
     with pytest.raises(ValueError) as err:
         checks.check_config_against_shapes(path, config, io.tensor_shapes(path))
     message = str(err.value)

@@ -38,7 +38,7 @@ def test_forward_rejects_bad_ids(model, ids, err, match):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(d_model=10, num_heads=3), "divisible"),
-    (dict(num_layers=0), "num_layers must be a positive integer"),
+    (dict(num_layers=0), "num_layers must be an integer >= 1, got 0"),
     (dict(dropout=1.0), "dropout"),
 ])
 def test_config_errors(kwargs, match):
@@ -53,18 +53,27 @@ def test_weight_tying_and_param_count(model):
 
 
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
-def test_cached_logits_equal_uncached(positional):
+@pytest.mark.parametrize("chunks", [[5] + [1] * 11, [1, 4, 3, 8], [16]])
+def test_cached_logits_equal_uncached(positional, chunks):
+    """Chunks of any size after cached tokens give the full forward's logits."""
     manual_seed(1)
     m = TinyGPT(vocab_size=13, d_model=32, num_heads=4, num_layers=2, max_seq_len=16, positional=positional)
     m.eval()
     ids = np.random.default_rng(1).integers(0, 13, (2, 16))
+    caches = m.new_cache(2)
+    parts, t = [], 0
     with no_grad():
         full = m(ids).data
-    caches = m.new_cache(2)
-    parts = [m.infer(ids[:, :5], caches)] + [m.infer(ids[:, t : t + 1], caches) for t in range(5, 16)]
-    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, atol=1e-5)
-    with pytest.raises(ValueError, match="exceeds max_seq_len"):
-        m.infer(ids[:, :1], caches)
+        for n in chunks:
+            parts.append(m(ids[:, t:t + n], caches).data)
+            t += n
+        np.testing.assert_allclose(np.concatenate(parts, axis=1), full, atol=1e-5)
+        last = m(ids[:, :7], m.new_cache(2), last_only=True).data
+        np.testing.assert_allclose(last, full[:, 6:7], atol=1e-5)
+        with pytest.raises(ValueError, match="exceeds max_seq_len"):
+            m(ids[:, :1], caches)
+        with pytest.raises(ValueError, match="expected 2 caches"):
+            m(ids[:, :1], caches[:1])
 
 
 def test_generation_cached_equals_uncached_and_slides_window(model):

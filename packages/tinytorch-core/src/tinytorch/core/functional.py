@@ -41,15 +41,15 @@ class LinearFunction(Function, op="linear"):
                 f"linear expected last dim {weight.shape[1]} (weight {weight.shape}), "
                 f"got input {x.shape}"
             )
-        self.x2d, self.weight, self.x_shape = x.reshape(-1, x.shape[-1]), weight, x.shape
+        self.x, self.weight = x, weight
         return kernels.linear(x, weight, bias)
 
     def backward(self, grad):
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         grad2d = grad.reshape(-1, grad.shape[-1])
-        grad_x = (grad2d @ self.weight).reshape(self.x_shape) if need_x else None
-        grad_w = grad2d.T @ self.x2d if need_w else None
+        grad_x = (grad2d @ self.weight).reshape(self.x.shape) if need_x else None
+        grad_w = grad2d.T @ self.x.reshape(-1, self.x.shape[-1]) if need_w else None
         grad_b = grad2d.sum(axis=0) if need_b else None
         return grad_x, grad_w, grad_b
 

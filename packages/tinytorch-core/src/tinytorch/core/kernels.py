@@ -2,8 +2,7 @@
 
 Each kernel takes and returns ``np.ndarray``s and knows nothing of Tensors or graphs. The
 autograd Functions (``ops.py``, ``functional.py``) call them in ``forward``/``backward``, and
-graph-free code (the language models' cached decoding) calls them directly, so the arithmetic
-exists once. Forward kernels whose backward needs intermediate results return them too:
+other packages' fused Functions (attention) build on them, so the arithmetic exists once. Forward kernels whose backward needs intermediate results return them too:
 ``out, saved = kernel(x)``; inference ignores ``saved``.
 
 Two rules keep them fast on float32: a Python number is turned into the array's own dtype

@@ -15,11 +15,18 @@ cross-entropy.
 from importlib import metadata as _metadata
 
 from . import functional, pretrained
-from .attention import KVCache, MultiHeadAttention
 from .data import TokenWindows, load_shakespeare, split_tokens
 from .functional import scaled_dot_product_attention
-from .models import GPTConfig, TinyGPT, tinygpt_factory
-from .positional import LearnedPositionalEmbedding, PositionalEncoding
+from .model import (
+    MLP,
+    GPTConfig,
+    KVCache,
+    MultiHeadAttention,
+    TinyGPT,
+    TransformerBlock,
+    tinygpt_factory,
+)
+from .positional import PositionalEncoding, SinusoidalEmbedding
 from .sampling import sample_next
 from .tokenizers import (
     BasicBPETokenizer,
@@ -31,13 +38,12 @@ from .tokenizers import (
     load_tokenizer,
 )
 from .training import LanguageModelTrainer, generate_text, load_checkpoint, save_model
-from .transformer import MLP, TransformerBlock
 
 __version__ = _metadata.version("tinytorch-language")  # the one source: pyproject.toml
 
 __all__ = [
     "functional", "pretrained", "scaled_dot_product_attention", "MultiHeadAttention", "KVCache",
-    "PositionalEncoding", "LearnedPositionalEmbedding", "TransformerBlock", "MLP", "TinyGPT",
+    "PositionalEncoding", "SinusoidalEmbedding", "TransformerBlock", "MLP", "TinyGPT",
     "GPTConfig", "tinygpt_factory", "Tokenizer", "TokenizerError", "CharTokenizer",
     "WordTokenizer", "BasicBPETokenizer", "BPETokenizer", "load_tokenizer", "TokenWindows",
     "load_shakespeare", "split_tokens", "LanguageModelTrainer", "generate_text",

@@ -25,7 +25,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .models import GPTConfig
+from .model import GPTConfig
 
 MAX_SINUSOIDAL_TABLE_BYTES = 1 << 30
 """Largest sinusoidal position table (float64, max_seq_len x d_model) a loaded config may ask

@@ -125,7 +125,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     from tinytorch.core import io, manual_seed, set_num_threads
     from tinytorch.core.threads import training_threads
 
-    from .models import TinyGPT
+    from .model import TinyGPT
     from .training import LanguageModelTrainer, load_checkpoint
 
     try:
@@ -247,7 +247,7 @@ def _tokenizer_from(path: str):
 def _load_pretrained(source: str, tokenizer_path: str | None, tokenizer_option: str, **overrides):
     """(model, tokenizer) of a Hugging Face GPT-2 checkpoint: --pretrained and --init-from."""
     from .checkpoint_checks import check_vocab_sizes
-    from .models import TinyGPT
+    from .model import TinyGPT
     from .pretrained import resolve
 
     directory = resolve(source)

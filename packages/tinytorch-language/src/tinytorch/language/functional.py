@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from tinytorch.core import Function, Tensor
+from tinytorch.core import Function, Tensor, is_grad_enabled
 from tinytorch.core.kernels import masked_softmax_
 from tinytorch.core.random import get_rng
 
@@ -281,11 +281,12 @@ def scaled_dot_product_attention(
 class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
     """Multi-head self-attention on a packed QKV tensor: (B, T, 3·C) -> (B, T, C).
 
-    The same kernel as ``ScaledDotProductAttentionFunction``; the head split (B, T, 3, H, hd) ->
-    3 × (B, H, T, hd) and the merge back happen inside the node. Use it through
-    `packed_self_attention`, which checks the arguments.
+    The same kernel as ``ScaledDotProductAttentionFunction``; the head split (B, T, 3, nh, hs) ->
+    3 × (B, nh, T, hs) and the merge back happen inside the node. With a ``kv_cache`` (decoding,
+    no graph) the T new queries also see the cached keys: the causal mask is offset by the
+    cached length. Use it through `packed_self_attention`, which checks the arguments.
 
-    Shape: (B, T, 3·C) -> (B, T, C), with C = H·hd.
+    Shape: (B, T, 3·C) -> (B, T, C), with C = nh·hs.
 
     >>> import numpy as np
     >>> qkv = Tensor(np.ones((2, 5, 3 * 16), dtype=np.float32))
@@ -293,51 +294,59 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
     (2, 5, 16)
     """
 
-    def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None, key_bias=None):
+    def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None, key_bias=None,
+                kv_cache=None):
         B, T, C3 = qkv.shape
         C = C3 // 3
-        hd = C // num_heads
-        heads = qkv.reshape(B, T, 3, num_heads, hd).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        q = np.ascontiguousarray(heads[0])
-        k = np.ascontiguousarray(heads[1])
-        v = np.ascontiguousarray(heads[2])
-        bias = causal_bias(T, T, qkv.dtype) if is_causal else None
-        if key_bias is not None:  # (B, 1, 1, T) padding mask, plus the causal one: (B, 1, T, T)
+        hs = C // num_heads
+        q, k, v = qkv.reshape(B, T, 3, num_heads, hs).transpose(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        start = 0  # the position of the first query among the keys
+        if kv_cache is None:  # contiguous copies: the backward's matmuls read them again
+            q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
+        else:
+            start = kv_cache.length
+            k, v = kv_cache.append(k, v)  # (B, nh, S, hs), S = start + T
+        # One new token after the cached ones sees every key: no causal mask to add.
+        bias = causal_bias(T, start + T, qkv.dtype, start=start) if is_causal and T > 1 else None  # (T, S)
+        if key_bias is not None:  # (B, 1, 1, S) padding mask, plus the causal one: (B, 1, T, S)
             bias = key_bias if bias is None else key_bias + bias
-        y, self.saved = attention_forward(q, k, v, bias, 1 / math.sqrt(hd), dropout_p, generator)
-        self.shape = (B, T, num_heads, hd)
+        y, self.saved = attention_forward(q, k, v, bias, 1 / math.sqrt(hs), dropout_p, generator)  # (B, nh, T, hs)
+        self.shape = (B, T, num_heads, hs)
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side
 
     def backward(self, grad):
-        B, T, nh, hd = self.shape
-        g = np.ascontiguousarray(grad.reshape(B, T, nh, hd).transpose(0, 2, 1, 3))  # (B, nh, T, hs)
+        B, T, nh, hs = self.shape
+        g = np.ascontiguousarray(grad.reshape(B, T, nh, hs).transpose(0, 2, 1, 3))  # (B, nh, T, hs)
         dq, dk, dv = attention_backward(self.saved, g)
-        out = np.empty((B, T, 3, nh, hd), dtype=grad.dtype)
+        out = np.empty((B, T, 3, nh, hs), dtype=grad.dtype)
         out[:, :, 0] = dq.transpose(0, 2, 1, 3)
         out[:, :, 1] = dk.transpose(0, 2, 1, 3)
         out[:, :, 2] = dv.transpose(0, 2, 1, 3)
-        return out.reshape(B, T, 3 * nh * hd)
+        return out.reshape(B, T, 3 * nh * hs)
 
 
 def packed_self_attention(
     qkv: Tensor, num_heads: int, is_causal: bool = True, dropout_p: float = 0.0,
-    generator: np.random.Generator | None = None, attention_mask: Any = None,
+    generator: np.random.Generator | None = None, attention_mask: Any = None, kv_cache: Any = None,
 ) -> Tensor:
     """Self-attention on a (B, T, 3·C) packed q|k|v tensor with ``num_heads`` heads -> (B, T, C).
 
-    Equal to splitting ``qkv`` into q, k, v, reshaping each to (B, H, T, hd), calling
+    Equal to splitting ``qkv`` into q, k, v, reshaping each to (B, nh, T, hs), calling
     `scaled_dot_product_attention` and merging the heads back, but as one graph node.
 
     Args:
         qkv: (B, T, 3·C): queries, keys and values side by side, as one Linear(C, 3·C) makes.
-        num_heads: H; C must be divisible by it (hd = C / H).
+        num_heads: nh; C must be divisible by it (hs = C / nh).
         is_causal: token t attends to tokens 0..t only.
         dropout_p: dropout probability on the attention weights (apply only while training).
         generator: NumPy generator for the dropout mask (default: ``tinytorch.core.get_rng()``).
-        attention_mask: (B, T) padding mask, 1 for tokens and 0 for padding (Hugging Face's
-            convention), or None. Padding keys are hidden from every query; a query that sees
-            no key at all (a left-padding position under the causal mask) outputs zeros, and
-            its gradient is zero.
+        attention_mask: (B, S) padding mask, 1 for tokens and 0 for padding (Hugging Face's
+            convention), or None; S = T, or the cached plus the new tokens with ``kv_cache``.
+            Padding keys are hidden from every query; a query that sees no key at all (a
+            left-padding position under the causal mask) outputs zeros, and its gradient is zero.
+        kv_cache: a ``KVCache`` (:class:`tinytorch.language.model.KVCache`) holding the keys and
+            values of the tokens before these T: they are appended to it, and the queries see
+            all S of them. Inference only: call under ``no_grad()``.
 
     Returns:
         (B, T, C), the heads side by side.
@@ -354,18 +363,23 @@ def packed_self_attention(
         )
     if not 0 <= dropout_p < 1:
         raise ValueError(f"packed_self_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    keys = qkv.shape[1]
+    if kv_cache is not None:
+        if qkv.requires_grad and is_grad_enabled():
+            raise ValueError("packed_self_attention: kv_cache is for decoding, which has no backward; "
+                             "call it under tinytorch.core.no_grad()")
+        keys += kv_cache.length
     key_bias = None
     if attention_mask is not None:
         mask = attention_mask.data if isinstance(attention_mask, Tensor) else np.asarray(attention_mask)
-        if mask.shape != qkv.shape[:2]:
-            raise ValueError(
-                f"packed_self_attention: attention_mask must have shape (B, T) = {qkv.shape[:2]}, got {mask.shape}"
-            )
-        key_bias = padding_bias(mask, qkv.dtype)
+        if mask.shape != (qkv.shape[0], keys):
+            raise ValueError(f"packed_self_attention: attention_mask must have shape (B, S) = "
+                             f"{(qkv.shape[0], keys)}, got {mask.shape}")
+        key_bias = padding_bias(mask, qkv.dtype)  # (B, 1, 1, S)
     generator = generator if generator is not None or dropout_p == 0 else get_rng()
     return PackedSelfAttentionFunction.apply(
         qkv, num_heads=num_heads, is_causal=is_causal, dropout_p=dropout_p, generator=generator,
-        key_bias=key_bias,
+        key_bias=key_bias, kv_cache=kv_cache,
     )
 
 

@@ -40,8 +40,7 @@ import numpy as np
 
 from tinytorch.core import io
 
-from .models import GPTConfig, TinyGPT
-from .transformer import ACTIVATIONS
+from .model import ACTIVATIONS, GPTConfig, TinyGPT
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -64,13 +63,12 @@ _HF_DEFAULTS = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_laye
                 "embd_pdrop": 0.1, "attn_pdrop": 0.1, "layer_norm_epsilon": 1e-5,
                 "tie_word_embeddings": True}
 
-# HF name (after "transformer.") -> TinyGPT name; the Conv1D weights are stored transposed.
-_BLOCK_NAMES = {"ln_1": "ln1", "ln_2": "ln2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
-                "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}
-_OUR_BLOCK_NAMES = {ours: theirs for theirs, ours in _BLOCK_NAMES.items()}
-_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-_SKIPPED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # old causal-mask buffers
-_BLOCK = re.compile(r"h\.(\d+)\.(.+)\.(weight|bias)$")
+# TinyGPT's name for each tensor of a GPT-2 block: transformer.h.N.<key> -> blocks.N.<value>.
+BLOCK_NAMES = {"ln_1": "ln1", "ln_2": "ln2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
+               "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}
+# Hugging Face's Conv1D stores a Linear's weight transposed, as (in, out) (nanoGPT's `transposed`).
+TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_MASK_BUFFER = re.compile(r"(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)")  # old causal masks, not weights
 
 
 # ---------------------------------------------------------------------------------- config
@@ -156,52 +154,42 @@ def config_to_hf(config: GPTConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- names
 
 
-def hf_to_tinygpt_name(name: str) -> tuple[str | None, bool]:
-    """TinyGPT's parameter name for a Hugging Face GPT-2 tensor name, and whether to transpose it.
+def hf_names(config: GPTConfig) -> dict[str, str]:
+    """Every TinyGPT parameter name of ``config`` and its Hugging Face GPT-2 name.
 
     Args:
-        name: e.g. ``"transformer.h.3.attn.c_attn.weight"`` (the prefix may be absent).
+        config: the model's config (its ``num_layers``).
 
     Returns:
-        ``(tinygpt_name, transposed)``; ``(None, False)`` for the skipped mask buffers.
+        ``{tinygpt_name: hf_name}`` in TinyGPT's order, ``lm_head.weight`` included.
 
-    Raises:
-        KeyError: a name GPT-2 does not have.
-
-    >>> hf_to_tinygpt_name("transformer.h.3.attn.c_attn.weight")
-    ('blocks.3.attn.qkv.weight', True)
-    >>> hf_to_tinygpt_name("h.0.attn.bias")
-    (None, False)
+    >>> names = hf_names(GPTConfig(num_layers=1))
+    >>> names["blocks.0.attn.qkv.weight"], len(names)
+    ('transformer.h.0.attn.c_attn.weight', 17)
     """
-    short = name.removeprefix("transformer.")
-    if _SKIPPED.fullmatch(short):
-        return None, False
-    if short in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias") or name == "lm_head.weight":
-        return short, False
-    block = _BLOCK.fullmatch(short)
-    if block and block[2] in _BLOCK_NAMES:
-        layer, part, kind = block.groups()
-        return f"blocks.{layer}.{_BLOCK_NAMES[part]}.{kind}", f"{part}.{kind}" in _CONV1D
-    raise KeyError(name)
+    names = {"wte.weight": "transformer.wte.weight", "wpe.weight": "transformer.wpe.weight"}
+    for i in range(config.num_layers):
+        for theirs, ours in BLOCK_NAMES.items():
+            for kind in ("weight", "bias"):
+                names[f"blocks.{i}.{ours}.{kind}"] = f"transformer.h.{i}.{theirs}.{kind}"
+    names.update({"ln_f.weight": "transformer.ln_f.weight", "ln_f.bias": "transformer.ln_f.bias",
+                  "lm_head.weight": "lm_head.weight"})
+    return names
 
 
-def _hf_name_of(name: str) -> tuple[str, bool]:
-    """The HF name of a TinyGPT parameter, and whether it is stored transposed (Conv1D)."""
-    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", name)
-    if block:
-        part = _OUR_BLOCK_NAMES[block[2]]
-        return f"transformer.h.{block[1]}.{part}.{block[3]}", f"{part}.{block[3]}" in _CONV1D
-    return (name if name == "lm_head.weight" else f"transformer.{name}"), False
+def _full_hf_name(name: str) -> str:
+    """Files saved from ``GPT2Model`` (no head) leave out the ``transformer.`` prefix."""
+    return name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"
 
 
 def _tinygpt_to_hf(model: TinyGPT) -> dict[str, np.ndarray]:
     """The HF tensors of ``model``: Conv1D weights as (in, out), lm_head dropped when tied."""
     tensors: dict[str, np.ndarray] = {}
-    for name, param in model.named_parameters():
+    params = dict(model.named_parameters())
+    for name, hf_name in hf_names(model.config).items():
         if name == "lm_head.weight" and model.config.tie_weights:
             continue
-        hf_name, transposed = _hf_name_of(name)
-        tensors[hf_name] = param.data.T if transposed else param.data
+        tensors[hf_name] = params[name].data.T if hf_name.endswith(TRANSPOSED) else params[name].data
     return tensors
 
 
@@ -328,40 +316,39 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
     if "dropout" in overrides:  # one probability for every site, unless a site is also given
         overrides = {"embd_pdrop": None, "attn_pdrop": None, "resid_pdrop": None, **overrides}
     config = GPTConfig.from_dict({**config.to_dict(), **overrides})
-    model = TinyGPT.from_config(config, init_weights=False)  # zeros, never touched: no memory
+    model = TinyGPT.from_config(config, init_weights=False)  # np.empty, never touched: no memory
     params = dict(model.named_parameters())
-    expected = {name: p.shape for name, p in params.items()}
-    if config.tie_weights:
-        expected.pop("lm_head.weight", None)
+    tinygpt_name = {hf: ours for ours, hf in hf_names(config).items()}
+    if config.tie_weights:  # the head is the embedding: a stored copy is not read
+        del tinygpt_name["lm_head.weight"]
     # Check every name and shape from the headers alone, then read one tensor at a time: the
     # memory needed is the model's, plus the tensor being placed.
-    plan: list[tuple[Path, str, str, bool]] = []
+    plan: list[tuple[Path, str, str]] = []
     for file in _weight_files(directory):
         problems = []
-        for hf_name, shape in io.tensor_shapes(file).items():
-            try:
-                name, transposed = hf_to_tinygpt_name(hf_name)
-            except KeyError:
-                problems.append(f"unexpected tensor {hf_name!r}")
-                continue
-            if name is None or (name == "lm_head.weight" and config.tie_weights):
+        for stored, shape in io.tensor_shapes(file).items():
+            hf_name = _full_hf_name(stored)
+            name = tinygpt_name.get(hf_name)
+            if _MASK_BUFFER.fullmatch(stored) or (name is None and hf_name == "lm_head.weight"):
                 continue  # mask buffers; a tied head stored anyway is the embedding
-            if name not in expected:
-                problems.append(f"unexpected tensor {hf_name!r} (the config has {config.num_layers} layers)")
+            if name is None:
+                problems.append(f"unexpected tensor {stored!r} (a GPT-2 of {config.num_layers} layers has no such name)")
                 continue
-            needed = expected[name][::-1] if transposed else expected[name]
+            needed = params[name].shape[::-1] if hf_name.endswith(TRANSPOSED) else params[name].shape
             if tuple(shape) != needed:
-                problems.append(f"{hf_name!r} has shape {tuple(shape)}, the config needs {needed}")
+                problems.append(f"{stored!r} has shape {tuple(shape)}, the config needs {needed}")
                 continue
-            plan.append((file, hf_name, name, transposed))
+            plan.append((file, stored, name))
         if problems:
             raise io.CheckpointError(f"{file}: " + "; ".join(problems))
-    missing = sorted(set(expected) - {name for _, _, name, _ in plan})
+    missing = sorted(set(tinygpt_name.values()) - {name for _, _, name in plan})
     if missing:
-        raise io.CheckpointError(f"{directory}: missing tensors {[_hf_name_of(n)[0] for n in missing]}")
-    for file, hf_name, name, transposed in plan:
-        array = io.load(file, keys=[hf_name])[0][hf_name]
-        params[name].data = _decode_layout(array, transposed, name == "wte.weight" and config.tie_weights)
+        hf_of = hf_names(config)
+        raise io.CheckpointError(f"{directory}: missing tensors {[hf_of[n] for n in missing]}")
+    for file, stored, name in plan:
+        array = io.load(file, keys=[stored])[0][stored]
+        params[name].data = _decode_layout(array, _full_hf_name(stored).endswith(TRANSPOSED),
+                                           name == "wte.weight" and config.tie_weights)
     return model.eval()
 
 
@@ -417,5 +404,5 @@ def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
     io.write_atomic(directory / CONFIG_NAME, (json.dumps(hf_config, indent=2) + "\n").encode(), "config")
 
 
-__all__ = ["from_pretrained", "save_pretrained", "config_from_hf", "config_to_hf", "hf_to_tinygpt_name",
-           "resolve", "UNSUPPORTED"]
+__all__ = ["from_pretrained", "save_pretrained", "config_from_hf", "config_to_hf", "hf_names", "resolve",
+           "UNSUPPORTED", "BLOCK_NAMES", "TRANSPOSED"]

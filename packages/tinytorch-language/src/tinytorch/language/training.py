@@ -40,7 +40,7 @@ from tinytorch.core.training import History, Trainer
 
 from .checkpoint_checks import check_config_against_shapes, check_vocab_sizes
 from .data import TokenWindows, split_tokens
-from .models import TinyGPT
+from .model import TinyGPT
 from .tokenizers import Tokenizer, TokenizerError
 
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator, the start of its generations

@@ -6,7 +6,10 @@ receptive field; ``gain`` per nonlinearity (He et al., 2015; Glorot & Bengio, 20
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -47,6 +50,36 @@ def _fan_in_and_fan_out(t: Tensor) -> tuple[int, int]:
     return t.shape[1] * receptive, t.shape[0] * receptive
 
 
+class _InitMode(threading.local):
+    skip = False
+
+
+_init_mode = _InitMode()
+
+
+@contextlib.contextmanager
+def no_init() -> Iterator[None]:
+    """Inside the block every fill function leaves its tensor untouched (and draws nothing).
+
+    For a loader that replaces every array of a model it builds (as transformers'
+    ``no_init_weights``): layers allocate their parameters with ``np.empty``, so a model built
+    this way costs no time and, until its arrays are written, no memory. The weights are
+    garbage until loaded. Per thread.
+
+    >>> from tinytorch.core import nn
+    >>> with no_init():
+    ...     layer = nn.Linear(1000, 1000)  # no 1M uniform samples drawn
+    >>> layer.weight.shape
+    (1000, 1000)
+    """
+    before = _init_mode.skip
+    _init_mode.skip = True
+    try:
+        yield
+    finally:
+        _init_mode.skip = before
+
+
 def _fill(t: Tensor, values: np.ndarray) -> Tensor:
     t.data[...] = values.astype(t.data.dtype, copy=False)
     return t
@@ -60,16 +93,22 @@ def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     >>> bool((abs(w.numpy()) <= 0.1).all())
     True
     """
+    if _init_mode.skip:
+        return t
     return _fill(t, get_rng().uniform(a, b, size=t.shape))
 
 
 def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill ``t`` in place with N(mean, std²) samples; returns ``t``."""
+    if _init_mode.skip:
+        return t
     return _fill(t, get_rng().normal(mean, std, size=t.shape))
 
 
 def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0) -> Tensor:
     """Normal samples redrawn until they fall inside [a, b]."""
+    if _init_mode.skip:
+        return t
     rng = get_rng()
     values = rng.normal(mean, std, size=t.shape)
     bad = (values < a) | (values > b)
@@ -81,7 +120,8 @@ def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.
 
 def constant_(t: Tensor, value: float) -> Tensor:
     """Fill ``t`` in place with ``value``; returns ``t``."""
-    t.data[...] = value
+    if not _init_mode.skip:
+        t.data[...] = value
     return t
 
 
