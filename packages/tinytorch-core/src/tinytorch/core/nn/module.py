@@ -93,12 +93,21 @@ class Module:
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails, i.e. for registered parameters/buffers/modules.
+        # Only called when normal lookup fails, i.e. for registered parameters/buffers/modules:
+        # every layer's forward reads its weights through here, so it is kept to dict lookups.
         d = self.__dict__
-        for store in ("_parameters", "_buffers", "_modules"):
-            if store in d and name in d[store]:
-                return d[store][name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            return d["_parameters"][name]
+        except KeyError:
+            pass
+        try:
+            return d["_modules"][name]
+        except KeyError:
+            pass
+        try:
+            return d["_buffers"][name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
 
     def __delattr__(self, name: str) -> None:
         for store in (self._parameters, self._buffers, self._modules):
