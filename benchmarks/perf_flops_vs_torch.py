@@ -32,7 +32,7 @@ CONV = [(1, 3, 32, 32, 64, 3, 1, 1, 1, 1), (8, 16, 32, 32, 32, 3, 2, 1, 1, 1),
 MATMUL = [((8, 64, 32), (8, 32, 48)), ((4, 1, 16, 8), (3, 8, 5)), ((128, 256), (256, 64))]
 # (B, L, d, heads)
 ATTENTION = [(1, 128, 256, 8), (4, 64, 128, 4), (2, 32, 64, 1)]
-# fused attention alone, (B, heads, L, head_dim), causal
+# fused attention alone, (B, heads, L, head_size), causal
 SDPA = [(2, 4, 16, 8), (1, 8, 64, 32), (4, 1, 33, 16)]
 
 TORCH_CODE = """

@@ -91,12 +91,12 @@ def test_sdpa_dropout_gradcheck_with_fixed_mask():
 
 def test_packed_attention_equals_public_sdpa_and_gradchecks():
     rng = np.random.default_rng(4)
-    B, T, H, hd = 2, 5, 2, 3
-    qkv = _t(rng, B, T, 3 * H * hd)
+    B, T, H, hs = 2, 5, 2, 3
+    qkv = _t(rng, B, T, 3 * H * hs)
     out = packed_self_attention(qkv, H).data
-    heads = qkv.data.reshape(B, T, 3, H, hd).transpose(2, 0, 3, 1, 4)
+    heads = qkv.data.reshape(B, T, 3, H, hs).transpose(2, 0, 3, 1, 4)
     ref = scaled_dot_product_attention(*(Tensor(h) for h in heads), is_causal=True).data
-    np.testing.assert_allclose(out, ref.transpose(0, 2, 1, 3).reshape(B, T, H * hd), atol=1e-12)
+    np.testing.assert_allclose(out, ref.transpose(0, 2, 1, 3).reshape(B, T, H * hs), atol=1e-12)
     gradcheck(lambda x: packed_self_attention(x, H), [qkv])
 
 

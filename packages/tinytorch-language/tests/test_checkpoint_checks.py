@@ -14,11 +14,11 @@ from tinytorch.language.training import save_model
 
 
 @settings(max_examples=40, deadline=None)
-@given(vocab=st.integers(1, 9), heads=st.integers(1, 3), head_dim=st.integers(1, 3), layers=st.integers(1, 3),
+@given(vocab=st.integers(1, 9), heads=st.integers(1, 3), head_size=st.integers(1, 3), layers=st.integers(1, 3),
        ctx=st.integers(1, 9), bias=st.booleans(), positional=st.sampled_from(["learned", "sinusoidal"]),
        tie=st.booleans(), d_ff=st.one_of(st.none(), st.integers(1, 7)))
-def test_expected_shapes_are_those_of_the_model(vocab, heads, head_dim, layers, ctx, bias, positional, tie, d_ff):
-    cfg = GPTConfig(vocab, heads * head_dim, heads, layers, ctx, 0.0, bias, positional, tie, d_ff)
+def test_expected_shapes_are_those_of_the_model(vocab, heads, head_size, layers, ctx, bias, positional, tie, d_ff):
+    cfg = GPTConfig(vocab, heads * head_size, heads, layers, ctx, 0.0, bias, positional, tie, d_ff)
     built = {k: tuple(v.shape) for k, v in TinyGPT.from_config(cfg).state_dict().items()}
     assert checks.expected_state_shapes(cfg) == built
 

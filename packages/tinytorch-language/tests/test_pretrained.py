@@ -93,13 +93,13 @@ def reference_logits(t: dict[str, np.ndarray], cfg: dict, ids: np.ndarray, prefi
 
     B, T = ids.shape
     C = g["wte.weight"].shape[1]
-    hd = C // nh
+    hs = C // nh
     x = g["wte.weight"][ids] + g["wpe.weight"][np.arange(T)]
     for i in range(cfg["n_layer"]):
         h = f"h.{i}."
         qkv = ln(x, h + "ln_1") @ g[h + "attn.c_attn.weight"] + g[h + "attn.c_attn.bias"]  # Conv1D: x @ W
-        q, k, v = (qkv[..., j * C:(j + 1) * C].reshape(B, T, nh, hd).transpose(0, 2, 1, 3) for j in range(3))
-        s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd)
+        q, k, v = (qkv[..., j * C:(j + 1) * C].reshape(B, T, nh, hs).transpose(0, 2, 1, 3) for j in range(3))
+        s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hs)
         s = np.where(np.tril(np.ones((T, T), bool)), s, -np.inf)
         p = np.exp(s - s.max(-1, keepdims=True))
         p /= p.sum(-1, keepdims=True)

@@ -212,7 +212,7 @@ def scaled_dot_product_attention(
     """Attention with PyTorch's semantics, as one fused graph node.
 
     Args:
-        query: (..., L, E), usually (B, H, L, head_dim).
+        query: (..., L, E), usually (B, nh, L, hs).
         key: (..., S, E).
         value: (..., S, Ev).
         attn_mask: broadcastable to (..., L, S). A bool mask marks with True the keys a query
