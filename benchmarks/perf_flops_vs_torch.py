@@ -21,7 +21,7 @@ from _common import emit, run_reference
 from tinytorch.core import Tensor, nn, randn
 from tinytorch.core import functional as F
 from tinytorch.perf import FLOPsCounter
-from tinytorch.perf.flops import attention_flops, conv2d_flops, linear_flops, matmul_flops
+from tinytorch.perf.flop_formulas import attention_flops, conv2d_flops, linear_flops, matmul_flops
 
 LINEAR = [(32, 784, 128), (1, 3072, 10), (256, 256, 1024)]
 # (B, Cin, H, W, Cout, k, stride, padding, dilation, groups)

@@ -39,7 +39,7 @@ def test_every_declared_op_has_a_flop_formula():
     ops = _declared_ops()
     assert {"matmul", "conv2d", "max_pool2d", "packed_self_attention", "layer_norm"} <= set(ops)
     missing = {op: where for op, where in ops.items() if op not in fl.FLOP_FORMULAS}
-    assert missing == {}, f"ops with no FLOP formula (add one in tinytorch.perf.flops): {missing}"
+    assert missing == {}, f"ops with no FLOP formula (add one in tinytorch.perf.flop_formulas): {missing}"
 
 
 def test_traced_max_pool_reads_kernel_and_stride_settings():

@@ -7,7 +7,8 @@
 
 from importlib import metadata as _metadata
 
-from .flops import CONVENTION, FLOPsCounter, OpCount, TraceResult
+from .flop_formulas import CONVENTION, OpCount
+from .flops import FLOPsCounter, TraceResult
 from .hardware import HardwareSpec, get_hardware_spec
 from .models import available_models, load_model, register_model
 from .profiler import LayerProfile, ModelProfiler, ProfileResult, compare
