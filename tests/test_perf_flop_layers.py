@@ -1,5 +1,6 @@
 """One FLOP source: per layer type, ``analyze`` and ``trace`` give the same count, and it is the
-closed form worked out by hand here.
+closed form worked out by hand here. The fused attention's backward costs twice its forward's
+matmul FLOPs.
 
 Root-level because it builds core, vision and language layers together (perf never imports
 vision or language).
@@ -96,3 +97,19 @@ def test_attention_layer_counts_the_attention_closed_form():
     # the fused op alone: Q·Kᵀ and weights·V, 2·B·L²·d each
     assert counts["0"].matmul_flops == 4 * b * t * t * d
 
+
+def test_fused_attention_backward_is_twice_its_forward_matmul():
+    # dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dY and dP = dY·Vᵀ: four B·h·L·L·(d/h) products against the
+    # forward's two, so 8·B·L²·d matmul FLOPs against 4·B·L²·d.
+    b, t, d, h = 2, 5, 16, 4
+    model = nn.Sequential(MultiHeadAttention(d, h, causal=False))
+    x = _x(b, t, d)
+    x.requires_grad = True
+    trace = FLOPsCounter().trace(model, x, backward=True)
+    fused = trace.layers["0"]
+    assert fused.ops == {"packed_self_attention": 1}
+    assert fused.forward.matmul_flops == 4 * b * t * t * d == 3200
+    assert fused.backward.matmul_flops == 8 * b * t * t * d == 6400
+    # the projections follow the Linear rule: dX and dW, one forward matmul each
+    qkv = trace.layers["0.qkv"]
+    assert qkv.backward.matmul_flops == 2 * qkv.forward.matmul_flops == 2 * 2 * b * t * d * 3 * d
