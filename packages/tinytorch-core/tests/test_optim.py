@@ -543,7 +543,7 @@ def test_warmup_cosine_total_set_later_and_warmup_fraction():
 
 
 def test_warmup_cosine_validates():
-    with pytest.raises(ValueError, match="total_steps: 5"):
+    with pytest.raises(ValueError, match="total_steps must be an integer >= 10, got 5"):
         lr_scheduler.warmup_cosine(_sgd(), warmup_steps=10, total_steps=5)
     with pytest.raises(ValueError, match="min_lr_ratio: 2"):
         lr_scheduler.warmup_cosine(_sgd(), warmup_steps=1, total_steps=5, min_lr_ratio=2)
@@ -604,11 +604,11 @@ def test_scheduler_resume_needs_initial_lr():
 @pytest.mark.parametrize(
     "make, pattern",
     [
-        (lambda o: lr_scheduler.StepLR(o, step_size=0), r"step_size: 0"),
-        (lambda o: lr_scheduler.StepLR(o, step_size=2, gamma=-1), r"gamma: -1"),
-        (lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=0), r"T_max: 0"),
+        (lambda o: lr_scheduler.StepLR(o, step_size=0), r"StepLR: step_size must be an integer >= 1, got 0"),
+        (lambda o: lr_scheduler.StepLR(o, step_size=2, gamma=-1), r"gamma must be a finite number >= 0.0, got -1"),
+        (lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=0), r"T_max must be an integer >= 1, got 0"),
         (lambda o: lr_scheduler.MultiStepLR(o, milestones=[5, 2]), r"increasing"),
-        (lambda o: lr_scheduler.LinearLR(o, total_iters=0), r"total_iters: 0"),
+        (lambda o: lr_scheduler.LinearLR(o, total_iters=0), r"total_iters must be an integer >= 1, got 0"),
     ],
 )
 def test_scheduler_bad_arguments(make, pattern):

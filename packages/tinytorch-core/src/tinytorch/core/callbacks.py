@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .checks import check_int
+
 if TYPE_CHECKING:
     from .training import Trainer
 
@@ -91,8 +93,7 @@ class EarlyStopping(Callback):
                  mode: str = "min", restore_best_weights: bool = False):
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
+        patience = check_int("EarlyStopping", "patience", patience, minimum=0)
         self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
         self.restore_best_weights = restore_best_weights
         self.best = math.inf if mode == "min" else -math.inf

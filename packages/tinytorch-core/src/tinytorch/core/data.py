@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_int, is_int
 from .random import get_rng
 from .tensor import DEFAULT_DTYPE, Tensor
 
@@ -204,7 +205,7 @@ def random_split(
             sizes[i % len(sizes)] += 1
     else:
         for i, size in enumerate(lengths):
-            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 0:
+            if not is_int(size) or size < 0:
                 raise ValueError(
                     f"random_split: lengths[{i}] is {size!r}; lengths must be non-negative "
                     "integers summing to len(dataset), or fractions summing to 1"
@@ -347,20 +348,14 @@ class DataLoader:
                 "DataLoader: dataset must define __len__ and __getitem__, got "
                 f"{type(dataset).__name__}"
             )
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, numbers.Integral)
-            or (batch_size <= 0)
-        ):
+        if not is_int(batch_size) or batch_size <= 0:
             raise ValueError(
                 f"DataLoader: batch_size must be a positive integer, got {batch_size!r}"
             )
         for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"DataLoader: {name} must be a bool, got {flag!r}")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
-        ):
+        if seed is not None and (not is_int(seed) or seed < 0):
             raise ValueError(
                 f"DataLoader: seed must be a non-negative integer or None, got {seed!r}"
             )
@@ -393,7 +388,7 @@ class DataLoader:
         Args:
             epoch: a non-negative integer.
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        if not is_int(epoch) or epoch < 0:
             raise ValueError(
                 f"DataLoader.set_epoch: epoch must be a non-negative integer, got {epoch!r}"
             )
@@ -544,8 +539,7 @@ class DistributedSampler:
             num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
             rank = distributed.get_rank() if rank is None else rank
         for name, value, minimum in (("num_replicas", num_replicas, 1), ("rank", rank, 0), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"DistributedSampler: {name} must be an integer >= {minimum}, got {value!r}")
+            check_int("DistributedSampler", name, value, minimum=minimum)
         if rank >= num_replicas:
             raise ValueError(f"DistributedSampler: rank must be in 0..{num_replicas - 1}, got {rank}")
         n = len(dataset)
@@ -570,7 +564,7 @@ class DistributedSampler:
         >>> s = DistributedSampler(range(4), num_replicas=2, rank=0); s.set_epoch(1); s.epoch
         1
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        if not is_int(epoch) or epoch < 0:
             raise ValueError(f"DistributedSampler.set_epoch: epoch must be a non-negative integer, got {epoch!r}")
         self.epoch = int(epoch)
 

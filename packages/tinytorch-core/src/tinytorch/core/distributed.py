@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .checks import is_int
+
 _comm: Any = None  # the MPI communicator of the group, once initialized
 _OPS = ("sum", "mean", "max", "min")
 INSTALL_HINT = "pip install 'tinytorch-core[distributed]' (mpi4py with MPI from the mpich wheel)"
@@ -187,7 +189,7 @@ def broadcast(array: Any, src: int = 0) -> Any:
     """
     data = _buffer(array, "broadcast")
     world = get_world_size()
-    if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < world:
+    if not is_int(src) or not 0 <= src < world:
         raise ValueError(f"broadcast: src must be a rank in 0..{world - 1}, got {src!r}")
     if is_distributed():
         _comm.Bcast(data, root=src)

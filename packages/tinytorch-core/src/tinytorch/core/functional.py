@@ -15,6 +15,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function, is_grad_enabled
+from .checks import is_int
 from .ops import (
     ConcatFunction,
     GELUFunction,
@@ -553,7 +554,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None, bias: T
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"group_norm expected a Tensor, got {type(x).__name__}")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
+    if not is_int(num_groups) or num_groups < 1:
         raise ValueError(f"group_norm: num_groups must be a positive integer, got {num_groups!r}")
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm expected input (N, C, *) with C divisible by num_groups "
@@ -690,8 +691,7 @@ def _padding_index(owner: str, padding_idx: int | None, num_embeddings: int) -> 
     """PyTorch's rule: -num_embeddings <= padding_idx < num_embeddings, negatives from the end."""
     if padding_idx is None:
         return None
-    if (isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer))
-            or not -num_embeddings <= padding_idx < num_embeddings):
+    if not is_int(padding_idx) or not -num_embeddings <= padding_idx < num_embeddings:
         raise ValueError(f"{owner}: padding_idx must be an integer in [{-num_embeddings}, "
                          f"{num_embeddings}) (num_embeddings {num_embeddings}), got {padding_idx!r}")
     return int(padding_idx) % num_embeddings

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import is_int
+
 _rng = np.random.default_rng()
 _seed: int | None = None
 
@@ -30,7 +32,7 @@ def manual_seed(seed: int) -> np.random.Generator:
     True
     """
     global _rng, _seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
     _seed = int(seed)
     _rng = np.random.default_rng(_seed)

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import Function
+from .checks import is_int
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 
@@ -59,9 +60,7 @@ def _check_device(device: Any) -> None:
 def _is_device(arg: Any) -> bool:
     if isinstance(arg, str):
         return arg.split(":")[0] in _DEVICE_TYPES
-    if isinstance(arg, bool):
-        return False
-    return isinstance(arg, (int, np.integer)) or hasattr(arg, "type") and not isinstance(arg, np.dtype)
+    return is_int(arg) or hasattr(arg, "type") and not isinstance(arg, np.dtype)
 
 
 def _to_dtype(owner: str, args: tuple, device: Any, dtype: Any) -> np.dtype | None:

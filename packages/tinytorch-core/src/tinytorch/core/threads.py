@@ -18,6 +18,8 @@ import ctypes
 import os
 from collections.abc import Iterator
 
+from .checks import is_int
+
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
 _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
@@ -75,9 +77,9 @@ def set_num_threads(n: int) -> bool:
     >>> get_num_threads() == before
     True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
-    return _call(_SETTERS, n) is not None
+    return _call(_SETTERS, int(n)) is not None
 
 
 def physical_cores() -> int:
@@ -125,9 +127,9 @@ def training_threads(setting: int | str = "auto") -> int:
         return int(per_rank) if per_rank.isdecimal() and int(per_rank) > 0 else physical_cores()
     if isinstance(setting, str) and setting.strip().isdecimal():
         setting = int(setting)
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+    if not is_int(setting) or setting < 1:
         raise ValueError(f"threads must be a positive integer or 'auto', got {setting!r}")
-    return setting
+    return int(setting)
 
 
 @contextlib.contextmanager

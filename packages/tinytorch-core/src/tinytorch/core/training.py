@@ -41,6 +41,7 @@ from . import io
 from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
 from .checkpoint import check_finite_weights, read_training_checkpoint, training_payload
+from .checks import check_int, is_real
 from .nn.module import Module
 from .random import get_rng, get_rng_state, set_rng_state
 from .tensor import Tensor
@@ -140,10 +141,8 @@ def _batch_size(x: Any) -> int:
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"fit: {name} must be an integer >= {minimum} or None, got {value!r}")
+    if value is not None:  # None: no limit
+        check_int("fit", name, value, minimum=minimum)
 
 
 class _Meter:
@@ -318,8 +317,7 @@ class Trainer:
         _check_count("max_steps", max_steps, 0)
         _check_count("eval_every", eval_every)
         _check_count("eval_batches", eval_batches)
-        if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, numbers.Real)
-                                        or not 0 < time_budget < math.inf):
+        if time_budget is not None and (not is_real(time_budget) or not 0 < time_budget < math.inf):
             raise ValueError(f"fit: time_budget must be a positive finite number of seconds, got {time_budget!r}")
         if epochs is None and max_steps is None and time_budget is None:
             epochs = 1

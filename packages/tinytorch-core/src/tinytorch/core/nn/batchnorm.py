@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..checks import is_int, is_real
 from ..tensor import DEFAULT_DTYPE, Tensor
 from .module import Module, Parameter
 
@@ -46,12 +47,11 @@ class _BatchNorm(Module):
                  bias: bool = True):
         super().__init__()
         name = type(self).__name__
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
+        if not is_int(num_features) or num_features < 1:
             raise ValueError(f"{name}: num_features must be a positive integer, got {num_features!r}")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        if not is_real(eps) or not eps > 0:
             raise ValueError(f"{name}: eps must be a number > 0, got {eps!r}")
-        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
-                                     or not 0 <= momentum <= 1):
+        if momentum is not None and (not is_real(momentum) or not 0 <= momentum <= 1):
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)

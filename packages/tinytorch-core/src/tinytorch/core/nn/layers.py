@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import functional as F
+from ..checks import is_int, is_real
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import init
 from .module import Module, Parameter
@@ -16,7 +17,7 @@ from .module import Module, Parameter
 
 def _check_positive(layer: str, **sizes: int) -> None:
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        if not is_int(value) or value <= 0:
             raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
 
 
@@ -209,7 +210,7 @@ class RMSNorm(Module):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
         _check_positive("RMSNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
-        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0):
+        if eps is not None and (not is_real(eps) or eps < 0):
             raise ValueError(f"RMSNorm: eps must be a number >= 0 or None, got {eps!r}")
         self.normalized_shape, self.eps = tuple(int(n) for n in shape), eps
         self.elementwise_affine = elementwise_affine

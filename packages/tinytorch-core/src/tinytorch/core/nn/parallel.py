@@ -18,6 +18,7 @@ import numpy as np
 from .. import distributed as dist
 from .. import functional as F
 from ..autograd import Function, is_grad_enabled, queue_callback
+from ..checks import is_real
 from ..tensor import Tensor
 from .batchnorm import _BatchNorm
 from .module import Module, Parameter
@@ -90,7 +91,7 @@ class DistributedDataParallel(Module):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: module must be a Module, got {type(module).__name__}")
-        if isinstance(bucket_mb, bool) or not isinstance(bucket_mb, (int, float)) or not bucket_mb > 0:
+        if not is_real(bucket_mb) or not bucket_mb > 0:
             raise ValueError(f"DistributedDataParallel: bucket_mb must be a positive number, got {bucket_mb!r}")
         if not dist.is_initialized():
             raise RuntimeError("DistributedDataParallel: call tinytorch.core.distributed.init_process_group() first")

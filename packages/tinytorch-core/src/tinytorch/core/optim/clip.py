@@ -17,11 +17,11 @@ array([0.6, 0.8])
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable
 
 import numpy as np
 
+from ..checks import is_real
 from ..tensor import Tensor
 
 
@@ -67,13 +67,9 @@ def clip_grad_norm_(
     >>> clip_grad_norm_([a, b], max_norm=10.0, norm_type=float("inf"))  # below: unchanged
     2.0
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not (max_norm >= 0):
+    if not is_real(max_norm) or not (max_norm >= 0):
         raise ValueError(f"clip_grad_norm_: invalid max_norm: {max_norm!r} (must be >= 0)")
-    if (
-        isinstance(norm_type, bool)
-        or not isinstance(norm_type, numbers.Real)
-        or not (norm_type > 0)
-    ):
+    if not is_real(norm_type) or not (norm_type > 0):
         raise ValueError(f"clip_grad_norm_: invalid norm_type: {norm_type!r} (must be > 0 or inf)")
     params = [p for p in _params(parameters) if p.grad is not None]
     if not params:
@@ -118,11 +114,7 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
     >>> p.grad
     array([-1. ,  0.5,  1. ])
     """
-    if (
-        isinstance(clip_value, bool)
-        or not isinstance(clip_value, numbers.Real)
-        or not (clip_value >= 0)
-    ):
+    if not is_real(clip_value) or not (clip_value >= 0):
         raise ValueError(f"clip_grad_value_: invalid clip_value: {clip_value!r} (must be >= 0)")
     clip_value = float(clip_value)
     for p in _params(parameters):

@@ -26,11 +26,11 @@ of an uninterrupted run.
 from __future__ import annotations
 
 import math
-import numbers
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..checks import check_int, check_real
 from .optimizer import Optimizer
 
 __all__ = [
@@ -45,23 +45,6 @@ __all__ = [
     "WarmupCosineLR",
     "warmup_cosine",
 ]
-
-
-def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: invalid {name}: {value!r} (must be an integer >= {minimum})")
-
-
-def _check_real(owner: str, name: str, value: Any, minimum: float = 0.0) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"{owner}: invalid {name}: {value!r} (must be a finite number >= {minimum})"
-        )
 
 
 class LRScheduler:
@@ -89,7 +72,7 @@ class LRScheduler:
             raise TypeError(
                 f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}"
             )
-        _check_int(type(self).__name__, "last_epoch", last_epoch, -1)
+        last_epoch = check_int(type(self).__name__, "last_epoch", last_epoch, minimum=-1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -166,8 +149,8 @@ class StepLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ):
-        _check_int("StepLR", "step_size", step_size, 1)
-        _check_real("StepLR", "gamma", gamma)
+        step_size = check_int("StepLR", "step_size", step_size, minimum=1)
+        gamma = check_real("StepLR", "gamma", gamma, minimum=0.0)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -207,11 +190,11 @@ class MultiStepLR(LRScheduler):
         last_epoch: int = -1,
     ):
         milestones = list(milestones)
-        for i, m in enumerate(milestones):
-            _check_int("MultiStepLR", f"milestones[{i}]", m, 0)
+        milestones = [check_int("MultiStepLR", f"milestones[{i}]", m, minimum=0)
+                      for i, m in enumerate(milestones)]
         if milestones != sorted(milestones):
             raise ValueError(f"MultiStepLR: milestones must be increasing, got {milestones}")
-        _check_real("MultiStepLR", "gamma", gamma)
+        gamma = check_real("MultiStepLR", "gamma", gamma, minimum=0.0)
         self.milestones = milestones
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -238,7 +221,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
-        _check_real("ExponentialLR", "gamma", gamma)
+        gamma = check_real("ExponentialLR", "gamma", gamma, minimum=0.0)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -274,8 +257,8 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ):
-        _check_int("CosineAnnealingLR", "T_max", T_max, 1)
-        _check_real("CosineAnnealingLR", "eta_min", eta_min)
+        T_max = check_int("CosineAnnealingLR", "T_max", T_max, minimum=1)
+        eta_min = check_real("CosineAnnealingLR", "eta_min", eta_min, minimum=0.0)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -319,9 +302,9 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ):
-        _check_real("LinearLR", "start_factor", start_factor)
-        _check_real("LinearLR", "end_factor", end_factor)
-        _check_int("LinearLR", "total_iters", total_iters, 1)
+        start_factor = check_real("LinearLR", "start_factor", start_factor, minimum=0.0)
+        end_factor = check_real("LinearLR", "end_factor", end_factor, minimum=0.0)
+        total_iters = check_int("LinearLR", "total_iters", total_iters, minimum=1)
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -431,8 +414,8 @@ class SequentialLR(LRScheduler):
                 f"SequentialLR: expected {len(schedulers) - 1} milestone(s) for "
                 f"{len(schedulers)} schedulers, got {len(milestones)}"
             )
-        for i, m in enumerate(milestones):
-            _check_int("SequentialLR", f"milestones[{i}]", m, 1)
+        milestones = [check_int("SequentialLR", f"milestones[{i}]", m, minimum=1)
+                      for i, m in enumerate(milestones)]
         if milestones != sorted(milestones):
             raise ValueError(f"SequentialLR: milestones must be increasing, got {milestones}")
         self._schedulers = schedulers
@@ -517,16 +500,16 @@ class WarmupCosineLR(LRScheduler):
         min_lr_ratio: float = 0.0,
         last_epoch: int = -1,
     ):
-        _check_int("WarmupCosineLR", "warmup_steps", warmup_steps, 0)
+        warmup_steps = check_int("WarmupCosineLR", "warmup_steps", warmup_steps, minimum=0)
         if total_steps is not None:
-            _check_int("WarmupCosineLR", "total_steps", total_steps, max(1, warmup_steps))
+            total_steps = check_int("WarmupCosineLR", "total_steps", total_steps, minimum=max(1, warmup_steps))
         if warmup_fraction is not None:
-            _check_real("WarmupCosineLR", "warmup_fraction", warmup_fraction)
+            warmup_fraction = check_real("WarmupCosineLR", "warmup_fraction", warmup_fraction, minimum=0.0)
             if warmup_fraction >= 1:
                 raise ValueError(
                     f"WarmupCosineLR: invalid warmup_fraction: {warmup_fraction!r} (must be < 1)"
                 )
-        _check_real("WarmupCosineLR", "min_lr_ratio", min_lr_ratio)
+        min_lr_ratio = check_real("WarmupCosineLR", "min_lr_ratio", min_lr_ratio, minimum=0.0)
         if min_lr_ratio > 1:
             raise ValueError(f"WarmupCosineLR: invalid min_lr_ratio: {min_lr_ratio!r} (must be <= 1)")
         self.total_steps = total_steps
@@ -548,7 +531,7 @@ class WarmupCosineLR(LRScheduler):
         Args:
             total_steps: the new total (>= 1).
         """
-        _check_int("WarmupCosineLR", "total_steps", total_steps, 1)
+        total_steps = check_int("WarmupCosineLR", "total_steps", total_steps, minimum=1)
         self.total_steps = int(total_steps)
         self._apply(self.get_lr())
 

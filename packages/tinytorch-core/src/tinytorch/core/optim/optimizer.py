@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..autograd import enable_grad
+from ..checks import is_real
 from ..tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -42,7 +42,7 @@ ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 # --------------------------------------------------------------------------- validation helpers
 def check_number(owner: str, name: str, value: Any) -> float:
     """Return ``float(value)``; raise ``ValueError`` naming ``name`` if it is not a real number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise ValueError(f"{owner}: invalid {name}: {value!r} (must be a real number)")
     return float(value)
 

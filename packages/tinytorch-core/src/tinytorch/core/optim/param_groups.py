@@ -9,8 +9,9 @@ only fights the normalization it belongs to.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
+
+from ..checks import is_real
 
 
 def weight_decay_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -32,8 +33,7 @@ def weight_decay_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]
     [(1, 0.1), (3, 0.0)]
     >>> opt = AdamW(groups, lr=1e-3)
     """
-    if (isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real)
-            or not math.isfinite(weight_decay) or weight_decay < 0):
+    if not is_real(weight_decay) or not math.isfinite(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay_groups: weight_decay must be a finite number >= 0, got {weight_decay!r}")
     params = [p for _, p in model.named_parameters()]
     decay = [p for p in params if p.ndim >= 2]
