@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from tinytorch.core.checks import is_int
 from tinytorch.core.data import Dataset
 
 DATA_ENV = "TINYTORCH_DATA"
@@ -561,7 +562,7 @@ def _cifar_pixels(data: Any) -> np.ndarray:
         raise ValueError(f"{want}; its array state is {_describe(state)}")
     _, shape, dtype, fortran, raw = state
     if not (isinstance(shape, tuple) and len(shape) == 2
-            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            and all(is_int(d) and d >= 0 for d in shape)
             and shape[1] == 3072):
         raise ValueError(f"{want}; got shape {shape!r}")
     if not (isinstance(dtype, _Call) and _is_global(dtype.func, "dtype") and len(dtype.args) == 3
@@ -581,7 +582,7 @@ def _cifar_labels(labels: Any, n: int) -> np.ndarray:
     if not isinstance(labels, list):
         raise ValueError(f"'labels' must be a list of ints in 0..9, got {_describe(labels)}")
     for i, label in enumerate(labels):
-        if isinstance(label, bool) or not isinstance(label, int):
+        if not is_int(label):
             raise ValueError(f"'labels' must be a list of ints in 0..9, but labels[{i}] is a "
                              f"{type(label).__name__} ({_describe(label)})")
         if not 0 <= label <= 9:

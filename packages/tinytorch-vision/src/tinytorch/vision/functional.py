@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinytorch.core import Function, Tensor
+from tinytorch.core.checks import is_int
 from tinytorch.core.memory import keep_freed_memory
 
 IntPair = int | Sequence[int]
@@ -38,9 +39,7 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 def _pair(name: str, owner: str, value: IntPair, minimum: int) -> tuple[int, int]:
     """``3 -> (3, 3)``; validates that both entries are integers >= ``minimum``."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or any(
-        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in pair
-    ):
+    if len(pair) != 2 or any(not is_int(v) or v < minimum for v in pair):
         raise ValueError(
             f"{owner}: {name} must be an integer >= {minimum} or a pair of them, got {value!r}"
         )
@@ -50,7 +49,7 @@ def _pair(name: str, owner: str, value: IntPair, minimum: int) -> tuple[int, int
 def _single(name: str, owner: str, value: int | Sequence[int], minimum: int) -> int:
     """``3`` or ``(3,)`` -> 3; validates an integer >= ``minimum`` (the 1-D ``_pair``)."""
     one = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
-    if isinstance(one, bool) or not isinstance(one, (int, np.integer)) or one < minimum:
+    if not is_int(one) or one < minimum:
         raise ValueError(f"{owner}: {name} must be an integer >= {minimum} or a 1-tuple of one, got {value!r}")
     return int(one)
 
@@ -259,7 +258,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPai
             f"conv2d expected weight (Cout, Cin/groups, kh, kw), got "
             f"{tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}"
         )
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
     cout, cin_g, kh, kw = weight.shape
     _check_nchw("conv2d", x, cin_g * groups)
@@ -423,7 +422,7 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | No
         raise ValueError(f"pad: mode must be one of {', '.join(PAD_MODES)}, got {mode!r}")
     pad = tuple(pad)
     if (not pad or len(pad) % 2 or len(pad) // 2 > x.ndim
-            or any(isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0 for p in pad)):
+            or any(not is_int(p) or p < 0 for p in pad)):
         raise ValueError(f"pad: pad must be (before, after) pairs of non-negative integers for at most "
                          f"{x.ndim} axes of input {tuple(x.shape)}, got {pad!r}")
     if value is not None and mode != "constant":

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from tinytorch.core import Tensor
+from tinytorch.core.checks import is_int
 from tinytorch.core.nn import Module, Parameter, init
 from tinytorch.core.nn.batchnorm import _BatchNorm
 
@@ -20,7 +21,7 @@ from .functional import IntPair, _pair
 
 def _positive(owner: str, **values: int) -> None:
     for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+        if not is_int(v) or v <= 0:
             raise ValueError(f"{owner}: {name} must be a positive integer, got {v!r}")
 
 

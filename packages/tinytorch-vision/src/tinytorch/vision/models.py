@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinytorch.core import Tensor, nn
+from tinytorch.core.checks import check_int
 
 from .layers import BatchNorm2d, Conv2d, MaxPool2d
 
@@ -36,8 +37,7 @@ def _check_shape(owner: str, input_shape: Sequence[int], num_classes: int) -> tu
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3 or min(shape) <= 0:
         raise ValueError(f"{owner}: input_shape must be (channels, height, width), got {input_shape!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-        raise ValueError(f"{owner}: num_classes must be an integer >= 2, got {num_classes!r}")
+    check_int(owner, "num_classes", num_classes, minimum=2)
     return shape
 
 
