@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from tinytorch.core.checks import is_int
 from tinytorch.core.cli_params import FiniteFloat, given_on_command_line, relaunch_on_ranks
 
 DEFAULT_OUT = "checkpoints/tinygpt.safetensors"
@@ -407,7 +408,7 @@ def tokenize(text_path, tokenizer_kind, vocab_size, load_path, save_path, show, 
                 "fit_seconds", "encode_seconds", "roundtrip", "saved"):
         value = report[key]
         table.add_row(key.replace("_", " "), f"{value:,.3f}" if isinstance(value, float) else
-                      (f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)))
+                      (f"{value:,}" if is_int(value) else str(value)))
     Console().print(table)
     if show:
         click.echo(" | ".join(repr(t) for t in report["first_tokens"]))

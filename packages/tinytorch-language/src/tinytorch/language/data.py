@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tinytorch.core.checks import is_int
 from tinytorch.core.data import Dataset
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -121,7 +122,7 @@ class TokenWindows(Dataset):
         tokens = np.asarray(tokens)
         if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
             raise TypeError(f"TokenWindows: tokens must be a 1-D integer array, got shape {tokens.shape} dtype {tokens.dtype}")
-        if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len < 1:
+        if not is_int(seq_len) or seq_len < 1:
             raise ValueError(f"TokenWindows: seq_len must be a positive integer, got {seq_len!r}")
         if len(tokens) < seq_len + 1:
             raise ValueError(

@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from tinytorch.core.checks import is_int, is_real
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -27,14 +27,11 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
     ...
     ValueError: top_p must be in (0, 1] or None, got 1.5
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
-        0 <= temperature < float("inf")
-    ):
+    if not is_real(temperature) or not 0 <= temperature < float("inf"):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, numbers.Real)
-                              or not 0 < top_p <= 1):
+    if top_p is not None and (not is_real(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 
 

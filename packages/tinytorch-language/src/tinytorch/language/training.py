@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 import os
 from pathlib import Path  # noqa: F401 - the docstring examples use it
 from typing import Any
@@ -32,6 +31,7 @@ from tinytorch.core import functional as F
 from tinytorch.core import io
 from tinytorch.core.callbacks import Callback, ModelCheckpoint
 from tinytorch.core.checkpoint import load_model_state, save_model_state
+from tinytorch.core.checks import check_int, is_int, is_real
 from tinytorch.core.data import DataLoader
 from tinytorch.core.optim import AdamW, weight_decay_groups
 from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
@@ -85,8 +85,7 @@ def text_fingerprint(text: str) -> str:
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"fit: {name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
+    check_int("fit", name, value, minimum=minimum)
 
 
 def _exp(x: float) -> float:
@@ -221,7 +220,7 @@ class LanguageModelTrainer:
             _check_int(name, given[name], 1, allow_none=True)
         _check_int("warmup", warmup, 0, allow_none=True)
         _check_int("seed", seed, 0, allow_none=True)
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf):
+        if lr is not None and (not is_real(lr) or not 0 < lr < math.inf):
             raise ValueError(f"fit: lr must be a positive finite number, got {lr!r}")
         settings = self._settings(given, resume, text)
         if settings["seq_len"] > self.model.config.max_seq_len:
@@ -511,7 +510,7 @@ def generate_text(model: TinyGPT, tokenizer: Tokenizer, prompt: str = "", max_le
     """
     if not isinstance(prompt, str):
         raise TypeError(f"generate_text: prompt must be a str, got {type(prompt).__name__}")
-    if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or max_length < 0:
+    if not is_int(max_length) or max_length < 0:
         raise ValueError(f"generate_text: max_length must be a non-negative integer, got {max_length!r}")
     ids = tokenizer.encode(prompt) if prompt else []
     if not ids:

@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tinytorch.core.checks import is_int
+
 FORMAT = "tinytorch.tokenizer"
 VERSION = 2
 READS_VERSIONS = (1, 2)
@@ -382,7 +384,7 @@ def field(state: dict[str, Any], name: str, kind: str, default: Any = ...) -> An
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return is_int(value)
 
 
 def _is_str(value: Any) -> bool:

@@ -41,6 +41,8 @@ from typing import Any
 
 import regex
 
+from tinytorch.core.checks import is_int
+
 from .base import Tokenizer, TokenizerError, check_fit_text, check_ids, check_text, field
 
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -152,9 +154,9 @@ class BasicBPETokenizer(Tokenizer):
     type_name = "bpe_basic"
 
     def __init__(self, vocab_size: int = 512):
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
+        if not is_int(vocab_size) or vocab_size < 256:
             raise ValueError(f"{type(self).__name__}: vocab_size must be an int >= 256, got {vocab_size!r}")
-        self.target_vocab_size = vocab_size
+        self.target_vocab_size = int(vocab_size)
         self.merges: list[tuple[int, int]] = []
         self.byte_order: list[int] = list(range(256))
         self._fitted = False  # unfitted, it still encodes: as raw bytes
@@ -201,9 +203,9 @@ class BasicBPETokenizer(Tokenizer):
         """
         owner = f"{type(self).__name__}.fit"
         if vocab_size is not None:
-            if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
+            if not is_int(vocab_size) or vocab_size < 256:
                 raise ValueError(f"{owner}: vocab_size must be an int >= 256, got {vocab_size!r}")
-            self.target_vocab_size = vocab_size
+            self.target_vocab_size = int(vocab_size)
         text = check_fit_text(owner, text)
         self.merges = train_merges(self._pieces(text), self.target_vocab_size - 256)
         self.byte_order = list(range(256))  # train_merges counts in raw byte values

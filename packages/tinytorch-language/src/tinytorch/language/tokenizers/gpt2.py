@@ -24,6 +24,8 @@ import json
 import os
 from pathlib import Path
 
+from tinytorch.core.checks import is_int
+
 from .base import TokenizerError
 from .bpe import _bpe
 
@@ -79,7 +81,7 @@ def _read_encoder(path: Path) -> dict[str, int]:
         raise TokenizerError(f"{path}: expected a JSON object of token -> id, got a {type(encoder).__name__}")
     token_of_id: dict[int, str] = {}
     for token, i in encoder.items():
-        if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+        if not is_int(i) or i < 0:
             raise TokenizerError(f"{path}: the id of token {token!r} must be a non-negative int, got {i!r}")
         if i in token_of_id:
             raise TokenizerError(f"{path}: tokens {token_of_id[i]!r} and {token!r} have the same id {i}")
