@@ -48,6 +48,11 @@ def test_conv2d_rejects_bad_settings():
         fl.conv2d_flops((3, 8, 8), 8, groups=2)
     with pytest.raises(ValueError, match="too small"):
         fl.conv2d_flops((3, 2, 2), 8, kernel_size=5)
+    for kernel in (True, (2.5, 2.5), (3, False)):  # never rounded or read as 1
+        with pytest.raises(ValueError, match=r"kernel_size must be an int or a pair of ints"):
+            fl.conv2d_flops((3, 8, 8), 8, kernel_size=kernel)
+    with pytest.raises(ValueError, match="out_features must be a positive integer, got True"):
+        fl.linear_flops(4, 8, True)
 
 
 def test_attention_closed_form():

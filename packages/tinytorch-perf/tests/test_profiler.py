@@ -193,3 +193,11 @@ def test_profile_times_on_the_threads_asked_for():
     assert get_num_threads() == before
     with pytest.raises(ValueError, match="threads"):
         ModelProfiler(nn.Sequential(Probe()), randn(2, 3)).profile(threads=0)
+
+
+@pytest.mark.parametrize("setting", [dict(repeats=True), dict(repeats=1.5), dict(warmup=-1),
+                                     dict(threads=True)])
+def test_profile_refuses_counts_that_are_not_integers(setting):
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=f"profile: {name} must be an integer"):
+        ModelProfiler(*small_cnn_factory()).profile(**setting)

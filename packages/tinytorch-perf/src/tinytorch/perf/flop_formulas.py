@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from tinytorch.core.checks import is_int
+
 __all__ = [
     "OpCount", "conv2d_output_size",
     "linear_flops", "conv2d_flops", "attention_flops", "pool2d_flops",
@@ -109,21 +111,20 @@ class OpCount:
 
 
 def _pair(v: Any, name: str, minimum: int = 1) -> tuple[int, int]:
-    if isinstance(v, (int, np.integer)):
-        pair = int(v), int(v)
-    else:
-        try:
-            a, b = v
-            pair = int(a), int(b)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    try:
+        a, b = (v, v) if is_int(v) else v
+    except (TypeError, ValueError):
+        a = b = None
+    if not (is_int(a) and is_int(b)):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    pair = int(a), int(b)
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
     return pair
 
 
 def _positive(name: str, value: int) -> int:
-    if not isinstance(value, (int, np.integer)) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 

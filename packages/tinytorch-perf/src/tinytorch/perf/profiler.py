@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinytorch.core.checks import check_int
+
 from .flops import CONVENTION, ROOT, FLOPsCounter, LayerCount, TraceResult, _backward, _label
 from .tables import Column, fitted_table
 
@@ -306,14 +308,12 @@ class ModelProfiler:
         Returns:
             a ``ProfileResult``.
         """
-        if repeats < 1 or warmup < 0:
-            raise ValueError(f"profile: repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+        repeats = check_int("profile", "repeats", repeats, minimum=1)
+        warmup = check_int("profile", "warmup", warmup, minimum=0)
         if threads is not None:
             from tinytorch.core.threads import thread_limit
 
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise ValueError(f"profile: threads must be a positive integer, got {threads!r}")
-            with thread_limit(threads):
+            with thread_limit(check_int("profile", "threads", threads, minimum=1)):
                 return self.profile(repeats, warmup, backward, roofline)
         model, x, clock = self.model, self.example_input, self.clock
         trace = FLOPsCounter().trace(model, x, backward=backward)
