@@ -113,3 +113,31 @@ def test_fused_attention_backward_is_twice_its_forward_matmul():
     # the projections follow the Linear rule: dX and dW, one forward matmul each
     qkv = trace.layers["0.qkv"]
     assert qkv.backward.matmul_flops == 2 * qkv.forward.matmul_flops == 2 * 2 * b * t * d * 3 * d
+
+
+def test_cached_attention_counts_every_cached_key():
+    """A chunk of T queries after cached tokens sees S = cached + T keys: 4·B·nh·T·S·hs matmul
+    FLOPs; a single query needs no causal mask."""
+    from tinytorch.core import no_grad, register_op_observer
+    from tinytorch.language import KVCache
+    from tinytorch.language.functional import packed_self_attention
+
+    B, nh, hs = 2, 2, 4
+    C = nh * hs
+    cache = KVCache(B, nh, 16, hs)
+    counts = []
+
+    def observer(phase, fn, inputs, output, seconds, settings):
+        if fn.op == "packed_self_attention":
+            counts.append(ff.count_forward_op(fn, inputs, output, settings)[0])
+
+    with no_grad():
+        packed_self_attention(_x(B, 5, 3 * C), nh, kv_cache=cache)
+        with register_op_observer(observer):
+            packed_self_attention(_x(B, 3, 3 * C), nh, kv_cache=cache)  # T = 3, S = 8
+            packed_self_attention(_x(B, 1, 3 * C), nh, kv_cache=cache)  # T = 1, S = 9
+    chunk, one = counts
+    assert chunk.matmul_flops == 4 * B * nh * 3 * 8 * hs
+    assert chunk.elementwise_flops == B * nh * 3 * 8 * 7  # scale, causal mask, softmax's 5
+    assert one.matmul_flops == 4 * B * nh * 1 * 9 * hs
+    assert one.elementwise_flops == B * nh * 9 * 6

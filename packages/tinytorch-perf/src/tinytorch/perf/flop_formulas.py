@@ -662,10 +662,16 @@ def _sdpa(inputs, output, settings):
 def _packed_self_attention(inputs, output, settings):
     b, t, c3 = inputs[0].shape
     heads = settings["num_heads"]
-    per_head = (b, heads, t, c3 // 3 // heads)
-    # A padding mask (key_bias) and the causal mask are combined before the scores: one add either way.
-    masked = bool(settings["is_causal"]) or settings.get("key_bias") is not None
-    return sdpa_flops(per_head, per_head, per_head, masked=masked, dropout=settings["dropout_p"] > 0)
+    hs = c3 // 3 // heads
+    # Decoding with a KV cache: the T queries see S = cached + T keys. Observers run right after
+    # the forward, when the cache already holds the new keys.
+    cache = settings.get("kv_cache")
+    s = t if cache is None else cache.length
+    # A padding mask (key_bias) and the causal mask are combined before the scores: one add
+    # either way; a single query needs no causal mask (it sees every key).
+    masked = (bool(settings["is_causal"]) and t > 1) or settings.get("key_bias") is not None
+    return sdpa_flops((b, heads, t, hs), (b, heads, s, hs), (b, heads, s, hs), masked=masked,
+                      dropout=settings["dropout_p"] > 0)
 
 
 #: ops that only move or pick bytes: 0 FLOPs
