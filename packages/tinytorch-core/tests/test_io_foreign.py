@@ -76,7 +76,7 @@ def test_bf16_raw_gives_the_stored_bits(tmp_path):
 
 
 def test_bf16_widening_spans_several_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "_CHUNK", 1000)  # 2,500 elements: chunks of 1000, 1000, 500
+    monkeypatch.setattr(io.safetensors, "_CHUNK", 1000)  # 2,500 elements: chunks of 1000, 1000, 500
     bits = np.random.default_rng(0).integers(0, 1 << 16, 2500).astype(np.uint16)
     bits[(bits & 0x7F80) == 0x7F80] = 0x3F80  # no NaNs: compare exactly below
     path = tmp_path / "bf16.safetensors"
@@ -510,7 +510,7 @@ def test_a_name_given_twice_in_the_header_is_refused(tmp_path):
 def test_file_truncated_after_the_header_was_read(tmp_path, monkeypatch):
     path = tmp_path / "t.safetensors"
     write_safetensors(path, [("w", "BF16", (1 << 16,), b"\0" * (1 << 17))])  # beyond read-ahead
-    real = io._read_header
+    real = io.safetensors._read_header
 
     def then_truncate(p, f):
         header = real(p, f)
@@ -518,7 +518,7 @@ def test_file_truncated_after_the_header_was_read(tmp_path, monkeypatch):
             g.truncate(header.data_start + 3)
         return header
 
-    monkeypatch.setattr(io, "_read_header", then_truncate)
+    monkeypatch.setattr(io.safetensors, "_read_header", then_truncate)
     with pytest.raises(CheckpointError, match="'w' ends early"):
         io.load(path)
 
