@@ -23,6 +23,8 @@ itself (the header is validated before any data is read), so it also reads what 
   two tensors sharing bytes, so other writers drop the second name (``transformers``) or record
   it as a metadata entry ``{dropped name: kept name}`` (``safetensors.torch.save_model``), which
   :func:`load` resolves too.
+- Every reader refuses what is not a regular file before opening it
+  (:func:`check_regular_file`): a FIFO would block it forever, a device never end.
 - Metadata values are any JSON-serialisable objects. safetensors only stores ``dict[str, str]``,
   so each value is stored JSON-encoded under its key, next to two automatic keys:
   ``tinytorch.format_version`` and ``tinytorch.versions`` (the installed TinyTorch distributions).
@@ -40,7 +42,13 @@ itself (the header is validated before any data is read), so it also reads what 
 import os  # noqa: F401 - callers' tests patch io.os.replace / io.os.fsync (the one os module)
 import tempfile  # noqa: F401 - and io.tempfile.NamedTemporaryFile
 
-from .atomic import DestinationError, check_destination, write_atomic
+from .atomic import (
+    DestinationError,
+    NotRegularFileError,
+    check_destination,
+    check_regular_file,
+    write_atomic,
+)
 from .dtypes import SAFETENSORS_DTYPES, bfloat16_to_float32, float8_to_float32, float32_to_bfloat16
 from .safetensors import (
     ALIASES_KEY,
@@ -62,5 +70,6 @@ __all__ = [
     "load_metadata", "inspect", "check_state", "flatten_state", "unflatten_state",
     "FORMAT_VERSION", "DestinationError", "check_destination", "write_atomic", "require",
     "tensor_shapes", "SAFETENSORS_DTYPES", "ALIASES_KEY", "bfloat16_to_float32",
-    "float32_to_bfloat16", "float8_to_float32", "write_safetensors",
+    "float32_to_bfloat16", "float8_to_float32", "write_safetensors", "check_regular_file",
+    "NotRegularFileError",
 ]

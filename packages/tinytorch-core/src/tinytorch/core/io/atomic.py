@@ -3,16 +3,21 @@
 :func:`write_atomic` writes to a temp file in the same directory, fsyncs it and renames it over
 the destination (then fsyncs the directory), after removing temp files that killed writers of
 the same destination left behind. :func:`check_destination` refuses, before any work, a
-destination that is not a regular file or whose directory cannot hold one.
+destination that is not a regular file or whose directory cannot hold one; its reading
+counterpart :func:`check_regular_file` refuses, before anything opens it, a file to read that is
+not a regular file (opening a FIFO blocks until a writer comes, a device never ends).
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
 >>> write_atomic(path, b"hello") == path, path.read_bytes()
 (True, b'hello')
+>>> check_regular_file(path, "notes") == path
+True
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -23,6 +28,19 @@ from pathlib import Path
 from typing import Any
 
 PathLike = str | os.PathLike
+
+
+class NotRegularFileError(ValueError):
+    """A file to read that is not a regular file: a directory, device, FIFO or socket.
+
+    It is a ``ValueError``; the message names the file and what it is.
+
+    >>> try:
+    ...     check_regular_file("/dev/null", "checkpoint file")
+    ... except NotRegularFileError as err:
+    ...     print(err)
+    checkpoint file /dev/null: is a character device, not a regular file
+    """
 
 
 class DestinationError(ValueError):
@@ -139,6 +157,68 @@ def check_destination(path: PathLike, what: str = "destination", create_parents:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise DestinationError(f"{label}: {ancestor} is not writable{via}")
     return target
+
+
+def check_regular_file(path: PathLike, what: str = "file") -> Path:
+    """Check, without opening it, that ``path`` is a regular file to read; return it as a Path.
+
+    Call it before ``open``: opening a FIFO for reading blocks until some process opens it for
+    writing (forever, for a file given by mistake), and a device such as ``/dev/zero`` never
+    ends. Every reader in :mod:`tinytorch.core.io` calls it, as should any reader of a file a
+    user names (tokenizer files, files in a model directory). A symlink is followed.
+
+    Args:
+        path: the file to read.
+        what: how the caller names the file in messages, e.g. ``"checkpoint file"``.
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        FileNotFoundError: nothing is at ``path`` (or a parent is not a directory); the message
+            names ``what`` and the path.
+        NotRegularFileError: ``path`` is a directory, device, FIFO or socket:
+            ``"checkpoint file f: is a FIFO (named pipe), not a regular file"``.
+        OSError: ``path`` cannot be examined (permission denied); the error names it.
+
+    >>> import os, tempfile, pathlib
+    >>> fifo = pathlib.Path(tempfile.mkdtemp()) / "f"
+    >>> os.mkfifo(fifo)
+    >>> try:
+    ...     check_regular_file(fifo, "checkpoint file")
+    ... except NotRegularFileError as err:
+    ...     print(str(err).split(": ")[1])
+    is a FIFO (named pipe), not a regular file
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(errno.ENOENT, f"{what} not found", str(path)) from None
+    _refuse_irregular(path, mode, what)
+    return path
+
+
+def _refuse_irregular(path: Path, mode: int, what: str) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(f"{what} {path}: is {_kind_of(mode)}, not a regular file")
+
+
+# Not O_NONBLOCK alone: it keeps open() from waiting for a FIFO's writer, but the reads after it
+# would still wait or end early; the stat before refuses, the fstat after catches a swap between.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_regular_file(path: PathLike, what: str):
+    """``check_regular_file``, then open for binary reading, checking the opened file again."""
+    path = check_regular_file(path, what)
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        _refuse_irregular(path, os.fstat(fd).st_mode, what)
+    except BaseException:
+        os.close(fd)
+        raise
+    return path, os.fdopen(fd, "rb")
 
 
 _STALE_LEGACY_SECONDS = 3600

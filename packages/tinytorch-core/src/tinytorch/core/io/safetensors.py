@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .atomic import PathLike, check_destination, write_atomic
+from .atomic import PathLike, _open_regular_file, check_destination, write_atomic
 from .dtypes import (
     _FLOAT8_TAGS,
     _FLOAT_DTYPES,
@@ -337,11 +337,7 @@ def _fail(path: Path, what: str) -> CheckpointError:
 
 
 def _open_checked(path: PathLike):
-    path = Path(path)
-    try:
-        return path, open(path, "rb")  # noqa: SIM115 - closed by the caller
-    except FileNotFoundError:
-        raise FileNotFoundError(2, "checkpoint file not found", str(path)) from None
+    return _open_regular_file(path, "checkpoint file")  # closed by the caller
 
 
 def _refuse_duplicate_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -612,6 +608,8 @@ def load(
 
     Raises:
         FileNotFoundError: no file at ``path``.
+        NotRegularFileError: ``path`` is a directory, device, FIFO or socket (refused before it
+            is opened, so a FIFO never blocks the call).
         CheckpointError: the file is truncated, not a safetensors file, or corrupt, a key in
             ``keys`` is not in it, or a tensor has a dtype NumPy cannot hold even widened (the
             4- and 6-bit floats); the message names the file, the tensor and what is wrong.
@@ -772,6 +770,7 @@ def inspect(path: PathLike) -> CheckpointInfo:
         path: the file.
 
     Raises:
+        NotRegularFileError: ``path`` is a directory, device, FIFO or socket.
         CheckpointError: the file is not a valid safetensors file (the message names it).
 
     >>> import numpy as np, tempfile, pathlib
