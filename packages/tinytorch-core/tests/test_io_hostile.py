@@ -18,9 +18,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinytorch.core import io
+from tinytorch.core.io import CheckpointError
 
 HANG_TIMEOUT = 60  # seconds; each guarded call takes well under 5 on a loaded machine
 
@@ -142,3 +144,211 @@ def test_tito_core_summary_of_a_fifo_is_one_line_not_a_hang(tmp_path):
     assert done.returncode != 0 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         f"Error: checkpoint file {fifo}: is a FIFO (named pipe), not a regular file"]
+
+
+# ---------------------------------------------------------------------------------- shapes no array can have (§2)
+
+
+def _f32(shape, offsets=(0, 0)) -> dict:
+    return {"w": {"dtype": "F32", "shape": shape, "data_offsets": list(offsets)}}
+
+
+def _refused_by_every_reader(path: Path, *fragments: str) -> str:
+    for reader in (io.load, io.inspect, io.tensor_shapes):
+        with pytest.raises(CheckpointError) as err:
+            reader(path)
+        message = str(err.value)
+        assert message.startswith(f"{path}: ") and "'w'" in message, message
+        for fragment in fragments:
+            assert fragment in message, message
+    return message
+
+
+def test_a_dimension_beyond_numpy_with_a_zero_dimension_is_refused(tmp_path):
+    # 0 elements and 0 bytes: today's byte count passes, and np.empty raises a bare ValueError.
+    path = write_raw(tmp_path / "z.safetensors", _f32([0, 10**30]))
+    _refused_by_every_reader(path, "more elements than an array can hold")
+    path = write_raw(tmp_path / "z2.safetensors", _f32([0, 2**62, 3]))  # each dim fits, the size not
+    _refused_by_every_reader(path, "more elements than an array can hold")
+
+
+def test_more_dimensions_than_numpy_allows_are_refused_and_its_maximum_loads(tmp_path):
+    most = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # NumPy 2 raised it from 32
+    path = write_raw(tmp_path / "d.safetensors", _f32([1] * (most + 1), (0, 4)), b"\0" * 4)
+    _refused_by_every_reader(path, f"{most + 1} dimensions", f"at most {most}")
+    path = write_raw(tmp_path / "ok.safetensors", _f32([1] * most, (0, 4)), b"\0\0\x80\x3f")
+    assert io.load(path)[0]["w"].shape == (1,) * most and io.load(path)[0]["w"].item() == 1.0
+
+
+def test_a_shape_whose_size_has_more_digits_than_python_prints_is_refused(tmp_path):
+    # Two 3,001-digit dimensions: each parses, but their product cannot even be printed.
+    big = b"1" + b"0" * 3000
+    path = write_raw(tmp_path / "p.safetensors",
+                     b'{"w": {"dtype": "F32", "shape": [' + big + b", " + big + b'], "data_offsets": [0, 0]}}')
+    message = _refused_by_every_reader(path, "more elements than an array can hold")
+    assert len(message) < 400, "the message repeats the numbers of the file"
+
+
+LOAD = """
+import json
+from tinytorch.core import io
+try:
+    io.load(PATH, **OPTIONS)
+    print(json.dumps("no error"))
+except Exception as e:
+    print(json.dumps([type(e).__name__, str(e)]))
+"""
+CAPPED = 4 << 30  # bytes of address space for a child that loads: ample for Python and NumPy
+
+
+def _sparse(path: Path, header: dict, data_bytes: int) -> Path:
+    write_raw(path, header)
+    try:
+        os.truncate(path, path.stat().st_size + data_bytes)
+    except OSError:
+        pytest.skip("this filesystem cannot hold the sparse file")
+    return path
+
+
+def test_a_tensor_larger_than_the_machine_is_refused_before_allocating(tmp_path):
+    # A 1 TiB tensor in a sparse file: the header is valid (inspect reads it), but loading would
+    # allocate 1 TiB (MemoryError, or with overcommit a read of 1 TiB of zeros).
+    limit = io.safetensors._memory_limit()
+    if limit is None or limit >= 1 << 40:
+        pytest.skip("needs a machine whose memory size is known and below 1 TiB")
+    path = _sparse(tmp_path / "sparse.safetensors", _f32([1 << 38], (0, 1 << 40)), 1 << 40)
+    assert io.inspect(path).nbytes == 1 << 40
+    for options in ({}, {"bf16": "raw"}):
+        result = run_isolated(f"PATH, OPTIONS = {str(path)!r}, {options!r}" + LOAD, CAPPED)
+        assert result[0] == "CheckpointError", result
+        assert result[1] == (f"{path}: tensor 'w' of shape (274877906944,) needs 1,099,511,627,776 "
+                             f"bytes in memory, more than this machine's memory ({limit:,} bytes "
+                             "of RAM and swap)")
+
+
+def test_tensors_together_larger_than_the_machine_are_refused(tmp_path):
+    limit = io.safetensors._memory_limit()
+    if limit is None or limit >= 1 << 42:
+        pytest.skip("needs a machine whose memory size is known and below 4 TiB")
+    n = (limit * 3 // 5) // 4  # each tensor 60% of the machine, the two 120%
+    header = {"a": {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]},
+              "b": {"dtype": "F32", "shape": [n], "data_offsets": [4 * n, 8 * n]}}
+    path = _sparse(tmp_path / "two.safetensors", header, 8 * n)
+    result = run_isolated(f"PATH, OPTIONS = {str(path)!r}, {{}}" + LOAD, CAPPED)
+    assert result[0] == "CheckpointError", result
+    assert result[1].startswith(f"{path}: the 2 tensors to load need {8 * n:,} bytes in memory"), result
+    assert result[1].endswith("read fewer at a time with keys=")
+
+
+def test_offsets_beyond_the_file_are_refused(tmp_path):
+    path = write_raw(tmp_path / "b.safetensors", _f32([1 << 38], (0, 1 << 40)))
+    _refused_by_every_reader(path, "truncated file")
+    path = write_raw(tmp_path / "u64.safetensors",
+                     b'{"w": {"dtype": "U8", "shape": [0], "data_offsets": [' + b"9" * 40 + b", " + b"9" * 40 + b"]}}")
+    _refused_by_every_reader(path, "invalid data_offsets")
+
+
+# ---------------------------------------------------------------------------------- deep JSON (§3)
+
+
+def test_deeply_nested_header_names_the_file(tmp_path):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    path = write_raw(tmp_path / "deep.safetensors", b'{"w": ' + deep + b"}")
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        io.inspect(path)
+    # Deep enough to break a recursive consumer, not the parser: refused too, by its depth.
+    path = write_raw(tmp_path / "deep2.safetensors",
+                     b'{"w": {"dtype": "F32", "shape": [], "data_offsets": [0, 4], "x": ' + b"[" * 500 + b"]" * 500 + b"}}",
+                     b"\0" * 4)
+    with pytest.raises(CheckpointError) as err:
+        io.load(path)
+    assert str(err.value).startswith(f"{path}: corrupt header: its JSON is nested more than 64 levels")
+
+
+def test_deeply_nested_metadata_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "m.safetensors"
+    for depth, fits in [(64, True), (65, False), (900, False), (100_000, False)]:
+        value = "[" * depth + "]" * depth
+        write_raw(path, {"__metadata__": {"tinytorch.format_version": "1", "history": value}})
+        if fits:
+            assert io.load_metadata(path)["history"] == json.loads(value)
+            continue
+        for reader in (io.load, io.load_metadata, io.inspect):
+            with pytest.raises(CheckpointError) as err:
+                reader(path)
+            assert str(err.value).startswith(f"{path}: metadata 'history' is JSON nested more than 64 levels"), err.value
+
+
+def test_save_refuses_metadata_it_could_not_read_back(tmp_path):
+    path = tmp_path / "m.safetensors"
+    nested: list = []
+    for _ in range(70):
+        nested = [nested]
+    with pytest.raises(ValueError, match=r"metadata\['history'\] is nested more than 64 levels"):
+        io.save({"w": np.zeros(1)}, path, metadata={"history": nested})
+    assert not path.exists()
+    shallow = {"a": {"b": [[1, 2], {"c": [3]}]}}
+    io.save({"w": np.zeros(1)}, path, metadata={"config": shallow})
+    assert io.load_metadata(path)["config"] == shallow
+
+
+# ---------------------------------------------------------------------------------- long numbers (§4)
+
+
+def test_a_5000_digit_number_in_the_header_names_the_file(tmp_path):
+    long = b"9" * 5000
+    for header in (b'{"w": {"dtype": "F32", "shape": [' + long + b'], "data_offsets": [0, 4]}}',
+                   b'{"w": {"dtype": "F32", "shape": [], "data_offsets": [0, ' + long + b"]}}"):
+        path = write_raw(tmp_path / "n.safetensors", header, b"\0" * 4)
+        for reader in (io.load, io.inspect, io.tensor_shapes, io.load_metadata):
+            with pytest.raises(CheckpointError) as err:
+                reader(path)
+            message = str(err.value)
+            assert message.startswith(f"{path}: corrupt header: a number of 5,000 digits"), message
+            assert "set_int_max_str_digits" not in message  # no advice to loosen Python's guard
+
+
+def test_long_numbers_are_refused_even_with_pythons_limit_lifted(tmp_path):
+    if not hasattr(sys, "set_int_max_str_digits"):
+        pytest.skip("Python without the int-string limit")
+    path = write_raw(tmp_path / "n.safetensors", b'{"w": {"dtype": "F32", "shape": [0, ' + b"9" * 50_000 + b'], "data_offsets": [0, 0]}}')
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        with pytest.raises(CheckpointError, match="a number of 50,000 digits"):
+            io.inspect(path)
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+def test_a_5000_digit_number_in_metadata_names_the_file_and_the_key(tmp_path):
+    path = write_raw(tmp_path / "m.safetensors",
+                     {"__metadata__": {"tinytorch.format_version": "1", "epoch": "9" * 5000}})
+    for reader in (io.load, io.load_metadata, io.inspect):
+        with pytest.raises(CheckpointError) as err:
+            reader(path)
+        assert str(err.value) == (f"{path}: metadata 'epoch' holds a number of 5,000 digits "
+                                  "(a checkpoint holds none longer than 4,300)")
+
+
+# ---------------------------------------------------------------------------------- flood
+
+
+def test_messages_quote_a_bounded_part_of_what_the_file_holds(tmp_path):
+    name = "n" * 1_000_000
+    cases = [
+        {name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 8]}},          # wrong size
+        {"w": {"dtype": "x" * 1_000_000, "shape": [1], "data_offsets": [0, 4]}},   # dtype
+        {"w": {"dtype": "F32", "shape": list(range(1, 100_000)), "data_offsets": [0, 4]}},  # shape
+        {"w": {"dtype": "F32", "shape": [1], "data_offsets": list(range(100_000))}},
+    ]
+    for header in cases:
+        path = write_raw(tmp_path / "f.safetensors", header, b"\0" * 4)
+        with pytest.raises(CheckpointError) as err:
+            io.inspect(path)
+        assert len(str(err.value)) < 600, str(err.value)[:300]
+    path = write_raw(tmp_path / "g.safetensors", {name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+                     b"\0" * 4)
+    with pytest.raises(CheckpointError) as err:
+        io.load(path, keys=["other"])
+    assert len(str(err.value)) < 600 and "'nnnn" in str(err.value)

@@ -23,8 +23,11 @@ itself (the header is validated before any data is read), so it also reads what 
   two tensors sharing bytes, so other writers drop the second name (``transformers``) or record
   it as a metadata entry ``{dropped name: kept name}`` (``safetensors.torch.save_model``), which
   :func:`load` resolves too.
-- Every reader refuses what is not a regular file before opening it
-  (:func:`check_regular_file`): a FIFO would block it forever, a device never end.
+- **Hostile files** end in one error naming the file, never a hang or a flood: every reader
+  refuses what is not a regular file before opening it (:func:`check_regular_file`: a FIFO
+  would block forever), the header may not declare shapes NumPy cannot allocate, numbers over
+  4,300 digits or JSON nested over 64 levels, :func:`load` refuses tensors larger than the
+  machine's RAM and swap before allocating, and messages quote the file's values shortened.
 - Metadata values are any JSON-serialisable objects. safetensors only stores ``dict[str, str]``,
   so each value is stored JSON-encoded under its key, next to two automatic keys:
   ``tinytorch.format_version`` and ``tinytorch.versions`` (the installed TinyTorch distributions).

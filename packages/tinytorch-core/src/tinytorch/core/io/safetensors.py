@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,10 +49,97 @@ ALIASES_KEY = "tinytorch.aliases"
 """Metadata key of a file written by :func:`save`: JSON ``{alias: stored tensor name}``."""
 
 _MAX_HEADER_BYTES = 100_000_000  # the limit safetensors itself enforces
+# What a header may declare. Beyond these, the values break something after parsing: NumPy's
+# array limits, Python's int-to-string guard, or a recursive consumer of the metadata (printing
+# it, checking it), so they are refused first, naming the file.
+_MAX_INT_DIGITS = 4300  # Python's default int/str guard, kept even where a program lifts it
+_MAX_JSON_DEPTH = 64  # a header is 3 deep; a training checkpoint's metadata 4 (optimizer)
+_MAX_OFFSET = 2**64 - 1  # offsets are unsigned 64-bit in the format
+_MAX_ARRAY_BYTES = int(np.iinfo(np.intp).max)  # NumPy: size * itemsize of one array
 
 _WIDEN_CHOICES = ("float32", "raw")
 _CHUNK = 1 << 20  # elements converted at a time: bounds the scratch memory of widening
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
+
+_WIDENED_TAGS = ("BF16", *_FLOAT8_TAGS)
+
+
+def _numpy_max_dims() -> int:
+    """NumPy's NPY_MAXDIMS, found by asking: 64 from NumPy 2 on, 32 before."""
+    try:
+        np.empty((0,) * 64)
+    except ValueError:
+        return 32
+    return 64
+
+
+_MAX_DIMS = _numpy_max_dims()
+
+
+def _array_itemsize(tag: str, widen: bool) -> int:
+    """Bytes per element of the array :func:`load` makes for a tensor of dtype ``tag``."""
+    kind = _STORED[tag]
+    if tag in _WIDENED_TAGS:
+        return 4 if widen else kind.bits // 8
+    return kind.numpy.itemsize if kind.numpy is not None else 1  # 4/6-bit floats: never loaded
+
+
+def _short_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxstring, shown.maxother, shown.maxlong, shown.maxlevel = 60, 60, 40, 2
+    shown.maxlist = shown.maxtuple = shown.maxdict = 6
+    return shown
+
+
+_shown = _short_repr().repr
+"""A value from a file, quoted in a message at a bounded length (names, shapes, dtypes)."""
+
+
+class _LongNumber(ValueError):
+    pass
+
+
+def _bounded_int(digits: str) -> int:
+    """json's parse_int: Python's int() is quadratic in the digits, and its guard can be lifted."""
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _LongNumber(len(digits.lstrip("-")))
+    return int(digits)
+
+
+_CONTAINERS = (Mapping, list, tuple, np.ndarray)
+
+
+def _nesting_exceeds(value: Any, limit: int = _MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` (parsed JSON, or metadata :func:`save` turns into JSON: mappings, lists,
+    tuples, arrays) nests more than ``limit`` levels. Iterative: a recursive walk would fail on
+    exactly the values it looks for."""
+    stack = [(value, 0)] if isinstance(value, _CONTAINERS) else []
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, np.ndarray):
+            depth += node.ndim
+        else:
+            depth += 1
+            children = node.values() if isinstance(node, Mapping) else node
+            stack.extend((c, depth) for c in children if isinstance(c, _CONTAINERS))
+        if depth > limit:
+            return True
+    return False
+
+
+def _memory_limit() -> int | None:
+    """Bytes of RAM plus swap of this machine, or None where the OS does not tell."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            sizes = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in meminfo
+                     if line.startswith(("MemTotal:", "SwapTotal:"))}
+        return sizes["MemTotal"] + sizes.get("SwapTotal", 0)
+    except (OSError, ValueError, KeyError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 # ---------------------------------------------------------------------------------- metadata
@@ -87,6 +175,9 @@ def _encode_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
             )
         if key in (FORMAT_VERSION_KEY, VERSIONS_KEY, ALIASES_KEY):
             continue  # written fresh: they describe this writer and file, not one read earlier
+        if _nesting_exceeds(value):
+            raise ValueError(f"save: metadata[{key!r}] is nested more than {_MAX_JSON_DEPTH} levels "
+                             "deep, which load() refuses to read")
         try:
             encoded[key] = json.dumps(value, default=_json_default, sort_keys=True)
         except (TypeError, ValueError) as e:
@@ -102,18 +193,29 @@ def _encode_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
 def _decode_metadata(raw: Mapping[str, str], path: Path | None = None) -> dict[str, Any]:
     if FORMAT_VERSION_KEY not in raw:  # another writer's metadata: arbitrary strings, kept so
         return dict(raw)
+    origin = path if path is not None else "checkpoint"
     decoded: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, text in raw.items():
         try:
-            decoded[key] = json.loads(value)
-        except ValueError:
-            decoded[key] = value  # a string someone added to our file with another tool
-        except RecursionError:
+            value = json.loads(text, parse_int=_bounded_int)
+        except _LongNumber as e:
             raise CheckpointError(
-                f"{path if path is not None else 'checkpoint'}: metadata {key!r} is JSON nested too "
-                "deeply to read (a corrupt or hostile file)"
+                f"{origin}: metadata {_shown(key)} holds a number of {e.args[0]:,} digits "
+                f"(a checkpoint holds none longer than {_MAX_INT_DIGITS:,})"
             ) from None
+        except ValueError:
+            value = text  # a string someone added to our file with another tool
+        except RecursionError:
+            raise _nested_too_deep(origin, key) from None
+        if _nesting_exceeds(value):
+            raise _nested_too_deep(origin, key)
+        decoded[key] = value
     return decoded
+
+
+def _nested_too_deep(origin: Any, key: str) -> CheckpointError:
+    return CheckpointError(f"{origin}: metadata {_shown(key)} is JSON nested more than "
+                           f"{_MAX_JSON_DEPTH} levels deep (a corrupt or hostile file)")
 
 
 # ---------------------------------------------------------------------------------- save
@@ -375,15 +477,22 @@ def _read_header(path: Path, f) -> _Header:
     if not raw.lstrip().startswith(b"{"):
         raise _fail(path, "not a safetensors file: the header is not a JSON object")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_names)
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_names,
+                            parse_int=_bounded_int)
     except _DuplicateName as e:
-        raise _fail(path, f"corrupt header: the name {e.args[0]!r} occurs twice") from None
+        raise _fail(path, f"corrupt header: the name {_shown(e.args[0])} occurs twice") from None
+    except _LongNumber as e:
+        raise _fail(path, f"corrupt header: a number of {e.args[0]:,} digits (a header holds none "
+                          f"longer than {_MAX_INT_DIGITS:,})") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise _fail(path, f"not a safetensors file: the header is not valid JSON ({e})") from None
     except RecursionError:
         raise _fail(path, "corrupt header: its JSON is nested too deeply to read") from None
     if not isinstance(header, dict):
         raise _fail(path, "not a safetensors file: the header is not a JSON object")
+    if _nesting_exceeds(header):
+        raise _fail(path, f"corrupt header: its JSON is nested more than {_MAX_JSON_DEPTH} levels "
+                          "deep (a header is 3)")
 
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(
@@ -394,46 +503,48 @@ def _read_header(path: Path, f) -> _Header:
     data_size = size - 8 - n
     tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {}
     for name, info in header.items():
+        shown = _shown(name)
         if not isinstance(info, dict):
-            raise _fail(path, f"corrupt header: entry for tensor {name!r} is not an object")
+            raise _fail(path, f"corrupt header: entry for tensor {shown} is not an object")
         tag, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if not isinstance(tag, str) or tag not in _STORED:
             raise _fail(
                 path,
-                f"tensor {name!r} has dtype {tag!r}, which is not a safetensors dtype "
+                f"tensor {shown} has dtype {_shown(tag)}, which is not a safetensors dtype "
                 f"(the format has: {', '.join(_STORED)})",
             )
         if not isinstance(shape, list) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
         ):
-            raise _fail(path, f"corrupt header: tensor {name!r} has invalid shape {shape!r}")
+            raise _fail(path, f"corrupt header: tensor {shown} has invalid shape {_shown(shape)}")
+        _check_array_shape(path, shown, shape, tag)
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
             or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1]
+            or not 0 <= offsets[0] <= offsets[1] <= _MAX_OFFSET
         ):
             raise _fail(
-                path, f"corrupt header: tensor {name!r} has invalid data_offsets {offsets!r}"
+                path, f"corrupt header: tensor {shown} has invalid data_offsets {_shown(offsets)}"
             )
         begin, end = offsets
         bits = math.prod(shape) * _STORED[tag].bits
         if bits % 8:
             raise _fail(
                 path,
-                f"corrupt header: tensor {name!r} of shape {tuple(shape)} and dtype {tag} holds "
+                f"corrupt header: tensor {shown} of shape {tuple(shape)} and dtype {tag} holds "
                 f"{bits} bits, which is not a whole number of bytes",
             )
         if end - begin != bits // 8:
             raise _fail(
                 path,
-                f"corrupt header: tensor {name!r} of shape {tuple(shape)} and dtype {tag} needs "
+                f"corrupt header: tensor {shown} of shape {tuple(shape)} and dtype {tag} needs "
                 f"{bits // 8} bytes, but its data_offsets span {end - begin}",
             )
         if end > data_size:
             raise _fail(
                 path,
-                f"truncated file: tensor {name!r} needs bytes {begin}..{end} of the data section, "
+                f"truncated file: tensor {shown} needs bytes {begin}..{end} of the data section, "
                 f"but only {data_size} are present (file size {size})",
             )
         tensors[name] = (tag, tuple(shape), begin, end)
@@ -444,13 +555,14 @@ def _read_header(path: Path, f) -> _Header:
             if previous is not None and begin == tensors[previous][2] and end > begin:
                 raise _fail(
                     path,
-                    f"corrupt header: tensors {previous!r} and {name!r} share bytes {begin}..{end} "
+                    f"corrupt header: tensors {_shown(previous)} and {_shown(name)} share bytes "
+                    f"{begin}..{end} "
                     "of the data section; safetensors does not allow shared storage (a tied "
                     "weight is stored once and its other name recorded in the metadata)",
                 )
             raise _fail(
                 path,
-                f"corrupt header: tensor {name!r} starts at byte {begin} of the data section, "
+                f"corrupt header: tensor {_shown(name)} starts at byte {begin} of the data section, "
                 f"expected {position} (tensors overlap or leave a gap)",
             )
         position, previous = end, name
@@ -461,6 +573,20 @@ def _read_header(path: Path, f) -> _Header:
             f"(the data section should be {position} bytes)",
         )
     return _Header(tensors, metadata, 8 + n, size)
+
+
+def _check_array_shape(path: Path, shown: str, shape: list[int], tag: str) -> None:
+    """Refuse a shape no NumPy array can have, before anything computes with or prints it."""
+    if len(shape) > _MAX_DIMS:
+        raise _fail(path, f"corrupt header: tensor {shown} has {len(shape)} dimensions; NumPy "
+                          f"allows at most {_MAX_DIMS}")
+    # NumPy bounds the product of the non-zero dimensions times the item size, so a shape with a
+    # zero in it (0 bytes, which the byte count accepts) can still be one np.empty refuses.
+    if any(d > _MAX_ARRAY_BYTES for d in shape) or (
+        math.prod(d for d in shape if d) * _array_itemsize(tag, widen=True) > _MAX_ARRAY_BYTES
+    ):
+        raise _fail(path, f"corrupt header: tensor {shown} has shape {_shown(tuple(shape))}, "
+                          f"more elements than an array can hold ({_MAX_ARRAY_BYTES:,} bytes at most)")
 
 
 def _check_format_version(path: Path, metadata: Mapping[str, Any]) -> None:
@@ -486,7 +612,7 @@ def _aliases(path: Path, header: _Header) -> dict[str, str]:
     if ALIASES_KEY not in raw:
         return {}
     try:
-        aliases = json.loads(raw[ALIASES_KEY])
+        aliases = json.loads(raw[ALIASES_KEY], parse_int=_bounded_int)
     except (ValueError, RecursionError):
         aliases = None
     if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
@@ -494,9 +620,9 @@ def _aliases(path: Path, header: _Header) -> dict[str, str]:
                           f"got {raw[ALIASES_KEY][:60]!r}")
     for alias, target in aliases.items():
         if alias in header.tensors:
-            raise _fail(path, f"corrupt metadata: alias {alias!r} is also a stored tensor")
+            raise _fail(path, f"corrupt metadata: alias {_shown(alias)} is also a stored tensor")
         if target not in header.tensors:
-            raise _fail(path, f"corrupt metadata: alias {alias!r} names tensor {target!r}, "
+            raise _fail(path, f"corrupt metadata: alias {_shown(alias)} names tensor {_shown(target)}, "
                               "which the file does not hold")
     return aliases
 
@@ -520,10 +646,34 @@ def _selected(path: Path, header: _Header, aliases: Mapping[str, str], keys: Any
     missing = [name for name in names if name not in header.tensors and name not in aliases]
     if missing:
         held = [*header.tensors, *aliases]
-        shown = ", ".join(map(repr, held[:8])) + (", ..." if len(held) > 8 else "")
+        shown = ", ".join(map(_shown, held[:8])) + (", ..." if len(held) > 8 else "")
         raise _fail(path, f"no tensor named {', '.join(map(repr, missing))} (the file holds "
                           f"{len(held)}: {shown})")
     return names
+
+
+def _check_memory(path: Path, header: _Header, stored: list[str], bf16: str, f8: str) -> None:
+    """Refuse, before allocating anything, tensors larger than this machine's RAM and swap.
+
+    A header can declare any size its file holds, and a sparse file holds a terabyte in no disk
+    space: np.empty would raise a bare MemoryError, or under overcommit succeed and then read
+    and page in the whole terabyte.
+    """
+    limit = _memory_limit()
+    if limit is None:
+        return
+    total = 0
+    for name in stored:
+        tag, shape, _, _ = header.tensors[name]
+        nbytes = math.prod(shape) * _array_itemsize(tag, (bf16 if tag == "BF16" else f8) == "float32")
+        if nbytes > limit:
+            raise _fail(path, f"tensor {_shown(name)} of shape {shape} needs {nbytes:,} bytes in memory, "
+                              f"more than this machine's memory ({limit:,} bytes of RAM and swap)")
+        total += nbytes
+    if total > limit:
+        raise _fail(path, f"the {len(stored)} tensors to load need {total:,} bytes in memory, more "
+                          f"than this machine's memory ({limit:,} bytes of RAM and swap); read "
+                          "fewer at a time with keys=")
 
 
 def _read_into(f, path: Path, name: str, out: np.ndarray) -> None:
@@ -532,7 +682,7 @@ def _read_into(f, path: Path, name: str, out: np.ndarray) -> None:
     while view.nbytes:
         got = f.readinto(view)
         if not got:
-            raise _fail(path, f"truncated file: the data of tensor {name!r} ends early "
+            raise _fail(path, f"truncated file: the data of tensor {_shown(name)} ends early "
                               "(the file changed while it was being read)")
         view = view[got:]
     if _BIG_ENDIAN_HOST and out.dtype.itemsize > 1:
@@ -569,12 +719,12 @@ def _read_tensor(f, path: Path, header: _Header, name: str, bf16: str, f8: str) 
     elif kind.numpy is not None:
         array = np.empty(shape, kind.numpy)
     else:
-        raise _fail(path, f"tensor {name!r} has dtype {tag} ({kind.name}, {kind.bits} bits per "
+        raise _fail(path, f"tensor {_shown(name)} has dtype {tag} ({kind.name}, {kind.bits} bits per "
                           "element, packed), which TinyTorch cannot load; inspect() and "
                           "tensor_shapes() read its shape")
     _read_into(f, path, name, array)
     if tag == "BOOL" and array.size and array.view(np.uint8).max() > 1:
-        raise _fail(path, f"corrupt data: BOOL tensor {name!r} holds bytes other than 0 and 1")
+        raise _fail(path, f"corrupt data: BOOL tensor {_shown(name)} holds bytes other than 0 and 1")
     return array
 
 
@@ -612,7 +762,11 @@ def load(
             is opened, so a FIFO never blocks the call).
         CheckpointError: the file is truncated, not a safetensors file, or corrupt, a key in
             ``keys`` is not in it, or a tensor has a dtype NumPy cannot hold even widened (the
-            4- and 6-bit floats); the message names the file, the tensor and what is wrong.
+            4- and 6-bit floats); the header declares what no array can be (more dimensions or
+            elements than NumPy allows, numbers over 4,300 digits, JSON nested over 64 levels);
+            or the tensors to load need more memory than the machine's RAM and swap (checked
+            before anything is allocated). The message names the file, the tensor and what is
+            wrong.
         ValueError: ``bf16`` or ``f8`` is not ``"float32"`` or ``"raw"``.
         TypeError: ``keys`` is not an iterable of strings.
 
@@ -635,9 +789,11 @@ def load(
         metadata = _decode_metadata(header.metadata, path)
         _check_format_version(path, metadata)
         aliases = _aliases(path, header)
+        names = _selected(path, header, aliases, keys)
+        _check_memory(path, header, list(dict.fromkeys(aliases.get(n, n) for n in names)), bf16, f8)
         state: dict[str, np.ndarray] = {}
         arrays: dict[str, np.ndarray] = {}
-        for name in _selected(path, header, aliases, keys):
+        for name in names:
             stored = aliases.get(name, name)
             if stored not in arrays:
                 arrays[stored] = _read_tensor(f, path, header, stored, bf16, f8)
@@ -653,6 +809,10 @@ def load_metadata(path: PathLike) -> dict[str, Any]:
 
     Args:
         path: the file.
+
+    Raises:
+        NotRegularFileError: ``path`` is a directory, device, FIFO or socket.
+        CheckpointError: the file is not a valid safetensors file (the message names it).
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
@@ -675,6 +835,10 @@ def tensor_shapes(path: PathLike) -> dict[str, tuple[int, ...]]:
 
     Args:
         path: the file.
+
+    Raises:
+        NotRegularFileError: ``path`` is a directory, device, FIFO or socket.
+        CheckpointError: the file is not a valid safetensors file (the message names it).
 
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.safetensors"
