@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 from tinytorch.core.checks import is_int
 
+from .._jsonfile import read_json
+
 FORMAT = "tinytorch.tokenizer"
 VERSION = 2
 READS_VERSIONS = (1, 2)
@@ -233,16 +235,7 @@ class Tokenizer:
         >>> tmp.cleanup()
         """
         path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise TokenizerError(f"{path} is not a tokenizer file (not valid JSON: {e})") from e
-        except RecursionError:
-            raise TokenizerError(
-                f"{path} is not a tokenizer file (its JSON is nested too deeply to read)"
-            ) from None
+        d = read_json(path, TokenizerError)
         tok = Tokenizer.from_dict(d, source=str(path))
         if cls is not Tokenizer and not isinstance(tok, cls):
             raise TokenizerError(f"{path} holds a {type(tok).__name__}, not a {cls.__name__}")

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 from pathlib import Path
 
 from tinytorch.core.checks import is_int
 
+from .._jsonfile import MAX_INT_DIGITS, read_json
 from .base import TokenizerError
 from .bpe import _bpe
 
@@ -71,12 +71,7 @@ def _gpt2_paths(encoder_json: object, vocab_bpe: object) -> tuple[Path, Path]:
 
 
 def _read_encoder(path: Path) -> dict[str, int]:
-    try:
-        encoder = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TokenizerError(f"{path} line {e.lineno} column {e.colno}: not valid JSON ({e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise TokenizerError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    encoder = read_json(path, TokenizerError)
     if not isinstance(encoder, dict):
         raise TokenizerError(f"{path}: expected a JSON object of token -> id, got a {type(encoder).__name__}")
     token_of_id: dict[int, str] = {}
@@ -149,7 +144,23 @@ def read_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
         raise TokenizerError(f"{encoder_path}: the ids after the 256 bytes and {len(merges)} merges of "
                              f"{merges_path} must be {first}, {first + 1}, ... (special tokens), got "
                              f"{[i for i, _ in specials][:5]}")
+    _refuse_missing_merges(encoder_path, merges_path, encoder, first, specials)
     return byte_order, merges, [token for _, token in specials]
+
+
+def _refuse_missing_merges(encoder_path: Path, merges_path: Path, encoder: dict[str, int], first: int,
+                           specials: list[tuple[int, str]]) -> None:
+    """A token after the merges that is two lower tokens joined is a merge the merges file lacks
+    (it was cut short): it would become a "special token", which text never encodes to."""
+    regular = {token for token, i in encoder.items() if i < first}
+    for i, token in specials:
+        cut = next((c for c in range(1, len(token)) if token[:c] in regular and token[c:] in regular), None)
+        if cut is not None:
+            raise TokenizerError(
+                f"{merges_path} holds {first - 256} merges, but {encoder_path} has {len(specials)} tokens "
+                f"after them, and token {i} {token!r} is {token[:cut]!r} + {token[cut:]!r}, a merge "
+                f"{merges_path.name} lacks: is {merges_path.name} cut short?"
+            )
 
 
 def read_tiktoken_file(path: str | os.PathLike) -> tuple[list[int], list[tuple[int, int]]]:
@@ -183,6 +194,9 @@ def read_tiktoken_file(path: str | os.PathLike) -> tuple[list[int], list[tuple[i
             parts = raw.split()
             if len(parts) != 2 or not parts[1].isdigit():
                 raise TokenizerError(f"{path} line {lineno}: expected 'base64 rank', got {raw[:60]!r}")
+            if len(parts[1]) > MAX_INT_DIGITS:
+                raise TokenizerError(f"{path} line {lineno}: the rank is a {len(parts[1])}-digit number; "
+                                     "ranks count the lines")
             try:
                 token = base64.b64decode(parts[0], validate=True)
             except binascii.Error as e:
