@@ -40,6 +40,8 @@ import numpy as np
 
 from tinytorch.core import io
 
+from ._jsonfile import read_json
+from .checkpoint_checks import expected_state_shapes
 from .model import ACTIVATIONS, GPTConfig, TinyGPT
 
 CONFIG_NAME = "config.json"
@@ -62,6 +64,13 @@ _HF_DEFAULTS = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_laye
                 "n_inner": None, "activation_function": "gelu_new", "resid_pdrop": 0.1,
                 "embd_pdrop": 0.1, "attn_pdrop": 0.1, "layer_norm_epsilon": 1e-5,
                 "tie_word_embeddings": True}
+# The JSON type each of those keys must have: a string "false" must not tie an untied model.
+_HF_TYPES = {"vocab_size": "int", "n_positions": "int", "n_embd": "int", "n_layer": "int", "n_head": "int",
+             "n_inner": "int?", "activation_function": "str", "resid_pdrop": "number", "embd_pdrop": "number",
+             "attn_pdrop": "number", "layer_norm_epsilon": "number", "tie_word_embeddings": "bool",
+             "model_type": "str"}
+_TYPE_NAMES = {"int": "an integer", "int?": "an integer or null", "str": "a string", "number": "a number",
+               "bool": "true or false"}
 
 # TinyGPT's name for each tensor of a GPT-2 block: transformer.h.N.<key> -> blocks.N.<value>.
 BLOCK_NAMES = {"ln_1": "ln1", "ln_2": "ln2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
@@ -97,6 +106,7 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> GPTConfig
     """
     if not isinstance(hf, dict):
         raise TypeError(f"{source}: expected a JSON object, got {type(hf).__name__}")
+    _check_config_types(hf, source)
     model_type = hf.get("model_type", "gpt2")
     if model_type != "gpt2":
         raise ValueError(f"{source}: model_type must be 'gpt2', got {model_type!r}")
@@ -111,12 +121,58 @@ def config_from_hf(hf: dict[str, Any], source: str = "config.json") -> GPTConfig
     try:
         return GPTConfig(vocab_size=c["vocab_size"], d_model=c["n_embd"], num_heads=c["n_head"],
                          num_layers=c["n_layer"], max_seq_len=c["n_positions"], dropout=c["resid_pdrop"],
-                         bias=True, positional="learned", tie_weights=bool(c["tie_word_embeddings"]),
+                         bias=True, positional="learned", tie_weights=c["tie_word_embeddings"],
                          d_ff=c["n_inner"], activation=c["activation_function"],
                          layer_norm_eps=c["layer_norm_epsilon"], embd_pdrop=c["embd_pdrop"],
                          attn_pdrop=c["attn_pdrop"], resid_pdrop=c["resid_pdrop"])
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from None
+
+
+def _check_config_types(hf: dict[str, Any], source: str) -> None:
+    """Every key TinyGPT reads must have its JSON type (booleans are not integers or numbers)."""
+    wrong = []
+    for key, kind in _HF_TYPES.items():
+        if key not in hf:
+            continue
+        value = hf[key]
+        if kind == "int?" and value is None:
+            continue
+        ok = {"int": isinstance(value, int), "int?": isinstance(value, int), "str": isinstance(value, str),
+              "number": isinstance(value, (int, float)), "bool": isinstance(value, bool)}[kind]
+        if not ok or (kind != "bool" and isinstance(value, bool)):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            wrong.append(f"{key} must be {_TYPE_NAMES[kind]}, got {shown}")
+    if wrong:
+        raise ValueError(f"{source}: " + "; ".join(wrong))
+
+
+def read_config(directory: Path) -> GPTConfig:
+    """The `GPTConfig` of ``directory/config.json``; every error names the file.
+
+    Args:
+        directory: a Hugging Face GPT-2 directory.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        FileNotFoundError: there is no ``config.json``.
+        ValueError: not JSON (or nested too deeply), a key of the wrong type, or a setting
+            TinyGPT does not implement.
+
+    >>> import tempfile, json
+    >>> directory = Path(tempfile.mkdtemp())
+    >>> _ = (directory / "config.json").write_text(json.dumps({"n_layer": 2, "tie_word_embeddings": "false"}))
+    >>> read_config(directory)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../config.json: tie_word_embeddings must be true or false, got 'false'
+    """
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise FileNotFoundError(f"from_pretrained: {directory} has no {CONFIG_NAME}")
+    return config_from_hf(read_json(config_path), str(config_path))
 
 
 def config_to_hf(config: GPTConfig) -> dict[str, Any]:
@@ -254,11 +310,14 @@ def _weight_files(directory: Path) -> list[Path]:
     if single.is_file():
         return [single]
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise io.CheckpointError(f"{index}: not a safetensors index (expected a 'weight_map' object)") from None
+        weight_map = read_json(index, io.CheckpointError)
+        weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(s, str) for s in weight_map.values()):
+            raise io.CheckpointError(f"{index}: not a safetensors index (expected a 'weight_map' object "
+                                     "of tensor name -> file name)")
+        shards = sorted(set(weight_map.values()))
+        for shard in shards:
+            _check_shard_name(index, shard)
         missing = [s for s in shards if not (directory / s).is_file()]
         if missing:
             raise FileNotFoundError(f"{index}: names shards that are not in {directory}: {missing}")
@@ -266,6 +325,44 @@ def _weight_files(directory: Path) -> list[Path]:
     others = sorted(p.name for p in directory.glob("*.bin")) + sorted(p.name for p in directory.glob("*.h5"))
     hint = f" (found {others}: TinyTorch reads safetensors only, never pickles)" if others else ""
     raise FileNotFoundError(f"from_pretrained: {directory} has neither {WEIGHTS_NAME} nor {INDEX_NAME}{hint}")
+
+
+def _check_shard_name(index: Path, shard: str) -> None:
+    """A shard must be a file of the model directory (or below it): a name that leaves it
+    (``../x``, an absolute path) would read weights from anywhere. Symbolic links inside the
+    directory stay allowed, since the Hugging Face cache is made of them."""
+    parts = re.split(r"[/\\]", shard)
+    if not shard or os.path.isabs(shard) or re.match(r"[A-Za-z]:", shard) or ".." in parts:
+        raise io.CheckpointError(
+            f"{index}: its weight_map names the file {shard!r}, which is outside the model directory; "
+            "shards must be named relative to it"
+        )
+
+
+def _listing(names: list[str], first: int = 5) -> str:
+    """The first few of ``names`` and how many there are: an error stays a line long."""
+    shown = ", ".join(repr(n) for n in names[:first])
+    return f"{shown} and {len(names) - first} more ({len(names)} in all)" if len(names) > first else shown
+
+
+def _check_layer_count(config: GPTConfig, stored_names: list[str], config_path: Path) -> None:
+    """The config must not ask for more layers than the weights hold: checked from the names
+    alone, before the expected shapes of every layer are listed (n_layer 20,000 took 17 s and
+    713 MB before failing)."""
+    layers = {int(m[1]) for name in stored_names if (m := re.match(r"transformer\.h\.(\d+)\.", name))}
+    stored = max(layers) + 1 if layers else 0
+    if config.num_layers > stored:
+        raise io.CheckpointError(
+            f"{config_path}: n_layer is {config.num_layers}, but the weights hold {stored} layers; was "
+            "the config edited?"
+        )
+
+
+def _check_finite(array: np.ndarray, hf_name: str, file: Path) -> None:
+    """A NaN or infinity in a weight turns every output into NaN (GPT-2 then prints '!!!!')."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise io.CheckpointError(f"{file}: tensor {hf_name!r} holds {bad} non-finite values (NaN or infinity)")
 
 
 #: What a caller may change of a pretrained config (nanoGPT's ``override_args``): the dropouts,
@@ -301,14 +398,7 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
     True
     """
     directory = resolve(path_or_name)
-    config_path = directory / CONFIG_NAME
-    if not config_path.is_file():
-        raise FileNotFoundError(f"from_pretrained: {directory} has no {CONFIG_NAME}")
-    try:
-        hf_config = json.loads(config_path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{config_path}: not valid JSON ({e})") from None
-    config = config_from_hf(hf_config, str(config_path))
+    config = read_config(directory)
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
         raise ValueError(f"from_pretrained: cannot override {unknown}; only {list(OVERRIDABLE)} (the rest is "
@@ -316,17 +406,19 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
     if "dropout" in overrides:  # one probability for every site, unless a site is also given
         overrides = {"embd_pdrop": None, "attn_pdrop": None, "resid_pdrop": None, **overrides}
     config = GPTConfig.from_dict({**config.to_dict(), **overrides})
-    model = TinyGPT.from_config(config, init_weights=False)  # np.empty, never touched: no memory
-    params = dict(model.named_parameters())
+    # Check every name and shape from the headers alone, before building the model, then read
+    # one tensor at a time: the memory needed is the model's, plus the tensor being placed.
+    headers = {file: io.tensor_shapes(file) for file in _weight_files(directory)}
+    _check_layer_count(config, [_full_hf_name(n) for shapes in headers.values() for n in shapes],
+                       directory / CONFIG_NAME)
+    expected = expected_state_shapes(config)
     tinygpt_name = {hf: ours for ours, hf in hf_names(config).items()}
     if config.tie_weights:  # the head is the embedding: a stored copy is not read
         del tinygpt_name["lm_head.weight"]
-    # Check every name and shape from the headers alone, then read one tensor at a time: the
-    # memory needed is the model's, plus the tensor being placed.
     plan: list[tuple[Path, str, str]] = []
-    for file in _weight_files(directory):
+    for file, shapes in headers.items():
         problems = []
-        for stored, shape in io.tensor_shapes(file).items():
+        for stored, shape in shapes.items():
             hf_name = _full_hf_name(stored)
             name = tinygpt_name.get(hf_name)
             if _MASK_BUFFER.fullmatch(stored) or (name is None and hf_name == "lm_head.weight"):
@@ -334,19 +426,23 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
             if name is None:
                 problems.append(f"unexpected tensor {stored!r} (a GPT-2 of {config.num_layers} layers has no such name)")
                 continue
-            needed = params[name].shape[::-1] if hf_name.endswith(TRANSPOSED) else params[name].shape
+            needed = expected[name][::-1] if hf_name.endswith(TRANSPOSED) else expected[name]
             if tuple(shape) != needed:
                 problems.append(f"{stored!r} has shape {tuple(shape)}, the config needs {needed}")
                 continue
             plan.append((file, stored, name))
         if problems:
-            raise io.CheckpointError(f"{file}: " + "; ".join(problems))
+            more = f"; and {len(problems) - 5} more problems" if len(problems) > 5 else ""
+            raise io.CheckpointError(f"{file}: " + "; ".join(problems[:5]) + more)
     missing = sorted(set(tinygpt_name.values()) - {name for _, _, name in plan})
     if missing:
         hf_of = hf_names(config)
-        raise io.CheckpointError(f"{directory}: missing tensors {[hf_of[n] for n in missing]}")
+        raise io.CheckpointError(f"{directory}: missing tensors [{_listing([hf_of[n] for n in missing])}]")
+    model = TinyGPT.from_config(config, init_weights=False)  # np.empty, never touched: no memory
+    params = dict(model.named_parameters())
     for file, stored, name in plan:
         array = io.load(file, keys=[stored])[0][stored]
+        _check_finite(array, stored, file)
         params[name].data = _decode_layout(array, _full_hf_name(stored).endswith(TRANSPOSED),
                                            name == "wte.weight" and config.tie_weights)
     return model.eval()
@@ -404,5 +500,5 @@ def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
     io.write_atomic(directory / CONFIG_NAME, (json.dumps(hf_config, indent=2) + "\n").encode(), "config")
 
 
-__all__ = ["from_pretrained", "save_pretrained", "config_from_hf", "config_to_hf", "hf_names", "resolve",
-           "UNSUPPORTED", "BLOCK_NAMES", "TRANSPOSED"]
+__all__ = ["from_pretrained", "save_pretrained", "config_from_hf", "config_to_hf", "hf_names", "read_config",
+           "resolve", "UNSUPPORTED", "BLOCK_NAMES", "TRANSPOSED"]
