@@ -29,6 +29,70 @@ def _read_text(path: str | None) -> tuple[str, str]:
         raise ValueError(f"--text {path} is not UTF-8 text: {e}") from None
 
 
+class WholeNumber(click.IntRange):
+    """A ``click.IntRange`` that also reads a whole number in exponent notation (``1e6``), so a
+    size written that way reaches the memory checks (`_check_training_fits`) instead of failing
+    as "not a valid integer"."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and any(c in value for c in ".eE"):
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                number = Decimal(value)
+            except InvalidOperation:
+                number = None
+            if number is not None and number.is_finite() and number == number.to_integral_value():
+                if number.adjusted() > 30:  # more than 10**30: nothing of that size fits anywhere
+                    self.fail(f"{value} is far larger than any memory", param, ctx)
+                value = int(number)
+        return super().convert(value, param, ctx)
+
+
+def _check_training_fits(ctx, tokenizer_kind: str, settings: dict[str, int]) -> None:
+    """Refuse, before any work, a model too large to train in this machine's memory, naming
+    the option typed on the command line and the largest value of it that fits (`_memory`)."""
+    from ._memory import format_bytes, largest_fitting, physical_memory_bytes, training_bytes
+
+    memory = physical_memory_bytes()
+    if memory is None:
+        return
+    # a lower bound: BPE has at least its 256 byte ids; a char or word vocabulary at least 1 id
+    settings = {**settings, "vocab_size": settings["vocab_size"] or (512 if tokenizer_kind == "bpe" else 1)}
+
+    def needs(**values: int) -> int:
+        return training_bytes(values["vocab_size"], values["d_model"], values["heads"], values["layers"],
+                              values["context"], values["batch_size"])
+
+    total = needs(**settings)
+    if total <= memory:
+        return
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    for name, value in settings.items():
+        if not given_on_command_line(ctx, name):
+            continue
+        largest = largest_fitting(lambda n, name=name: needs(**{**settings, name: n}), value, memory)
+        if largest < value:
+            fits = (f"the largest {flags[name]} that fits with the other settings is {largest:,}" if largest
+                    else f"even {flags[name]} 1 does not fit with the other settings")
+            raise click.BadParameter(
+                f"{value:,} needs at least {format_bytes(total)} to train (weights, gradients, AdamW state "
+                f"and one step's activations), more than this machine's {format_bytes(memory)}; {fits}",
+                param_hint=flags[name])
+
+
+def _check_generation_fits(tokens: int, option: str) -> None:
+    """Refuse, before any work, more generated tokens than this machine's memory can hold."""
+    from ._memory import GENERATED_TOKEN_BYTES, format_bytes, physical_memory_bytes
+
+    memory = physical_memory_bytes()
+    if memory is not None and tokens * GENERATED_TOKEN_BYTES > memory:
+        raise click.BadParameter(
+            f"{tokens:,} tokens need at least {format_bytes(tokens * GENERATED_TOKEN_BYTES)} "
+            f"({GENERATED_TOKEN_BYTES} bytes each), more than this machine's {format_bytes(memory)}; "
+            f"the largest {option} that fits is {memory // GENERATED_TOKEN_BYTES:,}", param_hint=option)
+
+
 def _make_tokenizer(kind: str, vocab_size: int | None):
     from .tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 
@@ -69,14 +133,14 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
               help="UTF-8 training text (default: the packaged Tiny Shakespeare).")
 @click.option("--tokenizer", "tokenizer_kind", type=click.Choice(["char", "word", "bpe"]), default="char",
               show_default=True)
-@click.option("--vocab-size", type=click.IntRange(min=2), help="BPE/word vocabulary size (BPE default 512).")
-@click.option("--d-model", type=click.IntRange(min=1), help="Width [recipe: 128 for budgets <= 10 min, else 256].")
-@click.option("--heads", type=click.IntRange(min=1), help="Attention heads [recipe: 4 or 8].")
-@click.option("--layers", type=click.IntRange(min=1), help="Transformer blocks [recipe: 4].")
-@click.option("--context", type=click.IntRange(min=1),
+@click.option("--vocab-size", type=WholeNumber(min=2), help="BPE/word vocabulary size (BPE default 512).")
+@click.option("--d-model", type=WholeNumber(min=1), help="Width [recipe: 128 for budgets <= 10 min, else 256].")
+@click.option("--heads", type=WholeNumber(min=1), help="Attention heads [recipe: 4 or 8].")
+@click.option("--layers", type=WholeNumber(min=1), help="Transformer blocks [recipe: 4].")
+@click.option("--context", type=WholeNumber(min=1),
               help="Context length (max_seq_len and training sequence length) [recipe: 64 or 128].")
 @click.option("--dropout", default=0.0, show_default=True, type=FiniteFloat(0, 1, max_open=True))
-@click.option("--batch-size", type=click.IntRange(min=1), help="Sequences per step [recipe: 12 or 16].")
+@click.option("--batch-size", type=WholeNumber(min=1), help="Sequences per step [recipe: 12 or 16].")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Peak learning rate [recipe: 3e-3 or 1e-3].")
 @click.option("--warmup", type=click.IntRange(min=0),
               help="Warmup steps [default: 5% of the run, which scales with a time budget].")
@@ -107,7 +171,7 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
 @click.option("--nproc", default="1", show_default=True,
               help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
                    "takes batch-size/N sequences of every batch and one BLAS thread.")
-@click.option("--sample", default=200, show_default=True, type=click.IntRange(min=0),
+@click.option("--sample", default=200, show_default=True, type=WholeNumber(min=0),
               help="Characters/tokens to generate after training (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
 @click.pass_context
@@ -139,6 +203,12 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         _refuse_with(ctx, "--init-from", resume=resume, **architecture)
     elif tokenizer_from is not None:
         raise click.UsageError("--tokenizer-from needs --init-from (a scratch run trains its own tokenizer)")
+    if init_from is None and resume is None:
+        given = {"layers": layers, "d_model": d_model, "context": context, "batch_size": batch_size, "heads": heads}
+        recipe = _recipe(time_budget)[1]
+        _check_training_fits(ctx, tokenizer_kind, {**{k: v if v is not None else recipe[k] for k, v in given.items()},
+                                                   "vocab_size": vocab_size})
+    _check_generation_fits(sample, "--sample")
     default_batch = (FINETUNE_RECIPE if init_from is not None else _recipe(time_budget)[1])["batch_size"]
     relaunch_on_ranks(ctx, nproc, ("language", "train"),
                       batch_size if batch_size is not None or resume else default_batch, "sequences")
@@ -315,7 +385,7 @@ def _report(result: dict, elapsed: float, resume: str | None) -> None:
               help="With --pretrained: GPT-2's tokenizer files (a directory) or a saved tokenizer file "
                    "[default: the --pretrained directory's vocab.json and merges.txt].")
 @click.option("--prompt", default="", show_default=True, help="Text to continue (cropped to the context).")
-@click.option("--max-length", default=500, show_default=True, type=click.IntRange(min=0),
+@click.option("--max-length", default=500, show_default=True, type=WholeNumber(min=0),
               help="Tokens to generate.")
 @click.option("--temperature", default=0.8, show_default=True, type=FiniteFloat(min=0))
 @click.option("--top-k", type=click.IntRange(min=1))
@@ -337,6 +407,7 @@ def generate(checkpoint, pretrained, tokenizer_path, prompt, max_length, tempera
                                "(a Hugging Face GPT-2 directory or name)")
     if checkpoint is not None and tokenizer_path is not None:
         raise click.UsageError("--tokenizer goes with --pretrained: a checkpoint holds its own tokenizer")
+    _check_generation_fits(max_length, "--max-length")
     if checkpoint is not None:
         model, tokenizer, _ = load_checkpoint(checkpoint)
     else:
@@ -357,7 +428,7 @@ def generate(checkpoint, pretrained, tokenizer_path, prompt, max_length, tempera
               help="UTF-8 text (default: the packaged Tiny Shakespeare).")
 @click.option("--tokenizer", "tokenizer_kind", type=click.Choice(["char", "word", "bpe"]), default="bpe",
               show_default=True, help="Tokenizer to train (ignored with --load).")
-@click.option("--vocab-size", type=click.IntRange(min=2), help="BPE (default 512) or word vocabulary size.")
+@click.option("--vocab-size", type=WholeNumber(min=2), help="BPE (default 512) or word vocabulary size.")
 @click.option("--load", "load_path", type=click.Path(exists=True, dir_okay=False),
               help="Apply this saved tokenizer instead of training one.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), help="Save the trained tokenizer here.")
