@@ -4,10 +4,12 @@ Both are built from the same files ($TINYTORCH_DATA/gpt2: encoder.json + vocab.b
 through ``data_gym_to_mergeable_bpe_ranks`` with the checksums it uses for its download, so no
 network is needed). Reports whether the ids are identical on all of Tiny Shakespeare, on a
 multilingual sample and on random strings, and the encode throughput of both (median of
-repeats; TinyTorch cold = its piece cache emptied before each run, warm = kept).
+repeats; TinyTorch cold = its piece cache emptied before each run, warm = kept). A hostile case
+too: N random letters without a space are one pre-split piece, which the old merge loop took
+O(N²) for (40,000 letters: > 15 s, 100,000: 58 s); ``long_piece`` gives both encoders' times.
 tiktoken runs in the interpreter named by TINYTORCH_REFERENCE_PYTHON; unset, that half is skipped.
 
-Usage: uv run python benchmarks/tokenizer_gpt2.py [--repeats N] [--random N]
+Usage: uv run python benchmarks/tokenizer_gpt2.py [--repeats N] [--random N] [--long 10000,40000,100000]
        uv run python benchmarks/tokenizer_gpt2.py --print-expected   # the literals of the tests
 """
 
@@ -59,8 +61,15 @@ shakespeare = enc.encode_ordinary(texts["shakespeare"])
 times = []
 for _ in range(repeats):
     start = time.perf_counter(); enc.encode_ordinary(texts["shakespeare"]); times.append(time.perf_counter() - start)
+long_piece = {}
+for text in texts["long"]:
+    long_times = []
+    for _ in range(3):
+        start = time.perf_counter(); ids = enc.encode_ordinary(text); long_times.append(time.perf_counter() - start)
+    long_piece[str(len(text))] = {"seconds": statistics.median(long_times), "ids": ids}
 print(json.dumps({
     "tiktoken": tiktoken.__version__,
+    "long_piece": long_piece,
     "shakespeare": shakespeare,
     "samples": {k: enc.encode_ordinary(v) for k, v in texts["samples"].items()},
     "allowed": enc.encode(texts["allowed"], allowed_special="all"),
@@ -102,12 +111,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--random", type=int, default=20000, help="random strings to compare")
+    parser.add_argument("--long", default="10000,40000,100000",
+                        help="lengths of the random-letter strings without a space (one piece each)")
     parser.add_argument("--print-expected", action="store_true",
                         help="print tiktoken's ids of SAMPLES and Shakespeare's digest as Python literals")
     args = parser.parse_args()
     data = Path(os.environ.get("TINYTORCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     shakespeare = (data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
     randoms = random_texts(args.random)
+    letters = random.Random(1)
+    longs = ["".join(letters.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(int(n)))
+             for n in args.long.split(",") if n]
 
     start = time.perf_counter()
     tok = BPETokenizer.from_gpt2(data / "gpt2")
@@ -122,9 +136,16 @@ def main() -> None:
               "load_s": load_s, "shakespeare_tokens": len(ours), "shakespeare_sha256": digest(ours),
               "tinytorch_encode_cold_s": median_time(cold, repeats=args.repeats, warmup=1),
               "tinytorch_encode_warm_s": median_time(lambda: tok.encode(shakespeare), repeats=args.repeats)}
+    long_ids = {}
+    result["long_piece"] = {}
+    for text in longs:
+        long_ids[str(len(text))] = tok.encode(text)
+        result["long_piece"][str(len(text))] = {
+            "tinytorch_s": median_time(lambda text=text: tok.encode(text), repeats=3, warmup=0)}
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
-        json.dump({"shakespeare": shakespeare, "samples": SAMPLES, "allowed": ALLOWED, "random": randoms}, f)
+        json.dump({"shakespeare": shakespeare, "samples": SAMPLES, "allowed": ALLOWED, "random": randoms,
+                   "long": longs}, f)
     try:
         ref = run_reference(REFERENCE.replace("sys.argv[1], sys.argv[2], int(sys.argv[3])",
                                               f"{str(data / 'gpt2')!r}, {f.name!r}, {args.repeats}"))
@@ -158,6 +179,10 @@ def main() -> None:
         "tiktoken_encode_s": ref["encode_s"],
     }
     result["tinytorch_over_tiktoken_time_cold"] = result["tinytorch_encode_cold_s"] / ref["encode_s"]
+    for n, theirs in ref["long_piece"].items():
+        ours_long = result["long_piece"][n]
+        ours_long.update({"tiktoken_s": theirs["seconds"], "identical": long_ids[n] == theirs["ids"],
+                          "tinytorch_over_tiktoken": ours_long["tinytorch_s"] / theirs["seconds"]})
     emit("tokenizer_gpt2", result)
 
 
