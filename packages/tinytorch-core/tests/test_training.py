@@ -164,14 +164,41 @@ def test_time_budget_covers_the_final_evaluation_and_scales_the_schedule(monkeyp
     assert max(r["lr"] for r in history.steps) == pytest.approx(1.0, rel=0.01)
 
 
+def test_time_budget_keeps_room_for_a_final_evaluation_over_all_validation_batches(monkeypatch):
+    # Periodic evaluations read 1 batch (eval_batches=1), the final one all 10. Every forward
+    # costs 1 fake second, so the final evaluation takes 10 s: with a budget of 20 s the last
+    # step may start only while 1 s (the step) + 11 s (10 batches, 10% margin) still fit.
+    # A reserve sized for eval_batches (1.1 s) would run steps until ~18 s and end at ~28 s.
+    clock = FakeClock()
+    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
+    manual_seed(0)
+    model = SlowModel(clock, cost=1.0)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
+    train = loader(batch_size=4)  # 32 steps in the epoch: the budget, not the data, ends the run
+    val = DataLoader(TensorDataset(*blobs(40)), batch_size=4)  # 10 validation batches
+    start = clock.now
+    history = trainer.fit(train, epochs=1, time_budget=20.0, val_data=val, eval_batches=1)
+    elapsed = clock.now - start
+    assert history.stop_reason == "budget"
+    assert elapsed <= 20.0
+    # 2 s timing two validation batches, 7 steps (the 8th would start at 9 s: 9 + 1 + 11 > 20),
+    # then the final evaluation over all 10 batches.
+    assert trainer.global_step == 7 and elapsed == 2 + 7 + 10
+    assert history.evals[-1]["step"] == 7 and "val_loss" in history.evals[-1]
+
+
 def test_a_constant_schedule_is_not_what_the_scheduler_gives():
     trainer = make_trainer()
     sched = WarmupCosineLR(trainer.optimizer, total_steps=16, warmup_steps=4, min_lr_ratio=0.0)
     trainer.scheduler = sched
     history = trainer.fit(loader(), epochs=2)
     lrs = [r["lr"] for r in history.steps]
-    expected = [0.05 * sched.factor(t) for t in range(16)]
-    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+    # The closed form (not the scheduler's own factor()): a linear warmup to the base rate 0.05
+    # over steps 0..3, then the cosine from 0.05 down towards 0 over the 12 remaining steps.
+    warmup = [0.01, 0.02, 0.03, 0.04]
+    cosine = [0.05 * (1 + math.cos(math.pi * k / 12)) / 2 for k in range(12)]
+    np.testing.assert_allclose(lrs, warmup + cosine, rtol=1e-12)
+    assert lrs[4] == 0.05 and lrs[10] == pytest.approx(0.025) and lrs[15] == pytest.approx(0.05 * 0.017037, rel=1e-4)
 
 
 def test_epoch_scheduler_steps_per_epoch():
@@ -190,6 +217,17 @@ def test_early_stopping_restores_best_weights():
     assert stopper.best_step == 8
     for k, v in trainer.model.state_dict().items():
         np.testing.assert_array_equal(v, stopper.best_state[k])
+
+
+def test_early_stopping_tolerates_exactly_patience_evaluations_without_improvement():
+    trainer = make_trainer()
+    stopper = EarlyStopping(monitor="val_loss", patience=2)
+    for step, value in enumerate([1.0, 1.5, 1.2], start=1):  # best, then 2 without improvement
+        stopper.on_eval_end(trainer, step, {"val_loss": value})
+        assert trainer.stop_reason is None, f"stopped after evaluation {step}"
+    assert stopper.wait == 2 and stopper.best == 1.0 and stopper.best_step == 1
+    stopper.on_eval_end(trainer, 4, {"val_loss": 1.0})  # equal is no improvement: the third
+    assert trainer.stop_reason == "early_stop" and "did not improve for 3 evaluations" in trainer.stop_detail
 
 
 @pytest.mark.parametrize("first_steps", [8, 5])  # at an epoch boundary and mid-epoch
@@ -215,6 +253,28 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, first_steps):
     assert resumed.history["step"][-2:] == [16, 20]
 
 
+def test_resume_restores_the_checkpoints_random_state_for_dropout(tmp_path):
+    # Dropout draws from the global generator at every step, so a resumed run matches the
+    # uninterrupted one only if the generator comes back from the checkpoint, whatever state
+    # the process is in when it loads it.
+    def dropout_trainer():
+        manual_seed(99)
+        model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+        return Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
+
+    full = dropout_trainer()
+    full.fit(loader(), max_steps=12)
+    first = dropout_trainer()
+    first.fit(loader(), max_steps=5)
+    first.save_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed = dropout_trainer()  # the generator is now at its initial state, not at step 5's
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed.fit(loader(), max_steps=12)
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[k], v, err_msg=k)
+    assert [r["loss"] for r in resumed.history.steps] == [r["loss"] for r in full.history.steps]
+
+
 def nan_gradient_loss(out, targets):
     # A finite loss whose gradient is nan: d/dx sqrt(x) at 0 is inf, times 0 is nan.
     return nn.CrossEntropyLoss()(out, targets) + ((out * 0).sum() ** 0.5) * 0
@@ -230,6 +290,22 @@ def test_nan_gradient_with_finite_loss_is_not_stepped_and_not_saved(tmp_path):
     with pytest.raises(NonFiniteLossError, match="gradient norm became nan at epoch 2, step 9"):
         trainer.fit(loader(), epochs=3)
     assert path.read_bytes() == saved and trainer.stop_reason == "non_finite"
+    for k, v in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(v, weights[k])
+
+
+def test_inf_gradient_with_finite_loss_is_not_stepped():
+    # sqrt(b) at b = 0 is 0 (a finite loss) with gradient +inf: no nan anywhere, so a check for
+    # nan alone would let SGD take the step and write -inf into the bias.
+    trainer = make_trainer()
+    bias = trainer.model[0].bias
+    bias.data[...] = 0.0
+    weights = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+    trainer.loss_fn = lambda out, targets: nn.CrossEntropyLoss()(out, targets) + (bias ** 0.5).sum()
+    with np.errstate(divide="ignore"), pytest.raises(NonFiniteLossError,
+                                                     match="gradient norm became inf at epoch 1, step 1"):
+        trainer.fit(loader(), epochs=1)
+    assert trainer.stop_reason == "non_finite" and trainer.global_step == 0
     for k, v in trainer.model.state_dict().items():
         np.testing.assert_array_equal(v, weights[k])
 
