@@ -131,6 +131,20 @@ def test_saving_bf16_rounds_to_nearest_even():
     assert out[4] == 0 and np.signbit(out[4])
 
 
+def test_bf16_float64_exact_ties_round_to_even_and_nan_payloads_stay_nan():
+    # 1 + 3*2**-8 is exactly half way between the bfloat16 neighbours 1 + 2**-7 (odd mantissa)
+    # and 1 + 2**-6 (even): float32 holds it exactly, so it is a true tie and goes to the even one.
+    x64 = np.array([1 + 3 * 2.0**-8, -(1 + 3 * 2.0**-8), 1 + 2.0**-8])
+    got = io.bfloat16_to_float32(io.float32_to_bfloat16(x64))
+    np.testing.assert_array_equal(got, [1.015625, -1.015625, 1.0])
+    # NaNs whose payload sits in the low 16 bits: truncation would give inf (0x7F80) or, after
+    # rounding up 0x7FFF, the sign bit alone (-0.0); they must stay NaN with their sign.
+    bits = np.array([0x7F800001, 0x7FFFFFFF, 0xFF800001, 0xFFFFFFFF], dtype=np.uint32)
+    out = io.float32_to_bfloat16(bits.view(np.float32))
+    assert np.isnan(io.bfloat16_to_float32(out)).all(), [hex(b) for b in out]
+    np.testing.assert_array_equal(out >> 15, [0, 0, 1, 1])
+
+
 def test_save_float_dtype_bfloat16_round_trips_through_the_header(tmp_path):
     path = tmp_path / "b.safetensors"
     w = np.array([[1.0, 1.00390625], [3.0e38, -7.25]], np.float32)

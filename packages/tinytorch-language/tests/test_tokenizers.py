@@ -98,6 +98,18 @@ def test_bpe_special_tokens_refused_unless_allowed(bpe):
         bpe.encode("x", allowed_special={"<|nope|>"})
 
 
+def test_bpe_special_tokens_match_the_longest_first():
+    # "<s>" is a prefix of "<s>x": the longer token wins wherever both match, whatever the order
+    # the tokenizer was given them in (as Hugging Face's added tokens, leftmost-longest).
+    for specials in (["<s>", "<s>x"], ["<s>x", "<s>"]):
+        tok = BPETokenizer(special_tokens=specials)
+        s, sx = tok.special_tokens["<s>"], tok.special_tokens["<s>x"]
+        assert tok.encode("<s>x", allowed_special="all") == [sx]
+        assert tok.encode("a<s>xb<s>", allowed_special="all") == [ord("a"), sx, ord("b"), s]
+        assert tok.encode("<s>x", allowed_special={"<s>"}, disallowed_special=()) == [s, ord("x")]
+        assert tok.decode(tok.encode("<s><s>x<s>", allowed_special="all")) == "<s><s>x<s>"
+
+
 def test_bpe_shakespeare_512_compresses():
     text = load_shakespeare()[:200_000]
     tok = BPETokenizer(vocab_size=512).fit(text)
