@@ -54,7 +54,9 @@ def saved(path):
 @needs_mpi
 @pytest.mark.parametrize("nproc", [2, 3])
 def test_ranks_take_the_steps_of_one_process_with_the_whole_batch(tmp_path, capfd, nproc):
-    steps = 8  # two evaluations; 96 samples / 12 per step: a whole epoch, then into the second
+    # evaluations at steps 4 and 8 and the final one; 96 samples / 12 per step is 8 steps an
+    # epoch, so steps 9 and 10 are in the second epoch, whose order each rank's sampler must follow
+    steps = 10
     code, out, err, _ = run_job(capfd, "trainer", tmp_path, steps, nproc=nproc)
     assert code == 0, err
     for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-5)):
@@ -242,6 +244,34 @@ def test_distributed_sampler_shards_are_disjoint_and_cover_the_data(n, world, sh
         assert len(set(flat)) == n and len(flat) == -(-n // world) * world
         if n % world == 0:
             assert len(flat) == len(set(flat))  # disjoint when nothing is padded
+
+
+def test_distributed_sampler_takes_each_epochs_order_from_set_epoch():
+    # Rank r of N takes every N-th index of the epoch's order, the order a DataLoader with the
+    # same seed shuffles that epoch into; an epoch the sampler is not told of would repeat epoch 0.
+    n, world = 24, 3
+    loader = DataLoader(TensorDataset(np.arange(n)), batch_size=n, shuffle=True, seed=4)
+    samplers = [DistributedSampler(range(n), num_replicas=world, rank=r, seed=4) for r in range(world)]
+    orders = []
+    for epoch in range(3):
+        orders.append(next(iter(loader))[0].tolist())  # each iteration of the loader is an epoch
+        for rank, sampler in enumerate(samplers):
+            sampler.set_epoch(epoch)
+            assert list(sampler) == orders[-1][rank::world], (epoch, rank)
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+
+
+def test_death_report_names_the_signal_of_a_status_above_128(tmp_path):
+    from tinytorch.core.launch import _death_report
+
+    (tmp_path / "rank-0.pid").write_text("4100\n")
+    (tmp_path / "rank-1.pid").write_text("4101\n")
+    assert _death_report({"4101": 137}, tmp_path, 1) == "rank 1: killed by signal 9 (SIGKILL)"
+    assert _death_report({"4100": 139}, tmp_path, 1) == "rank 0: killed by signal 11 (SIGSEGV)"
+    assert _death_report({"4101": 9}, tmp_path, 1) == "rank 1: killed by signal 9 (SIGKILL)"
+    assert _death_report({"4100": 3}, tmp_path, 3) == "rank 0: exited with status 3"
+    assert _death_report({"999": 143}, tmp_path, 1) == "rank ?: killed by signal 15 (SIGTERM)"
+    assert _death_report({}, tmp_path, 7) == "tito run: the job failed with exit code 7"
 
 
 def test_shards_of_a_batch_make_the_batch_of_one_process():
