@@ -113,6 +113,21 @@ c = '''
     assert namespace["b"] == 2
 
 
+def test_a_relative_data_folder_is_found_from_the_tutorials_temporary_folder(tmp_path, monkeypatch):
+    # TINYTORCH_DATA=../shared/data means the folder relative to where the build started, not
+    # to the temporary folder each tutorial runs in.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "marker.txt").write_text("here")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYTORCH_DATA", "data")
+    page = tmp_path / "page.md"
+    page.write_text("```python\nimport os\n"
+                    "print(open(os.path.join(os.environ['TINYTORCH_DATA'], 'marker.txt')).read())\n```\n")
+    run = hooks.run_tutorial(page, tmp_path / "work")
+    assert run.ok and run.stdout.strip() == "here", run.stderr
+    assert _data_root() == tmp_path / "data"
+
+
 def test_doctests_in_docstrings_become_code_blocks():
     lines = ["Text.", "", ">>> x = [1, 2]", ">>> x[0]", "1", "", "```python", ">>> kept", "```"]
     assert hooks.fence_doctests(lines) == [

@@ -119,6 +119,8 @@ def tutorial_env(quick: bool = True) -> dict[str, str]:
     shared = ROOT.parent / "shared" / "data"
     if "TINYTORCH_DATA" not in env and shared.is_dir():
         env["TINYTORCH_DATA"] = str(shared)
+    if env.get("TINYTORCH_DATA"):  # a tutorial runs in a temporary folder: a relative path would miss
+        env["TINYTORCH_DATA"] = os.path.abspath(os.path.expanduser(env["TINYTORCH_DATA"]))
     return env
 
 
