@@ -626,12 +626,16 @@ class TinyGPT(nn.Module):
         return out
 
     def train(self, mode: bool = True) -> TinyGPT:
-        """Training mode (``mode=True``) or eval mode; returns self.
+        """Training mode (``mode=True``) or eval mode; returns self. Also lays the weights out.
 
-        Training puts every weight back in C order first (once: a no-op afterwards).
-        `from_pretrained` lays a Linear's weights out as (in, out) arrays, which batch-1 decoding
-        reads fastest; in training that layout doubled the step time, since the gradients and the
-        optimizer's moments are C-ordered.
+        Decoding a token multiplies a row by every weight matrix, and OpenBLAS's GEMV reads a
+        row-major (in, out) matrix (``x @ W``) faster than a row-major (out, in) one
+        (``x @ W.T``): measured for GPT-2 124M's blocks 16.5 against 21 ms per token on one
+        thread. So eval mode keeps each Linear weight (out, in) as the transposed view of an
+        (in, out) array, copied once (a no-op when it already is, as `from_pretrained` loads
+        Hugging Face's Conv1D weights). Training needs C order (the gradients and the
+        optimizer's moments are C-ordered; the other layout doubled GPT-2's step time), so
+        training mode copies them back. The values never change, only their order in memory.
 
         Args:
             mode: True for training, False for eval.
@@ -640,13 +644,16 @@ class TinyGPT(nn.Module):
             ``self``.
 
         >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=2, num_layers=1)
-        >>> model.eval().training, model.train().training
-        (False, True)
+        >>> model.eval().lm_head.weight.data.flags.f_contiguous, model.train().lm_head.weight.data.flags.c_contiguous
+        (True, True)
         """
-        if mode:
-            for param in self.parameters():
-                if not param.data.flags.c_contiguous:
-                    param.data = np.ascontiguousarray(param.data)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                w = module.weight
+                if mode and not w.data.flags.c_contiguous:
+                    w.data = np.ascontiguousarray(w.data)
+                elif not mode and not w.data.flags.f_contiguous:
+                    w.data = np.ascontiguousarray(w.data.T).T  # (out, in) view of an (in, out) array
         return super().train(mode)
 
     @classmethod

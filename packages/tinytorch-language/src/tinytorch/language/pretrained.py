@@ -443,28 +443,11 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
     for file, stored, name in plan:
         array = io.load(file, keys=[stored])[0][stored]
         _check_finite(array, stored, file)
-        params[name].data = _decode_layout(array, _full_hf_name(stored).endswith(TRANSPOSED),
-                                           name == "wte.weight" and config.tie_weights)
+        # A Conv1D weight (in, out) is used as its transposed view: no copy. model.eval() lays
+        # the other Linear weights out the same way for decoding (see TinyGPT.train).
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        params[name].data = array.T if _full_hf_name(stored).endswith(TRANSPOSED) else array
     return model.eval()
-
-
-def _decode_layout(array: np.ndarray, transposed: bool, tied_embedding: bool) -> np.ndarray:
-    """A weight as float32, laid out for fast batch-1 decoding.
-
-    Generating a token multiplies one row by every weight matrix, so decoding streams all the
-    weights from memory once per token. OpenBLAS's GEMV reads a row-major (in, out) matrix
-    (``x @ W``) markedly faster than a row-major (out, in) one (``x @ W.T``): measured on this
-    2-core machine for GPT-2 124M's blocks 16.5 vs 21 ms per token on one thread, and for its
-    50257 x 768 output head 4.5 vs 6-10 ms. So a Linear's (out, in) weight is kept as the
-    transposed view of an (in, out) array: HF's Conv1D weights as they are in the file (no copy),
-    and the tied embedding transposed once (its lookups read a strided column, a few KB per token).
-    ``TinyGPT.train()`` puts the weights back in C order, which training needs.
-    """
-    if transposed:  # HF Conv1D (in, out): the view IS the fast layout
-        return np.ascontiguousarray(array, dtype=np.float32).T
-    if tied_embedding:  # (vocab, C) used as the head's (out, in) weight
-        return np.ascontiguousarray(array.T, dtype=np.float32).T
-    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
