@@ -209,3 +209,34 @@ def test_merges_cut_short_are_an_error_naming_the_merges_file(tmp_path):
     with pytest.raises(TokenizerError, match=r"merges.txt holds 999 merges, but .*encoder.json has 49002 tokens "
                                              r"after them, and token 1255 'Ġresult' is 'Ġres' \+ 'ult'"):
         BPETokenizer.from_gpt2(GPT2_DIR / "encoder.json", merges)
+
+
+@pytest.mark.parametrize("command", [["tokenize", "--load", "{fifo}", "--text", "{text}"],
+                                     ["generate", "--checkpoint", "{fifo}", "--prompt", "a"]])
+def test_a_fifo_given_as_a_file_is_refused_in_one_line_not_waited_on(tmp_path, command):
+    """Reading a FIFO blocks until a writer comes: every reader refuses it before opening."""
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    text = tmp_path / "t.txt"
+    text.write_text("hi there")
+    args = [a.replace("{fifo}", str(fifo)).replace("{text}", str(text)) for a in command]
+    code = "import sys; from tito.main import main; sys.argv = ['tito', 'language'] + sys.argv[1:]; main()"
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)  # a hang guard: before the check this waited forever
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "FIFO" in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+def test_tokenizer_readers_refuse_a_fifo(tmp_path):
+    fifo = tmp_path / "vocab.json"
+    os.mkfifo(fifo)
+    # each reader in a subprocess: a regression would block on the FIFO, and the timeout ends it
+    code = ("import sys\nfrom tinytorch.core.io import NotRegularFileError\n"
+            "from tinytorch.language import BPETokenizer, Tokenizer\n"
+            "for read in (lambda: Tokenizer.load(sys.argv[1]), lambda: BPETokenizer.from_tiktoken(sys.argv[1]),\n"
+            "             lambda: BPETokenizer.from_gpt2(sys.argv[1], sys.argv[1])):\n"
+            "    try:\n        read()\n    except NotRegularFileError as e:\n        print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and all(str(fifo) in line and "FIFO" in line for line in lines), lines

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tinytorch.core import io
+
 MAX_INT_DIGITS = 30  # far above any id, size or count a real file holds (2**64 has 20 digits)
 
 
@@ -49,6 +51,7 @@ def read_json(path: str | Path, error: type[Exception] = ValueError) -> Any:
 
     Raises:
         FileNotFoundError, OSError: the file cannot be read.
+        tinytorch.core.io.NotRegularFileError: ``path`` is a FIFO, directory or device.
 
     >>> import tempfile, os
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +62,7 @@ def read_json(path: str | Path, error: type[Exception] = ValueError) -> Any:
     ...
     ValueError: .../x.json: its JSON is nested too deeply to read
     """
-    path = Path(path)
+    path = io.check_regular_file(path)  # a FIFO would block the read forever
     raw = path.read_bytes()
     try:
         return json.loads(raw.decode("utf-8"), parse_int=_parse_int)

@@ -23,6 +23,7 @@ import binascii
 import os
 from pathlib import Path
 
+from tinytorch.core import io
 from tinytorch.core.checks import is_int
 
 from .._jsonfile import MAX_INT_DIGITS, read_json
@@ -114,7 +115,7 @@ def read_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
                                  f"in 0..255, got {i}")
         byte_order[i] = byte
     try:
-        lines = merges_path.read_text(encoding="utf-8").split("\n")
+        lines = io.check_regular_file(merges_path).read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as e:
         raise TokenizerError(f"{merges_path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     merges: list[tuple[int, int]] = []
@@ -187,7 +188,7 @@ def read_tiktoken_file(path: str | os.PathLike) -> tuple[list[int], list[tuple[i
     """
     path = _path("BPETokenizer.from_tiktoken", "path", path)
     rank_lines: dict[int, tuple[bytes, int]] = {}
-    with open(path, "rb") as f:
+    with open(io.check_regular_file(path), "rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
