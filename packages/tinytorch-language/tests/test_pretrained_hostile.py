@@ -128,3 +128,14 @@ def test_a_non_finite_weight_is_an_error_naming_the_tensor(gpt2_dir):
     with pytest.raises(io.CheckpointError, match=r"model.safetensors: tensor 'transformer.h.1.mlp.c_proj.weight' "
                                                  r"holds 1 non-finite values"):
         from_pretrained(gpt2_dir)
+
+
+def test_save_pretrained_refuses_non_finite_weights_and_keeps_the_good_file(tmp_path):
+
+    model = TinyGPT(vocab_size=11, d_model=8, num_heads=2, num_layers=1, max_seq_len=6)
+    model.save_pretrained(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("model.safetensors", "config.json")}
+    model.blocks[0].mlp.fc.weight.data[1, 2] = np.nan
+    with pytest.raises(FloatingPointError, match="blocks.0.mlp.fc.weight"):
+        model.save_pretrained(tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from tinytorch.core import io
+from tinytorch.core.checkpoint import check_finite_weights
 
 from ._jsonfile import read_json
 from .checkpoint_checks import expected_state_shapes
@@ -465,6 +466,7 @@ def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
 
     Raises:
         ValueError: the model cannot be expressed as GPT-2 (see `config_to_hf`).
+        FloatingPointError: a weight is NaN or infinite (named); nothing is written.
 
     >>> import tempfile, json, os
     >>> directory = tempfile.mkdtemp()
@@ -475,6 +477,7 @@ def save_pretrained(model: TinyGPT, directory: str | os.PathLike) -> None:
     if not isinstance(model, TinyGPT):
         raise TypeError(f"save_pretrained: model must be a TinyGPT, got {type(model).__name__}")
     hf_config = config_to_hf(model.config)
+    check_finite_weights(model, "save_pretrained: the model's")  # never replace good weights with NaN
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
