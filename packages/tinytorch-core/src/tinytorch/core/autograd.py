@@ -247,6 +247,10 @@ class Function:
             seconds = time.perf_counter() - start
             ctx.__dict__[_SETTINGS_KEY] = params
             _notify("forward", ctx, arrays, out, seconds, params)
+        elif len(tensors) == 1:  # every op pays this dispatch: no list to build for one or two inputs
+            out = ctx.forward(tensors[0].data, **params)
+        elif len(tensors) == 2:
+            out = ctx.forward(tensors[0].data, tensors[1].data, **params)
         else:
             out = ctx.forward(*[t.data for t in tensors], **params)
         if _grad_mode.enabled and any(t.requires_grad for t in tensors):

@@ -304,8 +304,9 @@ def layer_norm(
     (0.0, 1.0)
     """
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if x.shape[x.ndim - len(shape) :] != shape:
-        raise ValueError(f"layer_norm expected trailing shape {shape}, got input {x.shape}")
+    x_shape = x.data.shape
+    if x_shape[len(x_shape) - len(shape):] != shape:
+        raise ValueError(f"layer_norm expected trailing shape {shape}, got input {x_shape}")
     inputs = [x]
     if weight is not None:
         inputs.append(weight)

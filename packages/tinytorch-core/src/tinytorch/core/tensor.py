@@ -324,7 +324,7 @@ class Tensor:
         return Tensor(other)
 
     def __add__(self, other: Any) -> Tensor:
-        return _ops.AddFunction.apply(self, self._coerce(other))
+        return _ops.AddFunction.apply(self, other if isinstance(other, Tensor) else self._coerce(other))
 
     def __radd__(self, other: Any) -> Tensor:
         return _ops.AddFunction.apply(self._coerce(other), self)

@@ -356,14 +356,14 @@ def packed_self_attention(
     >>> packed_self_attention(qkv, num_heads=4).shape
     (2, 5, 16)
     """
-    if qkv.ndim != 3 or qkv.shape[-1] % (3 * num_heads):
+    if len(qkv.data.shape) != 3 or qkv.data.shape[-1] % (3 * num_heads):
         raise ValueError(
             f"packed_self_attention: qkv must be (B, T, 3*C) with C divisible by num_heads="
             f"{num_heads}, got {qkv.shape}"
         )
     if not 0 <= dropout_p < 1:
         raise ValueError(f"packed_self_attention: dropout_p must be in [0, 1), got {dropout_p}")
-    keys = qkv.shape[1]
+    keys = qkv.data.shape[1]
     if kv_cache is not None:
         if qkv.requires_grad and is_grad_enabled():
             raise ValueError("packed_self_attention: kv_cache is for decoding, which has no backward; "

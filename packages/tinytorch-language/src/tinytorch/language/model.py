@@ -254,8 +254,9 @@ class MultiHeadAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout if resid_dropout is None else resid_dropout)
 
     def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None) -> Tensor:
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"MultiHeadAttention expected input (B, T, {self.d_model}), got {tuple(x.shape)}")
+        shape = x.data.shape
+        if len(shape) != 3 or shape[-1] != self.d_model:
+            raise ValueError(f"MultiHeadAttention expected input (B, T, {self.d_model}), got {shape}")
         qkv = self.qkv(x)  # (B, T, 3C)
         y = LF.packed_self_attention(qkv, self.num_heads, is_causal=self.causal,
                                      dropout_p=self.dropout_p if self.training else 0.0,

@@ -52,8 +52,9 @@ class Linear(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear expected last dim {self.in_features}, got {tuple(x.shape)}")
+        shape = x.data.shape
+        if not shape or shape[-1] != self.in_features:
+            raise ValueError(f"Linear expected last dim {self.in_features}, got {tuple(shape)}")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
