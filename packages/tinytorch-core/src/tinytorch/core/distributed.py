@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,18 @@ from .checks import is_int
 _comm: Any = None  # the MPI communicator of the group, once initialized
 _OPS = ("sum", "mean", "max", "min")
 INSTALL_HINT = "pip install 'tinytorch-core[distributed]' (mpi4py with MPI from the mpich wheel)"
+
+# The launcher's view of a rank (set by tinytorch.core.launch in its ranks): every collective is
+# announced as ("enter", number, name) and ("leave", number, name), so the launcher can tell a rank
+# that waits for a dead or stalled one. The n-th collective of every rank is the same call.
+_observer: Callable[[str, int, str], None] | None = None
+_collectives = 0  # collectives entered by this rank
+# A termination signal that arrived while the Trainer runs is held until every rank has seen it
+# at the same step (see `stop_requested`), so all ranks stop together and rank 0 can report.
+_stop_signal: int | None = None  # received, not yet acted on
+_last_signal: int | None = None
+_stop_deferred = 0  # depth of deferred_stop blocks
+_stopping = False  # the ranks are stopping for a signal already
 
 
 def _mpi() -> Any:
@@ -90,6 +104,105 @@ def _report_and_abort(error: BaseException, code: int = 1) -> None:
         pass
     os.write(2, (line + "\n").encode())
     _mpi().COMM_WORLD.Abort(code)
+
+
+@contextmanager
+def _collective(name: str) -> Iterator[None]:
+    global _collectives
+    _collectives += 1
+    number = _collectives
+    if _observer is not None:
+        _observer("enter", number, name)
+    yield
+    if _observer is not None:
+        _observer("leave", number, name)
+
+
+def request_stop(signum: int) -> None:
+    """Record a termination signal; outside a `deferred_stop` block, stop now (``KeyboardInterrupt``).
+
+    The launcher's ranks call it from their SIGINT/SIGTERM/SIGHUP handlers.
+
+    Args:
+        signum: the signal's number.
+
+    >>> import signal
+    >>> from tinytorch.core import distributed as dist
+    >>> with dist.deferred_stop():
+    ...     dist.request_stop(signal.SIGTERM)
+    ...     dist.stop_requested()
+    True
+    """
+    global _stop_signal, _last_signal
+    _last_signal = signum
+    if not _stop_deferred:
+        raise KeyboardInterrupt
+    if not _stopping:
+        _stop_signal = signum
+
+
+def stop_requested() -> bool:
+    """Whether a termination signal waits to be acted on (this rank's view; the Trainer reduces it).
+
+    >>> from tinytorch.core import distributed as dist
+    >>> dist.stop_requested()
+    False
+    """
+    return _stop_signal is not None
+
+
+def stop_now() -> None:
+    """Act on the termination signal that some rank received: raise ``KeyboardInterrupt`` on this rank.
+
+    Later signals of the same stop are ignored until the `deferred_stop` block ends.
+
+    >>> from tinytorch.core import distributed as dist
+    >>> with dist.deferred_stop():
+    ...     try:
+    ...         dist.stop_now()
+    ...     except KeyboardInterrupt:
+    ...         print("stopped")
+    stopped
+    """
+    global _stop_signal, _stopping
+    _stop_signal, _stopping = None, True
+    raise KeyboardInterrupt
+
+
+def last_signal() -> int | None:
+    """The last termination signal this rank received (None if none), acted on or not.
+
+    >>> from tinytorch.core import distributed as dist
+    >>> dist.last_signal() is None
+    True
+    """
+    return _last_signal
+
+
+@contextmanager
+def deferred_stop() -> Iterator[None]:
+    """Hold termination signals (`request_stop`) while the code inside acts on `stop_requested`.
+
+    The Trainer runs its steps inside: a signal in the middle of a step is seen by every rank at
+    the next step's loss all-reduce, so all ranks stop at the same step (no rank is left waiting
+    in a collective) and rank 0 reports where the last checkpoint is. A signal still pending
+    when the block ends stops the process then.
+
+    >>> from tinytorch.core import distributed as dist
+    >>> with dist.deferred_stop():
+    ...     pass
+    """
+    global _stop_deferred, _stop_signal, _stopping
+    _stop_deferred += 1
+    try:
+        yield
+    finally:
+        _stop_deferred -= 1
+        pending = _stop_signal is not None
+        if not _stop_deferred:
+            _stop_signal, _stopping = None, False
+    if pending and not _stop_deferred:
+        raise KeyboardInterrupt
 
 
 def is_initialized() -> bool:
@@ -166,10 +279,32 @@ def all_reduce(array: Any, op: str = "sum") -> Any:
     if is_distributed():
         MPI = _mpi()
         mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
-        _comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
+        with _collective("all_reduce"):
+            _check_same_arrays(data, op)
+            _comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
         if op == "mean":
             data *= data.dtype.type(1.0 / _comm.Get_size())
     return array
+
+
+def _check_same_arrays(data: np.ndarray, op: str) -> None:
+    """Refuse an all-reduce whose ranks give different dtypes, shapes or ops, naming the first odd rank.
+
+    MPI would reduce the bytes anyway: garbage for equal sizes, a truncation error stack otherwise.
+    One small Allreduce of each rank's signature (its max and its negated min) finds a
+    difference; only then are the descriptions gathered.
+    """
+    MPI = _mpi()
+    signature = np.array([data.dtype.num, data.dtype.itemsize, data.ndim, data.size, _OPS.index(op),
+                          hash(data.shape) % 2**40], dtype=np.int64)
+    bounds = np.concatenate([signature, -signature])
+    _comm.Allreduce(MPI.IN_PLACE, bounds, op=MPI.MAX)
+    if np.array_equal(bounds[:signature.size], -bounds[signature.size:]):
+        return
+    described = _comm.allgather(f"{data.dtype} {tuple(data.shape)} op={op!r}")
+    odd = next(r for r, d in enumerate(described) if d != described[0])
+    raise ValueError(f"all_reduce: the ranks' arrays differ: rank {odd} gave {described[odd]} where rank 0 "
+                     f"gave {described[0]}")
 
 
 def broadcast(array: Any, src: int = 0) -> Any:
@@ -192,7 +327,8 @@ def broadcast(array: Any, src: int = 0) -> Any:
     if not is_int(src) or not 0 <= src < world:
         raise ValueError(f"broadcast: src must be a rank in 0..{world - 1}, got {src!r}")
     if is_distributed():
-        _comm.Bcast(data, root=src)
+        with _collective("broadcast"):
+            _comm.Bcast(data, root=src)
     return array
 
 
@@ -207,7 +343,10 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     >>> dist.broadcast_object({"stop": False})
     {'stop': False}
     """
-    return _comm.bcast(obj, root=src) if is_distributed() else obj
+    if not is_distributed():
+        return obj
+    with _collective("broadcast_object"):
+        return _comm.bcast(obj, root=src)
 
 
 def all_gather_object(obj: Any) -> list:
@@ -220,7 +359,10 @@ def all_gather_object(obj: Any) -> list:
     >>> dist.all_gather_object(3)
     [3]
     """
-    return _comm.allgather(obj) if is_distributed() else [obj]
+    if not is_distributed():
+        return [obj]
+    with _collective("all_gather_object"):
+        return _comm.allgather(obj)
 
 
 def barrier() -> None:
@@ -230,7 +372,8 @@ def barrier() -> None:
     >>> dist.barrier()
     """
     if is_distributed():
-        _comm.Barrier()
+        with _collective("barrier"):
+            _comm.Barrier()
 
 
 def destroy_process_group() -> None:
@@ -242,8 +385,7 @@ def destroy_process_group() -> None:
     False
     """
     global _comm
-    if _comm is not None and _comm.Get_size() > 1:
-        _comm.Barrier()
+    barrier()
     _comm = None
 
 

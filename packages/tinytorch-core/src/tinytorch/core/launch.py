@@ -18,16 +18,23 @@ environment at the same path and password-less ssh from the first host.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import runpy
+import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .distributed import INSTALL_HINT
@@ -37,6 +44,12 @@ _BANNER = re.compile(r"^(=|YOUR APPLICATION TERMINATED|This typically refers|Ple
 _BANNER_PID = re.compile(r"^=\s+PID (\d+) RUNNING AT")
 _BANNER_CODE = re.compile(r"^=\s+EXIT CODE: (\d+)")
 _ABORT_NOISE = re.compile(r"^(Abort\(\d+\) on node|\[cli_\d+\]: aborting job|application called MPI_Abort)")
+_SIGNAL_NOISE = re.compile(r"^\[mpiexec@[^\]]*\] (Sending Ctrl-C|Press Ctrl-C)")
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+KILL_GRACE = 10.0  # seconds the ranks have to stop (finish the step, report) after a forwarded signal
+ABRUPT_GRACE = 3.0  # seconds mpiexec gets to end the job itself after a rank died without a word
+STALL_TIMEOUT = 600.0  # `--nproc` training: a rank waiting this long in one collective, with no progress
 
 
 class LaunchError(RuntimeError):
@@ -93,14 +106,52 @@ def mpiexec_command(target: Sequence[str], nproc: int, hosts: Sequence[str] | No
     return command + [sys.executable, "-m", "tinytorch.core.launch", *target]
 
 
+def check_rank_count(nproc: int, hosts: Sequence[str] | None = None, hostfile: str | os.PathLike | None = None,
+                     oversubscribe: bool = False) -> None:
+    """Refuse more ranks than this machine has cores when every rank would run on it (as mpiexec does).
+
+    Ranks beyond the cores take turns on them: the job is slower than with fewer ranks, and a
+    typo (``-n 1000``) would start hundreds of processes. Jobs on other hosts are not checked.
+
+    Args:
+        nproc: the number of ranks.
+        hosts: the ``hosts`` of `launch` (None: this machine).
+        hostfile: the ``hostfile`` of `launch` (not checked: its slots say what fits).
+        oversubscribe: start them anyway.
+
+    Raises:
+        LaunchError: too many ranks, naming both numbers.
+
+    >>> check_rank_count(1)
+    >>> check_rank_count(10**6, oversubscribe=True)
+    """
+    if oversubscribe or hostfile is not None or (hosts and not all(map(_is_this_host, hosts))):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if nproc > cores:
+        raise LaunchError(f"{nproc} ranks on this machine's {cores} cores: the ranks would take turns on them; "
+                          f"use at most {cores}, or pass --oversubscribe to start them anyway")
+
+
+def _is_this_host(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1", socket.gethostname())
+
+
 def launch(script: str | os.PathLike, args: Sequence[str] = (), nproc: int = 2, *,
            hosts: Sequence[str] | None = None, hostfile: str | os.PathLike | None = None,
            threads: int = 1, all_output: bool = False, module: bool = False,
-           timeout: float | None = None) -> int:
+           timeout: float | None = None, stall_timeout: float | None = None, oversubscribe: bool = False) -> int:
     """Run ``script`` on ``nproc`` ranks and return the job's exit code (0 when every rank succeeded).
 
-    A failed rank ends the job: its one-line report (``rank 1: ValueError: ...``, or ``rank 1:
-    killed by signal 9 (SIGKILL)``) is printed on standard error and a non-zero code returned.
+    The launcher owns the job: it always ends, says why, and leaves nothing running.
+
+    - A failed rank ends the job: its report (``rank 1: ValueError: ...`` and the last frames of its
+      traceback, or ``rank 1: killed by signal 9 (SIGKILL)``) is printed on standard error and a
+      non-zero code returned. A rank that ends, with any status, while another waits for it in a
+      collective is a failure too (``rank 1: exited with status 0 before the job finished``).
+    - SIGINT, SIGTERM and SIGHUP are passed on to the ranks (the Trainer stops every rank at
+      the same step, and rank 0 says where the last checkpoint is); ranks still running
+      `KILL_GRACE` seconds later are killed. The exit code is then 128 + the signal's number.
 
     Args:
         script: the Python file (or, with ``module=True``, the module name) every rank runs.
@@ -112,36 +163,261 @@ def launch(script: str | os.PathLike, args: Sequence[str] = (), nproc: int = 2, 
         all_output: show every rank's output, not only rank 0's.
         module: run ``python -m script`` instead of a file.
         timeout: seconds after which the whole job is killed (exit code 124).
+        stall_timeout: seconds a rank may wait in one collective while no rank makes progress;
+            then the job is ended naming the rank that did not come (exit code 124).
+        oversubscribe: allow more ranks than this machine's cores (see `check_rank_count`).
 
     >>> launch("train.py", ["--epochs", "1"], nproc=2)  # doctest: +SKIP
     0
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise LaunchError(f"threads must be a positive integer, got {threads!r}")
+    for name, value in (("timeout", timeout), ("stall_timeout", stall_timeout)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise LaunchError(f"{name} must be a positive number of seconds or None, got {value!r}")
     target = ["-m", str(script)] if module else [str(script)]
     if not module and not Path(script).is_file():
         raise LaunchError(f"script {script} does not exist")
     command = mpiexec_command(target + [str(a) for a in args], nproc, hosts, hostfile)
+    check_rank_count(nproc, hosts, hostfile, oversubscribe)
     if all_output:
         command.insert(1, "-prepend-rank")  # "[1] ..." says which rank wrote a line
-    with tempfile.TemporaryDirectory(prefix="tinytorch-launch-") as launch_dir:
+    with tempfile.TemporaryDirectory(prefix="tinytorch-launch-") as launch_dir, \
+            _listen(_address_for(hosts, hostfile)) as listener:
         env = dict(os.environ)
+        host, port = listener.getsockname()[:2]
         env.update({"TINYTORCH_LAUNCH_DIR": launch_dir, "TINYTORCH_ALL_OUTPUT": "1" if all_output else "0",
-                    "TINYTORCH_RANK_THREADS": str(threads)})
+                    "TINYTORCH_RANK_THREADS": str(threads), "TINYTORCH_LAUNCHER": f"{host}:{port}"})
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(threads)
-        return _run(command, env, Path(launch_dir), timeout)
+        return _Job(command, env, Path(launch_dir), listener, timeout, stall_timeout).run()
 
 
-def _run(command: list[str], env: dict[str, str], launch_dir: Path, timeout: float | None) -> int:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    dead: dict[str, int] = {}  # pid -> exit code, from the banner
-    reported = threading.Event()  # a rank printed its own one-line report
+def _address_for(hosts: Sequence[str] | None, hostfile: str | os.PathLike | None) -> str:
+    """The address of this machine that the ranks reach: loopback, or the route to the first other host."""
+    names = list(hosts or [])
+    if hostfile is not None:
+        names = [line.split(":")[0].strip() for line in Path(hostfile).read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+    others = [name for name in names if not _is_this_host(name)]
+    if not others:
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # no packet is sent
+        try:
+            probe.connect((others[0], 9))
+        except OSError as e:
+            raise LaunchError(f"host {others[0]} cannot be reached from this machine: {e}") from None
+        return probe.getsockname()[0]
 
-    def pump_stdout() -> None:
+
+@contextmanager
+def _listen(address: str) -> Iterator[socket.socket]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind((address, 0))
+        listener.listen(64)
+        listener.setblocking(False)
+        yield listener
+    finally:
+        listener.close()
+
+
+class _Rank:
+    """What the launcher knows of one rank, from the messages of its `_Channel`."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.completed = 0  # collectives left
+        self.inside: tuple[int, str, float] | None = None  # (number, name, since) of the collective it waits in
+        self.ended_at: float | None = None
+        self.status: int | None = None  # None: it ended without saying (os._exit, a signal)
+
+
+class _Job:
+    """One run of ``mpiexec``: pumps its output, reads the ranks' messages, ends it when it must."""
+
+    def __init__(self, command: list[str], env: dict[str, str], launch_dir: Path, listener: socket.socket,
+                 timeout: float | None, stall_timeout: float | None) -> None:
+        self.command, self.env, self.launch_dir, self.listener = command, env, launch_dir, listener
+        self.timeout, self.stall_timeout = timeout, stall_timeout
+        self.ranks: dict[int, _Rank] = {}
+        self.failure: str | None = None  # the first failure, already printed
+        self.code = 0
+        self.signalled: int | None = None
+        self.kill_at: float | None = None
+        self.reported = threading.Event()  # a rank printed its own one-line report on stderr
+        self.dead: dict[str, int] = {}  # pid -> exit code, from mpiexec's banner
+        self.last_progress = time.monotonic()
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> int:
+        self.start = time.monotonic()
+        self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        start_new_session=True)  # its own group: the launcher signals it
+        pumps = [threading.Thread(target=self._pump_stdout, daemon=True),
+                 threading.Thread(target=self._pump_stderr, daemon=True)]
+        for pump in pumps:
+            pump.start()
+        selector = selectors.DefaultSelector()
+        selector.register(self.listener, selectors.EVENT_READ)
+        previous = self._install_signal_handlers()
+        try:
+            while self.process.poll() is None:
+                self._read(selector, 0.1)
+                self._check(time.monotonic())
+            self._read(selector, 0)  # messages sent just before the end
+        finally:
+            self._restore_signal_handlers(previous)
+            selector.close()
+        for pump in pumps:
+            pump.join(timeout=5)
+        self._reap_local_ranks()
+        return self._result()
+
+    def _reap_local_ranks(self) -> None:
+        """Make sure no rank of this machine outlives mpiexec (they are gone within moments when it ends)."""
+        pids = []
+        for file in self.launch_dir.glob("rank-*.pid"):
+            try:
+                pids.append(int(file.read_text()))
+            except (OSError, ValueError):
+                continue
+        deadline = time.monotonic() + 2
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if _running_rank(pid, self.launch_dir)]
+            time.sleep(0.05)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _read(self, selector: selectors.BaseSelector, wait: float) -> None:
+        for key, _ in selector.select(wait):
+            if key.fileobj is self.listener:
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    continue
+                conn.setblocking(False)
+                selector.register(conn, selectors.EVENT_READ, {"buffer": b"", "rank": None})
+                continue
+            conn, state = key.fileobj, key.data
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:  # the rank's process is gone
+                selector.unregister(conn)
+                conn.close()
+                if state["rank"] is not None:
+                    rank = self.ranks[state["rank"]]
+                    if rank.ended_at is None:
+                        rank.ended_at = time.monotonic()
+                continue
+            state["buffer"] += data
+            *lines, state["buffer"] = state["buffer"].split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                state["rank"] = message["rank"]
+                self._on_message(message)
+
+    def _on_message(self, message: dict) -> None:
+        now = time.monotonic()
+        self.last_progress = now
+        rank = self.ranks.setdefault(message["rank"], _Rank())
+        event = message["event"]
+        if event == "hello":
+            rank.pid = message["pid"]
+        elif event == "enter":
+            rank.inside = (message["n"], message["name"], now)
+        elif event == "leave":
+            rank.inside, rank.completed = None, message["n"]
+        elif event == "end":
+            rank.status, rank.ended_at = message["status"], now
+        elif event == "fail":  # the rank aborts the job itself (MPI_Abort)
+            rank.status, rank.ended_at = message["status"], now
+            self._fail(message["text"], message["status"], kill=False)
+
+    def _check(self, now: float) -> None:
+        """End the job when it can no longer finish: timeouts, and ranks waiting for an ended rank."""
+        if self.kill_at is not None and now >= self.kill_at:
+            self._kill()
+            if self.signalled is not None and self.failure is None:
+                self.failure = f"tito run: the ranks did not stop within {KILL_GRACE:g} s of " \
+                               f"{signal.Signals(self.signalled).name} and were killed"
+                sys.stderr.write(self.failure + "\n")
+        if self.failure is not None or self.signalled is not None:
+            return
+        if self.timeout is not None and now - self.start > self.timeout:
+            self._fail(f"tito run: the job did not finish within {self.timeout:g}s and was killed", 124)
+            return
+        waiting = sorted((r.inside[0], number, r.inside) for number, r in self.ranks.items()
+                         if r.inside is not None and r.ended_at is None)
+        if not waiting:
+            return
+        collective, waiter, (_, name, since) = waiting[-1]
+        for number, rank in sorted(self.ranks.items(), key=lambda item: item[1].ended_at or math.inf):
+            if rank.ended_at is not None and rank.completed < collective:
+                if rank.status is None and now - rank.ended_at < ABRUPT_GRACE:
+                    return  # mpiexec ends the job itself and says how the rank died
+                how = (f"exited with status {rank.status}" if rank.status is not None
+                       else "ended without a word (killed, or os._exit)")
+                self._fail(f"rank {number}: {how} before the job finished (rank {waiter} waits for it in "
+                           f"{name} #{collective})", 1)
+                return
+        if self.stall_timeout is not None and now - since > self.stall_timeout \
+                and now - self.last_progress > self.stall_timeout:
+            late = [number for number, r in sorted(self.ranks.items()) if r.inside is None or r.inside[0] < collective]
+            who = f"rank {late[0]}: did not reach" if late else "tito run: every rank waits in"
+            self._fail(f"{who} {name} #{collective} within {self.stall_timeout:g} s while rank {waiter} waited in it; "
+                       f"the job was ended (stall timeout)", 124)
+
+    def _fail(self, text: str, code: int, kill: bool = True) -> None:
+        if self.failure is not None or self.signalled is not None:
+            return  # what follows the first failure is its consequence
+        self.failure, self.code = text, code
+        self.reported.set()
+        sys.stderr.write(text.rstrip("\n") + "\n")
+        sys.stderr.flush()
+        if kill:
+            self._kill()
+        else:  # the rank aborts the job; make sure it ends even if that hangs
+            self.kill_at = time.monotonic() + ABRUPT_GRACE
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # ---------------------------------------------------------------- signals
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # only the main thread may handle signals; the caller owns them then
+        return {signum: signal.signal(signum, self._on_signal) for signum in FORWARDED_SIGNALS}
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.signalled is not None:  # a second signal: stop waiting
+            self._kill()
+            return
+        self.signalled = signum
+        self.kill_at = time.monotonic() + KILL_GRACE
+        # mpiexec passes SIGINT and SIGTERM on to every rank, on every host (not SIGHUP)
+        try:
+            os.kill(self.process.pid, signal.SIGTERM if signum == signal.SIGHUP else signum)
+        except ProcessLookupError:
+            pass
+
+    # ---------------------------------------------------------------- output
+    def _pump_stdout(self) -> None:
         pid, held_blank = None, False  # a blank line is shown unless a banner follows it
-        for raw in iter(process.stdout.readline, b""):
+        for raw in iter(self.process.stdout.readline, b""):
             line = raw.decode(errors="replace").rstrip("\n")
             if not line.strip():
                 held_blank = True
@@ -151,7 +427,7 @@ def _run(command: list[str], env: dict[str, str], launch_dir: Path, timeout: flo
                 pid = match.group(1)
             match = _BANNER_CODE.match(line)
             if match and pid is not None:
-                dead[pid] = int(match.group(1))
+                self.dead[pid] = int(match.group(1))
             if _BANNER.match(line):
                 held_blank = False
                 continue
@@ -159,41 +435,47 @@ def _run(command: list[str], env: dict[str, str], launch_dir: Path, timeout: flo
             held_blank = False
             sys.stdout.flush()
 
-    def pump_stderr() -> None:
-        for raw in iter(process.stderr.readline, b""):
+    def _pump_stderr(self) -> None:
+        for raw in iter(self.process.stderr.readline, b""):
             line = raw.decode(errors="replace").rstrip("\n")
-            if _ABORT_NOISE.match(line):
-                continue
+            if _ABORT_NOISE.match(line) or _SIGNAL_NOISE.match(line) or self.failure is not None:
+                continue  # after a failure the rest is MPI's account of the abort
             if re.match(r"^rank \d+: ", line):
-                reported.set()
+                self.reported.set()
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
 
-    pumps = [threading.Thread(target=pump_stdout, daemon=True), threading.Thread(target=pump_stderr, daemon=True)]
-    for pump in pumps:
-        pump.start()
-    try:
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        sys.stderr.write(f"tito run: the job did not finish within {timeout:g}s and was killed\n")
-        return 124
-    except KeyboardInterrupt:
-        _kill(process)
-        return 130
-    for pump in pumps:
-        pump.join(timeout=5)
-    if code != 0 and not reported.is_set():
-        sys.stderr.write(_death_report(dead, launch_dir, code) + "\n")
-    return code if code > 0 else 1 if code else 0
+    # ---------------------------------------------------------------- the end
+    def _result(self) -> int:
+        code = self.process.returncode
+        if self.signalled is not None:
+            return 128 + self.signalled
+        if self.failure is not None:
+            return self.code
+        if code != 0 and not self.reported.is_set():
+            sys.stderr.write(_death_report(self.dead, self.launch_dir, code) + "\n")
+            return code if code > 0 else 1
+        if code != 0:
+            return code if code > 0 else 1
+        # mpiexec reports every non-zero exit; a rank that ended unannounced was killed by it after
+        # another exited with status 0 without finishing (os._exit, or before MPI_Finalize)
+        silent = sorted((r.ended_at or math.inf, n) for n, r in self.ranks.items() if r.status is None)
+        if silent:
+            sys.stderr.write(f"rank {silent[0][1]}: exited with status 0 before the job finished\n")
+            return 1
+        return 0
 
 
-def _kill(process: subprocess.Popen) -> None:
+def _running_rank(pid: int, launch_dir: Path) -> bool:
+    """Whether ``pid`` is still a running rank of the job of ``launch_dir`` (not a zombie, not a reused pid)."""
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return f"TINYTORCH_LAUNCH_DIR={launch_dir}".encode() in environ.read().split(b"\0")
+    except (OSError, IndexError):
+        return False
 
 
 def _death_report(dead: dict[str, int], launch_dir: Path, code: int) -> str:
@@ -262,20 +544,24 @@ def _without_option(argv: Sequence[str], name: str) -> list[str]:
     return out
 
 
-def relaunch(nproc: int, command: Sequence[str] = (), argv: Sequence[str] | None = None) -> int | None:
+def relaunch(nproc: int, command: Sequence[str] = (), argv: Sequence[str] | None = None, *,
+             oversubscribe: bool = False) -> int | None:
     """Run this ``tito`` command again on ``nproc`` ranks (``--nproc``), or None to go on here.
 
     None when ``nproc`` is 1 or this process already is a rank; otherwise the ranks run
     ``python -m tito ARGV`` (``--nproc`` removed, one BLAS thread each) and their exit code is
-    returned.
+    returned. A rank that waits `STALL_TIMEOUT` seconds (10 minutes) in one collective while no
+    rank makes progress ends the job, naming the rank that did not come.
 
     Args:
         nproc: the number of ranks (see `resolve_nproc`).
         command: the words of the subcommand (``("vision", "train")``), which ``argv`` must hold.
         argv: the command's arguments after ``tito`` (default ``sys.argv[1:]``).
+        oversubscribe: allow more ranks than cores (``--oversubscribe``; see `check_rank_count`).
 
     Raises:
-        LaunchError: ``argv`` is not this command's command line (e.g. called from a test runner).
+        LaunchError: ``argv`` is not this command's command line (e.g. called from a test runner),
+            or more ranks than cores.
 
     >>> relaunch(1) is None
     True
@@ -287,27 +573,69 @@ def relaunch(nproc: int, command: Sequence[str] = (), argv: Sequence[str] | None
     if not all(word in words for word in command):  # in order, as typed
         raise LaunchError(f"--nproc starts `tito {' '.join(command)}` again on the ranks, but this process's "
                           f"command line is not that command: {argv[:4]}")
-    return launch("tito", _without_option(argv, "--nproc"), nproc=nproc, module=True)
+    return launch("tito", _without_option(argv, "--nproc"), nproc=nproc, module=True, oversubscribe=oversubscribe,
+                  stall_timeout=STALL_TIMEOUT)
 
 
 # ------------------------------------------------------------------ the rank side
+class _Channel:
+    """A rank's line to its launcher: one JSON message a line over TCP (hello, collectives, the end).
+
+    The launcher sees the connection close when the rank's process ends, however it ends.
+    """
+
+    def __init__(self, address: str, rank: int) -> None:
+        host, port = address.rsplit(":", 1)
+        self.rank = rank
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.settimeout(None)
+        self.send("hello", pid=os.getpid())
+
+    def send(self, event: str, **fields: object) -> None:
+        try:
+            self.sock.sendall((json.dumps({"rank": self.rank, "event": event, **fields}) + "\n").encode())
+        except OSError:
+            pass  # the launcher is gone; the rank goes on as under a bare mpiexec
+
+    def collective(self, phase: str, number: int, name: str) -> None:
+        self.send(phase, n=number, name=name)
+
+
+def _connect(rank: int) -> _Channel | None:
+    address = os.environ.get("TINYTORCH_LAUNCHER")
+    if not address:
+        return None  # started by a bare mpiexec
+    try:
+        return _Channel(address, rank)
+    except OSError as e:
+        sys.stderr.write(f"rank {rank}: warning: cannot reach the launcher at {address} ({e}); a rank that "
+                         f"ends early may leave the others waiting\n")
+        return None
+
+
 def _rank_main(argv: list[str]) -> None:
     """Run one rank: ``python -m tinytorch.core.launch SCRIPT ARGS`` (or ``-m MODULE ARGS``)."""
     if not argv:
         sys.exit("usage: python -m tinytorch.core.launch SCRIPT [ARGS] | -m MODULE [ARGS]")
     rank = int(os.environ.get("PMI_RANK", "0"))
     launch_dir = os.environ.get("TINYTORCH_LAUNCH_DIR")
-    if launch_dir:
+    if launch_dir and Path(launch_dir).is_dir():  # not on another host
         Path(launch_dir, f"rank-{rank}.pid").write_text(str(os.getpid()))
     for stream in (sys.stdout, sys.stderr):  # whole lines as they come, never a rank's half line
         stream.reconfigure(line_buffering=True, write_through=False)
-    report_fd = os.dup(2)  # the one-line report must reach the launcher even when output is hidden
+    report_fd = os.dup(2)  # the report must reach the launcher even when output is hidden
     if rank != 0 and os.environ.get("TINYTORCH_ALL_OUTPUT") != "1":
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
     from . import distributed as dist
 
+    channel = _connect(rank)
+    if channel is not None:
+        dist._observer = channel.collective
+    for signum in FORWARDED_SIGNALS:  # the Trainer stops every rank at the same step
+        signal.signal(signum, lambda signum, frame: dist.request_stop(signum))
+    status = 0
     try:
         dist.init_process_group()
         if argv[0] == "-m":
@@ -318,21 +646,40 @@ def _rank_main(argv: list[str]) -> None:
             sys.path.insert(0, str(Path(argv[0]).resolve().parent))
             runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as e:
-        if e.code not in (None, 0):
-            status = e.code if isinstance(e.code, int) else 1
+        status = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+        if status and dist.last_signal() is None:
             detail = "" if isinstance(e.code, int) else f": {e.code}"
-            _abort(report_fd, f"rank {dist.get_rank()}: exited with status {status}{detail}", status)
+            _abort(channel, report_fd, f"rank {rank}: exited with status {status}{detail}", status)
+    except KeyboardInterrupt as e:
+        if dist.last_signal() is None:
+            _abort(channel, report_fd, _describe_error(rank, e), 1)
+        status = 128 + dist.last_signal()  # stopped as asked: not a failure, nothing to abort
     except BaseException as e:  # noqa: B036 - a rank must never die silently while others wait
-        message = str(e).strip().splitlines()
-        _abort(report_fd, f"rank {dist.get_rank()}: {type(e).__name__}" + (f": {message[0]}" if message else ""), 1)
+        _abort(channel, report_fd, _describe_error(rank, e), 1)
+    if channel is not None:
+        channel.send("end", status=status)
+    sys.exit(status)
 
 
-def _abort(fd: int, line: str, code: int) -> None:
+def _describe_error(rank: int, error: BaseException) -> str:
+    """``rank R: Type: first line of the message`` and the last frames of the traceback (the launcher's own left out)."""
+    message = str(error).strip().splitlines()
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if f.filename not in (__file__, runpy.__file__) and "<frozen" not in f.filename][-3:]
+    lines = [f"rank {rank}: {type(error).__name__}" + (f": {message[0]}" if message else "")]
+    lines += [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in frames]
+    return "\n".join(lines)
+
+
+def _abort(channel: _Channel | None, fd: int, text: str, code: int) -> None:
     try:
         sys.stdout.flush()
     except Exception:  # noqa: S110
         pass
-    os.write(fd, (line + "\n").encode())
+    if channel is not None:
+        channel.send("fail", text=text, status=code)
+    else:
+        os.write(fd, (text + "\n").encode())
     from mpi4py import MPI
 
     MPI.COMM_WORLD.Abort(code)

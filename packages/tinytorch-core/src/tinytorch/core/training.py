@@ -26,6 +26,7 @@ See :class:`Trainer` for an example.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import numbers
@@ -272,7 +273,11 @@ class Trainer:
         loss = self.loss_fn(outputs, targets)
         value = float(loss.item())
         if dist.is_distributed():  # the mean over the ranks' equal shares; every rank agrees on a nan
-            value = float(dist.all_reduce(np.array([value]), op="mean")[0])
+            # and on a termination signal that any rank received: all of them stop at this step
+            value, stop = dist.all_reduce(np.array([value, float(dist.stop_requested())]), op="mean")
+            value = float(value)
+            if stop:
+                dist.stop_now()
         where = f"epoch {self.epoch + 1}, step {self.global_step + 1}"
         if not math.isfinite(value):
             raise NonFiniteLossError(f"loss became {value} at {where}: the step was not taken")
@@ -355,15 +360,17 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin(self)
         try:
-            if self._deadline is not None and val_data is not None:
-                self._time_one_eval_batch(val_data)
-            self._run(train_data, val_data)
-            if self.stop_reason is None:
-                reason = self._limit_reached()
-                detail = {"steps": f"reached max_steps={max_steps}", "epochs": f"completed {epochs} epoch(s)"}
-                self.request_stop(reason, detail[reason])
-            if self._steps_this_fit and (self.global_step != self._last_eval_step or self._last_eval_was_partial):
-                self._evaluate_and_log(val_data, final=True)  # unless the last step had a full one
+            with dist.deferred_stop() if dist.is_distributed() else contextlib.nullcontext():
+                if self._deadline is not None and val_data is not None:
+                    self._time_one_eval_batch(val_data)
+                self._run(train_data, val_data)
+                if self.stop_reason is None:
+                    reason = self._limit_reached()
+                    detail = {"steps": f"reached max_steps={max_steps}", "epochs": f"completed {epochs} epoch(s)"}
+                    self.request_stop(reason, detail[reason])
+                if self._steps_this_fit and (self.global_step != self._last_eval_step
+                                             or self._last_eval_was_partial):
+                    self._evaluate_and_log(val_data, final=True)  # unless the last step had a full one
         except KeyboardInterrupt:
             self.stop_reason, self.stop_detail = "interrupted", f"interrupted at step {self.global_step}"
         except NonFiniteLossError as err:

@@ -1,0 +1,131 @@
+"""The launcher owns its job: it always ends, says why in one line, and leaves nothing running.
+
+Each test starts real ranks (tests/fault_job.py, 2 ranks, one BLAS thread each) through the
+project's launcher, bounded by timeouts so a regression fails instead of hanging, and checks
+afterwards that no process of the job is left: every process of a job carries the test's
+marker in its environment (mpiexec, its proxy and the ranks inherit it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tinytorch.core.launch import LaunchError, check_rank_count, launch
+
+JOB = Path(__file__).with_name("fault_job.py")
+TITO = Path(sys.executable).with_name("tito")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py is not installed")
+
+
+def job_processes(marker: str) -> list[str]:
+    """The command lines of the running processes whose environment holds ``marker`` (zombies have none)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f"TINYTORCH_TEST_JOB={marker}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def marker(monkeypatch):
+    """A marker in the environment of every process the test starts; none of them may outlive it."""
+    value = uuid.uuid4().hex
+    monkeypatch.setenv("TINYTORCH_TEST_JOB", value)
+    yield value
+    left = job_processes(value)
+    for line in left:  # never leave them running, even when the launcher failed to end them
+        subprocess.run(["pkill", "-9", "-f", line.split()[-1]], check=False)
+    assert not left, f"processes left running: {left}"
+
+
+def run_job(capfd, mode, tmp_path, **options):
+    start = time.perf_counter()
+    code = launch(JOB, [mode, str(tmp_path)], nproc=2, timeout=60, **options)
+    out, err = capfd.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()], time.perf_counter() - start
+
+
+def test_a_rank_that_exits_0_with_os_exit_fails_the_job(tmp_path, capfd, marker):
+    code, out, err, seconds = run_job(capfd, "exit0", tmp_path)
+    assert code == 1 and seconds < 30
+    assert err == ["rank 1: exited with status 0 before the job finished"]
+    assert job_processes(marker) == []
+
+
+def test_a_rank_that_ends_before_a_collective_fails_the_job_instead_of_hanging(tmp_path, capfd, marker):
+    code, out, err, seconds = run_job(capfd, "return0", tmp_path)
+    assert code == 1 and seconds < 30
+    assert err == ["rank 1: exited with status 0 before the job finished (rank 0 waits for it in all_reduce #2)"]
+    assert job_processes(marker) == []
+
+
+def test_a_stalled_rank_ends_the_job_after_the_stall_timeout(tmp_path, capfd, marker):
+    code, out, err, seconds = run_job(capfd, "stall", tmp_path, stall_timeout=2)
+    assert code == 124 and seconds < 30
+    assert err == ["rank 1: did not reach all_reduce #2 within 2 s while rank 0 waited in it; the job was ended "
+                   "(stall timeout)"]
+    assert job_processes(marker) == []
+
+
+def test_ranks_that_all_reduce_different_dtypes_get_one_line_naming_them(tmp_path, capfd, marker):
+    code, out, err, seconds = run_job(capfd, "dtypes", tmp_path)
+    assert code == 1
+    assert len(err) >= 2 and err[0].endswith(
+        "ValueError: all_reduce: the ranks' arrays differ: rank 1 gave float64 (4,) op='sum' where rank 0 gave "
+        "float32 (4,) op='sum'"), err
+    assert err[0].startswith(("rank 0: ", "rank 1: "))
+    assert f'File "{JOB}", line' in err[1]  # the caller's line first, then where it was raised
+    assert all(line.startswith("  File ") for line in err[1:]) and "error stack" not in out + "\n".join(err)
+    assert job_processes(marker) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_tito_run_stops_every_rank_at_one_step_and_reports(tmp_path, marker, signum):
+    checkpoint = tmp_path / "long.safetensors"
+    launcher = subprocess.Popen([str(TITO), "run", "-n", "2", str(JOB), "train", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists() and launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checkpoint.exists(), launcher.stderr.read() if launcher.poll() is not None else "no checkpoint"
+        launcher.send_signal(signum)
+        out, err = launcher.communicate(timeout=30)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 128 + signum, err
+    assert f"interrupted at step " in out and f"the last checkpoint is {checkpoint}" in out, out + err
+    assert err == ""
+    assert job_processes(marker) == []
+    written = checkpoint.stat().st_mtime_ns
+    time.sleep(1.0)  # an orphaned rank 0 would write it again within a few steps
+    assert checkpoint.stat().st_mtime_ns == written
+
+
+def test_more_ranks_than_cores_are_refused_before_any_starts(tmp_path, marker):
+    cores = len(os.sched_getaffinity(0))
+    with pytest.raises(LaunchError, match=f"{cores + 1} ranks on this machine's {cores} cores.*--oversubscribe"):
+        check_rank_count(cores + 1)
+    check_rank_count(cores + 1, oversubscribe=True)
+    check_rank_count(cores + 1, hosts=["node-a", "node-b"])  # other machines count their own cores
+    with pytest.raises(LaunchError, match="--oversubscribe"):
+        check_rank_count(cores + 1, hosts=["localhost"])
+    result = subprocess.run([str(TITO), "run", "-n", "1000", str(JOB), "train", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"Error: 1000 ranks on this machine's {cores} cores: the ranks would take turns on "
+                             f"them; use at most {cores}, or pass --oversubscribe to start them anyway\n")
