@@ -29,6 +29,7 @@ def train_until_stopped(out: Path) -> None:
     """The Trainer with a checkpoint every 4 steps, for far longer than any test waits."""
     sys.path.insert(0, str(Path(__file__).parent))
     import ddp_job
+
     from tinytorch.core.callbacks import ModelCheckpoint
 
     checkpoint = out / "long.safetensors"

@@ -108,7 +108,7 @@ def test_a_signal_to_tito_run_stops_every_rank_at_one_step_and_reports(tmp_path,
     finally:
         launcher.kill()
     assert launcher.returncode == 128 + signum, err
-    assert f"interrupted at step " in out and f"the last checkpoint is {checkpoint}" in out, out + err
+    assert "interrupted at step " in out and f"the last checkpoint is {checkpoint}" in out, out + err
     assert err == ""
     assert job_processes(marker) == []
     written = checkpoint.stat().st_mtime_ns
