@@ -25,6 +25,13 @@ def collectives_then(misbehave) -> None:
     dist.all_reduce(a)
 
 
+def hosts() -> None:
+    """Each rank's network namespace, and an all-reduce of 8 MB (its bytes must cross the link between them)."""
+    big = np.full(2**20, float(dist.get_rank() + 1))
+    dist.all_reduce(big)
+    print(f"rank {dist.get_rank()} in {os.readlink('/proc/self/ns/net')}: {big[0]:g} {big[-1]:g}", flush=True)
+
+
 def train_until_stopped(out: Path) -> None:
     """The Trainer with a checkpoint every 4 steps, for far longer than any test waits."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -49,6 +56,8 @@ if __name__ == "__main__":
         collectives_then(lambda: time.sleep(120))
     elif mode == "dtypes":
         dist.all_reduce(np.ones(4, dtype=np.float32 if dist.get_rank() == 0 else np.float64))
+    elif mode == "hosts":
+        hosts()
     elif mode == "train":
         train_until_stopped(out)
     else:

@@ -9,7 +9,9 @@ marker in its environment (mpiexec, its proxy and the ranks inherit it).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,3 +131,67 @@ def test_more_ranks_than_cores_are_refused_before_any_starts(tmp_path, marker):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (f"Error: 1000 ranks on this machine's {cores} cores: the ranks would take turns on "
                              f"them; use at most {cores}, or pass --oversubscribe to start them anyway\n")
+
+
+FAKE_SSH = """#!/bin/sh
+# mpiexec runs: THIS [-x] HOST COMMAND; run COMMAND in the network namespace that plays HOST
+while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done
+host=$1; shift
+case "$host" in {cases} *) echo "no namespace plays $host" >&2; exit 255;; esac
+exec ip netns exec "$ns" sh -c "$*"
+"""
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=check)
+
+
+@pytest.fixture
+def two_hosts(tmp_path):
+    """Two network namespaces joined by a veth pair: two machines whose only link is TCP over it."""
+    tag = f"tt{os.getpid() % 100000}"
+    names, subnet = (f"{tag}a", f"{tag}b"), f"10.231.{os.getpid() % 250}"
+    addresses = (f"{subnet}.1", f"{subnet}.2")
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and iproute2's ip")
+    made = _ip("netns", "add", names[0], check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
+    try:
+        _ip("netns", "add", names[1])
+        _ip("link", "add", names[0], "type", "veth", "peer", "name", names[1])
+        for name, address in zip(names, addresses):
+            _ip("link", "set", name, "netns", name)
+            _ip("-n", name, "addr", "add", f"{address}/24", "dev", name)
+            _ip("-n", name, "link", "set", name, "up")
+            _ip("-n", name, "link", "set", "lo", "up")
+        ssh = tmp_path / "netns-ssh"
+        ssh.write_text(FAKE_SSH.format(cases=" ".join(f"{a}) ns={n};;" for n, a in zip(names, addresses))))
+        ssh.chmod(0o755)
+        yield names, addresses, ssh
+    finally:
+        for name in names:
+            _ip("netns", "del", name, check=False)
+
+
+def test_hosts_beyond_localhost_run_ranks_that_talk_over_tcp(two_hosts, tmp_path, marker):
+    (first, second), addresses, ssh = two_hosts
+
+    def bytes_received():
+        stats = json.loads(_ip("-n", second, "-s", "-j", "link", "show", "dev", second).stdout)[0]["stats64"]
+        return stats["rx"]["bytes"]
+
+    before = bytes_received()
+    result = subprocess.run(["ip", "netns", "exec", first, str(TITO), "run", "-n", "2", "--all-output", "--hosts",
+                             ",".join(addresses), str(JOB), "hosts", str(tmp_path)], capture_output=True, text=True,
+                            timeout=90, env={**os.environ, "HYDRA_LAUNCHER": "ssh", "HYDRA_LAUNCHER_EXEC": str(ssh),
+                                             # one hostname and one /dev/shm: without these MPICH (UCX) would
+                                             # pass the data through shared memory, as on one machine
+                                             "MPIR_CVAR_NOLOCAL": "1", "UCX_TLS": "tcp,self"})
+    assert result.returncode == 0, result.stderr
+    lines = sorted(line for line in result.stdout.splitlines() if line.startswith("["))
+    assert [line.split(": ")[1] for line in lines] == ["3 3", "3 3"], result.stdout  # 1 + 2 on both ranks
+    where = [line.split(" in ")[1].split(": ")[0] for line in lines]
+    assert where == [f"net:[{os.stat(f'/run/netns/{name}').st_ino}]" for name in (first, second)]
+    assert bytes_received() - before > 2**22  # the 8 MB all-reduce went over the link (the rest is ~kB)
+    assert job_processes(marker) == []

@@ -56,7 +56,7 @@ def given_on_command_line(ctx: click.Context, name: str) -> bool:
 
 
 def relaunch_on_ranks(ctx: click.Context, nproc: str, command: tuple[str, ...], batch_size: int | None,
-                      unit: str, limit: int | None = None) -> None:
+                      unit: str, limit: int | None = None, oversubscribe: bool = False) -> None:
     """With ``--nproc N`` > 1, run this command again on N ranks and exit with their code.
 
     Returns (doing nothing) for one rank, or inside a rank already. A batch that N ranks cannot
@@ -69,6 +69,7 @@ def relaunch_on_ranks(ctx: click.Context, nproc: str, command: tuple[str, ...], 
         batch_size: the global batch, or None when the command will pick it.
         unit: what a batch row is called in the message (``images``, ``sequences``).
         limit: the ``--limit`` on the training rows, if any (N ranks need at least N).
+        oversubscribe: ``--oversubscribe``: allow more ranks than this machine's cores.
 
     >>> relaunch_on_ranks(None, "1", ("vision", "train"), 128, "images")  # one rank: nothing to do
     """
@@ -84,7 +85,7 @@ def relaunch_on_ranks(ctx: click.Context, nproc: str, command: tuple[str, ...], 
     if limit is not None and limit < n:
         raise click.BadParameter(f"{n} ranks cannot share {limit} training {unit} (--limit)", param_hint="--nproc")
     try:
-        code = relaunch(n, command=command)
+        code = relaunch(n, command=command, oversubscribe=oversubscribe)
     except (LaunchError, ImportError) as e:
         raise click.ClickException(str(e)) from None
     if code is not None:

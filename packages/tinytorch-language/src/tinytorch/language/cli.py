@@ -170,14 +170,16 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
               help="BLAS threads: a number, or 'auto' (one per physical core).")
 @click.option("--nproc", default="1", show_default=True,
               help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
-                   "takes batch-size/N sequences of every batch and one BLAS thread.")
+                   "takes batch-size/N sequences of every batch and one BLAS thread. A rank left waiting "
+                   "10 minutes for another ends the job.")
+@click.option("--oversubscribe", is_flag=True, help="With --nproc: allow more ranks than this machine has cores.")
 @click.option("--sample", default=200, show_default=True, type=WholeNumber(min=0),
               help="Characters/tokens to generate after training (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
 @click.pass_context
 def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, context, dropout, batch_size, lr,
           warmup, max_steps, epochs, time_budget, val_fraction, eval_every, eval_batches, out, resume,
-          init_from, tokenizer_from, seed, threads, nproc, sample, as_json) -> None:
+          init_from, tokenizer_from, seed, threads, nproc, oversubscribe, sample, as_json) -> None:
     """Train TinyGPT on Tiny Shakespeare (or --text), char-level by default; or fine-tune GPT-2.
 
     \b
@@ -211,7 +213,8 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     _check_generation_fits(sample, "--sample")
     default_batch = (FINETUNE_RECIPE if init_from is not None else _recipe(time_budget)[1])["batch_size"]
     relaunch_on_ranks(ctx, nproc, ("language", "train"),
-                      batch_size if batch_size is not None or resume else default_batch, "sequences")
+                      batch_size if batch_size is not None or resume else default_batch, "sequences",
+                      oversubscribe=oversubscribe)
     set_num_threads(n_threads)
     out = out or resume or DEFAULT_OUT
     io.check_destination(out, what="--out")  # before training, not after the first evaluation

@@ -50,12 +50,14 @@ def vision() -> None:
 @click.option("--nproc", default="1", show_default=True,
               help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
                    "takes batch-size/N images of every batch and one BLAS thread; the result is that of "
-                   "one process with the whole batch.")
+                   "one process with the whole batch. A rank left waiting 10 minutes for another ends the job.")
+@click.option("--oversubscribe", is_flag=True, help="With --nproc: allow more ranks than this machine has cores.")
 @click.option("--json", "as_json", is_flag=True, help="No progress display; print the result as JSON.")
 @click.pass_context
 def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batch_size: int, lr: float,
           seed: int, no_augment: bool, limit: int | None, val_fraction: float, out: str | None,
-          resume: str | None, root: str | None, download: bool, threads: str, nproc: str, as_json: bool) -> None:
+          resume: str | None, root: str | None, download: bool, threads: str, nproc: str, oversubscribe: bool,
+          as_json: bool) -> None:
     """Train MODEL on DATASET, print per-epoch test accuracy, checkpoint every epoch.
 
     \b
@@ -93,7 +95,8 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
             raise click.UsageError(f"--epochs {epochs} is fewer than the {saved['epochs']} epochs {resume} "
                                    "was planned for; a resumed run can only train longer")
     relaunch_on_ranks(ctx, nproc, ("vision", "train"),
-                      read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size, "images", limit)
+                      read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size, "images", limit,
+                      oversubscribe)
     out = out or resume or "vision.safetensors"
     echo = None if as_json else click.echo
     progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")
