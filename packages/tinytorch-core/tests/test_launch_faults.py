@@ -28,18 +28,29 @@ TITO = Path(sys.executable).with_name("tito")
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py is not installed")
 
 
-def job_processes(marker: str) -> list[str]:
-    """The command lines of the running processes whose environment holds ``marker`` (zombies have none)."""
-    found = []
+def job_processes(marker: str) -> dict[int, str]:
+    """pid -> command line of the running processes whose environment holds ``marker`` (zombies have none)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if f"TINYTORCH_TEST_JOB={marker}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
     return found
+
+
+def kill_left(marker: str) -> dict[int, str]:
+    """Kill (by pid) what a job left running, so a failing test never leaves ranks behind; return it."""
+    left = job_processes(marker)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 @pytest.fixture
@@ -48,9 +59,7 @@ def marker(monkeypatch):
     value = uuid.uuid4().hex
     monkeypatch.setenv("TINYTORCH_TEST_JOB", value)
     yield value
-    left = job_processes(value)
-    for line in left:  # never leave them running, even when the launcher failed to end them
-        subprocess.run(["pkill", "-9", "-f", line.split()[-1]], check=False)
+    left = kill_left(value)
     assert not left, f"processes left running: {left}"
 
 
@@ -65,14 +74,14 @@ def test_a_rank_that_exits_0_with_os_exit_fails_the_job(tmp_path, capfd, marker)
     code, out, err, seconds = run_job(capfd, "exit0", tmp_path)
     assert code == 1 and seconds < 30
     assert err == ["rank 1: exited with status 0 before the job finished"]
-    assert job_processes(marker) == []
+    assert job_processes(marker) == {}
 
 
 def test_a_rank_that_ends_before_a_collective_fails_the_job_instead_of_hanging(tmp_path, capfd, marker):
     code, out, err, seconds = run_job(capfd, "return0", tmp_path)
     assert code == 1 and seconds < 30
     assert err == ["rank 1: exited with status 0 before the job finished (rank 0 waits for it in all_reduce #2)"]
-    assert job_processes(marker) == []
+    assert job_processes(marker) == {}
 
 
 def test_a_stalled_rank_ends_the_job_after_the_stall_timeout(tmp_path, capfd, marker):
@@ -80,7 +89,7 @@ def test_a_stalled_rank_ends_the_job_after_the_stall_timeout(tmp_path, capfd, ma
     assert code == 124 and seconds < 30
     assert err == ["rank 1: did not reach all_reduce #2 within 2 s while rank 0 waited in it; the job was ended "
                    "(stall timeout)"]
-    assert job_processes(marker) == []
+    assert job_processes(marker) == {}
 
 
 def test_ranks_that_all_reduce_different_dtypes_get_one_line_naming_them(tmp_path, capfd, marker):
@@ -92,7 +101,7 @@ def test_ranks_that_all_reduce_different_dtypes_get_one_line_naming_them(tmp_pat
     assert err[0].startswith(("rank 0: ", "rank 1: "))
     assert f'File "{JOB}", line' in err[1]  # the caller's line first, then where it was raised
     assert all(line.startswith("  File ") for line in err[1:]) and "error stack" not in out + "\n".join(err)
-    assert job_processes(marker) == []
+    assert job_processes(marker) == {}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -112,7 +121,7 @@ def test_a_signal_to_tito_run_stops_every_rank_at_one_step_and_reports(tmp_path,
     assert launcher.returncode == 128 + signum, err
     assert "interrupted at step " in out and f"the last checkpoint is {checkpoint}" in out, out + err
     assert err == ""
-    assert job_processes(marker) == []
+    assert job_processes(marker) == {}
     written = checkpoint.stat().st_mtime_ns
     time.sleep(1.0)  # an orphaned rank 0 would write it again within a few steps
     assert checkpoint.stat().st_mtime_ns == written
@@ -194,4 +203,4 @@ def test_hosts_beyond_localhost_run_ranks_that_talk_over_tcp(two_hosts, tmp_path
     where = [line.split(" in ")[1].split(": ")[0] for line in lines]
     assert where == [f"net:[{os.stat(f'/run/netns/{name}').st_ino}]" for name in (first, second)]
     assert bytes_received() - before > 2**22  # the 8 MB all-reduce went over the link (the rest is ~kB)
-    assert job_processes(marker) == []
+    assert job_processes(marker) == {}

@@ -21,12 +21,13 @@ TITO = Path(sys.executable).with_name("tito")
 needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py is not installed")
 
 
-def job_processes(marker: str) -> list[str]:
-    found = []
+def job_processes(marker: str) -> dict[int, str]:
+    """pid -> command line of the running processes whose environment holds ``marker`` (zombies have none)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and f"TINYTORCH_TEST_JOB={marker}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
     return found
@@ -52,8 +53,11 @@ def test_sigint_to_nproc_2_training_reports_the_checkpoint_and_ends_every_rank(t
     finally:
         train.kill()
         left = job_processes(marker)
-        for line in left:
-            subprocess.run(["pkill", "-9", "-f", line.split()[-1]], check=False)
+        for pid in left:  # by pid: never leave ranks behind, even when the launcher failed to end them
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert not left, f"processes left running: {left}"
     assert train.returncode == 130, stderr
     last = stdout.strip().splitlines()[-1]
