@@ -226,7 +226,6 @@ class _Rank:
     """What the launcher knows of one rank, from the messages of its `_Channel`."""
 
     def __init__(self) -> None:
-        self.pid: int | None = None
         self.completed = 0  # collectives left
         self.inside: tuple[int, str, float] | None = None  # (number, name, since) of the collective it waits in
         self.ended_at: float | None = None
@@ -265,35 +264,20 @@ class _Job:
             while self.process.poll() is None:
                 self._read(selector, 0.1)
                 self._check(time.monotonic())
-            self._read(selector, 0)  # messages sent just before the end
+            while self._read(selector, 0):  # messages sent just before the end
+                pass
         finally:
             self._restore_signal_handlers(previous)
             selector.close()
+            self._kill()  # anything of the job still in its process group (nothing, normally)
+            self.process.wait()
         for pump in pumps:
             pump.join(timeout=5)
-        self._reap_local_ranks()
         return self._result()
 
-    def _reap_local_ranks(self) -> None:
-        """Make sure no rank of this machine outlives mpiexec (they are gone within moments when it ends)."""
-        pids = []
-        for file in self.launch_dir.glob("rank-*.pid"):
-            try:
-                pids.append(int(file.read_text()))
-            except (OSError, ValueError):
-                continue
-        deadline = time.monotonic() + 2
-        while pids and time.monotonic() < deadline:
-            pids = [pid for pid in pids if _running_rank(pid, self.launch_dir)]
-            time.sleep(0.05)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def _read(self, selector: selectors.BaseSelector, wait: float) -> None:
-        for key, _ in selector.select(wait):
+    def _read(self, selector: selectors.BaseSelector, wait: float) -> int:
+        events = selector.select(wait)
+        for key, _ in events:
             if key.fileobj is self.listener:
                 try:
                     conn, _ = self.listener.accept()
@@ -318,18 +302,20 @@ class _Job:
             state["buffer"] += data
             *lines, state["buffer"] = state["buffer"].split(b"\n")
             for line in lines:
-                message = json.loads(line)
-                state["rank"] = message["rank"]
-                self._on_message(message)
+                try:
+                    message = json.loads(line)
+                    state["rank"] = int(message["rank"])
+                    self._on_message(message)
+                except (ValueError, KeyError, TypeError):
+                    continue  # not one of our ranks (anything may connect to the port)
+        return len(events)
 
     def _on_message(self, message: dict) -> None:
         now = time.monotonic()
         self.last_progress = now
         rank = self.ranks.setdefault(message["rank"], _Rank())
         event = message["event"]
-        if event == "hello":
-            rank.pid = message["pid"]
-        elif event == "enter":
+        if event == "enter":
             rank.inside = (message["n"], message["name"], now)
         elif event == "leave":
             rank.inside, rank.completed = None, message["n"]
@@ -466,18 +452,6 @@ class _Job:
         return 0
 
 
-def _running_rank(pid: int, launch_dir: Path) -> bool:
-    """Whether ``pid`` is still a running rank of the job of ``launch_dir`` (not a zombie, not a reused pid)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return f"TINYTORCH_LAUNCH_DIR={launch_dir}".encode() in environ.read().split(b"\0")
-    except (OSError, IndexError):
-        return False
-
-
 def _death_report(dead: dict[str, int], launch_dir: Path, code: int) -> str:
     ranks = {}
     for file in launch_dir.glob("rank-*.pid"):
@@ -589,7 +563,7 @@ class _Channel:
         self.rank = rank
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.sock.settimeout(None)
-        self.send("hello", pid=os.getpid())
+        self.send("hello", pid=os.getpid(), host=socket.gethostname())
 
     def send(self, event: str, **fields: object) -> None:
         try:
