@@ -13,6 +13,7 @@ import click
 
 from tinytorch.core.checks import is_int
 from tinytorch.core.cli_params import FiniteFloat, given_on_command_line, relaunch_on_ranks
+from tinytorch.core.paths import check_outputs
 
 DEFAULT_OUT = "checkpoints/tinygpt.safetensors"
 DEFAULT_MAX_STEPS = 2000
@@ -211,6 +212,10 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         _check_training_fits(ctx, tokenizer_kind, {**{k: v if v is not None else recipe[k] for k, v in given.items()},
                                                    "vocab_size": vocab_size})
     _check_generation_fits(sample, "--sample")
+    # --resume is left out: continuing a run rewrites its checkpoint (the default --out)
+    check_outputs({"--out": out or resume or DEFAULT_OUT},
+                  {"--text": text_path, "--tokenizer-from": tokenizer_from,
+                   "--init-from": init_from if init_from is not None and Path(init_from).exists() else None})
     default_batch = (FINETUNE_RECIPE if init_from is not None else _recipe(time_budget)[1])["batch_size"]
     relaunch_on_ranks(ctx, nproc, ("language", "train"),
                       batch_size if batch_size is not None or resume else default_batch, "sequences",
@@ -446,6 +451,7 @@ def tokenize(text_path, tokenizer_kind, vocab_size, load_path, save_path, show, 
         from tinytorch.core import io
 
         io.check_destination(save_path, what="--save")  # before fitting, not after
+        check_outputs({"--save": save_path}, {"--text": text_path, "--load": load_path})
     text, source = _read_text(text_path)
     start = time.perf_counter()
     if load_path:

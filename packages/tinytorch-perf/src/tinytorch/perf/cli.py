@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from tinytorch.core.paths import check_outputs
+
 LAYERS = ("attention", "avgpool2d", "batchnorm2d", "conv2d", "cross_entropy", "embedding", "gelu",
           "layernorm", "linear", "maxpool2d", "relu", "sigmoid", "softmax", "tanh")
 CIFAR10_MODELS = ("small_cnn", "deep_cnn", "wide_cnn")
@@ -329,6 +331,7 @@ def profile(model, repeats, warmup, no_backward, threads, csv_path, trace_path, 
             as_json) -> None:
     """Layer-by-layer forward/backward time, FLOPs, memory and roofline position of MODEL."""
     _check_options({"--threads": (threads, 1)})
+    check_outputs({"--csv": csv_path, "--trace": trace_path, "--out": json_path})
     spec = _hardware(True)
     result = _profile(model, repeats, warmup, spec, not no_backward, threads)
     if csv_path:
@@ -367,6 +370,7 @@ def roofline(model, out_path, svg_path, repeats, as_json) -> None:
 
     if not out_path.lower().endswith((".png", ".svg")):
         raise ValueError(f"--out must end in .png or .svg, got {out_path!r}")
+    check_outputs({"--out": out_path, "--svg": svg_path})
     spec = _hardware(True)
     result = _profile(model, repeats, 2, spec, backward=False)
     roof = RooflineModel(spec)

@@ -94,6 +94,13 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
         if epochs is not None and epochs < saved["epochs"]:
             raise click.UsageError(f"--epochs {epochs} is fewer than the {saved['epochs']} epochs {resume} "
                                    "was planned for; a resumed run can only train longer")
+    from tinytorch.core.paths import check_outputs
+
+    from .datasets import data_root, get_dataset
+
+    # --resume is left out: continuing a run rewrites its checkpoint (the default --out)
+    check_outputs({"--out": out or resume or "vision.safetensors"},
+                  {f"the {dataset} data": data_root(root) / get_dataset(dataset).folder_name})
     relaunch_on_ranks(ctx, nproc, ("vision", "train"),
                       read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size, "images", limit,
                       oversubscribe)
