@@ -272,12 +272,17 @@ def _buffer(array: Any, fn: str) -> np.ndarray:
     return data
 
 
-def all_reduce(array: Any, op: str = "sum") -> Any:
+def all_reduce(array: Any, op: str = "sum", *, agreed: bool = False) -> Any:
     """Reduce ``array`` over every rank, in place: afterwards every rank holds the result.
+
+    Every rank must pass the same dtype, shape and op; a rank that does not is named in a
+    ``ValueError`` on every rank (one small Allreduce of a signature checks it first).
 
     Args:
         array: a C-contiguous NumPy array or Tensor (its ``.data`` is reduced), any shape.
         op: ``"sum"``, ``"mean"``, ``"max"`` or ``"min"``.
+        agreed: the caller guarantees the ranks agree (DDP's buckets, laid out once from the
+            model every rank was checked to share): skip the check and its round trip.
 
     Returns:
         ``array`` itself.
@@ -296,7 +301,8 @@ def all_reduce(array: Any, op: str = "sum") -> Any:
         MPI = _mpi()
         mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
         with _collective("all_reduce"):
-            _check_same_arrays(data, op)
+            if not agreed:
+                _check_same_arrays(data, op)
             _comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
         if op == "mean":
             data *= data.dtype.type(1.0 / _comm.Get_size())

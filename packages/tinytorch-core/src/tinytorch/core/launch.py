@@ -65,6 +65,7 @@ _SIGNAL_NOISE = re.compile(r"^\[mpiexec@[^\]]*\] (Sending Ctrl-C|Press Ctrl-C)")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 KILL_GRACE = 10.0  # seconds the ranks have to stop (finish the step, report) after a forwarded signal
 ABRUPT_GRACE = 3.0  # seconds mpiexec gets to end the job itself after a rank died without a word
+REPORT_SECONDS = 0.25  # how often a rank tells the launcher which collective it is in, if that changed
 STALL_TIMEOUT = 600.0  # `--nproc` training: a rank waiting this long in one collective, with no progress
 
 
@@ -331,10 +332,11 @@ class _Job:
         self.last_progress = now
         rank = self.ranks.setdefault(message["rank"], _Rank())
         event = message["event"]
-        if event == "enter":
-            rank.inside = (message["n"], message["name"], now)
-        elif event == "leave":
-            rank.inside, rank.completed = None, message["n"]
+        if event == "state":
+            waiting = message["waiting"]
+            rank.completed = int(message["left"])
+            rank.inside = None if waiting is None else (int(message["entered"]), str(message["name"]),
+                                                        now - float(waiting))
         elif event == "end":
             rank.status, rank.ended_at = message["status"], now
         elif event == "fail":  # the rank aborts the job itself (MPI_Abort)
@@ -569,9 +571,12 @@ def relaunch(nproc: int, command: Sequence[str] = (), argv: Sequence[str] | None
 
 # ------------------------------------------------------------------ the rank side
 class _Channel:
-    """A rank's line to its launcher: one JSON message a line over TCP (hello, collectives, the end).
+    """A rank's line to its launcher: one JSON message a line over TCP.
 
-    The launcher sees the connection close when the rank's process ends, however it ends.
+    A collective only updates `state` (no system call on the hot path); a reporting thread sends
+    it when it has changed, every `REPORT_SECONDS` (MPI calls release the GIL, so it runs while
+    the rank waits in one). The rank sends its last state before its end or failure, and the
+    launcher sees the connection close when the process ends, however it ends.
     """
 
     def __init__(self, address: str, rank: int) -> None:
@@ -579,16 +584,37 @@ class _Channel:
         self.rank = rank
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.sock.settimeout(None)
+        self.lock = threading.Lock()  # whole lines from two threads
+        # (collectives entered, collectives left, name of the last, monotonic time it was entered or None
+        # once left), replaced whole so the reporting thread never reads half an update
+        self.state: tuple[int, int, str, float | None] = (0, 0, "", None)
+        self.sent: tuple | None = None
         self.send("hello", pid=os.getpid(), host=socket.gethostname())
+        threading.Thread(target=self._report_every, daemon=True).start()
 
     def send(self, event: str, **fields: object) -> None:
+        line = (json.dumps({"rank": self.rank, "event": event, **fields}) + "\n").encode()
         try:
-            self.sock.sendall((json.dumps({"rank": self.rank, "event": event, **fields}) + "\n").encode())
+            with self.lock:
+                self.sock.sendall(line)
         except OSError:
             pass  # the launcher is gone; the rank goes on as under a bare mpiexec
 
     def collective(self, phase: str, number: int, name: str) -> None:
-        self.send(phase, n=number, name=name)
+        left = self.state[1]
+        self.state = (number, left, name, time.monotonic()) if phase == "enter" else (number, number, name, None)
+
+    def report(self) -> None:
+        entered, left, name, since = self.state
+        if (entered, left) != self.sent:
+            self.sent = (entered, left)
+            self.send("state", entered=entered, left=left, name=name,
+                      waiting=None if since is None else time.monotonic() - since)
+
+    def _report_every(self) -> None:
+        while True:
+            time.sleep(REPORT_SECONDS)
+            self.report()
 
 
 def _connect(rank: int) -> _Channel | None:
@@ -647,6 +673,7 @@ def _rank_main(argv: list[str]) -> None:
     except BaseException as e:  # noqa: B036 - a rank must never die silently while others wait
         _abort(channel, report_fd, _describe_error(rank, e), 1)
     if channel is not None:
+        channel.report()
         channel.send("end", status=status)
     sys.exit(status)
 
@@ -667,6 +694,7 @@ def _abort(channel: _Channel | None, fd: int, text: str, code: int) -> None:
     except Exception:  # noqa: S110
         pass
     if channel is not None:
+        channel.report()
         channel.send("fail", text=text, status=code)
     else:
         os.write(fd, (text + "\n").encode())

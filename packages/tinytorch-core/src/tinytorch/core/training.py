@@ -274,7 +274,7 @@ class Trainer:
         value = float(loss.item())
         if dist.is_distributed():  # the mean over the ranks' equal shares; every rank agrees on a nan
             # and on a termination signal that any rank received: all of them stop at this step
-            value, stop = dist.all_reduce(np.array([value, float(dist.stop_requested())]), op="mean")
+            value, stop = dist.all_reduce(np.array([value, float(dist.stop_requested())]), op="mean", agreed=True)
             value = float(value)
             if stop:
                 dist.stop_now()

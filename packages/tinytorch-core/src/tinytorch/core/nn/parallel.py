@@ -52,7 +52,7 @@ class _Bucket:
                 view[...] = p.grad.reshape(-1)
             views.append(view)
             offset += n
-        dist.all_reduce(self.buffer, op="sum")
+        dist.all_reduce(self.buffer, op="sum", agreed=True)  # the models were compared when wrapped
         self.buffer *= self.buffer.dtype.type(1.0 / world)
         for p, view in zip(self.params, views):
             # A view of the buffer: optimizers never write .grad in place (DESIGN.md §11), and the
