@@ -62,7 +62,7 @@ def test_sigint_to_nproc_2_training_reports_the_checkpoint_and_ends_every_rank(t
     assert train.returncode == 130, stderr
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("interrupted at step ") and last.endswith(
-        f"is {out}; continue with: tito language train --resume {out}"), stdout + stderr
+        f"is {out}; continue with: tito language train --resume {out} --nproc 2"), stdout + stderr
     written = out.stat().st_mtime_ns
     time.sleep(1.0)  # an orphaned rank 0 would write it again within a few steps
     assert out.stat().st_mtime_ns == written

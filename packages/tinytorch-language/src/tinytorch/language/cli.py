@@ -358,13 +358,21 @@ def _checkpoint_step(path: str) -> int | None:
         return None
 
 
+def _on_ranks() -> str:
+    """`` --nproc N`` inside a data-parallel run, for the command that continues it."""
+    from tinytorch.core import distributed as dist
+
+    return f" --nproc {dist.get_world_size()}" if dist.is_distributed() else ""
+
+
 def _report(result: dict, elapsed: float, resume: str | None) -> None:
     out, reason = result["checkpoint"], result["stop_reason"]
     if reason == "interrupted":
         where = (f"the last checkpoint (step {result['checkpoint_step']}) is {out}"
                  if result["checkpoint_step"] is not None else "no checkpoint was written yet")
         click.echo(f"interrupted at step {result['steps']}; {where}"
-                   + (f"; continue with: tito language train --resume {out}" if result["checkpoint_step"] else ""))
+                   + (f"; continue with: tito language train --resume {out}{_on_ranks()}"
+                      if result["checkpoint_step"] else ""))
         return
     if reason == "non_finite":
         where = (f"the last good checkpoint (step {result['checkpoint_step']}) at {out} is unchanged"
