@@ -34,6 +34,7 @@ environment at the same path, password-less ssh from the first host, and a route
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -63,7 +64,7 @@ _ABORT_NOISE = re.compile(r"^(Abort\(\d+\) on node|\[cli_\d+\]: aborting job|app
 _SIGNAL_NOISE = re.compile(r"^\[mpiexec@[^\]]*\] (Sending Ctrl-C|Press Ctrl-C)")
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-KILL_GRACE = 10.0  # seconds the ranks have to stop (finish the step, report) after a forwarded signal
+KILL_GRACE = 30.0  # seconds the ranks have to stop (finish the step, report) after a forwarded signal
 ABRUPT_GRACE = 3.0  # seconds mpiexec gets to end the job itself after a rank died without a word
 REPORT_SECONDS = 0.25  # how often a rank tells the launcher which collective it is in, if that changed
 STALL_TIMEOUT = 600.0  # `--nproc` training: a rank waiting this long in one collective, with no progress
@@ -151,7 +152,12 @@ def check_rank_count(nproc: int, hosts: Sequence[str] | None = None, hostfile: s
 
 
 def _is_this_host(host: str) -> bool:
-    return host in ("localhost", "127.0.0.1", "::1", socket.gethostname())
+    if host in ("localhost", socket.gethostname()):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False
 
 
 def launch(script: str | os.PathLike, args: Sequence[str] = (), nproc: int = 2, *,
@@ -218,7 +224,7 @@ def _address_for(hosts: Sequence[str] | None, hostfile: str | os.PathLike | None
                  if line.strip() and not line.lstrip().startswith("#")]
     others = [name for name in names if not _is_this_host(name)]
     if not others:
-        return "127.0.0.1"
+        return "localhost"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # no packet is sent
         try:
             probe.connect((others[0], 9))
