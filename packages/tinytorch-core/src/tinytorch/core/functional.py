@@ -28,7 +28,7 @@ from .ops import (
     WhereFunction,
 )
 from .random import get_rng
-from .tensor import Tensor
+from .tensor import Tensor, axis_arg
 
 # ---------------------------------------------------------------------------------- linear
 
@@ -78,28 +78,30 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # ---------------------------------------------------------------------------------- softmax
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Softmax along ``axis`` (numerically stable: the max is subtracted first).
 
     Args:
         x: any shape.
-        axis: the axis whose entries sum to 1.
+        axis: the axis whose entries sum to 1 (default the last).
+        dim: PyTorch's name for ``axis``.
 
     >>> from tinytorch.core import Tensor
     >>> softmax(Tensor([[0.0, 0.0]])).tolist()
     [[0.5, 0.5]]
     """
-    return SoftmaxFunction.apply(x, axis=axis)
+    return SoftmaxFunction.apply(x, axis=axis_arg("softmax", axis, dim, default=-1))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed without forming softmax (no underflow).
+def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """log(softmax(x)) along ``axis`` (default the last; or ``dim``), computed without forming
+    softmax (no underflow).
 
     >>> from tinytorch.core import Tensor
     >>> round(log_softmax(Tensor([0.0, 0.0])).tolist()[0], 4)
     -0.6931
     """
-    return LogSoftmaxFunction.apply(x, axis=axis)
+    return LogSoftmaxFunction.apply(x, axis=axis_arg("log_softmax", axis, dim, default=-1))
 
 
 # ---------------------------------------------------------------------------------- losses
@@ -744,8 +746,8 @@ def tanh(x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------- joining
 
 
-def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis (``torch.cat``; alias ``cat``).
+def concat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (default 0; or ``dim``) (``torch.cat``; alias ``cat``).
 
     >>> from tinytorch.core import ones, zeros
     >>> concat([ones(2, 3), zeros(1, 3)]).shape
@@ -753,14 +755,14 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """
     if not tensors:
         raise ValueError("concat: expected a non-empty sequence of tensors")
-    return ConcatFunction.apply(*tensors, axis=axis)
+    return ConcatFunction.apply(*tensors, axis=axis_arg("concat", axis, dim, default=0))
 
 
 cat = concat
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis.
+def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Join same-shaped tensors along a new axis (default 0; or ``dim``).
 
     >>> from tinytorch.core import ones
     >>> stack([ones(2, 3), ones(2, 3)], axis=1).shape
@@ -768,7 +770,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
-    return StackFunction.apply(*tensors, axis=axis)
+    return StackFunction.apply(*tensors, axis=axis_arg("stack", axis, dim, default=0))
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:

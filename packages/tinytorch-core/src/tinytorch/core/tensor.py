@@ -445,69 +445,121 @@ class Tensor:
     clip = clamp
 
     # ----------------------------------------------------------------- reductions
-    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    # Each reduction takes NumPy's names (axis, keepdims) and PyTorch's (dim, keepdim): a learner
+    # types either. Passing both spellings of one argument is an error naming both.
+    def sum(self, axis: Axis = None, keepdims: bool | None = None, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:
         """Sum over ``axis`` (an int, a tuple of ints or None for all).
 
         Args:
             axis: the axis or axes to reduce; None reduces everything to a scalar.
-            keepdims: keep the reduced axes with length 1.
+            keepdims: keep the reduced axes with length 1 (default False).
+            dim: PyTorch's name for ``axis``.
+            keepdim: PyTorch's name for ``keepdims``.
 
         >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0)
         Tensor([4., 6.])
+        >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(dim=1, keepdim=True).tolist()
+        [[3.0], [7.0]]
         """
+        axis, keepdims = reduction_args("sum", axis, dim, keepdims, keepdim)
         return _ops.SumFunction.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Mean over ``axis`` (see ``sum`` for the arguments).
+    def mean(self, axis: Axis = None, keepdims: bool | None = None, *, dim: Axis = None,
+             keepdim: bool | None = None) -> Tensor:
+        """Mean over ``axis`` (see ``sum`` for the arguments; ``dim``/``keepdim`` work too).
 
         >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).mean(axis=1, keepdims=True).shape
         (2, 1)
+        >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).mean(dim=0)
+        Tensor([2., 3.])
         """
+        axis, keepdims = reduction_args("mean", axis, dim, keepdims, keepdim)
         return _ops.MeanFunction.apply(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    def max(self, axis: Axis = None, keepdims: bool | None = None, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:
         """Maximum over ``axis``; the gradient goes to the maximal elements (split evenly on ties).
+
+        Unlike ``torch.max(x, dim)``, this returns the values only (``argmax`` gives the indices).
 
         >>> Tensor([[1.0, 5.0], [7.0, 2.0]]).max(axis=1)
         Tensor([5., 7.])
+        >>> Tensor([[1.0, 5.0], [7.0, 2.0]]).max(dim=0, keepdim=True).tolist()
+        [[7.0, 5.0]]
         """
+        axis, keepdims = reduction_args("max", axis, dim, keepdims, keepdim)
         return _ops.MaxFunction.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Minimum over ``axis`` (computed as ``-max(-x)``, so it is differentiable too)."""
+    def min(self, axis: Axis = None, keepdims: bool | None = None, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:
+        """Minimum over ``axis`` (computed as ``-max(-x)``, so it is differentiable too).
+
+        >>> Tensor([[1.0, 5.0], [7.0, 2.0]]).min(dim=1).tolist()
+        [1.0, 2.0]
+        """
+        axis, keepdims = reduction_args("min", axis, dim, keepdims, keepdim)
         return -((-self).max(axis=axis, keepdims=keepdims))
 
-    def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        """Variance with Bessel's correction by default, as ``torch.var``."""
+    def var(self, axis: Axis = None, keepdims: bool | None = None, correction: int = 1, *,
+            dim: Axis = None, keepdim: bool | None = None) -> Tensor:
+        """Variance with Bessel's correction by default, as ``torch.var``.
+
+        >>> Tensor([[1.0, 3.0], [5.0, 9.0]]).var(dim=1).tolist()
+        [2.0, 8.0]
+        """
+        axis, keepdims = reduction_args("var", axis, dim, keepdims, keepdim)
         return _ops.VarFunction.apply(self, axis=axis, keepdims=keepdims, correction=correction)
 
-    def std(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        """Standard deviation, ``sqrt(var(...))`` (Bessel's correction by default)."""
+    def std(self, axis: Axis = None, keepdims: bool | None = None, correction: int = 1, *,
+            dim: Axis = None, keepdim: bool | None = None) -> Tensor:
+        """Standard deviation, ``sqrt(var(...))`` (Bessel's correction by default).
+
+        >>> Tensor([[1.0, 3.0], [5.0, 9.0]]).std(dim=0, correction=0).tolist()
+        [2.0, 3.0]
+        """
+        axis, keepdims = reduction_args("std", axis, dim, keepdims, keepdim)
         return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    def argmax(self, axis: int | None = None, keepdims: bool | None = None, *, dim: int | None = None,
+               keepdim: bool | None = None) -> Tensor:
         """Indices of the maxima along ``axis`` (int64, no gradient).
 
         >>> Tensor([[0.1, 0.9], [0.8, 0.2]]).argmax(axis=1).tolist()
         [1, 0]
+        >>> Tensor([[0.1, 0.9], [0.8, 0.2]]).argmax(dim=0, keepdim=True).tolist()
+        [[1, 0]]
         """
+        axis, keepdims = reduction_args("argmax", axis, dim, keepdims, keepdim)
         return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Indices of the minima along ``axis`` (int64, no gradient)."""
+    def argmin(self, axis: int | None = None, keepdims: bool | None = None, *, dim: int | None = None,
+               keepdim: bool | None = None) -> Tensor:
+        """Indices of the minima along ``axis`` (int64, no gradient).
+
+        >>> Tensor([[0.1, 0.9], [0.8, 0.2]]).argmin(dim=1).tolist()
+        [0, 1]
+        """
+        axis, keepdims = reduction_args("argmin", axis, dim, keepdims, keepdim)
         return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims))
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        """Softmax along ``axis`` (see ``functional.softmax``).
+    def softmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Softmax along ``axis`` (default the last; ``dim`` is PyTorch's name for it).
 
         >>> Tensor([[0.0, 0.0]]).softmax().tolist()
         [[0.5, 0.5]]
+        >>> Tensor([[0.0], [0.0]]).softmax(dim=0).tolist()
+        [[0.5], [0.5]]
         """
-        return _ops.SoftmaxFunction.apply(self, axis=axis)
+        return _ops.SoftmaxFunction.apply(self, axis=axis_arg("softmax", axis, dim, default=-1))
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        """Log-softmax along ``axis`` (see ``functional.log_softmax``)."""
-        return _ops.LogSoftmaxFunction.apply(self, axis=axis)
+    def log_softmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Log-softmax along ``axis`` (default the last; ``dim`` is PyTorch's name for it).
+
+        >>> round(Tensor([0.0, 0.0]).log_softmax(dim=0).tolist()[0], 4)
+        -0.6931
+        """
+        return _ops.LogSoftmaxFunction.apply(self, axis=axis_arg("log_softmax", axis, dim, default=-1))
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
@@ -551,17 +603,26 @@ class Tensor:
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(axes)
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        """Insert an axis of length 1 at ``axis``.
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Insert an axis of length 1 at ``axis`` (``dim`` is PyTorch's name for it).
 
         >>> Tensor([1.0, 2.0]).unsqueeze(0).shape
         (1, 2)
+        >>> Tensor([1.0, 2.0]).unsqueeze(dim=-1).shape
+        (2, 1)
         """
+        axis = axis_arg("unsqueeze", axis, dim)
         axis = axis if axis >= 0 else axis + self.ndim + 1
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
-    def squeeze(self, axis: int | None = None) -> Tensor:
-        """Remove the axis ``axis`` if its length is 1, or every length-1 axis if None."""
+    def squeeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Remove the axis ``axis`` (or ``dim``) if its length is 1, or every length-1 axis if None.
+
+        >>> from tinytorch.core import zeros
+        >>> zeros(2, 1, 3).squeeze(dim=1).shape
+        (2, 3)
+        """
+        axis, _ = reduction_args("squeeze", axis, dim)
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
         if self.shape[axis] != 1:
@@ -594,18 +655,71 @@ class Tensor:
         mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         return _ops.MaskedFillFunction.apply(self, mask=mask.astype(bool, copy=False), value=value)
 
-    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
-        """Split along ``axis`` into pieces of ``split_size_or_sections`` (an int or a list of sizes).
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int | None = None, *,
+              dim: int | None = None) -> list[Tensor]:
+        """Split along ``axis`` (default 0; or ``dim``) into pieces of ``split_size_or_sections``
+        (an int or a list of sizes).
 
         >>> [t.shape for t in Tensor([1.0, 2.0, 3.0, 4.0, 5.0]).split(2)]
         [(2,), (2,), (1,)]
         """
-        return _ops.split(self, split_size_or_sections, axis=axis)
+        return _ops.split(self, split_size_or_sections, axis=axis_arg("split", axis, dim, default=0))
 
-    def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
-        """Split along ``axis`` into ``chunks`` pieces of (almost) equal size."""
+    def chunk(self, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+        """Split along ``axis`` (default 0; or ``dim``) into ``chunks`` pieces of (almost) equal size.
+
+        >>> [t.shape for t in Tensor([[1.0, 2.0, 3.0]]).chunk(2, dim=1)]
+        [(1, 2), (1, 1)]
+        """
+        axis = axis_arg("chunk", axis, dim, default=0)
         size = -(-self.shape[axis] // chunks)
         return self.split(size, axis=axis)
+
+
+def reduction_args(where: str, axis: Any, dim: Any, keepdims: bool | None = None,
+                   keepdim: bool | None = None) -> tuple[Any, bool]:
+    """NumPy's ``axis``/``keepdims`` or PyTorch's ``dim``/``keepdim``, whichever was given.
+
+    Args:
+        where: the operation, for the error message.
+        axis: NumPy's name (None when not given).
+        dim: PyTorch's name (None when not given).
+        keepdims: NumPy's name (None when not given).
+        keepdim: PyTorch's name (None when not given).
+
+    Returns:
+        ``(axis, keepdims)``, with ``keepdims`` False when neither spelling was given.
+
+    Raises:
+        TypeError: both spellings of one argument were given.
+
+    >>> reduction_args("sum", None, 1, None, True)
+    (1, True)
+    """
+    if axis is not None and dim is not None:
+        raise TypeError(f"{where}: got both axis={axis!r} and dim={dim!r}; they name the same "
+                        "argument (NumPy's and PyTorch's spelling), pass one")
+    if keepdims is not None and keepdim is not None:
+        raise TypeError(f"{where}: got both keepdims={keepdims!r} and keepdim={keepdim!r}; they name "
+                        "the same argument (NumPy's and PyTorch's spelling), pass one")
+    return (dim if axis is None else axis), bool(keepdim if keepdims is None else keepdims)
+
+
+def axis_arg(where: str, axis: int | None, dim: int | None, default: int | None = None) -> int:
+    """The one axis given as ``axis`` or ``dim`` (see `reduction_args`), else ``default``.
+
+    Raises:
+        TypeError: both were given, or neither and there is no default.
+
+    >>> axis_arg("softmax", None, 0, default=-1), axis_arg("softmax", None, None, default=-1)
+    (0, -1)
+    """
+    axis, _ = reduction_args(where, axis, dim)
+    if axis is None:
+        if default is None:
+            raise TypeError(f"{where}: missing the axis (axis= or dim=)")
+        return default
+    return axis
 
 
 def _normalize_index(index: Any) -> Any:
