@@ -1,8 +1,8 @@
-"""CIFAR-10 with a CNN: the seed's recipe, on tinytorch-vision. NOT MEASURED HERE.
+"""CIFAR-10 with a CNN: the TinyTorch design summary's recipe, on tinytorch-vision. NOT MEASURED.
 
-CIFAR-10 cannot be downloaded on the machines this project is developed on, so this script has
-never been run to completion on the real data set and no accuracy is claimed for it. The seed
-write-up reports ~60-70% for a small CNN after a few epochs; treat that as unverified.
+CIFAR-10 could not be downloaded where this project was measured, so this script has never been
+run to completion on the real data set and no accuracy is claimed for it. The design summary
+reports ~60-70% for a small CNN after a few epochs; treat that as unverified.
 
 Recipe: DeepCNN (conv 32-32-pool-64-64-pool-128-pool, BatchNorm + ReLU, one Linear), AdamW with
 warmup + cosine, random crops (padding 4) and horizontal flips, per-channel normalization.

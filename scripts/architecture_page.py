@@ -20,7 +20,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "architecture.md"
-SEED_CLAIM = 0.70  # the seed's "language models reuse ~70% of the framework"
+SUMMARY_CLAIM = 0.70  # the design summary's "language models reuse ~70% of the framework"
 
 
 def measure() -> dict[str, Any]:
@@ -109,13 +109,14 @@ def render(report: dict[str, Any]) -> str:
         c = p["code_share"]
         out.append(f"| {p['name']} | {c['own_lines']:,} | {c['core_lines_used']:,} | "
                    f"{c['core_lines_total']:,} | **{pct(c['share'])}** |")
-    below = [p for p in domain if (p["code_share"]["share"] or 0.0) < SEED_CLAIM]
+    below = [p for p in domain if (p["code_share"]["share"] or 0.0) < SUMMARY_CLAIM]
     if below:
         listed = ", ".join(f"{p['name']} {pct(p['code_share']['share'])}" for p in below)
         out += [
             "",
-            f"The seed claimed that language models reuse about {SEED_CLAIM:.0%} of the "
-            f"framework. Measured this way, below {SEED_CLAIM:.0%} are: {listed}.",
+            f"The TinyTorch design summary claimed that language models reuse about "
+            f"{SUMMARY_CLAIM:.0%} of the framework. Measured this way, below {SUMMARY_CLAIM:.0%} "
+            f"are: {listed}.",
         ]
         if any(p["name"] == "tinytorch-perf" for p in below):
             out[-1] += (

@@ -6,7 +6,7 @@ default glibc serves every array over its mmap threshold (128 KB, rising to at m
 a fresh ``mmap`` and trims the heap top as soon as ~64 MB are free, so every step page faults
 its memory back in and the kernel zeroes it. Raising both thresholds keeps that memory mapped
 between steps at the same peak RSS. Measured on the 2-core VM, one BLAS thread: the
-CIFAR-shaped CNN step 300 -> 241 ms (11,000 -> 0.4 minor faults per step), the seed TinyGPT
+CIFAR-shaped CNN step 300 -> 241 ms (11,000 -> 0.4 minor faults per step), TinyGPT (d_model 256)
 step at batch 8 340 -> 289 ms.
 
 Training asks for it (the first ``backward()`` calls `keep_freed_memory`), and so does vision's

@@ -423,7 +423,7 @@ def compare_cmd(models, repeats, as_json) -> None:
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cifar10(repeats, as_json) -> None:
-    """The seed's comparison of the three CIFAR-10 CNNs (needs tinytorch-vision)."""
+    """The design summary's comparison of the three CIFAR-10 CNNs (needs tinytorch-vision)."""
     from .models import available_models
 
     missing = [m for m in CIFAR10_MODELS if m not in available_models()]

@@ -1,4 +1,4 @@
-"""The seed's comparison set: `SmallCNN`, `DeepCNN`, `WideCNN`, and an `MLP` baseline.
+"""The design summary's comparison set: `SmallCNN`, `DeepCNN`, `WideCNN`, and an `MLP` baseline.
 
 Each is built for any ``input_shape=(channels, height, width)`` and ``num_classes``, checks its
 input shape (a 1x28x28 batch into a 3x32x32 model is an error naming both), and records its

@@ -557,7 +557,7 @@ class WarmupCosineLR(LRScheduler):
 def warmup_cosine(
     optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0
 ) -> WarmupCosineLR:
-    """A :class:`WarmupCosineLR` with a known total (kept for the seed's name).
+    """A :class:`WarmupCosineLR` with a known total (kept for the design summary's name).
 
     Args:
         optimizer: the optimizer.

@@ -5,7 +5,7 @@ A tokenizer maps text to a list of integer ids and back::
     tok.fit(text)            # learn the vocabulary (returns the tokenizer)
     ids = tok.encode(text)   # str -> list[int]
     tok.decode(ids)          # list[int] -> str
-    tok.vocab_size           # number of ids (also tok.get_vocab_size(), the seed's name)
+    tok.vocab_size           # number of ids (also tok.get_vocab_size(), the design summary's name)
     tok.save(path); Tokenizer.load(path)
 
 The file is JSON: ``{"format": "tinytorch.tokenizer", "version": 2, "type": "char"|"word"|"bpe",
@@ -104,7 +104,7 @@ class Tokenizer:
         raise NotImplementedError
 
     def get_vocab_size(self) -> int:
-        """The seed's name for :attr:`vocab_size`.
+        """The design summary's name for :attr:`vocab_size`.
 
         >>> from tinytorch.language import CharTokenizer
         >>> CharTokenizer().fit("hello").get_vocab_size()
