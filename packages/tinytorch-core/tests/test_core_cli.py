@@ -17,7 +17,11 @@ def test_core_summary_table_and_json(tmp_path):
             path, metadata={"config": {"hidden": 4}})
     result = CliRunner().invoke(cli, ["core", "summary", str(path)])
     assert result.exit_code == 0, result.output
-    assert "layer.weight" in result.output and "(3, 4)" in result.output and "15" in result.output
+    assert "layer.weight" not in result.output  # by default, layers: "layer" holds both tensors
+    assert any(line.split()[:3] == ["layer", "2", "15"] for line in result.output.splitlines())
+    assert "metadata: config, tinytorch.versions (--all shows the values)" in result.output
+    result = CliRunner().invoke(cli, ["core", "summary", "--all", str(path)])
+    assert "layer.weight" in result.output and "(3, 4)" in result.output and 'config: {"hidden": 4}' in result.output
     result = CliRunner().invoke(cli, ["core", "summary", str(path), "--json"])
     info = json.loads(result.output)
     assert info["parameters"] == 15 and info["metadata"]["config"] == {"hidden": 4}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytorch.core import Tensor, functional as F
+from tinytorch.core import Tensor
+from tinytorch.core import functional as F
 
 X = np.random.default_rng(0).standard_normal((3, 4, 5))
 

@@ -603,7 +603,7 @@ def test_tito_core_summary_on_bf16_and_f8_files_and_a_broken_one(tmp_path):
     write_safetensors(path, [("wte.weight", "BF16", (4, 3), b"\0" * 24),
                              ("scales", "F8_E4M3", (4,), b"\x38" * 4),
                              ("packed", "F4", (6,), b"\0" * 3)], {"format": "pt"})
-    result = CliRunner().invoke(cli, ["core", "summary", str(path)])
+    result = CliRunner().invoke(cli, ["core", "summary", "--all", str(path)])
     assert result.exit_code == 0, result.output
     for fragment in ("wte.weight", "bfloat16", "float8_e4m3fn", "float4_e2m1fn", "(4, 3)", "format: pt"):
         assert fragment in result.output, fragment
@@ -612,7 +612,7 @@ def test_tito_core_summary_on_bf16_and_f8_files_and_a_broken_one(tmp_path):
     assert info["bytes"] == 24 + 4 + 3 and info["elements"] == 12 + 4 + 6
     assert {t["name"]: t["dtype"] for t in info["tensors"]}["wte.weight"] == "bfloat16"
     assert CliRunner().invoke(cli, ["core", "inspect", str(path)]).output == CliRunner().invoke(
-        cli, ["core", "summary", str(path)]).output
+        cli, ["core", "summary", "--all", str(path)]).output
     write_safetensors(path, [("wte.weight", "BF16", (4, 3), b"\0" * 20)])
     for command in ("summary", "inspect"):
         result = CliRunner().invoke(cli, ["core", command, str(path)])
