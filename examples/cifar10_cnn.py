@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinytorch.core.datafiles import MissingDataError
 from tinytorch.vision.train import TrainConfig, evaluate_checkpoint, train
 
 
@@ -34,7 +35,10 @@ def main() -> None:
 
     config = TrainConfig(dataset="cifar10", model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, warmup=1.0, limit=args.limit)
-    result = train(config, root=args.root, out=args.out, download=args.download, echo=print)
+    try:
+        result = train(config, root=args.root, out=args.out, download=args.download, echo=print)
+    except MissingDataError as err:  # one line with the download command, not a traceback
+        raise SystemExit(f"error: {err}") from None
     print(f"CIFAR-10 test accuracy {result.test_accuracy:.2%} after {result.epochs} epochs")
     for row in evaluate_checkpoint(args.out, root=args.root).per_class:
         print(f"  {row['name']:<10} {row['accuracy']:.1%}")

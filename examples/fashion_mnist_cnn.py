@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tinytorch.core.datafiles import MissingDataError
 from tinytorch.vision.train import TrainConfig, evaluate_checkpoint, train
 
 
@@ -34,7 +35,10 @@ def main() -> None:
     config = TrainConfig(dataset="fashion-mnist", model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, limit=args.limit)
     start = time.perf_counter()
-    result = train(config, root=args.root, out=args.out, download=args.download, echo=print)
+    try:
+        result = train(config, root=args.root, out=args.out, download=args.download, echo=print)
+    except MissingDataError as err:  # one line with the download command, not a traceback
+        raise SystemExit(f"error: {err}") from None
     print(f"test accuracy {result.test_accuracy:.2%} after {result.epochs} epochs "
           f"({time.perf_counter() - start:.0f}s); checkpoint {args.out}")
     report = evaluate_checkpoint(args.out, root=args.root)

@@ -56,8 +56,22 @@ def _needs(code: str) -> list[str]:
 
 
 def _data_root() -> Path:
-    env = hooks.tutorial_env()
-    return Path(env.get("TINYTORCH_DATA") or Path.home() / ".cache" / "tinytorch")
+    from tinytorch.core.datafiles import data_root
+
+    return data_root(hooks.tutorial_env().get("TINYTORCH_DATA") or None)
+
+
+# Code that needs a downloadable data set names it: `dataset_folder("gpt2-tokenizer")`.
+DATA_CALL = re.compile(r"dataset_folder\(\s*[\"']([\w-]+)[\"']")
+
+
+def missing_data(code: str) -> list[str]:
+    """The data sets ``code`` asks for by name that are not in the data root."""
+    from tinytorch.core.datafiles import registered_datasets
+
+    known = registered_datasets()
+    return sorted(name for name in set(DATA_CALL.findall(code))
+                  if name not in known or not known[name].is_present(_data_root()))
 
 
 def pages_with_code() -> list[Path]:
@@ -73,7 +87,10 @@ def skip_reason(page: Path) -> str | None:
             return (f"tinytorch-{name} is not importable yet; this page runs once the package "
                     f"lands (uv sync --all-packages)")
     if "FashionMNIST(" in code and not (_data_root() / "fashion-mnist").is_dir():
-        return f"Fashion-MNIST is not in {_data_root()} (set TINYTORCH_DATA, e.g. ../shared/data)"
+        return f"Fashion-MNIST is not in {_data_root()} (tito data download fashion-mnist)"
+    missing = missing_data(code)
+    if missing:
+        return f"{', '.join(missing)} not in {_data_root()} (tito data download {' '.join(missing)})"
     return None
 
 
@@ -406,22 +423,52 @@ def _modules(package: str) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("package", DOCUMENTED)
-def test_docstring_examples_run(package):
-    """Every ``>>>`` example in every package is a passing doctest."""
+def _docstring_examples(package: str, needing_data: bool):
+    """(name, DocTest) of every example in ``package``: those that read a downloadable data set
+    (`dataset_folder("...")`) or the others."""
     import doctest
 
     finder = doctest.DocTestFinder(exclude_empty=True)
-    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    failures = []
     for name in _modules(package):
         module = importlib.import_module(name)
         for test in finder.find(module, name, globs=dict(vars(module))):
-            if not test.examples:
-                continue
-            runner = doctest.DocTestRunner(optionflags=flags)
-            out: list[str] = []
-            result = runner.run(test, out=out.append, clear_globs=True)
-            if result.failed:
-                failures.append("".join(out))
+            code = "".join(example.source for example in test.examples)
+            if test.examples and bool(DATA_CALL.search(code)) == needing_data:
+                yield test
+
+
+def _run_doctests(tests) -> list[str]:
+    import doctest
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    failures = []
+    for test in tests:
+        runner = doctest.DocTestRunner(optionflags=flags)
+        out: list[str] = []
+        result = runner.run(test, out=out.append, clear_globs=True)
+        if result.failed:
+            failures.append("".join(out))
+    return failures
+
+
+@pytest.mark.parametrize("package", DOCUMENTED)
+def test_docstring_examples_run(package):
+    """Every ``>>>`` example in every package is a passing doctest (those that need a data set
+    to be downloaded run in the next test)."""
+    failures = _run_doctests(_docstring_examples(package, needing_data=False))
+    assert not failures, f"{len(failures)} failing docstring examples:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("package", DOCUMENTED)
+def test_docstring_examples_with_data_run(package):
+    """The examples that read a downloadable data set pass when it is there (skipped, with the
+    download command, when it is not)."""
+    tests = list(_docstring_examples(package, needing_data=True))
+    if not tests:
+        pytest.skip(f"no example in {package} needs a data set")
+    missing = sorted({name for test in tests for name in
+                      missing_data("".join(e.source for e in test.examples))})
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not in {_data_root()}: tito data download {' '.join(missing)}")
+    failures = _run_doctests(tests)
     assert not failures, f"{len(failures)} failing docstring examples:\n" + "\n".join(failures)

@@ -221,3 +221,10 @@ def test_subprocess_with_installed_fake_plugins(fake_dist_dir):
     proc = tito("broken", pythonpath=fake_dist_dir)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_doctor_without_tinytorch_data_points_to_tito_data_list(monkeypatch):
+    monkeypatch.delenv("TINYTORCH_DATA", raising=False)
+    report = json.loads(run("doctor", "--json").stdout)
+    assert report["data"] == {"path": None, "source": "default", "exists": None, "subfolders": []}
+    assert "tito data list" in run("doctor").output

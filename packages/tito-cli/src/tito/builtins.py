@@ -59,17 +59,16 @@ def numpy_report() -> dict[str, Any]:
 
 
 def data_report() -> dict[str, Any]:
-    """Where datasets live ($TINYTORCH_DATA, default ~/.cache/tinytorch) and what is there."""
+    """The folder ``$TINYTORCH_DATA`` names and what is there. Unset, the data root is the user
+    cache folder that tinytorch-core resolves (`tinytorch.core.datafiles.data_root`, which tito
+    cannot import): ``path`` is then None and ``tito data list`` shows it."""
     configured = os.environ.get("TINYTORCH_DATA")
-    path = Path(configured or "~/.cache/tinytorch").expanduser()
+    if not configured:
+        return {"path": None, "source": "default", "exists": None, "subfolders": []}
+    path = Path(configured).expanduser().absolute()
     exists = path.is_dir()
     subfolders = sorted(p.name for p in path.iterdir() if p.is_dir()) if exists else []
-    return {
-        "path": str(path),
-        "source": "TINYTORCH_DATA" if configured else "default",
-        "exists": exists,
-        "subfolders": subfolders,
-    }
+    return {"path": str(path), "source": "TINYTORCH_DATA", "exists": exists, "subfolders": subfolders}
 
 
 def doctor_report(builtin_names: frozenset[str]) -> dict[str, Any]:
@@ -145,7 +144,9 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
         + ("[green]ok[/]" if p["status"] == "ok" else f"[red]broken[/] - {escape(p['error'])}")
         for p in report["plugins"]
     ]
-    if data["exists"]:
+    if data["path"] is None:
+        data_text = "TINYTORCH_DATA is not set: the user cache folder (`tito data list` shows it and what is there)"
+    elif data["exists"]:
         contents = ", ".join(data["subfolders"]) or "no subfolders"
         data_text = f"{escape(data['path'])} ({data['source']}; {contents})"
     else:

@@ -17,8 +17,20 @@ import numpy as np
 
 from tinytorch.core.checks import is_int
 from tinytorch.core.data import Dataset
+from tinytorch.core.datafiles import DatasetFiles, RemoteFile
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+_GPT2_URL = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/"
+# OpenAI's GPT-2 tokenizer files, with the sizes and checksums tiktoken checks when it downloads
+# them; `tito data download gpt2-tokenizer` (registered in the `tinytorch.datasets` group).
+GPT2_TOKENIZER_DATA = DatasetFiles(
+    "gpt2-tokenizer", "gpt2",
+    (RemoteFile("encoder.json", (_GPT2_URL + "encoder.json",),
+                ("196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",), 1042301),
+     RemoteFile("vocab.bpe", (_GPT2_URL + "vocab.bpe",),
+                ("1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",), 456318)),
+    "GPT-2's byte-level BPE files: encoder.json, vocab.bpe (1.5 MB; BPETokenizer.from_gpt2)")
 
 
 def load_shakespeare(verify: bool = False) -> str:

@@ -43,8 +43,8 @@ def vision() -> None:
 @click.option("--resume", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Continue a run from its checkpoint (its settings are used).")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
-              help="Data root [default: $TINYTORCH_DATA or ~/.cache/tinytorch].")
-@click.option("--download", is_flag=True, help="Download missing data files (sha256-checked).")
+              help="Data root [default: $TINYTORCH_DATA, else the user cache folder; see `tito data list`].")
+@click.option("--download", is_flag=True, help="Download missing data files (sha256-checked; or run `tito data download DATASET` first).")
 @click.option("--threads", default="auto", show_default=True,
               help="BLAS threads: a number, or 'auto' (one per physical core).")
 @click.option("--nproc", default="1", show_default=True,
@@ -141,7 +141,7 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint written by `tito vision train`.")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
-              help="Data root [default: $TINYTORCH_DATA or ~/.cache/tinytorch].")
+              help="Data root [default: $TINYTORCH_DATA, else the user cache folder; see `tito data list`].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(checkpoint: str, root: str | None, as_json: bool) -> None:
     """Test accuracy of a trained checkpoint, with a per-class table."""
@@ -168,7 +168,7 @@ def evaluate(checkpoint: str, root: str | None, as_json: bool) -> None:
 
 @vision.command()
 @click.option("--root", default=None, type=click.Path(file_okay=False),
-              help="Data root [default: $TINYTORCH_DATA or ~/.cache/tinytorch].")
+              help="Data root [default: $TINYTORCH_DATA, else the user cache folder; see `tito data list`].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def datasets(root: str | None, as_json: bool) -> None:
     """Which data sets are present, where, and whether their files verify (sha256)."""

@@ -1,11 +1,11 @@
 """Image data sets read from their original files: `MNIST`, `FashionMNIST` (IDX gzip), `CIFAR10`.
 
-Files live under the data root: ``root`` if given, else ``$TINYTORCH_DATA``, else
-``~/.cache/tinytorch``; each data set has its own folder (``fashion-mnist/``, ``mnist/``,
-``cifar10/``). ``download=True`` fetches missing files from the official locations into a
-temporary file, checks its sha256, then renames it into place, so an interrupted download never
-leaves a half file under the real name. Without the files (and offline), the error says which
-files are expected where.
+Files live under the data root (`tinytorch.core.datafiles.data_root`: ``root`` if given, else
+``$TINYTORCH_DATA``, else the user cache folder); each data set has its own folder
+(``fashion-mnist/``, ``mnist/``, ``cifar10/``). ``tito data download NAME`` (or ``download=True``)
+fetches missing files from the official locations with core's resumable, sha256-checked
+`download`, which renames a file into place only once it verifies. Without the files, the error
+says which files are expected where and prints the download command.
 
 Formats:
 
@@ -24,14 +24,10 @@ fetched with one vectorised index (``__getitems__``), which the core ``DataLoade
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import os
 import shutil
 import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,72 +38,15 @@ import numpy as np
 
 from tinytorch.core.checks import is_int
 from tinytorch.core.data import Dataset
-
-DATA_ENV = "TINYTORCH_DATA"
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root``, else ``$TINYTORCH_DATA``, else ``~/.cache/tinytorch``.
-
-    Args:
-        root: an explicit folder (``~`` is expanded), or None to use the environment.
-
-    Returns:
-        The folder under which each data set has its own subfolder.
-
-    >>> data_root("/data/sets").as_posix()
-    '/data/sets'
-    """
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tinytorch"
-
-
-# ------------------------------------------------------------------------------- file registry
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a data set: where to get it and how to recognise a good copy.
-
-    ``sha256`` lists accepted checksums of the file itself (mirrors re-compress, so there may be
-    several); ``content_sha256`` is the checksum of the decompressed IDX bytes, which is the same
-    for every faithful copy, whatever its gzip wrapper.
-
-    Args:
-        name: the file name in the data set's folder.
-        urls: where to download it from, tried in order.
-        sha256: accepted sha256 checksums of the file.
-        size: expected size in bytes, if known.
-        content_sha256: sha256 of the gzip-decompressed content, if known.
-
-    >>> RemoteFile("t10k-labels-idx1-ubyte.gz", ("https://example.org/t10k-labels-idx1-ubyte.gz",),
-    ...            size=4542).describe()
-    '4,542 bytes'
-    """
-
-    name: str
-    urls: tuple[str, ...]
-    sha256: tuple[str, ...] = ()
-    size: int | None = None
-    content_sha256: str | None = None
-
-    def describe(self) -> str:
-        """Size and checksum in words, for error messages ("no published checksum" if unknown).
-
-        >>> RemoteFile("a.gz", (), ("ab12",), 10).describe()
-        '10 bytes, sha256 ab12'
-        """
-        parts = []
-        if self.size is not None:
-            parts.append(f"{self.size:,} bytes")
-        if self.sha256:
-            parts.append(f"sha256 {self.sha256[0]}")
-        elif self.content_sha256:
-            parts.append(f"decompressed sha256 {self.content_sha256}")
-        return ", ".join(parts) if parts else "no published checksum"
-
+from tinytorch.core.datafiles import (
+    DatasetFiles,
+    MissingDataError,
+    RemoteFile,
+    data_root,
+    download,
+    sha256_of,
+    verify,
+)
 
 _FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -157,122 +96,9 @@ CIFAR10_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR10_TEST_BATCHES = ["test_batch"]
 
 
-# ------------------------------------------------------------------------------- checksums, download
-
-
-def sha256_of(path: Path, decompress: bool = False) -> str:
-    """sha256 of a file (of its gzip-decompressed content with ``decompress``).
-
-    Args:
-        path: the file to hash (read in 1 MiB chunks).
-        decompress: hash the gzip-decompressed content instead of the file's bytes.
-
-    Returns:
-        The hex digest.
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     path = Path(tmp) / "abc.txt"
-    ...     _ = path.write_bytes(b"abc")
-    ...     sha256_of(path)
-    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
-    """
-    digest = hashlib.sha256()
-    opener = gzip.open if decompress else open
-    with opener(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify(path: Path, spec: RemoteFile) -> tuple[str, str]:
-    """(status, detail) of a local file: ``verified``, ``missing``, ``corrupt`` or ``unverified``.
-
-    Args:
-        path: the local copy.
-        spec: what a good copy looks like (checksums, size).
-
-    Returns:
-        The status and a human-readable detail (what matched, or what was expected).
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     path = Path(tmp) / "abc.txt"
-    ...     _ = path.write_bytes(b"abc")
-    ...     good = RemoteFile("abc.txt", (), (sha256_of(path),))
-    ...     verify(path, good), verify(path, RemoteFile("abc.txt", (), ("0" * 64,)))[0]
-    (('verified', 'sha256 matches'), 'corrupt')
-    """
-    if not path.exists():
-        return "missing", f"expected {spec.describe()}"
-    size = path.stat().st_size
-    try:
-        if spec.sha256 and sha256_of(path) in spec.sha256:
-            return "verified", "sha256 matches"
-        if spec.content_sha256:
-            if sha256_of(path, decompress=True) == spec.content_sha256:
-                return "verified", "decompressed sha256 matches"
-            return "corrupt", f"checksum mismatch (got {size:,} bytes; expected {spec.describe()})"
-    except (OSError, EOFError, zlib.error) as err:
-        return "corrupt", f"unreadable ({err}); expected {spec.describe()}"
-    if spec.sha256:
-        return "corrupt", f"checksum mismatch (got {size:,} bytes; expected {spec.describe()})"
-    return "unverified", "no published checksum"
-
-
-def download(spec: RemoteFile, folder: Path, timeout: float = 60.0) -> Path:
-    """Fetch ``spec`` into ``folder``: temp file, sha256 check, then an atomic rename.
-
-    Args:
-        spec: the file to fetch; its ``urls`` are tried in order until one gives a good copy.
-        folder: where to put it (created if missing).
-        timeout: seconds to wait for each connection.
-
-    Returns:
-        The path of the downloaded file, ``folder / spec.name``.
-
-    Raises:
-        OSError: no URL gave a copy that verifies; the message lists each URL's error.
-
-    Any URL ``urllib`` can open works, so a local ``file://`` copy shows it offline:
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     src = Path(tmp) / "abc.txt"
-    ...     _ = src.write_bytes(b"abc")
-    ...     spec = RemoteFile("copy.txt", (src.as_uri(),), (sha256_of(src),))
-    ...     download(spec, Path(tmp) / "data").read_bytes()
-    b'abc'
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / spec.name
-    errors = []
-    for url in spec.urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".part", dir=folder)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                shutil.copyfileobj(response, out, 1 << 20)
-            status, detail = verify(tmp, spec)
-            if status != "verified":
-                raise ValueError(f"downloaded {url} but {detail}")
-            os.replace(tmp, target)
-            return target
-        except (OSError, urllib.error.URLError, ValueError) as err:
-            errors.append(f"{url}: {err}")
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise OSError(
-        f"could not download {spec.name} ({'; '.join(errors)}). Offline? Put the file in {folder} "
-        f"({spec.describe()})"
-    )
-
-
-def _missing_error(dataset: str, folder: Path, names: Sequence[str], hint: str = "") -> FileNotFoundError:
-    return FileNotFoundError(
-        f"{dataset}: expected {', '.join(names)} in {folder} (data root from root=, ${DATA_ENV} "
-        f"or ~/.cache/tinytorch); pass download=True (`--download` on the CLI) to fetch them{hint}"
-    )
+def _missing_error(dataset: str, folder: Path, names: Sequence[str], hint: str = "") -> MissingDataError:
+    return MissingDataError(DATASET_FILES[dataset], folder, list(names),
+                            f"{hint} (or pass download=True)")
 
 
 # ------------------------------------------------------------------------------- IDX
@@ -804,7 +630,7 @@ class MNIST(ImageDataset):
     """MNIST handwritten digits (60,000 train / 10,000 test, 1x28x28), from the IDX gzip files.
 
     Args:
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``); files are
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder); files are
             read from ``root/mnist/``.
         train: the training split (else the test split).
         download: fetch missing files (sha256-checked).
@@ -851,7 +677,7 @@ class MNIST(ImageDataset):
             for spec in missing:
                 download_file(spec, self.folder)
         elif missing:
-            raise _missing_error(self.display_name, self.folder, [s.name for s in specs])
+            raise _missing_error(self.folder_name, self.folder, [s.name for s in specs])
         images = read_idx(self.folder / specs[0].name, specs[0])
         labels = read_idx(self.folder / specs[1].name, specs[1])
         if images.ndim != 3 or labels.ndim != 1:
@@ -882,7 +708,7 @@ class FashionMNIST(MNIST):
     Same format and arguments as `MNIST`; files are read from ``root/fashion-mnist/``.
 
     Args:
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder).
         train: the training split (else the test split).
         download: fetch missing files (checked against their decompressed sha256).
         transform: a batch transform applied to float images.
@@ -948,7 +774,7 @@ class CIFAR10(ImageDataset):
     ``download=True`` fetches the python archive (sha256-checked) and extracts it.
 
     Args:
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``); files are
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder); files are
             read from ``root/cifar10/``.
         train: the training split (``data_batch_1`` .. ``data_batch_5``), else ``test_batch``.
         download: fetch and extract the python archive if the batches are missing.
@@ -985,7 +811,7 @@ class CIFAR10(ImageDataset):
             if not all((py_dir / n).exists() for n in names):
                 if not download:
                     raise _missing_error(
-                        self.display_name, self.folder,
+                        self.folder_name, self.folder,
                         [f"cifar-10-batches-py/{{{','.join(names)}}}"],
                         f" (or the binary version in {bin_dir}/ as {names[0]}.bin, ...)")
                 archive = download_file(CIFAR10_ARCHIVE, self.folder)
@@ -999,6 +825,30 @@ class CIFAR10(ImageDataset):
 
 
 DATASETS: dict[str, type[ImageDataset]] = {"fashion-mnist": FashionMNIST, "mnist": MNIST, "cifar10": CIFAR10}
+
+
+def _unpack_cifar10(folder: Path) -> None:
+    _safe_extract(folder / CIFAR10_ARCHIVE.name, folder, "cifar-10-batches-py")
+
+
+def _cifar10_ready(folder: Path) -> bool:
+    names = CIFAR10_TRAIN_BATCHES + CIFAR10_TEST_BATCHES
+    return (all((folder / "cifar-10-batches-bin" / f"{n}.bin").is_file() for n in names)
+            or all((folder / "cifar-10-batches-py" / n).is_file() for n in names))
+
+
+# What `tito data download NAME` fetches; registered in the `tinytorch.datasets` entry-point group.
+FASHION_MNIST_DATA = DatasetFiles(
+    "fashion-mnist", FashionMNIST.folder_name, tuple(FASHION_MNIST_FILES.values()),
+    "Fashion-MNIST: 70,000 28x28 clothing images, 10 classes (30 MB)")
+MNIST_DATA = DatasetFiles(
+    "mnist", MNIST.folder_name, tuple(MNIST_FILES.values()),
+    "MNIST: 70,000 28x28 handwritten digits (12 MB)")
+CIFAR10_DATA = DatasetFiles(
+    "cifar10", CIFAR10.folder_name, (CIFAR10_ARCHIVE,),
+    "CIFAR-10: 60,000 32x32 colour images, 10 classes (170 MB archive, unpacked)",
+    unpack=_unpack_cifar10, ready=_cifar10_ready)
+DATASET_FILES = {d.name: d for d in (FASHION_MNIST_DATA, MNIST_DATA, CIFAR10_DATA)}
 
 
 def get_dataset(name: str) -> type[ImageDataset]:
@@ -1080,7 +930,7 @@ def dataset_status(name: str, root: str | os.PathLike | None = None, check: bool
 
     Args:
         name: fashion-mnist, mnist or cifar10.
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder).
         check: verify checksums (reads every file); False only looks for them.
 
     Returns:
@@ -1132,5 +982,6 @@ def dataset_status(name: str, root: str | os.PathLike | None = None, check: bool
 __all__ = [
     "MNIST", "FashionMNIST", "CIFAR10", "ImageDataset", "data_root", "read_idx", "write_idx",
     "read_cifar_binary_batch", "read_cifar_python_batch", "dataset_status", "get_dataset", "DATASETS",
-    "RemoteFile", "verify", "download", "sha256_of", "check_train_test",
+    "RemoteFile", "verify", "download", "sha256_of", "check_train_test", "MissingDataError",
+    "FASHION_MNIST_DATA", "MNIST_DATA", "CIFAR10_DATA",
 ]

@@ -175,7 +175,7 @@ def make_loaders(config: TrainConfig, root: str | Path | None = None, download: 
 
     Args:
         config: the run's settings (data set, batch size, augmentation, seed, limit, val split).
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder).
         download: fetch missing data files.
 
     Returns:
@@ -317,7 +317,7 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
 
     Args:
         config: the run's settings (ignored with ``resume``: the checkpoint's are used).
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder).
         out: checkpoint written atomically after every epoch (None: no checkpoint).
         resume: a checkpoint of an earlier run to continue.
         download: fetch missing data files.
@@ -488,7 +488,7 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path | None = None,
 
     Args:
         checkpoint: a checkpoint written by `train`.
-        root: the data root (default ``$TINYTORCH_DATA`` or ``~/.cache/tinytorch``).
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder).
         download: fetch missing data files.
 
     Returns:

@@ -427,9 +427,9 @@ class BPETokenizer(BasicBPETokenizer):
             TokenizerError: a malformed file; the message names the file and line.
             FileNotFoundError: a file, or both layouts in a directory, missing.
 
-        >>> import os
-        >>> gpt2 = os.path.join(os.environ["TINYTORCH_DATA"], "gpt2")
-        >>> tok = BPETokenizer.from_gpt2(gpt2)  # or (gpt2 + "/encoder.json", gpt2 + "/vocab.bpe")
+        >>> from tinytorch.core.datafiles import dataset_folder
+        >>> gpt2 = dataset_folder("gpt2-tokenizer")  # tito data download gpt2-tokenizer
+        >>> tok = BPETokenizer.from_gpt2(gpt2)  # or (gpt2 / "encoder.json", gpt2 / "vocab.bpe")
         >>> tok.vocab_size, tok.encode("Hello world<|endoftext|>", allowed_special="all")
         (50257, [15496, 995, 50256])
         """

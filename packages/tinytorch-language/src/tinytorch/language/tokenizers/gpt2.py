@@ -68,7 +68,8 @@ def _gpt2_paths(encoder_json: object, vocab_bpe: object) -> tuple[Path, Path]:
         if (encoder_path / vocab_name).is_file() and (encoder_path / merges_name).is_file():
             return encoder_path / vocab_name, encoder_path / merges_name
     raise FileNotFoundError(f"{encoder_path} holds neither encoder.json + vocab.bpe (GPT-2's names) "
-                            "nor vocab.json + merges.txt (Hugging Face's)")
+                            "nor vocab.json + merges.txt (Hugging Face's); `tito data download "
+                            "gpt2-tokenizer` fetches GPT-2's")
 
 
 def _read_encoder(path: Path) -> dict[str, int]:
@@ -100,8 +101,8 @@ def read_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
     Raises:
         TokenizerError: a malformed file, naming it (and the line of ``vocab.bpe``).
 
-    >>> import os
-    >>> order, merges, specials = read_gpt2_files(os.path.join(os.environ["TINYTORCH_DATA"], "gpt2"))
+    >>> from tinytorch.core.datafiles import dataset_folder
+    >>> order, merges, specials = read_gpt2_files(dataset_folder("gpt2-tokenizer"))
     >>> bytes(order[:3]), len(merges), specials
     (b'!"#', 50000, ['<|endoftext|>'])
     """
