@@ -23,8 +23,8 @@ def test_datasets_json_and_table(fashion_root):
 def test_train_then_evaluate(fashion_root, tmp_path):
     ckpt = tmp_path / "run.safetensors"
     args = ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "2",
-            "--batch-size", "50", "--limit", "100", "--out", str(ckpt), "--threads", "1"]
-    result = CliRunner().invoke(cli, args + ["--json"])
+            "--batch-size", "50", "--limit", "100", "--out", str(ckpt), "--threads", "1", "--val-fraction", "0"]
+    result = CliRunner().invoke(cli, args + ["--json"])  # --val-fraction 0: the test set every epoch
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     evals = info["history"]["evals"]
@@ -71,6 +71,28 @@ def test_val_split_is_reported_apart_from_the_test_set(fashion_root, tmp_path):
     assert "val_accuracy" in info["history"]["evals"][-1] and "test_accuracy" not in info["history"]["evals"][-1]
     assert info["val_accuracy"] == info["history"]["evals"][-1]["val_accuracy"]
     assert 0 <= info["test_accuracy"] <= 1
+
+
+def test_by_default_validation_every_epoch_and_the_test_set_once(fashion_root, tmp_path):
+    """Issue 22 §4: a held-out 10% of the training images is evaluated every epoch; the test
+    accuracy is reported once, at the end, and is the checkpoint's accuracy on the test set."""
+    ckpt = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "2",
+                                      "--batch-size", "50", "--limit", "200", "--out", str(ckpt), "--json",
+                                      "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    evals = info["history"]["evals"]
+    assert info["config"]["val_fraction"] == 0.1 and [row["epoch"] for row in evals] == [1, 2]
+    assert all("val_accuracy" in row and "test_accuracy" not in row for row in evals)
+    tested = CliRunner().invoke(cli, ["vision", "evaluate", "--checkpoint", str(ckpt), "--root", str(fashion_root),
+                                      "--json"])
+    assert info["test_accuracy"] == json.loads(tested.output)["accuracy"]
+    text = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "1",
+                                    "--batch-size", "50", "--limit", "200", "--out", str(tmp_path / "t.safetensors"),
+                                    "--threads", "1"]).output
+    assert "test accuracy" in text.splitlines()[-1] and "validation" in text.splitlines()[-1]
+    assert sum("test" in line for line in text.splitlines()) == 1  # said once, at the end
 
 
 def test_bad_out_and_nan_options_fail_before_training(fashion_root, tmp_path):
