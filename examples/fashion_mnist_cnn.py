@@ -1,4 +1,4 @@
-"""Fashion-MNIST with a small CNN: the verified tinytorch-vision recipe (>= 93% test accuracy).
+"""Fashion-MNIST with a small CNN: the verified tinytorch-vision recipe (about 93% test accuracy).
 
 It is exactly what `tito vision train fashion-mnist` runs, written out with the library calls so
 it can be read and changed: SmallCNN (two conv-BatchNorm blocks, 32 and 64 channels), AdamW with

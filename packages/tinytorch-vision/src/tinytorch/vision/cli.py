@@ -62,7 +62,7 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
     images), test accuracy once at the end; a checkpoint every epoch.
 
     \b
-    Example (about 8 minutes of one core, >= 93% test accuracy):
+    Example (about 7 minutes on 2 quiet cores; measured 92.85% test accuracy, validation 93.30%):
       tito vision train fashion-mnist
     """
     import sys

@@ -74,7 +74,7 @@ class TrainConfig:
 
     dataset: str = "fashion-mnist"
     model: str = "small_cnn"
-    epochs: int = 10  # Fashion-MNIST, seed 0: 93.35% test accuracy (6 epochs: 92.43%, 8: 92.96%)
+    epochs: int = 10  # Fashion-MNIST, seed 0: 92.85% test (val_fraction 0.1); 93.35% with val_fraction 0
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-2
