@@ -120,7 +120,9 @@ def tutorial_env(quick: bool = True) -> dict[str, str]:
     if "TINYTORCH_DATA" not in env and shared.is_dir():
         env["TINYTORCH_DATA"] = str(shared)
     if env.get("TINYTORCH_DATA"):  # a tutorial runs in a temporary folder: a relative path would miss
-        env["TINYTORCH_DATA"] = os.path.abspath(os.path.expanduser(env["TINYTORCH_DATA"]))
+        from tinytorch.core.datafiles import data_root  # the one resolver of the data folder
+
+        env["TINYTORCH_DATA"] = str(data_root(env["TINYTORCH_DATA"]))
     return env
 
 
