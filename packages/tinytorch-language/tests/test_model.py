@@ -131,3 +131,21 @@ def test_models_entry_point_factory():
     model, example = eps[0].load()()
     assert isinstance(model, TinyGPT) and example.shape == (1, 128)
     assert model.num_parameters() == 3_208_960
+
+
+def test_eval_lays_linear_weights_out_for_decoding_and_train_restores_c_order():
+    manual_seed(3)
+    m = TinyGPT(vocab_size=11, d_model=16, num_heads=2, num_layers=1, max_seq_len=8)
+    linears = [m.lm_head, m.blocks[0].attn.qkv, m.blocks[0].attn.proj, m.blocks[0].mlp.fc, m.blocks[0].mlp.proj]
+    values = [lin.weight.data.copy() for lin in linears]
+    ids = np.random.default_rng(3).integers(0, 11, (2, 8))
+    with no_grad():
+        before = m.train()(ids).data
+        m.eval()
+        assert all(lin.weight.data.flags.f_contiguous and not lin.weight.data.flags.c_contiguous for lin in linears)
+        assert m.lm_head.weight is m.wte.weight  # still tied
+        np.testing.assert_allclose(m(ids).data, before, atol=1e-6)
+    m.train()
+    assert all(lin.weight.data.flags.c_contiguous for lin in linears)
+    for lin, v in zip(linears, values):
+        np.testing.assert_array_equal(lin.weight.data, v)  # the values never change

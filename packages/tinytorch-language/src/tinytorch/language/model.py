@@ -651,10 +651,7 @@ class TinyGPT(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 w = module.weight
-                if mode and not w.data.flags.c_contiguous:
-                    w.data = np.ascontiguousarray(w.data)
-                elif not mode and not w.data.flags.f_contiguous:
-                    w.data = np.ascontiguousarray(w.data.T).T  # (out, in) view of an (in, out) array
+                w.data = np.ascontiguousarray(w.data) if mode else decode_layout(w.data)
         return super().train(mode)
 
     @classmethod
@@ -704,6 +701,22 @@ class TinyGPT(nn.Module):
         return f"params={self.num_parameters():,}"
 
 
+def decode_layout(weight: np.ndarray) -> np.ndarray:
+    """A Linear's (out, in) weight as the transposed view of an (in, out) array, the layout
+    batch-1 decoding reads fastest (see `TinyGPT.train`); no copy when it already is.
+
+    Args:
+        weight: an (out, in) array.
+
+    Returns:
+        The same values, F-ordered.
+
+    >>> decode_layout(np.zeros((3, 2), dtype=np.float32)).flags.f_contiguous
+    True
+    """
+    return weight if weight.flags.f_contiguous else np.ascontiguousarray(weight.T).T
+
+
 def position_ids(attention_mask: np.ndarray) -> np.ndarray:
     """Positions of a padded batch, as transformers' ``generate``: ``cumsum(mask) - 1``, 0 on padding.
 
@@ -742,4 +755,4 @@ def tinygpt_factory() -> tuple[TinyGPT, np.ndarray]:
 
 
 __all__ = ["TinyGPT", "GPTConfig", "TransformerBlock", "MLP", "MultiHeadAttention", "KVCache",
-           "ACTIVATIONS", "position_ids", "tinygpt_factory"]
+           "ACTIVATIONS", "decode_layout", "position_ids", "tinygpt_factory"]

@@ -43,7 +43,7 @@ from tinytorch.core.checkpoint import check_finite_weights
 
 from ._jsonfile import read_json
 from .checkpoint_checks import expected_state_shapes
-from .model import ACTIVATIONS, GPTConfig, TinyGPT
+from .model import ACTIVATIONS, GPTConfig, TinyGPT, decode_layout
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -444,10 +444,12 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
     for file, stored, name in plan:
         array = io.load(file, keys=[stored])[0][stored]
         _check_finite(array, stored, file)
-        # A Conv1D weight (in, out) is used as its transposed view: no copy. model.eval() lays
-        # the other Linear weights out the same way for decoding (see TinyGPT.train).
         array = np.ascontiguousarray(array, dtype=np.float32)
-        params[name].data = array.T if _full_hf_name(stored).endswith(TRANSPOSED) else array
+        if _full_hf_name(stored).endswith(TRANSPOSED):
+            array = array.T  # a Conv1D (in, out) weight's view is already the decode layout
+        elif name == "wte.weight" and config.tie_weights:
+            array = decode_layout(array)  # the head's weight: laid out now, while little is resident
+        params[name].data = array
     return model.eval()
 
 
