@@ -249,3 +249,34 @@ def test_contention_probe_sees_another_busy_process():
         busy.wait()
     assert probe.result["others_cores"] > 0.5 and probe.result["contended"]
     assert probe.result["own_cpu_per_wall"] < 0.2  # this process slept
+
+
+def test_full_measurement_reports_the_direct_gemm_call(monkeypatch):
+    """Issue 21 §5: `tito performance hardware`'s peak must be what ``measure_gemm_peak(2048, 5)``
+    gives when called directly: one size (the reported one), the same repeats, the BLAS thread
+    count the caller has, no other Python thread running, and before the STREAM arrays exist."""
+    import threading
+
+    from tinytorch.core.threads import get_num_threads
+
+    monkeypatch.setattr(hw, "ContentionProbe", _FakeProbe)
+    threads_before, python_threads = get_num_threads(), threading.active_count()
+    calls: list = []
+
+    def gemm(n=2048, repeats=5):  # a rate that depends on n, so a mix-up of sizes shows
+        calls.append({"n": n, "repeats": repeats, "blas_threads": get_num_threads(),
+                      "python_threads": threading.active_count(),
+                      "after_stream": any(c == "stream" for c in calls)})
+        return float(n) / 10
+
+    def bandwidth(array_bytes, repeats=5):
+        calls.append("stream")
+        return {"copy": 10.0, "scale": 11.0, "add": 12.0, "triad": 13.0}
+
+    monkeypatch.setattr(hw, "measure_gemm_peak", gemm)
+    monkeypatch.setattr(hw, "measure_bandwidth", bandwidth)
+    spec = hw.get_hardware_spec(refresh=True)
+    gemms = [c for c in calls if c != "stream"]
+    assert gemms == [{"n": 2048, "repeats": 5, "blas_threads": threads_before,
+                      "python_threads": python_threads, "after_stream": False}]
+    assert (spec.gemm_size, spec.measured_peak_gflops) == (2048, 204.8)
