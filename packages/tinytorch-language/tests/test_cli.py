@@ -197,3 +197,27 @@ def test_nproc_that_cannot_split_the_batch_is_refused(corpus):
     assert result.exit_code == 2 and "3 ranks cannot split a batch of 4 sequences evenly" in result.output
     result = CliRunner().invoke(cli, ["language", "train", "--nproc", "zero"])
     assert result.exit_code == 2 and "nproc must be a positive integer or 'auto'" in result.output
+
+
+def test_train_on_a_machine_that_becomes_busy_ends_within_the_budget_and_says_so(corpus, tmp_path, monkeypatch):
+    # A fake clock: every TinyGPT forward (training or evaluation) costs 0.1 s, 0.5 s from 10 s
+    # of the 20 s budget on, so the final evaluation no longer fits whole and is shortened.
+    from tinytorch.language.model import TinyGPT
+
+    clock = {"now": 1000.0}
+    forward = TinyGPT.forward
+
+    def slow_forward(self, *args, **kwargs):
+        clock["now"] += 0.5 if clock["now"] >= 1010.05 else 0.1
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr("time.perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(TinyGPT, "forward", slow_forward)
+    options = [o for o in SMALL if o not in ("--max-steps", "6")]
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *options, "--val-fraction", "0.5",
+                                      "--time-budget", "20", "--sample", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert "time budget reached; the machine became busy (steps 5.0x slower)" in summary
+    assert clock["now"] - 1000.0 <= 20.0 * 1.05

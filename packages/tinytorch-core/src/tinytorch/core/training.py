@@ -21,6 +21,12 @@ times it has measured (it times one validation batch up front). A learning-rate 
 open end (``WarmupCosineLR(total_steps=None)``) is given the number of steps the budget allows
 once the step time is known, so warmup and decay scale with the budget.
 
+When the machine becomes busy and steps run much slower than measured (at least ``SLOWDOWN``
+times as long as when an evaluation was last timed), the Trainer scales its estimates by that slowdown,
+stops at the next step boundary, and, when even then the whole final evaluation would not fit,
+evaluates only as many validation batches as fit (at least one). ``history.shortened_eval``
+and ``stop_detail`` say how many of how many, and why.
+
 See :class:`Trainer` for an example.
 """
 
@@ -31,6 +37,7 @@ import itertools
 import math
 import numbers
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +57,12 @@ from .tensor import Tensor
 Metric = Callable[[Tensor, Any], float]
 
 STOP_REASONS = ("epochs", "steps", "budget", "early_stop", "non_finite", "interrupted")
+
+# A busy machine: the slowest of the last RECENT_STEPS steps took SLOWDOWN times as long as the
+# steps did when the evaluation was timed. Below that, timing noise of a quiet machine, which the
+# 10% margin of every estimate covers, so an unloaded run decides exactly as it would without it.
+RECENT_STEPS = 3
+SLOWDOWN = 1.25
 
 
 def accuracy(outputs: Tensor, targets: Any) -> float:
@@ -84,6 +97,9 @@ class History:
     when there is validation data, ``lr``, ``time`` (seconds since ``fit`` began) and the
     throughput ``<unit>_per_sec``. ``history["val_loss"]`` is that column of the evaluation
     rows; ``stop_reason`` says why the last ``fit`` ended (see the module docstring).
+    ``shortened_eval`` is None, or, when a busy machine left too little of the time budget for
+    the whole final evaluation, ``{"batches": read, "of": total, "slowdown": x, "why": ...}`` (``x``:
+    how many times slower the steps ran than when the evaluation was timed, 1.0 if not much).
 
     >>> h = History(evals=[{"step": 10, "val_loss": 2.0}, {"step": 20, "val_loss": 1.5}])
     >>> h["val_loss"], h.best("val_loss")["step"]
@@ -91,10 +107,11 @@ class History:
     """
 
     def __init__(self, steps: Iterable[dict] = (), evals: Iterable[dict] = (), stop_reason: str | None = None,
-                 stop_detail: str | None = None):
+                 stop_detail: str | None = None, shortened_eval: dict[str, Any] | None = None):
         self.steps: list[dict[str, float]] = [dict(r) for r in steps]
         self.evals: list[dict[str, float]] = [dict(r) for r in evals]
         self.stop_reason, self.stop_detail = stop_reason, stop_detail
+        self.shortened_eval = dict(shortened_eval) if shortened_eval else None
 
     def __getitem__(self, key: str) -> list:
         values = [row[key] for row in self.evals if key in row]
@@ -124,12 +141,14 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and dicts (stored in checkpoints and printed by ``--json``)."""
         return {"steps": [dict(r) for r in self.steps], "evals": [dict(r) for r in self.evals],
-                "stop_reason": self.stop_reason, "stop_detail": self.stop_detail}
+                "stop_reason": self.stop_reason, "stop_detail": self.stop_detail,
+                "shortened_eval": self.shortened_eval}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
         """The inverse of `to_dict`."""
-        return cls(data.get("steps", ()), data.get("evals", ()), data.get("stop_reason"), data.get("stop_detail"))
+        return cls(data.get("steps", ()), data.get("evals", ()), data.get("stop_reason"), data.get("stop_detail"),
+                   data.get("shortened_eval"))
 
     def __repr__(self) -> str:
         return f"History({len(self.steps)} steps, {len(self.evals)} evaluations, stop_reason={self.stop_reason!r})"
@@ -336,6 +355,9 @@ class Trainer:
         self._start = time.perf_counter()
         self._deadline = self._start + time_budget if time_budget is not None else None
         self._step_seconds: float | None = None
+        self._recent_steps: deque[float] = deque(maxlen=RECENT_STEPS)  # seconds of the last steps
+        self._eval_timed_at: float | None = None  # step seconds when _eval_batch_seconds was measured
+        self._shortened_eval: dict[str, Any] | None = None
         self._eval_batch_seconds: float | None = None  # one validation batch, forward only
         self._after_eval_seconds = 0.0  # what the callbacks of an evaluation take (a checkpoint save)
         self._last_eval_was_partial = False
@@ -371,12 +393,15 @@ class Trainer:
                 if self._steps_this_fit and (self.global_step != self._last_eval_step
                                              or self._last_eval_was_partial):
                     self._evaluate_and_log(val_data, final=True)  # unless the last step had a full one
+                if self._shortened_eval is not None:
+                    self.stop_detail = f"{self.stop_detail}; {self._shortened_eval['why']}"
         except KeyboardInterrupt:
             self.stop_reason, self.stop_detail = "interrupted", f"interrupted at step {self.global_step}"
         except NonFiniteLossError as err:
             nonfinite = err
             self.stop_reason, self.stop_detail = "non_finite", str(err)
         self.history.stop_reason, self.history.stop_detail = self.stop_reason, self.stop_detail
+        self.history.shortened_eval = self._shortened_eval
         for cb in callbacks:
             cb.on_train_end(self)
         if nonfinite is not None and self.on_nonfinite == "raise":
@@ -467,19 +492,34 @@ class Trainer:
         self.history.steps.append({"step": self.global_step, **logs, "lr": lr})
         if self._steps_this_fit > 1:  # the first step pays one-off costs (allocation, caches)
             self._step_seconds = seconds if self._step_seconds is None else 0.8 * self._step_seconds + 0.2 * seconds
+            self._recent_steps.append(seconds)
+            if self._eval_timed_at is None:  # the validation batch timed before training: at this speed
+                self._eval_timed_at = seconds
         if self._follows_budget and (self._steps_this_fit in (1, 10, 30) or self._steps_this_fit % 100 == 0):
             self._plan_budget(self._val_data, seconds)
         for cb in self._active:
             cb.on_step_end(self, self.global_step, {**logs, "lr": lr, "units": units})
 
     # -------------------------------------------------------------- time budget
+    def _slowdown(self) -> float:
+        """How many times slower the last steps ran than when the evaluation was timed (1.0 below SLOWDOWN)."""
+        if not self._recent_steps or not self._eval_timed_at:
+            return 1.0
+        ratio = max(self._recent_steps) / self._eval_timed_at
+        return ratio if ratio >= SLOWDOWN else 1.0
+
+    def _step_estimate(self) -> float:
+        """Seconds the next step is expected to take: the average, or on a busy machine the last steps' slowest."""
+        step = self._step_seconds or 0.0
+        return max(step, *self._recent_steps) if self._slowdown() > 1.0 else step
+
     def _eval_cost(self, val_data: Iterable | None, batches: int | None) -> float:
         """Expected seconds of an evaluation over ``batches`` batches (None: all) and its callbacks."""
         cost = self._after_eval_seconds
         if val_data is not None and self._eval_batch_seconds is not None:
             n = len(val_data) if hasattr(val_data, "__len__") else (batches or 1)
             cost += self._eval_batch_seconds * (n if batches is None else min(n, batches))
-        return cost * 1.1
+        return cost * 1.1 * self._slowdown()
 
     def _reserve(self, val_data: Iterable | None) -> float:
         """Seconds to keep for the final evaluation (over all of ``val_data``) and its checkpoint."""
@@ -489,9 +529,38 @@ class Trainer:
         """Whether one more step (after ``extra`` seconds of other work) and the final evaluation fit."""
         if self._deadline is None:
             return True
-        step = self._step_seconds or 0.0
-        fits = time.perf_counter() + extra + step + self._reserve(val_data) <= self._deadline
+        fits = time.perf_counter() + extra + self._step_estimate() + self._reserve(val_data) <= self._deadline
         return dist.broadcast_object(fits) if dist.is_distributed() else fits  # rank 0 decides for all
+
+    def _final_eval_batches(self, val_data: Iterable | None) -> int | None:
+        """How many validation batches the final evaluation reads (None: all of them).
+
+        All of them unless the budget no longer has room for that (steps ran slower than measured,
+        so the check before the last step underestimated it): then as many as fit, at least one.
+        """
+        if (self._deadline is None or val_data is None or self._eval_batch_seconds is None
+                or not hasattr(val_data, "__len__")):
+            return None
+        total = len(val_data)
+        now = time.perf_counter()
+        if now + self._eval_cost(val_data, None) <= self._deadline:
+            limit = None
+        else:
+            margin = 1.1 * self._slowdown()
+            room = self._deadline - now - self._after_eval_seconds * margin
+            limit = max(1, int(room / (self._eval_batch_seconds * margin)))
+            limit = None if limit >= total else limit
+        if dist.is_distributed():  # rank 0 decides for all
+            limit = dist.broadcast_object(limit)
+        if limit is not None:
+            slowdown = self._slowdown()
+            cause = (f"steps ran {slowdown:.1f}x slower than when the evaluation was timed (a busy machine)"
+                     if slowdown > 1.0 else "the last step took longer than estimated")
+            self._shortened_eval = {
+                "batches": limit, "of": total, "slowdown": round(slowdown, 2),
+                "why": f"the final evaluation read {limit} of {total} validation batches to end within "
+                       f"the time budget: {cause}"}
+        return limit
 
     def _time_one_eval_batch(self, val_data: Iterable) -> None:
         """Estimate an evaluation's cost from a validation batch (before any evaluation has run).
@@ -548,9 +617,11 @@ class Trainer:
             row["epoch"] = round(self.epoch + (self.batch_in_epoch / spe if spe else 0.0), 4)
             row.update(self._meter.means())
         if val_data is not None:
-            limit = None if final else self._eval_batches
+            limit = self._final_eval_batches(val_data) if final else self._eval_batches
             row.update({f"{self._val_name}_{k}": v for k, v in self.evaluate(val_data, max_batches=limit).items()})
             self._eval_batch_seconds = (time.perf_counter() - start) / max(1, self._evaluated_batches)
+            if self._recent_steps:  # the speed of the machine this was measured at
+                self._eval_timed_at = max(self._recent_steps)
             partial = limit is not None and not (
                 hasattr(val_data, "__len__") and self._evaluated_batches >= len(val_data))
             if dist.is_distributed():  # shards differ in length by a batch at most: partial anywhere counts

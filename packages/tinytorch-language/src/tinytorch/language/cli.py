@@ -280,6 +280,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     result = {
         "checkpoint": str(out), "checkpoint_step": saved_step, "steps": lm.trainer.global_step,
         "seconds": round(elapsed, 1), "stop_reason": history.stop_reason, "stop_detail": history.stop_detail,
+        "shortened_eval": history.shortened_eval,
         "train_loss": last.get("loss"), "val_loss": last.get("val_loss"),
         "val_perplexity": last.get("val_perplexity"), "tokens_per_sec": last.get("tokens_per_sec"),
         "settings": {k: lm.train_config.get(k) for k in ("batch_size", "seq_len", "lr", "warmup",
@@ -381,6 +382,12 @@ def _report(result: dict, elapsed: float, resume: str | None) -> None:
         return
     why = {"budget": "time budget reached", "steps": "max steps reached", "epochs": "epochs done",
            "early_stop": "early stop"}.get(reason, reason)
+    short = result.get("shortened_eval")
+    if short:
+        cause = (f"the machine became busy (steps {short['slowdown']:.1f}x slower)" if short["slowdown"] > 1
+                 else "the last step overran")
+        why += (f"; {cause}, so the final evaluation read {short['batches']} of {short['of']} validation "
+                "batches to stay within the budget")
     val = (f", val loss {result['val_loss']:.4f} (perplexity {result['val_perplexity']:.2f})"
            if result["val_loss"] is not None else "")
     click.echo(f"{result['steps']} steps in {elapsed:.0f} s ({why}): train loss {result['train_loss']:.4f}{val}; "
