@@ -128,15 +128,19 @@ class FakeClock:
 
 
 class SlowModel(nn.Module):
-    """A linear model whose forward costs `cost` fake seconds (the clock is the Trainer's)."""
+    """A linear model whose forward costs `cost` fake seconds in training and `eval_cost` in
+    evaluation (default: `cost`), `factor` times more from the time `slow_from` on (the clock is
+    the Trainer's)."""
 
-    def __init__(self, clock, cost):
+    def __init__(self, clock, cost, slow_from=math.inf, factor=1, eval_cost=None):
         super().__init__()
-        self.clock, self.cost = clock, cost
+        self.clock, self.cost, self.eval_cost = clock, cost, cost if eval_cost is None else eval_cost
+        self.slow_from, self.factor = slow_from, factor
         self.net = nn.Linear(2, 2)
 
     def forward(self, x):
-        self.clock.now += self.cost
+        cost = self.cost if self.training else self.eval_cost
+        self.clock.now += cost * (self.factor if self.clock.now >= self.slow_from else 1)
         return self.net(x)
 
 
@@ -394,36 +398,27 @@ def test_trainer_validates_arguments():
         make_trainer().fit(DataLoader(TensorDataset(np.zeros((3, 2))), batch_size=4, drop_last=True))
 
 
-class SlowingModel(nn.Module):
-    """A linear model whose forward costs `cost` fake seconds in training and `eval_cost` in
-    evaluation (default: `cost`), `factor` times more from the time `slow_from` on."""
-
-    def __init__(self, clock, cost, slow_from, factor, eval_cost=None):
-        super().__init__()
-        self.clock, self.cost, self.eval_cost = clock, cost, cost if eval_cost is None else eval_cost
-        self.slow_from, self.factor = slow_from, factor
-        self.net = nn.Linear(2, 2)
-
-    def forward(self, x):
-        cost = self.cost if self.training else self.eval_cost
-        self.clock.now += cost * (self.factor if self.clock.now >= self.slow_from else 1)
-        return self.net(x)
+def run_slowing(monkeypatch, *, cost, slow_after, factor, val_samples, budget=20.0, eval_cost=None, **fit):
+    """Train under a fake clock whose forwards become `factor` times slower `slow_after` fake
+    seconds in; returns (trainer, history, elapsed fake seconds)."""
+    clock = FakeClock()
+    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
+    manual_seed(0)
+    model = SlowModel(clock, cost=cost, slow_from=clock.now + slow_after, factor=factor, eval_cost=eval_cost)
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
+    val = DataLoader(TensorDataset(*blobs(val_samples)), batch_size=4)
+    start = clock.now
+    history = trainer.fit(loader(batch_size=4, n=1024), time_budget=budget, val_data=val, **fit)
+    return trainer, history, clock.now - start
 
 
 def test_time_budget_holds_when_the_machine_becomes_five_times_slower_halfway(monkeypatch):
     # 40 validation batches of 0.1 s: the final evaluation takes 4 s on the quiet machine and 20 s
     # once every forward is 5x slower (from 10 s of a 20 s budget on). Estimating from the quiet
     # steps would train until ~15.6 s and then evaluate for 20 s.
-    clock = FakeClock()
-    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
-    manual_seed(0)
     budget = 20.0
-    model = SlowingModel(clock, cost=0.1, slow_from=clock.now + budget / 2 + 0.05, factor=5)
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
-    val = DataLoader(TensorDataset(*blobs(160)), batch_size=4)  # 40 validation batches
-    start = clock.now
-    history = trainer.fit(loader(batch_size=4, n=1024), time_budget=budget, val_data=val)
-    elapsed = clock.now - start
+    trainer, history, elapsed = run_slowing(monkeypatch, cost=0.1, slow_after=budget / 2 + 0.05, factor=5,
+                                            val_samples=160, budget=budget)  # 40 validation batches
     assert history.stop_reason == "budget"
     assert elapsed <= budget * 1.05
     # It stopped at the first step boundary after the slowdown: 2 timed validation batches
@@ -441,15 +436,7 @@ def test_a_slowdown_with_room_left_stops_early_and_evaluates_everything(monkeypa
     # 10 validation batches (1 s quiet, 5 s slow) in a 20 s budget that slows at ~10 s: the
     # slower steps and evaluation are re-estimated, so training stops while the whole final
     # evaluation still fits (the quiet estimates would train until ~18.7 s and end at ~23.7 s).
-    clock = FakeClock()
-    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
-    manual_seed(0)
-    model = SlowingModel(clock, cost=0.1, slow_from=clock.now + 10.05, factor=5)
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
-    val = DataLoader(TensorDataset(*blobs(40)), batch_size=4)
-    start = clock.now
-    history = trainer.fit(loader(batch_size=4, n=1024), time_budget=20.0, val_data=val)
-    elapsed = clock.now - start
+    trainer, history, elapsed = run_slowing(monkeypatch, cost=0.1, slow_after=10.05, factor=5, val_samples=40)
     assert elapsed <= 20.0
     assert history.stop_reason == "budget" and history.shortened_eval is None
     # 0.2 s timing two validation batches, 99 quiet steps (to 10.1 s), 8 slow ones (to 14.1 s):
@@ -461,15 +448,8 @@ def test_a_slowdown_with_room_left_stops_early_and_evaluates_everything(monkeypa
 def test_after_a_slowdown_the_next_step_is_expected_to_be_as_slow(monkeypatch):
     # Steps of 1 s (evaluation batches 0.1 s) become 5 s at ~10 s of a 20 s budget. The average
     # step time after the first slow step is 1.8 s, which would let a 5 s step start at 15.1 s.
-    clock = FakeClock()
-    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
-    manual_seed(0)
-    model = SlowingModel(clock, cost=1.0, eval_cost=0.1, slow_from=clock.now + 10.05, factor=5)
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
-    val = DataLoader(TensorDataset(*blobs(4)), batch_size=4)  # 1 validation batch
-    start = clock.now
-    history = trainer.fit(loader(batch_size=4, n=1024), time_budget=20.0, val_data=val)
-    elapsed = clock.now - start
+    trainer, history, elapsed = run_slowing(monkeypatch, cost=1.0, eval_cost=0.1, slow_after=10.05, factor=5,
+                                            val_samples=4)  # 1 validation batch
     assert elapsed <= 20.0 and history.stop_reason == "budget"
     # 0.1 s timing the batch, 10 quiet steps, 1 slow one (to 15.1 s), the evaluation (0.5 s).
     assert trainer.global_step == 11 and elapsed == pytest.approx(0.1 + 10 + 5 + 0.5)
@@ -480,16 +460,8 @@ def test_an_evaluation_timed_on_the_busy_machine_is_not_scaled_again(monkeypatch
     # As above, with a one-batch evaluation at step 100, the first slow step: it measures 0.5 s
     # a batch, the busy speed, so the whole final evaluation is expected to take 5.5 s (not 5x
     # that, which would stop training at once and shorten the final evaluation).
-    clock = FakeClock()
-    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
-    manual_seed(0)
-    model = SlowingModel(clock, cost=0.1, slow_from=clock.now + 10.05, factor=5)
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
-    val = DataLoader(TensorDataset(*blobs(40)), batch_size=4)
-    start = clock.now
-    history = trainer.fit(loader(batch_size=4, n=1024), time_budget=20.0, val_data=val, eval_every=100,
-                          eval_batches=1)
-    elapsed = clock.now - start
+    trainer, history, elapsed = run_slowing(monkeypatch, cost=0.1, slow_after=10.05, factor=5, val_samples=40,
+                                            eval_every=100, eval_batches=1)
     assert history.stop_reason == "budget" and history.shortened_eval is None
     # 10.1 s to step 99, step 100 and its evaluation (to 11.1 s), 6 more slow steps (to 14.1 s).
     assert trainer.global_step == 106 and elapsed == pytest.approx(0.2 + 9.9 + 0.5 + 0.5 + 6 * 0.5 + 10 * 0.5)
@@ -498,14 +470,7 @@ def test_an_evaluation_timed_on_the_busy_machine_is_not_scaled_again(monkeypatch
 def test_a_slow_last_step_past_the_deadline_still_gets_a_one_batch_evaluation(monkeypatch):
     # The last step (started at 18.6 s, 1.4 s of room left) takes 2 s, not 0.1 s: no time is left,
     # and the final evaluation reads one batch (2 s), the least that gives the run a val_loss.
-    clock = FakeClock()
-    monkeypatch.setattr("tinytorch.core.training.time.perf_counter", clock)
-    manual_seed(0)
-    model = SlowingModel(clock, cost=0.1, slow_from=clock.now + 18.55, factor=20)
-    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), progress=False)
-    val = DataLoader(TensorDataset(*blobs(40)), batch_size=4)
-    start = clock.now
-    history = trainer.fit(loader(batch_size=4, n=1024), time_budget=20.0, val_data=val)
-    assert trainer.global_step == 185 and clock.now - start == pytest.approx(0.2 + 18.4 + 2.0 + 2.0)
+    trainer, history, elapsed = run_slowing(monkeypatch, cost=0.1, slow_after=18.55, factor=20, val_samples=40)
+    assert trainer.global_step == 185 and elapsed == pytest.approx(0.2 + 18.4 + 2.0 + 2.0)
     assert history.shortened_eval["batches"] == 1 and history.shortened_eval["of"] == 10
     assert "20.0x slower" in history.stop_detail and "val_loss" in history.evals[-1]
