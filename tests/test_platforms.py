@@ -8,26 +8,16 @@ reason when uv is not available or cannot work offline.
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from uv_command import uv
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORMS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin",
              "aarch64-apple-darwin", "x86_64-pc-windows-msvc"]
 OFFLINE_SIGNS = ("offline", "network", "connect", "dns", "failed to fetch")
-
-
-def uv() -> list[str]:
-    if shutil.which("uv"):
-        return ["uv"]
-    if importlib.util.find_spec("uv") is not None:
-        return [sys.executable, "-m", "uv"]
-    pytest.skip("uv is neither on PATH nor importable")
 
 
 def run_uv(*args: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,6 @@ Slow (builds and venvs): marked `wheels`, so `pytest -m "not wheels"` skips it l
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -25,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from uv_command import uv
 
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
 requirements = pytest.importorskip("packaging.requirements")
@@ -48,14 +48,6 @@ MISSING_API = 3
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def uv() -> list[str]:
-    if shutil.which("uv"):
-        return ["uv"]
-    if importlib.util.find_spec("uv") is not None:
-        return [sys.executable, "-m", "uv"]
-    pytest.skip("uv is neither on PATH nor importable")
 
 
 def clean_env() -> dict[str, str]:
