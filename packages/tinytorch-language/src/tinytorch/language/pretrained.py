@@ -416,7 +416,7 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
     tinygpt_name = {hf: ours for ours, hf in hf_names(config).items()}
     if config.tie_weights:  # the head is the embedding: a stored copy is not read
         del tinygpt_name["lm_head.weight"]
-    plan: list[tuple[Path, str, str]] = []
+    plan: list[tuple[Path, str, str, bool]] = []  # (file, stored name, TinyGPT name, Conv1D-transposed)
     for file, shapes in headers.items():
         problems = []
         for stored, shape in shapes.items():
@@ -427,25 +427,26 @@ def from_pretrained(path_or_name: str | os.PathLike, **overrides: float) -> Tiny
             if name is None:
                 problems.append(f"unexpected tensor {stored!r} (a GPT-2 of {config.num_layers} layers has no such name)")
                 continue
-            needed = expected[name][::-1] if hf_name.endswith(TRANSPOSED) else expected[name]
+            transposed = hf_name.endswith(TRANSPOSED)
+            needed = expected[name][::-1] if transposed else expected[name]
             if tuple(shape) != needed:
                 problems.append(f"{stored!r} has shape {tuple(shape)}, the config needs {needed}")
                 continue
-            plan.append((file, stored, name))
+            plan.append((file, stored, name, transposed))
         if problems:
             more = f"; and {len(problems) - 5} more problems" if len(problems) > 5 else ""
             raise io.CheckpointError(f"{file}: " + "; ".join(problems[:5]) + more)
-    missing = sorted(set(tinygpt_name.values()) - {name for _, _, name in plan})
+    missing = sorted(set(tinygpt_name.values()) - {name for _, _, name, _ in plan})
     if missing:
         hf_of = hf_names(config)
         raise io.CheckpointError(f"{directory}: missing tensors [{_listing([hf_of[n] for n in missing])}]")
     model = TinyGPT.from_config(config, init_weights=False)  # np.empty, never touched: no memory
     params = dict(model.named_parameters())
-    for file, stored, name in plan:
+    for file, stored, name, transposed in plan:
         array = io.load(file, keys=[stored])[0][stored]
         _check_finite(array, stored, file)
         array = np.ascontiguousarray(array, dtype=np.float32)
-        if _full_hf_name(stored).endswith(TRANSPOSED):
+        if transposed:
             array = array.T  # a Conv1D (in, out) weight's view is already the decode layout
         elif name == "wte.weight" and config.tie_weights:
             array = decode_layout(array)  # the head's weight: laid out now, while little is resident

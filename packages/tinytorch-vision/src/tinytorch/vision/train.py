@@ -172,7 +172,7 @@ def make_loaders(config: TrainConfig, root: str | Path | None = None, download: 
 
     The training batches are shuffled (seeded), augmented as ``AUGMENTATION`` says and
     normalized; the validation split (``config.val_fraction`` of the training images, drawn with
-    the seed) and the test set are only normalized, in batches of 500.
+    the run's random seed) and the test set are only normalized, in batches of 500.
 
     Args:
         config: the run's settings (data set, batch size, augmentation, seed, limit, val split).
