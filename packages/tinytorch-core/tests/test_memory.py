@@ -7,8 +7,9 @@ import sys
 import pytest
 
 # A "step" allocates and touches 40 MB, then frees it. Without the policy glibc maps it fresh every
-# time and the kernel faults it in again (5,680 minor faults over 10 steps on the 2-core VM, the
-# kernel faulting pages in batches); with it, the freed block is reused (0 faults).
+# time and the kernel faults it in again; with it, the freed block is reused (0 faults). How many
+# faults "again" is depends on the kernel: 5,680 over 10 steps with 4 KiB pages faulted in batches,
+# about 570 where transparent huge pages are always on. So the test compares the two runs.
 _STEPS = """
 import resource, sys
 import numpy as np
@@ -34,8 +35,9 @@ def _faults(mode: str) -> int:
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_after_a_backward_pass_freed_step_memory_is_reused_not_faulted_back():
-    assert _faults("inference") > 1_000  # the default policy: every step faults its memory back in
-    assert _faults("train") < 100
+    default, trained = _faults("inference"), _faults("train")
+    assert default >= 100  # the default policy: every step faults its 40 MB back in
+    assert trained * 10 < default, (trained, default)
 
 
 def test_importing_tinytorch_leaves_the_allocator_alone():
