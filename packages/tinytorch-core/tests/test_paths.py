@@ -53,3 +53,15 @@ def test_two_outputs_that_are_one_file_are_refused(tmp_path):
                                                  r"would overwrite the other: give another --trace"):
         check_outputs({"--csv": tmp_path / "t.json", "--trace": tmp_path / "." / "t.json"})
     check_outputs({"--csv": tmp_path / "t.csv", "--trace": tmp_path / "t.json"})
+
+
+def test_continuation_path_takes_the_next_free_number_and_never_an_existing_name(tmp_path):
+    from tinytorch.core.paths import continuation_path
+
+    run = tmp_path / "run.safetensors"
+    assert continuation_path(run) == tmp_path / "run-2.safetensors"
+    (tmp_path / "run-2.safetensors").write_bytes(b"")
+    (tmp_path / "run-3.safetensors").symlink_to(tmp_path / "missing")  # a dangling link is a name too
+    assert continuation_path(run) == tmp_path / "run-4.safetensors"
+    assert continuation_path(tmp_path / "run-9.safetensors") == tmp_path / "run-10.safetensors"
+    assert continuation_path(tmp_path / "a-b.safetensors") == tmp_path / "a-b-2.safetensors"

@@ -126,8 +126,13 @@ def test_resume_continues_the_checkpoint_and_refuses_contradictions(checkpoint, 
                                       "--max-steps", "9", "--json", "--sample", "0"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
-    # No --out: the resumed run writes its own file, not the default checkpoint of another run.
-    assert report["checkpoint"] == str(copy) and report["checkpoint_step"] == 9
+    # No --out: the resumed run writes the next numbered file beside it, and the input is kept.
+    assert report["checkpoint"] == str(tmp_path / "run-2.safetensors") and report["checkpoint_step"] == 9
+    assert copy.read_bytes() == checkpoint.read_bytes()
+    same = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), "--resume", str(copy),
+                                    "--out", str(copy), "--max-steps", "12", "--sample", "0"])
+    assert same.exit_code != 0 and "--resume" in same.output and "--out" in same.output, same.output
+    assert copy.read_bytes() == checkpoint.read_bytes()
     assert report["settings"]["batch_size"] == 4 and report["settings"]["warmup"] == 1
     for extra, named in ((["--lr", "0.5"], "lr=0.5"), (["--d-model", "32"], "--d-model"),
                          (["--batch-size", "8"], "batch_size=8")):

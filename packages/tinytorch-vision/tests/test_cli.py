@@ -37,17 +37,24 @@ def test_train_then_evaluate(fashion_root, tmp_path):
     assert "Ankle boot" in result.output and "accuracy" in result.output
     # Resuming a finished run trains nothing more; contradicting settings are refused.
     result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
-                                      "--resume", str(ckpt), "--out", str(ckpt), "--json", "--threads", "1"])
+                                      "--resume", str(ckpt), "--out", str(tmp_path / "again.safetensors"), "--json",
+                                      "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["epochs"] == 2
+    # An output never replaces the checkpoint a run continues from.
+    before = ckpt.read_bytes()
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
+                                      "--resume", str(ckpt), "--out", str(ckpt), "--epochs", "3"])
+    assert result.exit_code != 0 and "--resume" in result.output and ckpt.read_bytes() == before, result.output
     result = CliRunner().invoke(cli, ["vision", "train", "mnist", "--resume", str(ckpt)])
     assert result.exit_code == 2 and "contradicts the checkpoint" in result.output
-    # Train it longer: --epochs may grow on --resume (and never shrink); the file is the resumed one.
+    # Train it longer: --epochs may grow on --resume (and never shrink).
     result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
                                       "--resume", str(ckpt), "--epochs", "3", "--json", "--threads", "1"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
-    assert info["epochs"] == 3 and info["checkpoint"] == str(ckpt) and len(info["history"]["evals"]) == 3
+    continued = ckpt.with_name(f"{ckpt.stem}-2{ckpt.suffix}")  # the next free numbered name
+    assert info["epochs"] == 3 and info["checkpoint"] == str(continued) and len(info["history"]["evals"]) == 3
     result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--resume", str(ckpt), "--epochs", "1"])
     assert result.exit_code == 2 and "only train longer" in result.output
 

@@ -19,6 +19,7 @@ it is an input of this command (--text); writing it would destroy that file: giv
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -103,6 +104,36 @@ def check_outputs(outputs: Mapping[str, PathLike | None], inputs: Mapping[str, P
         written[key] = (name, path)
 
 
+def continuation_path(resume: PathLike) -> Path:
+    """Where a resumed run writes when no output is named: the next free numbered name beside it.
+
+    A run resumed from ``run.safetensors`` writes ``run-2.safetensors``, one resumed from that
+    writes ``run-3.safetensors``, skipping names that exist: the checkpoint a run continues from is
+    an input, and an output never replaces an input.
+
+    Args:
+        resume: the checkpoint the run continues from.
+
+    Returns:
+        A path in the same folder that does not exist yet.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> continuation_path(folder / "run.safetensors").name, continuation_path(folder / "run-2.safetensors").name
+    ('run-2.safetensors', 'run-3.safetensors')
+    """
+    path = Path(resume)
+    base, number = path.stem, 1
+    match = re.fullmatch(r"(.+)-(\d+)", base)
+    if match:
+        base, number = match[1], int(match[2])
+    while True:
+        number += 1
+        candidate = path.with_name(f"{base}-{number}{path.suffix}")
+        if not os.path.lexists(candidate):
+            return candidate
+
+
 def _how(output: Path, input_file: Path) -> str:
     """How two names reach one file, for the message (nothing when they are plainly the same path)."""
     if os.path.realpath(output) != os.path.realpath(input_file):
@@ -114,4 +145,4 @@ def _how(output: Path, input_file: Path) -> str:
     return ""
 
 
-__all__ = ["OutputIsInputError", "check_outputs"]
+__all__ = ["OutputIsInputError", "check_outputs", "continuation_path"]

@@ -13,7 +13,7 @@ import click
 
 from tinytorch.core.checks import is_int
 from tinytorch.core.cli_params import FiniteFloat, given_on_command_line, relaunch_on_ranks
-from tinytorch.core.paths import check_outputs
+from tinytorch.core.paths import check_outputs, continuation_path
 
 DEFAULT_OUT = "checkpoints/tinygpt.safetensors"
 DEFAULT_MAX_STEPS = 2000
@@ -156,7 +156,8 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
 @click.option("--eval-batches", type=click.IntRange(min=1),
               help="Validation batches per periodic evaluation [default: 20]; the final one uses all.")
 @click.option("--out", type=click.Path(dir_okay=False),
-              help=f"Checkpoint written after every evaluation [default: {DEFAULT_OUT}, or the --resume file].")
+              help=f"Checkpoint written after every evaluation [default: {DEFAULT_OUT}; with --resume RUN.safetensors, "
+                   "RUN-2.safetensors: the file a run continues from is kept].")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False),
               help="Continue training from this checkpoint (its model, tokenizer and settings are used).")
 @click.option("--init-from", "init_from",
@@ -212,16 +213,15 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         _check_training_fits(ctx, tokenizer_kind, {**{k: v if v is not None else recipe[k] for k, v in given.items()},
                                                    "vocab_size": vocab_size})
     _check_generation_fits(sample, "--sample")
-    # --resume is left out: continuing a run rewrites its checkpoint (the default --out)
-    check_outputs({"--out": out or resume or DEFAULT_OUT},
-                  {"--text": text_path, "--tokenizer-from": tokenizer_from,
+    out = out or (str(continuation_path(resume)) if resume else DEFAULT_OUT)
+    check_outputs({"--out": out},
+                  {"--text": text_path, "--resume": resume, "--tokenizer-from": tokenizer_from,
                    "--init-from": init_from if init_from is not None and Path(init_from).exists() else None})
     default_batch = (FINETUNE_RECIPE if init_from is not None else _recipe(time_budget)[1])["batch_size"]
     relaunch_on_ranks(ctx, nproc, ("language", "train"),
                       batch_size if batch_size is not None or resume else default_batch, "sequences",
                       oversubscribe=oversubscribe)
     set_num_threads(n_threads)
-    out = out or resume or DEFAULT_OUT
     io.check_destination(out, what="--out")  # before training, not after the first evaluation
     text, source = _read_text(text_path)
     seq_len = None

@@ -38,8 +38,8 @@ def vision() -> None:
               help="Hold out this share of the training images for per-epoch validation; the test set "
                    "is evaluated once, at the end (0: the test set every epoch instead).")
 @click.option("--out", "out", default=None, type=click.Path(dir_okay=False),
-              help="Checkpoint written (atomically) after every epoch [default: vision.safetensors, or the "
-                   "--resume file].")
+              help="Checkpoint written (atomically) after every epoch [default: vision.safetensors; with "
+                   "--resume RUN.safetensors, RUN-2.safetensors: the file a run continues from is kept].")
 @click.option("--resume", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Continue a run from its checkpoint (its settings are used).")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
@@ -95,17 +95,16 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
         if epochs is not None and epochs < saved["epochs"]:
             raise click.UsageError(f"--epochs {epochs} is fewer than the {saved['epochs']} epochs {resume} "
                                    "was planned for; a resumed run can only train longer")
-    from tinytorch.core.paths import check_outputs
+    from tinytorch.core.paths import check_outputs, continuation_path
 
     from .datasets import data_root, get_dataset
 
-    # --resume is left out: continuing a run rewrites its checkpoint (the default --out)
-    check_outputs({"--out": out or resume or "vision.safetensors"},
-                  {f"the {dataset} data": data_root(root) / get_dataset(dataset).folder_name})
+    out = out or (str(continuation_path(resume)) if resume else "vision.safetensors")
+    check_outputs({"--out": out}, {"--resume": resume,
+                                   f"the {dataset} data": data_root(root) / get_dataset(dataset).folder_name})
     relaunch_on_ranks(ctx, nproc, ("vision", "train"),
                       read_checkpoint_info(resume)["config"]["batch_size"] if resume else batch_size, "images", limit,
                       oversubscribe)
-    out = out or resume or "vision.safetensors"
     echo = None if as_json else click.echo
     progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")
     start = time.perf_counter()
