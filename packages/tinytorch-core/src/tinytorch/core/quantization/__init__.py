@@ -29,7 +29,7 @@ from .weight_only import (
     weight_only_layers,
 )
 
-_WEIGHT_ONLY_EXPORTS = [
+__all__ = [  # the weight-only names; the lead merges the other half's list here
     "BLOCK_BYTES", "Int8WeightOnlyLinear", "Int4WeightOnlyLinear", "Int8WeightOnlyEmbedding",
     "Int4WeightOnlyEmbedding", "Int8WeightOnlyConfig", "Int4WeightOnlyConfig", "quantize_",
     "quantize_int8_rows", "dequantize_int8_rows", "quantize_q4_0", "dequantize_q4_0",
@@ -37,5 +37,3 @@ _WEIGHT_ONLY_EXPORTS = [
     "quantization_summary", "register_scheme", "registered_schemes",
 ]
 # ---- end of the weight-only block ----
-
-__all__ = [*_WEIGHT_ONLY_EXPORTS]
