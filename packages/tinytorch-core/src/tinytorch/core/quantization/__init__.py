@@ -1,5 +1,9 @@
-"""Quantization in the ``torch.ao.quantization`` style: quantized tensors, observers, fake
-quantization for QAT, quantized layers with exact integer GEMMs, and the model workflows.
+"""Quantization: smaller weights, and the products that read them (``torch.ao`` and torchao names).
+
+Two families share one package: the ``torch.ao.quantization`` workflow (quantized tensors,
+observers, fake quantization for QAT, layers with exact integer GEMMs, ``prepare``/``convert``/
+``quantize_dynamic``), and torchao's weight-only quantization for decoding (``quantize_`` with
+``Int8WeightOnlyConfig``/``Int4WeightOnlyConfig``), with quantized checkpoints.
 
 >>> import numpy as np
 >>> from tinytorch.core import nn
@@ -54,6 +58,30 @@ from .registry import (
     quantized_module_mappings,
     register_quantized_module,
 )
+from .serialization import (
+    QUANTIZATION_KEY,
+    SCHEME_VERSION,
+    load_quantized,
+    quantization_summary,
+    register_scheme,
+    registered_schemes,
+    save_quantized,
+)
+from .weight_only import (
+    BLOCK_BYTES,
+    Int4WeightOnlyConfig,
+    Int4WeightOnlyEmbedding,
+    Int4WeightOnlyLinear,
+    Int8WeightOnlyConfig,
+    Int8WeightOnlyEmbedding,
+    Int8WeightOnlyLinear,
+    dequantize_int8_rows,
+    dequantize_q4_0,
+    quantize_,
+    quantize_int8_rows,
+    quantize_q4_0,
+    weight_only_layers,
+)
 
 __all__ = [
     # quantized tensors (functional.py)
@@ -72,4 +100,10 @@ __all__ = [
     # workflows (api.py)
     "QConfig", "default_qconfig", "default_qat_qconfig", "ObservedModule", "prepare", "prepare_qat",
     "convert", "quantize_dynamic",
+    # weight-only quantization (weight_only.py) and quantized checkpoints (serialization.py)
+    "BLOCK_BYTES", "Int8WeightOnlyLinear", "Int4WeightOnlyLinear", "Int8WeightOnlyEmbedding",
+    "Int4WeightOnlyEmbedding", "Int8WeightOnlyConfig", "Int4WeightOnlyConfig", "quantize_",
+    "quantize_int8_rows", "dequantize_int8_rows", "quantize_q4_0", "dequantize_q4_0",
+    "weight_only_layers", "QUANTIZATION_KEY", "SCHEME_VERSION", "save_quantized", "load_quantized",
+    "quantization_summary", "register_scheme", "registered_schemes",
 ]
