@@ -400,9 +400,12 @@ def test_benchmark_cli_writes_a_report_and_compare_runs_reads_two(tmp_path, fake
     assert r.exit_code == 0, r.output
     assert "b / a" in r.output and "baseline" in r.output
     r = run("compare-runs", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json")
-    rows = {row["metric"]: row for row in json.loads(r.output)["rows"]}
+    data = json.loads(r.output)
+    rows = {row["metric"]: row for row in data["rows"]}
     assert rows["parameters"]["ratios"] == [1.0, 1.0]
     assert rows["SingleStream p90 latency"]["values"][1] is None
+    assert "settings scenarios: a ['single-stream', 'offline'], b ['offline']" in data["differences"]
+    assert "accuracy samples: a 8, b 3" in data["differences"]
 
 
 @pytest.mark.parametrize("make,expected", [

@@ -68,6 +68,7 @@ __all__ = [
     "BenchmarkTarget", "BenchmarkReport", "PeakRSS", "ComparisonRow", "percentile",
     "latency_summary", "run_single_stream", "run_offline", "model_memory_bytes", "disk_bytes",
     "run_benchmark", "load_target", "read_report", "compare_reports", "comparison_table",
+    "settings_differences",
 ]
 
 SCHEMA = "tinytorch.perf.benchmark"
@@ -734,6 +735,30 @@ def compare_reports(reports: Sequence[BenchmarkReport]) -> list[ComparisonRow]:
             values = [None if v is None else v / 1e6 for v in values]
         rows.append(ComparisonRow(metric, unit, values, False))
     return [row for row in rows if any(v is not None for v in row.values)]
+
+
+def settings_differences(reports: Sequence[BenchmarkReport], labels: Sequence[str]) -> list[str]:
+    """What differs between the runs besides the model: settings, accuracy data, BLAS threads,
+    the machine. Each is a reason a ratio may not measure the model alone.
+
+    >>> a = BenchmarkReport("a", {"batch_size": 64}, {})
+    >>> b = BenchmarkReport("b", {"batch_size": 32}, {})
+    >>> settings_differences([a, b], ["a", "b"])
+    ['settings batch_size: a 64, b 32']
+    """
+    def differing(what: str, values: list[Any]) -> list[str]:
+        if all(v == values[0] for v in values):
+            return []
+        return [f"{what}: " + ", ".join(f"{label} {v}" for label, v in zip(labels, values))]
+
+    notes: list[str] = []
+    for key in sorted({k for r in reports for k in r.settings}):
+        notes += differing(f"settings {key}", [r.settings.get(key) for r in reports])
+    for key in ("dataset", "samples"):
+        notes += differing(f"accuracy {key}", [(r.accuracy or {}).get(key) for r in reports])
+    notes += differing("BLAS threads", [r.software.get("blas_threads") for r in reports])
+    notes += differing("machine", [(r.machine or {}).get("cpu_name") for r in reports])
+    return notes
 
 
 def _fmt(value: float | None) -> str:

@@ -540,22 +540,26 @@ def benchmark(checkpoint, scenario, batch_size, min_queries, min_duration, warmu
 def compare_runs(reports, as_json) -> None:
     """Side-by-side table of two or more benchmark REPORTS (from `benchmark --out`) with each one's
     ratio to the first, the baseline. (`compare` profiles registered models instead.)"""
-    from .benchmark import compare_reports, comparison_table, read_report
+    from pathlib import Path
+
+    from .benchmark import compare_reports, comparison_table, read_report, settings_differences
 
     if len(reports) < 2:
         raise ValueError(f"compare-runs needs two or more reports, got {len(reports)}")
     loaded = [read_report(r) for r in reports]
-    if as_json:
-        _echo_json({"baseline": reports[0], "reports": list(reports),
-                    "rows": [row.to_dict() for row in compare_reports(loaded)]})
-        return
-    from pathlib import Path
-
     labels = [Path(r).stem for r in reports]
     if len(set(labels)) < len(labels):
         labels = [f"{i + 1}:{label}" for i, label in enumerate(labels)]
+    differences = settings_differences(loaded, labels)
+    if as_json:
+        _echo_json({"baseline": reports[0], "reports": list(reports), "labels": labels,
+                    "rows": [row.to_dict() for row in compare_reports(loaded)],
+                    "differences": differences})
+        return
     console = _console()
     console.print(comparison_table(loaded, labels, width=console.width))
+    for note in differences:
+        console.print(f"[bold]differs[/]: {note}")
     for label, report in zip(labels, loaded):
         if report.warning:
             console.print(f"[bold yellow]warning[/] ({label}): {report.warning}")
