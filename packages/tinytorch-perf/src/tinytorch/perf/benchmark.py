@@ -326,6 +326,7 @@ class PeakRSS:
         self.method = "getrusage ru_maxrss (peak since the process started)"
 
     def reset(self) -> None:
+        """Forget the peak so far (Linux); elsewhere the peak stays the process's."""
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
@@ -343,6 +344,7 @@ class PeakRSS:
         raise ValueError("no VmHWM in /proc/self/status")
 
     def peak_bytes(self) -> int:
+        """The peak resident set size in bytes (since `reset` on Linux)."""
         if self.method.startswith("Linux"):
             return self._vm_hwm()
         try:
@@ -411,6 +413,11 @@ def load_target(path: str | os.PathLike, limit: int | None = None) -> BenchmarkT
     Raises:
         ValueError: the path does not exist, is not a checkpoint, or no installed package
             recognizes it (one line naming the path and what was found).
+
+    >>> load_target("missing.safetensors")
+    Traceback (most recent call last):
+    ...
+    ValueError: CHECKPOINT missing.safetensors: no such file or directory
     """
     from tinytorch.core import io
 
@@ -467,6 +474,12 @@ class BenchmarkReport:
         contention: `ContentionProbe`'s figures while the scenarios ran.
         warning: why the figures may be too slow (a busy machine), else None.
         created: ISO time of the run.
+
+    >>> report = BenchmarkReport("cnn", {"batch_size": 64}, {"parameters": 10})
+    >>> BenchmarkReport.from_json(report.to_json()) == report
+    True
+    >>> report.to_dict()["schema_version"] == SCHEMA_VERSION
+    True
     """
 
     name: str
@@ -519,6 +532,7 @@ class BenchmarkReport:
 
     @classmethod
     def from_json(cls, text: str, source: str = "the report") -> BenchmarkReport:
+        """A report from `to_json`'s text (see `from_dict`); ``source`` names it in errors."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -539,6 +553,12 @@ def read_report(path: str | os.PathLike) -> BenchmarkReport:
 
     Raises:
         ValueError: no such file, not JSON, or not a benchmark report of this schema version.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.json"
+    >>> _ = BenchmarkReport("cnn", {}, {"parameters": 10}).to_json(path)
+    >>> read_report(path).model
+    {'parameters': 10}
     """
     p = Path(path)
     if not p.is_file():
@@ -586,6 +606,13 @@ def run_benchmark(target: BenchmarkTarget, settings: BenchmarkSettings | None = 
 
     Returns:
         The `BenchmarkReport`.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> target = BenchmarkTarget("mlp", nn.Linear(8, 4), lambda idx: Tensor(np.ones((len(idx), 8))), 32)
+    >>> report = run_benchmark(target, BenchmarkSettings(min_queries=16, min_duration_s=0.0,
+    ...                                                  batch_size=8), hardware=None)
+    >>> report.single_stream["queries"], report.offline["samples"], report.model["memory_bytes"]
+    (16, 16, 144)
     """
     from tinytorch.core import no_grad
     from tinytorch.core.threads import get_num_threads, set_num_threads
@@ -707,6 +734,11 @@ def compare_reports(reports: Sequence[BenchmarkReport]) -> list[ComparisonRow]:
 
     Raises:
         ValueError: fewer than two reports.
+
+    >>> a = BenchmarkReport("fp32", {}, {"parameters": 100}, offline={"samples_per_s": 200.0})
+    >>> b = BenchmarkReport("int8", {}, {"parameters": 100}, offline={"samples_per_s": 300.0})
+    >>> [(row.metric, row.ratios) for row in compare_reports([a, b])]
+    [('Offline throughput', [1.0, 1.5]), ('parameters', [1.0, 1.0])]
     """
     if len(reports) < 2:
         raise ValueError(f"compare_reports needs two or more reports, got {len(reports)}")
@@ -776,6 +808,11 @@ def comparison_table(reports: Sequence[BenchmarkReport], labels: Sequence[str], 
         reports: two or more reports; the first is the baseline.
         labels: a short name for each report (the file names, say).
         width: the console width (columns are left out, never wrapped).
+
+    >>> a = BenchmarkReport("fp32", {}, {"parameters": 100})
+    >>> b = BenchmarkReport("small", {}, {"parameters": 50})
+    >>> [c.header for c in comparison_table([a, b], ["fp32", "small"]).columns]
+    ['metric', 'unit', 'fp32', 'small', 'small / fp32']
     """
     from .tables import Column, fitted_table
 

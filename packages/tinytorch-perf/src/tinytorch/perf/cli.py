@@ -465,8 +465,11 @@ def _print_report(console, report) -> None:
     a = report.accuracy
     if a:
         extra = f", perplexity {a['perplexity']:.3f}" if "perplexity" in a else ""
-        console.print(f"  {a['metric']:<13}: {a['value']:.4f}{extra} on {a['samples']:,} samples of "
-                      f"{escape(a['dataset'])}")
+        on = (f" on {a['samples']:,} samples" if isinstance(a.get("samples"), int) else "") + (
+            f" of {escape(str(a['dataset']))}" if a.get("dataset") else "")
+        console.print(f"  {str(a.get('metric', 'accuracy')):<13}: {a.get('value')}{extra}{on}"
+                      if not isinstance(a.get("value"), (int, float)) else
+                      f"  {str(a.get('metric', 'accuracy')):<13}: {a['value']:.4f}{extra}{on}")
     mem = report.memory
     console.print(f"  peak RSS     : {mem['peak_rss_bytes'] / 1e6:.1f} MB for loading and the scenarios, "
                   f"{mem['peak_rss_with_accuracy_bytes'] / 1e6:.1f} MB with the accuracy pass "
