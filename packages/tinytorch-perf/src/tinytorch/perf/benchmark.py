@@ -812,20 +812,20 @@ def comparison_table(reports: Sequence[BenchmarkReport], labels: Sequence[str], 
     >>> a = BenchmarkReport("fp32", {}, {"parameters": 100})
     >>> b = BenchmarkReport("small", {}, {"parameters": 50})
     >>> [c.header for c in comparison_table([a, b], ["fp32", "small"]).columns]
-    ['metric', 'unit', 'fp32', 'small', 'small / fp32']
+    ['metric', 'fp32', 'small', 'small / fp32']
     """
     from .tables import Column, fitted_table
 
     rows = compare_reports(reports)
     base = labels[0]
-    columns = [Column("metric", "left", 10), Column("unit", "left", 2)]
+    columns = [Column("metric", "left", 10)]
     for i, label in enumerate(labels):
         columns.append(Column(label, priority=9 - i))
         if i:
             columns.append(Column(f"{label} / {base}", priority=8 - i))
     cells = []
     for row in rows:
-        line = [row.metric, row.unit]
+        line = [f"{row.metric} ({row.unit})" if row.unit else row.metric]
         for i, (value, ratio) in enumerate(zip(row.values, row.ratios)):
             line.append(_fmt(value))
             if i:
