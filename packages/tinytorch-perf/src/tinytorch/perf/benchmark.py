@@ -601,8 +601,8 @@ def run_benchmark(target: BenchmarkTarget, settings: BenchmarkSettings | None = 
         hardware: a `HardwareSpec`, ``"quick"`` (`get_hardware_spec(quick=True)`: the cached
             measurement, else a < 1 s estimate) or None (not recorded).
         clock: seconds as a float for the scenarios (a fake clock in tests).
-        rss: a `PeakRSS` already reset (e.g. before loading the model, so loading counts);
-            default: reset now.
+        rss: a `PeakRSS` already reset (e.g. before loading the model, so loading counts; get
+            the hardware spec before that reset); default: reset after the hardware spec.
 
     Returns:
         The `BenchmarkReport`.
@@ -620,10 +620,11 @@ def run_benchmark(target: BenchmarkTarget, settings: BenchmarkSettings | None = 
     from .hardware import ContentionProbe, get_hardware_spec
 
     settings = settings or BenchmarkSettings()
+    # before the peak is reset: a quick hardware measurement streams arrays of 32 MiB
+    spec = get_hardware_spec(quick=True) if hardware == "quick" else hardware
     if rss is None:
         rss = PeakRSS()
         rss.reset()
-    spec = get_hardware_spec(quick=True) if hardware == "quick" else hardware
     model = target.model
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):

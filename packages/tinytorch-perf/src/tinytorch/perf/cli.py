@@ -523,10 +523,11 @@ def benchmark(checkpoint, scenario, batch_size, min_queries, min_duration, warmu
         scenarios=("single-stream", "offline") if scenario == "all" else (scenario,),
         batch_size=batch_size, min_queries=min_queries, min_duration_s=min_duration,
         warmup_queries=warmup, accuracy=not no_accuracy, accuracy_limit=limit, threads=threads)
+    spec = _hardware(True)  # before the peak is reset: a quick measurement streams 32 MiB arrays
     rss = PeakRSS()
     rss.reset()  # before loading: the model's load counts towards the peak
     target = load_target(checkpoint, limit)
-    report = run_benchmark(target, settings, rss=rss)
+    report = run_benchmark(target, settings, hardware=spec, rss=rss)
     text = report.to_json(out_path)
     if as_json:
         click.echo(text)
