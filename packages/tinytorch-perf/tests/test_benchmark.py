@@ -421,6 +421,14 @@ def test_benchmark_cli_errors_are_one_line(tmp_path, fake_loader, make, expected
     assert len(lines) == 1 and expected in lines[0], r.output
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+def test_min_duration_must_be_finite_and_not_negative(tmp_path, fake_loader, value):
+    ckpt = tmp_path / "linear.safetensors"
+    save_model_state(ckpt, nn.Linear(4, 2), {"kind": "test.linear"})
+    r = run("benchmark", str(ckpt), "--min-duration", value)  # inf would never end
+    assert r.exit_code == 2 and "--min-duration" in r.output
+
+
 def test_compare_runs_errors_are_one_line(tmp_path):
     good = _report("a", 0.002, 100.0, 0.9)
     good.to_json(tmp_path / "a.json")

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from tinytorch.core.cli_params import FiniteFloat
 from tinytorch.core.paths import check_outputs
 
 LAYERS = ("attention", "avgpool2d", "batchnorm2d", "conv2d", "cross_entropy", "embedding", "gelu",
@@ -495,7 +496,7 @@ def _print_report(console, report) -> None:
               help="Samples per Offline query.")
 @click.option("--min-queries", type=click.IntRange(min=1), default=1024, show_default=True,
               help="SingleStream queries at least (MLPerf's default); Offline samples at least.")
-@click.option("--min-duration", type=click.FloatRange(min=0), default=10.0, show_default=True,
+@click.option("--min-duration", type=FiniteFloat(min=0), default=10.0, show_default=True,
               help="Seconds each scenario runs at least (MLPerf submissions use 600).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
               help="Untimed queries before each scenario.")
