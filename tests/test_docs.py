@@ -177,7 +177,8 @@ def test_cli_reference_walks_every_plugin_command():
     assert top.exit_code == 0, top.output
     for name in ("core", "performance", "plugins", "doctor", "reuse"):
         assert f"tito {name}" in commands
-    for sub in ("hardware", "flops", "roofline", "profile", "compare", "cifar10"):
+    for sub in ("hardware", "flops", "roofline", "profile", "compare", "cifar10", "benchmark",
+                "compare-runs"):
         assert f"tito performance {sub}" in commands
     assert "tito core summary" in commands
     # the help text is click's own, options included

@@ -33,3 +33,15 @@ def test_vision_datasets_table_keeps_file_names(tmp_path):
 @pytest.mark.parametrize("args", [["doctor"], ["language", "tokenize", "--tokenizer", "char"]])
 def test_other_reports_fit(args):
     run80(args)
+
+
+def test_compare_runs_table_fits_and_keeps_the_baseline_ratio(tmp_path):
+    from tinytorch.perf.benchmark import BenchmarkReport
+
+    for name, p90, rate in (("float32_baseline", 0.0123, 812.5), ("int8_weights", 0.0081, 1402.25)):
+        BenchmarkReport(name, {"batch_size": 64}, {"parameters": 421_738, "memory_bytes": 1_686_952},
+                        single_stream={"latency_s": {"p50": p90 / 2, "p90": p90, "p99": p90 * 3}},
+                        offline={"samples_per_s": rate}).to_json(tmp_path / f"{name}.json")
+    out = run80(["performance", "compare-runs", str(tmp_path / "float32_baseline.json"),
+                 str(tmp_path / "int8_weights.json")])
+    assert "1,402" in out and "421,738" in out and "baseline" in out

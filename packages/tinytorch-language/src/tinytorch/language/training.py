@@ -555,3 +555,123 @@ def generate_text(model: TinyGPT, tokenizer: Tokenizer, prompt: str = "", max_le
 
 
 __all__ = ["LanguageModelTrainer", "generate_text", "load_checkpoint", "save_model", "lm_loss"]
+
+
+# ---------------------------------------------------------------------- benchmarking
+
+#: A GPT-2 directory is benchmarked on windows of this many tokens (nanoGPT's fine-tuning context;
+#: GPT-2's own 1,024 makes one query of the 124M model take seconds on a laptop CPU).
+GPT2_BENCHMARK_CONTEXT = 128
+
+
+def _validation_tokens(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, Any], path: Any) -> tuple[np.ndarray, str]:
+    """The Tiny Shakespeare validation tokens of a checkpoint and a description of them."""
+    from .data import load_shakespeare
+
+    text = load_shakespeare()
+    val_fraction = train.get("val_fraction") or 0.1
+    try:
+        tokens = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    except (TokenizerError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: its tokenizer cannot encode Tiny Shakespeare, the benchmark's "
+                         f"validation text: {e}") from None
+    _, val = split_tokens(tokens, val_fraction)
+    described = f"Tiny Shakespeare validation split (last {val_fraction:.0%} of the tokens)"
+    if train.get("text_sha256") not in (None, text_fingerprint(text)):
+        described += "; the checkpoint trained on another text"
+    elif not train.get("val_fraction"):
+        described += "; the checkpoint trained on all of Tiny Shakespeare, this split included"
+    return val, described
+
+
+def _gpt2_directory(directory: Path) -> tuple[TinyGPT, Tokenizer, np.ndarray, str]:
+    from .data import load_shakespeare
+    from .tokenizers import BPETokenizer
+
+    try:
+        tokenizer = BPETokenizer.from_gpt2(directory)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{directory}: a GPT-2 directory needs GPT-2's tokenizer files (vocab.json + merges.txt, "
+            f"or encoder.json + vocab.bpe) beside config.json and model.safetensors") from None
+    model = TinyGPT.from_pretrained(directory)
+    check_vocab_sizes(directory, tokenizer.vocab_size, model.config.vocab_size)
+    text = load_shakespeare()
+    # GPT-2 never trained on this split: the last 10% of the characters, tokenized alone (BPE of
+    # the whole text in Python would take minutes).
+    val_text = text[int(round(len(text) * 0.9)):]
+    tokens = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+    return model, tokenizer, tokens, "Tiny Shakespeare validation split (last 10% of the characters)"
+
+
+def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | None:
+    """What ``tito performance benchmark`` needs to benchmark a TinyGPT checkpoint or a GPT-2
+    directory (the ``tinytorch.benchmarks`` entry point): the model, validation windows as
+    inputs and the validation loss as its accuracy. None for anything else.
+
+    A TinyGPT checkpoint is evaluated on the validation split it trained with (the last
+    ``val_fraction`` of Tiny Shakespeare's tokens, windows of its training ``seq_len``), so its
+    validation loss is the one its training run reported last. A GPT-2 directory (Hugging Face's
+    layout: config.json, model.safetensors or shards, and the tokenizer's vocab.json + merges.txt
+    or encoder.json + vocab.bpe) is evaluated on the last 10% of Tiny Shakespeare's characters in
+    windows of ``GPT2_BENCHMARK_CONTEXT`` tokens.
+
+    Args:
+        path: a file or directory.
+        limit: evaluate on at most this many windows (None: all).
+
+    Returns:
+        ``BenchmarkTarget`` fields (name, model, inputs, num_samples, evaluate, checkpoint,
+        description), or None when ``path`` is neither a language checkpoint nor a directory
+        with a ``config.json``.
+
+    >>> import tempfile
+    >>> from tinytorch.language import CharTokenizer
+    >>> from tinytorch.language.data import load_shakespeare
+    >>> tok = CharTokenizer().fit(load_shakespeare())
+    >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=16)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_model(Path(tmp) / "lm.safetensors", model, tok)
+    ...     target = benchmark_target(str(Path(tmp) / "lm.safetensors"))
+    >>> target["inputs"](np.arange(2)).shape, target["evaluate"](target["model"], 3)["metric"]
+    ((2, 16), 'val_loss')
+    """
+    p = Path(path)
+    if p.is_dir():
+        from .pretrained import CONFIG_NAME
+
+        if not (p / CONFIG_NAME).is_file():
+            return None
+        model, tokenizer, val, described = _gpt2_directory(p)
+        seq_len, kind = min(GPT2_BENCHMARK_CONTEXT, model.config.max_seq_len), "GPT-2 directory"
+    else:
+        if not isinstance(io.load_metadata(p).get(CHECKPOINT_KEY), dict):
+            return None
+        model, tokenizer, metadata = load_checkpoint(p)
+        train = metadata[CHECKPOINT_KEY].get("train") or {}
+        val, described = _validation_tokens(model, tokenizer, train, p)
+        seq_len, kind = train.get("seq_len") or model.config.max_seq_len, "TinyGPT checkpoint"
+    windows = (len(val) - 1) // seq_len
+    if windows < 1:
+        raise ValueError(f"{path}: the validation split has {len(val)} tokens, fewer than one window "
+                         f"of {seq_len + 1}")
+    model.eval()
+
+    def inputs(indices: np.ndarray) -> np.ndarray:
+        starts = np.asarray(indices, dtype=np.int64)[:, None] * seq_len  # (B, 1)
+        return val[starts + np.arange(seq_len)]  # (B, T)
+
+    def evaluate(m: TinyGPT, n: int | None) -> dict[str, Any]:
+        count = windows if n is None else min(n, windows)
+        loader = DataLoader(TokenWindows(val[:count * seq_len + 1], seq_len), batch_size=16)
+        loss = Trainer(m, None, lm_loss, progress=False).evaluate(loader)["loss"]
+        return {"metric": "val_loss", "value": loss, "higher_is_better": False,
+                "perplexity": _exp(loss), "dataset": described, "samples": count,
+                "tokens": count * seq_len, "seq_len": seq_len}
+
+    c = model.config
+    return {"name": p.stem if p.is_file() else p.name, "model": model, "inputs": inputs,
+            "num_samples": windows, "evaluate": evaluate, "checkpoint": str(p),
+            "description": f"{kind}: TinyGPT d_model {c.d_model}, {c.num_layers} layers, "
+                           f"{c.num_heads} heads, vocab {c.vocab_size}; a sample is a window of "
+                           f"{seq_len} tokens of {described}"}

@@ -7,6 +7,15 @@
 
 from importlib import metadata as _metadata
 
+from .benchmark import (
+    BenchmarkReport,
+    BenchmarkSettings,
+    BenchmarkTarget,
+    compare_reports,
+    load_target,
+    read_report,
+    run_benchmark,
+)
 from .flop_formulas import CONVENTION, OpCount
 from .flops import FLOPsCounter, TraceResult
 from .hardware import HardwareSpec, get_hardware_spec
@@ -20,4 +29,6 @@ __all__ = [
     "get_hardware_spec", "HardwareSpec", "FLOPsCounter", "OpCount", "TraceResult", "CONVENTION",
     "RooflineModel", "RooflinePoint", "ModelProfiler", "ProfileResult", "LayerProfile",
     "compare", "available_models", "load_model", "register_model",
+    "run_benchmark", "BenchmarkSettings", "BenchmarkTarget", "BenchmarkReport", "compare_reports",
+    "read_report", "load_target",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from tinytorch.core.cli_params import FiniteFloat
 from tinytorch.core.paths import check_outputs
 
 LAYERS = ("attention", "avgpool2d", "batchnorm2d", "conv2d", "cross_entropy", "embedding", "gelu",
@@ -434,3 +435,136 @@ def cifar10(repeats, as_json) -> None:
     _compare(CIFAR10_MODELS, repeats, as_json, "CIFAR-10 CNNs")
 
 
+
+
+# ------------------------------------------------------------------------------ benchmark
+
+
+def _seconds(x: float) -> str:
+    return f"{x * 1e3:.3f} ms" if x < 1 else f"{x:.3f} s"
+
+
+def _print_report(console, report) -> None:
+    from rich.markup import escape
+
+    m = report.model
+    console.print(f"[bold]{escape(report.name)}[/]: {escape(m['description'] or m['type'])}")
+    disk = (f"{m['disk_model_bytes'] / 1e6:.3f} MB of model tensors on disk (the checkpoint: "
+            f"{m['disk_bytes'] / 1e6:.3f} MB)" if m.get("disk_bytes") is not None else "no file")
+    console.print(f"  size         : {m['parameters']:,} parameters; {m['memory_bytes'] / 1e6:.3f} MB in "
+                  f"memory (parameters {m['parameter_bytes']:,} B + buffers {m['buffer_bytes']:,} B); {disk}")
+    s = report.single_stream
+    if s:
+        lat = s["latency_s"]
+        console.print(f"  SingleStream : p50 {_seconds(lat['p50'])}, p90 {_seconds(lat['p90'])}, p99 "
+                      f"{_seconds(lat['p99'])} (mean {_seconds(lat['mean'])}) over {s['queries']:,} "
+                      f"queries in {s['duration_s']:.1f} s")
+    o = report.offline
+    if o:
+        console.print(f"  Offline      : {o['samples_per_s']:,.1f} samples/s at batch {o['batch_size']} "
+                      f"({o['samples']:,} samples in {o['queries']:,} batches, {o['duration_s']:.1f} s)")
+    a = report.accuracy
+    if a:
+        extra = f", perplexity {a['perplexity']:.3f}" if "perplexity" in a else ""
+        on = (f" on {a['samples']:,} samples" if isinstance(a.get("samples"), int) else "") + (
+            f" of {escape(str(a['dataset']))}" if a.get("dataset") else "")
+        console.print(f"  {str(a.get('metric', 'accuracy')):<13}: {a.get('value')}{extra}{on}"
+                      if not isinstance(a.get("value"), (int, float)) else
+                      f"  {str(a.get('metric', 'accuracy')):<13}: {a['value']:.4f}{extra}{on}")
+    mem = report.memory
+    console.print(f"  peak RSS     : {mem['peak_rss_bytes'] / 1e6:.1f} MB for loading and the scenarios, "
+                  f"{mem['peak_rss_with_accuracy_bytes'] / 1e6:.1f} MB with the accuracy pass "
+                  f"({escape(mem['method'])})")
+    c = report.contention
+    if c:
+        load = c.get("load_1min")
+        console.print(f"  machine      : other processes used {c['others_cores']:.2f} cores while timing"
+                      + (f", load average {load:.2f}" if load is not None else "")
+                      + (f"; {escape(report.machine['cpu_name'])}" if report.machine else ""))
+    if s:
+        console.print(f"  percentiles  : {escape(s['percentile_definition'])}")
+    if report.warning:
+        console.print(f"[bold yellow]warning[/]: {escape(report.warning)}")
+
+
+@performance.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--scenario", type=click.Choice(["single-stream", "offline", "all"]), default="all",
+              show_default=True, help="MLPerf scenario: latency of one query at a time, throughput "
+              "at a batch, or both.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per Offline query.")
+@click.option("--min-queries", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="SingleStream queries at least (MLPerf's default); Offline samples at least.")
+@click.option("--min-duration", type=FiniteFloat(min=0), default=10.0, show_default=True,
+              help="Seconds each scenario runs at least (MLPerf submissions use 600).")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed queries before each scenario.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Accuracy on the first N held-out samples only [default: all].")
+@click.option("--no-accuracy", is_flag=True, help="Skip the accuracy pass.")
+@click.option("--threads", type=click.IntRange(min=1), help="BLAS threads while benchmarking "
+              "[default: as set].")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+def benchmark(checkpoint, scenario, batch_size, min_queries, min_duration, warmup, limit, no_accuracy,
+              threads, out_path, as_json) -> None:
+    """Benchmark CHECKPOINT as MLPerf inference does: SingleStream latency p50/p90/p99, Offline
+    throughput, accuracy on the held-out data, size, peak RSS and the machine, in one JSON report.
+
+    \b
+    CHECKPOINT: a `tito vision train` or `tito language train` checkpoint, or a GPT-2 directory
+    (config.json, model.safetensors, and GPT-2's vocab.json + merges.txt or encoder.json + vocab.bpe).
+    Compare reports with `tito performance compare-runs A.json B.json`.
+    """
+    from .benchmark import BenchmarkSettings, PeakRSS, load_target, run_benchmark
+
+    check_outputs({"--out": out_path}, {"CHECKPOINT": checkpoint})
+    settings = BenchmarkSettings(
+        scenarios=("single-stream", "offline") if scenario == "all" else (scenario,),
+        batch_size=batch_size, min_queries=min_queries, min_duration_s=min_duration,
+        warmup_queries=warmup, accuracy=not no_accuracy, accuracy_limit=limit, threads=threads)
+    spec = _hardware(True)  # before the peak is reset: a quick measurement streams 32 MiB arrays
+    rss = PeakRSS()
+    rss.reset()  # before loading: the model's load counts towards the peak
+    target = load_target(checkpoint, limit)
+    report = run_benchmark(target, settings, hardware=spec, rss=rss)
+    text = report.to_json(out_path)
+    if as_json:
+        click.echo(text)
+        return
+    console = _console()
+    _print_report(console, report)
+    if out_path:
+        console.print(f"report written to {out_path}")
+
+
+@performance.command(name="compare-runs")
+@click.argument("reports", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare_runs(reports, as_json) -> None:
+    """Side-by-side table of two or more benchmark REPORTS (from `benchmark --out`) with each one's
+    ratio to the first, the baseline. (`compare` profiles registered models instead.)"""
+    from pathlib import Path
+
+    from .benchmark import compare_reports, comparison_table, read_report, settings_differences
+
+    if len(reports) < 2:
+        raise ValueError(f"compare-runs needs two or more reports, got {len(reports)}")
+    loaded = [read_report(r) for r in reports]
+    labels = [Path(r).stem for r in reports]
+    if len(set(labels)) < len(labels):
+        labels = [f"{i + 1}:{label}" for i, label in enumerate(labels)]
+    differences = settings_differences(loaded, labels)
+    if as_json:
+        _echo_json({"baseline": reports[0], "reports": list(reports), "labels": labels,
+                    "rows": [row.to_dict() for row in compare_reports(loaded)],
+                    "differences": differences})
+        return
+    console = _console()
+    console.print(comparison_table(loaded, labels, width=console.width))
+    for note in differences:
+        console.print(f"[bold]differs[/]: {note}")
+    for label, report in zip(labels, loaded):
+        if report.warning:
+            console.print(f"[bold yellow]warning[/] ({label}): {report.warning}")

@@ -503,3 +503,48 @@ def evaluate_checkpoint(checkpoint: str | Path, root: str | Path | None = None,
     mean, std = NORMALIZATION[name]
     test_set = get_dataset(name)(root, train=False, download=download, transform=Normalize(mean, std))
     return evaluate_model(model, test_set)
+
+
+def benchmark_target(path: str, limit: int | None = None, root: str | Path | None = None) -> dict[str, Any] | None:
+    """What ``tito performance benchmark`` needs to benchmark a `train` checkpoint (the
+    ``tinytorch.benchmarks`` entry point): the model, its data set's normalized test images as
+    inputs and the test accuracy. None for a file that is not a vision checkpoint.
+
+    Args:
+        path: a file.
+        limit: evaluate accuracy on the first ``limit`` test images (None: all of them).
+        root: the data root (default ``$TINYTORCH_DATA``, else the user cache folder).
+
+    Returns:
+        ``BenchmarkTarget`` fields (name, model, inputs, num_samples, evaluate, checkpoint,
+        description), or None.
+
+    >>> target = benchmark_target("vision.safetensors")  # doctest: +SKIP
+    >>> target["evaluate"](target["model"], None)["metric"]  # doctest: +SKIP
+    'accuracy'
+    """
+    p = Path(path)
+    if p.is_dir() or not isinstance(io.load_metadata(p).get("vision"), dict):
+        return None
+    model, info = load_trained_model(p)
+    name = info["config"]["dataset"]
+    mean, std = NORMALIZATION[name]
+    test_set = get_dataset(name)(root, train=False, transform=Normalize(mean, std))
+    model.eval()
+
+    def inputs(indices: np.ndarray) -> Tensor:
+        return Tensor(test_set.__getitems__(indices)[0])  # (B, C, H, W), normalized
+
+    def evaluate(m: ImageClassifier, n: int | None) -> dict[str, Any]:
+        data = test_set
+        if n is not None and n < len(test_set):
+            data = ImageDataset(test_set.data[:n], test_set.targets[:n], transform=test_set.transform)
+            data.classes, data.display_name = test_set.classes, getattr(test_set, "display_name", name)
+        result = evaluate_model(m, data)
+        return {"metric": "accuracy", "value": result.accuracy, "higher_is_better": True,
+                "loss": result.loss, "dataset": f"{result.dataset} test set", "samples": result.n}
+
+    return {"name": p.stem, "model": model, "inputs": inputs, "num_samples": len(test_set),
+            "evaluate": evaluate, "checkpoint": str(p),
+            "description": f"vision checkpoint: {type(model).__name__} trained on {name}; a sample "
+                           f"is one normalized test image {tuple(test_set.data.shape[1:])}"}
