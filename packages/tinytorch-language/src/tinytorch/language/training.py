@@ -564,8 +564,9 @@ __all__ = ["LanguageModelTrainer", "generate_text", "load_checkpoint", "save_mod
 GPT2_BENCHMARK_CONTEXT = 128
 
 
-def _validation_tokens(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, Any], path: Any) -> tuple[np.ndarray, str]:
-    """The Tiny Shakespeare validation tokens of a checkpoint and a description of them."""
+def _validation_tokens(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, Any],
+                       path: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    """The Tiny Shakespeare training and validation tokens of a checkpoint, and a description."""
     from .data import load_shakespeare
 
     text = load_shakespeare()
@@ -575,13 +576,13 @@ def _validation_tokens(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, An
     except (TokenizerError, KeyError, ValueError) as e:
         raise ValueError(f"{path}: its tokenizer cannot encode Tiny Shakespeare, the benchmark's "
                          f"validation text: {e}") from None
-    _, val = split_tokens(tokens, val_fraction)
+    train_tokens, val = split_tokens(tokens, val_fraction)
     described = f"Tiny Shakespeare validation split (last {val_fraction:.0%} of the tokens)"
     if train.get("text_sha256") not in (None, text_fingerprint(text)):
         described += "; the checkpoint trained on another text"
     elif not train.get("val_fraction"):
         described += "; the checkpoint trained on all of Tiny Shakespeare, this split included"
-    return val, described
+    return train_tokens, val, described
 
 
 def _gpt2_directory(directory: Path) -> tuple[TinyGPT, Tokenizer, np.ndarray, str]:
@@ -602,6 +603,12 @@ def _gpt2_directory(directory: Path) -> tuple[TinyGPT, Tokenizer, np.ndarray, st
     val_text = text[int(round(len(text) * 0.9)):]
     tokens = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
     return model, tokenizer, tokens, "Tiny Shakespeare validation split (last 10% of the characters)"
+
+
+def _training_windows(tokens: np.ndarray, seq_len: int, what: Any) -> TokenWindows:
+    if len(tokens) < seq_len + 1:
+        raise ValueError(f"{what}: {len(tokens)} training tokens, fewer than one window of {seq_len + 1}")
+    return TokenWindows(tokens, seq_len)
 
 
 def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | None:
@@ -644,12 +651,13 @@ def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | No
             return None
         model, tokenizer, val, described = _gpt2_directory(p)
         seq_len, kind = min(GPT2_BENCHMARK_CONTEXT, model.config.max_seq_len), "GPT-2 directory"
+        train_tokens, train = None, {}
     else:
         if not isinstance(io.load_metadata(p).get(CHECKPOINT_KEY), dict):
             return None
         model, tokenizer, metadata = load_checkpoint(p)
         train = metadata[CHECKPOINT_KEY].get("train") or {}
-        val, described = _validation_tokens(model, tokenizer, train, p)
+        train_tokens, val, described = _validation_tokens(model, tokenizer, train, p)
         seq_len, kind = train.get("seq_len") or model.config.max_seq_len, "TinyGPT checkpoint"
     windows = (len(val) - 1) // seq_len
     if windows < 1:
@@ -669,9 +677,36 @@ def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | No
                 "perplexity": _exp(loss), "dataset": described, "samples": count,
                 "tokens": count * seq_len, "seq_len": seq_len}
 
+    def calibration(n: int) -> list[np.ndarray]:
+        # training windows (the validation ones measure the loss); a GPT-2 directory has no
+        # training split here, so its calibration reads validation windows and says so in the docs
+        source = train_tokens if train_tokens is not None else val
+        data = _training_windows(source, seq_len, p)
+        picked = np.random.default_rng(0).choice(len(data), size=min(n, len(data)), replace=False)
+        return [np.stack([data[int(i)][0] for i in picked[k:k + 16]]) for k in range(0, len(picked), 16)]
+
+    def finetune(m: TinyGPT, steps: int, lr: float = 1e-4) -> dict[str, Any]:
+        """``steps`` AdamW steps of core's Trainer on the checkpoint's training windows (masks hold)."""
+        if train_tokens is None:
+            raise ValueError(f"{p}: fine-tuning needs a training split; a GPT-2 directory has none here")
+        loader = DataLoader(_training_windows(train_tokens, seq_len, p), batch_size=train.get("batch_size") or 16,
+                            shuffle=True, seed=train.get("seed") or 0)
+        trainer = Trainer(m.train(), AdamW(weight_decay_groups(m, 0.0), lr=lr), lm_loss, progress=False,
+                          unit="tokens")
+        history = trainer.fit(loader, max_steps=steps)
+        m.eval()
+        return {"steps": steps, "lr": lr, "final_loss": history.steps[-1]["loss"] if history.steps else None}
+
+    def save(m: TinyGPT, out: str) -> None:
+        from tinytorch.core.paths import check_outputs
+
+        check_outputs({"--out": out}, {"CHECKPOINT": p})
+        save_model(out, m, tokenizer, train or None)  # a TinyGPT checkpoint this loader reads again
+
     c = model.config
     return {"name": p.stem if p.is_file() else p.name, "model": model, "inputs": inputs,
-            "num_samples": windows, "evaluate": evaluate, "checkpoint": str(p),
+            "num_samples": windows, "evaluate": evaluate, "checkpoint": str(p), "calibration": calibration,
+            "finetune": finetune, "save": save,
             "description": f"{kind}: TinyGPT d_model {c.d_model}, {c.num_layers} layers, "
                            f"{c.num_heads} heads, vocab {c.vocab_size}; a sample is a window of "
                            f"{seq_len} tokens of {described}"}

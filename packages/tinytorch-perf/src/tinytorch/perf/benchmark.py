@@ -374,6 +374,12 @@ class BenchmarkTarget:
             ``samples``, and any other figures; or None (no accuracy).
         checkpoint: the file or directory the model came from (its size is reported).
         description: a line about the model and its data (the kind of checkpoint).
+        calibration: ``calibration(n)`` -> batches of about ``n`` training samples in all, as
+            model inputs (static quantization calibrates on them), or None.
+        finetune: ``finetune(model, steps)`` runs ``steps`` optimizer steps of core's Trainer on
+            the training data (pruning masks hold), returns a dict of what it did; or None.
+        save: ``save(model, path)`` writes an optimized model as a checkpoint that the same
+            loader recognizes again (so it can be benchmarked), atomically; or None.
 
     >>> from tinytorch.core import Tensor, nn
     >>> t = BenchmarkTarget("m", nn.Linear(2, 1), lambda idx: Tensor(np.zeros((len(idx), 2))), 4)
@@ -388,6 +394,9 @@ class BenchmarkTarget:
     evaluate: Callable[[Any, int | None], dict[str, Any]] | None = None
     checkpoint: str | None = None
     description: str = ""
+    calibration: Callable[[int], list[Any]] | None = None
+    finetune: Callable[..., dict[str, Any]] | None = None
+    save: Callable[[Any, str], None] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.inputs):

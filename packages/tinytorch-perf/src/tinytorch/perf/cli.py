@@ -568,3 +568,85 @@ def compare_runs(reports, as_json) -> None:
     for label, report in zip(labels, loaded):
         if report.warning:
             console.print(f"[bold yellow]warning[/] ({label}): {report.warning}")
+
+
+@performance.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--quantize", type=click.Choice(["int8", "int4", "w8a8", "none"]), required=True,
+              help="int8: int8 weights (weight-only Linear, dynamic W8A8 convolutions); int4: Q4_0 "
+              "weight-only Linear; w8a8: static int8 weights and activations, calibrated; none.")
+@click.option("--prune", type=FiniteFloat(min=0, max=1), help="Global magnitude pruning: this fraction "
+              "of the Linear/conv weights set to zero (before quantizing).")
+@click.option("--structured", is_flag=True, help="Remove whole channels/neurons instead (not available "
+              "yet: refused).")
+@click.option("--finetune-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Optimizer steps of fine-tuning on the training data after pruning (masks held).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The optimized checkpoint (never CHECKPOINT).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per Offline query (and the batch the layers are measured on).")
+@click.option("--min-queries", type=click.IntRange(min=1), default=64, show_default=True,
+              help="SingleStream queries at least; Offline samples at least.")
+@click.option("--min-duration", type=FiniteFloat(min=0), default=2.0, show_default=True,
+              help="Seconds each scenario runs at least (short by default; `benchmark` uses 10).")
+@click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Accuracy on the first N held-out samples.")
+@click.option("--layer-repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timings per layer for the roofline (median).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write both reports and the layer table as JSON here.")
+def optimize(checkpoint, quantize, prune, structured, finetune_steps, out_path, batch_size, min_queries,
+             min_duration, limit, layer_repeats, report_path) -> None:
+    """Prune → fine-tune → quantize CHECKPOINT, write --out, and print before/after: size, accuracy
+    or validation loss, p90 latency, Offline throughput, FLOPs and each layer on the roofline,
+    with whether the roofline predicted the measured change. Every ratio is optimized / baseline.
+
+    \b
+    CHECKPOINT: a `tito vision train` or `tito language train` checkpoint, or a GPT-2 directory.
+    Benchmark the result longer with `tito performance benchmark OUT`.
+    """
+    from .benchmark import BenchmarkSettings
+    from .optimize import optimize as run
+
+    check_outputs({"--out": out_path, "--report": report_path}, {"CHECKPOINT": checkpoint})
+    if structured:
+        raise ValueError("--structured: saving a model whose channels were removed is not supported yet "
+                         "(its loader rebuilds the architecture from the training config); use --prune alone")
+    settings = BenchmarkSettings(batch_size=batch_size, min_queries=min_queries, min_duration_s=min_duration,
+                                 warmup_queries=3, performance_sample_count=max(batch_size, 256),
+                                 accuracy_limit=limit)
+    console = _console()
+    result = run(checkpoint, out_path, quantize, prune, finetune_steps, settings, limit, layer_repeats,
+                 echo=lambda s: console.print(s, style="dim"))
+    if report_path:
+        from tinytorch.core.io import write_atomic
+
+        write_atomic(report_path, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode(),
+                     what="optimize report")
+    _print_optimize(console, result)
+
+
+def _print_optimize(console, result) -> None:
+    from .benchmark import comparison_table
+    from .tables import Column, fitted_table
+
+    labels = ["baseline", "optimized"]
+    console.print(comparison_table([result.before, result.after], labels, width=console.width))
+    f0, f1 = result.flops
+    console.print(f"forward FLOPs per batch of {result.before.settings['batch_size']}: baseline {f0:,}, "
+                  f"optimized {f1:,} ({f1 / f0:.3f}x baseline)" if f0 else "forward FLOPs: none traced")
+    cells = []
+    for c in result.layers:
+        v = c.verdict
+        cells.append([c.name, f"{c.type_before} -> {c.type_after}", f"{c.bytes[0]:,} -> {c.bytes[1]:,}",
+                      f"{c.flops[0]:,} -> {c.flops[1]:,}", f"{c.seconds[0] * 1e3:.3f} -> {c.seconds[1] * 1e3:.3f}",
+                      f"{c.bound[0]} -> {c.bound[1]}", v.get("verdict", "-"), v.get("why", "")])
+    columns = [Column("layer", "left", 10), Column("type", "left", 6), Column("bytes", priority=8),
+               Column("FLOPs", priority=5), Column("ms (baseline -> optimized)", priority=9),
+               Column("roofline", "left", 7), Column("prediction", "left", 9), Column("why", "left", 4)]
+    console.print(fitted_table("Each layer on the roofline, baseline -> optimized (batch of the Offline "
+                               "scenario; time of the layer alone)", columns, cells, width=console.width))
+    for label, report in zip(labels, (result.before, result.after)):
+        if report.warning:
+            console.print(f"[bold yellow]warning[/] ({label}): {report.warning}")
+    console.print(f"optimized checkpoint written to {result.out}")

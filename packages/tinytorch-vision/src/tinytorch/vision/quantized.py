@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.core import Tensor
-from tinytorch.core.quantization import QuantizedGEMM, register_quantized_module
+from tinytorch.core.quantization import QuantizedGEMM, register_quantized_module, register_scheme
 from tinytorch.core.quantization.observers import ObserverBase
 
 from .functional import _im2col, _nchw, _nhwc, _out_size
@@ -71,6 +71,55 @@ class QuantizedConv2d(QuantizedGEMM):
             raise ValueError(f"QuantizedConv2d: padding_mode must be 'zeros', got {layer.padding_mode!r}")
         return cls(layer, weight_observer, input_observer)
 
+    # The checkpoint protocol (core's serialization.register_scheme): GEMM tensors + the geometry.
+    scheme = "int8_w8a8_conv2d"
+
+    def _geometry(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "dilation": list(self.dilation), "padding": [list(p) for p in self.padding]}
+
+    @classmethod
+    def _check_geometry(cls, config: dict) -> None:
+        def pair(key: str, minimum: int) -> list[int]:
+            value = config.get(key)
+            if not (isinstance(value, list) and len(value) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)):
+                raise ValueError(f"{key} must be two integers >= {minimum}, got {value!r}")
+            return value
+
+        kh, kw = pair("kernel_size", 1)
+        pair("stride", 1), pair("dilation", 1)
+        padding = config.get("padding")
+        if not (isinstance(padding, list) and len(padding) == 2 and all(isinstance(p, list) for p in padding)):
+            raise ValueError(f"padding must be [[top, bottom], [left, right]], got {padding!r}")
+        for i, p in enumerate(padding):
+            if not (len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)):
+                raise ValueError(f"padding[{i}] must be two integers >= 0, got {p!r}")
+        cin, cout = config.get("in_channels"), config.get("out_channels")
+        for key, value in (("in_channels", cin), ("out_channels", cout)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if (config.get("out_features"), config.get("in_features")) != (cout, kh * kw * cin):
+            raise ValueError(f"a ({cout}, {cin}, {kh}, {kw}) convolution is a {cout} x {kh * kw * cin} GEMM, "
+                             f"the config says {config.get('out_features')} x {config.get('in_features')}")
+
+    def _set_geometry(self, config: dict) -> None:
+        self.in_channels, self.out_channels = config["in_channels"], config["out_channels"]
+        self.kernel_size, self.stride = tuple(config["kernel_size"]), tuple(config["stride"])
+        self.dilation, self.padding = tuple(config["dilation"]), [tuple(p) for p in config["padding"]]
+
+    @classmethod
+    def check_target(cls, config: dict, module) -> None:
+        """ValueError unless ``module`` is the float Conv2d this config quantized."""
+        if not isinstance(module, Conv2d):
+            raise ValueError(f"the model has a {type(module).__name__} there, not a Conv2d")
+        cout, cin, kh, kw = module.weight.shape
+        if (cout, cin, [kh, kw]) != (config["out_channels"], config["in_channels"], config["kernel_size"]):
+            raise ValueError(f"the model's Conv2d is {cin} -> {cout} with a {kh}x{kw} kernel, the file's "
+                             f"{config['in_channels']} -> {config['out_channels']} with "
+                             f"{'x'.join(map(str, config['kernel_size']))}")
+
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
             got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
@@ -95,5 +144,6 @@ class QuantizedConv2d(QuantizedGEMM):
 
 
 register_quantized_module(Conv2d, QuantizedConv2d)
+register_scheme(QuantizedConv2d)  # its checkpoints load through core's load_quantized
 
 __all__ = ["QuantizedConv2d"]

@@ -24,6 +24,8 @@ from tinytorch.core.callbacks import Callback, ModelCheckpoint
 from tinytorch.core.checkpoint import load_model_state
 from tinytorch.core.data import DataLoader, Subset
 from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
+from tinytorch.core.quantization import QUANTIZATION_KEY, load_quantized, save_quantized
+from tinytorch.core.quantization.serialization import quantized_layers
 from tinytorch.core.threads import set_num_threads, training_threads
 from tinytorch.core.training import Trainer, accuracy
 
@@ -477,10 +479,43 @@ def load_trained_model(checkpoint: str | Path) -> tuple[ImageClassifier, dict[st
     ('SmallCNN', 'fashion-mnist')
     """
     info = read_checkpoint_info(checkpoint)
+    if QUANTIZATION_KEY in io.load_metadata(checkpoint):  # written by `save_optimized`: int8 layers
+        with nn.init.no_init():  # the float weights at quantized places are replaced, never read
+            model = model_from_config(info["model"])
+        return load_quantized(model, checkpoint), info
     state, _ = load_model_state(checkpoint)
     model = model_from_config(info["model"])
     model.load_state_dict(state)
     return model, info
+
+
+def save_optimized(path: str | Path, model: ImageClassifier, source: str | Path) -> None:
+    """Write an optimized (pruned and/or quantized) model as a checkpoint `load_trained_model` reads.
+
+    The ``vision`` metadata (data set, model config) comes from ``source``, the checkpoint it was
+    optimized from; the weights are the model's alone (no optimizer state), quantized layers as
+    int8 tensors with their scheme (core's `save_quantized`). Written atomically; non-finite
+    weights are refused.
+
+    Args:
+        path: the file to write (never ``source``).
+        model: the optimized model, with the architecture of ``source``'s config.
+        source: the training checkpoint it came from.
+
+    Raises:
+        ValueError: ``path`` is ``source``, or ``source`` is not a vision checkpoint.
+        FloatingPointError: a weight is not finite (nothing is written).
+    """
+    from tinytorch.core.checkpoint import save_model_state
+    from tinytorch.core.paths import check_outputs
+
+    info = read_checkpoint_info(source)
+    check_outputs({"--out": path}, {"CHECKPOINT": source})
+    metadata = {"kind": "tinytorch.vision.optimized", "vision": info}
+    if quantized_layers(model):
+        save_quantized(path, model, metadata)
+    else:
+        save_model_state(path, model, metadata)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, root: str | Path | None = None,
@@ -544,7 +579,29 @@ def benchmark_target(path: str, limit: int | None = None, root: str | Path | Non
         return {"metric": "accuracy", "value": result.accuracy, "higher_is_better": True,
                 "loss": result.loss, "dataset": f"{result.dataset} test set", "samples": result.n}
 
+    def calibration(n: int) -> list[Tensor]:
+        # training images (never the test set the accuracy is measured on), in batches of 64
+        train_set = get_dataset(name)(root, train=True, transform=Normalize(mean, std))
+        picked = np.random.default_rng(0).choice(len(train_set), size=min(n, len(train_set)), replace=False)
+        return [Tensor(train_set.__getitems__(picked[i:i + 64])[0]) for i in range(0, len(picked), 64)]
+
+    def finetune(m: ImageClassifier, steps: int, lr: float = 1e-4) -> dict[str, Any]:
+        """``steps`` Adam steps of core's Trainer on the training set (pruning masks hold: they
+        are the model's reparametrization, applied in every forward)."""
+        config = info["config"]
+        train_set = get_dataset(name)(root, train=True, transform=Normalize(mean, std))
+        loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True, seed=config["seed"])
+        trainer = Trainer(m.train(), optim.Adam(m.parameters(), lr=lr), nn.CrossEntropyLoss(),
+                          metrics={"accuracy": accuracy}, progress=False, unit="images")
+        history = trainer.fit(loader, max_steps=steps)
+        m.eval()
+        return {"steps": steps, "lr": lr, "final_loss": history.steps[-1]["loss"] if history.steps else None}
+
+    def save(m: ImageClassifier, out: str) -> None:
+        save_optimized(out, m, p)
+
     return {"name": p.stem, "model": model, "inputs": inputs, "num_samples": len(test_set),
-            "evaluate": evaluate, "checkpoint": str(p),
+            "evaluate": evaluate, "checkpoint": str(p), "calibration": calibration, "finetune": finetune,
+            "save": save,
             "description": f"vision checkpoint: {type(model).__name__} trained on {name}; a sample "
                            f"is one normalized test image {tuple(test_set.data.shape[1:])}"}

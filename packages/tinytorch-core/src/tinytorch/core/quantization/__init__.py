@@ -14,6 +14,8 @@ QuantizedLinear(in_features=8, out_features=8, int8 weights, dynamic)
 """
 
 from .api import (
+    Int8DynamicActivationInt8WeightConfig,
+    Int8StaticActivationInt8WeightConfig,
     ObservedModule,
     QConfig,
     convert,
@@ -99,7 +101,7 @@ __all__ = [
     "quantized_module_mappings",
     # workflows (api.py)
     "QConfig", "default_qconfig", "default_qat_qconfig", "ObservedModule", "prepare", "prepare_qat",
-    "convert", "quantize_dynamic",
+    "convert", "quantize_dynamic", "Int8DynamicActivationInt8WeightConfig", "Int8StaticActivationInt8WeightConfig",
     # weight-only quantization (weight_only.py) and quantized checkpoints (serialization.py)
     "BLOCK_BYTES", "Int8WeightOnlyLinear", "Int4WeightOnlyLinear", "Int8WeightOnlyEmbedding",
     "Int4WeightOnlyEmbedding", "Int8WeightOnlyConfig", "Int4WeightOnlyConfig", "quantize_",

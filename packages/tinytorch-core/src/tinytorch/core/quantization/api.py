@@ -21,8 +21,11 @@ replaces each wrapper by the quantized layer built from the float layer and the 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from ..nn.module import Module
 from ..tensor import Tensor
@@ -261,6 +264,88 @@ def quantize_dynamic(model: Module, qconfig_spec: Iterable[type] | None = None, 
     return _replace(model, inplace, make, "quantize_dynamic").eval()
 
 
+# ----------------------------------------------------------------------------- torchao's configs
+
+
+def _chosen(model: Module, filter_fn: Callable[[Module, str], bool] | None, owner: str) -> list[tuple[str, Module]]:
+    """(name, layer) of every registered quantizable layer of ``model`` that ``filter_fn`` picks."""
+    found = [(fqn, m) for fqn, m in model.named_modules()
+             if fqn and _quantizable(m) and (filter_fn is None or filter_fn(m, fqn))]
+    if not found:
+        raise ValueError(f"{owner}: the model has no layer to quantize (registered: {', '.join(_registered_names())})")
+    return found
+
+
+def _swap(model: Module, fqn: str, new: Module) -> None:
+    parent = model
+    *path, name = fqn.split(".")
+    for part in path:
+        parent = parent._modules[part]
+    parent._modules[name] = new  # in place: setattr would move it to the end of the order
+
+
+@dataclass(frozen=True)
+class Int8DynamicActivationInt8WeightConfig:
+    """torchao's config for W8A8 with dynamic activations: `quantize_dynamic` through ``quantize_``.
+
+    Every registered layer (``nn.Linear``, vision's ``Conv2d``) gets int8 weights with a scale per
+    output channel; each batch's input is quantized with its own range at run time.
+
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_
+    >>> model = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    >>> quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    >>> model[0]
+    QuantizedLinear(in_features=8, out_features=8, int8 weights, dynamic)
+    """
+
+    def apply(self, model: Module, filter_fn: Callable[[Module, str], bool] | None = None) -> None:
+        """Quantize ``model``'s chosen layers in place (what ``quantize_`` calls)."""
+        for fqn, m in _chosen(model, filter_fn, "quantize_"):
+            _swap(model, fqn, get_quantized_module_class(type(m)).from_float(m))
+        model.eval()
+
+
+@dataclass(frozen=True)
+class Int8StaticActivationInt8WeightConfig:
+    """Static W8A8 through ``quantize_``: `prepare`, run the calibration batches, `convert`.
+
+    Args:
+        calibration: model inputs (a few hundred real samples in all); each is run through the
+            prepared model in eval mode, without gradients.
+        qconfig: the observers (default `default_qconfig`: uint8 min-max inputs, int8 per-channel weights).
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor, nn
+    >>> from tinytorch.core.quantization import quantize_
+    >>> model = nn.Sequential(nn.Linear(3, 3))
+    >>> quantize_(model, Int8StaticActivationInt8WeightConfig([Tensor([[-1.0, 0.0, 2.0]])]))
+    >>> model[0]
+    QuantizedLinear(in_features=3, out_features=3, int8 weights, static, input scale=0.01176)
+    """
+
+    calibration: Sequence[Any] = ()
+    qconfig: QConfig | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.calibration, (Tensor, np.ndarray)) or len(self.calibration) == 0:
+            raise ValueError("Int8StaticActivationInt8WeightConfig: calibration must be a non-empty sequence of "
+                             f"model inputs (batches), got {type(self.calibration).__name__}")
+
+    def apply(self, model: Module, filter_fn: Callable[[Module, str], bool] | None = None) -> None:
+        """Observe, calibrate and convert ``model``'s chosen layers in place (what ``quantize_`` calls)."""
+        from ..autograd import no_grad
+
+        qconfig = self.qconfig or default_qconfig
+        for fqn, m in _chosen(model, filter_fn, "quantize_"):
+            _swap(model, fqn, ObservedModule(m, qconfig.activation()))
+        model.eval()
+        with no_grad():
+            for batch in self.calibration:
+                model(batch)
+        convert(model, inplace=True)
+
+
 __all__ = ["QConfig", "default_qconfig", "default_qat_qconfig", "ObservedModule", "prepare", "prepare_qat",
-           "convert", "quantize_dynamic"]
+           "convert", "quantize_dynamic", "Int8DynamicActivationInt8WeightConfig", "Int8StaticActivationInt8WeightConfig"]
 

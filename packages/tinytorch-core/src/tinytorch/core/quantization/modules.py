@@ -21,6 +21,8 @@ The layers are inference only: their outputs carry no gradient.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..nn.layers import Linear
@@ -90,6 +92,81 @@ class QuantizedGEMM(Module):
             self.register_buffer("input_scale", np.asarray(s, dtype=np.float32).reshape(()))
             self.register_buffer("input_zero_point", np.asarray(z, dtype=np.int32).reshape(()))
 
+    # The checkpoint protocol of tinytorch.core.quantization.serialization (see register_scheme):
+    # the integers and scales are stored as they are; the layer's geometry goes in the config.
+    def scheme_config(self) -> dict[str, Any]:
+        """The settings that, with the stored tensors, rebuild this layer."""
+        config = {"out_features": int(self.weight_int8.shape[0]), "in_features": int(self.weight_int8.shape[1]),
+                  "bias": self.bias is not None, "dynamic": self.dynamic, **self._geometry()}
+        if not self.dynamic:
+            config["input_dtype"] = self.input_dtype
+        return config
+
+    def _geometry(self) -> dict[str, Any]:
+        """The subclass's settings beyond the GEMM's (a convolution's kernel, stride...)."""
+        return {}
+
+    @classmethod
+    def _check_geometry(cls, config: dict) -> None:
+        """ValueError unless the subclass's settings in ``config`` are well formed."""
+
+    @classmethod
+    def scheme_tensors(cls, config: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Tensor name -> (shape, dtype name) a stored ``config`` needs; ValueError if malformed."""
+        if not isinstance(config, dict):
+            raise ValueError(f"config must be an object, got {type(config).__name__}")
+        cls._check_geometry(config)
+        sizes = []
+        for key in ("out_features", "in_features"):
+            value = config.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+            sizes.append(value)
+        for key in ("bias", "dynamic"):
+            if not isinstance(config.get(key), bool):
+                raise ValueError(f"{key} must be true or false, got {config.get(key)!r}")
+        out_features, in_features = sizes
+        tensors = {"weight_int8": ((out_features, in_features), "int8"), "weight_scale": ((out_features,), "float32")}
+        if config["bias"]:
+            tensors["bias"] = ((out_features,), "float32")
+        if not config["dynamic"]:
+            if config.get("input_dtype") not in ("int8", "uint8"):
+                raise ValueError(f"input_dtype must be 'int8' or 'uint8', got {config.get('input_dtype')!r}")
+            tensors["input_scale"] = ((), "float32")
+            tensors["input_zero_point"] = ((), "int32")
+        return tensors
+
+    @classmethod
+    def from_scheme(cls, config: dict, tensors: dict[str, np.ndarray]) -> QuantizedGEMM:
+        """The layer, from a stored config and its loaded tensors (no float weight is needed)."""
+        layer = cls.__new__(cls)
+        Module.__init__(layer)
+        layer.register_buffer("weight_int8", tensors["weight_int8"])
+        layer.register_buffer("weight_scale", tensors["weight_scale"])
+        layer.register_buffer("bias", tensors.get("bias"))
+        layer.dynamic = config["dynamic"]
+        if not layer.dynamic:
+            scale = float(tensors["input_scale"])
+            if not scale > 0:
+                raise ValueError(f"{cls.__name__}: the stored input_scale must be positive, got {scale}")
+            zero, (qmin, qmax) = int(tensors["input_zero_point"]), QDTYPES[config["input_dtype"]]
+            if not qmin <= zero <= qmax:
+                raise ValueError(f"{cls.__name__}: the stored input_zero_point {zero} is outside "
+                                 f"{config['input_dtype']}'s [{qmin}, {qmax}]")
+            layer.input_dtype = config["input_dtype"]
+            layer.register_buffer("input_scale", tensors["input_scale"])
+            layer.register_buffer("input_zero_point", tensors["input_zero_point"])
+        layer._set_geometry(config)
+        return layer.eval()
+
+    def _set_geometry(self, config: dict) -> None:
+        """Set the subclass's attributes from a stored config (after the buffers)."""
+
+    @classmethod
+    def float_weight_elements(cls, config: dict) -> int:
+        """How many float weights the stored layer stands for (what float32 would take / 4)."""
+        return config["out_features"] * config["in_features"]
+
     def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, float, int]:
         """(qx - z as float32 integers, scale, bound) of float input ``x``; ``bound`` is the
         largest magnitude qx - z can take (what `int_mm_exact` sizes its chunks by).
@@ -140,6 +217,20 @@ class QuantizedLinear(QuantizedGEMM):
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, weight_observer=None, input_observer=None):
         super().__init__(weight, bias, weight_observer, input_observer)
         self.out_features, self.in_features = self.weight_int8.shape
+
+    scheme = "int8_w8a8_linear"
+
+    def _set_geometry(self, config: dict) -> None:
+        self.out_features, self.in_features = self.weight_int8.shape
+
+    @classmethod
+    def check_target(cls, config: dict, module: Any) -> None:
+        """ValueError unless ``module`` is the float Linear this config quantized."""
+        if not isinstance(module, Linear):
+            raise ValueError(f"the model has a {type(module).__name__} there, not a Linear")
+        if (module.in_features, module.out_features) != (config["in_features"], config["out_features"]):
+            raise ValueError(f"the model's Linear is {module.in_features} -> {module.out_features}, the file's "
+                             f"{config['in_features']} -> {config['out_features']}")
 
     @classmethod
     def from_float(cls, layer: Linear, weight_observer: ObserverBase | None = None,

@@ -25,8 +25,10 @@ files) and three methods:
 - ``from_scheme(cls, config, tensors) -> Module``: the module, from the loaded arrays;
 
 and, optionally, ``check_target(cls, config, module)`` raising ``ValueError`` when the float
-module it replaces has other sizes. The weight-only modules are registered here; other quantized
-modules (static W8A8 Linear, a vision Conv2d) register the same way from their own modules.
+module it replaces has other sizes, and ``float_weight_elements(cls, config)`` (how many float
+weights the layer stands for, for the summary; default: ``qweight``'s rows times ``in_features``).
+The weight-only modules and the W8A8 `QuantizedLinear` (dynamic or static) are registered here;
+vision's ``QuantizedConv2d`` registers the same way when ``tinytorch.vision`` is imported.
 
 >>> import tempfile, pathlib
 >>> from tinytorch.core import nn
@@ -52,6 +54,7 @@ import numpy as np
 from .. import io
 from ..checkpoint import MODEL_PREFIX, check_finite_weights, model_state, model_tensors, to_json
 from ..nn import Module
+from .modules import QuantizedLinear
 from .weight_only import (
     Int4WeightOnlyEmbedding,
     Int4WeightOnlyLinear,
@@ -107,7 +110,8 @@ def registered_schemes() -> dict[str, type]:
     return dict(_SCHEMES)
 
 
-for _cls in (Int8WeightOnlyLinear, Int4WeightOnlyLinear, Int8WeightOnlyEmbedding, Int4WeightOnlyEmbedding):
+for _cls in (Int8WeightOnlyLinear, Int4WeightOnlyLinear, Int8WeightOnlyEmbedding, Int4WeightOnlyEmbedding,
+             QuantizedLinear):
     register_scheme(_cls)
 
 
@@ -316,10 +320,13 @@ def quantization_summary(info: io.CheckpointInfo) -> dict[str, Any] | None:
         entry["bytes"] += sum(stored)
         if stored:  # tied copies add no float32 bytes either
             shapes = cls.scheme_tensors(config)
-            rows = shapes["qweight"][0][0]
-            width = config.get("in_features", config.get("embedding_dim"))
-            entry["float32_bytes"] += 4 * rows * width + sum(4 * math.prod(s) for n, (s, _) in shapes.items()
-                                                                if n == "bias")
+            counted = getattr(cls, "float_weight_elements", None)
+            if counted is not None:
+                weights = counted(config)
+            else:
+                weights = shapes["qweight"][0][0] * config.get("in_features", config.get("embedding_dim"))
+            entry["float32_bytes"] += 4 * weights + sum(4 * math.prod(s) for n, (s, _) in shapes.items()
+                                                        if n == "bias")
     return {"version": SCHEME_VERSION, "schemes": schemes,
             "layers": sum(len(e["layers"]) for e in schemes.values()),
             "bytes": sum(e["bytes"] for e in schemes.values()),

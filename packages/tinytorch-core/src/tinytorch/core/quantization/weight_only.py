@@ -46,6 +46,7 @@ from ..autograd import is_grad_enabled
 from ..checks import is_int
 from ..nn import Embedding, Linear, Module, Parameter
 from ..tensor import Tensor
+from .registry import get_quantized_module_class
 
 BLOCK_BYTES = 2 * 2**20
 """Bytes of the float32 buffer a block of weight rows is widened into: about an L2 cache."""
@@ -566,9 +567,15 @@ def _replace(model: Module, fqn: str, new: Module) -> None:
     parent._modules[name] = new
 
 
-def quantize_(model: Module, config: Int8WeightOnlyConfig | Int4WeightOnlyConfig,
+def quantize_(model: Module, config: Any,
               filter_fn: Callable[[Module, str], bool] | None = None) -> None:
-    """Replace ``model``'s Linear layers by weight-only quantized ones, in place (torchao's API).
+    """Replace ``model``'s layers by quantized ones, in place (torchao's API): the one entry point.
+
+    Weight-only configs (`Int8WeightOnlyConfig`, `Int4WeightOnlyConfig`) replace Linear layers
+    (decoding: the weights' bytes are the time). The W8A8 configs
+    (`Int8DynamicActivationInt8WeightConfig`, `Int8StaticActivationInt8WeightConfig` with
+    calibration batches) replace every layer in the quantization registry (``nn.Linear`` and
+    vision's ``Conv2d``) by layers with exact integer GEMMs (`QuantizedLinear`, ...).
 
     Tied weights: when a quantized Linear's weight is also an ``nn.Embedding``'s weight (GPT-2's
     ``lm_head`` and ``wte``), the embedding is replaced too, by a module reading the same
@@ -578,9 +585,10 @@ def quantize_(model: Module, config: Int8WeightOnlyConfig | Int4WeightOnlyConfig
 
     Args:
         model: the model, changed in place (it cannot itself be a Linear).
-        config: `Int8WeightOnlyConfig()` or `Int4WeightOnlyConfig(group_size=32)`.
+        config: `Int8WeightOnlyConfig()`, `Int4WeightOnlyConfig(group_size=32)`,
+            `Int8DynamicActivationInt8WeightConfig()` or `Int8StaticActivationInt8WeightConfig(batches)`.
         filter_fn: ``filter_fn(module, fully_qualified_name) -> bool`` picks the modules to
-            quantize among the Linear layers (default: all of them).
+            quantize among the candidate layers (default: all of them).
 
     Raises:
         TypeError: ``config`` is not one of the configs above, or ``model`` is a bare Linear.
@@ -593,9 +601,19 @@ def quantize_(model: Module, config: Int8WeightOnlyConfig | Int4WeightOnlyConfig
     >>> [type(m).__name__ for m in model]
     ['Int4WeightOnlyLinear', 'Linear']
     """
-    if not isinstance(config, (Int8WeightOnlyConfig, Int4WeightOnlyConfig)):
-        raise TypeError(f"quantize_: config must be Int8WeightOnlyConfig() or Int4WeightOnlyConfig(...), got "
-                        f"{type(config).__name__}")
+    from .api import Int8DynamicActivationInt8WeightConfig, Int8StaticActivationInt8WeightConfig
+
+    w8a8 = (Int8DynamicActivationInt8WeightConfig, Int8StaticActivationInt8WeightConfig)
+    if not isinstance(config, (Int8WeightOnlyConfig, Int4WeightOnlyConfig, *w8a8)):
+        raise TypeError("quantize_: config must be Int8WeightOnlyConfig(), Int4WeightOnlyConfig(...), "
+                        "Int8DynamicActivationInt8WeightConfig() or Int8StaticActivationInt8WeightConfig(batches), "
+                        f"got {type(config).__name__}")
+    if isinstance(config, w8a8):  # every registered layer (Linear, vision's Conv2d): integer GEMMs
+        if not isinstance(model, Module) or get_quantized_module_class(type(model)) is not None:
+            raise TypeError(f"quantize_: model must be a Module holding the layers to replace (it cannot be one "
+                            f"itself), got {type(model).__name__}")
+        config.apply(model, filter_fn)
+        return
     if isinstance(model, Linear):
         raise TypeError("quantize_: model is itself a Linear, which cannot be replaced in place; use "
                         f"{config.linear_class.__name__}.from_float(layer)")

@@ -1,0 +1,353 @@
+"""Profile → optimize → benchmark in one call: prune, fine-tune, quantize, save, and compare.
+
+`optimize` takes a `BenchmarkTarget` (what ``tinytorch.benchmarks`` loaders return; perf never
+imports vision or language), benchmarks it, applies global magnitude pruning (optionally
+followed by fine-tuning through the target's ``finetune``, the masks held) and quantization
+through core's one entry point ``quantize_``, writes the result with the target's ``save`` and
+benchmarks the saved file's model the same way. Every figure it reports is one of the two
+`BenchmarkReport` s or a measurement of the two models' layers.
+
+The per-layer part puts each layer of both models on the roofline: FLOPs and compulsory bytes
+from the FLOP tracer (a quantized layer does the same multiply-adds as its float one, in
+integers held in float32; its bytes are the float layer's minus its float weights plus what it
+stores), time from timing the layer alone on the input it sees in the model. `roofline_verdict`
+then states whether the roofline's advice predicted the measured change.
+
+>>> roofline_verdict("memory-bound", bytes_ratio=4.0, flops_ratio=1.0, speedup=1.6)["verdict"]
+'confirmed'
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["QUANTIZE_CHOICES", "LayerChange", "OptimizeResult", "roofline_verdict", "apply_optimizations",
+           "layer_measurements", "layer_changes", "optimize", "TOLERANCE"]
+
+QUANTIZE_CHOICES = ("int8", "int4", "w8a8", "none")
+
+#: a measured speed ratio within 1 ± TOLERANCE counts as "no change" (timings on a shared machine
+#: scatter by about that much)
+TOLERANCE = 0.10
+
+
+def roofline_verdict(bound: str, bytes_ratio: float, flops_ratio: float, speedup: float,
+                     tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """Did the roofline predict what was measured? From one layer's before/after figures.
+
+    The roofline says a memory-bound layer's time follows its bytes and a compute-bound layer's
+    its FLOPs, so the predicted speedup is ``bytes_ratio`` (before / after) for a memory-bound
+    layer and ``flops_ratio`` for a compute-bound one. A predicted gain (above 1 + tolerance) is
+    *confirmed* when the measured ``speedup`` (time before / after) is above 1 + tolerance too; a
+    predicted "no change" is confirmed when the speedup is within 1 ± tolerance. Anything else is
+    *not confirmed*, with the reason.
+
+    Args:
+        bound: the layer's position before: ``"memory-bound"`` or ``"compute-bound"``.
+        bytes_ratio: compulsory bytes before / after.
+        flops_ratio: FLOPs before / after.
+        speedup: measured time before / after.
+        tolerance: the band around 1 that counts as no change.
+
+    Returns:
+        ``{"predicted": x, "measured": speedup, "verdict": "confirmed" | "not confirmed", "why": ...}``.
+
+    >>> roofline_verdict("compute-bound", bytes_ratio=4.0, flops_ratio=1.0, speedup=1.02)["verdict"]
+    'confirmed'
+    >>> roofline_verdict("memory-bound", bytes_ratio=4.0, flops_ratio=1.0, speedup=0.5)["why"]
+    'predicted up to 4.00x faster (memory-bound, bytes fell 4.00x); measured 0.50x'
+    """
+    if bound not in ("memory-bound", "compute-bound"):
+        raise ValueError(f"roofline_verdict: bound must be 'memory-bound' or 'compute-bound', got {bound!r}")
+    for name, value in (("bytes_ratio", bytes_ratio), ("flops_ratio", flops_ratio), ("speedup", speedup)):
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+            raise ValueError(f"roofline_verdict: {name} must be a positive finite number, got {value!r}")
+    memory = bound == "memory-bound"
+    predicted = bytes_ratio if memory else flops_ratio
+    cause = f"{bound}, {'bytes' if memory else 'FLOPs'} fell {predicted:.2f}x"
+    if predicted > 1 + tolerance:
+        ok = speedup > 1 + tolerance
+        why = f"predicted up to {predicted:.2f}x faster ({cause}); measured {speedup:.2f}x"
+    else:
+        ok = 1 - tolerance <= speedup <= 1 + tolerance
+        cause = (f"{bound}, its {'bytes' if memory else 'FLOPs'} changed {predicted:.2f}x")
+        why = f"predicted no change ({cause}); measured {speedup:.2f}x"
+    return {"predicted": predicted, "measured": speedup, "verdict": "confirmed" if ok else "not confirmed",
+            "why": why}
+
+
+# ------------------------------------------------------------------------------ optimizing
+
+
+def _prunable(model: Any) -> list[tuple[Any, str]]:
+    """(module, "weight") of every Linear and convolution (2-D or more weights; not embeddings)."""
+    from tinytorch.core import nn
+
+    return [(m, "weight") for _, m in model.named_modules()
+            if not isinstance(m, nn.Embedding) and isinstance(getattr(m, "weight", None), nn.Parameter)
+            and m.weight.ndim >= 2]
+
+
+def apply_optimizations(target: Any, quantize: str, prune: float | None = None, finetune_steps: int = 0,
+                        calibration_samples: int = 256, echo: Callable[[str], None] = lambda s: None) -> dict:
+    """Prune (global L1, unstructured) → fine-tune with the masks held → make the masks permanent
+    → quantize, on ``target.model`` in place. Returns what was done.
+
+    ``quantize``: ``"int8"`` int8 weights with a scale per output channel: weight-only for Linear
+    layers (``Int8WeightOnlyConfig``), dynamic W8A8 for the other registered layers (convolutions,
+    which have no weight-only form); ``"int4"`` Q4_0 weight-only for the Linear layers whose
+    in_features is a multiple of 32 (the rest stay float32); ``"w8a8"`` static W8A8 on every
+    registered layer, calibrated on ``calibration_samples`` training samples; ``"none"``.
+    """
+    from tinytorch.core import nn
+    from tinytorch.core.nn.utils import prune as P
+    from tinytorch.core.quantization import (
+        Int4WeightOnlyConfig,
+        Int8DynamicActivationInt8WeightConfig,
+        Int8StaticActivationInt8WeightConfig,
+        Int8WeightOnlyConfig,
+        get_quantized_module_class,
+        quantize_,
+    )
+
+    if quantize not in QUANTIZE_CHOICES:
+        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
+    model, done = target.model, {"quantize": quantize, "prune": prune, "finetune_steps": finetune_steps}
+    if prune:
+        params = _prunable(model)
+        P.global_unstructured(params, P.L1Unstructured, amount=prune)
+        zeros = sum(int((m.weight.data == 0).sum()) for m, _ in params)
+        done["pruned_weights"] = f"{zeros:,} of {sum(m.weight.data.size for m, _ in params):,}"
+        echo(f"pruned {prune:.0%} of the Linear/conv weights by magnitude (global): {done['pruned_weights']} zero")
+    if finetune_steps:
+        if target.finetune is None:
+            raise ValueError(f"--finetune-steps: the loader of {target.checkpoint} offers no fine-tuning")
+        echo(f"fine-tuning {finetune_steps} steps (masks held)...")
+        done["finetune"] = target.finetune(model, finetune_steps)
+    if prune:
+        for m, name in _prunable(model):
+            if P.is_pruned(m):
+                P.remove(m, name)
+    if quantize == "int8":
+        quantize_(model, Int8DynamicActivationInt8WeightConfig(),
+                  filter_fn=lambda m, fqn: not isinstance(m, nn.Linear)) if any(
+            get_quantized_module_class(type(m)) and not isinstance(m, nn.Linear) for m in model.modules()) else None
+        quantize_(model, Int8WeightOnlyConfig())
+    elif quantize == "int4":
+        config = Int4WeightOnlyConfig(group_size=32)
+        kept = [fqn for fqn, m in model.named_modules() if isinstance(m, nn.Linear) and m.in_features % 32]
+        quantize_(model, config, filter_fn=lambda m, fqn: m.in_features % 32 == 0)
+        done["kept_float32"] = kept
+    elif quantize == "w8a8":
+        if target.calibration is None:
+            raise ValueError(f"--quantize w8a8: the loader of {target.checkpoint} offers no calibration data")
+        batches = target.calibration(calibration_samples)
+        quantize_(model, Int8StaticActivationInt8WeightConfig(batches))
+        done["calibration_samples"] = sum(len(b) for b in batches)
+    model.eval()
+    return done
+
+
+# ------------------------------------------------------------------------------ layers
+
+
+@dataclass
+class LayerChange:
+    """One layer before and after: its roofline position, both times, and the verdict."""
+
+    name: str
+    type_before: str
+    type_after: str
+    flops: tuple[int, int]
+    bytes: tuple[int, int]
+    seconds: tuple[float, float]
+    bound: tuple[str, str]
+    verdict: dict[str, Any] = field(default_factory=dict)
+    traced_after: bool = True  # False: a quantized layer's FLOPs, carried over (the tracer cannot see them)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _layer_inputs(model: Any, x: Any, names: list[str]) -> dict[str, Any]:
+    """The input each named layer receives in one forward of ``model`` on ``x``."""
+    from tinytorch.core import no_grad
+
+    modules = dict(model.named_modules())
+    seen: dict[str, Any] = {}
+    patched = []
+    for name in names:
+        m = modules.get(name)
+        if m is None:
+            continue
+        original = m.forward
+
+        def spy(inp, *args, _name=name, _original=original, **kwargs):
+            seen.setdefault(_name, inp)
+            return _original(inp, *args, **kwargs)
+
+        m.forward = spy
+        patched.append(m)
+    try:
+        with no_grad():
+            model(x)
+    finally:
+        for m in patched:
+            del m.forward
+    return seen
+
+
+def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int = 5) -> list[dict[str, float]]:
+    """Median seconds of each named layer's forward alone, on the input it sees in its model, for
+    each of ``models``; the models' timings alternate, so load from other processes hits all alike."""
+    from tinytorch.core import no_grad
+
+    calls = []
+    for model in models:
+        modules = dict(model.named_modules())
+        calls.append({name: (modules[name], inp) for name, inp in _layer_inputs(model, x, names).items()})
+    shared = [n for n in names if all(n in c for c in calls)]
+    samples: list[dict[str, list[float]]] = [{n: [] for n in shared} for _ in models]
+    with no_grad():
+        for c in calls:  # warm-up
+            for name in shared:
+                module, inp = c[name]
+                module(inp)
+        for _ in range(repeats):
+            for name in shared:
+                for c, out in zip(calls, samples):
+                    module, inp = c[name]
+                    t0 = time.perf_counter()
+                    module(inp)
+                    out[name].append(time.perf_counter() - t0)
+    return [{n: statistics.median(v) for n, v in out.items()} for out in samples]
+
+
+def _stored_bytes(module: Any) -> int:
+    return sum(int(p.data.nbytes) for p in module.parameters()) + sum(int(b.data.nbytes) for b in module.buffers())
+
+
+def _forward_trace(model: Any, x: Any) -> Any:
+    """The FLOP tracer's forward counts, without gradients (quantized layers are inference only)."""
+    from tinytorch.core import no_grad
+
+    from .flops import FLOPsCounter
+
+    with no_grad():
+        return FLOPsCounter().trace(model, x)
+
+
+def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, repeats: int = 5,
+                  before_weight_bytes: dict[str, int] | None = None) -> list[LayerChange]:
+    """Each layer with FLOPs of ``before_model`` on the roofline before and after.
+
+    FLOPs and bytes before come from the FLOP tracer. After: a layer the tracer still sees is
+    traced again; a quantized layer (whose integer GEMM runs outside autograd) keeps its FLOPs
+    and its bytes become the traced float bytes minus the float weights plus what it stores.
+    ``before_weight_bytes``: name -> the float layer's parameter bytes (default: read from
+    ``before_model``).
+    """
+    trace_before, trace_after = _forward_trace(before_model, x), _forward_trace(after_model, x)
+    names = [n for n, lc in trace_before.layers.items() if lc.forward.flops > 0 and n]
+    before_modules, after_modules = dict(before_model.named_modules()), dict(after_model.named_modules())
+    t_before, t_after = layer_measurements([before_model, after_model], x, names, repeats)
+    out = []
+    for name in names:
+        if name not in t_before or name not in t_after or name not in after_modules:
+            continue
+        lb = trace_before.layers[name]
+        f0, b0 = lb.forward.flops, lb.forward.bytes
+        la = trace_after.layers.get(name)
+        traced = la is not None and la.forward.flops > 0
+        if traced:
+            f1, b1 = la.forward.flops, la.forward.bytes
+        else:  # quantized: same multiply-adds, other weight bytes
+            weights = (before_weight_bytes or {}).get(name, _stored_bytes(before_modules[name]))
+            f1, b1 = f0, b0 - weights + _stored_bytes(after_modules[name])
+        p0 = roofline.point(name, f0, b0, t_before[name], lb.ops)
+        p1 = roofline.point(name, f1, b1, t_after[name], lb.ops)
+        change = LayerChange(name, lb.type, type(after_modules[name]).__name__, (f0, f1), (b0, b1),
+                             (t_before[name], t_after[name]), (p0.bound, p1.bound), traced_after=traced)
+        if t_after[name] > 0 and b1 > 0 and f1 > 0:
+            change.verdict = roofline_verdict(p0.bound, b0 / b1, f0 / f1, t_before[name] / t_after[name])
+        out.append(change)
+    return out
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class OptimizeResult:
+    """What `optimize` did and measured."""
+
+    before: Any  # BenchmarkReport
+    after: Any
+    flops: tuple[int, int]
+    layers: list[LayerChange]
+    done: dict[str, Any]
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"before": self.before.to_dict(), "after": self.after.to_dict(), "flops": list(self.flops),
+                "layers": [c.to_dict() for c in self.layers], "done": self.done, "out": self.out}
+
+
+def _copy_model(model: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = None, finetune_steps: int = 0,
+             settings: Any = None, accuracy_limit: int | None = None, layer_repeats: int = 5,
+             calibration_samples: int = 256, echo: Callable[[str], None] = lambda s: None) -> OptimizeResult:
+    """Benchmark ``checkpoint``, optimize it, save it to ``out``, benchmark ``out``: both reports,
+    both FLOP counts and the per-layer roofline changes.
+
+    Args:
+        checkpoint: anything `load_target` recognizes (and whose loader offers ``save``).
+        out: the optimized checkpoint (never ``checkpoint``; written atomically by the loader).
+        quantize, prune, finetune_steps, calibration_samples: see `apply_optimizations`.
+        settings: `BenchmarkSettings` of both runs.
+        accuracy_limit: measure accuracy on the first N held-out samples (None: all).
+        layer_repeats: timings per layer.
+    """
+    from tinytorch.core import Tensor
+    from tinytorch.core.paths import check_outputs
+
+    from .benchmark import BenchmarkSettings, load_target, run_benchmark
+    from .hardware import get_hardware_spec
+    from .roofline import RooflineModel
+
+    check_outputs({"--out": out}, {"CHECKPOINT": checkpoint})
+    if prune is not None and not 0 < prune < 1:
+        raise ValueError(f"--prune must be a fraction in (0, 1), got {prune!r}")
+    settings = settings or BenchmarkSettings()
+    target = load_target(checkpoint, accuracy_limit)
+    if target.save is None:
+        raise ValueError(f"CHECKPOINT {checkpoint}: its loader cannot save an optimized model")
+    hardware = get_hardware_spec(quick=True)
+    echo(f"benchmarking {checkpoint} (baseline)...")
+    before = run_benchmark(target, settings, hardware=hardware)
+    x = target.inputs(np.arange(min(settings.batch_size, target.num_samples)))
+    x = x if isinstance(x, Tensor) or not isinstance(x, np.ndarray) or x.dtype.kind in "iu" else Tensor(x)
+    original = _copy_model(target.model)
+    weight_bytes = {n: _stored_bytes(m) for n, m in original.named_modules()}
+    done = apply_optimizations(target, quantize, prune, finetune_steps, calibration_samples, echo)
+    echo(f"writing {out}...")
+    target.save(target.model, out)
+    reloaded = load_target(out, accuracy_limit)
+    echo(f"benchmarking {out} (optimized, as loaded from the file)...")
+    after = run_benchmark(replace(reloaded, name=reloaded.name), settings, hardware=hardware)
+    layers = layer_changes(original, reloaded.model, x, RooflineModel(hardware), layer_repeats, weight_bytes)
+    # the integer GEMMs run outside autograd: their (unchanged) multiply-adds are added back
+    untraced = sum(c.flops[1] for c in layers if not c.traced_after)
+    flops = (_forward_trace(original, x).forward.flops, _forward_trace(reloaded.model, x).forward.flops + untraced)
+    return OptimizeResult(before, after, flops, layers, done, out)
