@@ -593,10 +593,12 @@ def compare_runs(reports, as_json) -> None:
               help="Accuracy on the first N held-out samples.")
 @click.option("--layer-repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timings per layer for the roofline (median).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="BLAS threads while benchmarking (1 is repeatable on a shared machine).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write both reports and the layer table as JSON here.")
 def optimize(checkpoint, quantize, prune, structured, finetune_steps, out_path, batch_size, min_queries,
-             min_duration, limit, layer_repeats, report_path) -> None:
+             min_duration, limit, layer_repeats, threads, report_path) -> None:
     """Prune → fine-tune → quantize CHECKPOINT, write --out, and print before/after: size, accuracy
     or validation loss, p90 latency, Offline throughput, FLOPs and each layer on the roofline,
     with whether the roofline predicted the measured change. Every ratio is optimized / baseline.
@@ -614,7 +616,7 @@ def optimize(checkpoint, quantize, prune, structured, finetune_steps, out_path, 
                          "(its loader rebuilds the architecture from the training config); use --prune alone")
     settings = BenchmarkSettings(batch_size=batch_size, min_queries=min_queries, min_duration_s=min_duration,
                                  warmup_queries=3, performance_sample_count=max(batch_size, 256),
-                                 accuracy_limit=limit)
+                                 accuracy_limit=limit, threads=threads)
     console = _console()
     result = run(checkpoint, out_path, quantize, prune, finetune_steps, settings, limit, layer_repeats,
                  echo=lambda s: console.print(s, style="dim"))
@@ -627,11 +629,17 @@ def optimize(checkpoint, quantize, prune, structured, finetune_steps, out_path, 
 
 
 def _print_optimize(console, result) -> None:
+    from dataclasses import replace
+
     from .benchmark import comparison_table
+    from .optimize import TOLERANCE
     from .tables import Column, fitted_table
 
     labels = ["baseline", "optimized"]
-    console.print(comparison_table([result.before, result.after], labels, width=console.width))
+    # peak RSS is left out: both runs share this process, whose allocator keeps what the first
+    # one freed (benchmark each file with `tito performance benchmark` to compare it)
+    shown = [replace(r, memory={}) for r in (result.before, result.after)]
+    console.print(comparison_table(shown, labels, width=console.width))
     f0, f1 = result.flops
     console.print(f"forward FLOPs per batch of {result.before.settings['batch_size']}: baseline {f0:,}, "
                   f"optimized {f1:,} ({f1 / f0:.3f}x baseline)" if f0 else "forward FLOPs: none traced")
@@ -644,8 +652,15 @@ def _print_optimize(console, result) -> None:
     columns = [Column("layer", "left", 10), Column("type", "left", 6), Column("bytes", priority=8),
                Column("FLOPs", priority=5), Column("ms (baseline -> optimized)", priority=9),
                Column("roofline", "left", 7), Column("prediction", "left", 9), Column("why", "left", 4)]
-    console.print(fitted_table("Each layer on the roofline, baseline -> optimized (batch of the Offline "
-                               "scenario; time of the layer alone)", columns, cells, width=console.width))
+    console.print(fitted_table("Each layer on the roofline, baseline -> optimized (a batch of the Offline "
+                               "scenario; the layer alone, one BLAS thread)", columns, cells, width=console.width))
+    unchanged = [c.seconds[0] / c.seconds[1] for c in result.layers if not c.verdict and c.seconds[1] > 0]
+    if unchanged:
+        console.print(f"timing scatter: the {len(unchanged)} unchanged layers ran {min(unchanged):.2f}x to "
+                      f"{max(unchanged):.2f}x their baseline speed (a verdict needs a change beyond "
+                      f"1 ± {TOLERANCE:.2f})")
+    console.print("peak RSS is not compared here (both runs share one process); run `tito performance "
+                  "benchmark` on each file for it")
     for label, report in zip(labels, (result.before, result.after)):
         if report.warning:
             console.print(f"[bold yellow]warning[/] ({label}): {report.warning}")

@@ -203,9 +203,11 @@ def _layer_inputs(model: Any, x: Any, names: list[str]) -> dict[str, Any]:
     return seen
 
 
-def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int = 5) -> list[dict[str, float]]:
+def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int = 5,
+                       threads: int | None = 1) -> list[dict[str, float]]:
     """Median seconds of each named layer's forward alone, on the input it sees in its model, for
-    each of ``models``; the models' timings alternate, so load from other processes hits all alike."""
+    each of ``models``; the models' timings alternate, so load from other processes hits all alike.
+    ``threads``: BLAS threads while timing (default 1: repeatable on a shared machine; None: as set)."""
     from tinytorch.core import no_grad
 
     calls = []
@@ -213,6 +215,11 @@ def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int
         modules = dict(model.named_modules())
         calls.append({name: (modules[name], inp) for name, inp in _layer_inputs(model, x, names).items()})
     shared = [n for n in names if all(n in c for c in calls)]
+    if threads is not None:
+        from tinytorch.core.threads import thread_limit
+
+        with thread_limit(threads):
+            return layer_measurements(models, x, shared, repeats, threads=None)
     samples: list[dict[str, list[float]]] = [{n: [] for n in shared} for _ in models]
     with no_grad():
         for c in calls:  # warm-up
@@ -245,7 +252,9 @@ def _forward_trace(model: Any, x: Any) -> Any:
 
 def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, repeats: int = 5,
                   before_weight_bytes: dict[str, int] | None = None) -> list[LayerChange]:
-    """Each layer with FLOPs of ``before_model`` on the roofline before and after.
+    """Each layer with FLOPs of ``before_model`` on the roofline before and after (timed on one
+    BLAS thread, see `layer_measurements`); a layer that changed gets a `roofline_verdict`, an
+    unchanged one (BatchNorm, pooling...) shows how much the timings scatter.
 
     FLOPs and bytes before come from the FLOP tracer. After: a layer the tracer still sees is
     traced again; a quantized layer (whose integer GEMM runs outside autograd) keeps its FLOPs
@@ -274,7 +283,8 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
         p1 = roofline.point(name, f1, b1, t_after[name], lb.ops)
         change = LayerChange(name, lb.type, type(after_modules[name]).__name__, (f0, f1), (b0, b1),
                              (t_before[name], t_after[name]), (p0.bound, p1.bound), traced_after=traced)
-        if t_after[name] > 0 and b1 > 0 and f1 > 0:
+        changed = (f0, b0) != (f1, b1) or change.type_before != change.type_after
+        if changed and t_after[name] > 0 and b1 > 0 and f1 > 0:
             change.verdict = roofline_verdict(p0.bound, b0 / b1, f0 / f1, t_before[name] / t_after[name])
         out.append(change)
     return out

@@ -274,7 +274,10 @@ def load_quantized(model: Module, path: str | os.PathLike) -> Module:
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise _fail(path, f"tensor {MODEL_PREFIX}{fqn}.{name!s} holds "
                                   f"{int(array.size - np.isfinite(array).sum())} non-finite values")
-        _replace(model, fqn, cls.from_scheme(config, arrays))
+        try:
+            _replace(model, fqn, cls.from_scheme(config, arrays))
+        except ValueError as e:
+            raise _fail(path, f"layer {fqn!r} ({cls.scheme}): {e}") from None
     try:
         model.load_state_dict(state)
     except ValueError as e:
