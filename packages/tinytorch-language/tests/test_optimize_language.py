@@ -1,0 +1,78 @@
+"""`tito performance optimize` on a tiny TinyGPT checkpoint: weight-only int8/int4, pruning with
+fine-tuning, W8A8, all saved as checkpoints the language loader reads again."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinytorch.core import manual_seed
+from tinytorch.language import CharTokenizer, TinyGPT
+from tinytorch.language.data import load_shakespeare
+from tinytorch.language.training import benchmark_target, load_checkpoint, save_model
+from tito.main import cli
+
+
+@pytest.fixture(scope="module")
+def _saved(tmp_path_factory):
+    # an untrained model saved with training settings: what the loader reads (training it would
+    # only cost time; the figures compared are the reports' own)
+    text = load_shakespeare()
+    manual_seed(0)
+    tok = CharTokenizer().fit(text)
+    model = TinyGPT(tok.vocab_size, d_model=32, num_heads=2, num_layers=1, max_seq_len=32)
+    path = tmp_path_factory.mktemp("lm") / "lm.safetensors"
+    save_model(path, model, tok, {"seq_len": 32, "val_fraction": 0.1, "batch_size": 8, "seed": 0})
+    return path
+
+
+@pytest.fixture
+def checkpoint(_saved, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYTORCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "250")
+    return _saved
+
+
+FAST = ["--min-queries", "4", "--min-duration", "0", "--batch-size", "4", "--layer-repeats", "1",
+        "--limit", "8"]
+
+
+def _ratio(output: str, metric: str) -> float:
+    line = next(line for line in output.splitlines() if line.lstrip("│┃ ").startswith(metric))
+    return float(re.findall(r"([0-9.]+)x", line)[-1])
+
+
+@pytest.mark.parametrize("extra, head_type", [
+    (["--quantize", "int8"], "Int8WeightOnlyLinear"),
+    (["--quantize", "int4", "--prune", "0.3", "--finetune-steps", "1"], "Int4WeightOnlyLinear"),
+    (["--quantize", "w8a8"], "QuantizedLinear"),
+])
+def test_optimize_a_tinygpt_checkpoint(checkpoint, tmp_path, extra, head_type):
+    out, report = tmp_path / "opt.safetensors", tmp_path / "opt.json"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(checkpoint), *extra, *FAST,
+                                      "--out", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    model, _, _ = load_checkpoint(out)
+    assert type(model.blocks[0].mlp.fc).__name__ == head_type
+    assert out.stat().st_size < checkpoint.stat().st_size
+    data = json.loads(report.read_text())
+    before, after = data["before"], data["after"]
+    assert _ratio(result.output, "val_loss") == pytest.approx(
+        after["accuracy"]["value"] / before["accuracy"]["value"], abs=6e-4)
+    assert _ratio(result.output, "model tensors on disk") == pytest.approx(
+        after["model"]["disk_model_bytes"] / before["model"]["disk_model_bytes"], abs=6e-4)
+    target = benchmark_target(str(out), 8)
+    assert target["evaluate"](target["model"], 8)["value"] == pytest.approx(after["accuracy"]["value"], rel=1e-9)
+    windows = target["inputs"](np.arange(2))
+    assert windows.shape == (2, 32)
+
+
+def test_calibration_reads_training_windows_not_validation(checkpoint):
+    target = benchmark_target(str(checkpoint))
+    batches = target["calibration"](20)
+    assert sum(len(b) for b in batches) == 20 and batches[0].shape[1] == 32
+    val = target["inputs"](np.arange(target["num_samples"]))  # every validation window
+    val_rows = {row.tobytes() for row in val}
+    assert not any(row.tobytes() in val_rows for b in batches for row in b)
