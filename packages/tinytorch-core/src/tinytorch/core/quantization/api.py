@@ -81,7 +81,8 @@ class ObservedModule(Module):
         if self.weight_fake_quant is None:
             return self.layer(x)
         weight = self.layer._parameters["weight"]
-        self.weight_fake_quant.activation_post_process.reset_min_max_vals()
+        if self.weight_fake_quant.observer_enabled:
+            self.weight_fake_quant.activation_post_process.reset_min_max_vals()
         self.layer._parameters["weight"] = self.weight_fake_quant(weight)
         try:
             return self.layer(x)

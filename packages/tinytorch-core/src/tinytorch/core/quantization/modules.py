@@ -6,7 +6,7 @@ For an output channel n with weight scale wₙ and activation scale s, zero poin
     y[m, n] = s·wₙ · Σₖ (qx[m, k] - z)·qw[n, k] + b[n]
             = s·wₙ · (acc[m, n] - z·Σₖ qw[n, k]) + b[n],      acc = qx @ qwᵀ  (int32, exact)
 
-The weight column sums Σₖ qw[n, k] are computed once. Activations are quantized with the
+Activations are quantized with the
 observer's range (static: calibrated before ``convert``) or each batch's own min and max
 (dynamic), straight into a float32 buffer of integers ready for sgemm. uint8 activations (PyTorch's
 default, quint8) are shifted by -128 to int8 first: q - z is unchanged, and both GEMM operands
@@ -83,14 +83,13 @@ class QuantizedGEMM(Module):
             self.register_buffer("input_scale", np.asarray(s, dtype=np.float32).reshape(()))
             self.register_buffer("input_zero_point",
                                  np.array(_signed_zero_point(input_observer.dtype, z), dtype=np.int32))
-        self._column_sums = None
 
     @property
     def column_sums(self) -> np.ndarray:
-        """Σₖ qw[n, k] per output channel (int32), cached: the zero point's share of every output."""
-        if self._column_sums is None:
-            self._column_sums = self.weight_int8.data.sum(axis=1, dtype=np.int32)
-        return self._column_sums
+        """Σₖ qw[n, k] per output channel (int32): the zero point's share of every output.
+        Recomputed per call (Cout·K adds, against M·Cout·K multiply-adds of the GEMM), so loaded
+        weights never meet stale sums."""
+        return self.weight_int8.data.sum(axis=1, dtype=np.int32)
 
     def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, float, int]:
         """(q as float32 integers in [-128, 127], scale, zero point) of float input ``x``.
