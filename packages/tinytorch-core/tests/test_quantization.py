@@ -218,10 +218,15 @@ def test_int_mm_equals_int64_matmul_bit_for_bit(k):
     assert np.array_equal(Q.int_mm(a.astype(np.float32), b), _exact(a, b))
 
 
+def _beyond_float32(exact: np.ndarray) -> bool:
+    """Some result is an integer float32 cannot hold: one float32 GEMM over all of K must be wrong."""
+    return bool((exact.astype(np.float32).astype(np.int64) != exact).any())
+
+
 def test_int_mm_exact_on_adversarial_plus_minus_128():
-    # every product +2^14 drives one partial sum past 2^24 by K = 1,025; odd products (127·127)
-    # after that cannot be held in float32: a single float32 GEMM would be off
-    k = 2100
+    # ±128 products drive the partial sums past 2^24, and odd sums (an odd count of 127·127)
+    # beyond it are not float32 numbers: only the chunked sum in int32 gets them right
+    k = 2101
     a = np.full((3, k), -128, dtype=np.int8)
     b = np.full((k, 4), -128, dtype=np.int8)
     a[1, 1024:] = 127
@@ -229,7 +234,7 @@ def test_int_mm_exact_on_adversarial_plus_minus_128():
     b[::3, 2] = 127
     a[2, ::2] = 127
     exact = _exact(a, b)
-    assert exact.max() > 2 ** 25
+    assert exact.max() > 2 ** 25 and _beyond_float32(exact)
     assert np.array_equal(Q.int_mm(a, b), exact)
 
 
@@ -259,19 +264,24 @@ def test_quantized_linear_equals_the_integer_reference_bit_for_bit():
     assert np.abs(out - layer(Tensor(x)).numpy()).max() < 0.1 * np.abs(ref).max()
 
 
-def test_quantized_linear_adversarial_minus_128_beyond_k_1024():
-    k = 2048
+def test_quantized_linear_adversarial_plus_minus_128_beyond_k_1024():
+    k = 2050
     layer = nn.Linear(k, 2, bias=False)
     obs = Q.MinMaxObserver(dtype="uint8")
     obs(np.array([0.0, 1.0], dtype=np.float32))     # scale 1/255, zero point 0 -> shifted -128
     q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
     # the extreme integers, set directly (symmetric observers stop at -127 on a float32 scale)
-    q.weight_int8.data[:] = -128
-    q.weight_int8.data[1, ::2] = 127
-    x = np.full((1, k), -5.0, dtype=np.float32)    # clamps to q = 0, shifted -128: x̂ = 0
-    assert np.array_equal(q.integer_gemm(np.full((1, k), -128, np.float32)),
-                          _exact(np.full((1, k), -128), q.weight_int8.data.T))
-    assert np.allclose(q(Tensor(x)).numpy(), 0.0)   # the zero point's share cancels exactly
+    q.weight_int8.data[0] = 127
+    q.weight_int8.data[0, 7] = -128
+    q.weight_int8.data[1] = -128
+    x = np.full((1, k), 1000.0, dtype=np.float32)  # clamps to 255, shifted 127
+    qx = np.full((1, k), 127)
+    exact = _exact(qx, q.weight_int8.data.T)
+    assert _beyond_float32(exact)
+    assert np.array_equal(q.integer_gemm(qx.astype(np.float32)), exact)
+    expected = (exact - (-128) * q.weight_int8.data.astype(np.int64).sum(axis=1)) * (
+        float(q.input_scale.data) * q.weight_scale.data.astype(np.float64))
+    assert np.allclose(q(Tensor(x)).numpy(), expected, rtol=1e-6)
 
 
 def test_quantize_dynamic_swaps_linears_and_keeps_the_original():

@@ -76,15 +76,16 @@ def test_quantized_conv_adversarial_plus_minus_128():
     obs = Q.MinMaxObserver(dtype="int8")
     obs(np.array([-1.0, 1.0], dtype=np.float32))
     qconv = QuantizedConv2d.from_float(conv, input_observer=obs)
-    qconv.weight_int8.data[:] = -128
-    qconv.weight_int8.data[1, 1::2] = 127
-    x = np.full((1, cin, 4, 4), -1000.0, dtype=np.float32)   # every input integer clamps to -128
+    qconv.weight_int8.data[0] = 127
+    qconv.weight_int8.data[0, 5] = -128                # an odd count of odd products: an odd sum
+    qconv.weight_int8.data[1] = -128
+    x = np.full((1, cin, 4, 4), 1000.0, dtype=np.float32)    # every input integer clamps to 127
     acc = _captured_accumulator(qconv, Tensor(x))
     z = int(qconv.input_zero_point.data)
-    qx = np.pad(np.full((1, 4, 4, cin), -128), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=z)
+    qx = np.pad(np.full((1, 4, 4, cin), 127), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=z)
     qw = qconv.weight_int8.data.reshape(2, 3, 3, cin).transpose(0, 3, 1, 2)
     ref = _direct_conv_int64(qx, qw, (1, 1), (1, 1))
-    assert ref.max() > 2 ** 25
+    assert (ref.astype(np.float32).astype(np.int64) != ref).any()   # beyond what float32 holds
     assert np.array_equal(acc.reshape(ref.shape), ref)
 
 
