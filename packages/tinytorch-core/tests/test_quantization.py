@@ -216,6 +216,9 @@ def test_int_mm_equals_int64_matmul_bit_for_bit(k):
     b = rng.integers(-128, 128, size=(k, 7)).astype(np.int8)
     assert np.array_equal(Q.int_mm(a, b), _exact(a, b))
     assert np.array_equal(Q.int_mm(a.astype(np.float32), b), _exact(a, b))
+    assert np.array_equal(Q.int_mm(a, np.asfortranarray(b)), _exact(a, b))   # a transposed weight
+    wide = rng.integers(-255, 256, size=(9, k)).astype(np.float32)           # centred uint8
+    assert np.array_equal(Q.int_mm_exact(wide, b, a_bound=255), _exact(wide, b))
 
 
 def _beyond_float32(exact: np.ndarray) -> bool:
@@ -251,36 +254,39 @@ def _static_linear(k=1500, n=9, seed=5):
 
 def test_quantized_linear_equals_the_integer_reference_bit_for_bit():
     layer, qlayer, rng = _static_linear()
-    x = (rng.normal(size=(6, 1500)) * 1.5 + 0.5).astype(np.float32)
+    x = (rng.normal(size=(6, 1500)) * 1.5 + 0.5).astype(np.float32)     # some beyond the range
     s, z = float(qlayer.input_scale.data), int(qlayer.input_zero_point.data)
-    # the reference: integers by the closed form, an int64 matmul, the dequantization in float64
-    qx = np.clip(np.round(x * np.float32(1 / s)) + z, -128, 127).astype(np.int64)
+    assert 0 < z < 255 and qlayer.input_dtype == "uint8"
+    # the reference: uint8 integers by the closed form, an int64 matmul, dequantized in float64
+    qx = np.clip(np.round(x * np.float32(1 / s)) + z, 0, 255).astype(np.int64)
+    assert qx.min() == 0 and qx.max() == 255                            # clamped at both ends
     qw = qlayer.weight_int8.data.astype(np.int64)
     acc = (qx - z) @ qw.T
-    assert np.array_equal(qlayer.integer_gemm(qx.astype(np.float32)) - z * qw.sum(axis=1), acc)
+    centred, _, bound = qlayer.quantize_input(x)
+    assert np.array_equal(centred, qx - z) and bound == max(z, 255 - z)
+    assert np.array_equal(qlayer.integer_gemm(centred, bound), acc)
     ref = acc * (s * qlayer.weight_scale.data.astype(np.float64)) + layer.bias.data
     out = qlayer(Tensor(x)).numpy()
     assert np.allclose(out, ref, rtol=1e-6, atol=1e-6)
     assert np.abs(out - layer(Tensor(x)).numpy()).max() < 0.1 * np.abs(ref).max()
 
 
-def test_quantized_linear_adversarial_plus_minus_128_beyond_k_1024():
-    k = 2050
+def test_quantized_linear_adversarial_extremes_beyond_one_chunk():
+    k = 2051
     layer = nn.Linear(k, 2, bias=False)
     obs = Q.MinMaxObserver(dtype="uint8")
-    obs(np.array([0.0, 1.0], dtype=np.float32))     # scale 1/255, zero point 0 -> shifted -128
+    obs(np.array([0.0, 1.0], dtype=np.float32))     # scale 1/255, zero point 0: q - z up to 255
     q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
     # the extreme integers, set directly (symmetric observers stop at -127 on a float32 scale)
     q.weight_int8.data[0] = 127
     q.weight_int8.data[0, 7] = -128
     q.weight_int8.data[1] = -128
-    x = np.full((1, k), 1000.0, dtype=np.float32)  # clamps to 255, shifted 127
-    qx = np.full((1, k), 127)
-    exact = _exact(qx, q.weight_int8.data.T)
+    x = np.full((1, k), 1000.0, dtype=np.float32)  # clamps to 255
+    exact = _exact(np.full((1, k), 255), q.weight_int8.data.T)
     assert _beyond_float32(exact)
-    assert np.array_equal(q.integer_gemm(qx.astype(np.float32)), exact)
-    expected = (exact - (-128) * q.weight_int8.data.astype(np.int64).sum(axis=1)) * (
-        float(q.input_scale.data) * q.weight_scale.data.astype(np.float64))
+    centred, _, bound = q.quantize_input(x)
+    assert np.array_equal(q.integer_gemm(centred, bound), exact)
+    expected = exact * (float(q.input_scale.data) * q.weight_scale.data.astype(np.float64))
     assert np.allclose(q(Tensor(x)).numpy(), expected, rtol=1e-6)
 
 
@@ -313,7 +319,7 @@ def test_static_prepare_calibrate_convert():
     first = qmodel[0]
     lo, hi = min(b.min() for b in batches), max(b.max() for b in batches)
     assert np.isclose(float(first.input_scale.data), (hi - lo) / 255, rtol=1e-6)
-    assert int(first.input_zero_point.data) == int(np.round(-lo / ((hi - lo) / 255))) - 128
+    assert int(first.input_zero_point.data) == int(np.round(-lo / ((hi - lo) / 255)))
     x = Tensor(batches[0])
     ref = model(x).numpy()
     assert np.abs(qmodel(x).numpy() - ref).max() < 0.03 * np.abs(ref).max()

@@ -3,9 +3,9 @@
 A convolution is im2col + one GEMM (``functional.conv2d``), so its quantized form is the same
 im2col on the quantized image followed by core's exact integer GEMM (`int_mm`) and the shared
 dequantization of `QuantizedGEMM`: the input is quantized once in NHWC (before im2col, so the
-kh·kw copies move no more bytes than the float layer's), the padding holds the zero point (the
-integer that means 0.0), and the weight is a (Cout, kh·kw·Cin) matrix in im2col's column order
-with a scale per output channel.
+kh·kw copies move no more bytes than the float layer's) into the centred integers q - z, so the
+zero padding is 0 as in the float layer (it stands for 0.0), and the weight is a
+(Cout, kh·kw·Cin) matrix in im2col's column order with a scale per output channel.
 
 >>> import numpy as np
 >>> from tinytorch.core import Tensor
@@ -77,15 +77,15 @@ class QuantizedConv2d(QuantizedGEMM):
             raise ValueError(f"QuantizedConv2d expected input (N, {self.in_channels}, H, W), got {got}")
         n, _, h, w = x.shape
         (kh, kw), ((pt, pb), (pl, pr)) = self.kernel_size, self.padding
-        q, scale, zero = self.quantize_input(_nhwc(x.data))  # (N, H, W, Cin) integers in float32
+        q, scale, bound = self.quantize_input(_nhwc(x.data))  # (N, H, W, Cin): q - z in float32
         if pt or pb or pl or pr:
-            q = np.pad(q, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=np.float32(zero))
+            q = np.pad(q, ((0, 0), (pt, pb), (pl, pr), (0, 0)))  # centred: 0.0 is the integer 0
         ho = _out_size(h + pt + pb, kh, self.stride[0], 0, self.dilation[0])
         wo = _out_size(w + pl + pr, kw, self.stride[1], 0, self.dilation[1])
         if ho <= 0 or wo <= 0:
             raise ValueError(f"QuantizedConv2d: input {h}x{w} is smaller than the dilated kernel")
         cols = _im2col(q, (kh, kw), (ho, wo), self.stride, self.dilation)  # (N·Ho·Wo, kh·kw·Cin)
-        out = self.dequantize_output(self.integer_gemm(cols), scale, zero)  # (N·Ho·Wo, Cout)
+        out = self.dequantize_output(self.integer_gemm(cols, bound), scale)  # (N·Ho·Wo, Cout)
         return Tensor(_nchw(out.reshape(n, ho, wo, self.out_channels)))
 
     def extra_repr(self) -> str:

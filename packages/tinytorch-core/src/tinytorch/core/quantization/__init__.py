@@ -35,6 +35,7 @@ from .functional import (
     choose_qparams,
     dequantize,
     int_mm,
+    int_mm_exact,
     pack_int4,
     quantize_per_channel,
     quantize_per_tensor,
@@ -57,7 +58,7 @@ from .registry import (
 __all__ = [
     # quantized tensors (functional.py)
     "QDTYPES", "QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize", "choose_qparams",
-    "pack_int4", "unpack_int4", "int_mm",
+    "pack_int4", "unpack_int4", "int_mm", "int_mm_exact",
     # observers (observers.py)
     "ObserverBase", "MinMaxObserver", "MovingAverageMinMaxObserver", "PerChannelMinMaxObserver",
     "HistogramObserver",

@@ -1,16 +1,18 @@
-"""Quantized layers that compute in integers: int8 weights (a scale per output channel), int8
-activations, one exact integer GEMM (`int_mm`), float32 out.
+"""Quantized layers that compute in integers: int8 weights (a scale per output channel), 8-bit
+activations, one exact integer GEMM (`int_mm_exact`), float32 out.
 
 For an output channel n with weight scale wₙ and activation scale s, zero point z::
 
-    y[m, n] = s·wₙ · Σₖ (qx[m, k] - z)·qw[n, k] + b[n]
-            = s·wₙ · (acc[m, n] - z·Σₖ qw[n, k]) + b[n],      acc = qx @ qwᵀ  (int32, exact)
+    y[m, n] = s·wₙ · acc[m, n] + b[n],      acc = (qx - z) @ qwᵀ   (exact integers)
 
-Activations are quantized with the
-observer's range (static: calibrated before ``convert``) or each batch's own min and max
-(dynamic), straight into a float32 buffer of integers ready for sgemm. uint8 activations (PyTorch's
-default, quint8) are shifted by -128 to int8 first: q - z is unchanged, and both GEMM operands
-then lie in [-128, 127], which is what keeps every float32 partial sum exact.
+Activations are quantized with the observer's range (static: calibrated before ``convert``) or
+each batch's own min and max (dynamic), straight into a float32 buffer of the integers qx - z:
+clamping round(x/s) to [qmin - z, qmax - z] is the same as clamping round(x/s) + z to [qmin, qmax]
+and subtracting z, and it costs one pass less. Centred so, zero padding is 0 again and the output
+needs no zero-point correction (what int8 kernels do with a pass of z·Σₖ qw[n, k] over the
+output). The centred values lie within ±255 for uint8 (±128 at z = 0), the weights within ±128,
+so a float32 GEMM is exact over chunks of K ≤ 2^24 / (255·128) = 514 (1,024 when z = 0);
+longer K is split and summed in float64.
 
 Outputs are dequantized to float32 (the layers that follow, ReLU, pooling, BatchNorm, run in
 float), so each quantized layer quantizes its own input: what ONNX calls the QDQ form of W8A8.
@@ -24,21 +26,14 @@ import numpy as np
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..tensor import Tensor
-from .functional import QDTYPES, choose_qparams, int_mm, quantize_per_channel, round_clamp
+from .functional import QDTYPES, choose_qparams, int_mm_exact, quantize_per_channel, round_clamp
 from .observers import ObserverBase, PerChannelMinMaxObserver
 from .registry import register_quantized_module
-
-_SIGNED_MIN, _SIGNED_MAX = QDTYPES["int8"]
 
 
 def default_weight_observer() -> ObserverBase:
     """int8 symmetric, a scale per output channel: what every quantized layer here expects."""
     return PerChannelMinMaxObserver(ch_axis=0, dtype="int8", qscheme="per_channel_symmetric")
-
-
-def _signed_zero_point(dtype: str, zero_point: int) -> int:
-    """The zero point after shifting uint8 activations into int8's range (q - 128)."""
-    return int(zero_point) - 128 if dtype == "uint8" else int(zero_point)
 
 
 class QuantizedGEMM(Module):
@@ -51,7 +46,7 @@ class QuantizedGEMM(Module):
 
     Buffers (so ``state_dict`` holds the integers): ``weight_int8`` (Cout, K) int8, ``weight_scale``
     (Cout,) float32, ``bias`` (Cout,) float32 or absent, ``input_scale`` and ``input_zero_point``
-    (static only; the zero point in int8's range, after the uint8 shift).
+    (static only, in the input dtype's range, ``input_dtype``).
 
     Args:
         weight: the float weight as a (Cout, K) matrix, columns in the order of the subclass's GEMM.
@@ -80,40 +75,36 @@ class QuantizedGEMM(Module):
                 raise ValueError(f"{owner}: the input observer must be int8 or uint8 per tensor, got "
                                  f"{input_observer.dtype} {input_observer.qscheme}")
             s, z = input_observer.calculate_qparams()
+            self.input_dtype = input_observer.dtype
             self.register_buffer("input_scale", np.asarray(s, dtype=np.float32).reshape(()))
-            self.register_buffer("input_zero_point",
-                                 np.array(_signed_zero_point(input_observer.dtype, z), dtype=np.int32))
-
-    @property
-    def column_sums(self) -> np.ndarray:
-        """Σₖ qw[n, k] per output channel (int32): the zero point's share of every output.
-        Recomputed per call (Cout·K adds, against M·Cout·K multiply-adds of the GEMM), so loaded
-        weights never meet stale sums."""
-        return self.weight_int8.data.sum(axis=1, dtype=np.int32)
+            self.register_buffer("input_zero_point", np.asarray(z, dtype=np.int32).reshape(()))
 
     def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, float, int]:
-        """(q as float32 integers in [-128, 127], scale, zero point) of float input ``x``.
+        """(qx - z as float32 integers, scale, bound) of float input ``x``; ``bound`` is the
+        largest magnitude qx - z can take (what `int_mm_exact` sizes its chunks by).
 
-        Static: the calibrated qparams. Dynamic: this batch's range, affine uint8 (shifted to
-        int8), as PyTorch's dynamic quantization.
+        Static: the calibrated qparams. Dynamic: this batch's range, affine uint8, as PyTorch's
+        dynamic quantization.
         """
         if self.dynamic:
             s, z = choose_qparams(x.min(), x.max(), "uint8")
-            scale, zero = float(s), _signed_zero_point("uint8", z)
+            scale, zero, (qmin, qmax) = float(s), int(z), QDTYPES["uint8"]
         else:
             scale, zero = float(self.input_scale.data), int(self.input_zero_point.data)
-        q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), zero, _SIGNED_MIN, _SIGNED_MAX)
-        return q, scale, zero
+            qmin, qmax = QDTYPES[self.input_dtype]
+        q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, qmin - zero, qmax - zero)
+        return q, scale, max(zero - qmin, qmax - zero)
 
-    def integer_gemm(self, q: np.ndarray) -> np.ndarray:
-        """acc = q @ qwᵀ, (M, K) -> (M, Cout) int32, exact (`int_mm`)."""
-        return int_mm(q, self.weight_int8.data.T)
+    def integer_gemm(self, q: np.ndarray, bound: int = 255) -> np.ndarray:
+        """acc = (qx - z) @ qwᵀ, (M, K) -> (M, Cout), exact integers held in float32 (one chunk)
+        or float64 (`int_mm_exact`); ``bound`` is the largest |qx - z|."""
+        return int_mm_exact(q, self.weight_int8.data.T, bound)
 
-    def dequantize_output(self, acc: np.ndarray, scale: float, zero: int) -> np.ndarray:
-        """s·wₙ·(acc - z·Σqw) + b as float32 (M, Cout); ``acc`` is overwritten."""
-        acc -= np.int32(zero) * self.column_sums
-        out = acc.astype(np.float32)
-        out *= np.float32(scale) * self.weight_scale.data
+    def dequantize_output(self, acc: np.ndarray, scale: float) -> np.ndarray:
+        """s·wₙ·acc + b as float32 (M, Cout); a float32 ``acc`` is overwritten and returned."""
+        row_scale = (np.float64(scale) * self.weight_scale.data).astype(acc.dtype)
+        out = np.multiply(acc, row_scale, out=acc if acc.dtype == np.float32 else None)
+        out = out.astype(np.float32, copy=False)
         if self.bias is not None:
             out += self.bias.data
         return out
@@ -154,8 +145,8 @@ class QuantizedLinear(QuantizedGEMM):
         if data.ndim == 0 or data.shape[-1] != self.in_features:
             raise ValueError(f"QuantizedLinear expected last dim {self.in_features}, got {tuple(data.shape)}")
         lead = data.shape[:-1]
-        q, scale, zero = self.quantize_input(data.reshape(-1, self.in_features))
-        out = self.dequantize_output(self.integer_gemm(q), scale, zero)
+        q, scale, bound = self.quantize_input(data.reshape(-1, self.in_features))  # (M, K)
+        out = self.dequantize_output(self.integer_gemm(q, bound), scale)          # (M, Cout)
         return Tensor(out.reshape(*lead, self.out_features))
 
     def extra_repr(self) -> str:
