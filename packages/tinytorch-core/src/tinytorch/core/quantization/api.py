@@ -68,6 +68,13 @@ class ObservedModule(Module):
         layer: the float layer (a registered class).
         input_observer: observer or FakeQuantize of the input.
         weight_fake_quant: FakeQuantize of the weight, or None.
+
+    >>> from tinytorch.core import nn
+    >>> prepare(nn.Sequential(nn.Linear(2, 2)))[0]
+    ObservedModule(
+      (layer): Linear(in_features=2, out_features=2, bias=True)
+      (input_observer): MinMaxObserver(dtype=uint8, qscheme=per_tensor_affine, min_val=inf, max_val=-inf)
+    )
     """
 
     def __init__(self, layer: Module, input_observer: Module, weight_fake_quant: FakeQuantize | None = None):
@@ -145,6 +152,13 @@ def prepare(model: Module, qconfig: QConfig | None = None, inplace: bool = False
 
     Returns:
         The prepared model.
+
+    >>> from tinytorch.core import nn
+    >>> prepared = prepare(nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+    >>> _ = prepared(Tensor([[-1.0, 0.0, 2.0]]))            # one calibration batch
+    >>> obs = prepared[0].input_observer
+    >>> float(obs.min_val.data), float(obs.max_val.data)
+    (-1.0, 2.0)
     """
     qconfig = qconfig or default_qconfig
 
@@ -166,6 +180,13 @@ def prepare_qat(model: Module, qconfig: QConfig | None = None, inplace: bool = F
 
     Returns:
         The model ready for quantization-aware training.
+
+    >>> from tinytorch.core import nn
+    >>> qat = prepare_qat(nn.Sequential(nn.Linear(3, 2)))
+    >>> y = qat(Tensor([[0.5, -1.0, 2.0]]))
+    >>> y.sum().backward()                                  # gradients reach the float weight
+    >>> qat[0].layer.weight.grad.shape
+    (2, 3)
     """
     qconfig = qconfig or default_qat_qconfig
 
@@ -179,8 +200,22 @@ def convert(model: Module, inplace: bool = False) -> Module:
     """Replace every `ObservedModule` by its quantized layer (int8 weights, static int8 input
     qparams from the observer). The result is for inference and is put in eval mode.
 
+    Args:
+        model: a model from `prepare` (calibrated) or `prepare_qat` (trained).
+        inplace: change ``model`` itself instead of a copy.
+
+    Returns:
+        The quantized model.
+
     Raises:
-        ValueError: the model has no prepared layers, or a layer was never calibrated.
+        ValueError: the model has no prepared layers.
+        RuntimeError: a layer's input was never observed (no calibration batch ran).
+
+    >>> from tinytorch.core import nn
+    >>> prepared = prepare(nn.Sequential(nn.Linear(3, 3)))
+    >>> _ = prepared(Tensor([[-1.0, 0.0, 2.0]]))
+    >>> convert(prepared)[0]
+    QuantizedLinear(in_features=3, out_features=3, int8 weights, static, input scale=0.01176)
     """
     def make(m):
         if not isinstance(m, ObservedModule):

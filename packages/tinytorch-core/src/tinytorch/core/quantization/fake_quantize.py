@@ -128,20 +128,25 @@ class FakeQuantize(Module):
         return self.activation_post_process.dtype
 
     def calculate_qparams(self) -> tuple[np.ndarray, np.ndarray]:
+        """The observer's current (scale, zero_point)."""
         return self.activation_post_process.calculate_qparams()
 
     def enable_observer(self, enabled: bool = True) -> FakeQuantize:
+        """Update the observer on every call (``enabled=False``: freeze the range)."""
         self.observer_enabled = bool(enabled)
         return self
 
     def disable_observer(self) -> FakeQuantize:
+        """Freeze the range: calls fake-quantize with the qparams observed so far."""
         return self.enable_observer(False)
 
     def enable_fake_quant(self, enabled: bool = True) -> FakeQuantize:
+        """Round to the quantized grid on every call (``enabled=False``: pass values through)."""
         self.fake_quant_enabled = bool(enabled)
         return self
 
     def disable_fake_quant(self) -> FakeQuantize:
+        """Pass values through unchanged (the observer may still watch them)."""
         return self.enable_fake_quant(False)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -32,7 +32,11 @@ from .registry import register_quantized_module
 
 
 def default_weight_observer() -> ObserverBase:
-    """int8 symmetric, a scale per output channel: what every quantized layer here expects."""
+    """int8 symmetric, a scale per output channel: what every quantized layer here expects.
+
+    >>> default_weight_observer()
+    PerChannelMinMaxObserver(dtype=int8, qscheme=per_channel_symmetric, min_val=[], max_val=[])
+    """
     return PerChannelMinMaxObserver(ch_axis=0, dtype="int8", qscheme="per_channel_symmetric")
 
 
@@ -53,6 +57,13 @@ class QuantizedGEMM(Module):
         bias: (Cout,) or None.
         weight_observer: an int8 symmetric per-channel observer (it is run on ``weight`` here).
         input_observer: a calibrated observer of the input (static), or None (dynamic).
+
+    >>> layer = QuantizedGEMM(np.array([[0.5, -1.0]]), None, None, None)   # one output, K = 2
+    >>> layer.weight_int8.data.tolist(), round(float(layer.weight_scale.data[0]) * 127.5, 4)
+    ([[64, -127]], 1.0)
+    >>> q, scale, bound = layer.quantize_input(np.array([[2.0, 1.0]], dtype=np.float32))
+    >>> layer.dequantize_output(layer.integer_gemm(q, bound), scale).round(1).tolist()   # 0.5·2 - 1·1
+    [[0.0]]
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, weight_observer: ObserverBase | None,

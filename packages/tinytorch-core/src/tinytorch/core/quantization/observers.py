@@ -34,6 +34,17 @@ class ObserverBase(Module):
         qscheme: ``"per_tensor_affine"``, ``"per_tensor_symmetric"`` (per-channel observers:
             ``"per_channel_affine"``, ``"per_channel_symmetric"``).
         eps: the smallest scale.
+
+    >>> class LastBatchObserver(ObserverBase):        # the range of the latest batch only
+    ...     def __init__(self):
+    ...         super().__init__("uint8")
+    ...         self.register_buffer("min_val", np.array(np.inf)); self.register_buffer("max_val", np.array(-np.inf))
+    ...     def forward(self, x):
+    ...         self.min_val.data, self.max_val.data = np.min(x), np.max(x)
+    ...         return x
+    >>> obs = LastBatchObserver(); _ = obs(np.array([0.0, 5.1]))
+    >>> [round(float(v), 3) for v in obs.calculate_qparams()]
+    [0.02, 0.0]
     """
 
     _per_channel = False
@@ -233,6 +244,7 @@ class HistogramObserver(MinMaxObserver):
         return x
 
     def reset_min_max_vals(self) -> None:
+        """Forget everything observed, histogram included."""
         super().reset_min_max_vals()
         self.histogram.data = np.zeros(self.bins, dtype=np.float64)
 
@@ -281,6 +293,7 @@ class HistogramObserver(MinMaxObserver):
         return centres[first] - width / 2, centres[last] + width / 2
 
     def calculate_qparams(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, zero_point) of the clipping range with the least expected squared error."""
         if not self._observed():
             return super().calculate_qparams()  # the "nothing observed" error
         lo, hi = self._clip_range()

@@ -39,12 +39,25 @@ def register_quantized_module(float_cls: type, quantized_cls: type) -> None:
 
 def get_quantized_module_class(float_cls: type) -> type | None:
     """The quantized class registered for ``float_cls`` (exactly that class, as torch.ao's
-    mappings: a subclass with its own forward is not assumed to compute the same thing), or None."""
+    mappings: a subclass with its own forward is not assumed to compute the same thing), or None.
+
+    Args:
+        float_cls: a Module subclass.
+
+    >>> from tinytorch.core import nn
+    >>> get_quantized_module_class(nn.ReLU) is None
+    True
+    """
     return _QUANTIZED.get(float_cls)
 
 
 def quantized_module_mappings() -> dict[type, type]:
-    """A copy of the whole table: float class -> quantized class."""
+    """A copy of the whole table: float class -> quantized class.
+
+    >>> from tinytorch.core import nn
+    >>> quantized_module_mappings()[nn.Linear].__name__
+    'QuantizedLinear'
+    """
     return dict(_QUANTIZED)
 
 
