@@ -122,7 +122,7 @@ class QuantizedGEMM(Module):
 
 
 class QuantizedLinear(QuantizedGEMM):
-    """A Linear layer in int8: y = dequant(quant(x) @ qWᵀ) + b with an exact int32 accumulator.
+    """A Linear layer in int8: y = s·wₙ·((qx - z) @ qWᵀ) + b, the integer sum exact (`int_mm_exact`).
 
     Build it from a float ``nn.Linear`` with `from_float` (what ``convert`` and
     ``quantize_dynamic`` do).
