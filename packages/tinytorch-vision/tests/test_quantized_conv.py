@@ -106,3 +106,28 @@ def test_grouped_or_padded_modes_are_refused_by_name():
         QuantizedConv2d.from_float(Conv2d(4, 4, 3, groups=2))
     with pytest.raises(ValueError, match="padding_mode"):
         QuantizedConv2d.from_float(Conv2d(4, 4, 3, padding=1, padding_mode="reflect"))
+
+
+def test_qat_on_a_cnn_converts_to_what_it_simulated():
+    from tinytorch.core import nn
+    from tinytorch.core.optim import SGD
+
+    rng = np.random.default_rng(3)
+    model = SmallCNN((1, 8, 8), num_classes=3, widths=(4, 8), hidden=16, dropout=0.0)
+    qat = Q.prepare_qat(model)
+    opt = SGD(qat.parameters(), lr=0.01)
+    x, y = Tensor(rng.normal(size=(8, 1, 8, 8)).astype(np.float32)), rng.integers(0, 3, 8)
+    for _ in range(3):
+        loss = nn.CrossEntropyLoss()(qat(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    conv = qat.features[0].layer
+    assert conv.weight.grad is not None and type(conv.weight).__name__ == "Parameter"
+    qat.eval()
+    qat(x)                                   # the final weights' ranges
+    qat.apply(Q.disable_observer)
+    fake = qat(x).numpy()
+    qmodel = Q.convert(qat)
+    assert type(qmodel.features[0]).__name__ == "QuantizedConv2d"
+    assert np.allclose(qmodel(x).numpy(), fake, atol=1e-4)
