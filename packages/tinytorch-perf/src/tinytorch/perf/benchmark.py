@@ -314,7 +314,9 @@ class PeakRSS:
     ``VmHWM`` in ``/proc/self/status``, so several benchmarks in one process each get their own
     peak. Where that is not possible it is ``resource.getrusage(RUSAGE_SELF).ru_maxrss``
     (kilobytes on Linux, bytes on macOS): the peak since the process started. ``method`` says
-    which one was used.
+    which one was used. A reset sets the peak to the current RSS, and memory that earlier work
+    freed but the allocator kept (see ``tinytorch.core.memory``) is still resident: for figures
+    that compare two models, benchmark each in its own process (as the CLI does).
 
     >>> probe = PeakRSS()
     >>> probe.reset()

@@ -263,8 +263,10 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
     ``before_model``).
     """
     trace_before, trace_after = _forward_trace(before_model, x), _forward_trace(after_model, x)
-    names = [n for n, lc in trace_before.layers.items() if lc.forward.flops > 0 and n]
     before_modules, after_modules = dict(before_model.named_modules()), dict(after_model.named_modules())
+    # leaf layers only: a block's time would hold its children's, counted again
+    names = [n for n, lc in trace_before.layers.items() if lc.forward.flops > 0 and n in before_modules and n
+             and not any(True for _ in before_modules[n].children())]
     t_before, t_after = layer_measurements([before_model, after_model], x, names, repeats)
     out = []
     for name in names:
