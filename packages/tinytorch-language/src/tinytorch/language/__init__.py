@@ -14,7 +14,7 @@ cross-entropy.
 
 from importlib import metadata as _metadata
 
-from . import functional, pretrained
+from . import functional, pretrained, pruning
 from .data import TokenWindows, load_shakespeare, split_tokens
 from .functional import scaled_dot_product_attention
 from .model import (

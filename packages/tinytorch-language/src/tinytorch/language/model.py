@@ -529,9 +529,9 @@ class TinyGPT(nn.Module):
         >>> len(caches), caches[0].k.shape
         (3, (2, 2, 8, 8))
         """
-        cfg = self.config
-        return [KVCache(batch_size, cfg.num_heads, cfg.max_seq_len, cfg.d_model // cfg.num_heads,
-                        self.wte.weight.dtype) for _ in range(cfg.num_layers)]
+        # per block: structured shrinking (prune.shrink) may leave blocks with fewer heads
+        return [KVCache(batch_size, block.attn.num_heads, self.config.max_seq_len, block.attn.head_size,
+                        self.wte.weight.dtype) for block in self.blocks]
 
     def generate(self, ids: Any, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,

@@ -14,6 +14,7 @@ from tinytorch.core import Tensor
 from tinytorch.core.checks import is_int
 from tinytorch.core.nn import Module, Parameter, init
 from tinytorch.core.nn.batchnorm import _BatchNorm
+from tinytorch.core.nn.utils import prune
 
 from . import functional as VF
 from .functional import IntPair, _pair
@@ -360,3 +361,18 @@ class BatchNorm2d(_BatchNorm):
 
 
 BatchNorm2D = BatchNorm2d
+
+
+# How these layers take part in structured shrinking (core's prune.shrink knows no vision):
+# a convolution produces channels from its weight's axis 0 and reads them on axis 1 (groups
+# of one only), BatchNorm2d holds one entry per channel, pooling keeps the channels and maps
+# zeros to zeros.
+_CONV_RULE = prune.LayerRule("linear", channel_axis=1, outputs=(("weight", 0), ("bias", 0)),
+                             inputs=(("weight", 1),), out_size="out_channels", in_size="in_channels",
+                             usable=lambda conv: conv.groups == 1)
+prune.register_layer(_ConvNd, _CONV_RULE)
+prune.register_layer(BatchNorm2d, prune.LayerRule(
+    "norm", 1, outputs=prune.NORM_TENSORS, inputs=prune.NORM_TENSORS, out_size="num_features",
+    in_size="num_features"))
+for _pool in (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, GlobalAvgPool2d):
+    prune.register_layer(_pool, prune.LayerRule("elementwise", channel_axis=1))
