@@ -160,11 +160,8 @@ class StructuredGroup:
 
     def importance(self, n: Any = 1) -> np.ndarray:
         """(size,) Ln norm of each channel's scored entries, times ``scale`` if any."""
-        parts = []
-        for s in self.scored:
-            t = np.moveaxis(_tensor(s.module, s.name).data, s.axis, 0)
-            per_channel = t[s.index(np.arange(self.size))].reshape(self.size, -1)
-            parts.append(per_channel)
+        parts = [self._per_channel(np.moveaxis(_tensor(s.module, s.name).data, s.axis, 0), s)
+                 for s in self.scored]
         score = _norm("shrink", np.concatenate(parts, axis=1), n, (1,))
         return score * self.scale() if self.scale is not None else score
 
@@ -175,8 +172,12 @@ class StructuredGroup:
             if _hook_of(s.module, s.name) is None:
                 return np.array([], dtype=np.int64)
             mask = np.moveaxis(getattr(s.module, s.name + "_mask").data, s.axis, 0)
-            alive |= (mask[s.index(np.arange(self.size))].reshape(self.size, -1) != 0).any(axis=1)
+            alive |= (self._per_channel(mask, s) != 0).any(axis=1)
         return np.flatnonzero(~alive)
+
+    def _per_channel(self, t: np.ndarray, s: ChannelSlice) -> np.ndarray:
+        """(size, entries) of ``t`` (its slice axis first): row c holds channel c's entries."""
+        return np.stack([t[s.index(np.array([c]))].reshape(-1) for c in range(self.size)])
 
     def mask(self, drop: Sequence[int]) -> None:
         """Zero the ``drop`` channels in every parameter of the group with pruning masks."""
