@@ -69,13 +69,13 @@ def test_global_unstructured_uses_one_threshold_over_all_modules():
 
 
 def test_ln_structured_prunes_whole_slices_along_the_given_dim():
-    w = np.array([[1.0, 0.0, 3.0], [0.5, 0.5, 0.5], [-4.0, 0.1, 0.0]], dtype=np.float32)
-    rows = prune.ln_structured(linear(w), "weight", amount=1, n=2, dim=0)  # row L2: 3.16, 0.87, 4.0
+    w = np.array([[1.0, 2.0, 0.2], [0.5, 0.5, 0.5], [-4.0, 3.0, 0.1]], dtype=np.float32)
+    rows = prune.ln_structured(linear(w), "weight", amount=1, n=2, dim=0)  # row L2: 2.24, 0.87, 5.0
     assert rows.weight_mask.numpy().tolist() == [[1, 1, 1], [0, 0, 0], [1, 1, 1]]
-    cols = prune.ln_structured(linear(w), "weight", amount=1, n=1, dim=1)  # column L1: 5.5, 0.6, 3.5
-    assert cols.weight_mask.numpy().tolist() == [[1, 0, 1], [1, 0, 1], [1, 0, 1]]
-    inf = prune.ln_structured(linear(w), "weight", amount=1, n=float("inf"), dim=-1)  # max: 4, .5, 3
-    assert inf.weight_mask.numpy().tolist() == [[1, 0, 1]] * 3
+    cols = prune.ln_structured(linear(w), "weight", amount=1, n=1, dim=1)  # column L1: 5.5, 5.5, 0.8
+    assert cols.weight_mask.numpy().tolist() == [[1, 1, 0]] * 3
+    inf = prune.ln_structured(linear(w), "weight", amount=2, n=float("inf"), dim=-1)  # max: 4, 3, .5
+    assert inf.weight_mask.numpy().tolist() == [[1, 0, 0]] * 3
     conv_like = nn.Linear(2, 2)
     conv_like.weight = nn.Parameter(np.arange(24, dtype=np.float32).reshape(4, 3, 2) - 2)
     prune.ln_structured(conv_like, "weight", amount=2, n=1, dim=0)  # channel 0 (|-2..3|) and 1 go
