@@ -247,3 +247,43 @@ def test_shrinking_leaves_training_modes_and_batchnorm_statistics_alone():
     prune.structured_groups(model, Tensor(np.ones((4, 5), dtype=np.float32)))
     assert model.training and model[1].training and not model[3].training
     assert np.array_equal(model[1].running_mean.numpy(), stats)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def test_a_pruned_checkpoint_saves_with_its_masks_loads_back_and_summary_reports_it(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from tinytorch.core.checkpoint import load_model_state, save_model_state
+    from tito.main import cli
+
+    manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
+    prune.global_unstructured([(model[0], "weight"), (model[2], "weight")], prune.L1Unstructured, amount=150)
+    path = tmp_path / "pruned.safetensors"
+    save_model_state(path, model)
+
+    # load: reparametrize the same tensors first (as in PyTorch), then the state loads one to one
+    again = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
+    for i in (0, 2):
+        prune.identity(again[i], "weight")
+    again.load_state_dict(load_model_state(path)[0])
+    x = Tensor(np.ones((1, 10), dtype=np.float32))
+    assert np.array_equal(again(x).numpy(), model(x).numpy())
+
+    info = json.loads(CliRunner().invoke(cli, ["core", "summary", str(path), "--json"]).output)
+    zeros = [int((m.weight_mask.numpy() == 0).sum()) for m in (model[0], model[2])]
+    assert info["pruned"] == [{"parameter": "model.0.weight", "elements": 200, "pruned": zeros[0]},
+                              {"parameter": "model.2.weight", "elements": 100, "pruned": zeros[1]}]
+    assert sum(zeros) == 150 and info["parameters"] == 10 * 20 + 20 + 20 * 5 + 5  # masks not counted
+    text = CliRunner().invoke(cli, ["core", "summary", str(path)]).output
+    assert "pruned: 2 tensors with masks, 150 of 300 weights zero (50.0%)" in text
+    row = next(line.split() for line in text.splitlines() if line.strip().startswith("model.0.weight"))
+    assert row == ["model.0.weight", "200", f"{zeros[0] / 200:.1%}"]
+
+    prune.remove(model[0], "weight")
+    prune.remove(model[2], "weight")
+    save_model_state(path, model)  # after remove: a dense checkpoint, nothing to report
+    assert json.loads(CliRunner().invoke(cli, ["core", "summary", str(path), "--json"]).output)["pruned"] == []

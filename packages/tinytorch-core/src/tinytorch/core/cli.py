@@ -29,11 +29,13 @@ def _group(name: str, training_checkpoint: bool) -> str:
 
 def checkpoint_counts(info) -> dict[str, int]:
     """Elements per part of a checkpoint: ``model`` (its ``model.*`` tensors, or every tensor of a
-    plain weights file), ``optimizer`` (``optimizer.state.*``), ``other`` and ``total``."""
+    plain weights file), ``optimizer`` (``optimizer.state.*``), ``other``, ``masks`` (pruning
+    masks, see `pruned_masks`) and ``total``."""
     training = any(t.name.startswith((MODEL_PREFIX, OPTIMIZER_PREFIX)) for t in info.tensors)
-    counts = {"model": 0, "optimizer": 0, "other": 0}
+    masks = {mask for _, mask in pruned_masks(info)}
+    counts = {"model": 0, "optimizer": 0, "other": 0, "masks": 0}
     for t in info.tensors:
-        counts[_group(t.name, training)] += math.prod(t.shape)
+        counts["masks" if t.name in masks else _group(t.name, training)] += math.prod(t.shape)
     counts["total"] = sum(counts.values())
     return counts
 
@@ -72,8 +74,9 @@ def layer_rows(info) -> list[dict]:
     """
     training = any(t.name.startswith((MODEL_PREFIX, OPTIMIZER_PREFIX)) for t in info.tensors)
     groups: dict[str, dict] = {}
+    masks = {mask for _, mask in pruned_masks(info)}
     for t in info.tensors:
-        if _group(t.name, training) != "model":
+        if _group(t.name, training) != "model" or t.name in masks:
             continue
         name = t.name[len(MODEL_PREFIX):] if training else t.name
         layer = layer_of(name)
@@ -164,7 +167,41 @@ def evaluation_line(metadata: dict) -> str | None:
     return f"last evaluation ({where}): {metrics}" if where else f"last evaluation: {metrics}"
 
 
-def summary_lines(info, show_all: bool = False, width: int = 80) -> list[str]:
+def pruned_masks(info) -> list[tuple[str, str]]:
+    """(parameter, mask tensor) of every pruned parameter stored with its mask, as
+    ``nn.utils.prune`` leaves it: ``<name>_orig`` beside ``<name>_mask`` (after ``prune.remove``
+    a checkpoint is dense and holds no masks)."""
+    names = {t.name for t in info.tensors}
+    return [(t.name[: -len("_mask")], t.name) for t in info.tensors
+            if t.name.endswith("_mask") and t.name[: -len("_mask")] + "_orig" in names]
+
+
+def pruning_rows(path, info) -> list[dict]:
+    """Per pruned parameter: its name, elements and how many its mask prunes (reads the masks only)."""
+    from . import io
+
+    pairs = pruned_masks(info)
+    if not pairs:
+        return []
+    masks, _ = io.load(path, keys=[mask for _, mask in pairs])
+    return [{"parameter": name, "elements": int(masks[mask].size), "pruned": int((masks[mask] == 0).sum())}
+            for name, mask in pairs]
+
+
+def pruning_lines(rows: list[dict]) -> list[str]:
+    """``pruned: ...`` with the overall sparsity, then one line per pruned parameter."""
+    if not rows:
+        return []
+    total, pruned = sum(r["elements"] for r in rows), sum(r["pruned"] for r in rows)
+    lines = [f"pruned: {len(rows):,} tensor{'s' * (len(rows) != 1)} with masks, {pruned:,} of {total:,} "
+             f"weights zero ({pruned / total:.1%})"]
+    return lines + aligned(("pruned tensor", "elements", "sparsity"),
+                           [(r["parameter"], f"{r['elements']:,}", f"{r['pruned'] / r['elements']:.1%}")
+                            for r in rows[:MAX_GROUPS]], right=frozenset({1, 2}))
+
+
+def summary_lines(info, show_all: bool = False, width: int = 80,
+                  pruned: list[dict] | None = None) -> list[str]:
     """What ``tito core summary`` prints: the model by layer or block, the training state in one
     line and the history's last evaluation; ``show_all`` adds every tensor and the metadata.
 
@@ -188,6 +225,7 @@ def summary_lines(info, show_all: bool = False, width: int = 80) -> list[str]:
             rest = layers[len(shown):]
             lines.append(f"  ... and {len(rest):,} more ({sum(r['elements'] for r in rest):,} parameters); "
                          "--all lists every tensor")
+    lines += pruning_lines(pruned or [])
     if counts["optimizer"]:
         ratio = counts["optimizer"] / counts["model"] if counts["model"] else float("nan")
         lines.append(f"optimizer state: {counts['optimizer']:,} elements ({ratio:.2f} x the model)")
@@ -223,6 +261,7 @@ def _print_summary(model_file: str, as_json: bool, show_all: bool) -> None:
     from . import io
 
     info = io.inspect(model_file)
+    pruned = pruning_rows(model_file, info)
     if as_json:
         counts = checkpoint_counts(info)
         tensors = [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in info.tensors]
@@ -230,11 +269,12 @@ def _print_summary(model_file: str, as_json: bool, show_all: bool) -> None:
                                "optimizer_state_elements": counts["optimizer"],
                                "other_elements": counts["other"], "elements": counts["total"],
                                "bytes": info.nbytes, "aliases": info.aliases,
-                               "layers": layer_rows(info), "metadata": info.metadata}, indent=2))
+                               "layers": layer_rows(info), "pruned": pruned, "metadata": info.metadata},
+                              indent=2))
         return
     width = shutil.get_terminal_size((80, 24)).columns
     # One write: a renderer per row (rich's Table) took minutes for 100,000 tensors.
-    click.echo("\n".join(summary_lines(info, show_all, width)))
+    click.echo("\n".join(summary_lines(info, show_all, width, pruned)))
 
 
 @core.command()
