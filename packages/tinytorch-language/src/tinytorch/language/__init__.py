@@ -14,7 +14,8 @@ cross-entropy.
 
 from importlib import metadata as _metadata
 
-from . import functional, pretrained, pruning
+from . import functional, pretrained
+from . import pruning as _pruning  # noqa: F401 - registers heads and MLP neurons with core's prune
 from .data import TokenWindows, load_shakespeare, split_tokens
 from .functional import scaled_dot_product_attention
 from .model import (
