@@ -75,6 +75,7 @@ class BasePruningMethod:
     _tensor_name: str
 
     def compute_mask(self, t: np.ndarray, default_mask: np.ndarray) -> np.ndarray:
+        """The mask of ``t`` (1 keep, 0 prune), given the mask it has so far."""
         raise NotImplementedError
 
     def __call__(self, module: Module, inputs: tuple) -> None:
@@ -180,6 +181,7 @@ class Identity(BasePruningMethod):
     """Prune nothing: a mask of ones (to reparametrize a tensor without changing it)."""
 
     def compute_mask(self, t, default_mask):
+        """``default_mask`` unchanged."""
         return default_mask
 
 
@@ -190,6 +192,7 @@ class RandomUnstructured(BasePruningMethod):
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
+        """``default_mask`` with ``amount`` entries drawn at random set to 0."""
         k = _count_to_prune("random_unstructured", self.amount, t.size)
         return _prune_smallest(get_rng().random(t.shape), k).astype(default_mask.dtype) * default_mask
 
@@ -201,6 +204,7 @@ class L1Unstructured(BasePruningMethod):
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
+        """``default_mask`` with the ``amount`` smallest |t| set to 0."""
         k = _count_to_prune("l1_unstructured", self.amount, t.size)
         return _prune_smallest(np.abs(t), k).astype(default_mask.dtype) * default_mask
 
@@ -214,6 +218,7 @@ class LnStructured(BasePruningMethod):
         self.amount, self.n, self.dim = amount, n, dim
 
     def compute_mask(self, t, default_mask):
+        """``default_mask`` with the ``amount`` slices of smallest Ln norm along ``dim`` set to 0."""
         norms = _norm("ln_structured", t, self.n, _other_axes(t.ndim, self.dim))
         k = _count_to_prune("ln_structured", self.amount, t.shape[self.dim])
         keep = _prune_smallest(norms, k)
@@ -231,6 +236,7 @@ class RandomStructured(BasePruningMethod):
         self.amount, self.dim = amount, dim
 
     def compute_mask(self, t, default_mask):
+        """``default_mask`` with ``amount`` random slices along ``dim`` set to 0."""
         k = _count_to_prune("random_structured", self.amount, t.shape[self.dim])
         keep = _prune_smallest(get_rng().random(t.shape[self.dim]), k)
         shape = [1] * t.ndim
@@ -247,6 +253,7 @@ class CustomFromMask(BasePruningMethod):
         self.mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
 
     def compute_mask(self, t, default_mask):
+        """The given mask (as 0/1 of ``default_mask``'s dtype)."""
         if self.mask.shape != t.shape:
             raise ValueError(f"custom_from_mask: mask must have the parameter's shape {t.shape}, "
                              f"got {self.mask.shape}")
