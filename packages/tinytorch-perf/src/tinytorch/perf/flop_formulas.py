@@ -23,7 +23,8 @@ Closed forms (B batch, N rows, I/O features, L sequence, d model width, h heads)
 * Elementwise costs per output element (documented, not hardware facts): add, sub, mul, div,
   neg, abs, relu, clamp, where, masked_fill, dropout, pow: 1; exp, log, sqrt, tanh: 1 (one
   transcendental = 1 FLOP); sigmoid 4; GELU 5 (erf form) or 9 (tanh form); softmax and
-  log_softmax 5; reductions (sum, mean, max) 1 per input element, var 3.
+  log_softmax 5; reductions (sum, mean, max) 1 per input element, var 3; fake quantization 6
+  (scale, round, add the zero point, clamp, subtract it, scale back).
 * LayerNorm over rows of D: 5 per element + 1 per element each for weight and bias + 2 per row.
 * BatchNorm (1d, 2d, sync): 8 per element in training (statistics + normalize + affine), 4 in
   eval; 2 fewer per element without the affine part.
@@ -393,7 +394,7 @@ ELEMENTWISE_COST: dict[str, int] = {
     "add": 1, "sub": 1, "mul": 1, "div": 1, "neg": 1, "abs": 1, "relu": 1, "clamp": 1,
     "where": 1, "masked_fill": 1, "dropout": 1, "pow": 1, "pow_scalar": 1,
     "exp": 1, "log": 1, "sqrt": 1, "tanh": 1, "sigmoid": 4, "gelu": 5, "gelu_tanh": 9,
-    "softmax": 5, "log_softmax": 5,
+    "softmax": 5, "log_softmax": 5, "fake_quantize": 6,
 }
 
 
@@ -630,7 +631,7 @@ def _gelu(inputs, output, settings):
 
 _ELEMENTWISE_OPS = ("add", "sub", "mul", "div", "neg", "abs", "relu", "clamp", "where",
                     "masked_fill", "dropout", "pow", "pow_scalar", "exp", "log", "sqrt", "tanh",
-                    "sigmoid")
+                    "sigmoid", "fake_quantize")
 
 
 def _elementwise(op: str):

@@ -26,6 +26,7 @@ from .layers import (
     MaxPool2d,
 )
 from .models import MLP, DeepCNN, SmallCNN, WideCNN, build_model
+from .quantized import QuantizedConv2d  # registers Conv2d with core's quantization registry
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 
 __version__ = _metadata.version("tinytorch-vision")  # the one source: pyproject.toml
@@ -35,5 +36,5 @@ __all__ = [
     "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm2D", "functional", "transforms", "MNIST",
     "FashionMNIST", "CIFAR10", "data_root", "dataset_status", "read_idx", "write_idx", "SmallCNN",
     "DeepCNN", "WideCNN", "MLP", "build_model", "Compose", "Normalize", "RandomCrop",
-    "RandomHorizontalFlip",
+    "RandomHorizontalFlip", "QuantizedConv2d",
 ]

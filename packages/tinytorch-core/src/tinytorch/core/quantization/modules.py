@@ -1,0 +1,170 @@
+"""Quantized layers that compute in integers: int8 weights (a scale per output channel), 8-bit
+activations, one exact integer GEMM (`int_mm_exact`), float32 out.
+
+For an output channel n with weight scale wₙ and activation scale s, zero point z::
+
+    y[m, n] = s·wₙ · acc[m, n] + b[n],      acc = (qx - z) @ qwᵀ   (exact integers)
+
+Activations are quantized with the observer's range (static: calibrated before ``convert``) or
+each batch's own min and max (dynamic), straight into a float32 buffer of the integers qx - z:
+clamping round(x/s) to [qmin - z, qmax - z] is the same as clamping round(x/s) + z to [qmin, qmax]
+and subtracting z, and it costs one pass less. Centred so, zero padding is 0 again and the output
+needs no zero-point correction (what int8 kernels do with a pass of z·Σₖ qw[n, k] over the
+output). The centred values lie within ±255 for uint8 (±128 at z = 0), the weights within ±128,
+so a float32 GEMM is exact over chunks of K ≤ 2^24 / (255·128) = 514 (1,024 when z = 0);
+longer K is split and summed in float64.
+
+Outputs are dequantized to float32 (the layers that follow, ReLU, pooling, BatchNorm, run in
+float), so each quantized layer quantizes its own input: what ONNX calls the QDQ form of W8A8.
+The layers are inference only: their outputs carry no gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.layers import Linear
+from ..nn.module import Module
+from ..tensor import Tensor
+from .functional import QDTYPES, choose_qparams, int_mm_exact, quantize_per_channel, round_clamp
+from .observers import ObserverBase, PerChannelMinMaxObserver
+from .registry import register_quantized_module
+
+
+def default_weight_observer() -> ObserverBase:
+    """int8 symmetric, a scale per output channel: what every quantized layer here expects.
+
+    >>> default_weight_observer()
+    PerChannelMinMaxObserver(dtype=int8, qscheme=per_channel_symmetric, min_val=[], max_val=[])
+    """
+    return PerChannelMinMaxObserver(ch_axis=0, dtype="int8", qscheme="per_channel_symmetric")
+
+
+class QuantizedGEMM(Module):
+    """Base of the layers whose work is one integer GEMM: weight (Cout, K) in int8 with a scale
+    per row, optional float bias, and the input's qparams (static) or none (dynamic).
+
+    Subclasses turn their input into the (M, K) matrix of quantized activations (``Linear``: the
+    input itself; vision's ``QuantizedConv2d``: im2col of the quantized image) and call
+    `quantize_input`, `integer_gemm` and `dequantize_output`.
+
+    Buffers (so ``state_dict`` holds the integers): ``weight_int8`` (Cout, K) int8, ``weight_scale``
+    (Cout,) float32, ``bias`` (Cout,) float32 or absent, ``input_scale`` and ``input_zero_point``
+    (static only, in the input dtype's range, ``input_dtype``).
+
+    Args:
+        weight: the float weight as a (Cout, K) matrix, columns in the order of the subclass's GEMM.
+        bias: (Cout,) or None.
+        weight_observer: an int8 symmetric per-channel observer (it is run on ``weight`` here).
+        input_observer: a calibrated observer of the input (static), or None (dynamic).
+
+    >>> layer = QuantizedGEMM(np.array([[0.5, -1.0]]), None, None, None)   # one output, K = 2
+    >>> layer.weight_int8.data.tolist(), round(float(layer.weight_scale.data[0]) * 127.5, 4)
+    ([[64, -127]], 1.0)
+    >>> q, scale, bound = layer.quantize_input(np.array([[2.0, 1.0]], dtype=np.float32))
+    >>> layer.dequantize_output(layer.integer_gemm(q, bound), scale).round(1).tolist()   # 0.5·2 - 1·1
+    [[0.0]]
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, weight_observer: ObserverBase | None,
+                 input_observer: ObserverBase | None):
+        super().__init__()
+        owner = type(self).__name__
+        obs = weight_observer if weight_observer is not None else default_weight_observer()
+        if obs.dtype != "int8" or obs.qscheme != "per_channel_symmetric" or getattr(obs, "ch_axis", 0) != 0:
+            raise ValueError(f"{owner}: weights must be int8 per_channel_symmetric along axis 0, got "
+                             f"{obs.dtype} {obs.qscheme}")
+        obs.reset_min_max_vals()  # the range of this weight, not of the weights seen in training
+        obs(weight)
+        scale, zero = obs.calculate_qparams()
+        self.register_buffer("weight_int8", quantize_per_channel(weight, scale, zero, axis=0, dtype="int8").data)
+        self.register_buffer("weight_scale", scale.astype(np.float32))
+        self.register_buffer("bias", None if bias is None else np.asarray(bias, dtype=np.float32))
+        self.dynamic = input_observer is None
+        if not self.dynamic:
+            if input_observer.dtype not in ("int8", "uint8") or input_observer.qscheme.startswith("per_channel"):
+                raise ValueError(f"{owner}: the input observer must be int8 or uint8 per tensor, got "
+                                 f"{input_observer.dtype} {input_observer.qscheme}")
+            s, z = input_observer.calculate_qparams()
+            self.input_dtype = input_observer.dtype
+            self.register_buffer("input_scale", np.asarray(s, dtype=np.float32).reshape(()))
+            self.register_buffer("input_zero_point", np.asarray(z, dtype=np.int32).reshape(()))
+
+    def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """(qx - z as float32 integers, scale, bound) of float input ``x``; ``bound`` is the
+        largest magnitude qx - z can take (what `int_mm_exact` sizes its chunks by).
+
+        Static: the calibrated qparams. Dynamic: this batch's range, affine uint8, as PyTorch's
+        dynamic quantization.
+        """
+        if self.dynamic:
+            s, z = choose_qparams(x.min(), x.max(), "uint8")
+            scale, zero, (qmin, qmax) = float(s), int(z), QDTYPES["uint8"]
+        else:
+            scale, zero = float(self.input_scale.data), int(self.input_zero_point.data)
+            qmin, qmax = QDTYPES[self.input_dtype]
+        q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, qmin - zero, qmax - zero)
+        return q, scale, max(zero - qmin, qmax - zero)
+
+    def integer_gemm(self, q: np.ndarray, bound: int = 255) -> np.ndarray:
+        """acc = (qx - z) @ qwᵀ, (M, K) -> (M, Cout), exact integers held in float32 (one chunk)
+        or float64 (`int_mm_exact`); ``bound`` is the largest |qx - z|."""
+        return int_mm_exact(q, self.weight_int8.data.T, bound)
+
+    def dequantize_output(self, acc: np.ndarray, scale: float) -> np.ndarray:
+        """s·wₙ·acc + b as float32 (M, Cout); a float32 ``acc`` is overwritten and returned."""
+        row_scale = (np.float64(scale) * self.weight_scale.data).astype(acc.dtype)
+        out = np.multiply(acc, row_scale, out=acc if acc.dtype == np.float32 else None)
+        out = out.astype(np.float32, copy=False)
+        if self.bias is not None:
+            out += self.bias.data
+        return out
+
+
+class QuantizedLinear(QuantizedGEMM):
+    """A Linear layer in int8: y = s·wₙ·((qx - z) @ qWᵀ) + b, the integer sum exact (`int_mm_exact`).
+
+    Build it from a float ``nn.Linear`` with `from_float` (what ``convert`` and
+    ``quantize_dynamic`` do).
+
+    Shape: (..., in_features) -> (..., out_features).
+
+    >>> from tinytorch.core import nn, Tensor
+    >>> float_layer = nn.Linear(16, 4)
+    >>> q = QuantizedLinear.from_float(float_layer)          # dynamic: no input observer
+    >>> x = Tensor(np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32))
+    >>> bool(np.abs(q(x).numpy() - float_layer(x).numpy()).max() < 0.05)
+    True
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, weight_observer=None, input_observer=None):
+        super().__init__(weight, bias, weight_observer, input_observer)
+        self.out_features, self.in_features = self.weight_int8.shape
+
+    @classmethod
+    def from_float(cls, layer: Linear, weight_observer: ObserverBase | None = None,
+                   input_observer: ObserverBase | None = None) -> QuantizedLinear:
+        """The quantized copy of a float ``nn.Linear`` (static with a calibrated ``input_observer``,
+        dynamic without)."""
+        if not isinstance(layer, Linear):
+            raise TypeError(f"QuantizedLinear.from_float: layer must be an nn.Linear, got {type(layer).__name__}")
+        bias = None if layer.bias is None else layer.bias.data
+        return cls(layer.weight.data, bias, weight_observer, input_observer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        if data.ndim == 0 or data.shape[-1] != self.in_features:
+            raise ValueError(f"QuantizedLinear expected last dim {self.in_features}, got {tuple(data.shape)}")
+        lead = data.shape[:-1]
+        q, scale, bound = self.quantize_input(data.reshape(-1, self.in_features))  # (M, K)
+        out = self.dequantize_output(self.integer_gemm(q, bound), scale)          # (M, Cout)
+        return Tensor(out.reshape(*lead, self.out_features))
+
+    def extra_repr(self) -> str:
+        mode = "dynamic" if self.dynamic else f"static, input scale={float(self.input_scale.data):.4g}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights, {mode}"
+
+
+register_quantized_module(Linear, QuantizedLinear)
+
+__all__ = ["QuantizedGEMM", "QuantizedLinear", "default_weight_observer"]

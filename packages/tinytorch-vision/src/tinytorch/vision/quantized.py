@@ -1,0 +1,99 @@
+"""The int8 Conv2d, registered with core's quantization registry when ``tinytorch.vision`` is imported.
+
+A convolution is im2col + one GEMM (``functional.conv2d``), so its quantized form is the same
+im2col on the quantized image followed by core's exact integer GEMM (`int_mm`) and the shared
+dequantization of `QuantizedGEMM`: the input is quantized once in NHWC (before im2col, so the
+kh·kw copies move no more bytes than the float layer's) into the centred integers q - z, so the
+zero padding is 0 as in the float layer (it stands for 0.0), and the weight is a
+(Cout, kh·kw·Cin) matrix in im2col's column order with a scale per output channel.
+
+>>> import numpy as np
+>>> from tinytorch.core import Tensor
+>>> from tinytorch.core.quantization import quantize_dynamic
+>>> from tinytorch.vision import Conv2d
+>>> conv = Conv2d(3, 8, 3, padding=1)
+>>> qconv = quantize_dynamic(conv, {Conv2d})
+>>> x = Tensor(np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32))
+>>> type(qconv).__name__, bool(np.abs(qconv(x).numpy() - conv(x).numpy()).max() < 0.05)
+('QuantizedConv2d', True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch.core import Tensor
+from tinytorch.core.quantization import QuantizedGEMM, register_quantized_module
+from tinytorch.core.quantization.observers import ObserverBase
+
+from .functional import _im2col, _nchw, _nhwc, _out_size
+from .layers import Conv2d
+
+
+class QuantizedConv2d(QuantizedGEMM):
+    """Conv2d in int8 (groups 1, zero padding): im2col of the quantized input, then `int_mm`.
+
+    Build it with `from_float` (what ``convert`` and ``quantize_dynamic`` do).
+
+    Shape: (N, Cin, H, W) -> (N, Cout, Ho, Wo), as the float layer.
+
+    >>> conv = Conv2d(4, 6, 3, stride=2, padding=1, bias=False)
+    >>> QuantizedConv2d.from_float(conv)
+    QuantizedConv2d(4, 6, kernel_size=(3, 3), stride=(2, 2), padding=[(1, 1), (1, 1)], int8 weights, dynamic)
+    """
+
+    def __init__(self, conv: Conv2d, weight_observer: ObserverBase | None = None,
+                 input_observer: ObserverBase | None = None):
+        cout, cin, kh, kw = conv.weight.shape
+        # (Cout, Cin, kh, kw) -> (Cout, kh·kw·Cin): im2col's (i, j, c) column order
+        matrix = conv.weight.data.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)
+        super().__init__(matrix, None if conv.bias is None else conv.bias.data, weight_observer, input_observer)
+        self.in_channels, self.out_channels, self.kernel_size = cin, cout, (kh, kw)
+        self.stride, self.dilation = conv.stride, conv.dilation
+        self.padding = [tuple(p) for p in conv._mode_padding]
+
+    @classmethod
+    def from_float(cls, layer: Conv2d, weight_observer: ObserverBase | None = None,
+                   input_observer: ObserverBase | None = None) -> QuantizedConv2d:
+        """The quantized copy of a float ``Conv2d`` (static with a calibrated ``input_observer``,
+        dynamic without).
+
+        >>> QuantizedConv2d.from_float(Conv2d(4, 4, 3, groups=2))
+        Traceback (most recent call last):
+            ...
+        ValueError: QuantizedConv2d: groups must be 1, got 2
+        """
+        if not isinstance(layer, Conv2d):
+            raise TypeError(f"QuantizedConv2d.from_float: layer must be a Conv2d, got {type(layer).__name__}")
+        if layer.groups != 1:
+            raise ValueError(f"QuantizedConv2d: groups must be 1, got {layer.groups}")
+        if layer.padding_mode != "zeros":
+            raise ValueError(f"QuantizedConv2d: padding_mode must be 'zeros', got {layer.padding_mode!r}")
+        return cls(layer, weight_observer, input_observer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(f"QuantizedConv2d expected input (N, {self.in_channels}, H, W), got {got}")
+        n, _, h, w = x.shape
+        (kh, kw), ((pt, pb), (pl, pr)) = self.kernel_size, self.padding
+        q, scale, bound = self.quantize_input(_nhwc(x.data))  # (N, H, W, Cin): q - z in float32
+        if pt or pb or pl or pr:
+            q = np.pad(q, ((0, 0), (pt, pb), (pl, pr), (0, 0)))  # centred: 0.0 is the integer 0
+        ho = _out_size(h + pt + pb, kh, self.stride[0], 0, self.dilation[0])
+        wo = _out_size(w + pl + pr, kw, self.stride[1], 0, self.dilation[1])
+        if ho <= 0 or wo <= 0:
+            raise ValueError(f"QuantizedConv2d: input {h}x{w} is smaller than the dilated kernel")
+        cols = _im2col(q, (kh, kw), (ho, wo), self.stride, self.dilation)  # (N·Ho·Wo, kh·kw·Cin)
+        out = self.dequantize_output(self.integer_gemm(cols, bound), scale)  # (N·Ho·Wo, Cout)
+        return Tensor(_nchw(out.reshape(n, ho, wo, self.out_channels)))
+
+    def extra_repr(self) -> str:
+        mode = "dynamic" if self.dynamic else f"static, input scale={float(self.input_scale.data):.4g}"
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, int8 weights, {mode}")
+
+
+register_quantized_module(Conv2d, QuantizedConv2d)
+
+__all__ = ["QuantizedConv2d"]
