@@ -279,9 +279,10 @@ class KLDivFunction(Function, op="kl_div"):
             log_p = target
         else:
             p = target
-            with np.errstate(divide="ignore"):  # log 0 = -inf, multiplied by p = 0 below
+            with np.errstate(divide="ignore"):  # log 0 = -inf, where p = 0 contributes 0 below
                 log_p = np.log(target)
-        pointwise = p * (log_p - x)
+        with np.errstate(invalid="ignore"):
+            pointwise = p * (log_p - x)
         if not log_target:
             pointwise = np.where(p > 0, pointwise, pointwise.dtype.type(0))
         self.p, self.log_p, self.x = p, log_p, x
