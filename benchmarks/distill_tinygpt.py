@@ -29,12 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _common import emit
 
 from tinytorch.core.data import DataLoader
 from tinytorch.core.training import Trainer
 from tinytorch.language.data import TokenWindows, load_shakespeare, split_tokens
-from tinytorch.language.training import load_checkpoint, lm_loss
+from tinytorch.language.training import lm_loss, load_checkpoint
 
 TITO = [sys.executable, "-m", "tito"]
 
@@ -85,8 +86,6 @@ def main() -> None:
     # the teacher's loss on the same validation split, read the same way the runs read it
     text = load_shakespeare()
     _, val_tokens = split_tokens(tokenizer.encode(text), val_fraction)
-    import numpy as np
-
     val_loader = DataLoader(TokenWindows(np.asarray(val_tokens, dtype=np.int64), tc.max_seq_len), batch_size=batch)
     teacher_val = Trainer(teacher, None, lm_loss, progress=False).evaluate(val_loader)["loss"]
 

@@ -371,8 +371,8 @@ def distill(ctx, teacher, student_path, text_path, d_model, heads, layers, conte
     cross-entropy, comparable with `tito language train` of the same size:
       tito language distill --teacher checkpoints/tinygpt.safetensors --time-budget 300
     """
-    from tinytorch.core import manual_seed, set_num_threads
     from tinytorch.core import io as core_io
+    from tinytorch.core import manual_seed, set_num_threads
     from tinytorch.core.threads import training_threads
 
     from .model import TinyGPT
