@@ -85,12 +85,15 @@ def test_student_with_another_vocabulary_is_refused(teacher, tmp_path):
     assert result.exit_code == 2
     line = _one_error_line(result)
     assert "has another vocabulary than --teacher" in line and "CharTokenizer with" in line
+    result, _ = _invoke("distill", "--teacher", teacher, "--student", other, "--d-model", "8",
+                        "--out", tmp_path / "s.safetensors", *RUN)
+    assert result.exit_code == 2 and "--d-model cannot be combined with --student" in _one_error_line(result)
 
 
 @pytest.mark.parametrize("option,value,message", [
     ("--temperature", "0", "--temperature"), ("--temperature", "nan", "--temperature"),
     ("--temperature", "-2", "--temperature"), ("--alpha", "1.5", "--alpha"), ("--alpha", "-0.1", "--alpha"),
-    ("--context", "17", "longer than the teacher's context (16 positions)"),
+    ("--context", "17", "the student's context 17 is longer than the teacher's (16 positions)"),
     ("--heads", "3", "d_model 8 is not divisible by its 3 heads"),
 ])
 def test_bad_options_are_one_line_and_non_zero(teacher, tmp_path, option, value, message):

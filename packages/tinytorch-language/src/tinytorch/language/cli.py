@@ -383,7 +383,7 @@ def distill(ctx, teacher, student_path, text_path, d_model, heads, layers, conte
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--threads") from None
     if student_path is not None:
-        _refuse_with(ctx, "--student", d_model=d_model, heads=heads, layers=layers, context=context)
+        _refuse_with(ctx, "--student", d_model=d_model, heads=heads, layers=layers, context=context, dropout=dropout)
     _check_generation_fits(sample, "--sample")
     check_outputs({"--out": out}, {"--teacher": teacher, "--student": student_path, "--text": text_path})
     core_io.check_destination(out, what="--out")
@@ -410,8 +410,8 @@ def distill(ctx, teacher, student_path, text_path, d_model, heads, layers, conte
             raise click.BadParameter(f"the student's d_model {d_model} is not divisible by its {heads} heads",
                                      param_hint=flag)
     if context > tc.max_seq_len:
-        raise click.BadParameter(f"{context} is longer than the teacher's context ({tc.max_seq_len} positions)",
-                                 param_hint="--context")
+        raise click.BadParameter(f"the student's context {context} is longer than the teacher's "
+                                 f"({tc.max_seq_len} positions)", param_hint="--student" if student_path else "--context")
     batch_size = batch_size if batch_size is not None else run.get("batch_size", SMALL_RECIPE["batch_size"])
     lr = lr if lr is not None else run.get("lr", SMALL_RECIPE["lr"])
     val_fraction = val_fraction if val_fraction is not None else run.get("val_fraction")
