@@ -15,7 +15,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function, is_grad_enabled
-from .checks import is_int
+from .checks import check_real, is_int, is_real
 from .ops import (
     ConcatFunction,
     GELUFunction,
@@ -260,6 +260,154 @@ def mse_loss(prediction: Tensor, target: Any, reduction: str = "mean") -> Tensor
     if reduction == "none":
         return sq
     return sq.mean() if reduction == "mean" else sq.sum()
+
+
+class KLDivFunction(Function, op="kl_div"):
+    """Pointwise KL divergence as ``torch.nn.functional.kl_div``: ``input`` holds log-probabilities.
+
+    With p the target's probabilities (``target``, or ``exp(target)`` when ``log_target``):
+
+        l = p·(log p - input)      dl/dinput = -p      dl/dtarget = p·(log p - input + 1)·(dp/dtarget)/p
+
+    so dl/dtarget is (log p - input + 1) for probabilities and p·(target - input + 1) for
+    log-probabilities. A zero probability contributes 0 (x·log x → 0), as in PyTorch.
+    """
+
+    def forward(self, x, target, reduction="mean", log_target=False):
+        if log_target:
+            p = np.exp(target)
+            log_p = target
+        else:
+            p = target
+            with np.errstate(divide="ignore"):  # log 0 = -inf, where p = 0 contributes 0 below
+                log_p = np.log(target)
+        with np.errstate(invalid="ignore"):
+            pointwise = p * (log_p - x)
+        if not log_target:
+            pointwise = np.where(p > 0, pointwise, pointwise.dtype.type(0))
+        self.p, self.log_p, self.x = p, log_p, x
+        self.shape, self.reduction, self.log_target = pointwise.shape, reduction, log_target
+        if reduction == "none":
+            return pointwise
+        total = np.add.reduce(pointwise, axis=None)
+        if reduction == "sum":
+            return np.asarray(total, dtype=pointwise.dtype)
+        count = pointwise.size if reduction == "mean" else pointwise.shape[0]
+        return np.asarray(total / count, dtype=pointwise.dtype)
+
+    def backward(self, grad):
+        if self.reduction == "none":
+            scale = grad
+        else:
+            count = {"sum": 1, "mean": self.p.size, "batchmean": self.shape[0]}[self.reduction]
+            scale = grad / count
+        need_x, need_target = self.needs_input_grad
+        grad_x = -self.p * scale if need_x else None
+        grad_target = None
+        if need_target:
+            slope = self.log_p - self.x + 1
+            grad_target = (self.p * slope if self.log_target else slope) * scale
+        return grad_x, grad_target
+
+
+def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence KL(target ‖ input), as ``torch.nn.functional.kl_div``.
+
+    As in PyTorch, ``input`` holds log-probabilities (e.g. from ``log_softmax``) and ``target``
+    probabilities, or log-probabilities with ``log_target=True`` (more precise for small ones).
+    Pointwise, ``target·(log target - input)``; the two broadcast. Only ``reduction="batchmean"``
+    (sum over everything divided by the batch size, ``input.shape[0]``) is the KL divergence per
+    sample that the maths means; ``"mean"`` (PyTorch's default, kept for compatibility) divides
+    by the number of elements instead, which also divides by the number of classes.
+
+    Args:
+        input: log-probabilities, any shape (rows of a distribution on the last axis, usually).
+        target: probabilities (or log-probabilities with ``log_target``); a Tensor or array,
+            broadcastable with ``input``.
+        reduction: ``"batchmean"``, ``"sum"``, ``"mean"`` or ``"none"`` (pointwise).
+        log_target: whether ``target`` holds log-probabilities.
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor
+    >>> p = np.array([[0.5, 0.5]])
+    >>> q = Tensor(np.log(np.array([[0.25, 0.75]])))
+    >>> round(kl_div(q, p, reduction="batchmean").item(), 6)   # 0.5·log(0.5/0.25) + 0.5·log(0.5/0.75)
+    0.143841
+    """
+    if reduction not in ("none", "batchmean", "sum", "mean"):
+        raise ValueError(f"kl_div: reduction must be 'batchmean', 'sum', 'mean' or 'none', got {reduction!r}")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"kl_div: input must be a Tensor of log-probabilities, got {type(input).__name__}")
+    if not isinstance(target, Tensor):
+        target = Tensor._from_op(np.asarray(target, dtype=input.dtype), None)
+    try:
+        shape = np.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ValueError(f"kl_div: input {tuple(input.shape)} and target {tuple(target.shape)} do not "
+                         "broadcast") from None
+    if reduction == "batchmean" and len(shape) == 0:
+        raise ValueError("kl_div: reduction='batchmean' divides by the batch size, input.shape[0], "
+                         "but input is a scalar")
+    return KLDivFunction.apply(input, target, reduction=reduction, log_target=bool(log_target))
+
+
+def check_distillation(owner: str, temperature: Any, alpha: Any) -> tuple[float, float]:
+    """(temperature, alpha) as floats if temperature is a finite number > 0 and alpha one in
+    [0, 1], else a ``ValueError`` naming ``owner``, the argument and the value.
+
+    >>> check_distillation("DistillationLoss", 0, 0.5)
+    Traceback (most recent call last):
+        ...
+    ValueError: DistillationLoss: temperature must be a finite number > 0, got 0
+    """
+    if not is_real(temperature) or not 0 < temperature < math.inf:
+        raise ValueError(f"{owner}: temperature must be a finite number > 0, got {temperature!r}")
+    return float(temperature), check_real(owner, "alpha", alpha, minimum=0.0, maximum=1.0)
+
+
+def distillation_loss(student_logits: Tensor, teacher_logits: Any, target: Any, temperature: float = 2.0,
+                      alpha: float = 0.5, ignore_index: int = -100) -> Tensor:
+    """Knowledge distillation (Hinton, Vinyals & Dean, 2015): match the teacher's softened
+    distribution and the labels at once.
+
+        alpha·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 - alpha)·cross_entropy(student, target)
+
+    A temperature T > 1 flattens both distributions, so the student also learns how the teacher
+    ranks the wrong classes (its "dark knowledge"). The soft term's gradient scales as 1/T², so
+    it is multiplied by T² to keep both terms' gradients comparable whatever T is. The KL is
+    averaged over positions (rows of the last axis), like the cross-entropy. The teacher's logits
+    are a constant target: no gradient flows into them.
+
+    Args:
+        student_logits: (..., C) the student's scores.
+        teacher_logits: (..., C) the teacher's scores for the same inputs (Tensor or array).
+        target: (...) integer labels for the hard term.
+        temperature: T > 0 (1: the plain distributions).
+        alpha: weight of the soft term in [0, 1] (0: cross-entropy only, 1: KL only).
+        ignore_index: labels equal to this are left out of the cross-entropy (not the KL).
+
+    >>> import numpy as np
+    >>> from tinytorch.core import Tensor
+    >>> logits = Tensor(np.array([[2.0, 0.0]]))
+    >>> round(distillation_loss(logits, logits, [0], temperature=4.0, alpha=1.0).item(), 6)  # same logits: KL 0
+    0.0
+    """
+    temperature, alpha = check_distillation("distillation_loss", temperature, alpha)
+    if not isinstance(student_logits, Tensor):
+        raise TypeError(f"distillation_loss: student_logits must be a Tensor, got {type(student_logits).__name__}")
+    teacher = teacher_logits.data if isinstance(teacher_logits, Tensor) else np.asarray(teacher_logits)
+    if teacher.shape != student_logits.shape:
+        raise ValueError(f"distillation_loss: teacher logits {tuple(teacher.shape)} and student logits "
+                         f"{tuple(student_logits.shape)} differ in shape (the two models must share the "
+                         f"vocabulary/classes and see the same inputs)")
+    classes = student_logits.shape[-1]
+    t = student_logits.dtype.type(temperature)
+    soft_target = kernels.log_softmax(teacher.astype(student_logits.dtype, copy=False) / t, axis=-1)
+    soft_student = log_softmax(student_logits / temperature, axis=-1)
+    soft = kl_div(soft_student.reshape(-1, classes), soft_target.reshape(-1, classes),
+                  reduction="batchmean", log_target=True)
+    hard = cross_entropy(student_logits, target, ignore_index=ignore_index)
+    return soft * (alpha * temperature**2) + hard * (1 - alpha)
 
 
 # ---------------------------------------------------------------------------------- layer norm
@@ -793,7 +941,8 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 
 __all__ = [
-    "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "layer_norm",
+    "linear", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "kl_div", "distillation_loss",
+    "layer_norm",
     "batch_norm", "group_norm", "rms_norm", "dropout", "embedding", "relu", "gelu", "sigmoid", "tanh", "concat", "cat", "stack", "where",
     "is_grad_enabled",
 ]

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from . import distributed as dist
+from . import functional as F
 from . import io
 from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
@@ -185,6 +186,73 @@ class _Meter:
         return {k: v / self.rows for k, v in self.sums.items()} if self.rows else {}
 
 
+class Distiller:
+    """Knowledge distillation through the ``Trainer``: the loss of a student that imitates a teacher.
+
+    Give it to the ``Trainer`` as ``loss_fn`` with the student as the model. In every training
+    step it runs the teacher on the step's inputs, in eval mode and under ``no_grad`` (no graph,
+    so no teacher parameter ever gets a gradient and the optimizer, which holds the student's
+    parameters only, never changes it), and returns
+    ``functional.distillation_loss(student_logits, teacher_logits, targets, temperature, alpha)``.
+    Evaluation calls it without inputs and gets the plain cross-entropy on the labels, so a
+    distilled student's ``val_loss`` compares directly with that of the same student trained
+    alone. The training ``loss`` in the history is the distillation loss.
+
+    Args:
+        teacher: the trained model; its outputs must have the student's shape (same classes or
+            vocabulary, same inputs).
+        temperature: T > 0 of ``functional.distillation_loss`` (softens both distributions).
+        alpha: weight of the soft (teacher) term in [0, 1]; 1 - alpha weighs the labels.
+        ignore_index: labels equal to this are left out of the cross-entropy.
+
+    >>> import numpy as np
+    >>> from tinytorch.core import nn, optim, data
+    >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    >>> y = (x[:, 0] > 0).astype(np.int64)
+    >>> teacher = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
+    >>> student = nn.Linear(2, 2)
+    >>> trainer = Trainer(student, optim.Adam(student.parameters(), lr=0.05),
+    ...                   Distiller(teacher, temperature=2.0, alpha=0.5), progress=False)
+    >>> history = trainer.fit(data.DataLoader(data.TensorDataset(x, y), batch_size=16), max_steps=4)
+    >>> history.stop_reason, teacher.training, teacher[0].weight.grad is None
+    ('steps', False, True)
+    """
+
+    takes_inputs = True
+
+    def __init__(self, teacher: Module, temperature: float = 2.0, alpha: float = 0.5, ignore_index: int = -100):
+        if not isinstance(teacher, Module):
+            raise TypeError(f"Distiller: teacher must be a Module, got {type(teacher).__name__}")
+        from .nn.loss import DistillationLoss
+
+        self.loss = DistillationLoss(temperature, alpha, ignore_index)
+        self.teacher = teacher.eval()
+
+    @property
+    def temperature(self) -> float:
+        return self.loss.temperature
+
+    @property
+    def alpha(self) -> float:
+        return self.loss.alpha
+
+    def teacher_logits(self, inputs: Any) -> Tensor:
+        """The teacher's outputs for ``inputs``: eval mode, no graph."""
+        if self.teacher.training:  # someone called train() on it: dropout would add noise to the target
+            self.teacher.eval()
+        with no_grad():
+            return self.teacher(inputs)
+
+    def __call__(self, outputs: Tensor, targets: Any, inputs: Any = None) -> Tensor:
+        if inputs is None:  # evaluation: the task's own loss
+            return F.cross_entropy(outputs, targets, ignore_index=self.loss.ignore_index)
+        return self.loss(outputs, self.teacher_logits(inputs), targets)
+
+    def __repr__(self) -> str:
+        return (f"Distiller(teacher={type(self.teacher).__name__}, temperature={self.temperature:g}, "
+                f"alpha={self.alpha:g})")
+
+
 class Trainer:
     """Train and evaluate a model, step by step.
 
@@ -192,6 +260,9 @@ class Trainer:
         model: a ``Module``; ``model(inputs)`` returns outputs for ``loss_fn(outputs, targets)``.
         optimizer: an optimizer over the model's parameters.
         loss_fn: maps (outputs, targets) to a scalar Tensor, e.g. ``nn.CrossEntropyLoss()``.
+            A loss whose ``takes_inputs`` attribute is true (a ``Distiller``) is called as
+            ``loss_fn(outputs, targets, inputs)`` in training steps; evaluation always calls
+            ``loss_fn(outputs, targets)``.
         metrics: name -> fn(outputs, targets) -> float, averaged over batches weighted by size.
         callbacks: ``Callback`` instances (``EarlyStopping``, ``ModelCheckpoint``, ...).
         scheduler: an LR scheduler from ``tinytorch.core.optim.lr_scheduler``, stepped after
@@ -289,7 +360,10 @@ class Trainer:
                 not taken, so the weights are those of the previous step.
         """
         outputs = self._forward_model(inputs)
-        loss = self.loss_fn(outputs, targets)
+        if getattr(self.loss_fn, "takes_inputs", False):  # a Distiller runs its teacher on the inputs
+            loss = self.loss_fn(outputs, targets, inputs)
+        else:
+            loss = self.loss_fn(outputs, targets)
         value = float(loss.item())
         if dist.is_distributed():  # the mean over the ranks' equal shares; every rank agrees on a nan
             # and on a termination signal that any rank received: all of them stop at this step
@@ -761,6 +835,6 @@ class Trainer:
 
 
 __all__ = [
-    "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "ProgressBar", "NonFiniteLossError",
+    "Trainer", "Distiller", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "ProgressBar", "NonFiniteLossError",
     "accuracy", "STOP_REASONS",
 ]

@@ -1,4 +1,5 @@
-"""`tito language`: train a TinyGPT, generate from a checkpoint, train or apply a tokenizer.
+"""`tito language`: train a TinyGPT, distil one into a smaller one, generate from a checkpoint,
+train or apply a tokenizer.
 
 Loaded by tito only when invoked (it may import click and rich, which tito brings).
 """
@@ -269,11 +270,19 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
                    f"{n_threads} BLAS thread(s)" + (f" on each of {dist.get_world_size()} ranks"
                                                      if dist.is_distributed() else "")
                    + (f"; time budget {time_budget:g} s, warmup and LR schedule fitted to it" if time_budget else ""))
+    _fit_and_report(ctx, lm, text, out, resume=resume, seed=seed, sample=sample, as_json=as_json,
+                    threads=n_threads, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seq_len=seq_len,
+                    lr=lr, warmup=warmup, val_fraction=val_fraction, eval_every=eval_every,
+                    eval_batches=eval_batches or 20, time_budget=time_budget)
+
+
+def _fit_and_report(ctx, lm, text: str, out: str, *, resume: str | None, seed: int | None, sample: int,
+                    as_json: bool, threads: int, extra: dict | None = None, resumable: bool = True,
+                    **fit_args) -> dict:
+    """Run ``lm.fit`` (checkpoints to ``out``), then print the result (a summary, a sample, or JSON)
+    and exit non-zero if training was interrupted or diverged: `train` and `distill` alike."""
     start = time.perf_counter()
-    history = lm.fit(text, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                     seq_len=seq_len, lr=lr, warmup=warmup,
-                     val_fraction=val_fraction, eval_every=eval_every, eval_batches=eval_batches or 20,
-                     time_budget=time_budget, checkpoint=out, resume=resume, seed=seed)
+    history = lm.fit(text, checkpoint=out, resume=resume, seed=seed, **fit_args)
     elapsed = time.perf_counter() - start
     last = history.evals[-1] if history.evals else {}
     saved_step = _checkpoint_step(out)
@@ -285,7 +294,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         "val_perplexity": last.get("val_perplexity"), "tokens_per_sec": last.get("tokens_per_sec"),
         "settings": {k: lm.train_config.get(k) for k in ("batch_size", "seq_len", "lr", "warmup",
                                                          "warmup_fraction", "val_fraction", "seed")},
-        "threads": n_threads,
+        "threads": threads, **(extra or {}),
     }
     failed = history.stop_reason in ("non_finite", "interrupted")
     if sample and not failed:
@@ -298,11 +307,144 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     if as_json:
         click.echo(json.dumps(result))
     else:
-        _report(result, elapsed, resume)
+        _report(result, elapsed, resume, resumable)
     if history.stop_reason == "interrupted":
         ctx.exit(130)
     if history.stop_reason == "non_finite":
         ctx.exit(1)
+    return result
+
+
+DEFAULT_DISTILL_OUT = "checkpoints/tinygpt_distilled.safetensors"
+
+
+@language.command()
+@click.option("--teacher", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The trained model to imitate: a checkpoint written by `tito language train`.")
+@click.option("--student", "student_path", type=click.Path(exists=True, dir_okay=False),
+              help="Start the student from this checkpoint instead of a new model (its tokenizer must be "
+                   "the teacher's).")
+@click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False),
+              help="UTF-8 training text (default: the packaged Tiny Shakespeare).")
+@click.option("--d-model", type=WholeNumber(min=1), help="Student width [default: half the teacher's].")
+@click.option("--heads", type=WholeNumber(min=1), help="Student attention heads [default: the teacher's].")
+@click.option("--layers", type=WholeNumber(min=1), help="Student Transformer blocks [default: the teacher's].")
+@click.option("--context", type=WholeNumber(min=1),
+              help="Student context (at most the teacher's) [default: the teacher's].")
+@click.option("--dropout", default=0.0, show_default=True, type=FiniteFloat(0, 1, max_open=True))
+@click.option("--temperature", default=2.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
+              help="Divides both models' logits before the softmax; above 1 the student also learns how the "
+                   "teacher ranks the unlikely tokens.")
+@click.option("--alpha", default=0.5, show_default=True, type=FiniteFloat(0, 1),
+              help="Weight of the teacher's soft targets (times T²); 1 - alpha weighs the text's next tokens.")
+@click.option("--batch-size", type=WholeNumber(min=1), help="Sequences per step [default: the teacher's run's].")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Peak learning rate [default: the teacher's run's].")
+@click.option("--warmup", type=click.IntRange(min=0),
+              help="Warmup steps [default: 5% of the run, which scales with a time budget].")
+@click.option("--max-steps", type=click.IntRange(min=1),
+              help=f"Optimizer steps (default {DEFAULT_MAX_STEPS} unless --epochs or --time-budget is given).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training tokens.")
+@click.option("--time-budget", type=FiniteFloat(min=0, min_open=True),
+              help="Seconds for the whole run, teacher forwards, final evaluation and checkpoint included.")
+@click.option("--val-fraction", type=FiniteFloat(0, 1, max_open=True),
+              help="Held-out share [default: the teacher's run's, so the teacher never saw the validation text].")
+@click.option("--eval-every", type=click.IntRange(min=1), help="Steps between evaluations [default: 250].")
+@click.option("--eval-batches", type=click.IntRange(min=1),
+              help="Validation batches per periodic evaluation [default: 20]; the final one uses all.")
+@click.option("--out", default=DEFAULT_DISTILL_OUT, show_default=True, type=click.Path(dir_okay=False),
+              help="The student's checkpoint, written after every evaluation.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the student's weights and the data order [default: 0].")
+@click.option("--threads", default="auto", show_default=True,
+              help="BLAS threads: a number, or 'auto' (one per physical core).")
+@click.option("--sample", default=200, show_default=True, type=WholeNumber(min=0),
+              help="Characters/tokens to generate after training (0: none).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
+@click.pass_context
+def distill(ctx, teacher, student_path, text_path, d_model, heads, layers, context, dropout, temperature, alpha,
+            batch_size, lr, warmup, max_steps, epochs, time_budget, val_fraction, eval_every, eval_batches, out,
+            seed, threads, sample, as_json) -> None:
+    """Distil a trained TinyGPT (--teacher) into a smaller one (Hinton et al.'s knowledge distillation).
+
+    \b
+    The student (half the teacher's width unless sized otherwise) learns from the text and from
+    the teacher's next-token distributions at --temperature; its validation loss is the plain
+    cross-entropy, comparable with `tito language train` of the same size:
+      tito language distill --teacher checkpoints/tinygpt.safetensors --time-budget 300
+    """
+    from tinytorch.core import io as core_io
+    from tinytorch.core import manual_seed, set_num_threads
+    from tinytorch.core.threads import training_threads
+
+    from .model import TinyGPT
+    from .training import LanguageModelTrainer, load_checkpoint
+
+    try:
+        n_threads = training_threads(threads)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--threads") from None
+    if student_path is not None:
+        _refuse_with(ctx, "--student", d_model=d_model, heads=heads, layers=layers, context=context, dropout=dropout)
+    _check_generation_fits(sample, "--sample")
+    check_outputs({"--out": out}, {"--teacher": teacher, "--student": student_path, "--text": text_path})
+    core_io.check_destination(out, what="--out")
+    teacher_model, tokenizer, teacher_meta = load_checkpoint(teacher)
+    tc = teacher_model.config
+    run = (teacher_meta.get("tinytorch.language") or {}).get("train") or {}
+    if student_path is not None:
+        student, student_tokenizer, _ = load_checkpoint(student_path)
+        student.train()
+        if student_tokenizer.to_dict() != tokenizer.to_dict():
+            raise click.UsageError(
+                f"--student {student_path} has another vocabulary than --teacher {teacher}: "
+                f"{type(student_tokenizer).__name__} with {student_tokenizer.vocab_size} ids against "
+                f"{type(tokenizer).__name__} with {tokenizer.vocab_size} ids; distillation compares the two "
+                "models' distributions over the same token ids")
+        context = student.config.max_seq_len
+    else:
+        d_model = d_model if d_model is not None else max(1, tc.d_model // 2)
+        heads = heads if heads is not None else tc.num_heads
+        layers = layers if layers is not None else tc.num_layers
+        context = context if context is not None else tc.max_seq_len
+        if d_model % heads:
+            flag = "--heads" if given_on_command_line(ctx, "heads") else "--d-model"
+            raise click.BadParameter(f"the student's d_model {d_model} is not divisible by its {heads} heads",
+                                     param_hint=flag)
+    if context > tc.max_seq_len:
+        raise click.BadParameter(f"the student's context {context} is longer than the teacher's "
+                                 f"({tc.max_seq_len} positions)", param_hint="--student" if student_path else "--context")
+    batch_size = batch_size if batch_size is not None else run.get("batch_size", SMALL_RECIPE["batch_size"])
+    lr = lr if lr is not None else run.get("lr", SMALL_RECIPE["lr"])
+    val_fraction = val_fraction if val_fraction is not None else run.get("val_fraction")
+    if student_path is None:
+        _check_training_fits(ctx, "char", {"vocab_size": tc.vocab_size, "d_model": d_model, "heads": heads,
+                                           "layers": layers, "context": context, "batch_size": batch_size})
+    set_num_threads(n_threads)
+    text, source = _read_text(text_path)
+    seed = 0 if seed is None else seed
+    manual_seed(seed)  # after loading the teacher: the same seed gives `train`'s initial weights
+    if student_path is None:
+        student = TinyGPT(tc.vocab_size, d_model, heads, layers, context, dropout)
+    if max_steps is None and epochs is None and time_budget is None:
+        max_steps = DEFAULT_MAX_STEPS
+    lm = LanguageModelTrainer(student, tokenizer, progress=False if as_json else ("auto" if _tty() else "lines"),
+                              on_nonfinite="stop", teacher=teacher_model, temperature=temperature, alpha=alpha)
+    if not as_json:
+        c = student.config
+        click.echo(f"{source}: {len(text):,} characters -> {type(tokenizer).__name__} ({tokenizer.vocab_size} ids)")
+        click.echo(f"teacher {teacher}: {teacher_model.num_parameters():,} parameters (d_model {tc.d_model}, "
+                   f"{tc.num_heads} heads, {tc.num_layers} layers, context {tc.max_seq_len})")
+        click.echo(f"student: {student.num_parameters():,} parameters (d_model {c.d_model}, {c.num_heads} heads, "
+                   f"{c.num_layers} layers, context {c.max_seq_len}); temperature {temperature:g}, alpha {alpha:g}; "
+                   f"{n_threads} BLAS thread(s)"
+                   + (f"; time budget {time_budget:g} s, warmup and LR schedule fitted to it" if time_budget else ""))
+    _fit_and_report(ctx, lm, text, out, resume=None, seed=seed, sample=sample, as_json=as_json,
+                    threads=n_threads, resumable=False,
+                    extra={"teacher": str(teacher), "temperature": temperature, "alpha": alpha,
+                           "teacher_parameters": teacher_model.num_parameters(),
+                           "student_parameters": student.num_parameters()},
+                    epochs=epochs, max_steps=max_steps, batch_size=batch_size, seq_len=context, lr=lr,
+                    warmup=warmup, val_fraction=val_fraction, eval_every=eval_every,
+                    eval_batches=eval_batches or 20, time_budget=time_budget)
 
 
 def _refuse_with(ctx, option: str, resume: str | None = None, **params) -> None:
@@ -366,14 +508,14 @@ def _on_ranks() -> str:
     return f" --nproc {dist.get_world_size()}" if dist.is_distributed() else ""
 
 
-def _report(result: dict, elapsed: float, resume: str | None) -> None:
+def _report(result: dict, elapsed: float, resume: str | None, resumable: bool = True) -> None:
     out, reason = result["checkpoint"], result["stop_reason"]
     if reason == "interrupted":
         where = (f"the last checkpoint (step {result['checkpoint_step']}) is {out}"
                  if result["checkpoint_step"] is not None else "no checkpoint was written yet")
         click.echo(f"interrupted at step {result['steps']}; {where}"
                    + (f"; continue with: tito language train --resume {out}{_on_ranks()}"
-                      if result["checkpoint_step"] else ""))
+                      if result["checkpoint_step"] and resumable else ""))
         return
     if reason == "non_finite":
         where = (f"the last good checkpoint (step {result['checkpoint_step']}) at {out} is unchanged"

@@ -43,7 +43,7 @@ from tinytorch.core.quantization.serialization import (
     save_quantized,
 )
 from tinytorch.core.random import get_rng
-from tinytorch.core.training import History, Trainer
+from tinytorch.core.training import Distiller, History, Trainer
 
 from .checkpoint_checks import check_config_against_shapes, check_vocab_sizes
 from .data import TokenWindows, split_tokens
@@ -120,6 +120,13 @@ class LanguageModelTrainer:
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
         progress: core's progress display: ``"auto"``, True, ``"lines"`` or False.
         on_nonfinite: ``"raise"`` or ``"stop"`` (see core's ``Trainer``).
+        teacher: a trained TinyGPT with the same vocabulary to distil into ``model``: each step's
+            loss becomes core's ``distillation_loss`` of the teacher's next-token logits (see
+            core's ``training.Distiller``); the teacher runs in eval mode without gradients and
+            is never changed. Validation stays the plain cross-entropy, comparable with a model
+            trained alone.
+        temperature: with ``teacher``: softens both distributions (T > 0; T² rescales the soft term).
+        alpha: with ``teacher``: weight of the teacher's term in [0, 1]; 1 - alpha weighs the text.
 
     >>> from tinytorch.language import CharTokenizer
     >>> tok = CharTokenizer().fit("abc ")
@@ -132,11 +139,21 @@ class LanguageModelTrainer:
 
     def __init__(self, model: TinyGPT, tokenizer: Tokenizer, weight_decay: float = 0.1,
                  betas: tuple[float, float] = (0.9, 0.99), grad_clip: float | None = 1.0,
-                 min_lr_ratio: float = 0.1, progress: bool | str = False, on_nonfinite: str = "raise"):
+                 min_lr_ratio: float = 0.1, progress: bool | str = False, on_nonfinite: str = "raise",
+                 teacher: TinyGPT | None = None, temperature: float = 2.0, alpha: float = 0.5):
         if not isinstance(model, TinyGPT):
             raise TypeError(f"LanguageModelTrainer: model must be a TinyGPT, got {type(model).__name__}")
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(f"LanguageModelTrainer: tokenizer must be a Tokenizer, got {type(tokenizer).__name__}")
+        self.distiller: Distiller | None = None
+        if teacher is not None:
+            if not isinstance(teacher, TinyGPT):
+                raise TypeError(f"LanguageModelTrainer: teacher must be a TinyGPT, got {type(teacher).__name__}")
+            if teacher.config.vocab_size != model.config.vocab_size:
+                raise ValueError(f"LanguageModelTrainer: the teacher's vocab_size is {teacher.config.vocab_size} "
+                                 f"but the student's is {model.config.vocab_size}; distillation needs the same "
+                                 "vocabulary (the same tokenizer)")
+            self.distiller = Distiller(teacher, temperature, alpha)
         self.model, self.tokenizer = model, tokenizer
         self.weight_decay, self.betas, self.grad_clip = weight_decay, betas, grad_clip
         self.min_lr_ratio, self.progress, self.on_nonfinite = min_lr_ratio, progress, on_nonfinite
@@ -233,6 +250,9 @@ class LanguageModelTrainer:
         if settings["seq_len"] > self.model.config.max_seq_len:
             raise ValueError(f"fit: seq_len {settings['seq_len']} exceeds the model's max_seq_len="
                              f"{self.model.config.max_seq_len}")
+        if self.distiller is not None and settings["seq_len"] > self.distiller.teacher.config.max_seq_len:
+            raise ValueError(f"fit: seq_len {settings['seq_len']} exceeds the teacher's max_seq_len="
+                             f"{self.distiller.teacher.config.max_seq_len}")
         b, t = settings["batch_size"], settings["seq_len"]
         tokens = self._tokens(text)
         train_tokens, val_tokens = split_tokens(tokens, settings["val_fraction"])
@@ -257,10 +277,14 @@ class LanguageModelTrainer:
             limits = [n for n in ((epochs or (0 if max_steps else 1)) * len(loader), max_steps) if n]
             planned = min(limits)
         self.train_config = {**settings, "text_sha256": text_fingerprint(text)}
+        if self.distiller is not None:
+            self.train_config["distillation"] = {
+                "temperature": self.distiller.temperature, "alpha": self.distiller.alpha,
+                "teacher_config": self.distiller.teacher.config.to_dict()}
         callbacks: list[Callback] = [_Perplexity()]
         if checkpoint is not None:
             callbacks.append(ModelCheckpoint(checkpoint, metadata=self._metadata))
-        self.trainer = Trainer(self.model, optimizer, lm_loss, callbacks=callbacks, scheduler=scheduler,
+        self.trainer = Trainer(self.model, optimizer, self.distiller or lm_loss, callbacks=callbacks, scheduler=scheduler,
                                grad_clip=self.grad_clip, progress=self.progress, unit="tokens",
                                on_nonfinite=self.on_nonfinite,
                                count_units=lambda x: int(np.prod(x.shape)))

@@ -15,13 +15,13 @@ from .layers import (
     Linear,
     RMSNorm,
 )
-from .loss import CrossEntropyLoss, MSELoss
+from .loss import CrossEntropyLoss, DistillationLoss, KLDivLoss, MSELoss
 from .module import Module, Parameter
 from .summary import ModelSummary, summary
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Dense",
     "Embedding", "LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm1d", "Dropout", "Flatten",
-    "Identity", "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "init", "summary",
+    "Identity", "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "KLDivLoss", "DistillationLoss", "init", "summary",
     "ModelSummary",
 ]
