@@ -209,7 +209,7 @@ def test_page_code_runs(page: Path, tmp_path: Path):
 
 def test_every_tutorial_has_code_figures_and_the_quick_switch():
     tutorials = sorted((DOCS / "tutorials").glob("*.md"))
-    assert {p.stem for p in tutorials} == {"fashion-mnist-cnn", "shakespeare-gpt", "roofline", "distributed"}
+    assert {p.stem for p in tutorials} == {"fashion-mnist-cnn", "shakespeare-gpt", "roofline", "distributed", "optimize"}
     for page in tutorials:
         text = page.read_text(encoding="utf-8")
         first = hooks.python_blocks(text)[0][1]
