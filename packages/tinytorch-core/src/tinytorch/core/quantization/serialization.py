@@ -95,7 +95,8 @@ def register_scheme(cls: type) -> type:
     if not isinstance(name, str) or not name or missing:
         raise TypeError(f"register_scheme: {getattr(cls, '__name__', cls)!r} needs a string 'scheme' and the methods "
                         f"{', '.join(_PROTOCOL)} (missing: {', '.join(missing) or 'scheme'})")
-    if _SCHEMES.get(name, cls) is not cls:
+    held = _SCHEMES.get(name, cls)
+    if held is not cls and held.__qualname__ != cls.__qualname__:  # the same class imported again may replace itself
         raise ValueError(f"register_scheme: scheme {name!r} is already registered by {_SCHEMES[name].__name__}")
     _SCHEMES[name] = cls
     return cls
