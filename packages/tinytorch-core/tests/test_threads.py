@@ -3,7 +3,13 @@
 import pytest
 
 from tinytorch.core import get_num_threads, set_num_threads, threads
-from tinytorch.core.threads import physical_cores, thread_limit, training_threads
+from tinytorch.core.threads import (
+    choose_threads,
+    free_cores,
+    physical_cores,
+    thread_limit,
+    training_threads,
+)
 
 
 def test_set_and_get_round_trip():
@@ -43,9 +49,31 @@ def test_physical_cores_counts_each_core_once(tmp_path, monkeypatch):
     assert physical_cores() == 2
 
 
-def test_training_threads_ignore_the_load(monkeypatch):
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (50.0, 50.0, 50.0))
-    assert training_threads("auto") == physical_cores()
+def test_auto_threads_leave_the_cores_other_programs_hold(monkeypatch):
+    """A simulated contention probe: quiet, one of two CPUs held, everything held."""
+    monkeypatch.delenv("TINYTORCH_RANK_THREADS", raising=False)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_cpus", lambda: 2)
+    others = {"value": 0.05}
+    monkeypatch.setattr(threads, "measure_contention", lambda seconds: {"others_cores": others["value"]})
+    assert choose_threads("auto") == (2, None) and training_threads("auto") == 2
+    others["value"] = 0.98  # `python3 -c "while True: pass"` holds a core
+    n, note = choose_threads("auto")
+    assert n == 1 and "0.98 cores busy" in note and "--threads 2" in note
+    others["value"] = 0.3  # above CONTENDED_CORES: that CPU counts as taken
+    assert choose_threads("auto")[0] == 1
+    others["value"] = 5.0
+    assert choose_threads("auto")[0] == 1  # never fewer than one
+    others["value"] = None  # the probe could not read the counters: the hardware decides
+    assert choose_threads("auto") == (2, None)
+    assert choose_threads(2) == (2, None)  # a number is used as given, whatever the load
+    monkeypatch.setenv("TINYTORCH_RANK_THREADS", "1")  # a rank of `tito run`: its share
+    others["value"] = 0.0
+    assert choose_threads("auto") == (1, None)
+    assert free_cores(4, 8, 1.5) == 4 and free_cores(4, 4, 1.5) == 2 and free_cores(8, 8, 2.25) == 6
+
+
+def test_training_threads_parse_numbers():
     assert training_threads(3) == 3 and training_threads("2") == 2
     for bad in (0, "0", "x", -1, 1.5, True):
         with pytest.raises(ValueError, match="threads must be a positive integer or 'auto'"):
