@@ -94,3 +94,67 @@ def test_thread_limit_restores_the_previous_count():
         assert get_num_threads() == 2
     finally:
         set_num_threads(before)
+
+
+def _openblas_or_skip():
+    if get_num_threads() is None:
+        pytest.skip("NumPy is not linked against OpenBLAS here")
+
+
+def test_gemms_below_the_threading_size_do_not_depend_on_the_thread_count():
+    """The statement in tinytorch.core.threads: OpenBLAS runs M·N·K < OPENBLAS_THREADED_MNK on one
+    thread, so such products are bit-identical on 1 and 2 threads."""
+    import numpy as np
+
+    from tinytorch.core.threads import OPENBLAS_THREADED_MNK
+
+    _openblas_or_skip()
+    rng = np.random.default_rng(0)
+    before = get_num_threads()
+    shapes = [(m, k, n) for m in (1, 7, 32, 64, 100) for k in (16, 64, 200) for n in (3, 32, 128)
+              if m * k * n < OPENBLAS_THREADED_MNK]
+    shapes += [(40, 80, 81), (64, 64, 63)]  # just below the threshold
+    try:
+        for m, k, n in shapes:
+            for dtype in (np.float32, np.float64):
+                a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+                set_num_threads(1)
+                one = a @ b
+                set_num_threads(2)
+                assert (a @ b).tobytes() == one.tobytes(), (m, k, n, dtype)
+    finally:
+        set_num_threads(before)
+
+
+def _train_mlp(width: int, n_threads: int, steps: int = 6):
+    """A few AdamW steps of a 2-layer MLP with ``n_threads`` BLAS threads; the weights' bytes."""
+    import numpy as np
+
+    from tinytorch.core import Tensor, manual_seed, nn, optim
+    from tinytorch.core.data import DataLoader, TensorDataset
+    from tinytorch.core.training import Trainer
+
+    before = get_num_threads()
+    set_num_threads(n_threads)
+    try:
+        manual_seed(0)
+        model = nn.Sequential(nn.Linear(32, width), nn.GELU(), nn.LayerNorm(width), nn.Linear(width, 10))
+        rng = np.random.default_rng(1)
+        data = TensorDataset(Tensor(rng.standard_normal((steps * 64, 32)).astype(np.float32)),
+                             Tensor(rng.integers(0, 10, steps * 64)))
+        Trainer(model, optim.AdamW(model.parameters(), lr=1e-2), nn.CrossEntropyLoss(), progress=False).fit(
+            DataLoader(data, batch_size=64, shuffle=True, seed=0), epochs=1)
+        return b"".join(v.tobytes() for v in model.state_dict().values())
+    finally:
+        set_num_threads(before)
+
+
+def test_same_seed_same_thread_count_same_weights_and_small_models_across_counts():
+    """What is bit-identical (tinytorch.core.threads): a run repeated at the same thread count,
+    whatever the GEMM sizes; and a run whose GEMMs are all below OPENBLAS_THREADED_MNK (width 16:
+    64·32·16 = 32,768) on any thread count, since everything else NumPy does is single-threaded."""
+    _openblas_or_skip()
+    assert _train_mlp(16, 1) == _train_mlp(16, 2)
+    wide_two = _train_mlp(512, 2)  # 64·32·512 = 1M: OpenBLAS splits these GEMMs between threads
+    assert _train_mlp(512, 2) == wide_two
+    assert _train_mlp(512, 1) == _train_mlp(512, 1)
