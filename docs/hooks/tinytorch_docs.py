@@ -339,7 +339,7 @@ def _draw_layers(plt, nodes: dict[str, str], edges: list[tuple[str, str, str, bo
         if label and fanned[(a, label, dotted)] == 1:
             ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, ha="center", va="center", fontsize=8,
                     zorder=4, bbox=white)
-    for (a, label, dotted), count in fanned.items():
+    for (a, label, _), count in fanned.items():
         if label and count > 1:
             x0, y0 = pos[a]
             ax.text(x0 + 0.15 * step, y0 - 0.75, label, ha="left", va="center", fontsize=8,

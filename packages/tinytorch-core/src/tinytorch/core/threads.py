@@ -10,7 +10,7 @@ OpenBLAS's threads spin-wait for each other inside every GEMM: two threads on a 
 browser holds one of two cores trained Fashion-MNIST at a quarter of one thread's speed.
 
 What is bit-identical across thread counts (OpenBLAS 0.3, measured in
-``tests/test_threads.py``): every elementwise op and every NumPy reduction (single-threaded
+core's ``tests/test_threads.py``): every elementwise op and every NumPy reduction (single-threaded
 in NumPy), and every GEMM OpenBLAS runs on one thread anyway, which is any product with
 M·N·K below `OPENBLAS_THREADED_MNK`. Larger GEMMs split their work between threads, and the
 split changes the order of the last roundings: the same seed gives the same weights *at the

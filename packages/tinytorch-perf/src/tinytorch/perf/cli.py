@@ -123,7 +123,7 @@ def hardware(quick: bool, refresh: bool, as_json: bool) -> None:
         ("measurement", f"{source}; cache {cache_path()}"),
     ]
     c = spec.contention
-    if c:
+    if c and c.get("others_cores") is not None:  # None: this system's counters are unreadable
         load = c.get("load_1min")
         rows.append(("contention", f"other processes {c['others_cores']:.2f} cores, this process "
                      f"{c['own_cpu_per_wall']:.2f} CPU-s per wall-s"
