@@ -24,8 +24,8 @@ import os
 import time
 from typing import Any
 
-__all__ = ["ContentionProbe", "CONTENDED_CORES", "contention_note", "measure_contention",
-           "system_busy_seconds"]
+__all__ = ["ContentionProbe", "CONTENDED_CORES", "contention_note", "counting_as_ours",
+           "measure_contention", "system_busy_seconds"]
 
 #: other processes using more cores than this (on average) while timing: contended
 CONTENDED_CORES = 0.25
@@ -105,6 +105,23 @@ class ContentionProbe:
                        "load_1min": self.load,
                        "contended": others_cores is not None and others_cores > self.threshold_cores}
         return False
+
+
+def counting_as_ours(result: dict[str, Any], cpu_s: float,
+                     threshold_cores: float = CONTENDED_CORES) -> dict[str, Any]:
+    """``result`` with ``cpu_s`` more CPU seconds counted as this job's, not as other programs'
+    (the other ranks of a data-parallel run on this machine are the same job).
+
+    >>> r = {"wall_s": 2.0, "own_cpu_s": 2.0, "others_cpu_s": 2.5, "others_cores": 1.25,
+    ...      "contended": True}
+    >>> counting_as_ours(r, 2.0)["others_cores"], counting_as_ours(r, 2.0)["contended"]
+    (0.25, False)
+    """
+    if result.get("others_cpu_s") is None or not result.get("wall_s"):
+        return result
+    others = max(result["others_cpu_s"] - cpu_s, 0.0)
+    cores = others / result["wall_s"]
+    return {**result, "others_cpu_s": others, "others_cores": cores, "contended": cores > threshold_cores}
 
 
 def measure_contention(seconds: float = 0.3) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
 from .checkpoint import check_finite_weights, read_training_checkpoint, training_payload
 from .checks import check_int, is_real
-from .contention import ContentionProbe
+from .contention import ContentionProbe, counting_as_ours
 from .nn.module import Module
 from .random import get_rng, get_rng_state, set_rng_state
 from .tensor import Tensor
@@ -645,7 +645,12 @@ class Trainer:
         row["time"] = time.perf_counter() - self._start
         if self._meter.seconds > 0 and not redo:
             row[f"{self.unit}_per_sec"] = self._meter.units / self._meter.seconds
-            self.throughput_contention = self._meter.contention()
+            busy = self._meter.contention()
+            if dist.is_distributed():
+                # the other ranks (started on this machine by `tito run`) are this job, not load
+                ranks = float(dist.all_reduce(np.array([busy["own_cpu_s"]]), op="sum")[0]) - busy["own_cpu_s"]
+                busy = counting_as_ours(busy, ranks)
+            self.throughput_contention = busy
         self._meter = _Meter()
         self.history.evals.append(row)
         self._last_eval_step = self.global_step
