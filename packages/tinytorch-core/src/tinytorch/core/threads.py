@@ -7,7 +7,8 @@ The policy for training and timing commands is ``training_threads("auto")``: one
 per *physical* core this process may run on, less the cores other programs keep busy right
 now (`choose_threads` measures them for 0.3 s with `~tinytorch.core.contention.ContentionProbe`).
 OpenBLAS's threads spin-wait for each other inside every GEMM: two threads on a machine where a
-browser holds one of two cores trained Fashion-MNIST at a quarter of one thread's speed.
+browser holds one of two cores trained Fashion-MNIST at a fifth of one thread's speed
+(``benchmarks/busy_machine.py``).
 
 What is bit-identical across thread counts (OpenBLAS 0.3, measured in
 core's ``tests/test_threads.py``): every elementwise op and every NumPy reduction (single-threaded
