@@ -254,11 +254,14 @@ class ContendedFigures(RuntimeError):
 
 def contended_note(run: TutorialRun) -> str:
     """The admonition a page gets when its timed figures come from a contended run."""
-    from tinytorch.core.contention import contention_note
-
+    c = run.contention or {}
+    load = c.get("load_1min")
     return (f'!!! warning "Figures measured under load"\n    This build ran the page {run.attempts} '
-            f"times and {contention_note(run.contention, 'it ran')} every time: its times and "
-            "ceilings are lower than this machine can do. A published build refuses such figures.\n")
+            f"times and other programs were busy every time (in the run shown they used "
+            f"{c.get('others_cores', 0):.2f} cores"
+            + (f", load average {load:.2f}" if load is not None else "") + "), so the times and "
+            f"ceilings below are lower than this machine can do. It was built with {CONTENDED_ENV}="
+            "mark; a build without it refuses such figures.\n")
 
 
 # ------------------------------------------------------------------------------ mermaid

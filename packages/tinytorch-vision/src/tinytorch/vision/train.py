@@ -365,12 +365,12 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
     config.validate()
     if out is not None:
         io.check_destination(out, what="checkpoint")  # before training, not after the first epoch
-    if threads is not None:
+    train_loader, val_loader, test_loader, train_set, _ = make_loaders(config, root, download)
+    if threads is not None:  # after the data is found: a missing data set is the one line printed
         n_threads, note = choose_threads(threads)
         set_num_threads(n_threads)
         if note and echo is not None:
             echo(note)
-    train_loader, val_loader, test_loader, train_set, _ = make_loaders(config, root, download)
     manual_seed(config.seed)
     model = build_model(config.model, train_set.image_shape, len(train_set.classes))
     optimizer = optim.AdamW(optim.weight_decay_groups(model, config.weight_decay), lr=config.lr)
