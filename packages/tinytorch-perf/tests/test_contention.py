@@ -7,25 +7,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from perf_standins import FakeProbe
 
 from tinytorch.core import threads
 from tinytorch.perf import hardware, profiler
 from tito.main import cli
-
-
-class _Probe:
-    """A ContentionProbe whose result is what the test says."""
-
-    others_cores = 0.0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.result = {"wall_s": 1.0, "own_cpu_s": 1.0, "others_cpu_s": self.others_cores,
-                       "others_cores": self.others_cores, "own_cpu_per_wall": 1.0, "load_1min": 2.5,
-                       "contended": self.others_cores > 0.25}
-        return False
 
 
 @pytest.fixture
@@ -40,7 +26,7 @@ def machine(monkeypatch):
         "copy": 10.0, "scale": 10.0, "add": 10.0, "triad": 10.0})
 
     def set_load(others_cores: float) -> None:
-        monkeypatch.setattr(profiler, "ContentionProbe", type("P", (_Probe,), {"others_cores": others_cores}))
+        monkeypatch.setattr(profiler, "ContentionProbe", type("P", (FakeProbe,), {"others_cores": others_cores}))
         monkeypatch.setattr(threads, "measure_contention", lambda seconds: {"others_cores": others_cores})
 
     return set_load
@@ -56,7 +42,7 @@ def test_profile_says_its_times_were_contended(machine, registered_models):
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "1 BLAS thread of 2: other programs keep 0.98 cores busy" in text
-    assert "test_cnn: contended: other processes used 0.98 cores while timing (load average 2.50)" in text
+    assert "test_cnn: contended: other processes used 0.98 cores while timing (load average 1.48)" in text
     # next to the figure: the note follows the step-time line
     assert text.index("plain step") < text.index("test_cnn: contended: other processes")
     assert "1 BLAS thread" in text[text.index("plain step"):]
