@@ -362,7 +362,7 @@ def test_init_py_is_not_rendered_bold_and_long_lines_wrap(site: Path):
     assert "__init__.py included" in html.unescape(arch) and "<strong>init</strong>" not in arch
     css = (site / "stylesheets/tinytorch.css").read_text(encoding="utf-8")
     assert re.search(r"pre > code\s*{[^}]*white-space:\s*pre-wrap", css)
-    assert 'href="../stylesheets/tinytorch.css"' in (site / "tutorials/roofline/index.html").read_text(encoding="utf-8")
+    assert 'href="../../stylesheets/tinytorch.css"' in (site / "tutorials/roofline/index.html").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------ hook units

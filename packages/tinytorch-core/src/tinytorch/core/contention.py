@@ -143,6 +143,9 @@ def contention_note(result: dict[str, Any] | None, what: str = "timing") -> str 
     Args:
         result: a `ContentionProbe` ``result`` (None: nothing was measured).
         what: what was going on (``"timing"``, ``"training"``, ``"measuring"``).
+
+    >>> contention_note({"others_cores": 1.5, "load_1min": None, "contended": True}, "training")
+    'contended: other processes used 1.50 cores while training'
     """
     if not result or not result.get("contended"):
         return None
