@@ -13,6 +13,7 @@ element; it never shows the reference's code.
 from __future__ import annotations
 
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,7 +262,9 @@ def _check_case(exercise: Exercise, case: Case, index: int, student_fn: Any, pat
     seed = index + 1
     expected = _run(exercise, case, seed)  # the library's own implementation
     label = f"case {index + 1} `{case.expr}`"
-    with substituted({exercise.resolve(): student_fn}):
+    with substituted({exercise.resolve(): student_fn}), np.errstate(all="ignore"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a student's overflow shows as its nan in the diagnosis
         try:
             got = _run(exercise, case, seed)
         except (NotImplementedError, ReferenceUsed):

@@ -1,0 +1,90 @@
+"""Student files built from the library's own implementations, for testing the checks.
+
+`reference_file(module)` writes what a perfect student would: each target's source under the
+exercise's name, with the module's globals available. `PLANTED` holds, per exercise, one
+classic mistake as a text edit of that source (a transposed gradient, a missing 1/N, an
+off-by-one window, the mask applied after the softmax...).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+from tinytorch.learn.curriculum import Module
+
+PLANTED: dict[str, tuple[str, str]] = {
+    # tensor-ops
+    "softmax": ("e = x - x.max(axis=axis, keepdims=True)", "e = x.copy()"),  # no max subtracted
+    "log_softmax": ("np.exp(shifted), axis=axis", "np.exp(shifted), axis=-1"),  # wrong axis
+    "linear": ("out += bias", "out = out + 0"),  # bias forgotten
+    "unbroadcast": ("grad = grad.sum(axis=tuple(range(extra)))", "grad = grad[(0,) * extra]"),
+    # autograd
+    "topological_order": ("return order", "return order[::-1]"),  # children before parents
+    "add_backward": ("return grad, grad", "return grad, -grad"),
+    "mul_backward": ("grad * self.b if need_a", "grad * self.a if need_a"),
+    "matmul_backward": ("grad_b = np.swapaxes(a2, -1, -2) @ grad",  # the transposed gradient
+                        "grad_b = np.swapaxes(np.swapaxes(a2, -1, -2) @ grad, -1, -2)"),
+    "sum_backward": ("_expand_reduced(grad, self.axes, self.keepdims)", "grad"),
+    "mean_backward": (" / grad.dtype.type(self.count)", ""),  # the missing 1/N
+    "reshape_backward": ("grad.reshape(self.shape)", "grad.T.reshape(self.shape)"),
+    "permute_backward": ("np.argsort([a % grad.ndim for a in self.axes])", "self.axes"),
+    # layers
+    "linear_backward": ("grad2d.sum(axis=0)", "grad2d.mean(axis=0)"),
+    "relu_backward": ("out = grad * self.positive", "out = grad + 0 * self.positive"),
+    "sigmoid_backward": ("grad * self.out * (1 - self.out)", "grad * self.out"),
+    "tanh_backward": ("(1 - self.out * self.out)", "(1 - self.out)"),
+    # losses
+    "cross_entropy_backward": ("d *= grad / max(self.count, 1)", "d *= grad"),  # the missing 1/N
+    "mse_loss": ('sq.mean() if reduction == "mean"', 'sq.sum() / len(sq.data) if reduction == "mean"'),
+    # vision
+    "out_size": ("- d * (k - 1) - 1) // s + 1", "- d * (k - 1)) // s + 1"),  # off-by-one window
+    "im2col": ("(s_n, sh * s_h, sw * s_w,", "(s_n, s_h, s_w,"),  # the stride ignored
+    # language
+    "bpe_merge": ("i += 2", "i += 1"),  # overlapping merges
+    "causal_bias": ("k=start + 1", "k=start"),  # the diagonal masked too
+    "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after
+    "attention_backward": ("    dp *= f(scale)\n", ""),  # the scale forgotten
+    # systems
+    "linear_flops": ("OpCount(2 * n * i * o", "OpCount(n * i * o"),  # a multiply-add as 1 FLOP
+}
+
+# masked_softmax's plant moves the mask after the normalisation (the second half of the edit)
+_AFTER = ("    scores /= denom\n    return scores",
+          "    scores /= denom\n    if bias is not None:\n        scores += bias\n    return scores")
+
+
+def _source(exercise) -> str:
+    t = exercise.resolve()
+    holder = t.owner if t.owner_name else t.module
+    source = inspect.getsource(holder)
+    tree = ast.parse(source)
+    body = tree.body[0].body if t.owner_name else tree.body
+    node = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == t.attr)
+    start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    lines = source.splitlines()[start - 1:node.end_lineno]
+    text = textwrap.dedent("\n".join(lines))
+    return text.replace(f"def {t.attr}(", f"def {exercise.name}(", 1)
+
+
+def reference_file(module: Module, planted: str | None = None) -> str:
+    """A student file for ``module`` holding the library's implementations (one of them, the
+    exercise ``planted``, with its mistake)."""
+    imports = sorted({ex.resolve().module_name for ex in module.exercises})
+    head = ["from __future__ import annotations", "", "import importlib", "for _name in " + repr(imports) + ":",
+            "    globals().update({k: v for k, v in vars(importlib.import_module(_name)).items()",
+            "                      if not k.startswith('__')})",
+            "_causal_cache = {}  # a student's file has its own cache, not the library's"]
+    parts = []
+    for ex in module.exercises:
+        text = _source(ex)
+        if ex.name == planted:
+            old, new = PLANTED[planted]
+            assert old in text, f"{planted}: the planted edit no longer matches the library's source"
+            text = text.replace(old, new, 1)
+            if planted == "masked_softmax":
+                assert _AFTER[0] in text
+                text = text.replace(*_AFTER)
+        parts.append(text)
+    return "\n".join(head) + "\n\n\n" + "\n\n\n".join(parts) + "\n"
