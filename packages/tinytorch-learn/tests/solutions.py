@@ -30,8 +30,10 @@ PLANTED: dict[str, tuple[str, str]] = {
     "mean_backward": (" / grad.dtype.type(self.count)", ""),  # the missing 1/N
     "reshape_backward": ("grad.reshape(self.shape)", "grad.T.reshape(self.shape)"),
     "permute_backward": ("np.argsort([a % grad.ndim for a in self.axes])", "self.axes"),
-    # layers
     "linear_backward": ("grad2d.sum(axis=0)", "grad2d.mean(axis=0)"),
+    "embedding_backward": ("np.add.reduceat(flat_grad[order], starts, axis=0)",
+                           "flat_grad[order][starts]"),  # repeated ids do not accumulate
+    # layers
     "relu_backward": ("out = grad * self.positive", "out = grad + 0 * self.positive"),
     "sigmoid_backward": ("grad * self.out * (1 - self.out)", "grad * self.out"),
     "tanh_backward": ("(1 - self.out * self.out)", "(1 - self.out)"),

@@ -149,3 +149,43 @@ def grade_command(directories: tuple[str, ...], modules: tuple[str, ...], fmt: s
         click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)
+
+
+@learn.command("milestone")
+@click.argument("name", type=click.Choice(["shakespeare"]))
+@_dir_option
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps per run.")
+@click.option("--chars", default=200_000, show_default=True, type=click.IntRange(min=1000),
+              help="Characters of Tiny Shakespeare to use (the last 10% validate).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--plot", type=click.Path(dir_okay=False), default="milestone_shakespeare.png", show_default=True,
+              help="PNG of both runs' training losses.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def milestone_command(name: str, directory: str, steps: int, chars: int, seed: int, plot: str, as_json: bool) -> None:
+    """Train a model on every implementation of yours that passes, beside the library's in the
+    same run: TinyGPT on Tiny Shakespeare (`shakespeare`)."""
+    from tinytorch.core.paths import check_outputs
+
+    from .milestones import shakespeare
+
+    check_outputs({"--plot": plot}, {"--dir": directory})
+    result = shakespeare(directory, steps=steps, chars=chars, seed=seed, plot=plot)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"trained on your {len(result['exercises'])} passed implementations: {', '.join(result['exercises'])}")
+    s = result["settings"]
+    click.echo(f"TinyGPT d_model {s['d_model']}, {s['num_layers']} layers, {s['num_heads']} heads, context "
+               f"{s['seq_len']}, batch {s['batch_size']}, {s['steps']} steps, seed {s['seed']}")
+    click.echo(f"validation loss: reference {result['reference_val_loss']:.4f}, yours "
+               f"{result['your_val_loss']:.4f} (difference {result['difference']:+.4f}; "
+               f"{'within' if result['within_tolerance'] else 'NOT within'} {result['tolerance']})")
+    click.echo("time inside each implementation (same run, same calls):")
+    for k in result["kernels"]:
+        if not k["calls"]:
+            click.echo(f"  {k['exercise']:<32} not called by this model")
+            continue
+        ratio = k["your_seconds"] / k["reference_seconds"] if k["reference_seconds"] > 0 else float("inf")
+        click.echo(f"  {k['exercise']:<32} {k['calls']:>6} calls  reference {k['reference_seconds'] * 1e3:8.1f} ms"
+                   f"  yours {k['your_seconds'] * 1e3:8.1f} ms  ({ratio:.2f}x)")
+    click.echo(f"loss curves: {result['plot']}")
