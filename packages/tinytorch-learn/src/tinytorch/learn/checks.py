@@ -147,6 +147,7 @@ def _gradcheck_report(exercise: Exercise, case: Case, run: _Run) -> str | None:
 
 
 def seed_of(case: Case) -> int:
+    """The gradcheck seed of a case (fixed by its expression, so reruns agree)."""
     return sum(map(ord, case.expr)) % 1000
 
 
@@ -226,7 +227,13 @@ def compare(what: str, expected: Any, got: Any) -> str | None:
 @dataclass
 class ExerciseResult:
     """The outcome of one exercise: ``status`` is pass, fail, not implemented, missing or
-    uses reference; ``message`` the diagnosis (empty when it passed)."""
+    uses reference; ``message`` the diagnosis (empty when it passed).
+
+    >>> from tinytorch.learn import load_curriculum
+    >>> ex = load_curriculum().exercise("autograd", "add_backward")
+    >>> ExerciseResult(ex, "pass", "", 2, 2).to_dict()["passed"]
+    True
+    """
     exercise: Exercise
     status: str
     message: str = ""
@@ -324,6 +331,13 @@ def check_module(module: Module | str, directory: str | Path, exercise: str | No
 
     Raises `tinytorch.learn.substitute.StudentFileError` (a ValueError) when the file is missing or
     does not import, ValueError for an unknown module or exercise.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> work = Path(tempfile.mkdtemp())
+    >>> _ = (work / "autograd.py").write_text("def add_backward(self, grad):\\n    return grad, grad\\n")
+    >>> [r.status for r in check_module("autograd", work)][:3]
+    ['missing', 'pass', 'missing']
     """
     if isinstance(module, str):
         module = load_curriculum().module(module)

@@ -27,7 +27,11 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class Case:
     """One check: an expression over generated inputs, run on the reference and on the student's
-    implementation (see `tinytorch.learn.checks`)."""
+    implementation (see `tinytorch.learn.checks`).
+
+    >>> Case("a @ b", {"a": "randn(3, 4)", "b": "randn(4, 5)"}).gradcheck
+    True
+    """
     expr: str
     inputs: dict[str, str] = field(default_factory=dict)
     gradcheck: bool = True
@@ -35,7 +39,12 @@ class Case:
 
 @dataclass(frozen=True)
 class Exercise:
-    """One function or method a student writes."""
+    """One function or method a student writes.
+
+    >>> ex = load_curriculum().exercise("autograd", "mean_backward")
+    >>> ex.qualified, ex.resolve().qualname
+    ('autograd/mean_backward', 'MeanFunction.backward')
+    """
     module: str
     name: str
     target: str
@@ -55,7 +64,11 @@ class Exercise:
 
 @dataclass(frozen=True)
 class Module:
-    """A course module: exercises a student completes in one file, ``<name>.py``."""
+    """A course module: exercises a student completes in one file, ``<name>.py``.
+
+    >>> load_curriculum().module("tensor-ops").filename
+    'tensor_ops.py'
+    """
     name: str
     phase: str
     title: str
@@ -69,6 +82,7 @@ class Module:
         return self.name.replace("-", "_") + ".py"
 
     def exercise(self, name: str) -> Exercise:
+        """The exercise called ``name`` (ValueError listing the module's exercises otherwise)."""
         for ex in self.exercises:
             if ex.name == name:
                 return ex
@@ -79,6 +93,11 @@ class Module:
 
 @dataclass(frozen=True)
 class Curriculum:
+    """The phases (name, title) and the modules in course order.
+
+    >>> [name for name, _ in load_curriculum().phases]
+    ['foundation', 'vision', 'language', 'systems']
+    """
     phases: tuple[tuple[str, str], ...]
     modules: tuple[Module, ...]
 
@@ -91,18 +110,25 @@ class Curriculum:
             f"unknown module {name!r}; the modules are: " + ", ".join(m.name for m in self.modules))
 
     def exercise(self, module: str, name: str) -> Exercise:
+        """The exercise ``name`` of ``module``."""
         return self.module(module).exercise(name)
 
 
 @dataclass(frozen=True)
 class Target:
-    """A resolved target: the module that holds it, the class (for a method) and the name."""
+    """A resolved target: the module that holds it, the class (for a method) and the name.
+
+    >>> t = Target.parse("tinytorch.core.ops:MatMulFunction.backward")
+    >>> t.module_name, t.owner_name, t.attr
+    ('tinytorch.core.ops', 'MatMulFunction', 'backward')
+    """
     module_name: str
     owner_name: str | None  # the class of a method, None for a module-level function
     attr: str
 
     @classmethod
     def parse(cls, spec: str) -> Target:
+        """Read ``package.module:function`` or ``package.module:Class.method``."""
         module_name, sep, qualname = spec.partition(":")
         parts = qualname.split(".")
         if not sep or not module_name or not qualname or len(parts) > 2 or not all(parts):
@@ -156,7 +182,11 @@ _cached: Curriculum | None = None
 
 
 def load_curriculum() -> Curriculum:
-    """The curriculum shipped with this package (read once)."""
+    """The curriculum shipped with this package (read once).
+
+    >>> load_curriculum().module("autograd").phase
+    'foundation'
+    """
     global _cached
     if _cached is None:
         text = resources.files(__package__).joinpath("curriculum.json").read_text(encoding="utf-8")

@@ -24,6 +24,8 @@ TOLERANCE = 0.02
 
 @dataclass
 class Run:
+    """One training run of a milestone: its per-step losses, final validation loss and the time
+    spent inside each substituted target."""
     label: str
     losses: list[float]
     val_loss: float

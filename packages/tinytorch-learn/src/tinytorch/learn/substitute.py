@@ -25,11 +25,24 @@ from .curriculum import Exercise, Module, Target
 
 
 class StudentFileError(ValueError):
-    """The student's file cannot be loaded (missing, a syntax error, an error at import)."""
+    """The student's file cannot be loaded (missing, a syntax error, an error at import).
+
+    >>> from tinytorch.learn.curriculum import load_curriculum
+    >>> try:
+    ...     load_student_module(Path("nowhere/autograd.py"), load_curriculum().module("autograd"))
+    ... except StudentFileError as err:
+    ...     print(err)
+    nowhere/autograd.py: no such file (run `tito learn start autograd` first)
+    """
 
 
 class ReferenceUsed(RuntimeError):
-    """The student's code called the library's implementation of the exercise."""
+    """The student's code called the library's implementation of the exercise (it kept it at
+    import time, when it was a tripwire).
+
+    >>> issubclass(ReferenceUsed, RuntimeError)
+    True
+    """
 
 
 def _bindings(target: Target, obj: Any) -> list[tuple[Any, str]]:

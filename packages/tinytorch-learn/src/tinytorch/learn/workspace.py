@@ -33,7 +33,12 @@ def _directory(directory: str | Path, create: bool = False) -> Path:
 
 
 def read_state(directory: str | Path) -> dict[str, Any]:
-    """The workspace's state (empty when nothing was started there)."""
+    """The workspace's state (empty when nothing was started there).
+
+    >>> import tempfile
+    >>> read_state(tempfile.mkdtemp())
+    {'generated': {}, 'passed': {}}
+    """
     path = _directory(directory) / STATE_FILE
     if not path.exists():
         return {"generated": {}, "passed": {}}
@@ -56,6 +61,11 @@ def start(module: Module | str, directory: str | Path = ".") -> tuple[Path, str]
 
     Raises ValueError when the file exists and is not the one generated last (edited, or not
     ours): a student's work is never overwritten.
+
+    >>> import tempfile
+    >>> work = tempfile.mkdtemp()
+    >>> [how for _, how in (start("autograd", work), start("autograd", work))]
+    ['written', 'unchanged']
     """
     if isinstance(module, str):
         module = load_curriculum().module(module)
@@ -95,7 +105,12 @@ def record(directory: str | Path, module: Module, results: list[ExerciseResult])
 
 
 def status(directory: str | Path = ".") -> list[dict[str, Any]]:
-    """Per module: whether its file exists, and which exercises passed at their last check."""
+    """Per module: whether its file exists, and which exercises passed at their last check.
+
+    >>> import tempfile
+    >>> status(tempfile.mkdtemp())[1]["module"], status(tempfile.mkdtemp())[1]["started"]
+    ('autograd', False)
+    """
     folder = _directory(directory)
     state = read_state(folder)
     rows = []
