@@ -40,6 +40,8 @@ PLANTED: dict[str, tuple[str, str]] = {
     # losses
     "cross_entropy_backward": ("d *= grad / max(self.count, 1)", "d *= grad"),  # the missing 1/N
     "mse_loss": ('sq.mean() if reduction == "mean"', 'sq.sum() / len(sq.data) if reduction == "mean"'),
+    "sgd_update": ('buf = state["momentum_buffer"] = g.copy()',
+                   'buf = state["momentum_buffer"] = np.zeros_like(g)'),  # the buffer starts at 0
     # vision
     "out_size": ("- d * (k - 1) - 1) // s + 1", "- d * (k - 1)) // s + 1"),  # off-by-one window
     "im2col": ("(s_n, sh * s_h, sw * s_w,", "(s_n, s_h, s_w,"),  # the stride ignored
@@ -48,8 +50,11 @@ PLANTED: dict[str, tuple[str, str]] = {
     "causal_bias": ("k=start + 1", "k=start"),  # the diagonal masked too
     "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after
     "attention_backward": ("    dp *= f(scale)\n", ""),  # the scale forgotten
+    "layer_norm_backward": ("        gx -= correction\n", ""),  # the x̂·mean(g'·x̂) term forgotten
     # systems
     "linear_flops": ("OpCount(2 * n * i * o", "OpCount(n * i * o"),  # a multiply-add as 1 FLOP
+    "attainable": ("min(self.peak_gflops", "max(self.peak_gflops"),
+    "classify": ("intensity < self.ridge_point", "intensity <= self.ridge_point"),  # the ridge itself
 }
 
 # masked_softmax's plant moves the mask after the normalisation (the second half of the edit)

@@ -85,8 +85,25 @@ def _bpe_roundtrip(text: str, vocab_size: int) -> dict:
     return {"ids": ids, "decoded": tok.decode(ids)}
 
 
+def _sgd_run(steps: int = 3, **settings: Any) -> list[np.ndarray]:
+    """The parameters after each of ``steps`` SGD steps on fixed, uneven gradients (two
+    parameters, so a group holds more than one)."""
+    from tinytorch.core.optim import SGD
+
+    params = [make_tensor(3, 2, seed=1), make_tensor(4, seed=2)]
+    opt = SGD(params, **settings)
+    trajectory = []
+    for step in range(steps):
+        for i, p in enumerate(params):
+            p.grad = make_array(*p.shape, seed=10 * step + i)
+        opt.step()
+        trajectory.append([p.data.copy() for p in params])
+    return trajectory
+
+
 def _namespace(exercise: Exercise) -> dict[str, Any]:
     from tinytorch.language import functional as LF
+    from tinytorch.perf import RooflineModel
     from tinytorch.vision import functional as VF
 
     target = exercise.resolve()
@@ -96,7 +113,8 @@ def _namespace(exercise: Exercise) -> dict[str, Any]:
 
     return dict(np=np, Tensor=Tensor, F=F, ops=ops, autograd=autograd, kernels=kernels, VF=VF, LF=LF,
                 target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip,
-                causal=lambda q, k: LF.causal_bias(q, k, np.float64))
+                causal=lambda q, k: LF.causal_bias(q, k, np.float64), sgd_run=_sgd_run,
+                RooflineModel=RooflineModel)
 
 
 # ------------------------------------------------------------------------------ one evaluation
