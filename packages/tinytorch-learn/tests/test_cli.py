@@ -129,7 +129,13 @@ def test_subprocess_tito_learn_check(tmp_path):
 
 def test_the_milestone_trains_on_the_students_code_beside_the_reference(tmp_path):
     module = load_curriculum().module("autograd")
-    (tmp_path / module.filename).write_text(reference_file(module))
+    # the student's linear_backward leaves a mark per call, so the test sees it really ran
+    (tmp_path / module.filename).write_text(reference_file(module) + (
+        "\n_marks = __import__('pathlib').Path(__file__).with_name('marks.txt')\n"
+        "_linear_backward = linear_backward\n\n"
+        "def linear_backward(self, grad):\n"
+        "    with open(_marks, 'a') as f:\n        f.write('x')\n"
+        "    return _linear_backward(self, grad)\n"))
     plot = tmp_path / "curves.png"
     result = shakespeare(tmp_path, steps=3, chars=4000, seq_len=16, batch_size=4, d_model=16, num_layers=1,
                          eval_batches=2, plot=plot)
@@ -139,6 +145,9 @@ def test_the_milestone_trains_on_the_students_code_beside_the_reference(tmp_path
     assert result["losses"]["yours"] == result["losses"]["reference"] and result["difference"] == 0.0
     kernels = {k["exercise"]: k for k in result["kernels"]}
     assert kernels["autograd/linear_backward"]["calls"] > 0 and kernels["autograd/embedding_backward"]["calls"] > 0
+    checks_only = 6  # the checks call it at most twice per case (3 cases)
+    marks = len((tmp_path / "marks.txt").read_text())
+    assert marks >= kernels["autograd/linear_backward"]["calls"] + 3 > checks_only
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -156,3 +165,21 @@ def test_the_milestone_needs_a_passed_exercise(tmp_path):
     run("start", "autograd", "--dir", str(tmp_path))
     line = one_error_line(run("milestone", "shakespeare", "--dir", str(tmp_path), "--plot", str(tmp_path / "p.png")))
     assert "no exercise passes its checks yet" in line
+
+
+def test_the_fashion_mnist_milestone_trains_on_the_students_im2col(tmp_path):
+    import os
+    from pathlib import Path
+
+    from tinytorch.learn.milestones import fashion_mnist
+
+    root = Path(os.environ.get("TINYTORCH_DATA", "")) if os.environ.get("TINYTORCH_DATA") else None
+    if root is None or not (root / "fashion-mnist").is_dir():
+        pytest.skip("Fashion-MNIST is not in $TINYTORCH_DATA (tito data download fashion-mnist)")
+    module = load_curriculum().module("conv2d")
+    (tmp_path / module.filename).write_text(reference_file(module))
+    result = fashion_mnist(tmp_path, steps=2, batch_size=16, train_images=64, test_images=50, root=root)
+    assert result["exercises"] == ["conv2d/im2col", "conv2d/out_size"]
+    assert result["losses"]["yours"] == result["losses"]["reference"] and result["difference"] == 0.0
+    assert result["your_accuracy"] == result["reference_accuracy"]
+    assert {k["exercise"]: k["calls"] > 0 for k in result["kernels"]} == {"conv2d/im2col": True, "conv2d/out_size": True}

@@ -152,34 +152,49 @@ def grade_command(directories: tuple[str, ...], modules: tuple[str, ...], fmt: s
 
 
 @learn.command("milestone")
-@click.argument("name", type=click.Choice(["shakespeare"]))
+@click.argument("name", type=click.Choice(["shakespeare", "fashion-mnist"]))
 @_dir_option
-@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Optimizer steps per run.")
+@click.option("--steps", default=None, type=click.IntRange(min=1),
+              help="Optimizer steps per run [default: 200 for shakespeare, 150 for fashion-mnist].")
 @click.option("--chars", default=200_000, show_default=True, type=click.IntRange(min=1000),
-              help="Characters of Tiny Shakespeare to use (the last 10% validate).")
+              help="shakespeare: characters of Tiny Shakespeare to use (the last 10% validate).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--plot", type=click.Path(dir_okay=False), default="milestone_shakespeare.png", show_default=True,
-              help="PNG of both runs' training losses.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="PNG of both runs' training losses [default: milestone_NAME.png].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def milestone_command(name: str, directory: str, steps: int, chars: int, seed: int, plot: str, as_json: bool) -> None:
+def milestone_command(name: str, directory: str, steps: int | None, chars: int, seed: int, plot: str | None,
+                      as_json: bool) -> None:
     """Train a model on every implementation of yours that passes, beside the library's in the
-    same run: TinyGPT on Tiny Shakespeare (`shakespeare`)."""
+    same run (same seed, same data order): TinyGPT on Tiny Shakespeare (`shakespeare`) or a small
+    CNN on Fashion-MNIST (`fashion-mnist`)."""
     from tinytorch.core.paths import check_outputs
 
-    from .milestones import shakespeare
+    from . import milestones
 
+    plot = plot or f"milestone_{name.replace('-', '_')}.png"
     check_outputs({"--plot": plot}, {"--dir": directory})
-    result = shakespeare(directory, steps=steps, chars=chars, seed=seed, plot=plot)
+    if name == "shakespeare":
+        result = milestones.shakespeare(directory, steps=steps or 200, chars=chars, seed=seed, plot=plot)
+    else:
+        result = milestones.fashion_mnist(directory, steps=steps or 150, seed=seed, plot=plot)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"trained on your {len(result['exercises'])} passed implementations: {', '.join(result['exercises'])}")
     s = result["settings"]
-    click.echo(f"TinyGPT d_model {s['d_model']}, {s['num_layers']} layers, {s['num_heads']} heads, context "
-               f"{s['seq_len']}, batch {s['batch_size']}, {s['steps']} steps, seed {s['seed']}")
-    click.echo(f"validation loss: reference {result['reference_val_loss']:.4f}, yours "
+    if name == "shakespeare":
+        click.echo(f"TinyGPT d_model {s['d_model']}, {s['num_layers']} layers, {s['num_heads']} heads, context "
+                   f"{s['seq_len']}, batch {s['batch_size']}, {s['steps']} steps, seed {s['seed']}")
+        what = "validation loss"
+    else:
+        click.echo(f"SmallCNN (widths 8, 16) on {s['train_images']:,} Fashion-MNIST images, batch {s['batch_size']}, "
+                   f"{s['steps']} steps, seed {s['seed']}; tested on {s['test_images']:,}")
+        what = "test loss"
+    click.echo(f"{what}: reference {result['reference_val_loss']:.4f}, yours "
                f"{result['your_val_loss']:.4f} (difference {result['difference']:+.4f}; "
                f"{'within' if result['within_tolerance'] else 'NOT within'} {result['tolerance']})")
+    if "reference_accuracy" in result:
+        click.echo(f"test accuracy: reference {result['reference_accuracy']:.2%}, yours {result['your_accuracy']:.2%}")
     click.echo("time inside each implementation (same run, same calls):")
     for k in result["kernels"]:
         if not k["calls"]:
