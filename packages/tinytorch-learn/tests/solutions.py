@@ -45,7 +45,10 @@ PLANTED: dict[str, tuple[str, str]] = {
     # vision
     "out_size": ("- d * (k - 1) - 1) // s + 1", "- d * (k - 1)) // s + 1"),  # off-by-one window
     "im2col": ("(s_n, sh * s_h, sw * s_w,", "(s_n, s_h, s_w,"),  # the stride ignored
+    "max_pool_backward": ("np.where(self.argmax == i * kw + j, g, zero)", "g"),  # to every tap
+    "avg_pool_backward": ("gs = g / self.count", "gs = g"),  # the missing 1/N
     # language
+    "char_fit": ("sorted(set(text))", "list(dict.fromkeys(text))"),  # order of appearance
     "bpe_merge": ("i += 2", "i += 1"),  # overlapping merges
     "causal_bias": ("k=start + 1", "k=start"),  # the diagonal masked too
     "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after

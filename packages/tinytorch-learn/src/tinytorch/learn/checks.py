@@ -101,6 +101,15 @@ def _sgd_run(steps: int = 3, **settings: Any) -> list[np.ndarray]:
     return trajectory
 
 
+def _char_roundtrip(text: str) -> dict:
+    """Fit a character tokenizer on ``text``: its vocabulary, ids and decoded text."""
+    from tinytorch.language import CharTokenizer
+
+    tok = CharTokenizer().fit(text)
+    ids = tok.encode(text)
+    return {"chars": tok.chars, "vocab_size": tok.vocab_size, "ids": ids, "decoded": tok.decode(ids)}
+
+
 def _namespace(exercise: Exercise) -> dict[str, Any]:
     from tinytorch.language import functional as LF
     from tinytorch.perf import RooflineModel
@@ -112,7 +121,7 @@ def _namespace(exercise: Exercise) -> dict[str, Any]:
         return target.current()(*args, **kwargs)
 
     return dict(np=np, Tensor=Tensor, F=F, ops=ops, autograd=autograd, kernels=kernels, VF=VF, LF=LF,
-                target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip,
+                target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip, char_roundtrip=_char_roundtrip,
                 causal=lambda q, k: LF.causal_bias(q, k, np.float64), sgd_run=_sgd_run,
                 RooflineModel=RooflineModel)
 
