@@ -118,3 +118,20 @@ def test_a_broken_or_missing_file_is_one_error_naming_it(tmp_path):
         check_module(module, tmp_path)
     with pytest.raises(ValueError, match="no exercise 'nope'"):
         check_module(module, tmp_path, "nope")
+
+
+def test_a_loop_that_never_ends_is_stopped_and_reported(tmp_path, monkeypatch):
+    from tinytorch.learn import checks, substitute
+
+    monkeypatch.setattr(checks, "CASE_SECONDS", 0.5)
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(
+        "def add_backward(self, grad):\n    while True:\n        try:\n            pass\n"
+        "        except Exception:\n            pass\n")
+    [result] = check_module(module, tmp_path, "add_backward")
+    assert result.status == "fail" and "still running after 0.5 s" in result.message
+    assert ops.AddFunction.backward.__module__ == "tinytorch.core.ops"
+    monkeypatch.setattr(substitute, "IMPORT_SECONDS", 0.5)
+    (tmp_path / module.filename).write_text("while True:\n    pass\n")
+    with pytest.raises(StudentFileError, match="importing it was still running after 0.5 s"):
+        check_module(module, tmp_path)

@@ -27,10 +27,20 @@ from tinytorch.core.gradcheck import GradcheckError, gradcheck
 from tinytorch.core.testing import make_array, make_tensor
 
 from .curriculum import Case, Exercise, Module, load_curriculum
-from .substitute import ReferenceUsed, load_student_module, reference_uses, substituted
+from .substitute import (
+    ReferenceUsed,
+    TimeLimitExceeded,
+    load_student_module,
+    reference_uses,
+    substituted,
+    time_limit,
+)
 
 #: Tolerances for comparing with the reference (float64 inputs throughout).
 RTOL, ATOL = 1e-6, 1e-8
+
+#: Seconds a student's code may run for one case (the cases are tiny; more is a loop that never ends).
+CASE_SECONDS = 60.0
 
 
 # ------------------------------------------------------------------------ the cases' language
@@ -300,7 +310,10 @@ def _check_case(exercise: Exercise, case: Case, index: int, student_fn: Any, pat
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a student's overflow shows as its nan in the diagnosis
         try:
-            got = _run(exercise, case, seed)
+            with time_limit(CASE_SECONDS):
+                got = _run(exercise, case, seed)
+        except TimeLimitExceeded:
+            return f"{label}: still running after {CASE_SECONDS:g} s (a loop that never ends?); stopped"
         except (NotImplementedError, ReferenceUsed):
             raise
         except RecursionError as err:

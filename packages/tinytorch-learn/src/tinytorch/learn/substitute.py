@@ -23,6 +23,9 @@ from typing import Any
 
 from .curriculum import Exercise, Module, Target
 
+#: Seconds importing a student's file may take.
+IMPORT_SECONDS = 60.0
+
 
 class StudentFileError(ValueError):
     """The student's file cannot be loaded (missing, a syntax error, an error at import).
@@ -34,6 +37,39 @@ class StudentFileError(ValueError):
     ...     print(err)
     nowhere/autograd.py: no such file (run `tito learn start autograd` first)
     """
+
+
+class TimeLimitExceeded(BaseException):
+    """The student's code ran past its time limit (a BaseException, so that a student's
+    ``except Exception`` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise `TimeLimitExceeded` in the block after ``seconds`` of wall time (with SIGALRM, on
+    the main thread of a Unix process; elsewhere the block runs unlimited).
+
+    >>> with time_limit(5):
+    ...     sum(range(10))
+    45
+    """
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeLimitExceeded(f"still running after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class ReferenceUsed(RuntimeError):
@@ -166,7 +202,10 @@ def load_student_module(path: Path, module: Module) -> Any:
     tripwires = {ex.resolve(): _tripwire(ex) for ex in module.exercises}
     with substituted(tripwires):
         try:
-            spec.loader.exec_module(student)
+            with time_limit(IMPORT_SECONDS):
+                spec.loader.exec_module(student)
+        except TimeLimitExceeded:
+            raise StudentFileError(f"{path}: importing it was still running after {IMPORT_SECONDS:g} s") from None
         except Exception as err:  # the student's code: any error is theirs to see, in one line
             raise StudentFileError(f"{path}: importing it raised {type(err).__name__}: {err}") from None
     return student
