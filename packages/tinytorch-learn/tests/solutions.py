@@ -47,6 +47,8 @@ PLANTED: dict[str, tuple[str, str]] = {
     "im2col": ("(s_n, sh * s_h, sw * s_w,", "(s_n, s_h, s_w,"),  # the stride ignored
     "max_pool_backward": ("np.where(self.argmax == i * kw + j, g, zero)", "g"),  # to every tap
     "avg_pool_backward": ("gs = g / self.count", "gs = g"),  # the missing 1/N
+    "batch_norm_backward": ("- xhat * (sum_gxhat * inv_m).reshape(shape))",
+                            "- 0 * xhat)"),  # the variance's dependence on x forgotten
     # language
     "char_fit": ("sorted(set(text))", "list(dict.fromkeys(text))"),  # order of appearance
     "bpe_merge": ("i += 2", "i += 1"),  # overlapping merges
@@ -54,6 +56,7 @@ PLANTED: dict[str, tuple[str, str]] = {
     "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after
     "attention_backward": ("    dp *= f(scale)\n", ""),  # the scale forgotten
     "layer_norm_backward": ("        gx -= correction\n", ""),  # the x̂·mean(g'·x̂) term forgotten
+    "kv_append": ("self.k[:, :, self.length:end] = k", "self.k[:, :, 0:end - self.length] = k"),  # at 0
     # systems
     "linear_flops": ("OpCount(2 * n * i * o", "OpCount(n * i * o"),  # a multiply-add as 1 FLOP
     "attainable": ("min(self.peak_gflops", "max(self.peak_gflops"),

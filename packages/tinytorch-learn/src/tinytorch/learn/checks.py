@@ -120,6 +120,31 @@ def _char_roundtrip(text: str) -> dict:
     return {"chars": tok.chars, "vocab_size": tok.vocab_size, "ids": ids, "decoded": tok.decode(ids)}
 
 
+def _kv_run(chunks: list[int], max_len: int = 8) -> list:
+    """Append chunks of ``chunks[i]`` tokens to a KVCache: what each append returns, and the
+    cache's length after it."""
+    from tinytorch.language.model import KVCache
+
+    cache = KVCache(batch_size=2, num_heads=2, max_len=max_len, head_size=3, dtype=np.float64)
+    out = []
+    for i, t in enumerate(chunks):
+        k, v = make_array(2, 2, t, 3, seed=2 * i), make_array(2, 2, t, 3, seed=2 * i + 1)
+        keys, values = cache.append(k, v)
+        out.append([keys.copy(), values.copy(), cache.length])
+    return out
+
+
+def _gpt_generate(new_tokens: int) -> list:
+    """Greedy-ish tokens from a tiny TinyGPT decoded with its KV cache (seeded sampling)."""
+    from tinytorch.core import manual_seed
+    from tinytorch.language import TinyGPT
+
+    manual_seed(0)
+    model = TinyGPT(vocab_size=11, d_model=16, num_heads=2, num_layers=2, max_seq_len=12, dropout=0.0)
+    model.eval()
+    return model.generate(np.array([[1, 2, 3]]), max_new_tokens=new_tokens, seed=0).tolist()
+
+
 def _namespace(exercise: Exercise) -> dict[str, Any]:
     from tinytorch.language import functional as LF
     from tinytorch.perf import RooflineModel
@@ -131,7 +156,8 @@ def _namespace(exercise: Exercise) -> dict[str, Any]:
         return target.current()(*args, **kwargs)
 
     return dict(np=np, Tensor=Tensor, F=F, ops=ops, autograd=autograd, kernels=kernels, VF=VF, LF=LF,
-                target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip, char_roundtrip=_char_roundtrip,
+                target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip, char_roundtrip=_char_roundtrip, kv_run=_kv_run,
+                gpt_generate=_gpt_generate,
                 causal=lambda q, k: LF.causal_bias(q, k, np.float64), sgd_run=_sgd_run,
                 RooflineModel=RooflineModel)
 
