@@ -465,16 +465,18 @@ def test_mermaid_subset_is_parsed_and_other_lines_refused():
 
 
 def test_every_package_has_a_section(site: Path):
-    for section in ("core", "vision", "language", "perf", "tito"):
+    for section in ("core", "vision", "language", "perf", "learn", "tito"):
         assert (site / section / "index.html").is_file()
         assert list((site / section).glob("api*/**/index.html")) or (site / section / "api").is_dir()
 
 
 # ------------------------------------------------------------------------------ docstrings
 
-DOCUMENTED = ("tinytorch.core", "tinytorch.vision", "tinytorch.language", "tinytorch.perf", "tito")
+DOCUMENTED = ("tinytorch.core", "tinytorch.vision", "tinytorch.language", "tinytorch.perf",
+              "tinytorch.learn", "tito")
 SRC = [str(ROOT / "packages" / p / "src") for p in
-       ("tinytorch-core", "tinytorch-vision", "tinytorch-language", "tinytorch-perf", "tito-cli")]
+       ("tinytorch-core", "tinytorch-vision", "tinytorch-language", "tinytorch-perf", "tinytorch-learn",
+        "tito-cli")]
 # Methods that implement an interface documented once on the base class.
 INHERITED_DOCS = {"forward", "backward", "extra_repr", "get_lr", "on_train_begin",
                   "on_epoch_begin", "on_step_end", "on_eval_begin", "on_eval_end", "on_epoch_end",
