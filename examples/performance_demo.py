@@ -49,6 +49,8 @@ def main() -> None:
     x = randn(128, 784)
     result = ModelProfiler(mlp, x, name="mlp-784", hardware=spec).profile(repeats=5)
     console.print(result.table())
+    if result.note:  # other programs were busy while timing: the times are too slow
+        console.print(f"[yellow]{result.note}[/]")
     roof = RooflineModel(spec)
     points = roof.points_from_profile(result)
     for p in points:
@@ -59,7 +61,8 @@ def main() -> None:
         models[name] = load_model(name)
         r = ModelProfiler(*models[name], name=name, hardware=spec).profile(repeats=3)
         points += roof.points_from_profile(r)
-        console.print(f"{name}: {r.flops / 1e6:,.1f} MFLOPs forward, step {r.total_s * 1e3:.1f} ms")
+        console.print(f"{name}: {r.flops / 1e6:,.1f} MFLOPs forward, step {r.total_s * 1e3:.1f} ms"
+                      + (f" ({r.note})" if r.note else ""))
     roof.plot(points, args.out, title="TinyTorch layers on this machine")
     console.print(comparison_table(compare(models, repeats=3)))
     console.print(f"roofline plot: {args.out}")

@@ -36,6 +36,16 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def prose(text: str) -> str:
+    r"""Plain text from the report as markdown prose: ``__init__.py`` must not turn bold, nor a
+    ``*`` start emphasis, so markdown's emphasis characters are escaped.
+
+    >>> print(prose("cli.py and __init__.py included; 2*3"))
+    cli.py and \_\_init\_\_.py included; 2\*3
+    """
+    return text.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*")
+
+
 def node_id(name: str) -> str:
     return name.replace("-", "_")
 
@@ -100,7 +110,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Code share",
         "",
-        definitions["code_share"],
+        prose(definitions["code_share"]),
         "",
         "| package | own lines | core lines used | core lines in total | code share |",
         "|---|---:|---:|---:|---:|",
@@ -129,7 +139,7 @@ def render(report: dict[str, Any]) -> str:
         )
 
     rows = [(p["name"], m) for p in packages for m in p["models"]]
-    out += ["", "## Component share", "", definitions["component_share"], ""]
+    out += ["", "## Component share", "", prose(definitions["component_share"]), ""]
     if rows:
         out += [
             "| package | model | core modules | module share | core parameters | parameter share |",
@@ -147,8 +157,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Definitions",
         "",
-        f"- **Logical line.** {definitions['logical_line']}",
-        f"- **Edges.** {definitions['edges']}",
+        f"- **Logical line.** {prose(definitions['logical_line'])}",
+        f"- **Edges.** {prose(definitions['edges'])}",
         "",
         "Run `tito reuse` for the full report (per-symbol detail with `--json`); CI runs "
         "`tito reuse --check` with the floors in `.ci/run`.",

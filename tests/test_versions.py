@@ -15,6 +15,7 @@ PACKAGES = {  # distribution -> (package directory, import name)
     "tinytorch-vision": ("tinytorch-vision", "tinytorch.vision"),
     "tinytorch-language": ("tinytorch-language", "tinytorch.language"),
     "tinytorch-perf": ("tinytorch-perf", "tinytorch.perf"),
+    "tinytorch-learn": ("tinytorch-learn", "tinytorch.learn"),
     "tito-cli": ("tito-cli", "tito"),
 }
 VERSION_LITERAL = re.compile(r"""["']\d+\.\d+\.\d+([.+-]?\w+)*["']""")

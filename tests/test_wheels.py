@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.wheels, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ROOT / "packages"
 DISTRIBUTIONS = ("tinytorch-core", "tinytorch-vision", "tinytorch-language", "tinytorch-perf",
-                 "tito-cli")
+                 "tinytorch-learn", "tito-cli")
 BUILTIN_COMMANDS = {"doctor", "plugins", "reuse"}
 
 #: Packages still being written. While a package is listed here, a missing public API or a
@@ -213,6 +213,29 @@ SMOKE = {
         opt = optim.SGD(model.parameters(), lr=0.1)
         loss_fn = lambda: F.mse_loss(model(Tensor(x)), Tensor(y))
     """),
+    # The course works from the installed wheels alone: stubs generated from the installed
+    # library's source, a student's function checked with it substituted, then trained on.
+    "tinytorch-learn": smoke_script("from tinytorch.learn import check_module, start", """
+        import tempfile
+        from tinytorch.learn.substitute import substituted
+        from tinytorch.learn import load_curriculum
+        work = tempfile.mkdtemp()
+        path, how = start("autograd", work)
+        stub = open(path).read()
+        result["stub"] = "def add_backward(self, grad):" in stub and how == "written"
+        with open(path, "a") as f:
+            f.write("\\n\\ndef add_backward(self, grad):\\n    return grad, grad\\n")
+        statuses = {r.exercise.name: r.status for r in check_module("autograd", work)}
+        result["add_backward"], result["mul_backward"] = statuses["add_backward"], statuses["mul_backward"]
+        target = load_curriculum().exercise("autograd", "add_backward").resolve()
+        x = rng.normal(size=(64, 4)).astype(np.float32)
+        y = x @ rng.normal(size=(4, 1)).astype(np.float32)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        opt = optim.SGD(model.parameters(), lr=0.05)
+        def loss_fn():
+            with substituted({target: lambda self, grad: (grad, grad)}):
+                return F.mse_loss(model(Tensor(x)), Tensor(y))
+    """),
 }
 
 
@@ -246,7 +269,7 @@ def wheel_path(dist: Path, name: str) -> Path:
     return dist / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
 
 
-def test_build_makes_five_wheels_and_sdists(wheelhouse):
+def test_build_makes_six_wheels_and_sdists(wheelhouse):
     for name in DISTRIBUTIONS:
         wheel = wheel_path(wheelhouse, name)
         sdist = wheelhouse / f"{name.replace('-', '_')}-{pyproject(name)['version']}.tar.gz"
@@ -284,6 +307,9 @@ def test_package_installs_alone_trains_and_plugs_into_tito(name, wheelhouse, tmp
         assert result["matmul_flops"] == 2 * 64 * 4 * 1
     if name == "tinytorch-language":
         assert result["decoded"] == "to be"
+    if name == "tinytorch-learn":
+        assert result["stub"] and result["add_backward"] == "pass", result
+        assert result["mul_backward"] == "not implemented", result
 
     # With tito-cli added, `tito` shows exactly the installed packages' commands.
     install(python, wheelhouse, "tito-cli")
@@ -304,7 +330,7 @@ def test_package_installs_alone_trains_and_plugs_into_tito(name, wheelhouse, tmp
     assert all(p["location"] == "wheel" for p in by_name.values())
     if proc.returncode != 0:
         smoke_skip_or_fail(name, f"tito reuse --check failed: {report['check']['failures']}")
-    if name != "tinytorch-core":
+    if name not in ("tinytorch-core", "tinytorch-learn"):  # learn is the course, not a domain package
         assert by_name[name]["code_share"]["core_lines_used"] > 0
 
 

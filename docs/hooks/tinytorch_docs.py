@@ -11,7 +11,20 @@
   one script and executed in a temporary directory with ``TINYTORCH_DOCS_QUICK=1`` (each
   tutorial shows that switch in its first block and picks tiny settings from it). The images
   the run writes (``*.png``, ``*.svg``) become files of the site next to the page, which is how
-  its figures get there: none is committed. A failing tutorial fails the build.
+  its figures get there: none is committed. A failing tutorial fails the build. Each block's
+  output is shown beneath it (the script prints a marker before every block, so its standard
+  output splits back into the blocks').
+- A tutorial marked ``<!-- figures-are-timings -->`` (the roofline) draws its figures from time
+  measurements: it runs alone, after the others, inside core's `ContentionProbe` (counting the
+  tutorial's own process as ours). If other processes were busy it is run again, up to
+  ``TIMED_ATTEMPTS`` times; if every run was contended the build fails, naming the load. A
+  build on a machine that is always busy (CI on a shared runner) sets
+  ``TINYTORCH_DOCS_CONTENDED=mark``: the least contended run is kept and the page says above its
+  figures that they were measured under load, so that build checks everything but the load and
+  never fails because of it; the site that is published is built without it.
+- ``` ```mermaid ``` blocks (the package graph of docs/architecture.md) are drawn at build time
+  into an inline SVG with matplotlib: the site needs no JavaScript from a CDN and shows the graph
+  offline.
 
 ``tests/test_docs.py`` imports this file for ``python_blocks`` and ``run_tutorial``, so the test
 suite runs the tutorials exactly as the build does.
@@ -36,6 +49,16 @@ TUTORIALS = "tutorials/"
 QUICK_ENV = "TINYTORCH_DOCS_QUICK"
 FIGURE_SUFFIXES = (".png", ".svg")
 TUTORIAL_TIMEOUT = 600.0
+#: a page whose figures are time measurements carries this marker
+TIMED_MARKER = "<!-- figures-are-timings -->"
+#: runs of a timed tutorial before the build gives up on a quiet measurement
+TIMED_ATTEMPTS = 3
+#: seconds between two runs of a timed tutorial (a short burst of load may pass)
+TIMED_RETRY_WAIT_S = 10.0
+CONTENDED_ENV = "TINYTORCH_DOCS_CONTENDED"
+#: printed before every block of a tutorial script, so its output splits back into the blocks
+CELL_MARKER = "@@tinytorch-docs-cell {line}@@"
+_CELL_LINE = re.compile(r"^@@tinytorch-docs-cell (\d+)@@$", re.M)
 
 log = logging.getLogger("mkdocs.plugins.tinytorch")
 
@@ -45,13 +68,9 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^
 # ------------------------------------------------------------------------------ tutorials
 
 
-def python_blocks(markdown: str) -> list[tuple[int, str]]:
-    """The ```` ```python ```` blocks of a markdown text, as (first line number, code).
-
-    Blocks whose info string is not ``python``/``py`` (``bash``, ``text``, ...) are skipped, as
-    are python blocks marked ``norun`` (```` ```python norun ````).
-    """
-    blocks: list[tuple[int, str]] = []
+def _python_block_spans(markdown: str) -> list[tuple[int, int, str]]:
+    """(first code line number, index of the closing fence line, code) of the runnable blocks."""
+    spans: list[tuple[int, int, str]] = []
     lines = markdown.splitlines()
     i = 0
     while i < len(lines):
@@ -71,15 +90,50 @@ def python_blocks(markdown: str) -> list[tuple[int, str]]:
         if words and words[0] in ("python", "py") and "norun" not in words:
             body = [line[len(indent):] if line.startswith(indent) else line.lstrip()
                     for line in lines[start:j]]
-            blocks.append((start + 1, "\n".join(body)))
+            spans.append((start + 1, j, "\n".join(body)))
         i = j + 1
-    return blocks
+    return spans
+
+
+def python_blocks(markdown: str) -> list[tuple[int, str]]:
+    """The ```` ```python ```` blocks of a markdown text, as (first line number, code).
+
+    Blocks whose info string is not ``python``/``py`` (``bash``, ``text``, ...) are skipped, as
+    are python blocks marked ``norun`` (```` ```python norun ````).
+    """
+    return [(line, code) for line, _, code in _python_block_spans(markdown)]
 
 
 def tutorial_script(markdown: str, name: str = "tutorial") -> str:
-    """One script of all the page's python blocks, each headed by where it comes from."""
-    parts = [f"# ---- {name}, line {line}\n{code}\n" for line, code in python_blocks(markdown)]
+    """One script of all the page's python blocks, each headed by where it comes from and by a
+    print of `CELL_MARKER`, so the output splits back into the blocks (`cell_outputs`)."""
+    parts = [f"# ---- {name}, line {line}\nprint({CELL_MARKER.format(line=line)!r}, flush=True)\n{code}\n"
+             for line, code in python_blocks(markdown)]
     return "\n".join(parts)
+
+
+def cell_outputs(stdout: str) -> dict[int, str]:
+    """A tutorial run's standard output split by block: first code line number -> its output."""
+    marks = list(_CELL_LINE.finditer(stdout))
+    outputs = {}
+    for k, m in enumerate(marks):
+        end = marks[k + 1].start() if k + 1 < len(marks) else len(stdout)
+        outputs[int(m.group(1))] = stdout[m.end():end].strip("\n")
+    return outputs
+
+
+def insert_outputs(markdown: str, outputs: dict[int, str]) -> str:
+    """Each block's output (`cell_outputs`) as a ```` ```text ```` block right beneath it."""
+    lines = markdown.splitlines()
+    after: dict[int, str] = {}
+    for line, closing, _ in _python_block_spans(markdown):
+        text = outputs.get(line, "").rstrip()
+        if text:
+            indent = re.match(r"[ \t]*", lines[closing]).group(0)
+            fence = "`" * max(3, max((len(r) for r in re.findall(r"`{3,}", text)), default=0) + 1)
+            body = "\n".join(indent + row for row in text.splitlines())
+            after[closing] = f"\n\n{indent}{fence}text title=\"Output\"\n{body}\n{indent}{fence}"
+    return "\n".join(row + after.get(i, "") for i, row in enumerate(lines)) + "\n"
 
 
 def figure_names(markdown: str) -> list[str]:
@@ -98,10 +152,16 @@ class TutorialRun:
     stdout: str
     stderr: str
     figures: dict[str, bytes] = field(default_factory=dict)
+    contention: dict | None = None  # a ContentionProbe result, for a timed tutorial
+    attempts: int = 1
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def contended(self) -> bool:
+        return bool(self.contention and self.contention.get("contended"))
 
 
 def tutorial_env(quick: bool = True) -> dict[str, str]:
@@ -116,6 +176,7 @@ def tutorial_env(quick: bool = True) -> dict[str, str]:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
     env.setdefault("PYTHONHASHSEED", "0")
+    env["PYTHONUNBUFFERED"] = "1"  # a subprocess's output stays beneath the block that ran it
     shared = ROOT.parent / "shared" / "data"
     if "TINYTORCH_DATA" not in env and shared.is_dir():
         env["TINYTORCH_DATA"] = str(shared)
@@ -146,6 +207,163 @@ def run_tutorial(page: str | Path, workdir: str | Path, quick: bool = True,
     figures = {p.name: p.read_bytes() for p in sorted(workdir.iterdir())
                if p.suffix in FIGURE_SUFFIXES}
     return TutorialRun(page.name, code, time.perf_counter() - start, out, err, figures)
+
+
+def run_timed_tutorial(page: str | Path, workdir: str | Path, attempts: int = TIMED_ATTEMPTS,
+                       wait_s: float = TIMED_RETRY_WAIT_S, mode: str | None = None,
+                       run=run_tutorial, sleep=time.sleep) -> TutorialRun:
+    """Run a tutorial whose figures are timings until one run was not contended.
+
+    Each run is watched by core's `ContentionProbe` (the tutorial's process counted as ours).
+    Up to ``attempts`` runs, ``wait_s`` apart. If all were contended: with ``mode`` (default
+    ``$TINYTORCH_DOCS_CONTENDED``) ``"mark"`` the least contended run is returned (the page then
+    says its figures were measured under load), otherwise ``ContendedFigures`` is raised.
+    """
+    from tinytorch.core.contention import ContentionProbe
+
+    mode = os.environ.get(CONTENDED_ENV, "fail") if mode is None else mode
+    if mode not in ("fail", "mark"):
+        raise ValueError(f"{CONTENDED_ENV} must be 'fail' or 'mark', got {mode!r}")
+    runs: list[TutorialRun] = []
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            sleep(wait_s)
+        with ContentionProbe(children=True) as probe:
+            result = run(page, workdir)
+        result.contention, result.attempts = probe.result, attempt
+        if not result.ok or not result.contended:
+            return result
+        runs.append(result)
+        log.info("%s: other processes used %.2f cores during run %d; running it again",
+                 Path(page).name, probe.result["others_cores"], attempt)
+    best = min(runs, key=lambda r: r.contention["others_cores"])
+    if mode == "mark":
+        return best
+    loads = ", ".join(f"{r.contention['others_cores']:.2f}" for r in runs)
+    raise ContendedFigures(
+        f"{Path(page).name} draws its figures from time measurements, and other processes were "
+        f"busy during all {attempts} runs (they used {loads} cores; load average "
+        f"{best.contention.get('load_1min')}): its figures would show this machine's load, not "
+        f"its speed. Build on a quieter machine, or set {CONTENDED_ENV}=mark for a check build "
+        f"whose pages say their figures were measured under load.")
+
+
+class ContendedFigures(RuntimeError):
+    """Every run of a timed tutorial was contended (see `run_timed_tutorial`)."""
+
+
+def contended_note(run: TutorialRun) -> str:
+    """The admonition a page gets when its timed figures come from a contended run."""
+    c = run.contention or {}
+    load = c.get("load_1min")
+    return (f'!!! warning "Figures measured under load"\n    This build ran the page {run.attempts} '
+            f"times and other programs were busy every time (in the run shown they used "
+            f"{c.get('others_cores', 0):.2f} cores"
+            + (f", load average {load:.2f}" if load is not None else "") + "), so the times and "
+            f"ceilings below are lower than this machine can do. It was built with {CONTENDED_ENV}="
+            "mark; a build without it refuses such figures.\n")
+
+
+# ------------------------------------------------------------------------------ mermaid
+
+
+_NODE = re.compile(r'^\s*(\w+)\["([^"]*)"\]\s*$')
+_EDGE = re.compile(r"^\s*(\w+)\s*(-->|-\.->)\s*(?:\|([^|]*)\|)?\s*(\w+)\s*$")
+
+
+def parse_mermaid(source: str) -> tuple[dict[str, str], list[tuple[str, str, str, bool]]]:
+    """The nodes (id -> label) and edges (from, to, label, dotted) of a ``graph TD`` block.
+
+    Only the subset scripts/architecture_page.py writes: ``id["label"]``, ``a -->|label| b``
+    and ``a -.->|label| b``. Anything else is an error naming the line.
+    """
+    lines = [line for line in source.strip().splitlines() if line.strip()]
+    if not lines or lines[0].strip() not in ("graph TD", "flowchart TD"):
+        raise ValueError(f"mermaid: only 'graph TD' is drawn at build time, got {lines[:1]}")
+    nodes: dict[str, str] = {}
+    edges: list[tuple[str, str, str, bool]] = []
+    for line in lines[1:]:
+        if m := _NODE.match(line):
+            nodes[m[1]] = m[2]
+        elif m := _EDGE.match(line):
+            edges.append((m[1], m[4], (m[3] or "").strip(), m[2] == "-.->"))
+        else:
+            raise ValueError(f"mermaid: cannot draw the line {line.strip()!r}")
+    for a, b, _, _ in edges:
+        for n in (a, b):
+            nodes.setdefault(n, n)
+    return nodes, edges
+
+
+def mermaid_svg(source: str) -> str:
+    """A top-down layered drawing of a ``graph TD`` block as an SVG string (matplotlib).
+
+    A node's layer is the longest chain of edges leading to it, so every arrow points down.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nodes, edges = parse_mermaid(source)
+    with plt.rc_context({"svg.fonttype": "none"}):  # labels stay text: searchable, selectable
+        return _draw_layers(plt, nodes, edges)
+
+
+def _draw_layers(plt, nodes: dict[str, str], edges: list[tuple[str, str, str, bool]]) -> str:
+    import io
+
+    layer = dict.fromkeys(nodes, 0)
+    for _ in nodes:  # longest path, relaxed |nodes| times (the graph is a DAG)
+        for a, b, _, _ in edges:
+            layer[b] = max(layer[b], layer[a] + 1)
+    rows: dict[int, list[str]] = {}
+    for n in nodes:
+        rows.setdefault(layer[n], []).append(n)
+    step = 3.4  # x distance between two nodes of a row: room for a label
+    pos = {n: ((k - (len(row) - 1) / 2) * step, -2.0 * depth) for depth, row in rows.items()
+           for k, n in enumerate(sorted(row))}
+    width = max(len(r) for r in rows.values()) * step
+    fig, ax = plt.subplots(figsize=(0.9 * width + 1, 1.5 * len(rows)))
+    box = {"boxstyle": "round,pad=0.4", "fc": "#fff3e0", "ec": "#e65100"}
+    for n, (x, y) in pos.items():
+        ax.text(x, y, nodes[n], ha="center", va="center", fontsize=10, bbox=box, zorder=3)
+    fanned = {}  # one label for the edges that leave a node with the same label (entry points)
+    for a, _, label, dotted in edges:
+        fanned[(a, label, dotted)] = fanned.get((a, label, dotted), 0) + 1
+    white = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"}
+    for a, b, label, dotted in edges:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        skips = layer[b] - layer[a] > 1  # bend around the rows in between
+        ax.annotate("", xy=(x1, y1 + 0.3), xytext=(x0, y0 - 0.3), zorder=2, arrowprops={
+            "arrowstyle": "-|>", "color": "#888" if dotted else "#333",
+            "linestyle": (0, (3, 3)) if dotted else "-", "shrinkA": 0, "shrinkB": 0,
+            "connectionstyle": f"arc3,rad={(0.35 if x1 <= x0 else -0.35) if skips else 0}"})
+        if label and fanned[(a, label, dotted)] == 1:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, ha="center", va="center", fontsize=8,
+                    zorder=4, bbox=white)
+    for (a, label, _), count in fanned.items():
+        if label and count > 1:
+            x0, y0 = pos[a]
+            ax.text(x0 + 0.15 * step, y0 - 0.75, label, ha="left", va="center", fontsize=8,
+                    style="italic", zorder=4, bbox=white)
+    ax.set_xlim(-width / 2 - 0.3, width / 2 + 0.3)
+    ax.set_ylim(-2.0 * (len(rows) - 1) - 0.8, 0.8)
+    ax.axis("off")
+    out = io.StringIO()
+    fig.savefig(out, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]  # inline: no XML prolog or doctype
+
+
+_MERMAID_BLOCK = re.compile(r"^```mermaid[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def draw_mermaid(markdown: str) -> str:
+    """Replace every ```` ```mermaid ```` block with its `mermaid_svg` drawing."""
+    return _MERMAID_BLOCK.sub(
+        lambda m: f'<div class="tt-graph" markdown="0">\n{mermaid_svg(m.group(1))}\n</div>', markdown)
 
 
 # ------------------------------------------------------------------------------ README
@@ -306,9 +524,20 @@ def on_files(files, config):
         with tempfile.TemporaryDirectory(prefix="tinytorch-docs-") as tmp:
             return run_tutorial(f.abs_src_path, tmp)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(pages), 3))) as pool:
-        results = list(pool.map(run, pages))
-    for f, result in zip(pages, results):
+    def run_timed(f) -> TutorialRun:
+        with tempfile.TemporaryDirectory(prefix="tinytorch-docs-") as tmp:
+            try:
+                return run_timed_tutorial(f.abs_src_path, tmp)
+            except ContendedFigures as e:
+                raise PluginError(str(e)) from None
+
+    timed = [f for f in pages if TIMED_MARKER in Path(f.abs_src_path).read_text(encoding="utf-8")]
+    untimed = [f for f in pages if f not in timed]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(untimed), 3))) as pool:
+        results = list(pool.map(run, untimed))
+    # Timed pages alone, after the others: the build's own tutorials must not be their load.
+    results += [run_timed(f) for f in timed]
+    for f, result in zip(untimed + timed, results):
         if not result.ok:
             raise PluginError(
                 f"tutorial {f.src_uri} failed (exit {result.returncode}) when run with "
@@ -331,15 +560,20 @@ def on_files(files, config):
 
 
 def on_page_markdown(markdown, page, config, files):
-    """Insert README sections and the generated CLI reference."""
+    """Insert README sections, the generated CLI reference, each tutorial block's output beneath
+    it, and draw the mermaid graphs."""
     markdown = include_readme(markdown)
     if "<!-- tito-cli-reference -->" in markdown:
         markdown = markdown.replace("<!-- tito-cli-reference -->", cli_reference())
     run = _runs.get(page.file.src_uri)
-    if run is not None and "<!-- tutorial-output -->" in markdown:
-        text = run.stdout.rstrip() or "(no output)"
-        block = (f'??? example "Output of the build-time run ({QUICK_ENV}=1, '
-                 f'{run.seconds:.0f} s)"\n\n    ```text\n'
-                 + "\n".join("    " + line for line in text.splitlines()) + "\n    ```\n")
-        markdown = markdown.replace("<!-- tutorial-output -->", block)
+    if run is not None:
+        markdown = insert_outputs(markdown, cell_outputs(run.stdout))
+        if run.contended:
+            markdown = markdown.replace(TIMED_MARKER, contended_note(run))
+        if "<!-- tutorial-output -->" in markdown:
+            markdown = markdown.replace("<!-- tutorial-output -->", (
+                f"*The outputs on this page come from the documentation build's run of its code "
+                f"({QUICK_ENV}=1, {run.seconds:.0f} s).*"))
+    if "```mermaid" in markdown:
+        markdown = draw_mermaid(markdown)
     return markdown

@@ -9,11 +9,11 @@ import pytest
 
 from tinytorch.core import Tensor, gradcheck, manual_seed
 from tinytorch.core import functional as F
+from tinytorch.core.testing import make_tensor
 
 
 def _t(*shape, seed=0, scale=1.0, requires_grad=True) -> Tensor:
-    data = np.random.default_rng(seed).normal(size=shape) * scale
-    return Tensor(np.asarray(data, dtype=np.float64), requires_grad=requires_grad)
+    return make_tensor(*shape, seed=seed, scale=scale, requires_grad=requires_grad)
 
 
 def _np_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -11,18 +11,13 @@ import pytest
 
 from tinytorch.core import Tensor, cat, gradcheck, ops, stack, where
 from tinytorch.core import functional as F
+from tinytorch.core.testing import make_tensor
 
 
 def _t(*shape, seed=0, positive=False, away_from_zero=False, requires_grad=True) -> Tensor:
     """A float64 test tensor; ``positive`` for log/sqrt/pow, ``away_from_zero`` for kinks."""
-    rng = np.random.default_rng(seed)
-    if positive:
-        data = rng.uniform(0.5, 2.0, size=shape)
-    elif away_from_zero:
-        data = rng.uniform(0.3, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
-    else:
-        data = rng.normal(size=shape)
-    return Tensor(np.asarray(data, dtype=np.float64), requires_grad=requires_grad)
+    return make_tensor(*shape, seed=seed, positive=positive, away_from_zero=away_from_zero,
+                       requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------------------------- binary

@@ -159,3 +159,25 @@ def small_cnn_factory():
 
 def gpt_factory():
     return TinyGPTLike(), np.random.default_rng(2).integers(0, 20, size=(2, 8))
+
+
+class FakeProbe:
+    """A ContentionProbe that reports what the test says (the real machine may be busy): set
+    ``others_cores`` on a subclass (``type("P", (FakeProbe,), {"others_cores": 1.4})``)."""
+
+    others_cores = 0.0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        from tinytorch.core.contention import CONTENDED_CORES
+
+        self.result = {"wall_s": 1.0, "own_cpu_s": 2.0, "others_cpu_s": self.others_cores,
+                       "others_cores": self.others_cores, "own_cpu_per_wall": 2.0,
+                       "load_1min": 0.5 + self.others_cores,
+                       "contended": self.others_cores > CONTENDED_CORES}
+        return False

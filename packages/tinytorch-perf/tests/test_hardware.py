@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from perf_standins import FakeProbe
 
 from tinytorch.perf import hardware as hw
 
@@ -131,24 +132,8 @@ def test_flops_per_cycle_table():
     assert hw.flops_per_cycle(set(), "", "riscv64") == (None, "unknown")
 
 
-class _FakeProbe:
-    """A contention probe that reports what the test says (the real machine may be busy)."""
-
-    others_cores = 0.0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.result = {"wall_s": 1.0, "own_cpu_s": 2.0, "others_cpu_s": self.others_cores,
-                       "others_cores": self.others_cores, "own_cpu_per_wall": 2.0,
-                       "load_1min": 0.5 + self.others_cores,
-                       "contended": self.others_cores > hw.CONTENDED_CORES}
-        return False
-
-
 def _fast_measurements(monkeypatch, calls, others_cores=0.0):
-    probe = type("Probe", (_FakeProbe,), {"others_cores": others_cores})
+    probe = type("Probe", (FakeProbe,), {"others_cores": others_cores})
     monkeypatch.setattr(hw, "ContentionProbe", probe)
 
     def gemm(n=2048, repeats=5):
@@ -259,7 +244,7 @@ def test_full_measurement_reports_the_direct_gemm_call(monkeypatch):
 
     from tinytorch.core.threads import get_num_threads
 
-    monkeypatch.setattr(hw, "ContentionProbe", _FakeProbe)
+    monkeypatch.setattr(hw, "ContentionProbe", FakeProbe)
     threads_before, python_threads = get_num_threads(), threading.active_count()
     calls: list = []
 

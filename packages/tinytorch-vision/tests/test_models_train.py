@@ -131,3 +131,27 @@ def test_checkpoint_with_broken_vision_metadata_names_the_file(fashion_root, tmp
     with pytest.raises(ValueError, match=re.escape(message)) as err:
         read_checkpoint_info(tmp_path / "bad.safetensors")
     assert "bad.safetensors" in str(err.value)
+
+
+def test_auto_threads_leave_a_held_core_and_say_so(fashion_root, monkeypatch):
+    """Issue 22 §2: another program holds one of two cores (simulated probe); `threads="auto"`
+    trains on one BLAS thread, says why, and the result records the count."""
+    from tinytorch.core import threads
+    from tinytorch.core.threads import get_num_threads, set_num_threads
+
+    if get_num_threads() is None:
+        pytest.skip("NumPy is not linked against OpenBLAS here")
+    monkeypatch.delenv("TINYTORCH_RANK_THREADS", raising=False)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_cpus", lambda: 2)
+    monkeypatch.setattr(threads, "measure_contention", lambda seconds: {"others_cores": 0.97})
+    before = get_num_threads()
+    notes: list[str] = []
+    try:
+        result = train(TrainConfig(epochs=1, batch_size=50, limit=100), root=fashion_root, progress=False,
+                       threads="auto", echo=notes.append)
+    finally:
+        set_num_threads(before)
+    assert result.threads == 1 and result.to_dict()["threads"] == 1
+    assert any("1 BLAS thread of 2: other programs keep 0.97 cores busy" in n for n in notes), notes
+    assert set(result.to_dict()["contention"]) >= {"others_cores", "contended", "load_1min"}

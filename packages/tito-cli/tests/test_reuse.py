@@ -46,6 +46,7 @@ from tito.reuse_analysis import (
     import_edges,
     parse_floor,
     providers,
+    role_of,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reuse"
@@ -505,7 +506,7 @@ def test_installed_core_and_cli_have_no_edge_errors():
 
 def test_installed_domain_packages_measure_against_installed_core():
     sources, _ = distfiles.installed_sources()
-    domains = [n for n in sources if n not in ("tinytorch-core", "tito-cli")]
+    domains = [n for n in sources if role_of(n) == "domain"]
     if not domains:
         pytest.skip("no domain package installed")
     for report in analyze(sources, only=domains):
@@ -609,3 +610,14 @@ def test_reuse_on_the_installed_workspace_as_a_subprocess():
     doc = json.loads(proc.stdout)
     assert [p["name"] for p in doc["packages"]] == ["tinytorch-core", "tito-cli"]
     assert all(p["problems"] == [] and p["edges"] == [] for p in doc["packages"])
+
+
+def test_the_course_is_held_to_the_graph_without_a_code_share():
+    sources, _ = distfiles.installed_sources()
+    if "tinytorch-learn" not in sources:
+        pytest.skip("tinytorch-learn is not installed")
+    [report] = analyze(sources, only=["tinytorch-learn"])
+    assert report.role == "course" and report.code is None and report.problems == []
+    assert {e.target for e in report.edges} <= {"tinytorch-core", "tinytorch-vision", "tinytorch-language",
+                                                "tinytorch-perf"}
+    assert "tinytorch-core" in {e.target for e in report.edges}

@@ -29,6 +29,9 @@ from tito.distfiles import DistSource
 
 CORE = "tinytorch-core"
 CLI = "tito-cli"
+#: The course over the library (`tito learn`): it imports every package by design, so it is
+#: held to the graph but has no code share (it reuses the library as a student's workbench).
+LEARN = "tinytorch-learn"
 
 #: DESIGN.md §2: which TinyTorch distributions each one may import.
 ALLOWED_GRAPH: dict[str, frozenset[str]] = {
@@ -36,6 +39,7 @@ ALLOWED_GRAPH: dict[str, frozenset[str]] = {
     "tinytorch-vision": frozenset({CORE}),
     "tinytorch-language": frozenset({CORE}),
     "tinytorch-perf": frozenset({CORE}),
+    LEARN: frozenset({CORE, "tinytorch-vision", "tinytorch-language", "tinytorch-perf"}),
     CLI: frozenset(),
 }
 
@@ -46,6 +50,7 @@ KNOWN_PROVIDERS: dict[str, str] = {
     "tinytorch.vision": "tinytorch-vision",
     "tinytorch.language": "tinytorch-language",
     "tinytorch.perf": "tinytorch-perf",
+    "tinytorch.learn": LEARN,
     "tito": CLI,
 }
 
@@ -289,14 +294,15 @@ class PackageReport:
 
 
 def role_of(name: str, core_name: str = CORE) -> str:
-    """``"core"``, ``"cli"`` (tito-cli) or ``"domain"`` for a distribution name.
+    """``"core"``, ``"cli"`` (tito-cli), ``"course"`` (tinytorch-learn) or ``"domain"`` for a
+    distribution name.
 
-    >>> role_of("tinytorch-core"), role_of("tito-cli"), role_of("tinytorch-vision")
-    ('core', 'cli', 'domain')
+    >>> role_of("tinytorch-core"), role_of("tito-cli"), role_of("tinytorch-vision"), role_of("tinytorch-learn")
+    ('core', 'cli', 'domain', 'course')
     """
     if name == core_name:
         return "core"
-    return "cli" if name == CLI else "domain"
+    return {CLI: "cli", LEARN: "course"}.get(name, "domain")
 
 
 def analyze(
@@ -344,7 +350,8 @@ def analyze(
             else:
                 report.code = code_share(core_index, index)
         else:
-            report.code_note = "core is what is reused" if report.role == "core" else "the CLI"
+            report.code_note = {"core": "core is what is reused", "cli": "the CLI",
+                                "course": "the course over every package (not a domain package)"}[report.role]
         for model in by_dist.get(name, []):
             share, error = measure_model(model, core_packages)
             if share is not None:

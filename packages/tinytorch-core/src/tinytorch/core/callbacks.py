@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .checks import check_int
+from .contention import contention_note
 
 if TYPE_CHECKING:
     from .training import Trainer
@@ -267,8 +268,10 @@ class ProgressBar(Callback):
                 self.val = f"  {prefix} {logs[f'{prefix}_loss']:.4f}"
         total = f"/{trainer.planned_steps}" if trainer.planned_steps else ""
         rate = logs.get(f"{self.unit}_per_sec")
+        busy = contention_note(getattr(trainer, "throughput_contention", None), "training") if rate else None
         line = (f"step {step}{total}  epoch {logs.get('epoch', 0):.2f}  {_format_logs(logs, self.LINE_KEYS)}"
-                + (f"  {rate:,.0f} {self.unit}/s" if rate else "") + f"  {logs.get('time', 0):.0f}s")
+                + (f"  {rate:,.0f} {self.unit}/s" if rate else "") + (f" ({busy})" if busy else "")
+                + f"  {logs.get('time', 0):.0f}s")
         self.echo(line)
         if self.progress is not None:
             self.progress.update(self.task, description="train")

@@ -3,22 +3,33 @@
 As ``torch.set_num_threads``: ``set_num_threads(1)`` before a batch-1 decode loop or on a busy
 machine, ``get_num_threads()`` to read it back.
 
-The policy for training commands is ``training_threads("auto")``: one BLAS thread per
-*physical* core this process may run on. It is decided by the hardware alone, never by the
-load average, so the same seed gives the same weights on a quiet and on a busy machine (a
-thread count chosen from the load changes the order of floating-point sums inside BLAS). On a
-busy machine pass a smaller number yourself (``--threads 1``): OpenBLAS's threads spin-wait for
-each other, and a 2-thread GEMM next to another busy process can be many times slower.
+The policy for training and timing commands is ``training_threads("auto")``: one BLAS thread
+per *physical* core this process may run on, less the cores other programs keep busy right
+now (`choose_threads` measures them for 0.3 s with `~tinytorch.core.contention.ContentionProbe`).
+OpenBLAS's threads spin-wait for each other inside every GEMM: two threads on a machine where a
+browser holds one of two cores trained Fashion-MNIST at a fifth of one thread's speed
+(``benchmarks/busy_machine.py``).
+
+What is bit-identical across thread counts (OpenBLAS 0.3, measured in
+core's ``tests/test_threads.py``): every elementwise op and every NumPy reduction (single-threaded
+in NumPy), and every GEMM OpenBLAS runs on one thread anyway, which is any product with
+M·N·K below `OPENBLAS_THREADED_MNK`. Larger GEMMs split their work between threads, and the
+split changes the order of the last roundings: the same seed gives the same weights *at the
+same thread count*, not across thread counts. So the count ``"auto"`` picks is printed when
+it is not the machine's full count (and is in the trainers' ``--json`` results), and
+``--threads N`` pins it for a run you want to reproduce on another day or machine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 from collections.abc import Iterator
 
 from .checks import is_int
+from .contention import CONTENDED_CORES, measure_contention
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
@@ -106,11 +117,101 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def training_threads(setting: int | str = "auto") -> int:
-    """The BLAS thread count a training command uses: ``"auto"`` is `physical_cores`.
+#: OpenBLAS 0.3 runs a GEMM on one thread while M·N·K stays below 65536 × 4 (its
+#: ``SMP_THRESHOLD_MIN`` × ``GEMM_MULTITHREAD_THRESHOLD``): such products do not depend on the
+#: thread count at all
+OPENBLAS_THREADED_MNK = 65536 * 4
 
-    In a rank started by ``tito run`` (which sets ``TINYTORCH_RANK_THREADS``, one by default),
-    ``"auto"`` is that rank's share instead, so N ranks do not oversubscribe the cores.
+
+def parse_threads(setting: int | str) -> int | str:
+    """Check a ``--threads`` value without measuring anything: ``"auto"`` or a positive int.
+
+    Raises:
+        ValueError: anything else, naming the value.
+
+    >>> parse_threads("auto"), parse_threads("3"), parse_threads(2)
+    ('auto', 3, 2)
+    """
+    if setting == "auto":
+        return "auto"
+    if isinstance(setting, str) and setting.strip().isdecimal():
+        setting = int(setting)
+    if not is_int(setting) or setting < 1:
+        raise ValueError(f"threads must be a positive integer or 'auto', got {setting!r}")
+    return int(setting)
+
+
+def free_cores(cores: int, cpus: int, others_cores: float | None) -> int:
+    """Threads that do not share a CPU with another busy program: at least 1, at most ``cores``.
+
+    A CPU counts as taken as soon as other processes keep more than ``CONTENDED_CORES`` of it
+    busy (the threshold at which every tool reports a figure as contended): a BLAS thread
+    sharing a CPU spin-waits its partners out.
+
+    Args:
+        cores: the most threads wanted (physical cores).
+        cpus: the logical CPUs this process may run on.
+        others_cores: other processes' average busy cores (None: unknown, nothing is taken).
+
+    >>> free_cores(2, 2, 0.05), free_cores(2, 2, 0.98), free_cores(2, 2, 0.3), free_cores(4, 8, 1.5)
+    (2, 1, 1, 4)
+    """
+    if others_cores is None or others_cores <= CONTENDED_CORES:
+        return cores
+    taken = math.ceil(others_cores - CONTENDED_CORES)
+    return max(1, min(cores, cpus - taken))
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_threads(setting: int | str = "auto", probe_seconds: float = 0.3,
+                   contention: dict | None = None) -> tuple[int, str | None]:
+    """The BLAS thread count for a training or timing run, and why, when ``"auto"`` held back.
+
+    ``"auto"``: `physical_cores` less the CPUs other programs keep busy (`free_cores`, from a
+    `~tinytorch.core.contention.measure_contention` of ``probe_seconds`` or the given
+    ``contention`` result). In a rank started by ``tito run`` (which sets
+    ``TINYTORCH_RANK_THREADS``, one by default), ``"auto"`` is that rank's share instead, so N
+    ranks do not oversubscribe the cores. A number is used as it is.
+
+    Returns:
+        ``(threads, note)``: ``note`` says why fewer threads than physical cores were chosen
+        (None when nothing was held back).
+
+    Raises:
+        ValueError: a ``setting`` that is neither ``"auto"`` nor a positive integer.
+
+    >>> choose_threads(3)
+    (3, None)
+    >>> choose_threads("auto", contention={"others_cores": 0.0})[0] == physical_cores()
+    True
+    """
+    setting = parse_threads(setting)
+    if setting != "auto":
+        return setting, None
+    per_rank = os.environ.get("TINYTORCH_RANK_THREADS", "")
+    if per_rank.isdecimal() and int(per_rank) > 0:  # a rank of `tito run -n N`: its share
+        return int(per_rank), None
+    cores = physical_cores()
+    if cores == 1:
+        return 1, None
+    if contention is None:
+        contention = measure_contention(probe_seconds)
+    others = contention.get("others_cores")
+    n = free_cores(cores, _cpus(), others)
+    if n == cores:
+        return n, None
+    return n, (f"{n} BLAS thread{'s' if n > 1 else ''} of {cores}: other programs keep {others:.2f} "
+               f"cores busy (--threads {cores} to use all {cores})")
+
+
+def training_threads(setting: int | str = "auto") -> int:
+    """The BLAS thread count a training command uses: `choose_threads`'s count.
 
     Args:
         setting: ``"auto"``, or a positive integer (as an int or a string of digits).
@@ -118,18 +219,10 @@ def training_threads(setting: int | str = "auto") -> int:
     Raises:
         ValueError: anything else, naming the value.
 
-    >>> training_threads(1), training_threads("3"), training_threads("auto") == physical_cores()
+    >>> training_threads(1), training_threads("3"), training_threads("auto") <= physical_cores()
     (1, 3, True)
     """
-    if setting == "auto":
-        # A rank of `tito run -n N` is given its share of the cores by the launcher.
-        per_rank = os.environ.get("TINYTORCH_RANK_THREADS", "")
-        return int(per_rank) if per_rank.isdecimal() and int(per_rank) > 0 else physical_cores()
-    if isinstance(setting, str) and setting.strip().isdecimal():
-        setting = int(setting)
-    if not is_int(setting) or setting < 1:
-        raise ValueError(f"threads must be a positive integer or 'auto', got {setting!r}")
-    return int(setting)
+    return choose_threads(setting)[0]
 
 
 @contextlib.contextmanager

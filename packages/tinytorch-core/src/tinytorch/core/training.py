@@ -51,6 +51,7 @@ from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar
 from .checkpoint import check_finite_weights, read_training_checkpoint, training_payload
 from .checks import check_int, is_real
+from .contention import ContentionProbe, counting_as_ours
 from .nn.module import Module
 from .random import get_rng, get_rng_state, set_rng_state
 from .tensor import Tensor
@@ -167,13 +168,20 @@ def _check_count(name: str, value: Any, minimum: int = 1) -> None:
 
 
 class _Meter:
-    """Batch-size-weighted sums of the step logs since the last evaluation."""
+    """Batch-size-weighted sums of the step logs since the last evaluation, and how busy the
+    other processes kept the machine meanwhile (the throughput's contention check)."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}
         self.rows = 0
         self.units = 0
         self.seconds = 0.0
+        self.probe = ContentionProbe().__enter__()
+
+    def contention(self) -> dict[str, Any]:
+        """The probe's result from the meter's start until now."""
+        self.probe.__exit__(None, None, None)
+        return self.probe.result
 
     def add(self, logs: dict[str, float], rows: int, units: int, seconds: float) -> None:
         for key, value in logs.items():
@@ -339,6 +347,8 @@ class Trainer:
         self.stop_detail: str | None = None
         self._forward_model: Module = model  # the DistributedDataParallel wrapper in a process group
         self._rank_seeded = False  # the global generator already differs per rank (dropout)
+        # the ContentionProbe result of the interval the last ``<unit>_per_sec`` figure covers
+        self.throughput_contention: dict[str, Any] | None = None
 
     # -------------------------------------------------------------- control
     def request_stop(self, reason: str, detail: str | None = None) -> None:
@@ -709,6 +719,12 @@ class Trainer:
         row["time"] = time.perf_counter() - self._start
         if self._meter.seconds > 0 and not redo:
             row[f"{self.unit}_per_sec"] = self._meter.units / self._meter.seconds
+            busy = self._meter.contention()
+            if dist.is_distributed():
+                # the other ranks (started on this machine by `tito run`) are this job, not load
+                ranks = float(dist.all_reduce(np.array([busy["own_cpu_s"]]), op="sum")[0]) - busy["own_cpu_s"]
+                busy = counting_as_ours(busy, ranks)
+            self.throughput_contention = busy
         self._meter = _Meter()
         self.history.evals.append(row)
         self._last_eval_step = self.global_step

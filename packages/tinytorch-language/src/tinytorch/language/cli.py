@@ -170,7 +170,7 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
                    "files in a directory, or a saved tokenizer file).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the weights and the data order [default: 0].")
 @click.option("--threads", default="auto", show_default=True,
-              help="BLAS threads: a number, or 'auto' (one per physical core).")
+              help="BLAS threads: a number, or 'auto' (one per physical core not kept busy by another program).")
 @click.option("--nproc", default="1", show_default=True,
               help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
                    "takes batch-size/N sequences of every batch and one BLAS thread. A rank left waiting "
@@ -193,13 +193,13 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     """
     from tinytorch.core import distributed as dist
     from tinytorch.core import io, manual_seed, set_num_threads
-    from tinytorch.core.threads import training_threads
+    from tinytorch.core.threads import choose_threads, parse_threads
 
     from .model import TinyGPT
     from .training import LanguageModelTrainer, load_checkpoint
 
     try:
-        n_threads = training_threads(threads)  # a bad --threads fails here, before any data is read
+        parse_threads(threads)  # a bad --threads fails here, before any data is read
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--threads") from None
     architecture = {"tokenizer_kind": tokenizer_kind, "vocab_size": vocab_size, "d_model": d_model, "heads": heads,
@@ -222,6 +222,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     relaunch_on_ranks(ctx, nproc, ("language", "train"),
                       batch_size if batch_size is not None or resume else default_batch, "sequences",
                       oversubscribe=oversubscribe)
+    n_threads, threads_note = choose_threads(threads)
     set_num_threads(n_threads)
     io.check_destination(out, what="--out")  # before training, not after the first evaluation
     text, source = _read_text(text_path)
@@ -270,6 +271,8 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
                    f"{n_threads} BLAS thread(s)" + (f" on each of {dist.get_world_size()} ranks"
                                                      if dist.is_distributed() else "")
                    + (f"; time budget {time_budget:g} s, warmup and LR schedule fitted to it" if time_budget else ""))
+        if threads_note:
+            click.echo(threads_note)
     _fit_and_report(ctx, lm, text, out, resume=resume, seed=seed, sample=sample, as_json=as_json,
                     threads=n_threads, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seq_len=seq_len,
                     lr=lr, warmup=warmup, val_fraction=val_fraction, eval_every=eval_every,
@@ -294,7 +297,7 @@ def _fit_and_report(ctx, lm, text: str, out: str, *, resume: str | None, seed: i
         "val_perplexity": last.get("val_perplexity"), "tokens_per_sec": last.get("tokens_per_sec"),
         "settings": {k: lm.train_config.get(k) for k in ("batch_size", "seq_len", "lr", "warmup",
                                                          "warmup_fraction", "val_fraction", "seed")},
-        "threads": threads, **(extra or {}),
+        "threads": threads, "tokens_per_sec_contention": lm.trainer.throughput_contention, **(extra or {}),
     }
     failed = history.stop_reason in ("non_finite", "interrupted")
     if sample and not failed:
@@ -578,12 +581,16 @@ def generate(checkpoint, pretrained, tokenizer_path, prompt, max_length, tempera
     else:
         model, tokenizer = _load_pretrained(pretrained, tokenizer_path, "--tokenizer")
     prompt = prompt.replace("\\n", "\n")
+    from tinytorch.core.contention import ContentionProbe
+
     start = time.perf_counter()
-    text = generate_text(model, tokenizer, prompt, max_length, temperature, top_k, top_p, seed)
+    with ContentionProbe() as probe:
+        text = generate_text(model, tokenizer, prompt, max_length, temperature, top_k, top_p, seed)
     elapsed = time.perf_counter() - start
     if as_json:
         click.echo(json.dumps({"text": text, "new_tokens": max_length, "seconds": elapsed,
-                               "tokens_per_sec": max_length / elapsed if elapsed > 0 else None}))
+                               "tokens_per_sec": max_length / elapsed if elapsed > 0 else None,
+                               "contention": probe.result}))
     else:
         click.echo(text)
 

@@ -124,7 +124,7 @@ def hardware(quick: bool, refresh: bool, as_json: bool) -> None:
         ("measurement", f"{source}; cache {cache_path()}"),
     ]
     c = spec.contention
-    if c:
+    if c and c.get("others_cores") is not None:  # None: this system's counters are unreadable
         load = c.get("load_1min")
         rows.append(("contention", f"other processes {c['others_cores']:.2f} cores, this process "
                      f"{c['own_cpu_per_wall']:.2f} CPU-s per wall-s"
@@ -141,6 +141,41 @@ def _warn_contended(console, spec) -> None:
         from rich.markup import escape
 
         console.print(f"[bold yellow]warning[/]: {escape(spec.warning)}")
+
+
+THREADS_HELP = ("BLAS threads while timing: a number, or 'auto' (one per physical core no other "
+                "program keeps busy: BLAS threads sharing a core with another program wait for each other).")
+
+
+def _check_threads(threads: str) -> None:
+    """A bad --threads is one error naming the option."""
+    from tinytorch.core.threads import parse_threads
+
+    try:
+        parse_threads(threads)
+    except ValueError as e:
+        raise ValueError(f"--threads: {e}") from None
+
+
+def _timing_threads(threads: str, console=None) -> int:
+    """Resolve --threads, saying when 'auto' held back because other programs are busy."""
+    from tinytorch.core.threads import choose_threads
+
+    _check_threads(threads)
+    n, note = choose_threads(threads)
+    if note and console is not None:
+        console.print(f"[dim]{note}[/]")
+    return n
+
+
+def _print_timing_notes(console, notes: dict[str, str | None]) -> None:
+    """Beside the figures: which of them were timed while other programs were busy."""
+    from rich.markup import escape
+
+    for what, note in notes.items():
+        if note:
+            console.print(f"[bold yellow]{escape(what)} {escape(note)}[/]: those times are slower than "
+                          "this machine can do; time again when it is quieter")
 
 
 # ------------------------------------------------------------------------------ flops
@@ -308,12 +343,14 @@ def _load(name: str):
 
 
 def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = True,
-             threads: int | None = None):
+             threads: str = "auto", console=None):
+    """(profile, BLAS threads used): the model is loaded (and a bad name refused) first."""
     from .profiler import ModelProfiler
 
     model, x = _load(name)
+    n = _timing_threads(threads, console)
     return ModelProfiler(model, x, name=name, hardware=spec).profile(
-        repeats=repeats, warmup=warmup, backward=backward, threads=threads)
+        repeats=repeats, warmup=warmup, backward=backward, threads=n), n
 
 
 @performance.command(cls=_ListsModels)
@@ -321,8 +358,7 @@ def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = T
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--no-backward", is_flag=True, help="Profile the forward pass only.")
-@click.option("--threads", type=int, help="BLAS threads while timing (1 gives repeatable "
-              "figures when other cores are busy) [default: as set].")
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write CSV here.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Also write a Chrome trace event JSON here (open in Perfetto).")
@@ -331,10 +367,12 @@ def _profile(name: str, repeats: int, warmup: int, spec: Any, backward: bool = T
 def profile(model, repeats, warmup, no_backward, threads, csv_path, trace_path, json_path,
             as_json) -> None:
     """Layer-by-layer forward/backward time, FLOPs, memory and roofline position of MODEL."""
-    _check_options({"--threads": (threads, 1)})
     check_outputs({"--csv": csv_path, "--trace": trace_path, "--out": json_path})
+    console = _console()
+    _check_threads(threads)  # a bad --threads fails before anything is measured
     spec = _hardware(True)
-    result = _profile(model, repeats, warmup, spec, not no_backward, threads)
+    result, n_threads = _profile(model, repeats, warmup, spec, not no_backward, threads,
+                                 None if as_json else console)
     if csv_path:
         result.to_csv(csv_path)
     if trace_path:
@@ -344,13 +382,14 @@ def profile(model, repeats, warmup, no_backward, threads, csv_path, trace_path, 
     if as_json:
         click.echo(result.to_json())
         return
-    console = _console()
     _warn_contended(console, spec)
     console.print(result.table(width=console.width))
     console.print(f"plain step {result.total_s * 1e3:.2f} ms (forward {result.forward_s * 1e3:.2f}, "
                   f"backward {result.backward_s * 1e3:.2f}); instrumented step "
                   f"{result.profiled_s * 1e3:.2f} ms ({result.overhead - 1:+.0%}); the rows "
-                  f"add up to the instrumented step, {result.coverage:.0%} of it in modules")
+                  f"add up to the instrumented step, {result.coverage:.0%} of it in modules; "
+                  f"{n_threads} BLAS thread{'s' if n_threads > 1 else ''}")
+    _print_timing_notes(console, {f"{model}:": result.note})
     top = sorted((l for l in result.layers if l.advice), key=lambda l: -l.total_s)[:8]
     if top:
         console.print("[bold]Advice[/] for the layers that take the most time:")
@@ -364,16 +403,19 @@ def profile(model, repeats, warmup, no_backward, threads, csv_path, trace_path, 
               type=click.Path(dir_okay=False), help="Plot file (.png or .svg).")
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Also save an SVG.")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def roofline(model, out_path, svg_path, repeats, as_json) -> None:
+def roofline(model, out_path, svg_path, repeats, threads, as_json) -> None:
     """Roofline plot of MODEL's layers against this machine's measured ceilings."""
     from .roofline import RooflineModel
 
     if not out_path.lower().endswith((".png", ".svg")):
         raise ValueError(f"--out must end in .png or .svg, got {out_path!r}")
     check_outputs({"--out": out_path, "--svg": svg_path})
+    console = _console()
+    _check_threads(threads)  # a bad --threads fails before anything is measured
     spec = _hardware(True)
-    result = _profile(model, repeats, 2, spec, backward=False)
+    result, n_threads = _profile(model, repeats, 2, spec, False, threads, None if as_json else console)
     roof = RooflineModel(spec)
     points = roof.points_from_profile(result)
     roof.plot(points, [p for p in (out_path, svg_path) if p],
@@ -381,49 +423,56 @@ def roofline(model, out_path, svg_path, repeats, as_json) -> None:
     if as_json:
         _echo_json({"model": model, "plot": out_path, "svg": svg_path,
                     "peak_gflops": roof.peak_gflops, "bandwidth_gbs": roof.bandwidth_gbs,
-                    "ridge_point": roof.ridge_point, "points": [p.to_dict() for p in points]})
+                    "ridge_point": roof.ridge_point, "points": [p.to_dict() for p in points],
+                    "threads": n_threads, "contention": result.contention,
+                    "hardware_contention": spec.contention})
         return
-    console = _console()
     _warn_contended(console, roof.hardware)
     console.print(f"ceilings: {roof.peak_gflops:.1f} GFLOP/s compute, {roof.bandwidth_gbs:.1f} GB/s "
                   f"memory, ridge {roof.ridge_point:.2f} FLOP/byte")
     for p in points:
         console.print(f"[bold]{p.name}[/]: {p.intensity:.2f} FLOP/B, {p.achieved_gflops:.2f} "
                       f"GFLOP/s ({p.bound}) - {p.advice}")
+    _print_timing_notes(console, {f"{model}'s layer times:": result.note})
     console.print(f"plot written to {out_path}" + (f" and {svg_path}" if svg_path else ""))
 
 
-def _compare(names, repeats: int, as_json: bool, title: str) -> None:
+def _compare(names, repeats: int, threads: str, as_json: bool, title: str) -> None:
     from .profiler import compare, comparison_table
 
+    console = _console()
     loaded = {name: _load(name) for name in names}
-    rows = compare(loaded, repeats=repeats, warmup=1)
+    n_threads = _timing_threads(threads, None if as_json else console)
+    rows = compare(loaded, repeats=repeats, warmup=1, threads=n_threads)
     if as_json:
-        _echo_json({"convention": "1 multiply-add = 2 FLOPs",
+        _echo_json({"convention": "1 multiply-add = 2 FLOPs", "threads": n_threads,
                     "models": [r.to_dict() for r in rows]})
         return
-    console = _console()
-    console.print(comparison_table(rows, title, width=console.width))
+    console.print(comparison_table(rows, f"{title}, {n_threads} BLAS thread{'s' if n_threads > 1 else ''}",
+                                   width=console.width))
+    _print_timing_notes(console, {f"{r.name}:": r.note for r in rows})
 
 
 @performance.command(name="compare", cls=_ListsModels)
 @click.argument("models", nargs=-1)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def compare_cmd(models, repeats, as_json) -> None:
+def compare_cmd(models, repeats, threads, as_json) -> None:
     """Side-by-side params, FLOPs, memory and time of registered MODELS (default: all of them)."""
     from .models import available_models
 
     names = list(models) or available_models()
     if not names:
         raise ValueError("no models registered: install tinytorch-vision or tinytorch-language")
-    _compare(names, repeats, as_json, "Model comparison")
+    _compare(names, repeats, threads, as_json, "Model comparison")
 
 
 @performance.command()
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--threads", default="auto", show_default=True, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cifar10(repeats, as_json) -> None:
+def cifar10(repeats, threads, as_json) -> None:
     """The design summary's comparison of the three CIFAR-10 CNNs (needs tinytorch-vision)."""
     from .models import available_models
 
@@ -432,7 +481,7 @@ def cifar10(repeats, as_json) -> None:
         raise ValueError(f"tito performance cifar10 needs tinytorch-vision (models "
                          f"{', '.join(CIFAR10_MODELS)}); not registered: {', '.join(missing)} "
                          f"- install it with: pip install tinytorch-vision")
-    _compare(CIFAR10_MODELS, repeats, as_json, "CIFAR-10 CNNs")
+    _compare(CIFAR10_MODELS, repeats, threads, as_json, "CIFAR-10 CNNs")
 
 
 

@@ -24,10 +24,11 @@ PowerShell's ``Get-CimInstance Win32_Processor``) plus psutil, then measures:
   The headline ``memory_bandwidth_gbs`` is the copy rate (pure traffic, no arithmetic): the
   roofline's memory ceiling. Each kernel's rate is its best of the repeats, as STREAM reports.
 
-While measuring, the CPU time of every other process is taken from the system's counters
-(psutil: system busy time minus this process's CPU time) and compared with the wall time:
-other processes using more than ``CONTENDED_CORES`` cores on average make the measurement
-**contended** (``spec.contended``, with the figures and the load average in ``spec.contention``).
+While measuring, core's `ContentionProbe` (the one check every timing tool uses) takes the
+CPU time of every other process from the system's counters (system busy time minus this
+process's CPU time) and compares it with the wall time: other processes using more than
+``CONTENDED_CORES`` cores on average make the measurement **contended** (``spec.contended``,
+with the figures and the load average in ``spec.contention``).
 A contended measurement is reported with a warning and never cached.
 
 Measurements are cached in ``~/.cache/tinytorch/hardware.json`` (``$TINYTORCH_CACHE_DIR``
@@ -73,6 +74,7 @@ from typing import Any
 
 import numpy as np
 
+from tinytorch.core.contention import CONTENDED_CORES, ContentionProbe, contention_note
 from tinytorch.core.threads import get_num_threads
 
 __all__ = [
@@ -90,8 +92,6 @@ CACHE_MAX_AGE_S = 7 * 24 * 3600
 #: the full measurement's GEMM: ``measure_gemm_peak(GEMM_SIZE, GEMM_REPEATS)``, exactly what a
 #: user calling it directly gets, so the CLI's figure and a direct call agree
 GEMM_SIZE, GEMM_REPEATS = 2048, 5
-#: other processes using more cores than this (on average) while measuring: contended
-CONTENDED_CORES = 0.25
 
 
 @dataclass
@@ -153,14 +153,11 @@ class HardwareSpec:
     @property
     def warning(self) -> str | None:
         """A one-sentence warning when the measurement was contended, else None."""
-        if not self.contended:
+        note = contention_note(self.contention if self.contended else None, "measuring")
+        if note is None:
             return None
-        c = self.contention
-        load = c.get("load_1min")
-        return (f"other processes used {c.get('others_cores', 0):.2f} cores while measuring"
-                + (f" (load average {load:.2f} on {self.logical_cores} cores)" if load else "")
-                + ": the ceilings are too low and were not cached; measure on a quiet machine "
-                  "with `tito performance hardware --refresh`")
+        return (note + f" on {self.logical_cores} cores: the ceilings are too low and were not "
+                "cached; measure on a quiet machine with `tito performance hardware --refresh`")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -516,57 +513,6 @@ def _best_time(fn: Callable[[], object], repeats: int, warmup: int = 1,
         fn()
         best = min(best, clock() - start)
     return best
-
-
-class ContentionProbe:
-    """Context manager: how much CPU other processes used while the block ran.
-
-    ``result`` (after the block): wall seconds, this process's CPU seconds, other processes'
-    CPU seconds and average cores, this process's CPU per wall second, the 1-minute load
-    average before the block, and ``contended`` (others used more than ``CONTENDED_CORES``).
-
-    >>> with ContentionProbe() as probe:
-    ...     _ = sum(range(100000))
-    >>> sorted(probe.result)[:3]
-    ['contended', 'load_1min', 'others_cores']
-    """
-
-    def __init__(self, threshold_cores: float = CONTENDED_CORES):
-        self.threshold_cores = threshold_cores
-        self.result: dict[str, Any] = {}
-
-    @staticmethod
-    def _busy() -> float:
-        import psutil
-
-        t = psutil.cpu_times()
-        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
-
-    @staticmethod
-    def _own() -> float:
-        import psutil
-
-        t = psutil.Process().cpu_times()
-        return t.user + t.system
-
-    def __enter__(self) -> ContentionProbe:
-        try:
-            self.load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # Windows has no load average
-            self.load = None
-        self.wall0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        wall = time.perf_counter() - self.wall0
-        own = self._own() - self.own0
-        others = max(self._busy() - self.busy0 - own, 0.0)
-        others_cores = others / wall if wall > 0 else 0.0
-        self.result = {"wall_s": wall, "own_cpu_s": own, "others_cpu_s": others,
-                       "others_cores": others_cores,
-                       "own_cpu_per_wall": own / wall if wall > 0 else 0.0,
-                       "load_1min": self.load, "contended": others_cores > self.threshold_cores}
-        return False
 
 
 def measure_gemm_peak(n: int = 2048, repeats: int = 5) -> float:

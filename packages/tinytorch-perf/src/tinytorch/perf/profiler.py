@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tinytorch.core.checks import check_int
+from tinytorch.core.contention import ContentionProbe, contention_note
 
 from .flops import CONVENTION, ROOT, FLOPsCounter, LayerCount, TraceResult, _backward, _label
 from .tables import Column, fitted_table
@@ -124,6 +125,9 @@ class ProfileResult:
         coverage: share of the rows' time in module rows (the rest is ``(unattributed)``).
         trace: the FLOP ``TraceResult``; ``flops`` is its forward total.
         events: Chrome trace events (``to_chrome_trace``).
+        contention: the `~tinytorch.core.contention.ContentionProbe` result of the timed steps
+            (``contended``: other programs were busy, the times are too slow); ``note`` is the
+            sentence to print beside them, None when the machine was quiet.
 
     ``table()`` renders a rich table; ``to_json``, ``to_csv`` and ``to_chrome_trace`` export it.
 
@@ -145,10 +149,16 @@ class ProfileResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     profiled_forward_s: float = 0.0  # medians of the instrumented steps' forward and backward
     profiled_backward_s: float = 0.0
+    contention: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_s(self) -> float:
         return self.forward_s + self.backward_s
+
+    @property
+    def note(self) -> str | None:
+        """``contention_note`` of the timed steps: None when no other program was busy."""
+        return contention_note(self.contention)
 
     @property
     def layer_sum_s(self) -> float:
@@ -189,7 +199,7 @@ class ProfileResult:
             "layer_sum_s": self.layer_sum_s, "coverage": self.coverage,
             "activation_bytes": self.activation_bytes, "repeats": self.repeats,
             "warmup": self.warmup, "unknown_ops": self.trace.unknown_ops,
-            "layers": [l.to_dict() for l in self.layers],
+            "contention": self.contention, "layers": [l.to_dict() for l in self.layers],
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -219,7 +229,8 @@ class ProfileResult:
             *self.events,
         ], "displayTimeUnit": "ms", "otherData": {
             "convention": CONVENTION, "instrumented_step_ms": self.profiled_s * 1e3,
-            "plain_step_ms": self.total_s * 1e3, "overhead": self.overhead}}
+            "plain_step_ms": self.total_s * 1e3, "overhead": self.overhead,
+            "contention": self.contention}}
         if path is not None:
             Path(path).write_text(json.dumps(doc))
         return doc
@@ -289,7 +300,7 @@ class ModelProfiler:
         self.hardware = hardware
 
     def profile(self, repeats: int = 5, warmup: int = 2, backward: bool = True,
-                roofline: Any = None, threads: int | None = None) -> ProfileResult:
+                roofline: Any = None, threads: int | str | None = None) -> ProfileResult:
         """Profile ``repeats`` steps after ``warmup`` unmeasured ones.
 
         Plain and instrumented steps alternate, so load from other processes hits both alike;
@@ -301,9 +312,10 @@ class ModelProfiler:
             backward: time the backward pass too (an all-ones gradient into the output).
             roofline: a ``RooflineModel`` for each layer's bound and advice (default: one built
                 from the profiler's ``hardware``, if given).
-            threads: BLAS threads during the timed steps (default: as set). On a machine whose
-                other cores are busy, multi-threaded GEMMs time erratically; one thread gives
-                repeatable figures.
+            threads: BLAS threads during the timed steps (default: as set; ``"auto"``: one
+                per physical core no other program keeps busy, `~tinytorch.core.threads.
+                choose_threads`). On a machine whose other cores are busy, multi-threaded GEMMs
+                spin-wait for each other and time erratically.
 
         Returns:
             a ``ProfileResult``.
@@ -311,9 +323,10 @@ class ModelProfiler:
         repeats = check_int("profile", "repeats", repeats, minimum=1)
         warmup = check_int("profile", "warmup", warmup, minimum=0)
         if threads is not None:
-            from tinytorch.core.threads import thread_limit
+            from tinytorch.core.threads import choose_threads, thread_limit
 
-            with thread_limit(check_int("profile", "threads", threads, minimum=1)):
+            n = choose_threads()[0] if threads == "auto" else check_int("profile", "threads", threads, minimum=1)
+            with thread_limit(n):
                 return self.profile(repeats, warmup, backward, roofline)
         model, x, clock = self.model, self.example_input, self.clock
         trace = FLOPsCounter().trace(model, x, backward=backward)
@@ -325,17 +338,18 @@ class ModelProfiler:
         # timed region), so load from other processes hits both alike.
         plain_f, plain_b, steps = [], [], []
         rows = set(trace.layers) | {ROOT}  # the model's own code is a row even if it runs no op
-        for _ in range(repeats):
-            f, b = _time_step(model, x, backward, clock)
-            _zero_grads(model)
-            plain_f.append(f)
-            plain_b.append(b)
-            inst = _Instrumentation(model, rows, clock)
-            try:
-                steps.append(inst.step(x, backward))
-            finally:
-                inst.remove()
-            _zero_grads(model)
+        with ContentionProbe() as probe:  # the check every tool that prints a time makes
+            for _ in range(repeats):
+                f, b = _time_step(model, x, backward, clock)
+                _zero_grads(model)
+                plain_f.append(f)
+                plain_b.append(b)
+                inst = _Instrumentation(model, rows, clock)
+                try:
+                    steps.append(inst.step(x, backward))
+                finally:
+                    inst.remove()
+                _zero_grads(model)
         # Rows come from the median instrumented step (by total time): robust to a slow step,
         # and additive, so the rows add up to that step exactly.
         step = sorted(steps, key=lambda s: s.forward_s + s.backward_s)[(len(steps) - 1) // 2]
@@ -387,7 +401,7 @@ class ModelProfiler:
             profiled_s=step.forward_s + step.backward_s, profiled_forward_s=step.forward_s,
             profiled_backward_s=step.backward_s, repeats=repeats,
             warmup=warmup, trace=trace, params=sum(p.size for p in model.parameters()),
-            events=events)
+            events=events, contention=probe.result)
 
 
 @dataclass
@@ -504,6 +518,12 @@ class ComparisonRow:
     forward_s: float
     backward_s: float
     intensity: float
+    contention: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def note(self) -> str | None:
+        """``contention_note`` of this model's timed steps: None when no other program was busy."""
+        return contention_note(self.contention)
 
     @property
     def gflops_per_s(self) -> float:
@@ -516,10 +536,12 @@ class ComparisonRow:
         return d
 
 
-def compare(models: Any, repeats: int = 3, warmup: int = 1) -> list[ComparisonRow]:
+def compare(models: Any, repeats: int = 3, warmup: int = 1,
+            threads: int | str | None = None) -> list[ComparisonRow]:
     """Profile several models: params, FLOPs, memory and time side by side.
 
-    ``models``: a dict name -> (model, example_input) or (name, model, example_input) triples.
+    ``models``: a dict name -> (model, example_input) or (name, model, example_input) triples;
+    ``threads`` as `ModelProfiler.profile`'s. Each row carries its timing's ``contention``.
 
     >>> from tinytorch.core import nn, randn
     >>> x = randn(4, 16)
@@ -529,13 +551,13 @@ def compare(models: Any, repeats: int = 3, warmup: int = 1) -> list[ComparisonRo
     """
     rows = []
     for name, model, x in _as_items(models):
-        r = ModelProfiler(model, x, name=name).profile(repeats=repeats, warmup=warmup)
+        r = ModelProfiler(model, x, name=name).profile(repeats=repeats, warmup=warmup, threads=threads)
         rows.append(ComparisonRow(
             name=name, input_shape=r.input_shape, params=r.params,
             param_bytes=sum(p.data.nbytes for p in model.parameters()),
             forward_flops=r.trace.forward.flops, matmul_flops=r.trace.forward.matmul_flops,
             activation_bytes=r.activation_bytes, forward_s=r.forward_s, backward_s=r.backward_s,
-            intensity=r.trace.forward.intensity))
+            intensity=r.trace.forward.intensity, contention=r.contention))
     return rows
 
 

@@ -46,7 +46,7 @@ def vision() -> None:
               help="Data root [default: $TINYTORCH_DATA, else the user cache folder; see `tito data list`].")
 @click.option("--download", is_flag=True, help="Download missing data files (sha256-checked; or run `tito data download DATASET` first).")
 @click.option("--threads", default="auto", show_default=True,
-              help="BLAS threads: a number, or 'auto' (one per physical core).")
+              help="BLAS threads: a number, or 'auto' (one per physical core not kept busy by another program).")
 @click.option("--nproc", default="1", show_default=True,
               help="Data-parallel ranks (MPI): a number, or 'auto' (one per physical core). Each rank "
                    "takes batch-size/N images of every batch and one BLAS thread; the result is that of "
@@ -67,13 +67,13 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
     """
     import sys
 
-    from tinytorch.core.threads import training_threads
+    from tinytorch.core.threads import parse_threads
 
     from .train import TrainConfig, read_checkpoint_info
     from .train import train as run
 
     try:
-        training_threads(threads)  # a bad --threads fails here, before any data is read
+        parse_threads(threads)  # a bad --threads fails here, before any data is read
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--threads") from None
     config = TrainConfig(dataset=dataset, model=model, batch_size=batch_size, lr=lr, seed=seed,

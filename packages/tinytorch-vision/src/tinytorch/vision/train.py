@@ -26,7 +26,7 @@ from tinytorch.core.data import DataLoader, Subset
 from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
 from tinytorch.core.quantization import QUANTIZATION_KEY, load_quantized, save_quantized
 from tinytorch.core.quantization.serialization import quantized_layers
-from tinytorch.core.threads import set_num_threads, training_threads
+from tinytorch.core.threads import choose_threads, get_num_threads, set_num_threads
 from tinytorch.core.training import Trainer, accuracy
 
 from .datasets import ImageDataset, check_train_test, get_dataset
@@ -251,6 +251,10 @@ class TrainResult:
         stop_reason: why training ended (core's ``STOP_REASONS``).
         val_accuracy: the last validation accuracy, when there is a validation split.
         model: the trained model (not in ``to_dict``).
+        threads: the BLAS threads the run used (None: unknown, OpenBLAS not found); the same
+            seed gives the same weights at the same thread count.
+        contention: the `~tinytorch.core.contention.ContentionProbe` result of the interval the
+            last ``images_per_sec`` figure covers (None before any evaluation).
 
     >>> result = TrainResult(TrainConfig(), {"evals": []}, 0.9, 1, 12.0, None, "epochs")
     >>> result.to_dict()["test_accuracy"], result.to_dict()["config"]["dataset"]
@@ -266,11 +270,14 @@ class TrainResult:
     stop_reason: str | None = None
     val_accuracy: float | None = None
     model: ImageClassifier = field(repr=False, default=None)
+    threads: int | None = None
+    contention: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "test_accuracy": self.test_accuracy,
                 "val_accuracy": self.val_accuracy, "epochs": self.epochs, "seconds": self.seconds,
-                "checkpoint": self.checkpoint, "stop_reason": self.stop_reason, "history": self.history}
+                "checkpoint": self.checkpoint, "stop_reason": self.stop_reason, "threads": self.threads,
+                "contention": self.contention, "history": self.history}
 
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
@@ -326,7 +333,9 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
         download: fetch missing data files.
         progress: core's progress display (``"auto"``, True, ``"lines"``, False).
         echo: called with one-line notes (e.g. ``click.echo``), or None.
-        threads: OpenBLAS threads: an int, ``"auto"`` (one per physical core) or None (leave it).
+        threads: OpenBLAS threads: an int, ``"auto"`` (`~tinytorch.core.threads.choose_threads`:
+            one per physical core not kept busy by another program; ``echo`` says when it held
+            back) or None (leave it).
         callbacks: extra core ``Callback``s (run after the built-in ones).
         resume_epochs: with ``resume``, the new total of epochs (at least the checkpoint's).
 
@@ -358,9 +367,12 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
     config.validate()
     if out is not None:
         io.check_destination(out, what="checkpoint")  # before training, not after the first epoch
-    if threads is not None:
-        set_num_threads(training_threads(threads))
     train_loader, val_loader, test_loader, train_set, _ = make_loaders(config, root, download)
+    if threads is not None:  # after the data is found: a missing data set is the one line printed
+        n_threads, note = choose_threads(threads)
+        set_num_threads(n_threads)
+        if note and echo is not None:
+            echo(note)
     manual_seed(config.seed)
     model = build_model(config.model, train_set.image_shape, len(train_set.classes))
     optimizer = optim.AdamW(optim.weight_decay_groups(model, config.weight_decay), lr=config.lr)
@@ -392,7 +404,8 @@ def train(config: TrainConfig, root: str | Path | None = None, out: str | Path |
         elif "test_accuracy" in history:
             test_acc = history["test_accuracy"][-1]
     return TrainResult(config, history.to_dict(), test_acc, trainer.epoch, seconds,
-                       str(out) if out is not None else None, history.stop_reason, val_acc, model)
+                       str(out) if out is not None else None, history.stop_reason, val_acc, model,
+                       get_num_threads(), trainer.throughput_contention)
 
 
 @dataclass

@@ -1,0 +1,223 @@
+"""Milestones: a real model trained on the student's passed implementations, beside the
+library's in the same run (same seed, same data order), so the difference is theirs alone.
+
+``shakespeare`` trains TinyGPT on Tiny Shakespeare twice: once on the library, once with every
+exercise that passes its checks now substituted. It reports both validation losses, overlays
+the two training-loss curves in one PNG, and times each substituted target in both runs.
+``fashion_mnist`` does the same with a small CNN on Fashion-MNIST (test loss and accuracy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checks import check_module
+from .curriculum import Exercise, Target, load_curriculum
+from .substitute import StudentFileError, load_student_module, substituted
+
+#: A student's run is "on par" when its final validation loss is within this of the reference's.
+TOLERANCE = 0.02
+
+
+@dataclass
+class Run:
+    """One training run of a milestone: its per-step losses, final validation loss and the time
+    spent inside each substituted target."""
+    label: str
+    losses: list[float]
+    val_loss: float
+    seconds: dict[str, float] = field(default_factory=dict)  # target -> time spent in it
+    calls: dict[str, int] = field(default_factory=dict)
+    accuracy: float | None = None
+
+
+def passed_implementations(directory: str | Path) -> list[tuple[Exercise, Callable]]:
+    """Every exercise of the workspace that passes its checks now, with the student's function."""
+    found: list[tuple[Exercise, Callable]] = []
+    for module in load_curriculum().modules:
+        path = Path(directory) / module.filename
+        if not path.exists():
+            continue
+        try:
+            results = check_module(module, directory)
+            student = load_student_module(path, module)
+        except StudentFileError:
+            continue
+        for r in results:
+            if r.passed:
+                found.append((r.exercise, getattr(student, r.exercise.name)))
+    return found
+
+
+def _timed(fn: Callable, key: str, run: Run) -> Callable:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            run.seconds[key] = run.seconds.get(key, 0.0) + time.perf_counter() - start
+            run.calls[key] = run.calls.get(key, 0) + 1
+    return timed
+
+
+def _train(label: str, implementations: dict[Target, tuple[str, Callable]], settings: dict[str, Any],
+           text: str) -> Run:
+    from tinytorch.core import manual_seed
+    from tinytorch.language import CharTokenizer, LanguageModelTrainer, TinyGPT
+
+    run = Run(label, [], float("nan"))
+    manual_seed(settings["seed"])
+    tokenizer = CharTokenizer().fit(text)
+    model = TinyGPT(tokenizer.vocab_size, d_model=settings["d_model"], num_heads=settings["num_heads"],
+                    num_layers=settings["num_layers"], max_seq_len=settings["seq_len"], dropout=0.0)
+    trainer = LanguageModelTrainer(model, tokenizer, progress=False)
+    timed = {t: _timed(fn, key, run) for t, (key, fn) in implementations.items()}
+    with substituted(timed):
+        history = trainer.fit(text, max_steps=settings["steps"], batch_size=settings["batch_size"],
+                              seq_len=settings["seq_len"], lr=settings["lr"], eval_every=settings["steps"],
+                              eval_batches=settings["eval_batches"], seed=settings["seed"])
+    run.losses = [row["loss"] for row in history.steps]
+    run.val_loss = float(history["val_loss"][-1])
+    return run
+
+
+def shakespeare(directory: str | Path, steps: int = 200, chars: int = 200_000, d_model: int = 64,
+                num_heads: int = 4, num_layers: int = 2, seq_len: int = 64, batch_size: int = 16,
+                lr: float = 3e-3, eval_batches: int | None = 20, seed: int = 0,
+                plot: str | Path | None = None) -> dict[str, Any]:
+    """Train TinyGPT on the first ``chars`` characters of Tiny Shakespeare on the library, then
+    on the student's passed implementations; return both runs and the comparison.
+
+    Raises ValueError when the workspace passes no exercise (there is nothing of theirs to run).
+    """
+    from tinytorch.language import load_shakespeare
+
+    for name, value, low in (("steps", steps, 1), ("chars", chars, 2 * seq_len + 2), ("seq_len", seq_len, 1),
+                             ("batch_size", batch_size, 1), ("d_model", d_model, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not Path(directory).is_dir():
+        raise ValueError(f"--dir: {directory} is not a directory")
+    text = load_shakespeare()[:chars]
+    settings = dict(steps=steps, d_model=d_model, num_heads=num_heads, num_layers=num_layers, seq_len=seq_len,
+                    batch_size=batch_size, lr=lr, eval_batches=eval_batches, seed=seed)
+    return _side_by_side(directory, lambda label, impls: _train(label, impls, settings, text), settings, plot,
+                         "TinyGPT on Tiny Shakespeare")
+
+
+def _side_by_side(directory: str | Path, train: Callable[[str, dict], Run], settings: dict[str, Any],
+                  plot: str | Path | None, title: str) -> dict[str, Any]:
+    """Train on the library, then on the student's passed implementations; compare."""
+    passed = passed_implementations(directory)
+    if not passed:
+        raise ValueError(f"{directory}: no exercise passes its checks yet; run `tito learn check MODULE` first")
+    reference = {ex.resolve(): (ex.qualified, ex.resolve().current()) for ex, _ in passed}
+    student = {ex.resolve(): (ex.qualified, fn) for ex, fn in passed}
+    runs = [train("reference", reference), train("yours", student)]
+    ref, yours = runs
+    result = {
+        "settings": settings, "exercises": sorted(ex.qualified for ex, _ in passed),
+        "reference_val_loss": ref.val_loss, "your_val_loss": yours.val_loss,
+        "difference": yours.val_loss - ref.val_loss,
+        "within_tolerance": abs(yours.val_loss - ref.val_loss) <= TOLERANCE, "tolerance": TOLERANCE,
+        "losses": {r.label: r.losses for r in runs},
+        "kernels": [{"exercise": key, "calls": yours.calls.get(key, 0),
+                     "reference_seconds": ref.seconds.get(key, 0.0), "your_seconds": yours.seconds.get(key, 0.0)}
+                    for key in sorted(ex.qualified for ex, _ in passed)],
+    }
+    if ref.accuracy is not None:
+        result["reference_accuracy"], result["your_accuracy"] = ref.accuracy, yours.accuracy
+    if plot is not None:
+        _plot(runs, Path(plot), title)
+        result["plot"] = str(plot)
+    return result
+
+
+def _train_cnn(label: str, implementations: dict[Target, tuple[str, Callable]], settings: dict[str, Any],
+               data: tuple) -> Run:
+    import numpy as np
+
+    from tinytorch.core import Tensor, manual_seed, no_grad
+    from tinytorch.core import functional as F
+    from tinytorch.core.optim import AdamW
+    from tinytorch.vision import SmallCNN
+
+    (x, y), (x_test, y_test) = data
+    run = Run(label, [], float("nan"))
+    manual_seed(settings["seed"])
+    model = SmallCNN(widths=(8, 16), hidden=32, dropout=0.0)
+    opt = AdamW(model.parameters(), lr=settings["lr"])
+    order = np.random.default_rng(settings["seed"])
+    timed = {t: _timed(fn, key, run) for t, (key, fn) in implementations.items()}
+    with substituted(timed):
+        model.train()
+        for _ in range(settings["steps"]):
+            idx = order.integers(0, len(x), size=settings["batch_size"])
+            loss = F.cross_entropy(model(Tensor(x[idx])), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run.losses.append(float(loss.item()))
+        model.eval()
+        total, correct = 0.0, 0
+        with no_grad():
+            for start in range(0, len(x_test), 500):
+                logits = model(Tensor(x_test[start:start + 500]))
+                target = y_test[start:start + 500]
+                total += float(F.cross_entropy(logits, target, reduction="sum").item())
+                correct += int((logits.data.argmax(axis=-1) == target).sum())
+    run.val_loss, run.accuracy = total / len(x_test), correct / len(x_test)
+    return run
+
+
+def fashion_mnist(directory: str | Path, steps: int = 150, batch_size: int = 64, train_images: int = 10_000,
+                  test_images: int = 2_000, lr: float = 3e-3, seed: int = 0, root: str | Path | None = None,
+                  plot: str | Path | None = None) -> dict[str, Any]:
+    """Train a small CNN (SmallCNN, widths 8 and 16) on Fashion-MNIST on the library, then on the
+    student's passed implementations; test loss and accuracy of both.
+
+    Raises `tinytorch.core.datafiles.MissingDataError` (with the download command) without the data.
+    """
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("train_images", train_images),
+                        ("test_images", test_images)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not Path(directory).is_dir():
+        raise ValueError(f"--dir: {directory} is not a directory")
+    from tinytorch.vision import FashionMNIST
+
+    x, y = FashionMNIST(root, train=True).arrays()
+    x_test, y_test = FashionMNIST(root, train=False).arrays()
+    data = ((x[:train_images], y[:train_images]), (x_test[:test_images], y_test[:test_images]))
+    settings = dict(steps=steps, batch_size=batch_size, train_images=len(data[0][0]),
+                    test_images=len(data[1][0]), lr=lr, seed=seed)
+    return _side_by_side(directory, lambda label, impls: _train_cnn(label, impls, settings, data), settings,
+                         plot, "A small CNN on Fashion-MNIST")
+
+
+def _plot(runs: list[Run], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from tinytorch.core.io import write_atomic
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r, style in zip(runs, ("-", "--")):
+        ax.plot(range(1, len(r.losses) + 1), r.losses, style, label=f"{r.label} (held-out loss {r.val_loss:.4f})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (cross-entropy, nats)")
+    ax.set_title(f"{title}: your implementations vs the library's")
+    ax.legend()
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())

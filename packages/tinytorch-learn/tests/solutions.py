@@ -1,0 +1,103 @@
+"""Student files built from the library's own implementations, for testing the checks.
+
+`reference_file(module)` writes what a perfect student would: each target's source under the
+exercise's name, with the module's globals available. `PLANTED` holds, per exercise, one
+classic mistake as a text edit of that source (a transposed gradient, a missing 1/N, an
+off-by-one window, the mask applied after the softmax...).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+from tinytorch.learn.curriculum import Module
+
+PLANTED: dict[str, tuple[str, str]] = {
+    # tensor-ops
+    "softmax": ("e = x - x.max(axis=axis, keepdims=True)", "e = x.copy()"),  # no max subtracted
+    "log_softmax": ("np.exp(shifted), axis=axis", "np.exp(shifted), axis=-1"),  # wrong axis
+    "linear": ("out += bias", "out = out + 0"),  # bias forgotten
+    "unbroadcast": ("grad = grad.sum(axis=tuple(range(extra)))", "grad = grad[(0,) * extra]"),
+    # autograd
+    "topological_order": ("return order", "return order[::-1]"),  # children before parents
+    "add_backward": ("return grad, grad", "return grad, -grad"),
+    "mul_backward": ("grad * self.b if need_a", "grad * self.a if need_a"),
+    "matmul_backward": ("grad_b = np.swapaxes(a2, -1, -2) @ grad",  # the transposed gradient
+                        "grad_b = np.swapaxes(np.swapaxes(a2, -1, -2) @ grad, -1, -2)"),
+    "sum_backward": ("_expand_reduced(grad, self.axes, self.keepdims)", "grad"),
+    "mean_backward": (" / grad.dtype.type(self.count)", ""),  # the missing 1/N
+    "reshape_backward": ("grad.reshape(self.shape)", "grad.T.reshape(self.shape)"),
+    "permute_backward": ("np.argsort([a % grad.ndim for a in self.axes])", "self.axes"),
+    "linear_backward": ("grad2d.sum(axis=0)", "grad2d.mean(axis=0)"),
+    "embedding_backward": ("np.add.reduceat(flat_grad[order], starts, axis=0)",
+                           "flat_grad[order][starts]"),  # repeated ids do not accumulate
+    # layers
+    "relu_backward": ("out = grad * self.positive", "out = grad + 0 * self.positive"),
+    "sigmoid_backward": ("grad * self.out * (1 - self.out)", "grad * self.out"),
+    "tanh_backward": ("(1 - self.out * self.out)", "(1 - self.out)"),
+    # losses
+    "cross_entropy_backward": ("d *= grad / max(self.count, 1)", "d *= grad"),  # the missing 1/N
+    "mse_loss": ('sq.mean() if reduction == "mean"', 'sq.sum() / len(sq.data) if reduction == "mean"'),
+    "sgd_update": ('buf = state["momentum_buffer"] = g.copy()',
+                   'buf = state["momentum_buffer"] = np.zeros_like(g)'),  # the buffer starts at 0
+    # vision
+    "out_size": ("- d * (k - 1) - 1) // s + 1", "- d * (k - 1)) // s + 1"),  # off-by-one window
+    "im2col": ("(s_n, sh * s_h, sw * s_w,", "(s_n, s_h, s_w,"),  # the stride ignored
+    "max_pool_backward": ("np.where(self.argmax == i * kw + j, g, zero)", "g"),  # to every tap
+    "avg_pool_backward": ("gs = g / self.count", "gs = g"),  # the missing 1/N
+    "batch_norm_backward": ("- xhat * (sum_gxhat * inv_m).reshape(shape))",
+                            "- 0 * xhat)"),  # the variance's dependence on x forgotten
+    # language
+    "char_fit": ("sorted(set(text))", "list(dict.fromkeys(text))"),  # order of appearance
+    "bpe_merge": ("i += 2", "i += 1"),  # overlapping merges
+    "causal_bias": ("k=start + 1", "k=start"),  # the diagonal masked too
+    "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after
+    "attention_backward": ("    dp *= f(scale)\n", ""),  # the scale forgotten
+    "layer_norm_backward": ("        gx -= correction\n", ""),  # the x̂·mean(g'·x̂) term forgotten
+    "kv_append": ("self.k[:, :, self.length:end] = k", "self.k[:, :, 0:end - self.length] = k"),  # at 0
+    # systems
+    "linear_flops": ("OpCount(2 * n * i * o", "OpCount(n * i * o"),  # a multiply-add as 1 FLOP
+    "attainable": ("min(self.peak_gflops", "max(self.peak_gflops"),
+    "classify": ("intensity < self.ridge_point", "intensity <= self.ridge_point"),  # the ridge itself
+}
+
+# masked_softmax's plant moves the mask after the normalisation (the second half of the edit)
+_AFTER = ("    scores /= denom\n    return scores",
+          "    scores /= denom\n    if bias is not None:\n        scores += bias\n    return scores")
+
+
+def _source(exercise) -> str:
+    t = exercise.resolve()
+    holder = t.owner if t.owner_name else t.module
+    source = inspect.getsource(holder)
+    tree = ast.parse(source)
+    body = tree.body[0].body if t.owner_name else tree.body
+    node = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == t.attr)
+    start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    lines = source.splitlines()[start - 1:node.end_lineno]
+    text = textwrap.dedent("\n".join(lines))
+    return text.replace(f"def {t.attr}(", f"def {exercise.name}(", 1)
+
+
+def reference_file(module: Module, planted: str | None = None) -> str:
+    """A student file for ``module`` holding the library's implementations (one of them, the
+    exercise ``planted``, with its mistake)."""
+    imports = sorted({ex.resolve().module_name for ex in module.exercises})
+    head = ["from __future__ import annotations", "", "import importlib", "for _name in " + repr(imports) + ":",
+            "    globals().update({k: v for k, v in vars(importlib.import_module(_name)).items()",
+            "                      if not k.startswith('__')})",
+            "_causal_cache = {}  # a student's file has its own cache, not the library's"]
+    parts = []
+    for ex in module.exercises:
+        text = _source(ex)
+        if ex.name == planted:
+            old, new = PLANTED[planted]
+            assert old in text, f"{planted}: the planted edit no longer matches the library's source"
+            text = text.replace(old, new, 1)
+            if planted == "masked_softmax":
+                assert _AFTER[0] in text
+                text = text.replace(*_AFTER)
+        parts.append(text)
+    return "\n".join(head) + "\n\n\n" + "\n\n\n".join(parts) + "\n"

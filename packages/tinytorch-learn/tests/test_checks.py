@@ -1,0 +1,137 @@
+"""The checks are honest: the library's own implementations pass every one, each planted
+mistake fails its exercise and no other, and the library is unchanged afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from solutions import PLANTED, reference_file
+
+from tinytorch.core import Tensor, autograd, ops
+from tinytorch.learn import check_module, load_curriculum
+from tinytorch.learn.substitute import StudentFileError
+
+COURSE = load_curriculum()
+EXERCISES = [(m, ex) for m in COURSE.modules for ex in m.exercises]
+
+
+def _targets():
+    return {ex.target: ex.resolve().current() for _, ex in EXERCISES}
+
+
+@pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.name)
+def test_the_library_s_own_implementations_pass_every_check(module, tmp_path):
+    (tmp_path / module.filename).write_text(reference_file(module))
+    results = check_module(module, tmp_path)
+    assert [(r.exercise.name, r.status, r.message) for r in results if not r.passed] == []
+    assert all(r.cases_passed == r.cases == len(r.exercise.cases) for r in results)
+
+
+@pytest.mark.parametrize("module, exercise", EXERCISES, ids=lambda x: getattr(x, "name", ""))
+def test_a_planted_mistake_fails_its_exercise_and_no_other(module, exercise, tmp_path):
+    before = _targets()
+    (tmp_path / module.filename).write_text(reference_file(module, planted=exercise.name))
+    results = check_module(module, tmp_path)
+    failing = [r.exercise.name for r in results if not r.passed]
+    assert failing == [exercise.name]
+    diagnosis = next(r for r in results if r.exercise.name == exercise.name).message
+    assert diagnosis.startswith("case ") and "expected" in diagnosis or "raised" in diagnosis
+    assert _targets() == before  # every substitution was undone
+
+
+def test_every_exercise_has_a_planted_mistake_and_its_tests_exist():
+    assert sorted(PLANTED) == sorted(ex.name for _, ex in EXERCISES)
+    root = Path(__file__).resolve().parents[3]
+    for _, ex in EXERCISES:
+        for test in ex.tests:
+            assert (root / test.split("::")[0]).is_file(), (ex.qualified, test)
+
+
+def test_a_gradient_failure_reports_gradcheck_s_worst_element(tmp_path):
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(reference_file(module, planted="matmul_backward"))
+    [result] = check_module(module, tmp_path, "matmul_backward")
+    assert result.status == "fail" and result.cases_passed < result.cases
+    assert "gradient of b: worst element" in result.message
+    assert "finite differences disagree with your gradient: worst mismatch at input b, element" in result.message
+
+
+def test_the_library_is_unchanged_in_the_same_process_after_a_failing_check(tmp_path):
+    module = COURSE.module("autograd")
+    reference = ops.MatMulFunction.backward
+    (tmp_path / module.filename).write_text(
+        "def matmul_backward(self, grad):\n    raise ZeroDivisionError('student bug')\n")
+    [result] = check_module(module, tmp_path, "matmul_backward")
+    assert result.status == "fail" and "raised ZeroDivisionError: student bug (autograd.py, line 2)" in result.message
+    assert ops.MatMulFunction.backward is reference
+    a = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    (a @ Tensor(np.ones((3, 2)))).sum().backward()
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 2.0))
+
+
+def test_the_reference_named_in_the_file_does_not_pass(tmp_path):
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(
+        "from tinytorch.core.ops import MatMulFunction\n\n"
+        "def matmul_backward(self, grad):\n    return MatMulFunction.backward(self, grad)\n")
+    [result] = check_module(module, tmp_path, "matmul_backward")
+    assert result.status == "uses reference" and "line 4" in result.message
+
+
+def test_the_reference_kept_at_import_time_does_not_pass(tmp_path):
+    module = COURSE.module("tensor-ops")
+    (tmp_path / module.filename).write_text(
+        "import tinytorch.core.kernels as K\n_keep = getattr(K, 'sof' + 'tmax')\n\n"
+        "def softmax(x, axis=-1):\n    return _keep(x, axis)\n")
+    [result] = check_module(module, tmp_path, "softmax")
+    assert result.status == "uses reference" and "kept at import time" in result.message
+    from tinytorch.core import kernels
+    assert kernels.softmax(np.zeros(2)).tolist() == [0.5, 0.5]
+
+
+def test_the_topological_order_must_not_recurse(tmp_path):
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(
+        "def topological_order(root):\n"
+        "    order, seen = [], set()\n"
+        "    def visit(node):\n"
+        "        if id(node) in seen:\n            return\n"
+        "        seen.add(id(node))\n"
+        "        if node._ctx is not None:\n"
+        "            for p in node._ctx.parents:\n"
+        "                if p.requires_grad:\n                    visit(p)\n"
+        "        order.append(node)\n"
+        "    visit(root)\n    return order\n")
+    [result] = check_module(module, tmp_path, "topological_order")
+    assert result.cases_passed == 2 and "RecursionError" in result.message
+    assert autograd._topological_order.__module__ == "tinytorch.core.autograd"
+
+
+def test_a_broken_or_missing_file_is_one_error_naming_it(tmp_path):
+    module = COURSE.module("autograd")
+    with pytest.raises(StudentFileError, match="autograd.py: no such file"):
+        check_module(module, tmp_path)
+    (tmp_path / module.filename).write_text("def add_backward(self, grad)\n    return grad\n")
+    with pytest.raises(StudentFileError, match=r"autograd.py, line 1: syntax error"):
+        check_module(module, tmp_path)
+    with pytest.raises(ValueError, match="no exercise 'nope'"):
+        check_module(module, tmp_path, "nope")
+
+
+def test_a_loop_that_never_ends_is_stopped_and_reported(tmp_path, monkeypatch):
+    from tinytorch.learn import checks, substitute
+
+    monkeypatch.setattr(checks, "CASE_SECONDS", 0.5)
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(
+        "def add_backward(self, grad):\n    while True:\n        try:\n            pass\n"
+        "        except Exception:\n            pass\n")
+    [result] = check_module(module, tmp_path, "add_backward")
+    assert result.status == "fail" and "still running after 0.5 s" in result.message
+    assert ops.AddFunction.backward.__module__ == "tinytorch.core.ops"
+    monkeypatch.setattr(substitute, "IMPORT_SECONDS", 0.5)
+    (tmp_path / module.filename).write_text("while True:\n    pass\n")
+    with pytest.raises(StudentFileError, match="importing it was still running after 0.5 s"):
+        check_module(module, tmp_path)
