@@ -104,6 +104,15 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
     which have no weight-only form); ``"int4"`` Q4_0 weight-only for the Linear layers whose
     in_features is a multiple of 32 (the rest stay float32); ``"w8a8"`` static W8A8 on every
     registered layer, calibrated on ``calibration_samples`` training samples; ``"none"``.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> from tinytorch.perf.benchmark import BenchmarkTarget
+    >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    >>> target = BenchmarkTarget("mlp", model, lambda idx: Tensor(np.zeros((len(idx), 64), np.float32)), 8)
+    >>> apply_optimizations(target, "int4", prune=0.5)["kept_float32"]   # in_features 32 is one Q4_0 block
+    []
+    >>> [type(m).__name__ for m in model]
+    ['Int4WeightOnlyLinear', 'ReLU', 'Int4WeightOnlyLinear']
     """
     from tinytorch.core import nn
     from tinytorch.core.nn.utils import prune as P
@@ -159,7 +168,16 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
 
 @dataclass
 class LayerChange:
-    """One layer before and after: its roofline position, both times, and the verdict."""
+    """One layer before and after: its roofline position, both times, and the verdict.
+
+    ``flops``, ``bytes``, ``seconds`` and ``bound`` are (baseline, optimized) pairs; ``verdict``
+    is `roofline_verdict`'s result for a changed layer, empty for an unchanged one.
+
+    >>> c = LayerChange("fc", "Linear", "Int8WeightOnlyLinear", (100, 100), (400, 130), (2e-6, 1e-6),
+    ...                 ("memory-bound", "memory-bound"))
+    >>> c.bytes[0] / c.bytes[1] > 3, c.verdict
+    (True, {})
+    """
 
     name: str
     type_before: str
@@ -207,7 +225,13 @@ def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int
                        threads: int | None = 1) -> list[dict[str, float]]:
     """Median seconds of each named layer's forward alone, on the input it sees in its model, for
     each of ``models``; the models' timings alternate, so load from other processes hits all alike.
-    ``threads``: BLAS threads while timing (default 1: repeatable on a shared machine; None: as set)."""
+    ``threads``: BLAS threads while timing (default 1: repeatable on a shared machine; None: as set).
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> model = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+    >>> [sorted(t) for t in layer_measurements([model], Tensor(np.ones((2, 8), np.float32)), ["0", "1"])]
+    [['0', '1']]
+    """
     from tinytorch.core import no_grad
 
     calls = []
@@ -261,6 +285,18 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
     and its bytes become the traced float bytes minus the float weights plus what it stores.
     ``before_weight_bytes``: name -> the float layer's parameter bytes (default: read from
     ``before_model``).
+
+    >>> import copy
+    >>> from tinytorch.core import Tensor, nn
+    >>> from tinytorch.core.quantization import Int8WeightOnlyConfig, quantize_
+    >>> from tinytorch.perf.roofline import RooflineModel
+    >>> before = nn.Sequential(nn.Linear(64, 32))
+    >>> after = copy.deepcopy(before)
+    >>> quantize_(after, Int8WeightOnlyConfig())
+    >>> roof = RooflineModel(peak_gflops=100.0, bandwidth_gbs=10.0)
+    >>> [c] = layer_changes(before, after, Tensor(np.ones((1, 64), np.float32)), roof, repeats=1)
+    >>> c.type_after, c.flops[0] == c.flops[1], c.bytes[1] < c.bytes[0] / 3
+    ('Int8WeightOnlyLinear', True, True)
     """
     trace_before, trace_after = _forward_trace(before_model, x), _forward_trace(after_model, x)
     before_modules, after_modules = dict(before_model.named_modules()), dict(after_model.named_modules())
@@ -297,7 +333,13 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
 
 @dataclass
 class OptimizeResult:
-    """What `optimize` did and measured."""
+    """What `optimize` did and measured: the two `BenchmarkReport` s (baseline, optimized),
+    forward FLOPs of a batch (baseline, optimized), the `LayerChange` s, what was applied, the file.
+
+    >>> result = optimize("cnn.safetensors", "cnn_int8.safetensors", "int8")  # doctest: +SKIP
+    >>> result.after.model["disk_model_bytes"] / result.before.model["disk_model_bytes"]  # doctest: +SKIP
+    0.2514
+    """
 
     before: Any  # BenchmarkReport
     after: Any
@@ -326,10 +368,19 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     Args:
         checkpoint: anything `load_target` recognizes (and whose loader offers ``save``).
         out: the optimized checkpoint (never ``checkpoint``; written atomically by the loader).
-        quantize, prune, finetune_steps, calibration_samples: see `apply_optimizations`.
+        quantize: ``"int8"``, ``"int4"``, ``"w8a8"`` or ``"none"`` (see `apply_optimizations`).
+        prune: the fraction of weights to prune, or None.
+        finetune_steps: fine-tuning steps after pruning (0: none).
         settings: `BenchmarkSettings` of both runs.
         accuracy_limit: measure accuracy on the first N held-out samples (None: all).
         layer_repeats: timings per layer.
+        calibration_samples: training samples for ``"w8a8"``'s calibration.
+        echo: called with a line before each step.
+
+    >>> result = optimize("cnn.safetensors", "cnn_w8a8.safetensors", "w8a8", prune=0.5,
+    ...                   finetune_steps=100)  # doctest: +SKIP
+    >>> [c.verdict["verdict"] for c in result.layers if c.verdict]  # doctest: +SKIP
+    ['confirmed', 'confirmed', 'confirmed', 'not confirmed']
     """
     from tinytorch.core import Tensor
     from tinytorch.core.paths import check_outputs
