@@ -108,3 +108,15 @@ def test_optimize_cli_errors_are_one_line(checkpoint, tmp_path):
     missing = run(str(tmp_path / "nope.safetensors"), "--quantize", "int8", "--out", str(tmp_path / "o.safetensors"))
     assert missing.exit_code != 0 and "no such file" in missing.output
     assert len(missing.output.strip().splitlines()) == 1
+
+
+def test_pruning_masks_hold_through_fine_tuning(checkpoint, tmp_path):
+    # float32 output: fine-tuning's Adam steps would move every unmasked zero by about lr
+    out = tmp_path / "pruned.safetensors"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(checkpoint), "--quantize", "none",
+                                      "--prune", "0.5", "--finetune-steps", "2", *FAST, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    model, _ = load_trained_model(out)
+    weights = [m.weight.data for m in model.modules() if type(m).__name__ in ("Conv2d", "Linear")]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights)
+    assert 0.5 <= zeros < 0.51  # exactly the pruned half, still exactly zero

@@ -128,8 +128,8 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
     model, done = target.model, {"quantize": quantize, "prune": prune, "finetune_steps": finetune_steps}
+    params = _prunable(model) if prune else []  # found now: once pruned, `weight` is no Parameter
     if prune:
-        params = _prunable(model)
         P.global_unstructured(params, P.L1Unstructured, amount=prune)
         zeros = sum(int((m.weight.data == 0).sum()) for m, _ in params)
         done["pruned_weights"] = f"{zeros:,} of {sum(m.weight.data.size for m, _ in params):,}"
@@ -139,10 +139,8 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
             raise ValueError(f"--finetune-steps: the loader of {target.checkpoint} offers no fine-tuning")
         echo(f"fine-tuning {finetune_steps} steps (masks held)...")
         done["finetune"] = target.finetune(model, finetune_steps)
-    if prune:
-        for m, name in _prunable(model):
-            if P.is_pruned(m):
-                P.remove(m, name)
+    for m, name in params:  # the masks become permanent zeros before quantizing and saving
+        P.remove(m, name)
     if quantize == "int8":
         quantize_(model, Int8DynamicActivationInt8WeightConfig(),
                   filter_fn=lambda m, fqn: not isinstance(m, nn.Linear)) if any(
