@@ -618,6 +618,16 @@ def _cross_entropy(inputs, output, settings):
     return cross_entropy_flops(logits.size // logits.shape[-1], logits.shape[-1])
 
 
+@register_flop_formula("kl_div", kind="loss")
+def _kl_div(inputs, output, settings):
+    x, target = inputs[:2]
+    n = math.prod(np.broadcast_shapes(x.shape, target.shape))
+    # per element: log p (exp with log_target), log p - input, the product with p, the p > 0
+    # select; one more to sum them unless reduction="none"
+    per = 4 + (settings["reduction"] != "none")
+    return OpCount(0, per * n, x.dtype.itemsize * (x.size + target.size + output.size))
+
+
 @register_flop_formula("softmax", "log_softmax", kind="elementwise")
 def _softmax(inputs, output, settings):
     return softmax_flops(output.size)
