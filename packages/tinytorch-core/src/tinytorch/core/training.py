@@ -278,8 +278,11 @@ class Trainer:
             saved in checkpoints.
         scheduler_interval: ``"step"`` or ``"epoch"``.
         grad_clip: clip the global gradient norm to this value before each step.
-        progress: ``"auto"`` (a progress bar when standard output is a terminal), True (bar and
-            a line per evaluation), ``"lines"`` (the lines only) or False.
+        progress: ``"auto"`` (a bar on a terminal, an HTML display in Jupyter, a plain line every
+            10 seconds in a log file or CI), True (the bar, or the HTML display in Jupyter),
+            ``"bar"``, ``"notebook"``, ``"lines"``, a configured ``ProgressBar``
+            (``ProgressBar("lines", every_steps=100)``) or False (no progress at all). Every
+            display also prints one line per evaluation.
         unit: what the throughput counts (``samples``, ``images``, ``tokens``).
         count_units: fn(inputs) -> units in a batch (default: its rows; ``tokens``: ``x.size``).
         on_nonfinite: ``"raise"`` (NonFiniteLossError) or ``"stop"`` (end with
@@ -317,7 +320,7 @@ class Trainer:
         scheduler: Any = None,
         scheduler_interval: str = "step",
         grad_clip: float | None = None,
-        progress: bool | str = "auto",
+        progress: bool | str | ProgressBar = "auto",
         unit: str = "samples",
         count_units: Callable[[Any], int] | None = None,
         on_nonfinite: str = "raise",
@@ -460,7 +463,8 @@ class Trainer:
 
         callbacks = list(self.callbacks)
         if self.progress and dist.get_rank() == 0:
-            callbacks.append(ProgressBar(bar=self.progress is True, unit=self.unit))
+            given = isinstance(self.progress, ProgressBar)
+            callbacks.append(self.progress if given else ProgressBar(self.progress, unit=self.unit))
         self._active, self._val_data, self._val_name = callbacks, val_data, val_name
         nonfinite = None
         for cb in callbacks:

@@ -178,11 +178,13 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
 @click.option("--oversubscribe", is_flag=True, help="With --nproc: allow more ranks than this machine has cores.")
 @click.option("--sample", default=200, show_default=True, type=WholeNumber(min=0),
               help="Characters/tokens to generate after training (0: none).")
+@click.option("--no-progress", "no_progress", is_flag=True,
+              help="No progress display at all (the result is still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
 @click.pass_context
 def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, context, dropout, batch_size, lr,
           warmup, max_steps, epochs, time_budget, val_fraction, eval_every, eval_batches, out, resume,
-          init_from, tokenizer_from, seed, threads, nproc, oversubscribe, sample, as_json) -> None:
+          init_from, tokenizer_from, seed, threads, nproc, oversubscribe, sample, no_progress, as_json) -> None:
     """Train TinyGPT on Tiny Shakespeare (or --text), char-level by default; or fine-tune GPT-2.
 
     \b
@@ -260,7 +262,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         seq_len = context
     if max_steps is None and epochs is None and time_budget is None:
         max_steps = DEFAULT_MAX_STEPS
-    lm = LanguageModelTrainer(model, tokenizer, progress=False if as_json else ("auto" if _tty() else "lines"),
+    lm = LanguageModelTrainer(model, tokenizer, progress=not (as_json or no_progress) and "auto",
                               on_nonfinite="stop")
     if not as_json:
         c = model.config
@@ -488,11 +490,6 @@ def _load_pretrained(source: str, tokenizer_path: str | None, tokenizer_option: 
     check_vocab_sizes(tokenizer_path, tokenizer.vocab_size, model.config.vocab_size)
     return model, tokenizer
 
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
 
 
 def _checkpoint_step(path: str) -> int | None:
