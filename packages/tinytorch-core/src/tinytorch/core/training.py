@@ -155,6 +155,40 @@ class History:
     def __repr__(self) -> str:
         return f"History({len(self.steps)} steps, {len(self.evals)} evaluations, stop_reason={self.stop_reason!r})"
 
+    def plot(self, path: str | Path | None = None, title: str | None = None) -> Any:
+        """Loss, validation loss, accuracy or perplexity and learning rate against steps.
+
+        Args:
+            path: also write the figure there (``.png`` or ``.svg``).
+            title: the figure's title.
+
+        Returns:
+            A matplotlib Figure (shown inline in Jupyter); needs matplotlib
+            (``pip install "tinytorch-core[plot]"``). See ``tinytorch.core.viz.plot_history``.
+        """
+        from .viz import plot_history
+
+        return plot_history(self, path, title)
+
+    def _repr_html_(self) -> str:
+        """The evaluation rows as a table (Jupyter)."""
+        from .viz import html_table
+
+        keys = [k for k in ("step", "epoch") if k in self.keys()]
+        keys += sorted(k for k in self.keys() if k not in ("step", "epoch", "time") and not k.endswith("_per_sec"))
+        keys += sorted(k for k in self.keys() if k == "time" or k.endswith("_per_sec"))
+
+        def cell(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+            return "" if value is None else str(value)
+
+        caption = f"{len(self.steps)} steps, {len(self.evals)} evaluations" + (
+            f"; stopped: {self.stop_reason}" + (f" ({self.stop_detail})" if self.stop_detail else "")
+            if self.stop_reason else "")
+        return html_table(keys, [[cell(row.get(k)) for k in keys] for row in self.evals], caption,
+                          right=range(len(keys)))
+
 
 def _batch_size(x: Any) -> int:
     if isinstance(x, (tuple, list)):
