@@ -27,17 +27,22 @@ from typing import Any
 FIGURE_SUFFIXES = (".png", ".svg")
 
 
-def new_figure(width: float, height: float) -> Any:
-    """A bare matplotlib Figure with an Agg canvas (so text extents can be measured).
-
-    Raises ModuleNotFoundError saying how to install matplotlib when it is missing.
-    """
+def require_matplotlib() -> None:
+    """Raise ModuleNotFoundError saying how to install matplotlib when it is missing (call it
+    before a long run that ends in a figure)."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ModuleNotFoundError:
         raise ModuleNotFoundError('plotting needs matplotlib: pip install "tinytorch-core[plot]" '
                                   "(or pip install matplotlib)") from None
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A bare matplotlib Figure with an Agg canvas (so text extents can be measured)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
@@ -311,4 +316,4 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: st
 
 
 __all__ = ["plot_history", "history_panels", "label_points", "overlapping_texts", "drawn_texts", "text_extent", "new_figure",
-           "save_figure", "check_figure_path", "html_table"]
+           "save_figure", "check_figure_path", "require_matplotlib", "html_table"]
