@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from tito.main import cli
 
 from tinytorch.core import io, manual_seed, nn, optim
 from tinytorch.core.data import DataLoader, TensorDataset
 from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
 from tinytorch.core.training import History, Trainer, accuracy
 from tinytorch.core.viz import label_points, new_figure, overlapping_texts
+from tito.main import cli
 
 pytest.importorskip("matplotlib")
 

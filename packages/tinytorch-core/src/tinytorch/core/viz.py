@@ -38,14 +38,36 @@ def require_matplotlib() -> None:
 
 
 def new_figure(width: float, height: float) -> Any:
-    """A bare matplotlib Figure with an Agg canvas (so text extents can be measured)."""
+    """A bare matplotlib Figure with an Agg canvas (so text extents can be measured); in Jupyter
+    it shows inline as a PNG when it is a cell's value."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
+    _show_figures_inline()
     return fig
+
+
+def figure_png(fig: Any, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (cropped to what is drawn)."""
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _show_figures_inline() -> None:
+    """In Jupyter, display bare Figures as PNG, as ``%matplotlib inline`` does for pyplot's (which
+    registers the same formatter only once pyplot is imported)."""
+    from .callbacks import in_notebook
+
+    if not in_notebook():
+        return
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    get_ipython().display_formatter.formatters["image/png"].for_type(Figure, figure_png)
 
 
 def check_figure_path(path: str | Path, what: str = "plot path") -> Path:
@@ -316,4 +338,4 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: st
 
 
 __all__ = ["plot_history", "history_panels", "label_points", "overlapping_texts", "drawn_texts", "text_extent", "new_figure",
-           "save_figure", "check_figure_path", "require_matplotlib", "html_table"]
+           "save_figure", "figure_png", "check_figure_path", "require_matplotlib", "html_table"]
