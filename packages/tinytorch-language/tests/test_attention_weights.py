@@ -71,3 +71,60 @@ def test_tinygpt_returns_every_blocks_weights_and_the_same_logits():
     np.testing.assert_allclose(heads[0].data, reference_weights(model.blocks[0].attn, x), rtol=1e-4, atol=1e-6)
     for w in weights:
         np.testing.assert_allclose(w.data.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_heat_map_draws_the_weights_over_the_prompts_tokens(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinytorch.core.viz import overlapping_texts
+    from tinytorch.language import CharTokenizer
+    from tinytorch.language.attention_map import attention_maps, plot_attention
+
+    text = "ROMEO: But soft, what light\nthrough yonder window breaks?"
+    tok = CharTokenizer().fit(text)
+    manual_seed(0)
+    model = TinyGPT(tok.vocab_size, d_model=16, num_heads=2, num_layers=3, max_seq_len=64)
+    labels, maps = attention_maps(model, tok, text)
+    assert labels[:7] == list("ROMEO:") + ["␣"] and "↵" in labels and maps.shape == (3, len(text), len(text))
+    with no_grad():
+        _, weights = model.eval()(np.asarray([tok.encode(text)]), need_weights=True)
+    for block, w in enumerate(weights):
+        np.testing.assert_array_equal(maps[block], w.data[0])
+    fig = plot_attention(model, tok, text, tmp_path / "a.png")
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(images) == 3 and all(np.array_equal(img, maps[i]) for i, img in enumerate(images))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == labels
+    assert overlapping_texts(fig) == []
+    heads = plot_attention(model, tok, "ROMEO", layer=1, per_head=True)
+    assert [ax.get_title() for ax in heads.axes if ax.images] == ["block 1, head 0", "block 1, head 1"]
+    assert overlapping_texts(heads) == []
+    with pytest.raises(ValueError, match="the prompt is 65 tokens long; the model's context is 64"):
+        attention_maps(model, tok, text + text[:65 - len(text)])
+
+
+def test_tito_language_attention(tmp_path):
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from tinytorch.language import CharTokenizer, LanguageModelTrainer
+    from tito.main import cli
+
+    tok = CharTokenizer().fit("to be or not to be")
+    manual_seed(0)
+    trainer = LanguageModelTrainer(TinyGPT(tok.vocab_size, 16, 2, 2, 16), tok)
+    trainer.fit("to be or not to be " * 20, max_steps=2, batch_size=2, seq_len=16, warmup=0)
+    ckpt = tmp_path / "m.safetensors"
+    trainer.save_checkpoint(ckpt)
+    out = tmp_path / "attn.png"
+    result = CliRunner().invoke(cli, ["language", "attention", "--checkpoint", str(ckpt), "--prompt", "to be",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{out}: 2 block(s), 2 heads (mean), 5 tokens"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for args, message in ((["--layer", "2"], "the model has 2 blocks (0 to 1), got 2"),
+                          (["--prompt", "to be " * 3], "the prompt is 18 tokens long"),
+                          (["--out", str(ckpt)], "--out")):
+        base = {"--prompt": "to be", "--out": str(tmp_path / "b.png")}
+        base.update(dict(zip(args[::2], args[1::2])))
+        bad = CliRunner().invoke(cli, ["language", "attention", "--checkpoint", str(ckpt),
+                                       *[x for kv in base.items() for x in kv]])
+        assert bad.exit_code != 0 and message in bad.output and "Traceback" not in bad.output, bad.output

@@ -559,6 +559,42 @@ def _report(result: dict, elapsed: float, resume: str | None, resumable: bool = 
 
 
 @language.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint written by `tito language train`.")
+@click.option("--prompt", required=True, help="The text to look at (at most the model's context; \\n for a newline).")
+@click.option("--out", default="attention.png", show_default=True, type=click.Path(dir_okay=False),
+              help="The figure (.png or .svg).")
+@click.option("--layer", type=click.IntRange(min=0), help="Only this block (0-based) [default: every block].")
+@click.option("--per-head", is_flag=True, help="A panel per head instead of the heads' mean.")
+def attention(checkpoint, prompt, out, layer, per_head) -> None:
+    """Draw where each token of PROMPT looks: the attention weights of every block as heat maps
+    (rows: queries, columns: keys, labelled with the prompt's tokens).
+
+    \b
+    Example:
+      tito language attention --checkpoint checkpoints/tinygpt.safetensors --prompt "ROMEO: O" --out attn.png
+    """
+    from tinytorch.core.paths import check_outputs
+    from tinytorch.core.viz import check_figure_path, require_matplotlib
+
+    from .attention_map import plot_attention
+    from .training import load_checkpoint
+
+    check_figure_path(out, "--out")
+    require_matplotlib()
+    check_outputs({"--out": out}, {"--checkpoint": checkpoint})
+    model, tokenizer, _ = load_checkpoint(checkpoint)
+    if layer is not None and layer >= len(model.blocks):
+        raise click.BadParameter(f"the model has {len(model.blocks)} blocks (0 to {len(model.blocks) - 1}), "
+                                 f"got {layer}", param_hint="--layer")
+    prompt = prompt.replace("\\n", "\n")
+    plot_attention(model, tokenizer, prompt, out, layer=layer, per_head=per_head,
+                   title=f"{Path(checkpoint).name}: attention over {prompt[:40]!r}")
+    click.echo(f"{out}: {len(model.blocks) if layer is None else 1} block(s), "
+               f"{model.config.num_heads} heads{' each' if per_head else ' (mean)'}, {len(tokenizer.encode(prompt))} tokens")
+
+
+@language.command()
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint written by `tito language train`.")
 @click.option("--pretrained", help="Instead of --checkpoint: a GPT-2 checkpoint in Hugging Face's layout, a "
