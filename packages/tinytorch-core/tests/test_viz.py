@@ -114,3 +114,47 @@ def test_history_shows_as_a_table_in_notebooks():
     assert table.startswith("<table><caption>24 steps, 3 evaluations; stopped: epochs")
     assert table.count("<tr>") == 1 + len(history.evals)
     assert f"<td style=\"text-align:right\">{history['val_loss'][-1]:.4g}</td>" in table
+
+
+def test_graph_text_of_a_known_expression():
+    """micrograd's example shape: every tensor once, its op under it, shared inputs marked."""
+    from tinytorch.core import Tensor
+    from tinytorch.core.viz import graph_text
+
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = Tensor([3.0, 4.0], requires_grad=True)
+    c = a * b
+    loss = ((c + a).tanh() * c).sum()
+    loss.backward(retain_graph=True)
+    lines = graph_text(loss, {"a": a, "b": b, "c": c, "loss": loss}).splitlines()
+    assert lines[0] == f"loss () float32 = {np.float32(loss.data):.3f}".rstrip("0")
+    assert [line.strip(" │├└─") .split(" ")[0] for line in lines] == [
+        "loss", "sum", "t0", "mul", "t1", "tanh", "t2", "add", "c", "mul", "a", "b", "a", "c"]
+    assert lines[3] == "      └─ mul" and lines[-1] == "         └─ c (above)"
+    grad_a = np.array2string(a.grad, precision=4, separator=", ")
+    assert f"a (2,) float32 = [1., 2.], grad {grad_a}, leaf (requires grad)" in lines[10]
+    # every ├─ branch has its rail down to its last sibling
+    column = lines[4].index("├")
+    assert all(line[column] == "│" for line in lines[5:13]) and lines[13][column] == "└"
+    loss.backward()  # a plain backward frees the graph: say so instead of drawing a wrong tree
+    assert graph_text(loss).splitlines()[1].startswith("└─ sum (inputs freed by backward()")
+
+
+def test_draw_dot_writes_text_and_dot_without_graphviz(tmp_path, monkeypatch):
+    import tinytorch.core.viz as viz
+    from tinytorch.core import Tensor, draw_dot
+
+    monkeypatch.setattr(viz, "_run_dot", lambda source, fmt: None)  # no Graphviz on this machine
+    x = Tensor([2.0], requires_grad=True)
+    y = (x * x).sum()
+    drawing = draw_dot(y, tmp_path / "g.txt", names={"x": x})
+    assert drawing.svg is None and str(drawing) == (tmp_path / "g.txt").read_text().rstrip("\n")
+    assert drawing._repr_html_().startswith("<pre>t0 () float32 = 4.")
+    draw_dot(y, tmp_path / "g.dot", names={"x": x})
+    dot = (tmp_path / "g.dot").read_text()
+    assert dot.count("shape=box") == 3 and dot.count("shape=ellipse") == 2  # x, x*x, sum; mul, sum
+    assert dot.count(f"t{id(x)} -> op") == 2  # x feeds the product twice
+    with pytest.raises(ModuleNotFoundError, match="needs Graphviz's dot program"):
+        draw_dot(y, tmp_path / "g.png")
+    with pytest.raises(ValueError, match="must end in .svg, .png, .dot or .txt"):
+        draw_dot(y, tmp_path / "g.jpg")

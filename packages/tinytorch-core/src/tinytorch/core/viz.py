@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 FIGURE_SUFFIXES = (".png", ".svg")
 
 
@@ -315,6 +317,199 @@ def _percent() -> Any:
     return PercentFormatter(xmax=1.0)
 
 
+# ------------------------------------------------------------------------------- autograd graph
+
+
+def _graph(root: Any, names: dict[str, Any] | None) -> tuple[list[Any], dict[int, str]]:
+    """The tensors behind ``root`` in depth-first order from it (iterative: any depth), and a
+    name for each: the caller's (``names``), else t0, t1, ... in that order."""
+    given = {id(t): name for name, t in (names or {}).items()}
+    order, seen, stack = [], set(), [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        order.append(t)
+        ctx = t.grad_fn
+        stack.extend(reversed(getattr(ctx, "parents", ()) if ctx is not None else ()))
+    labels, count = {}, 0
+    for t in order:
+        if id(t) in given:
+            labels[id(t)] = given[id(t)]
+        else:
+            labels[id(t)], count = f"t{count}", count + 1
+    return order, labels
+
+
+def _describe(t: Any) -> str:
+    """Shape and dtype, the value of a tensor of at most 4 elements, and its gradient if any."""
+    text = f"{tuple(t.shape)} {t.data.dtype}"
+    if t.data.size <= 4:
+        text += f" = {np.array2string(np.asarray(t.data), precision=4, separator=', ')}"
+    if t.grad is not None:
+        grad = np.asarray(t.grad)
+        text += f", grad {np.array2string(grad, precision=4, separator=', ')}" if grad.size <= 4 else ", grad set"
+    if t.grad_fn is None:
+        text += ", leaf" + (" (requires grad)" if t.requires_grad else "")
+    return text
+
+
+def graph_text(tensor: Any, names: dict[str, Any] | None = None) -> str:
+    """The autograd graph behind ``tensor`` as an indented tree (the text form of `draw_dot`):
+    each tensor with its shape, dtype, small values and gradient, under it the op that made it
+    and that op's inputs. A tensor reached twice is written once; later "(above)". ``backward()``
+    frees the graph as it goes (as PyTorch's): to see the gradients on it, call
+    ``backward(retain_graph=True)`` first.
+
+    >>> from tinytorch.core import Tensor
+    >>> x = Tensor([2.0], requires_grad=True)
+    >>> y = (x * x + 1.0).sum()
+    >>> print(graph_text(y, {"x": x, "y": y}))
+    y () float32 = 5.
+    └─ sum
+       └─ t0 (1,) float32 = [5.]
+          └─ add
+             ├─ t1 (1,) float32 = [4.]
+             │  └─ mul
+             │     ├─ x (1,) float32 = [2.], leaf (requires grad)
+             │     └─ x (above)
+             └─ t2 () float32 = 1., leaf
+    """
+    _, labels = _graph(tensor, names)
+    lines, shown = [], set()
+    stack = [(tensor, "", "", "")]  # (tensor, prefix of its line, prefix of its children, branch)
+    while stack:
+        t, head, body, branch = stack.pop()
+        name = labels[id(t)]
+        if id(t) in shown:
+            lines.append(f"{head}{branch}{name} (above)")
+            continue
+        shown.add(id(t))
+        lines.append(f"{head}{branch}{name} {_describe(t)}")
+        ctx = t.grad_fn
+        if ctx is None:
+            continue
+        inner = body + ("   " if branch else "")  # under the name; _fix_rails draws the │ rails
+        if not hasattr(ctx, "parents"):
+            lines.append(f"{inner}└─ {ctx.op} (inputs freed by backward(); draw before it, or after "
+                         "backward(retain_graph=True))")
+            continue
+        lines.append(f"{inner}└─ {ctx.op}")
+        parents = list(ctx.parents)
+        child = inner + "   "
+        for i in reversed(range(len(parents))):
+            last = i == len(parents) - 1
+            stack.append((parents[i], child, child, "└─ " if last else "├─ "))
+    return "\n".join(_fix_rails(lines))
+
+
+def _fix_rails(lines: list[str]) -> list[str]:
+    """Draw the │ rails of ├─ branches down to their next sibling (a stack walk cannot know them
+    when it writes the children's lines)."""
+    out = [list(line) for line in lines]
+    for row, line in enumerate(out):
+        for col, ch in enumerate(line):
+            if ch != "├":
+                continue
+            below = row + 1
+            while below < len(out) and col < len(out[below]) and out[below][col] == " ":
+                out[below][col] = "│"
+                below += 1
+    return ["".join(line) for line in out]
+
+
+def dot_source(tensor: Any, names: dict[str, Any] | None = None, rankdir: str = "LR") -> str:
+    """The autograd graph behind ``tensor`` in Graphviz's DOT language: a box per tensor (name,
+    shape, dtype, small values and gradient), an ellipse per op, edges in the forward direction."""
+    order, labels = _graph(tensor, names)
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"digraph autograd {{\n  rankdir={rankdir};\n  node [fontname=Helvetica, fontsize=10];"]
+    for t in order:
+        lines.append(f"  t{id(t)} [shape=box, label={quoted(labels[id(t)] + ' ' + _describe(t))}];")
+        ctx = t.grad_fn
+        if ctx is not None:
+            lines.append(f"  op{id(t)} [shape=ellipse, label={quoted(ctx.op)}];")
+            lines.append(f"  op{id(t)} -> t{id(t)};")
+            lines += [f"  t{id(p)} -> op{id(t)};" for p in getattr(ctx, "parents", ())]
+    return "\n".join(lines) + "\n}\n"
+
+
+class GraphDrawing:
+    """What `draw_dot` returns: ``.text`` (always), ``.svg`` (when Graphviz's ``dot`` ran), shown in
+    Jupyter as the SVG or the text; ``str()`` is the text."""
+
+    def __init__(self, text: str, dot: str, svg: str | None):
+        self.text, self.dot, self.svg = text, dot, svg
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_svg_(self) -> str | None:
+        return self.svg
+
+    def _repr_html_(self) -> str | None:
+        return None if self.svg else f"<pre>{html.escape(self.text)}</pre>"
+
+
+def _run_dot(source: str, fmt: str) -> bytes | None:
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    done = subprocess.run([dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"Graphviz dot failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def draw_dot(tensor: Any, path: str | Path | None = None, names: dict[str, Any] | None = None,
+             rankdir: str = "LR") -> GraphDrawing:
+    """Draw the autograd graph behind ``tensor``, as micrograd's ``draw_dot``.
+
+    With Graphviz installed (its ``dot`` program on PATH) the graph is drawn as SVG (shown in
+    Jupyter) and ``path`` may end in ``.svg``, ``.png`` or ``.dot``; without it, the drawing is
+    the indented text of `graph_text` and ``path`` may end in ``.txt`` or ``.dot`` (the DOT source
+    needs no Graphviz to be written).
+
+    Args:
+        tensor: the output whose graph to draw (e.g. a loss).
+        path: also write the drawing there (the suffix picks the form).
+        names: name -> tensor, to label inputs and parameters (``dict(model.named_parameters())``).
+        rankdir: Graphviz's direction, ``"LR"`` (left to right) or ``"TB"``.
+
+    >>> from tinytorch.core import Tensor
+    >>> x = Tensor([1.0, 2.0], requires_grad=True)
+    >>> print(draw_dot((x * 3.0).sum(), names={"x": x}).text.splitlines()[0])
+    t0 () float32 = 9.
+    """
+    dot = dot_source(tensor, names, rankdir)
+    svg = _run_dot(dot, "svg")
+    drawing = GraphDrawing(graph_text(tensor, names), dot, svg.decode() if svg is not None else None)
+    if path is not None:
+        from .io import write_atomic
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".txt":
+            write_atomic(path, drawing.text.encode() + b"\n", what="draw_dot path")
+        elif suffix == ".dot":
+            write_atomic(path, dot.encode(), what="draw_dot path")
+        elif suffix in (".svg", ".png"):
+            if svg is None:
+                raise ModuleNotFoundError(f"draw_dot: {suffix} needs Graphviz's dot program (apt install graphviz, "
+                                          f"brew install graphviz, or graphviz.org); write .txt or .dot instead")
+            write_atomic(path, svg if suffix == ".svg" else _run_dot(dot, "png"), what="draw_dot path")
+        else:
+            raise ValueError(f"draw_dot: path must end in .svg, .png, .dot or .txt, got {str(path)!r}")
+    return drawing
+
+
 # ------------------------------------------------------------------------------- tables
 
 
@@ -337,5 +532,5 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: st
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-__all__ = ["plot_history", "history_panels", "label_points", "overlapping_texts", "drawn_texts", "text_extent", "new_figure",
+__all__ = ["draw_dot", "graph_text", "dot_source", "GraphDrawing", "plot_history", "history_panels", "label_points", "overlapping_texts", "drawn_texts", "text_extent", "new_figure",
            "save_figure", "figure_png", "check_figure_path", "require_matplotlib", "html_table"]
