@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TUTORIALS = sorted((DOCS / "tutorials").glob("*.md"))
 
-spec = importlib.util.spec_from_file_location("tinytorch_docs", DOCS / "hooks" / "tinytorch_docs.py")
-hooks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(hooks)
+# test_docs.py loads the docs hook and knows why a page cannot run here (its data missing)
+_spec = importlib.util.spec_from_file_location("tinytorch_docs_tests", ROOT / "tests" / "test_docs.py")
+docs_tests = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = docs_tests
+_spec.loader.exec_module(docs_tests)
+hooks = docs_tests.hooks
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -51,7 +55,7 @@ def outputs(nb, mime: str) -> list:
 @pytest.mark.parametrize("page", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_notebook_runs_top_to_bottom(page, tmp_path):
     pytest.importorskip("nbclient")
-    reason = _skip_reason(page)
+    reason = docs_tests.skip_reason(page)
     if reason:
         pytest.skip(reason)
     nb = execute(hooks.tutorial_notebook(page.read_text(encoding="utf-8")), tmp_path)
@@ -83,14 +87,6 @@ def test_figures_and_tables_show_inline_in_a_kernel(tmp_path):
     html = outputs(nb, "text/html")
     assert len(html) == 2 and html[0].startswith("<table><caption>8 steps, 1 evaluations")
     assert "<caption>fc: input (2, 8)" in html[1]
-
-
-def _skip_reason(page: Path) -> str | None:
-    """The docs tests' reason to skip a page (its data set missing), shared with them."""
-    spec_ = importlib.util.spec_from_file_location("test_docs_shared", ROOT / "tests" / "test_docs.py")
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    return module.skip_reason(page)
 
 
 def test_site_ships_each_tutorial_notebook(tmp_path):
