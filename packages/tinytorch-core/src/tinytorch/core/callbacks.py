@@ -23,6 +23,7 @@ Set ``trainer.request_stop("early_stop", "why")`` to end training after the curr
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -243,6 +244,8 @@ class ProgressBar(Callback):
                  every_steps: int | None = None, every_seconds: float | None = None):
         if mode not in self.MODES:
             raise ValueError(f"ProgressBar: mode must be one of {self.MODES}, got {mode!r}")
+        if mode == "notebook" and "IPython" not in sys.modules and importlib.util.find_spec("IPython") is None:
+            raise ValueError("ProgressBar: mode 'notebook' needs IPython (run it in Jupyter), or use 'lines'")
         if every_steps is not None:
             check_int("ProgressBar", "every_steps", every_steps, minimum=1)
         every_seconds = self.LINE_SECONDS if every_seconds is None else every_seconds

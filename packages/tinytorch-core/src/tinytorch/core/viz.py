@@ -159,6 +159,8 @@ def label_points(ax: Any, xs: Sequence[float], ys: Sequence[float], names: Seque
     points' heights, each joined to its point by a thin leader line. Call it after the axes'
     limits, scales and legend are final. Returns the text artists.
     """
+    if not names:
+        return []
     fig = ax.figure
     fig.canvas.draw()  # the legend's and the axes' extents
     renderer = fig.canvas.get_renderer()

@@ -76,7 +76,9 @@ def plot_attention(model: TinyGPT, tokenizer: Tokenizer, prompt: str, path: str 
     """Heat maps of the attention weights over ``prompt``: queries (rows) against keys (columns).
 
     Args:
-        model, tokenizer, prompt: as `attention_maps`.
+        model: a ``TinyGPT``.
+        tokenizer: its tokenizer.
+        prompt: the text; at most ``max_seq_len`` tokens.
         path: also write the figure there (``.png`` or ``.svg``).
         layer: only this block (0-based); None: every block.
         per_head: a panel per head (a row of panels per block) instead of the heads' mean.
