@@ -54,6 +54,13 @@ def attention_maps(model: TinyGPT, tokenizer: Tokenizer, prompt: str,
 
     Returns:
         (token labels, weights): (L, T, T) float32, or (L, nh, T, T) per head.
+
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("abc")
+    >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+    >>> labels, heads = attention_maps(model, tok, "cab", average_heads=False)
+    >>> labels, heads.shape, bool(np.allclose(heads.sum(-1), 1))
+    (['c', 'a', 'b'], (1, 2, 3, 3), True)
     """
     ids = tokenizer.encode(prompt)
     if not ids:
@@ -86,6 +93,12 @@ def plot_attention(model: TinyGPT, tokenizer: Tokenizer, prompt: str, path: str 
 
     Returns:
         The matplotlib Figure (Jupyter shows it inline).
+
+    >>> from tinytorch.language import CharTokenizer
+    >>> tok = CharTokenizer().fit("abc")
+    >>> model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=2, max_seq_len=4)
+    >>> [ax.get_title() for ax in plot_attention(model, tok, "cab").axes if ax.images]
+    ['block 0', 'block 1']
     """
     from tinytorch.core.viz import check_figure_path, new_figure, save_figure
 
