@@ -449,7 +449,7 @@ def distill(ctx, teacher, student_path, text_path, d_model, heads, layers, conte
         student = TinyGPT(tc.vocab_size, d_model, heads, layers, context, dropout)
     if max_steps is None and epochs is None and time_budget is None:
         max_steps = DEFAULT_MAX_STEPS
-    lm = LanguageModelTrainer(student, tokenizer, progress=False if as_json else ("auto" if _tty() else "lines"),
+    lm = LanguageModelTrainer(student, tokenizer, progress=not as_json and "auto",
                               on_nonfinite="stop", teacher=teacher_model, temperature=temperature, alpha=alpha)
     if not as_json:
         c = student.config
