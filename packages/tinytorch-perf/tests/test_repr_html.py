@@ -42,9 +42,10 @@ def test_hardware_spec_table_says_when_the_measurement_was_contended():
                         l1d_bytes=32 * 1024, l2_bytes=1024**2, l3_bytes=None, blas="openblas", blas_threads=2,
                         isa="avx2", flops_per_cycle=32, theoretical_peak_gflops=192.0, measured_peak_gflops=120.0,
                         memory_bandwidth_gbs=15.0, contended=True,
-                        contention={"others_cores": 1.2, "own_cpu_per_wall": 0.8, "load_1min": 3.5})
+                        contention={"others_cores": 1.2, "own_cpu_per_wall": 0.8, "load_1min": 3.5,
+                                                "contended": True})
     html = spec._repr_html_()
     rows = dict(r for r in cells(html)[1:])
     assert rows["CPU"] == "Test CPU &lt;x&gt;" and rows["ridge point"] == "8.00 FLOP/byte"
     assert rows["measured peak"].startswith("120.0 GFLOP/s") and rows["contention"].startswith("other processes 1.20")
-    assert "warning: other processes used 1.20 cores" in html
+    assert "warning: contended: other processes used 1.20 cores while measuring" in html
