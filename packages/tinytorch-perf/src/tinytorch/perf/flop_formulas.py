@@ -110,6 +110,14 @@ class OpCount:
                 "elementwise_flops": self.elementwise_flops, "bytes": self.bytes,
                 "intensity": self.intensity}
 
+    def _repr_html_(self) -> str:
+        """The counts as a one-row table (Jupyter)."""
+        from tinytorch.core.viz import html_table
+
+        return html_table(("FLOPs", "matmul/conv FLOPs", "elementwise FLOPs", "bytes", "FLOP/byte"),
+                          [(f"{self.flops:,}", f"{self.matmul_flops:,}", f"{self.elementwise_flops:,}",
+                            f"{self.bytes:,}", f"{self.intensity:.2f}")], CONVENTION, right=range(5))
+
 
 def _pair(v: Any, name: str, minimum: int = 1) -> tuple[int, int]:
     try:
