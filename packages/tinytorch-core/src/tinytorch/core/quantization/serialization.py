@@ -157,7 +157,7 @@ def read_scheme(path: Path, metadata: dict[str, Any]) -> dict[str, tuple[type, d
         raise _fail(path, f"corrupt {QUANTIZATION_KEY!r} metadata: expected an object with 'version' and 'layers', "
                           f"got {str(spec)[:80]!r}")
     if spec.get("version") != SCHEME_VERSION:
-        raise _fail(path, f"{QUANTIZATION_KEY!r} has version {str(spec.get('version'))[:20]!r}; this TinyTorch "
+        raise _fail(path, f"{QUANTIZATION_KEY!r} has version {repr(spec.get('version'))[:20]}; this TinyTorch "
                           f"reads version {SCHEME_VERSION}")
     out: dict[str, tuple[type, dict]] = {}
     for fqn, config in spec["layers"].items():
