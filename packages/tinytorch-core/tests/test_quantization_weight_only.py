@@ -325,7 +325,8 @@ def test_tito_core_summary_says_what_is_quantized(tmp_path):
     text = CliRunner().invoke(cli, ["core", "summary", str(path)], env={"COLUMNS": "100"})
     assert text.exit_code == 0, text.output
     packed, scales = 20 * 64 // 2, 20 * 64 // 32 * 2  # bytes of the head (the embedding shares them)
-    assert f"quantized: 2 layers, {(packed + scales) / 1e6:.2f} MB" in text.output
+    assert f"quantized: 2 layers, {packed + scales:,} bytes (their weights in float32: {4 * 20 * 64:,} bytes)" \
+        in text.output
     assert "int4_weight_only: 1 layer" in text.output and "lm_head" in text.output
     assert "int4_weight_only_embedding: 1 layer" in text.output
     result = CliRunner().invoke(cli, ["core", "summary", str(path), "--json"])

@@ -99,7 +99,11 @@ def register_scheme(cls: type) -> type:
 
 
 def registered_schemes() -> dict[str, type]:
-    """Scheme name -> module class, for every registered scheme (a copy)."""
+    """Scheme name -> module class, for every registered scheme (a copy).
+
+    >>> registered_schemes()["int8_weight_only"].__name__
+    'Int8WeightOnlyLinear'
+    """
     return dict(_SCHEMES)
 
 
@@ -111,7 +115,15 @@ for _cls in (Int8WeightOnlyLinear, Int4WeightOnlyLinear, Int8WeightOnlyEmbedding
 
 
 def quantized_layers(model: Module) -> dict[str, Module]:
-    """The modules of ``model`` whose class is a registered scheme, by name."""
+    """The modules of ``model`` whose class is a registered scheme, by name.
+
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_, Int8WeightOnlyConfig
+    >>> model = nn.Sequential(nn.Linear(32, 8), nn.ReLU())
+    >>> quantize_(model, Int8WeightOnlyConfig())
+    >>> list(quantized_layers(model))
+    ['0']
+    """
     classes = tuple(_SCHEMES.values())
     return {fqn: m for fqn, m in model.named_modules() if fqn and isinstance(m, classes)}
 
@@ -127,6 +139,16 @@ def save_quantized(path: str | os.PathLike, model: Module, metadata: dict[str, A
     Raises:
         ValueError: the model holds no quantized module, or ``metadata`` sets the scheme key.
         FloatingPointError: a weight or scale is not finite (nothing is written).
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_, Int4WeightOnlyConfig
+    >>> model = nn.Sequential(nn.Linear(64, 8))
+    >>> quantize_(model, Int4WeightOnlyConfig())
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "int4.safetensors"
+    >>> save_quantized(path, model)
+    >>> [(t.name, t.dtype) for t in io.inspect(path).tensors]
+    [('model.0.bias', 'float32'), ('model.0.qweight', 'uint8'), ('model.0.scales', 'float16')]
     """
     layers = quantized_layers(model)
     if not layers:
@@ -146,9 +168,18 @@ def _fail(path: Path, message: str) -> io.CheckpointError:
 def read_scheme(path: Path, metadata: dict[str, Any]) -> dict[str, tuple[type, dict]]:
     """The quantized layers a file's metadata declares: name -> (class, config), all validated.
 
+    Args:
+        path: the file, named in errors.
+        metadata: its metadata (`io.load_metadata`).
+
     Raises:
         CheckpointError: no scheme, another version, an unknown scheme name or a bad config;
             the message names the file and the layer.
+
+    >>> spec = {QUANTIZATION_KEY: {"version": 1, "layers": {"head": {"scheme": "int8_weight_only",
+    ...         "in_features": 4, "out_features": 2, "bias": False}}}}
+    >>> read_scheme(Path("q.safetensors"), spec)["head"][0].__name__
+    'Int8WeightOnlyLinear'
     """
     spec = metadata.get(QUANTIZATION_KEY)
     if spec is None:
@@ -194,6 +225,18 @@ def load_quantized(model: Module, path: str | os.PathLike) -> Module:
             other sizes), tensors of other shapes or dtypes than its scheme needs, or
             non-finite scales; or the float tensors do not match the model. Everything but the
             last two is checked from the header, before a tensor is read.
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_, Int8WeightOnlyConfig
+    >>> model = nn.Sequential(nn.Linear(32, 4))
+    >>> quantize_(model, Int8WeightOnlyConfig())
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "int8.safetensors"
+    >>> save_quantized(path, model)
+    >>> with nn.init.no_init():  # the float weights are replaced: never initialise them
+    ...     skeleton = nn.Sequential(nn.Linear(32, 4))
+    >>> type(load_quantized(skeleton, path)[0]).__name__
+    'Int8WeightOnlyLinear'
     """
     path = Path(path)
     info = io.inspect(path)
@@ -242,8 +285,22 @@ def quantization_summary(info: io.CheckpointInfo) -> dict[str, Any] | None:
     tensors of the quantized layers (a tied embedding's are its head's, counted once);
     ``float32_bytes`` what their weights would take in float32.
 
+    Args:
+        info: the checkpoint's `io.inspect` result.
+
     Raises:
         CheckpointError: the scheme metadata is malformed.
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_, Int8WeightOnlyConfig
+    >>> model = nn.Sequential(nn.Linear(100, 10, bias=False))
+    >>> quantize_(model, Int8WeightOnlyConfig())
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "int8.safetensors"
+    >>> save_quantized(path, model)
+    >>> summary = quantization_summary(io.inspect(path))
+    >>> summary["bytes"], summary["float32_bytes"]  # 1,000 int8 weights and 10 float32 scales
+    (1040, 4000)
     """
     if QUANTIZATION_KEY not in info.metadata:
         return None
@@ -269,16 +326,38 @@ def quantization_summary(info: io.CheckpointInfo) -> dict[str, Any] | None:
 
 
 def summary_lines(info: io.CheckpointInfo, limit: int = 6) -> list[str]:
-    """The lines ``tito core summary`` adds for a quantized checkpoint (nothing for another file)."""
+    """The lines ``tito core summary`` adds for a quantized checkpoint (nothing for another file).
+
+    Args:
+        info: the checkpoint's `io.inspect` result.
+        limit: layer names shown per scheme.
+
+    >>> import tempfile, pathlib
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_, Int8WeightOnlyConfig
+    >>> model = nn.Sequential(nn.Linear(100, 10, bias=False))
+    >>> quantize_(model, Int8WeightOnlyConfig())
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "int8.safetensors"
+    >>> save_quantized(path, model)
+    >>> print("\\n".join(summary_lines(io.inspect(path))))
+    quantized: 1 layer, 1,040 bytes (their weights in float32: 4,000 bytes)
+      int8_weight_only: 1 layer, 1,040 bytes: 0
+    """
     summary = quantization_summary(info)
     if summary is None:
         return []
-    lines = [f"quantized: {summary['layers']} layers, {summary['bytes'] / 1e6:.2f} MB "
-             f"(their float32 weights: {summary['float32_bytes'] / 1e6:.2f} MB)"]
+    def layers(n: int) -> str:
+        return f"{n} layer{'s' * (n != 1)}"
+
+    def size(n: int) -> str:
+        return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n:,} bytes"
+
+    lines = [f"quantized: {layers(summary['layers'])}, {size(summary['bytes'])} "
+             f"(their weights in float32: {size(summary['float32_bytes'])})"]
     for scheme, entry in summary["schemes"].items():
         names = entry["layers"]
         shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-        lines.append(f"  {scheme}: {len(names)} layer{'s' * (len(names) != 1)}, {entry['bytes'] / 1e6:.2f} MB: {shown}")
+        lines.append(f"  {scheme}: {layers(len(names))}, {size(entry['bytes'])}: {shown}")
     return lines
 
 

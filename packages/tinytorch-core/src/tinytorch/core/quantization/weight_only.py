@@ -399,6 +399,7 @@ class Int4WeightOnlyLinear(_WeightOnlyLinear):
         return {"qweight": ((out_features, in_features // 2), "uint8"), "scales": ((out_features, in_features // g), "float16")}
 
     def scheme_config(self) -> dict[str, Any]:
+        """The settings that, with the stored tensors, rebuild this module."""
         return {**super().scheme_config(), "group_size": self.group_size}
 
     def _widen(self, start: int, stop: int, out: np.ndarray) -> None:
@@ -460,6 +461,7 @@ class _WeightOnlyEmbedding(Module):
 
     @classmethod
     def from_scheme(cls, config: dict, tensors: dict[str, np.ndarray]) -> _WeightOnlyEmbedding:
+        """The module, from a stored config and its loaded tensors (held, not copied)."""
         head = cls.head_class.from_scheme(cls._head_config(config), tensors)
         return cls(head, config["padding_idx"])
 
@@ -527,6 +529,7 @@ class Int8WeightOnlyConfig:
     embedding_class: ClassVar[type] = Int8WeightOnlyEmbedding
 
     def quantize(self, linear: Linear) -> Int8WeightOnlyLinear:
+        """The quantized replacement of ``linear``."""
         return Int8WeightOnlyLinear.from_float(linear)
 
 
@@ -546,6 +549,7 @@ class Int4WeightOnlyConfig:
         _check_group_size("Int4WeightOnlyConfig", self.group_size)
 
     def quantize(self, linear: Linear) -> Int4WeightOnlyLinear:
+        """The quantized replacement of ``linear``."""
         return Int4WeightOnlyLinear.from_float(linear, self.group_size)
 
 
