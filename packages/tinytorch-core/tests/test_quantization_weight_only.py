@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from tinytorch.core import Tensor, io, nn, no_grad
 from tinytorch.core.quantization import (
+    QUANTIZATION_KEY,
     Int4WeightOnlyConfig,
     Int4WeightOnlyEmbedding,
     Int4WeightOnlyLinear,
     Int8WeightOnlyConfig,
     Int8WeightOnlyEmbedding,
     Int8WeightOnlyLinear,
-    QUANTIZATION_KEY,
     dequantize_int8_rows,
     dequantize_q4_0,
     load_quantized,
@@ -24,8 +24,8 @@ from tinytorch.core.quantization import (
     quantize_int8_rows,
     quantize_q4_0,
     save_quantized,
+    weight_only,
 )
-from tinytorch.core.quantization import weight_only
 from tito.main import cli
 
 
