@@ -4,14 +4,16 @@ Measures, in one run:
 
 - **GPT-2 124M** (GPT-2's config; its trained weights are not available offline here, so the
   weights are random, GPT-2's initialisation, seed 0, and the JSON says so), batch 1, greedy,
-  64 new tokens after an 8-token prompt with the KV cache, median of repeats, on one BLAS
-  thread and with ``generate``'s own thread choice:
-  float32 (``TinyGPT.from_pretrained`` of a Hugging Face directory) against int8 weight-only
-  (and int4 Q4_0 for information), each in its own fresh process so each peak RSS (VmHWM) is
-  that process's own. The quantized processes build the model without initialising it
+  64 new tokens after an 8-token prompt with the KV cache: float32 (``TinyGPT.from_pretrained``
+  of a Hugging Face directory) against int8 weight-only (and int4 Q4_0 for information).
+- **Peak RSS**: each model loads and generates in its own fresh process, so each VmHWM is that
+  process's own. The quantized processes build the model without initialising it
   (``init_weights=False``: its float arrays are never touched) and load the quantized file
-  written beforehand by a third process (``quantize_`` + ``save_quantized``): the float32
+  written beforehand by another process (``quantize_`` + ``save_quantized``): the float32
   model is never materialised in them.
+- **Speed**: one more process holds all three models and times them in turn, repeat after
+  repeat (median of repeats), on one BLAS thread and with ``generate``'s own thread choice, so
+  the machine's changing load falls on all of them alike.
 - **The prompt** for the greedy comparison is chosen on the float32 model alone, before any
   quantized run: among ``--candidates`` random 8-token prompts, the one whose greedy
   continuation has the largest minimum top-1/top-2 logit margin. The JSON gives every
@@ -108,10 +110,8 @@ def _margins(model, sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return logits, top2[:, 1] - top2[:, 0]
 
 
-def child(directory: str, scheme: str, repeats: int, candidates: int) -> None:
-    """A fresh process: load one model, pick (float32) or reuse the prompt, time, report."""
-    from tinytorch.core.threads import get_num_threads, thread_limit
-
+def child(directory: str, scheme: str, candidates: int) -> None:
+    """A fresh process: load one model, pick (float32) or reuse the prompt, generate, report its peak RSS."""
     t0 = time.perf_counter()
     model = _load(directory, scheme)
     load_seconds = time.perf_counter() - t0
@@ -138,21 +138,32 @@ def child(directory: str, scheme: str, repeats: int, candidates: int) -> None:
         logits, _ = _margins(model, np.array(chosen["tokens"]))
         report["max_abs_logit_diff_vs_float32"] = float(np.abs(logits - np.load(logits_file)).max())
 
-    def timed(threads: int | None) -> tuple[float, np.ndarray]:
-        with contextlib.nullcontext() if threads is None else thread_limit(threads):
-            out = model.generate(prompt, NEW_TOKENS, temperature=0)  # warm-up
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                model.generate(prompt, NEW_TOKENS, temperature=0)
-                times.append(time.perf_counter() - t)
-        return statistics.median(times), out
+    out = model.generate(prompt, NEW_TOKENS, temperature=0)
+    report.update(tokens=out[0, PROMPT:].tolist(), vm_hwm_mb=_vm_hwm_mb(), load_average_after=_load_average())
+    print(json.dumps(report))
 
-    seconds_one, out = timed(1)
-    seconds, _ = timed(None)
-    report.update(blas_threads=get_num_threads(), tokens_per_sec_one_thread=NEW_TOKENS / seconds_one,
-                  tokens_per_sec=NEW_TOKENS / seconds, tokens=out[0, PROMPT:].tolist(), vm_hwm_mb=_vm_hwm_mb(),
-                  load_average_after=_load_average())
+
+def speed(directory: str, repeats: int) -> None:
+    """Every model in one process, timed in turn (float32, int8, int4, float32, ...): the load of
+    a shared machine changes by the minute, and interleaving gives each ratio the same load."""
+    from tinytorch.core.threads import get_num_threads, thread_limit
+
+    prompt = np.array([json.loads((Path(directory) / "prompt.json").read_text())["prompt"]])
+    models = {scheme: _load(directory, scheme) for scheme in ("float32", *SCHEMES)}
+    report: dict = {"blas_threads": get_num_threads()}
+    for label, threads in (("one_thread", 1), ("default_threads", None)):
+        times: dict[str, list[float]] = {scheme: [] for scheme in models}
+        with contextlib.nullcontext() if threads is None else thread_limit(threads):
+            for model in models.values():
+                model.generate(prompt, NEW_TOKENS, temperature=0)  # warm-up
+            for _ in range(repeats):
+                for scheme, model in models.items():
+                    t = time.perf_counter()
+                    model.generate(prompt, NEW_TOKENS, temperature=0)
+                    times[scheme].append(time.perf_counter() - t)
+        report[label] = {scheme: {"tokens_per_sec": NEW_TOKENS / statistics.median(t), "seconds": t}
+                         for scheme, t in times.items()}
+    report["load_average_after"] = _load_average()
     print(json.dumps(report))
 
 
@@ -173,8 +184,9 @@ def gpt2(repeats: int, candidates: int) -> dict:
         _run("--convert", directory)
         sizes = {"float32": (Path(directory) / "model.safetensors").stat().st_size,
                  **{s: (Path(directory) / f"{s}.safetensors").stat().st_size for s in SCHEMES}}
-        runs = {scheme: _run("--child", directory, "--scheme", scheme, "--repeats", str(repeats),
-                             "--candidates", str(candidates)) for scheme in ("float32", *SCHEMES)}
+        runs = {scheme: _run("--child", directory, "--scheme", scheme, "--candidates", str(candidates))
+                for scheme in ("float32", *SCHEMES)}
+        timing = _run("--speed", directory, "--repeats", str(repeats))
     base = runs["float32"]
     result: dict = {"model": {**GPT2,
                               "weights": "random (GPT-2's initialisation, seed 0): GPT-2's trained weights "
@@ -183,14 +195,17 @@ def gpt2(repeats: int, candidates: int) -> dict:
                                  "kv_cache": True, "repeats": repeats},
                     "prompt_choice": f"of {candidates} random prompts, the one whose float32 greedy continuation "
                                      "has the largest minimum top-1/top-2 margin (chosen before any quantized run)",
-                    "file_bytes": sizes, "runs": {k: {x: y for x, y in v.items() if x != "tokens"} for k, v in runs.items()}}
+                    "file_bytes": sizes, "runs": {k: {x: y for x, y in v.items() if x != "tokens"} for k, v in runs.items()},
+                    "speed": timing}
     for scheme in SCHEMES:
         run = runs[scheme]
         same = [a == b for a, b in zip(run["tokens"], base["tokens"])]
         result[scheme] = {
             "baseline": "float32 in the same run",
-            "speedup_one_thread": run["tokens_per_sec_one_thread"] / base["tokens_per_sec_one_thread"],
-            "speedup_default_threads": run["tokens_per_sec"] / base["tokens_per_sec"],
+            "speedup_one_thread": (timing["one_thread"][scheme]["tokens_per_sec"]
+                                   / timing["one_thread"]["float32"]["tokens_per_sec"]),
+            "speedup_default_threads": (timing["default_threads"][scheme]["tokens_per_sec"]
+                                        / timing["default_threads"]["float32"]["tokens_per_sec"]),
             "peak_rss_ratio": run["vm_hwm_mb"] / base["vm_hwm_mb"],
             "greedy_tokens_equal": f"{sum(same)}/{len(same)}",
             "first_differing_token": same.index(False) if not all(same) else None,
@@ -246,9 +261,12 @@ def main() -> None:
     parser.add_argument("--scheme", help=argparse.SUPPRESS)
     parser.add_argument("--build", help=argparse.SUPPRESS)
     parser.add_argument("--convert", help=argparse.SUPPRESS)
+    parser.add_argument("--speed", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.scheme, args.repeats, args.candidates)
+        return child(args.child, args.scheme, args.candidates)
+    if args.speed:
+        return speed(args.speed, args.repeats)
     if args.build:
         return build(args.build)
     if args.convert:
