@@ -282,8 +282,9 @@ def quantization_summary(info: io.CheckpointInfo) -> dict[str, Any] | None:
     """What is quantized in a checkpoint, from its header (`io.inspect`): per scheme, the layers and bytes.
 
     Returns None for a file without :data:`QUANTIZATION_KEY`. ``bytes`` counts the stored
-    tensors of the quantized layers (a tied embedding's are its head's, counted once);
-    ``float32_bytes`` what their weights would take in float32.
+    tensors of the quantized layers; tied ones (an output head and its embedding) are counted
+    once, under the layer whose name stores them. ``float32_bytes`` is what the same weights
+    take in float32.
 
     Args:
         info: the checkpoint's `io.inspect` result.
