@@ -80,3 +80,28 @@ def test_gpt2_from_pretrained_quantized_checkpoint_round_trip(tmp_path):
     prompt = np.array([[7, 8, 9]])
     np.testing.assert_array_equal(loaded.generate(prompt, 12, temperature=0), model.generate(prompt, 12, temperature=0))
     assert not [n for n, m in loaded.named_modules() if isinstance(m, (nn.Linear, nn.Embedding)) and n != "wpe"]
+
+
+@pytest.mark.parametrize("config", [Int8WeightOnlyConfig(), Int4WeightOnlyConfig()])
+def test_language_checkpoint_of_a_quantized_model(tmp_path, config):
+    from tinytorch.language import CharTokenizer, load_checkpoint, save_model
+
+    tokenizer = CharTokenizer().fit("to be or not to be, that is the question")
+    manual_seed(2)
+    model = TinyGPT(tokenizer.vocab_size, d_model=64, num_heads=4, num_layers=1, max_seq_len=16).eval()
+    quantize_(model, config)
+    path = tmp_path / "lm-quantized.safetensors"
+    save_model(path, model, tokenizer)
+    loaded, loaded_tokenizer, _ = load_checkpoint(path)
+    ids = np.array([tokenizer.encode("to be")])
+    with no_grad():
+        np.testing.assert_array_equal(loaded(ids).data, model(ids).data)
+    assert loaded_tokenizer.vocab_size == tokenizer.vocab_size
+    # an edited config is refused from the header, before a model is built
+    tensors, metadata = io.load(path)
+    metadata["tinytorch.language"]["config"]["d_model"] = 128
+    edited = tmp_path / "edited.safetensors"
+    io.save(tensors, edited, metadata={k: v for k, v in metadata.items() if not k.startswith("tinytorch.")
+                                       or k in ("tinytorch.language", "tinytorch.quantization")})
+    with pytest.raises(ValueError, match="does not match its weights"):
+        load_checkpoint(edited)
