@@ -48,7 +48,7 @@ def _shape(shape) -> str:
 MAX_GROUPS = 30
 # Keys the summary reads itself; the others are listed by name (shown in full by --all, --json).
 SUMMARIZED_METADATA = frozenset({"kind", "epoch", "global_step", "batch_in_epoch", "history", "optimizer",
-                                 "rng_state", "schedulers", "tinytorch.format_version"})
+                                 "rng_state", "schedulers", "tinytorch.format_version", "tinytorch.quantization"})
 
 
 def layer_of(name: str) -> str:
@@ -235,6 +235,9 @@ def summary_lines(info, show_all: bool = False, width: int = 80,
     if counts["other"]:
         lines.append(f"other tensors: {counts['other']:,} elements")
     lines.append(f"{len(info.tensors):,} tensors, {counts['total']:,} elements, {info.nbytes / 1e6:.2f} MB")
+    from .quantization.serialization import summary_lines as quantized_lines
+
+    lines += quantized_lines(info)
     aliases = list(info.aliases.items())  # tied weights: stored once, loaded under both names
     if show_all or len(aliases) <= MAX_GROUPS:
         lines += [f"{alias}: the same array as {stored} (tied)" for alias, stored in aliases]
@@ -259,9 +262,11 @@ def _print_summary(model_file: str, as_json: bool, show_all: bool) -> None:
     import shutil
 
     from . import io
+    from .quantization.serialization import quantization_summary
 
     info = io.inspect(model_file)
     pruned = pruning_rows(model_file, info)
+    quantized = quantization_summary(info)  # a malformed scheme fails here, in one line
     if as_json:
         counts = checkpoint_counts(info)
         tensors = [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in info.tensors]
@@ -269,8 +274,8 @@ def _print_summary(model_file: str, as_json: bool, show_all: bool) -> None:
                                "optimizer_state_elements": counts["optimizer"],
                                "other_elements": counts["other"], "elements": counts["total"],
                                "bytes": info.nbytes, "aliases": info.aliases,
-                               "layers": layer_rows(info), "pruned": pruned, "metadata": info.metadata},
-                              indent=2))
+                               "layers": layer_rows(info), "pruned": pruned, "quantization": quantized,
+                               "metadata": info.metadata}, indent=2))
         return
     width = shutil.get_terminal_size((80, 24)).columns
     # One write: a renderer per row (rich's Table) took minutes for 100,000 tensors.

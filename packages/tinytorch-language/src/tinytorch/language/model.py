@@ -560,7 +560,15 @@ class TinyGPT(nn.Module):
         """
         # per block: structured shrinking (prune.shrink) may leave blocks with fewer heads
         return [KVCache(batch_size, block.attn.num_heads, self.config.max_seq_len, block.attn.head_size,
-                        self.wte.weight.dtype) for block in self.blocks]
+                        self._float_dtype()) for block in self.blocks]
+
+    def _float_dtype(self) -> np.dtype:
+        """The activations' dtype: the final LayerNorm's (a quantized model's embedding holds integers)."""
+        return self.ln_f.weight.dtype
+
+    def _weight_bytes(self) -> int:
+        """Bytes of weights a decoded token reads: every stored array once, quantized ones as stored."""
+        return sum(a.nbytes for a in {id(a): a for a in self.state_dict().values()}.values())
 
     def generate(self, ids: Any, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -633,8 +641,7 @@ class TinyGPT(nn.Module):
         window_mask(n)
         was_training = self.training
         self.eval()
-        weight_bytes = self.num_parameters() * self.wte.weight.dtype.itemsize
-        threads = decoding_threads(weight_bytes, B) if use_cache else contextlib.nullcontext()
+        threads = decoding_threads(self._weight_bytes(), B) if use_cache else contextlib.nullcontext()
         try:
             with no_grad(), threads:
                 caches = self.new_cache(B) if use_cache else None

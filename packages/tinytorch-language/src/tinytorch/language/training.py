@@ -35,6 +35,13 @@ from tinytorch.core.checks import check_int, is_int, is_real
 from tinytorch.core.data import DataLoader
 from tinytorch.core.optim import AdamW, weight_decay_groups
 from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
+from tinytorch.core.quantization.serialization import (
+    QUANTIZATION_KEY,
+    load_quantized,
+    quantized_layers,
+    read_scheme,
+    save_quantized,
+)
 from tinytorch.core.random import get_rng
 from tinytorch.core.training import Distiller, History, Trainer
 
@@ -415,7 +422,27 @@ def save_model(path: str | os.PathLike, model: TinyGPT, tokenizer: Tokenizer,
     >>> loaded.config == model.config, meta["kind"]
     (True, 'tinytorch.language.model')
     """
-    save_model_state(path, model, {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train)})
+    metadata = {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train)}
+    if quantized_layers(model):  # after quantize_: narrow tensors and the scheme in the metadata
+        save_quantized(path, model, metadata)
+    else:
+        save_model_state(path, model, metadata)
+
+
+def _float_shapes(path: Any, metadata: dict[str, Any], shapes: dict[str, Any]) -> dict[str, Any]:
+    """The tensor shapes a quantized file stands for: each quantized layer's float weight in place
+    of its narrow tensors, so the config is checked against the file before a model is built."""
+    shapes = dict(shapes)
+    for fqn, (cls, config) in read_scheme(Path(path), metadata).items():
+        rows = config.get("out_features", config.get("num_embeddings"))
+        width = config.get("in_features", config.get("embedding_dim"))
+        if rows is None or width is None:
+            continue  # a scheme with other settings: its check_target compares it with the model
+        for name in cls.scheme_tensors(config):
+            if name != "bias":
+                shapes.pop(f"model.{fqn}.{name}", None)
+        shapes[f"model.{fqn}.weight"] = (rows, width)
+    return shapes
 
 
 def _language_meta(path: Any, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -467,15 +494,21 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TinyGPT, Tokenizer, dict[s
     """
     # Everything is checked from the header before any weight is read or any model is built: an
     # edited config (max_seq_len 10**8) must not allocate gigabytes before its shape error.
-    lang = _language_meta(path, io.load_metadata(path))
+    metadata = io.load_metadata(path)
+    lang = _language_meta(path, metadata)
     if "config" not in lang:
         raise ValueError(f"{path}: its {CHECKPOINT_KEY!r} metadata has no model config")
-    config = check_config_against_shapes(path, lang["config"], io.tensor_shapes(path))
+    shapes = io.tensor_shapes(path)
+    quantized = QUANTIZATION_KEY in metadata
+    config = check_config_against_shapes(path, lang["config"], _float_shapes(path, metadata, shapes) if quantized
+                                         else shapes)
     try:
         tokenizer = Tokenizer.from_dict(lang["tokenizer"], source=f"the tokenizer in {path}")
     except KeyError:
         raise TokenizerError(f"{path} has no tokenizer in its metadata") from None
     check_vocab_sizes(path, tokenizer.vocab_size, config.vocab_size)
+    if quantized:  # weight-only int8/int4 modules, rebuilt from the file (see tinytorch.core.quantization)
+        return load_quantized(TinyGPT.from_config(config, init_weights=False), path), tokenizer, metadata
     model_state, metadata = load_model_state(path)
     model = TinyGPT.from_config(config)
     try:

@@ -1,5 +1,6 @@
 """Quantization in the ``torch.ao.quantization`` style: quantized tensors, observers, fake
-quantization for QAT, quantized layers with exact integer GEMMs, and the model workflows.
+quantization for QAT, quantized layers with exact integer GEMMs, and the model workflows; and,
+after torchao, weight-only int8/int4 layers for decoding (``quantize_``) and quantized checkpoints.
 
 >>> import numpy as np
 >>> from tinytorch.core import nn
@@ -54,6 +55,30 @@ from .registry import (
     quantized_module_mappings,
     register_quantized_module,
 )
+from .serialization import (
+    QUANTIZATION_KEY,
+    SCHEME_VERSION,
+    load_quantized,
+    quantization_summary,
+    register_scheme,
+    registered_schemes,
+    save_quantized,
+)
+from .weight_only import (
+    BLOCK_BYTES,
+    Int4WeightOnlyConfig,
+    Int4WeightOnlyEmbedding,
+    Int4WeightOnlyLinear,
+    Int8WeightOnlyConfig,
+    Int8WeightOnlyEmbedding,
+    Int8WeightOnlyLinear,
+    dequantize_int8_rows,
+    dequantize_q4_0,
+    quantize_,
+    quantize_int8_rows,
+    quantize_q4_0,
+    weight_only_layers,
+)
 
 __all__ = [
     # quantized tensors (functional.py)
@@ -72,4 +97,11 @@ __all__ = [
     # workflows (api.py)
     "QConfig", "default_qconfig", "default_qat_qconfig", "ObservedModule", "prepare", "prepare_qat",
     "convert", "quantize_dynamic",
+    # weight-only quantization for decoding, torchao's quantize_ (weight_only.py)
+    "BLOCK_BYTES", "Int8WeightOnlyLinear", "Int4WeightOnlyLinear", "Int8WeightOnlyEmbedding",
+    "Int4WeightOnlyEmbedding", "Int8WeightOnlyConfig", "Int4WeightOnlyConfig", "quantize_",
+    "quantize_int8_rows", "dequantize_int8_rows", "quantize_q4_0", "dequantize_q4_0", "weight_only_layers",
+    # quantized checkpoints and their scheme registry (serialization.py)
+    "QUANTIZATION_KEY", "SCHEME_VERSION", "save_quantized", "load_quantized", "quantization_summary",
+    "register_scheme", "registered_schemes",
 ]

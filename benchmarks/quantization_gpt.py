@@ -1,0 +1,284 @@
+"""Weight-only quantization of GPT models: decoding speed, greedy agreement, peak RSS, validation loss.
+
+Measures, in one run:
+
+- **GPT-2 124M** (GPT-2's config; its trained weights are not available offline here, so the
+  weights are random, GPT-2's initialisation, seed 0, and the JSON says so), batch 1, greedy,
+  64 new tokens after an 8-token prompt with the KV cache: float32 (``TinyGPT.from_pretrained``
+  of a Hugging Face directory) against int8 weight-only (and int4 Q4_0 for information).
+- **Peak RSS**: each model loads and generates in its own fresh process, so each VmHWM is that
+  process's own. The quantized processes build the model without initialising it
+  (``init_weights=False``: its float arrays are never touched) and load the quantized file
+  written beforehand by another process (``quantize_`` + ``save_quantized``): the float32
+  model is never materialised in them.
+- **Speed**: one more process holds all three models and times them in turn, repeat after
+  repeat (median of repeats), on one BLAS thread and with ``generate``'s own thread choice, so
+  the machine's changing load falls on all of them alike.
+- **The prompt** for the greedy comparison is chosen on the float32 model alone, before any
+  quantized run: among ``--candidates`` random 8-token prompts, the one whose greedy
+  continuation has the largest minimum top-1/top-2 logit margin. The JSON gives every
+  candidate's minimum margin, and the quantized runs' max |logit difference| from float32 on
+  the float32 continuation (a difference under half the margin cannot change a greedy token).
+- **TinyGPT** (the 10-minute recipe's checkpoint, ``--tinygpt``): validation loss of float32,
+  int8 weight-only and int4 groups of 32 on the whole validation split the recipe held out.
+
+Targets (issue 20): int8 ≥ 1.3x float32 tokens/s in the same run; greedy tokens of the 64-token
+continuation equal; int8 peak RSS ≤ 60 % of float32's; TinyGPT int8 validation loss within 0.01
+of float32, int4 g32 within 0.05. The machine is shared: the JSON records the load average.
+Usage: uv run python benchmarks/quantization_gpt.py [--repeats N] [--tinygpt CHECKPOINT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import emit
+
+GPT2 = {"vocab_size": 50257, "d_model": 768, "num_heads": 12, "num_layers": 12, "max_seq_len": 1024}
+if os.environ.get("QUANTIZATION_GPT_SMOKE"):  # a quick check of the script itself, not a figure
+    GPT2 = {"vocab_size": 500, "d_model": 64, "num_heads": 4, "num_layers": 2, "max_seq_len": 128}
+PROMPT, NEW_TOKENS = 8, 64
+SCHEMES = ("int8", "int4")
+
+
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _config(name: str):
+    from tinytorch.core.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
+
+    return {"int8": Int8WeightOnlyConfig(), "int4": Int4WeightOnlyConfig(group_size=32)}[name]
+
+
+def build(directory: str) -> None:
+    """GPT-2 124M with random weights (GPT-2's initialisation, seed 0) in Hugging Face's layout."""
+    from tinytorch.core import manual_seed
+    from tinytorch.language import TinyGPT
+
+    manual_seed(0)
+    TinyGPT(**GPT2).save_pretrained(directory)
+
+
+def convert(directory: str) -> None:
+    """Write the int8 and int4 weight-only files of the float32 directory (its own process)."""
+    from tinytorch.core.quantization import quantize_, save_quantized
+    from tinytorch.language import TinyGPT
+
+    for scheme in SCHEMES:
+        model = TinyGPT.from_pretrained(directory)
+        quantize_(model, _config(scheme))
+        save_quantized(Path(directory) / f"{scheme}.safetensors", model, metadata={"config": model.config.to_dict()})
+        del model
+
+
+def _load(directory: str, scheme: str):
+    from tinytorch.core import io
+    from tinytorch.core.quantization import load_quantized
+    from tinytorch.language import TinyGPT
+
+    if scheme == "float32":
+        return TinyGPT.from_pretrained(directory)
+    path = Path(directory) / f"{scheme}.safetensors"
+    config = io.load_metadata(path)["config"]
+    return load_quantized(TinyGPT(**config, init_weights=False), path)
+
+
+def _margins(model, sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits that chose each generated token (one forward over the whole sequence) and their
+    top-1 minus top-2 margins."""
+    from tinytorch.core import no_grad
+
+    with no_grad():
+        logits = model(sequence[None, :-1]).data[0, PROMPT - 1:]  # (new, V)
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return logits, top2[:, 1] - top2[:, 0]
+
+
+def child(directory: str, scheme: str, candidates: int) -> None:
+    """A fresh process: load one model, pick (float32) or reuse the prompt, generate, report its peak RSS."""
+    t0 = time.perf_counter()
+    model = _load(directory, scheme)
+    load_seconds = time.perf_counter() - t0
+    rss_after_load = _vm_hwm_mb()
+    prompt_file, logits_file = Path(directory) / "prompt.json", Path(directory) / "float32_logits.npy"
+    report: dict = {"scheme": scheme, "load_seconds": load_seconds, "vm_hwm_mb_after_load": rss_after_load}
+    if scheme == "float32":  # choose the prompt on float32 alone
+        rng = np.random.default_rng(0)
+        tried = []
+        for _ in range(candidates):
+            prompt = rng.integers(0, GPT2["vocab_size"], (1, PROMPT))
+            out = model.generate(prompt, NEW_TOKENS, temperature=0)[0]
+            tried.append((float(_margins(model, out)[1].min()), prompt[0].tolist(), out))
+        best = max(tried, key=lambda t: t[0])
+        prompt = np.array([best[1]])
+        logits, margins = _margins(model, best[2])
+        np.save(logits_file, logits)
+        prompt_file.write_text(json.dumps({"prompt": best[1], "tokens": best[2].tolist()}))
+        report.update(candidate_min_margins=[round(t[0], 6) for t in tried], min_margin=float(margins.min()),
+                      median_margin=float(np.median(margins)))
+    else:
+        chosen = json.loads(prompt_file.read_text())
+        prompt = np.array([chosen["prompt"]])
+        logits, _ = _margins(model, np.array(chosen["tokens"]))
+        report["max_abs_logit_diff_vs_float32"] = float(np.abs(logits - np.load(logits_file)).max())
+
+    out = model.generate(prompt, NEW_TOKENS, temperature=0)
+    report.update(tokens=out[0, PROMPT:].tolist(), vm_hwm_mb=_vm_hwm_mb(), load_average_after=_load_average())
+    print(json.dumps(report))
+
+
+def speed(directory: str, repeats: int) -> None:
+    """Every model in one process, timed in turn (float32, int8, int4, float32, ...): the load of
+    a shared machine changes by the minute, and interleaving gives each ratio the same load."""
+    from tinytorch.core.threads import get_num_threads, thread_limit
+
+    prompt = np.array([json.loads((Path(directory) / "prompt.json").read_text())["prompt"]])
+    models = {scheme: _load(directory, scheme) for scheme in ("float32", *SCHEMES)}
+    report: dict = {"blas_threads": get_num_threads()}
+    for label, threads in (("one_thread", 1), ("default_threads", None)):
+        times: dict[str, list[float]] = {scheme: [] for scheme in models}
+        with contextlib.nullcontext() if threads is None else thread_limit(threads):
+            for model in models.values():
+                model.generate(prompt, NEW_TOKENS, temperature=0)  # warm-up
+            for _ in range(repeats):
+                for scheme, model in models.items():
+                    t = time.perf_counter()
+                    model.generate(prompt, NEW_TOKENS, temperature=0)
+                    times[scheme].append(time.perf_counter() - t)
+        report[label] = {scheme: {"tokens_per_sec": NEW_TOKENS / statistics.median(t), "seconds": t}
+                         for scheme, t in times.items()}
+    report["load_average_after"] = _load_average()
+    print(json.dumps(report))
+
+
+def _load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _run(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"quantization_gpt: {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+
+
+def gpt2(repeats: int, candidates: int) -> dict:
+    with tempfile.TemporaryDirectory() as directory:
+        _run("--build", directory)
+        _run("--convert", directory)
+        sizes = {"float32": (Path(directory) / "model.safetensors").stat().st_size,
+                 **{s: (Path(directory) / f"{s}.safetensors").stat().st_size for s in SCHEMES}}
+        runs = {scheme: _run("--child", directory, "--scheme", scheme, "--candidates", str(candidates))
+                for scheme in ("float32", *SCHEMES)}
+        timing = _run("--speed", directory, "--repeats", str(repeats))
+    base = runs["float32"]
+    result: dict = {"model": {**GPT2,
+                              "weights": "random (GPT-2's initialisation, seed 0): GPT-2's trained weights "
+                                         "are not available offline on this machine"},
+                    "generate": {"batch": 1, "prompt_tokens": PROMPT, "new_tokens": NEW_TOKENS, "greedy": True,
+                                 "kv_cache": True, "repeats": repeats},
+                    "prompt_choice": f"of {candidates} random prompts, the one whose float32 greedy continuation "
+                                     "has the largest minimum top-1/top-2 margin (chosen before any quantized run)",
+                    "file_bytes": sizes, "runs": {k: {x: y for x, y in v.items() if x != "tokens"} for k, v in runs.items()},
+                    "speed": timing}
+    for scheme in SCHEMES:
+        run = runs[scheme]
+        same = [a == b for a, b in zip(run["tokens"], base["tokens"])]
+        result[scheme] = {
+            "baseline": "float32 in the same run",
+            "speedup_one_thread": (timing["one_thread"][scheme]["tokens_per_sec"]
+                                   / timing["one_thread"]["float32"]["tokens_per_sec"]),
+            "speedup_default_threads": (timing["default_threads"][scheme]["tokens_per_sec"]
+                                        / timing["default_threads"]["float32"]["tokens_per_sec"]),
+            "peak_rss_ratio": run["vm_hwm_mb"] / base["vm_hwm_mb"],
+            "greedy_tokens_equal": f"{sum(same)}/{len(same)}",
+            "first_differing_token": same.index(False) if not all(same) else None,
+            "max_abs_logit_diff_vs_float32": run["max_abs_logit_diff_vs_float32"],
+            "float32_min_margin": base["min_margin"],
+            "file_size_ratio": sizes[scheme] / sizes["float32"],
+        }
+    result["targets"] = {"int8_speedup": 1.3, "int8_peak_rss_ratio": 0.6, "greedy_tokens_equal": f"{NEW_TOKENS}/{NEW_TOKENS}"}
+    return result
+
+
+def tinygpt(checkpoint: str) -> dict:
+    with tempfile.TemporaryDirectory() as directory:  # one snapshot: a training run may still rewrite the file
+        snapshot = Path(directory) / "tinygpt.safetensors"
+        shutil.copyfile(checkpoint, snapshot)
+        return _tinygpt(str(snapshot), checkpoint, hashlib.sha256(snapshot.read_bytes()).hexdigest())
+
+
+def _tinygpt(checkpoint: str, shown: str, sha256: str) -> dict:
+    from tinytorch.core import io
+    from tinytorch.core.data import DataLoader
+    from tinytorch.core.quantization import quantize_
+    from tinytorch.core.training import Trainer
+    from tinytorch.language import load_checkpoint, load_shakespeare
+    from tinytorch.language.data import TokenWindows, split_tokens
+    from tinytorch.language.training import lm_loss
+
+    train = io.load_metadata(checkpoint)["tinytorch.language"]["train"]
+    out: dict = {"checkpoint": shown, "sha256": sha256, "validation": f"the last {train['val_fraction']:.0%} of Tiny Shakespeare's "
+                 f"tokens (the recipe's split), windows of {train['seq_len']}"}
+    for scheme in ("float32", *SCHEMES):
+        model, tokenizer, _ = load_checkpoint(checkpoint)
+        if scheme != "float32":
+            quantize_(model, _config(scheme))
+        _, val = split_tokens(np.asarray(tokenizer.encode(load_shakespeare()), np.int64), train["val_fraction"])
+        loader = DataLoader(TokenWindows(val, train["seq_len"]), batch_size=64)
+        t = time.perf_counter()
+        out[scheme] = {"val_loss": Trainer(model, None, lm_loss, progress=False).evaluate(loader)["loss"],
+                       "seconds": time.perf_counter() - t}
+    for scheme in SCHEMES:
+        out[scheme]["val_loss_minus_float32"] = out[scheme]["val_loss"] - out["float32"]["val_loss"]
+    out["targets"] = {"int8_within": 0.01, "int4_within": 0.05}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--candidates", type=int, default=8)
+    parser.add_argument("--tinygpt", default=None, help="a TinyGPT checkpoint (the 10-minute recipe's)")
+    parser.add_argument("--skip-gpt2", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--scheme", help=argparse.SUPPRESS)
+    parser.add_argument("--build", help=argparse.SUPPRESS)
+    parser.add_argument("--convert", help=argparse.SUPPRESS)
+    parser.add_argument("--speed", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.scheme, args.candidates)
+    if args.speed:
+        return speed(args.speed, args.repeats)
+    if args.build:
+        return build(args.build)
+    if args.convert:
+        return convert(args.convert)
+    result: dict = {"load_average_before": _load_average()}
+    if args.tinygpt:
+        result["tinygpt"] = tinygpt(args.tinygpt)
+    if not args.skip_gpt2:
+        result["gpt2"] = gpt2(args.repeats, args.candidates)
+    result["load_average_after"] = _load_average()
+    emit("quantization_gpt", result)
+
+
+if __name__ == "__main__":
+    main()
