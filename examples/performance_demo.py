@@ -52,7 +52,7 @@ def main() -> None:
     if result.note:  # other programs were busy while timing: the times are too slow
         console.print(f"[yellow]{result.note}[/]")
     roof = RooflineModel(spec)
-    points = roof.points_from_profile(result)
+    points = roof.points_from_profile(result, prefix=True)
     for p in points:
         console.print(f"  {p.name}: {p.advice}")
 
@@ -60,7 +60,7 @@ def main() -> None:
     for name in available_models():
         models[name] = load_model(name)
         r = ModelProfiler(*models[name], name=name, hardware=spec).profile(repeats=3)
-        points += roof.points_from_profile(r)
+        points += roof.points_from_profile(r, prefix=True)
         console.print(f"{name}: {r.flops / 1e6:,.1f} MFLOPs forward, step {r.total_s * 1e3:.1f} ms"
                       + (f" ({r.note})" if r.note else ""))
     roof.plot(points, args.out, title="TinyTorch layers on this machine")

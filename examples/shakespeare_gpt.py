@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     parser.add_argument("--out", default="checkpoints/shakespeare_gpt.safetensors")
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display at all")
     args = parser.parse_args()
 
     recipe = RECIPES[args.recipe]
@@ -71,7 +71,7 @@ def main() -> None:
     text = load_shakespeare()
     tokenizer = CharTokenizer().fit(text)  # 65 characters
     model = TinyGPT(vocab_size=tokenizer.get_vocab_size(), dropout=0.0, **recipe["model"])
-    trainer = LanguageModelTrainer(model, tokenizer, progress="lines" if args.no_progress else "auto")
+    trainer = LanguageModelTrainer(model, tokenizer, progress=not args.no_progress and "auto")
     print(f"{args.recipe}: {model.num_parameters():,} parameters; {fit_kwargs}")
 
     start = time.perf_counter()

@@ -32,6 +32,7 @@ suite runs the tutorials exactly as the build does.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -134,6 +135,50 @@ def insert_outputs(markdown: str, outputs: dict[int, str]) -> str:
             body = "\n".join(indent + row for row in text.splitlines())
             after[closing] = f"\n\n{indent}{fence}text title=\"Output\"\n{body}\n{indent}{fence}"
     return "\n".join(row + after.get(i, "") for i, row in enumerate(lines)) + "\n"
+
+
+def tutorial_notebook(markdown: str) -> dict:
+    """The page as a Jupyter notebook (nbformat 4 JSON): each python block that runs becomes a
+    code cell, the text between them (other code blocks included) markdown cells, so the notebook
+    and the page are one source. HTML comments are dropped.
+    """
+    lines = markdown.splitlines()
+    cells: list[dict] = []
+
+    def add_text(chunk: list[str]) -> None:
+        text = re.sub(r"<!--.*?-->", "", "\n".join(chunk), flags=re.S).strip("\n")
+        if text.strip():
+            cells.append({"cell_type": "markdown", "metadata": {}, "source": text})
+
+    done = 0
+    for line, closing, code in _python_block_spans(markdown):
+        add_text(lines[done:line - 2])  # up to the opening fence
+        cells.append({"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                      "source": code})
+        done = closing + 1
+    add_text(lines[done:])
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"
+    return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}}}
+
+
+def notebook_name(page: str | Path) -> str:
+    """``tutorials/roofline.md`` -> ``roofline.ipynb`` (shipped next to the page)."""
+    return Path(page).with_suffix(".ipynb").name
+
+
+def notebook_link(markdown: str, page: str) -> str:
+    """The page with a line under its title offering the page as a notebook.
+
+    >>> notebook_link("# Roofline", "tutorials/roofline.md").splitlines()[2][:46]
+    '[Run this page as a Jupyter notebook](roofline'
+    """
+    link = (f"[Run this page as a Jupyter notebook]({notebook_name(page)}) (the same code; it runs "
+            f"top to bottom, with the quick settings when `{QUICK_ENV}=1` is set).")
+    title, _, rest = markdown.partition("\n")
+    return f"{title}\n\n{link}\n{rest}" if title.startswith("# ") else f"{link}\n\n{markdown}"
 
 
 def figure_names(markdown: str) -> list[str]:
@@ -516,6 +561,10 @@ def on_files(files, config):
     from mkdocs.structure.files import File
 
     pages = [f for f in files.documentation_pages() if f.src_uri.startswith(TUTORIALS)]
+    for f in pages:  # each tutorial also as a notebook, next to its page
+        notebook = tutorial_notebook(Path(f.abs_src_path).read_text(encoding="utf-8"))
+        uri = f"{f.src_uri.rsplit('/', 1)[0]}/{notebook_name(f.src_uri)}"
+        files.append(File.generated(config, uri, content=json.dumps(notebook, indent=1)))
     if os.environ.get("TINYTORCH_DOCS_SKIP_TUTORIALS") == "1":
         log.info("TINYTORCH_DOCS_SKIP_TUTORIALS=1: tutorials not run, figures missing")
         return files
@@ -561,7 +610,7 @@ def on_files(files, config):
 
 def on_page_markdown(markdown, page, config, files):
     """Insert README sections, the generated CLI reference, each tutorial block's output beneath
-    it, and draw the mermaid graphs."""
+    it, a tutorial's notebook link, and draw the mermaid graphs."""
     markdown = include_readme(markdown)
     if "<!-- tito-cli-reference -->" in markdown:
         markdown = markdown.replace("<!-- tito-cli-reference -->", cli_reference())
@@ -576,4 +625,6 @@ def on_page_markdown(markdown, page, config, files):
                 f"({QUICK_ENV}=1, {run.seconds:.0f} s).*"))
     if "```mermaid" in markdown:
         markdown = draw_mermaid(markdown)
+    if page.file.src_uri.startswith(TUTORIALS):  # last: the outputs above are placed by line number
+        markdown = notebook_link(markdown, page.file.src_uri)
     return markdown

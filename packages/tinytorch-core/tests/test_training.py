@@ -381,7 +381,7 @@ def test_progress_lines_show_each_evaluation(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("step 8/16  epoch 1.00  loss ") and "val_loss" in lines[0]
-    assert ProgressBar.wanted("auto") is False  # pytest's captured stdout is not a terminal
+    assert ProgressBar.wanted("auto") == "lines"  # pytest's captured stdout is not a terminal
 
 
 def test_trainer_validates_arguments():

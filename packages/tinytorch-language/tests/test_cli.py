@@ -226,3 +226,20 @@ def test_train_on_a_machine_that_becomes_busy_ends_within_the_budget_and_says_so
     summary = result.output.strip().splitlines()[-1]
     assert "time budget reached; the machine became busy (steps 5.0x slower)" in summary
     assert clock["now"] - 1000.0 <= 20.0 * 1.05
+
+
+def test_plot_and_no_progress(corpus, tmp_path):
+    """`--plot FILE` draws loss, perplexity and the LR schedule; `--no-progress`: no step lines,
+    while without it a log (CliRunner's output is not a terminal) gets them."""
+    out, png = tmp_path / "m.safetensors", tmp_path / "curves.svg"
+    quiet = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL, "--out", str(out),
+                                     "--sample", "0", "--plot", str(png), "--no-progress"])
+    assert quiet.exit_code == 0, quiet.output
+    assert not [line for line in quiet.output.splitlines() if line.startswith("step ")], quiet.output
+    assert f"training curves: {png}" in quiet.output and png.read_text().lstrip().startswith("<?xml")
+    assert "perplexity" in png.read_text()
+    loud = CliRunner().invoke(cli, ["language", "train", "--text", str(corpus), *SMALL, "--out", str(out),
+                                    "--sample", "0"])
+    assert [line.split()[1] for line in loud.output.splitlines() if line.startswith("step ")] == ["3/6", "6/6"]
+    drawn = CliRunner().invoke(cli, ["plot", str(out), "--out", str(tmp_path / "again.png")])
+    assert drawn.exit_code == 0 and "6 steps, 2 evaluations" in drawn.output, drawn.output

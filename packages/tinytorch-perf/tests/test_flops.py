@@ -251,3 +251,13 @@ def test_functional_cross_entropy_traced():
 
     t = FLOPsCounter().trace(M(), randn(4, 10))
     assert t.forward.elementwise_flops == fl.cross_entropy_flops(4, 10).flops
+
+
+def test_kl_div_is_counted_per_broadcast_element_with_its_reduction():
+    formula = fl.FLOP_FORMULAS["kl_div"]
+    x, p = np.zeros((4, 5), np.float32), np.zeros((1, 5), np.float32)  # p broadcast over 4 rows
+    summed = formula.count((x, p), np.zeros((), np.float32), {"reduction": "sum"})
+    pointwise = formula.count((x, p), np.zeros((4, 5), np.float32), {"reduction": "none"})
+    assert formula.kind == "loss"
+    assert summed.elementwise_flops == 5 * 20 and pointwise.elementwise_flops == 4 * 20
+    assert summed.bytes == 4 * (20 + 5 + 1) and pointwise.bytes == 4 * (20 + 5 + 20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from tinytorch.perf import RooflineModel
@@ -90,3 +91,38 @@ def test_advice_near_the_ceiling_fits_the_layer(roof):
     slow_fc = roof.point("fc", 30_000_000_000, 1_000_000_000, 1.0, ops=["linear"])
     slow_conv = roof.point("conv", 30_000_000_000, 1_000_000_000, 1.0, ops=["conv2d"])
     assert "im2col" not in slow_fc.advice and "im2col" in slow_conv.advice
+
+
+def test_crowded_roofline_labels_never_overlap(roof, tmp_path):
+    """30 layers in two tight clusters (as tinygpt's blocks): every label drawn once, none
+    overlapping another text, a point's marker or the legend (matplotlib's own extents)."""
+    from tinytorch.core.viz import overlapping_texts, text_extent
+
+    rng = np.random.default_rng(0)
+    points = []
+    for i in range(30):
+        intensity = (0.9 if i % 2 else 40.0) * (1 + 0.05 * rng.random())
+        seconds = 0.001 * (1 + 0.3 * rng.random())
+        points.append(roof.point(f"blocks.{i // 2}.{'ln1' if i % 2 else 'attn.qkv'}",
+                                 int(intensity * 1e6), 1_000_000, seconds))
+    fig = roof.plot(points, tmp_path / "r.png")
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(p.name for p in points)
+    assert overlapping_texts(fig) == []
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    markers = ax.transData.transform([(p.intensity, p.achieved_gflops) for p in points])
+    for text in ax.texts:
+        box = text_extent(text, renderer)
+        assert not box.overlaps(legend), text.get_text()
+        inside = [(x, y) for x, y in markers if box.x0 < x < box.x1 and box.y0 < y < box.y1]
+        assert not inside, f"{text.get_text()} covers a point"
+
+
+def test_points_of_several_models_are_named_by_model(roof):
+    from types import SimpleNamespace
+
+    layer = SimpleNamespace(name="features.0", flops=2_000_000, bytes=1_000_000, forward_s=0.001)
+    result = SimpleNamespace(model="small_cnn", layers=[layer], trace=None)
+    assert [p.name for p in roof.points_from_profile(result)] == ["features.0"]
+    assert [p.name for p in roof.points_from_profile(result, prefix=True)] == ["small_cnn/features.0"]

@@ -175,3 +175,19 @@ def test_nproc_2_trains_and_refuses_an_uneven_split(fashion_root, tmp_path):
     assert io.load_metadata(out)["global_step"] == 4
     uneven = CliRunner().invoke(cli, args + ["--nproc", "3"])
     assert uneven.exit_code == 2 and "3 ranks cannot split a batch of 50 images evenly" in uneven.output
+
+
+def test_plot_draws_the_runs_curves_and_no_progress_prints_none(fashion_root, tmp_path):
+    """Issue 22 §3: `--plot FILE` draws the history; `--no-progress` means no progress lines
+    (CliRunner's output is not a terminal, so "auto" would print plain lines)."""
+    ckpt, png = tmp_path / "m.safetensors", tmp_path / "curves.png"
+    args = ["vision", "train", "fashion-mnist", "--root", str(fashion_root), "--epochs", "2", "--batch-size", "50",
+            "--limit", "200", "--out", str(ckpt), "--threads", "1", "--plot", str(png)]
+    result = CliRunner().invoke(cli, args + ["--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("step ")], result.output
+    assert result.output.splitlines()[-1] == f"training curves: {png}"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for bad, message in (("curves.jpg", "--plot must end in .png or .svg"), (str(ckpt), "--plot")):
+        refused = CliRunner().invoke(cli, args[:-1] + [bad])
+        assert refused.exit_code != 0 and message in refused.output and "epoch" not in refused.output

@@ -27,6 +27,7 @@ from .tensor import (
 )
 from .threads import get_num_threads, set_num_threads
 from .training import Trainer
+from .viz import draw_dot
 
 __version__ = _metadata.version("tinytorch-core")  # the one source: pyproject.toml
 
@@ -35,5 +36,5 @@ __all__ = [
     "functional", "kernels", "nn", "optim", "data", "io", "training", "Trainer",
     "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "randn", "rand",
     "cat", "concat", "stack", "where", "gradcheck", "GradcheckError", "manual_seed", "get_rng",
-    "set_num_threads", "get_num_threads",
+    "set_num_threads", "get_num_threads", "draw_dot",
 ]

@@ -23,6 +23,7 @@ Set ``trainer.request_stop("early_stop", "why")`` to end training after the curr
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -182,51 +183,119 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-class ProgressBar(Callback):
-    """The one progress display: a bar over steps with ETA, and a line per evaluation.
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython already imported and running a kernel app).
 
-    The bar shows the step count against the planned total (for a time budget, the steps the
-    Trainer expects to fit), elapsed time, ETA, the running loss and the throughput. While the
-    Trainer evaluates, the bar says "evaluating". After every evaluation one line is printed
-    (step, epoch, train and validation figures), so the log of a run survives the bar.
+    >>> in_notebook()  # a plain interpreter or pytest
+    False
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressBar(Callback):
+    """The one progress display, in the form that suits where the learner is.
+
+    ``mode``:
+
+    - ``"bar"`` (a terminal): a live bar with the step count against the planned total (for a
+      time budget, the steps the Trainer expects to fit), elapsed time, ETA, the running loss and
+      the throughput; it says "evaluating" while the Trainer evaluates.
+    - ``"notebook"`` (Jupyter): the same figures as an HTML display updated in place through
+      ``IPython.display`` (no widget package needed).
+    - ``"lines"`` (a log file, CI, ``nohup``): a plain line every ``every_steps`` steps, or, when
+      that is None, every ``every_seconds`` seconds (as nanoGPT's ``iter 100: loss ...`` lines):
+      ``step 100/5000  loss 2.3456  1,234 tokens/s  eta 4:10  12s``, with the mean loss of the
+      steps since the previous line.
+
+    In every mode one line is printed after each evaluation (step, epoch, train and validation
+    figures), so the log of a run survives the display.
 
     Args:
-        bar: draw the live bar (needs a terminal); False prints only the evaluation lines.
+        mode: ``"bar"``, ``"notebook"`` or ``"lines"``.
         unit: what the throughput counts (``samples``, ``images``, ``tokens``).
-        echo: where the lines go when there is no bar (default ``print``).
+        echo: where the lines go (default ``print``; the bar's console in ``"bar"`` mode).
+        every_steps: in ``"lines"`` mode, a line every this many steps.
+        every_seconds: in ``"lines"`` mode without ``every_steps``, a line at most this often
+            (default ``LINE_SECONDS``, 10).
 
-    >>> ProgressBar(bar=False, unit="tokens").unit
-    'tokens'
+    Pass an instance as the Trainer's ``progress`` to choose these yourself:
+
+    >>> lines = ProgressBar("lines", unit="tokens", every_steps=100)
+    >>> lines.mode, lines.every_steps
+    ('lines', 100)
     """
 
     LINE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_perplexity", "test_loss", "test_accuracy")
+    MODES = ("bar", "notebook", "lines")
+    NOTEBOOK_REFRESH = 0.25  # seconds between two updates of the HTML display
+    LINE_SECONDS = 10.0  # the default ``every_seconds``
 
-    def __init__(self, bar: bool = True, unit: str = "samples", echo: Callable[[str], Any] | None = None):
-        self.bar, self.unit, self.echo = bar, unit, echo or print
-        self.progress = None
+    def __init__(self, mode: str = "bar", unit: str = "samples", echo: Callable[[str], Any] | None = None,
+                 every_steps: int | None = None, every_seconds: float | None = None):
+        if mode not in self.MODES:
+            raise ValueError(f"ProgressBar: mode must be one of {self.MODES}, got {mode!r}")
+        if mode == "notebook" and "IPython" not in sys.modules and importlib.util.find_spec("IPython") is None:
+            raise ValueError("ProgressBar: mode 'notebook' needs IPython (run it in Jupyter), or use 'lines'")
+        if every_steps is not None:
+            check_int("ProgressBar", "every_steps", every_steps, minimum=1)
+        every_seconds = self.LINE_SECONDS if every_seconds is None else every_seconds
+        if not (isinstance(every_seconds, (int, float)) and 0 <= every_seconds < math.inf):
+            raise ValueError(f"ProgressBar: every_seconds must be a finite number >= 0, got {every_seconds!r}")
+        self.mode, self.unit, self.echo = mode, unit, echo or print
+        self.every_steps, self.every_seconds = every_steps, float(every_seconds)
+        self.progress = None  # the rich bar
         self.task = None
+        self.display = None  # the notebook's display handle
         self.loss: float | None = None
         self.val = ""
         self._start = 0.0
         self._start_step = 0
         self._units = 0
+        self._shown = 0.0  # when the notebook display was last updated
+        self._line_at = (0.0, 0, 0)  # time, step and units of the last line
+        self._losses: list[float] = []  # the step losses since the last line
 
     @staticmethod
-    def wanted(progress: bool | str) -> bool | str:
-        """Resolve ``progress="auto"``: a bar when standard output is a terminal, else nothing.
+    def wanted(progress: bool | str | ProgressBar) -> str | ProgressBar | bool:
+        """Resolve the Trainer's ``progress`` argument to a mode, a ``ProgressBar`` or False.
 
-        >>> ProgressBar.wanted(False), ProgressBar.wanted("lines")
-        (False, 'lines')
+        ``"auto"``: a bar on a terminal, the HTML display in Jupyter, plain lines otherwise (a log
+        file, a pipe, CI). True: a bar, or the HTML display in Jupyter. False: no progress at all.
+
+        >>> ProgressBar.wanted(False), ProgressBar.wanted("lines"), ProgressBar.wanted("auto")
+        (False, 'lines', 'lines')
         """
+        if isinstance(progress, ProgressBar):
+            return progress
+        if progress not in ("auto", True, False, *ProgressBar.MODES):
+            raise ValueError(f"progress must be True, False, 'auto', 'bar', 'notebook', 'lines' or a "
+                             f"ProgressBar, got {progress!r}")
+        if progress is False:
+            return False
+        if progress in ("auto", True) and in_notebook():
+            return "notebook"
         if progress == "auto":
-            return _is_terminal(sys.stdout)
-        if progress not in (True, False, "lines"):
-            raise ValueError(f"progress must be True, False, 'auto' or 'lines', got {progress!r}")
-        return progress
+            return "bar" if _is_terminal(sys.stdout) else "lines"
+        return "bar" if progress is True else progress
 
     def on_train_begin(self, trainer: Trainer) -> None:
         self._start, self._start_step, self._units = time.perf_counter(), trainer.global_step, 0
-        if not self.bar:
+        self._line_at, self._losses, self.loss, self.val = (self._start, trainer.global_step, 0), [], None, ""
+        if self.mode == "notebook":
+            from IPython.display import HTML, display
+
+            self.display = display(HTML(self._html(trainer, "train")), display_id=True)
+        if self.mode != "bar":
             return
         from rich.progress import (
             BarColumn,
@@ -249,6 +318,38 @@ class ProgressBar(Callback):
         elapsed = time.perf_counter() - self._start
         return self._units / elapsed if elapsed > 0 else float("nan")
 
+    def _eta(self, trainer: Trainer) -> float:
+        """Seconds left at this run's mean step time (nan without a planned total)."""
+        done, total = trainer.global_step - self._start_step, trainer.planned_steps
+        if not total or done <= 0:
+            return float("nan")
+        return (time.perf_counter() - self._start) / done * max(0, total - trainer.global_step)
+
+    def _html(self, trainer: Trainer, what: str) -> str:
+        import html
+
+        total = trainer.planned_steps
+        bar = (f'<progress value="{trainer.global_step}" max="{total}" style="width:16em"></progress>' if total
+               else '<progress style="width:16em"></progress>')
+        count = f"{trainer.global_step}/{total}" if total else f"{trainer.global_step}"
+        stats = [f"{_duration(time.perf_counter() - self._start)} elapsed", f"eta {_duration(self._eta(trainer))}"]
+        if self.loss is not None:
+            stats.append(f"loss {self.loss:.4f}{self.val}")
+        if self._units:
+            stats.append(f"{self._rate():,.0f} {self.unit}/s")
+        return (f"<div style='font-family:monospace'>{bar} <b>{html.escape(what)}</b> {count} &middot; "
+                + " &middot; ".join(html.escape(s) for s in stats) + "</div>")
+
+    def _step_line(self, trainer: Trainer, step: int) -> str:
+        then, then_step, then_units = self._line_at
+        now = time.perf_counter()
+        total = f"/{trainer.planned_steps}" if trainer.planned_steps else ""
+        mean = sum(self._losses) / len(self._losses)
+        rate = (self._units - then_units) / (now - then) if now > then else float("nan")
+        eta = self._eta(trainer)
+        return (f"step {step}{total}  loss {mean:.4f}  {rate:,.0f} {self.unit}/s"
+                + (f"  eta {_duration(eta)}" if math.isfinite(eta) else "") + f"  {now - self._start:.0f}s")
+
     def on_step_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
         self._units += int(logs.get("units", 0))
         loss = logs["loss"]
@@ -257,10 +358,29 @@ class ProgressBar(Callback):
             stats = f"loss {self.loss:.4f}{self.val}  {self._rate():,.0f} {self.unit}/s"
             self.progress.update(self.task, completed=step, total=trainer.planned_steps, stats=stats,
                                  description="train")
+        elif self.display is not None:
+            now = time.perf_counter()
+            if now - self._shown >= self.NOTEBOOK_REFRESH or step == trainer.planned_steps:
+                self._shown = now
+                self.display.update(self._html_object(trainer, "train"))
+        elif self.mode == "lines":
+            self._losses.append(loss)
+            due = (step % self.every_steps == 0 if self.every_steps is not None
+                   else time.perf_counter() - self._line_at[0] >= self.every_seconds)
+            if due:
+                self.echo(self._step_line(trainer, step))
+                self._line_at, self._losses = (time.perf_counter(), step, self._units), []
+
+    def _html_object(self, trainer: Trainer, what: str) -> Any:
+        from IPython.display import HTML
+
+        return HTML(self._html(trainer, what))
 
     def on_eval_begin(self, trainer: Trainer, step: int) -> None:
         if self.progress is not None:
             self.progress.update(self.task, description="evaluating")
+        elif self.display is not None:
+            self.display.update(self._html_object(trainer, "evaluating"))
 
     def on_eval_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
         for prefix in ("val", "test"):
@@ -273,13 +393,21 @@ class ProgressBar(Callback):
                 + (f"  {rate:,.0f} {self.unit}/s" if rate else "") + (f" ({busy})" if busy else "")
                 + f"  {logs.get('time', 0):.0f}s")
         self.echo(line)
+        if self.mode == "lines" and self.every_steps is None:
+            # the evaluation line just said it all: the next step line comes a full interval later
+            self._line_at, self._losses = (time.perf_counter(), step, self._units), []
         if self.progress is not None:
             self.progress.update(self.task, description="train")
+        elif self.display is not None:
+            self.display.update(self._html_object(trainer, "train"))
 
     def on_train_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        if self.display is not None:
+            self.display.update(self._html_object(trainer, f"done ({trainer.stop_reason or 'stopped'})"))
+            self.display = None
 
 
-__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ProgressBar"]
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ProgressBar", "in_notebook"]

@@ -265,6 +265,7 @@ def _print_summary(model_file: str, as_json: bool, show_all: bool) -> None:
     from .quantization.serialization import quantization_summary
 
     info = io.inspect(model_file)
+    pruned = pruning_rows(model_file, info)
     quantized = quantization_summary(info)  # a malformed scheme fails here, in one line
     pruned = pruning_rows(model_file, info)
     if as_json:
@@ -274,7 +275,7 @@ def _print_summary(model_file: str, as_json: bool, show_all: bool) -> None:
                                "optimizer_state_elements": counts["optimizer"],
                                "other_elements": counts["other"], "elements": counts["total"],
                                "bytes": info.nbytes, "aliases": info.aliases,
-                               "layers": layer_rows(info), "quantization": quantized, "pruned": pruned,
+                               "layers": layer_rows(info), "pruned": pruned, "quantization": quantized,
                                "metadata": info.metadata}, indent=2))
         return
     width = shutil.get_terminal_size((80, 24)).columns
@@ -305,15 +306,15 @@ def inspect(model_file: str, as_json: bool) -> None:
 @click.option("--epochs", default=60, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--lr", default=0.01, show_default=True, type=FiniteFloat(min=0, min_open=True))
+@click.option("--no-progress", "no_progress", is_flag=True,
+              help="No progress display at all (the result is still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
-def demo(epochs: int, seed: int, lr: float, as_json: bool) -> None:
+def demo(epochs: int, seed: int, lr: float, no_progress: bool, as_json: bool) -> None:
     """Train a small MLP on a generated 3-class 2-D spiral and print its accuracy."""
-    import sys
-
     from .demo import train_spiral
 
-    # A bar on a terminal; in a log (not a terminal) one line per evaluation instead.
-    progress = False if as_json else ("auto" if sys.stdout.isatty() else "lines")
+    # A bar on a terminal, plain lines in a log (not a terminal); --no-progress: none.
+    progress = not (as_json or no_progress) and "auto"
     result = train_spiral(epochs=epochs, seed=seed, lr=lr, progress=progress)
     if as_json:
         click.echo(json.dumps({"train_accuracy": result.train_accuracy, "epochs": epochs,

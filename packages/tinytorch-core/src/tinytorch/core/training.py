@@ -155,6 +155,40 @@ class History:
     def __repr__(self) -> str:
         return f"History({len(self.steps)} steps, {len(self.evals)} evaluations, stop_reason={self.stop_reason!r})"
 
+    def plot(self, path: str | Path | None = None, title: str | None = None) -> Any:
+        """Loss, validation loss, accuracy or perplexity and learning rate against steps.
+
+        Args:
+            path: also write the figure there (``.png`` or ``.svg``).
+            title: the figure's title.
+
+        Returns:
+            A matplotlib Figure (shown inline in Jupyter); needs matplotlib
+            (``pip install "tinytorch-core[plot]"``). See ``tinytorch.core.viz.plot_history``.
+        """
+        from .viz import plot_history
+
+        return plot_history(self, path, title)
+
+    def _repr_html_(self) -> str:
+        """The evaluation rows as a table (Jupyter)."""
+        from .viz import html_table
+
+        keys = [k for k in ("step", "epoch") if k in self.keys()]
+        keys += sorted(k for k in self.keys() if k not in ("step", "epoch", "time") and not k.endswith("_per_sec"))
+        keys += sorted(k for k in self.keys() if k == "time" or k.endswith("_per_sec"))
+
+        def cell(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+            return "" if value is None else str(value)
+
+        caption = f"{len(self.steps)} steps, {len(self.evals)} evaluations" + (
+            f"; stopped: {self.stop_reason}" + (f" ({self.stop_detail})" if self.stop_detail else "")
+            if self.stop_reason else "")
+        return html_table(keys, [[cell(row.get(k)) for k in keys] for row in self.evals], caption,
+                          right=range(len(keys)))
+
 
 def _batch_size(x: Any) -> int:
     if isinstance(x, (tuple, list)):
@@ -278,8 +312,11 @@ class Trainer:
             saved in checkpoints.
         scheduler_interval: ``"step"`` or ``"epoch"``.
         grad_clip: clip the global gradient norm to this value before each step.
-        progress: ``"auto"`` (a progress bar when standard output is a terminal), True (bar and
-            a line per evaluation), ``"lines"`` (the lines only) or False.
+        progress: ``"auto"`` (a bar on a terminal, an HTML display in Jupyter, a plain line every
+            10 seconds in a log file or CI), True (the bar, or the HTML display in Jupyter),
+            ``"bar"``, ``"notebook"``, ``"lines"``, a configured ``ProgressBar``
+            (``ProgressBar("lines", every_steps=100)``) or False (no progress at all). Every
+            display also prints one line per evaluation.
         unit: what the throughput counts (``samples``, ``images``, ``tokens``).
         count_units: fn(inputs) -> units in a batch (default: its rows; ``tokens``: ``x.size``).
         on_nonfinite: ``"raise"`` (NonFiniteLossError) or ``"stop"`` (end with
@@ -317,7 +354,7 @@ class Trainer:
         scheduler: Any = None,
         scheduler_interval: str = "step",
         grad_clip: float | None = None,
-        progress: bool | str = "auto",
+        progress: bool | str | ProgressBar = "auto",
         unit: str = "samples",
         count_units: Callable[[Any], int] | None = None,
         on_nonfinite: str = "raise",
@@ -460,7 +497,8 @@ class Trainer:
 
         callbacks = list(self.callbacks)
         if self.progress and dist.get_rank() == 0:
-            callbacks.append(ProgressBar(bar=self.progress is True, unit=self.unit))
+            given = isinstance(self.progress, ProgressBar)
+            callbacks.append(self.progress if given else ProgressBar(self.progress, unit=self.unit))
         self._active, self._val_data, self._val_name = callbacks, val_data, val_name
         nonfinite = None
         for cb in callbacks:

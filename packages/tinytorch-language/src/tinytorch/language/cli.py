@@ -178,11 +178,16 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
 @click.option("--oversubscribe", is_flag=True, help="With --nproc: allow more ranks than this machine has cores.")
 @click.option("--sample", default=200, show_default=True, type=WholeNumber(min=0),
               help="Characters/tokens to generate after training (0: none).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw the training curves (loss, validation, learning rate) to this .png or .svg "
+                   "(later: tito plot CHECKPOINT).")
+@click.option("--no-progress", "no_progress", is_flag=True,
+              help="No progress display at all (the result is still printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
 @click.pass_context
 def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, context, dropout, batch_size, lr,
           warmup, max_steps, epochs, time_budget, val_fraction, eval_every, eval_batches, out, resume,
-          init_from, tokenizer_from, seed, threads, nproc, oversubscribe, sample, as_json) -> None:
+          init_from, tokenizer_from, seed, threads, nproc, oversubscribe, sample, plot_path, no_progress, as_json) -> None:
     """Train TinyGPT on Tiny Shakespeare (or --text), char-level by default; or fine-tune GPT-2.
 
     \b
@@ -214,8 +219,13 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         _check_training_fits(ctx, tokenizer_kind, {**{k: v if v is not None else recipe[k] for k, v in given.items()},
                                                    "vocab_size": vocab_size})
     _check_generation_fits(sample, "--sample")
+    if plot_path is not None:  # before training, not after it
+        from tinytorch.core.viz import check_figure_path, require_matplotlib
+
+        check_figure_path(plot_path, "--plot")
+        require_matplotlib()
     out = out or (str(continuation_path(resume)) if resume else DEFAULT_OUT)
-    check_outputs({"--out": out},
+    check_outputs({"--out": out, "--plot": plot_path},
                   {"--text": text_path, "--resume": resume, "--tokenizer-from": tokenizer_from,
                    "--init-from": init_from if init_from is not None and Path(init_from).exists() else None})
     default_batch = (FINETUNE_RECIPE if init_from is not None else _recipe(time_budget)[1])["batch_size"]
@@ -260,7 +270,7 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
         seq_len = context
     if max_steps is None and epochs is None and time_budget is None:
         max_steps = DEFAULT_MAX_STEPS
-    lm = LanguageModelTrainer(model, tokenizer, progress=False if as_json else ("auto" if _tty() else "lines"),
+    lm = LanguageModelTrainer(model, tokenizer, progress=not (as_json or no_progress) and "auto",
                               on_nonfinite="stop")
     if not as_json:
         c = model.config
@@ -276,12 +286,13 @@ def train(ctx, text_path, tokenizer_kind, vocab_size, d_model, heads, layers, co
     _fit_and_report(ctx, lm, text, out, resume=resume, seed=seed, sample=sample, as_json=as_json,
                     threads=n_threads, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seq_len=seq_len,
                     lr=lr, warmup=warmup, val_fraction=val_fraction, eval_every=eval_every,
-                    eval_batches=eval_batches or 20, time_budget=time_budget)
+                    eval_batches=eval_batches or 20, time_budget=time_budget, plot_path=plot_path,
+                    plot_title=f"TinyGPT on {source}")
 
 
 def _fit_and_report(ctx, lm, text: str, out: str, *, resume: str | None, seed: int | None, sample: int,
                     as_json: bool, threads: int, extra: dict | None = None, resumable: bool = True,
-                    **fit_args) -> dict:
+                    plot_path: str | None = None, plot_title: str = "TinyGPT", **fit_args) -> dict:
     """Run ``lm.fit`` (checkpoints to ``out``), then print the result (a summary, a sample, or JSON)
     and exit non-zero if training was interrupted or diverged: `train` and `distill` alike."""
     start = time.perf_counter()
@@ -307,10 +318,19 @@ def _fit_and_report(ctx, lm, text: str, out: str, *, resume: str | None, seed: i
         # words at 0.6 against 64% at 0.8; the share is computed and printed with the sample.
         result["sample"] = lm.generate_text("", max_length=sample, temperature=0.6, seed=seed or 0)
         result["sample_known_words"] = known_word_share(result["sample"], text)
+    if plot_path is not None and history.steps:
+        from tinytorch.core import distributed as dist
+        from tinytorch.core.viz import plot_history
+
+        if dist.get_rank() == 0:
+            plot_history(history, plot_path, title=plot_title)
+            result["plot"] = plot_path
     if as_json:
         click.echo(json.dumps(result))
     else:
         _report(result, elapsed, resume, resumable)
+        if result.get("plot"):
+            click.echo(f"training curves: {plot_path}")
     if history.stop_reason == "interrupted":
         ctx.exit(130)
     if history.stop_reason == "non_finite":
@@ -429,7 +449,7 @@ def distill(ctx, teacher, student_path, text_path, d_model, heads, layers, conte
         student = TinyGPT(tc.vocab_size, d_model, heads, layers, context, dropout)
     if max_steps is None and epochs is None and time_budget is None:
         max_steps = DEFAULT_MAX_STEPS
-    lm = LanguageModelTrainer(student, tokenizer, progress=False if as_json else ("auto" if _tty() else "lines"),
+    lm = LanguageModelTrainer(student, tokenizer, progress=not as_json and "auto",
                               on_nonfinite="stop", teacher=teacher_model, temperature=temperature, alpha=alpha)
     if not as_json:
         c = student.config
@@ -489,11 +509,6 @@ def _load_pretrained(source: str, tokenizer_path: str | None, tokenizer_option: 
     return model, tokenizer
 
 
-def _tty() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
-
 
 def _checkpoint_step(path: str) -> int | None:
     from tinytorch.core import io
@@ -541,6 +556,42 @@ def _report(result: dict, elapsed: float, resume: str | None, resumable: bool = 
         share = result["sample_known_words"]
         known = f" ({share:.0%} of its words occur in the training text)" if share is not None else ""
         click.echo(f"--- sample, temperature 0.6{known} ---\n" + result["sample"])
+
+
+@language.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint written by `tito language train`.")
+@click.option("--prompt", required=True, help="The text to look at (at most the model's context; \\n for a newline).")
+@click.option("--out", default="attention.png", show_default=True, type=click.Path(dir_okay=False),
+              help="The figure (.png or .svg).")
+@click.option("--layer", type=click.IntRange(min=0), help="Only this block (0-based) [default: every block].")
+@click.option("--per-head", is_flag=True, help="A panel per head instead of the heads' mean.")
+def attention(checkpoint, prompt, out, layer, per_head) -> None:
+    """Draw where each token of PROMPT looks: the attention weights of every block as heat maps
+    (rows: queries, columns: keys, labelled with the prompt's tokens).
+
+    \b
+    Example:
+      tito language attention --checkpoint checkpoints/tinygpt.safetensors --prompt "ROMEO: O" --out attn.png
+    """
+    from tinytorch.core.paths import check_outputs
+    from tinytorch.core.viz import check_figure_path, require_matplotlib
+
+    from .attention_map import plot_attention
+    from .training import load_checkpoint
+
+    check_figure_path(out, "--out")
+    require_matplotlib()
+    check_outputs({"--out": out}, {"--checkpoint": checkpoint})
+    model, tokenizer, _ = load_checkpoint(checkpoint)
+    if layer is not None and layer >= len(model.blocks):
+        raise click.BadParameter(f"the model has {len(model.blocks)} blocks (0 to {len(model.blocks) - 1}), "
+                                 f"got {layer}", param_hint="--layer")
+    prompt = prompt.replace("\\n", "\n")
+    plot_attention(model, tokenizer, prompt, out, layer=layer, per_head=per_head,
+                   title=f"{Path(checkpoint).name}: attention over {prompt[:40]!r}")
+    click.echo(f"{out}: {len(model.blocks) if layer is None else 1} block(s), "
+               f"{model.config.num_heads} heads{' each' if per_head else ' (mean)'}, {len(tokenizer.encode(prompt))} tokens")
 
 
 @language.command()

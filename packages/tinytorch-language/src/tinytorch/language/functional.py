@@ -295,7 +295,7 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
     """
 
     def forward(self, qkv, num_heads=1, is_causal=True, dropout_p=0.0, generator=None, key_bias=None,
-                kv_cache=None):
+                kv_cache=None, weights=None):
         B, T, C3 = qkv.shape
         C = C3 // 3
         hs = C // num_heads
@@ -311,6 +311,8 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
         if key_bias is not None:  # (B, 1, 1, S) padding mask, plus the causal one: (B, 1, T, S)
             bias = key_bias if bias is None else key_bias + bias
         y, self.saved = attention_forward(q, k, v, bias, 1 / math.sqrt(hs), dropout_p, generator)  # (B, nh, T, hs)
+        if weights is not None:  # the caller asked to see them: (B, nh, T, S), after dropout as PyTorch's
+            weights.append(self.saved[3] if self.saved[4] is None else self.saved[3] * self.saved[4])
         self.shape = (B, T, num_heads, hs)
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side
 
@@ -328,7 +330,8 @@ class PackedSelfAttentionFunction(Function, op="packed_self_attention"):
 def packed_self_attention(
     qkv: Tensor, num_heads: int, is_causal: bool = True, dropout_p: float = 0.0,
     generator: np.random.Generator | None = None, attention_mask: Any = None, kv_cache: Any = None,
-) -> Tensor:
+    need_weights: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Self-attention on a (B, T, 3·C) packed q|k|v tensor with ``num_heads`` heads -> (B, T, C).
 
     Equal to splitting ``qkv`` into q, k, v, reshaping each to (B, nh, T, hs), calling
@@ -347,9 +350,11 @@ def packed_self_attention(
         kv_cache: a ``KVCache`` (:class:`tinytorch.language.model.KVCache`) holding the keys and
             values of the tokens before these T: they are appended to it, and the queries see
             all S of them. Inference only: call under ``no_grad()``.
+        need_weights: also return the attention weights of every head, (B, nh, T, S), a Tensor
+            without gradient (to look at, not to train through).
 
     Returns:
-        (B, T, C), the heads side by side.
+        (B, T, C), the heads side by side; with ``need_weights``, (output, weights).
 
     >>> import numpy as np
     >>> qkv = Tensor(np.random.default_rng(0).standard_normal((2, 5, 48), dtype=np.float32))
@@ -377,10 +382,12 @@ def packed_self_attention(
                              f"{(qkv.shape[0], keys)}, got {mask.shape}")
         key_bias = padding_bias(mask, qkv.dtype)  # (B, 1, 1, S)
     generator = generator if generator is not None or dropout_p == 0 else get_rng()
-    return PackedSelfAttentionFunction.apply(
+    weights = [] if need_weights else None
+    y = PackedSelfAttentionFunction.apply(
         qkv, num_heads=num_heads, is_causal=is_causal, dropout_p=dropout_p, generator=generator,
-        key_bias=key_bias, kv_cache=kv_cache,
+        key_bias=key_bias, kv_cache=kv_cache, weights=weights,
     )
+    return (y, Tensor(weights[0])) if need_weights else y
 
 
 __all__ = ["scaled_dot_product_attention", "packed_self_attention", "causal_bias", "padding_bias",

@@ -232,6 +232,10 @@ class MultiHeadAttention(nn.Module):
     :class:`KVCache` (under ``no_grad()``) the T tokens of ``x`` follow the cached ones and see
     them; ``attention_mask`` is a (B, S) padding mask over the cached and new tokens (1 token,
     0 padding), see :func:`~tinytorch.language.functional.packed_self_attention`.
+    ``need_weights=True`` returns ``(output, weights)`` as PyTorch's ``MultiheadAttention``:
+    the weights averaged over the heads, (B, T, S), or per head, (B, nh, T, S), with
+    ``average_attn_weights=False``; unlike PyTorch the default is False (training never pays
+    for them) and the weights carry no gradient.
 
     >>> mha = MultiHeadAttention(d_model=16, num_heads=4)
     >>> mha(Tensor(np.zeros((2, 5, 16), dtype=np.float32))).shape
@@ -253,15 +257,20 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_dropout = nn.Dropout(dropout if resid_dropout is None else resid_dropout)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None,
+                need_weights: bool = False, average_attn_weights: bool = True) -> Tensor | tuple[Tensor, Tensor]:
         shape = x.data.shape
         if len(shape) != 3 or shape[-1] != self.d_model:
             raise ValueError(f"MultiHeadAttention expected input (B, T, {self.d_model}), got {shape}")
         qkv = self.qkv(x)  # (B, T, 3C)
         y = LF.packed_self_attention(qkv, self.num_heads, is_causal=self.causal,
                                      dropout_p=self.dropout_p if self.training else 0.0,
-                                     attention_mask=attention_mask, kv_cache=kv_cache)  # (B, T, C)
-        return self.resid_dropout(self.proj(y))  # (B, T, C)
+                                     attention_mask=attention_mask, kv_cache=kv_cache,
+                                     need_weights=need_weights)  # (B, T, C), or it and (B, nh, T, S)
+        if not need_weights:
+            return self.resid_dropout(self.proj(y))  # (B, T, C)
+        y, w = y
+        return self.resid_dropout(self.proj(y)), (w.mean(axis=1) if average_attn_weights else w)
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout_p}"
@@ -341,9 +350,14 @@ class TransformerBlock(nn.Module):
         self.mlp = MLP(d_model, 4 * d_model if d_ff is None else d_ff, dropout=dropout, bias=bias,
                        activation=activation)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), kv_cache, attention_mask)  # (B, T, C)
-        return x + self.mlp(self.ln2(x))  # (B, T, C)
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None,
+                **weights: bool) -> Tensor | tuple[Tensor, Tensor]:
+        # weights: need_weights, average_attn_weights of MultiHeadAttention -> (x, attention weights)
+        a = self.attn(self.ln1(x), kv_cache, attention_mask, **weights)
+        a, w = a if weights.get("need_weights") else (a, None)
+        x = x + a  # (B, T, C)
+        x = x + self.mlp(self.ln2(x))  # (B, T, C)
+        return (x, w) if w is not None else x
 
 
 class TinyGPT(nn.Module):
@@ -452,7 +466,8 @@ class TinyGPT(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, ids: Any, kv_caches: list[KVCache] | None = None, attention_mask: Any = None,
-                last_only: bool = False) -> Tensor:
+                last_only: bool = False, need_weights: bool = False,
+                average_attn_weights: bool = True) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Logits of the next token at every position of ``ids``.
 
         Args:
@@ -463,9 +478,18 @@ class TinyGPT(nn.Module):
                 0 padding), or None.
             last_only: the logits of the last position only, (B, 1, V): the output head is
                 the largest matrix, and generation needs no more.
+            need_weights: also return every block's attention weights (see `MultiHeadAttention`).
+            average_attn_weights: with ``need_weights``, (B, T, S) per block averaged over the
+                heads (True), or (B, nh, T, S) per head.
 
         Returns:
-            (B, T, V) logits ((B, 1, V) with ``last_only``).
+            (B, T, V) logits ((B, 1, V) with ``last_only``); with ``need_weights``, (logits,
+            [weights of block 0, block 1, ...]).
+
+        >>> model = TinyGPT(vocab_size=5, d_model=8, num_heads=2, num_layers=2, max_seq_len=4)
+        >>> logits, weights = model(np.array([[1, 2, 3]]), need_weights=True, average_attn_weights=False)
+        >>> len(weights), weights[0].shape  # a block each: (B, nh, T, S)
+        (2, (1, 2, 3, 3))
         """
         start = 0 if kv_caches is None else self._check_caches(kv_caches)
         ids = self._check_ids(ids, start)  # (B, T)
@@ -474,12 +498,17 @@ class TinyGPT(nn.Module):
         # positions (T,) shared by the batch; with padding (B, T), each row counting its own tokens
         pos = np.arange(start, start + T) if mask is None else position_ids(mask)[:, start:]
         x = self.drop(self.wte(ids) + self.wpe(pos))  # (B, T, C)
+        weights = {"need_weights": True, "average_attn_weights": average_attn_weights} if need_weights else {}
+        seen = []  # each block's attention weights, when asked for
         for i, block in enumerate(self.blocks):
-            x = block(x, None if kv_caches is None else kv_caches[i], mask)  # (B, T, C)
+            x = block(x, None if kv_caches is None else kv_caches[i], mask, **weights)  # (B, T, C)
+            if need_weights:
+                x, w = x
+                seen.append(w)
         x = self.ln_f(x)
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
-        return self.lm_head(x)  # (B, T, V)
+        return (self.lm_head(x), seen) if need_weights else self.lm_head(x)  # (B, T, V)
 
     def _check_caches(self, kv_caches: list[KVCache]) -> int:
         if len(kv_caches) != len(self.blocks):

@@ -95,42 +95,11 @@ def hardware(quick: bool, refresh: bool, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    def size(b):
-        return "n/a" if b is None else (f"{b / 1024**2:.0f} MiB" if b >= 1024**2
-                                        else f"{b / 1024:.0f} KiB")
-
     t = Table(title="Hardware specification", show_header=False)
     t.add_column("", style="bold")
     t.add_column("")
-    freq = (f"{spec.frequency_ghz:.3f} GHz ({spec.frequency_source})" if spec.frequency_ghz
-            else "not reported by the OS")
-    theo = (f"{spec.theoretical_peak_gflops:.1f} GFLOP/s = {spec.physical_cores} cores x "
-            f"{spec.frequency_ghz:.3f} GHz x {spec.flops_per_cycle} FLOPs/cycle ({spec.isa})"
-            if spec.theoretical_peak_gflops else f"unknown ({spec.isa})")
-    source = ("cached " + spec.measured_at if spec.from_cache else "measured now") + (
-        " (quick estimate)" if spec.quick else "")
-    rows = [
-        ("CPU", spec.cpu_name), ("platform", f"{spec.platform} ({spec.architecture})"),
-        ("cores", f"{spec.physical_cores} physical, {spec.logical_cores} logical"),
-        ("frequency", freq), ("memory", f"{(spec.memory_bytes or 0) / 1024**3:.1f} GiB"),
-        ("caches", f"L1d {size(spec.l1d_bytes)}, L2 {size(spec.l2_bytes)}, L3 {size(spec.l3_bytes)}"),
-        ("BLAS", f"{spec.blas}, threads: {spec.blas_threads if spec.blas_threads else 'not reported'}"),
-        ("theoretical peak", theo),
-        ("measured peak", f"{spec.measured_peak_gflops:.1f} GFLOP/s (float32 GEMM n={spec.gemm_size}, best of repeats)"),
-        ("memory bandwidth", f"{spec.memory_bandwidth_gbs:.1f} GB/s (STREAM copy, arrays "
-                             f"{spec.stream_array_bytes / 1024**2:.0f} MiB)"),
-        ("STREAM", ", ".join(f"{k} {v:.1f}" for k, v in spec.stream_gbs.items()) + " GB/s"),
-        ("ridge point", f"{spec.ridge_point:.2f} FLOP/byte"),
-        ("measurement", f"{source}; cache {cache_path()}"),
-    ]
-    c = spec.contention
-    if c and c.get("others_cores") is not None:  # None: this system's counters are unreadable
-        load = c.get("load_1min")
-        rows.append(("contention", f"other processes {c['others_cores']:.2f} cores, this process "
-                     f"{c['own_cpu_per_wall']:.2f} CPU-s per wall-s"
-                     + (f", load average {load:.2f}" if load is not None else "")))
-    for k, v in rows:
-        t.add_row(k, v)
+    for k, v in spec.rows():
+        t.add_row(k, v + (f"; cache {cache_path()}" if k == "measurement" else ""))
     console = _console()
     console.print(t)
     _warn_contended(console, spec)

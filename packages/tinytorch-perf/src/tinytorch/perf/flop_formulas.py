@@ -110,6 +110,14 @@ class OpCount:
                 "elementwise_flops": self.elementwise_flops, "bytes": self.bytes,
                 "intensity": self.intensity}
 
+    def _repr_html_(self) -> str:
+        """The counts as a one-row table (Jupyter)."""
+        from tinytorch.core.viz import html_table
+
+        return html_table(("FLOPs", "matmul/conv FLOPs", "elementwise FLOPs", "bytes", "FLOP/byte"),
+                          [(f"{self.flops:,}", f"{self.matmul_flops:,}", f"{self.elementwise_flops:,}",
+                            f"{self.bytes:,}", f"{self.intensity:.2f}")], CONVENTION, right=range(5))
+
 
 def _pair(v: Any, name: str, minimum: int = 1) -> tuple[int, int]:
     try:
@@ -616,6 +624,16 @@ def _rms_norm(inputs, output, settings):
 def _cross_entropy(inputs, output, settings):
     logits = inputs[0]
     return cross_entropy_flops(logits.size // logits.shape[-1], logits.shape[-1])
+
+
+@register_flop_formula("kl_div", kind="loss")
+def _kl_div(inputs, output, settings):
+    x, target = inputs[:2]
+    n = math.prod(np.broadcast_shapes(x.shape, target.shape))
+    # per element: log p (exp with log_target), log p - input, the product with p, the p > 0
+    # select; one more to sum them unless reduction="none"
+    per = 4 + (settings["reduction"] != "none")
+    return OpCount(0, per * n, x.dtype.itemsize * (x.size + target.size + output.size))
 
 
 @register_flop_formula("softmax", "log_softmax", kind="elementwise")

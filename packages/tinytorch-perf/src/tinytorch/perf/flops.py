@@ -112,6 +112,19 @@ class TraceResult:
     def total(self) -> OpCount:
         return self.forward + self.backward
 
+    def _repr_html_(self) -> str:
+        """One row per layer (forward and backward FLOPs, bytes, intensity) and the totals (Jupyter)."""
+        from tinytorch.core.viz import html_table
+
+        def row(name: str, kind: str, fwd: OpCount, bwd: OpCount) -> tuple[str, ...]:
+            return (name, kind, f"{fwd.matmul_flops:,}", f"{fwd.elementwise_flops:,}", f"{bwd.flops:,}",
+                    f"{fwd.bytes:,}", f"{fwd.intensity:.2f}")
+
+        rows = [row(lc.name, lc.type, lc.forward, lc.backward) for lc in self.layers.values()]
+        rows.append(row("total", "", self.forward, self.backward))
+        return html_table(("layer", "type", "fwd matmul FLOPs", "fwd elementwise FLOPs", "bwd FLOPs",
+                           "fwd bytes", "FLOP/byte"), rows, CONVENTION, right=range(2, 7))
+
     def to_dict(self) -> dict[str, Any]:
         return {"convention": CONVENTION, "forward": self.forward.to_dict(),
                 "backward": self.backward.to_dict(),

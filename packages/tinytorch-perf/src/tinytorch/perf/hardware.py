@@ -165,6 +165,49 @@ class HardwareSpec:
         d["warning"] = self.warning
         return d
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(what, value) lines of ``tito performance hardware`` and of the notebook table."""
+
+        def size(b):
+            return "n/a" if b is None else (f"{b / 1024**2:.0f} MiB" if b >= 1024**2 else f"{b / 1024:.0f} KiB")
+
+        freq = (f"{self.frequency_ghz:.3f} GHz ({self.frequency_source})" if self.frequency_ghz
+                else "not reported by the OS")
+        theo = (f"{self.theoretical_peak_gflops:.1f} GFLOP/s = {self.physical_cores} cores x "
+                f"{self.frequency_ghz:.3f} GHz x {self.flops_per_cycle} FLOPs/cycle ({self.isa})"
+                if self.theoretical_peak_gflops else f"unknown ({self.isa})")
+        source = ("cached " + self.measured_at if self.from_cache else "measured now") + (
+            " (quick estimate)" if self.quick else "")
+        rows = [
+            ("CPU", self.cpu_name), ("platform", f"{self.platform} ({self.architecture})"),
+            ("cores", f"{self.physical_cores} physical, {self.logical_cores} logical"),
+            ("frequency", freq), ("memory", f"{(self.memory_bytes or 0) / 1024**3:.1f} GiB"),
+            ("caches", f"L1d {size(self.l1d_bytes)}, L2 {size(self.l2_bytes)}, L3 {size(self.l3_bytes)}"),
+            ("BLAS", f"{self.blas}, threads: {self.blas_threads if self.blas_threads else 'not reported'}"),
+            ("theoretical peak", theo),
+            ("measured peak", f"{self.measured_peak_gflops:.1f} GFLOP/s (float32 GEMM n={self.gemm_size}, "
+                              "best of repeats)"),
+            ("memory bandwidth", f"{self.memory_bandwidth_gbs:.1f} GB/s (STREAM copy, arrays "
+                                 f"{self.stream_array_bytes / 1024**2:.0f} MiB)"),
+            ("STREAM", ", ".join(f"{k} {v:.1f}" for k, v in self.stream_gbs.items()) + " GB/s"),
+            ("ridge point", f"{self.ridge_point:.2f} FLOP/byte"),
+            ("measurement", source),
+        ]
+        c = self.contention
+        if c and c.get("others_cores") is not None:  # None: this system's counters are unreadable
+            load = c.get("load_1min")
+            rows.append(("contention", f"other processes {c['others_cores']:.2f} cores, this process "
+                         f"{c['own_cpu_per_wall']:.2f} CPU-s per wall-s"
+                         + (f", load average {load:.2f}" if load is not None else "")))
+        return rows
+
+    def _repr_html_(self) -> str:
+        """The ``rows`` as a table, the contention warning as its caption (Jupyter)."""
+        from tinytorch.core.viz import html_table
+
+        caption = f"Hardware specification{' - warning: ' + self.warning if self.warning else ''}"
+        return html_table(("", "value"), self.rows(), caption)
+
 
 # ------------------------------------------------------------------------------ size parsing
 

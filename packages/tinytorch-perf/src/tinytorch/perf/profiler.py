@@ -243,6 +243,19 @@ class ProfileResult:
             width: the console width to fit; the least important columns are left out (named
                 in the caption) rather than wrapping a cell. None keeps every column.
         """
+        columns, rows, total, default_title = self._table_parts()
+        return fitted_table(title or default_title, columns, rows, width or 10**6, footer=[total])
+
+    def _repr_html_(self) -> str:
+        """The ``table()`` as HTML, every column (Jupyter)."""
+        from tinytorch.core.viz import html_table
+
+        columns, rows, total, title = self._table_parts()
+        return html_table([c.header for c in columns], [*rows, total], title,
+                          right=[i for i, c in enumerate(columns) if c.justify == "right"])
+
+    def _table_parts(self) -> tuple[list[Column], list[list[str]], list[str], str]:
+        """The table's columns, layer rows, total row and title (one source for text and HTML)."""
         columns = [Column("layer", "left", 10), Column("type", "left", 5),
                    Column("output", "left", 3), Column("params", priority=6),
                    Column("act. MB", priority=2), Column("MFLOPs", priority=7),
@@ -260,9 +273,9 @@ class ProfileResult:
         total = ["total", "", "", f"{self.params:,}", f"{self.activation_bytes / 1e6:.2f}",
                  f"{self.flops / 1e6:,.2f}", f"{fwd * 1e3:.3f}", "", f"{bwd * 1e3:.3f}",
                  f"{self.flops / fwd / 1e9 if fwd else 0:.2f}", "", "100.0", ""]
-        title = title or (f"{self.model}: input {self.input_shape}, {self.repeats} repeats "
-                          f"(median), FLOPs: {CONVENTION}")
-        return fitted_table(title, columns, rows, width or 10**6, footer=[total])
+        title = (f"{self.model}: input {self.input_shape}, {self.repeats} repeats "
+                 f"(median), FLOPs: {CONVENTION}")
+        return columns, rows, total, title
 
 
 def _time_step(model: Any, x: Any, backward: bool, clock: Callable[[], float]

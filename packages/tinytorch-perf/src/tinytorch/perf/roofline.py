@@ -175,11 +175,16 @@ class RooflineModel:
         return (f"near the compute ceiling ({eff:.0%} of {self.peak_gflops:.0f} GFLOP/s): only "
                 f"fewer FLOPs help ({remedy})")
 
-    def points_from_profile(self, result: Any) -> list[RooflinePoint]:
-        """One point per profiled layer with FLOPs (forward pass)."""
+    def points_from_profile(self, result: Any, prefix: bool = False) -> list[RooflinePoint]:
+        """One point per profiled layer with FLOPs (forward pass).
+
+        ``prefix=True`` names each point ``model/layer`` (``small_cnn/features.0``), so that the
+        layers of several models on one plot are told apart.
+        """
         trace = getattr(result, "trace", None)
         ops = {name: set(lc.ops) for name, lc in trace.layers.items()} if trace else {}
-        return [self.point(l.name, l.flops, l.bytes, l.forward_s, ops.get(l.name, ()))
+        head = f"{result.model}/" if prefix else ""
+        return [self.point(head + l.name, l.flops, l.bytes, l.forward_s, ops.get(l.name, ()))
                 for l in result.layers if l.flops > 0 and l.bytes > 0 and l.forward_s > 0]
 
     # ------------------------------------------------------------------ plot
@@ -188,9 +193,9 @@ class RooflineModel:
         """Log-log roofline with the measured ceilings, the ridge and one labelled point per
         layer. ``path`` may be one file or several (the suffix picks PNG or SVG)."""
         # A bare Figure renders through Agg (PNG) or the SVG backend: no pyplot, no display.
-        from matplotlib.figure import Figure
+        from tinytorch.core.viz import label_points, new_figure
 
-        fig = Figure(figsize=(9, 6))
+        fig = new_figure(9, 6)
         ax = fig.add_subplot(1, 1, 1)
         intensities = [p.intensity for p in points] + [self.ridge_point]
         lo = 10 ** math.floor(math.log10(max(min(intensities) / 4, 1e-3)))
@@ -215,8 +220,6 @@ class RooflineModel:
             else:
                 ax.scatter([p.intensity], [p.achieved_gflops], color=colors[p.bound], zorder=3,
                            edgecolors="black", s=36, label="_nolegend_", gid=f"point:{p.name}")
-            ax.annotate(p.name, (p.intensity, p.achieved_gflops), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
@@ -228,6 +231,9 @@ class RooflineModel:
         ax.set_title(title or "Roofline")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
+        # beside each point where there is room, else in a column right of the axes: never overlapping
+        label_points(ax, [p.intensity for p in points], [p.achieved_gflops for p in points],
+                     [p.name for p in points])
         if path is not None:
             paths = [path] if isinstance(path, (str, Path)) else list(path)
             for p in paths:

@@ -1,9 +1,6 @@
-"""Quantization: smaller weights, and the products that read them (``torch.ao`` and torchao names).
-
-Two families share one package: the ``torch.ao.quantization`` workflow (quantized tensors,
-observers, fake quantization for QAT, layers with exact integer GEMMs, ``prepare``/``convert``/
-``quantize_dynamic``), and torchao's weight-only quantization for decoding (``quantize_`` with
-``Int8WeightOnlyConfig``/``Int4WeightOnlyConfig``), with quantized checkpoints.
+"""Quantization in the ``torch.ao.quantization`` style: quantized tensors, observers, fake
+quantization for QAT, quantized layers with exact integer GEMMs, and the model workflows; and,
+after torchao, weight-only int8/int4 layers for decoding (``quantize_``) and quantized checkpoints.
 
 >>> import numpy as np
 >>> from tinytorch.core import nn
@@ -102,10 +99,11 @@ __all__ = [
     # workflows (api.py)
     "QConfig", "default_qconfig", "default_qat_qconfig", "ObservedModule", "prepare", "prepare_qat",
     "convert", "quantize_dynamic", "Int8DynamicActivationInt8WeightConfig", "Int8StaticActivationInt8WeightConfig",
-    # weight-only quantization (weight_only.py) and quantized checkpoints (serialization.py)
+    # weight-only quantization for decoding, torchao's quantize_ (weight_only.py)
     "BLOCK_BYTES", "Int8WeightOnlyLinear", "Int4WeightOnlyLinear", "Int8WeightOnlyEmbedding",
     "Int4WeightOnlyEmbedding", "Int8WeightOnlyConfig", "Int4WeightOnlyConfig", "quantize_",
-    "quantize_int8_rows", "dequantize_int8_rows", "quantize_q4_0", "dequantize_q4_0",
-    "weight_only_layers", "QUANTIZATION_KEY", "SCHEME_VERSION", "save_quantized", "load_quantized",
-    "quantization_summary", "register_scheme", "registered_schemes",
+    "quantize_int8_rows", "dequantize_int8_rows", "quantize_q4_0", "dequantize_q4_0", "weight_only_layers",
+    # quantized checkpoints and their scheme registry (serialization.py)
+    "QUANTIZATION_KEY", "SCHEME_VERSION", "save_quantized", "load_quantized", "quantization_summary",
+    "register_scheme", "registered_schemes",
 ]
