@@ -33,7 +33,7 @@ def _fit_lines(monkeypatch, others_cores: float) -> list[str]:
                                progress=False, unit="images")
     from tinytorch.core.callbacks import ProgressBar
 
-    trainer.callbacks.append(ProgressBar(bar=False, unit="images", echo=lines.append))
+    trainer.callbacks.append(ProgressBar(mode="lines", unit="images", echo=lines.append, every_seconds=1e9))
     trainer.fit(data, epochs=2, val_data=data)
     assert trainer.throughput_contention["others_cores"] == others_cores
     return lines
