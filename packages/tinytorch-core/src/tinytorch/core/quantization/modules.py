@@ -30,7 +30,7 @@ from ..nn.module import Module
 from ..tensor import Tensor
 from .functional import QDTYPES, choose_qparams, int_mm_exact, quantize_per_channel, round_clamp
 from .observers import ObserverBase, PerChannelMinMaxObserver
-from .registry import register_quantized_module
+from .registry import check_linear_target, register_quantized_module
 
 
 def default_weight_observer() -> ObserverBase:
@@ -223,14 +223,7 @@ class QuantizedLinear(QuantizedGEMM):
     def _set_geometry(self, config: dict) -> None:
         self.out_features, self.in_features = self.weight_int8.shape
 
-    @classmethod
-    def check_target(cls, config: dict, module: Any) -> None:
-        """ValueError unless ``module`` is the float Linear this config quantized."""
-        if not isinstance(module, Linear):
-            raise ValueError(f"the model has a {type(module).__name__} there, not a Linear")
-        if (module.in_features, module.out_features) != (config["in_features"], config["out_features"]):
-            raise ValueError(f"the model's Linear is {module.in_features} -> {module.out_features}, the file's "
-                             f"{config['in_features']} -> {config['out_features']}")
+    check_target = staticmethod(check_linear_target)
 
     @classmethod
     def from_float(cls, layer: Linear, weight_observer: ObserverBase | None = None,

@@ -10,6 +10,9 @@ batch at run time), a calibrated observer means static.
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..nn.layers import Linear
 from ..nn.module import Module
 
 _QUANTIZED: dict[type, type] = {}
@@ -61,4 +64,21 @@ def quantized_module_mappings() -> dict[type, type]:
     return dict(_QUANTIZED)
 
 
-__all__ = ["register_quantized_module", "get_quantized_module_class", "quantized_module_mappings"]
+def check_linear_target(config: dict, module: Any) -> None:
+    """ValueError unless ``module`` is the float Linear a stored config quantized (sizes from the
+    config's ``in_features``/``out_features``): the ``check_target`` of every quantized Linear.
+
+    >>> from tinytorch.core import nn
+    >>> check_linear_target({"in_features": 4, "out_features": 2}, nn.Linear(4, 3))
+    Traceback (most recent call last):
+        ...
+    ValueError: the model's Linear is 4 -> 3, the file's 4 -> 2
+    """
+    if not isinstance(module, Linear):
+        raise ValueError(f"the model has a {type(module).__name__} there, not a Linear")
+    if (module.in_features, module.out_features) != (config["in_features"], config["out_features"]):
+        raise ValueError(f"the model's Linear is {module.in_features} -> {module.out_features}, the file's "
+                         f"{config['in_features']} -> {config['out_features']}")
+
+
+__all__ = ["check_linear_target", "register_quantized_module", "get_quantized_module_class", "quantized_module_mappings"]

@@ -46,7 +46,7 @@ from ..autograd import is_grad_enabled
 from ..checks import is_int
 from ..nn import Embedding, Linear, Module, Parameter
 from ..tensor import Tensor
-from .registry import get_quantized_module_class
+from .registry import check_linear_target, get_quantized_module_class
 
 BLOCK_BYTES = 2 * 2**20
 """Bytes of the float32 buffer a block of weight rows is widened into: about an L2 cache."""
@@ -302,14 +302,7 @@ class _WeightOnlyLinear(Module):
         """The module, from a stored config and its loaded tensors (held, not copied)."""
         return cls(*(tensors[name] for name in cls._stored(config, 1, config["in_features"])), tensors.get("bias"))
 
-    @classmethod
-    def check_target(cls, config: dict, module: Any) -> None:
-        """ValueError unless ``module`` is the float Linear this config quantized."""
-        if not isinstance(module, Linear):
-            raise ValueError(f"the model has a {type(module).__name__} there, not a Linear")
-        if (module.in_features, module.out_features) != (config["in_features"], config["out_features"]):
-            raise ValueError(f"the model's Linear is {module.in_features} -> {module.out_features}, the file's "
-                             f"{config['in_features']} -> {config['out_features']}")
+    check_target = staticmethod(check_linear_target)
 
     @property
     def weight_nbytes(self) -> int:
