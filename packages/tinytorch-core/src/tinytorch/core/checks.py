@@ -128,4 +128,32 @@ def check_real(owner: str, name: str, value: Any, minimum: float | None = None,
     return float(value)
 
 
-__all__ = ["is_int", "is_real", "check_int", "check_real"]
+def out_of_range(indices: np.ndarray, size: int) -> int | None:
+    """The first entry of an integer array outside ``[0, size)``, or None when every entry is inside.
+
+    Embedding lookups, class targets and token ids all need this check before indexing. It takes
+    ONE reduction: seen as unsigned integers of the same width, a negative index is larger than
+    any valid one, so the maximum alone decides (``min()`` and ``max()`` are two passes, and on
+    the one-token arrays of decoding each pass costs more than the lookup it guards).
+
+    Args:
+        indices: an integer array of any shape.
+        size: the number of valid indices.
+
+    Returns:
+        The first offending value (in C order), or None.
+
+    >>> out_of_range(np.array([[0, 3], [1, 2]]), 4) is None
+    True
+    >>> out_of_range(np.array([2, -1, 7]), 4)
+    -1
+    """
+    if indices.size == 0:
+        return None
+    unsigned = indices.view(f"u{indices.itemsize}") if indices.dtype.kind == "i" else indices
+    if int(unsigned.max()) < size:
+        return None
+    return int(indices[(indices < 0) | (indices >= size)].flat[0])
+
+
+__all__ = ["is_int", "is_real", "check_int", "check_real", "out_of_range"]

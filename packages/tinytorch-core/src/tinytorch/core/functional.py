@@ -15,7 +15,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function, is_grad_enabled
-from .checks import check_real, is_int, is_real
+from .checks import check_real, is_int, is_real, out_of_range
 from .ops import (
     ConcatFunction,
     GELUFunction,
@@ -121,10 +121,10 @@ class CrossEntropyFunction(Function, op="cross_entropy"):
         valid = y != ignore_index
         if not np.all(valid):
             y = np.where(valid, y, 0)
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            bad = y[(y < 0) | (y >= classes)][0]
+        bad = out_of_range(y, classes)
+        if bad is not None:
             raise ValueError(
-                f"cross_entropy: target class {int(bad)} is out of range for {classes} classes "
+                f"cross_entropy: target class {bad} is out of range for {classes} classes "
                 f"(expected 0..{classes - 1} or ignore_index={ignore_index})"
             )
         logp = kernels.log_softmax(flat, axis=-1)
@@ -225,10 +225,10 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     target_arr = target.data if isinstance(target, Tensor) else np.asarray(target)
     _check_reduction("nll_loss", reduction)
     classes = log_probs.shape[-1]
-    if target_arr.size and (target_arr.min() < 0 or target_arr.max() >= classes):
-        bad = target_arr[(target_arr < 0) | (target_arr >= classes)].flat[0]
+    bad = out_of_range(target_arr, classes)
+    if bad is not None:
         raise ValueError(
-            f"nll_loss: target class {int(bad)} is out of range for {classes} classes "
+            f"nll_loss: target class {bad} is out of range for {classes} classes "
             f"(expected 0..{classes - 1})"
         )
     picked = log_probs[np.arange(target_arr.size), target_arr.reshape(-1)]
@@ -828,12 +828,12 @@ def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tenso
     [[[4.0, 5.0], [0.0, 1.0]]]
     """
     arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
-    if not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {arr.dtype}")
     num = weight.shape[0]
-    if arr.size and (arr.min() < 0 or arr.max() >= num):
-        bad = arr[(arr < 0) | (arr >= num)].flat[0]
-        raise IndexError(f"embedding: index {int(bad)} is out of range for {num} embeddings")
+    bad = out_of_range(arr, num)
+    if bad is not None:
+        raise IndexError(f"embedding: index {bad} is out of range for {num} embeddings")
     padding_idx = _padding_index("embedding", padding_idx, num)
     return EmbeddingFunction.apply(weight, Tensor._from_op(arr, None), padding_idx=padding_idx)
 

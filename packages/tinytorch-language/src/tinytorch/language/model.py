@@ -34,7 +34,7 @@ import numpy as np
 
 from tinytorch.core import Tensor, nn, no_grad
 from tinytorch.core import functional as F
-from tinytorch.core.checks import check_int, is_int, is_real
+from tinytorch.core.checks import check_int, is_int, is_real, out_of_range
 from tinytorch.core.nn import init
 from tinytorch.core.threads import decoding_threads
 
@@ -519,14 +519,14 @@ class TinyGPT(nn.Module):
         arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         if arr.ndim != 2:
             raise ValueError(f"TinyGPT expected token ids of shape (B, T), got shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype.kind not in "iu":
             raise TypeError(f"TinyGPT expected integer token ids, got dtype {arr.dtype}")
         if start + arr.shape[1] > self.config.max_seq_len:
             raise ValueError(f"TinyGPT: sequence length {start + arr.shape[1]} exceeds max_seq_len="
                              f"{self.config.max_seq_len}; crop the input to the last {self.config.max_seq_len} tokens")
-        if arr.size and (arr.min() < 0 or arr.max() >= self.config.vocab_size):
-            bad = arr[(arr < 0) | (arr >= self.config.vocab_size)].flat[0]
-            raise ValueError(f"TinyGPT: token id {int(bad)} is out of range for vocab_size={self.config.vocab_size}")
+        bad = out_of_range(arr, self.config.vocab_size)
+        if bad is not None:
+            raise ValueError(f"TinyGPT: token id {bad} is out of range for vocab_size={self.config.vocab_size}")
         return arr
 
     @staticmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.core import Tensor, nn
-from tinytorch.core.checks import check_int
+from tinytorch.core.checks import check_int, out_of_range
 
 
 def sinusoidal_table(max_len: int, d_model: int, dtype=np.float32) -> np.ndarray:
@@ -65,9 +65,9 @@ class SinusoidalEmbedding(nn.Module):
 
     def forward(self, positions) -> Tensor:
         positions = np.asarray(positions)
-        if positions.size and (positions.min() < 0 or positions.max() >= self.max_len):
-            raise ValueError(f"SinusoidalEmbedding: positions {positions.min()}..{positions.max()} "
-                             f"exceed max_len={self.max_len}")
+        bad = out_of_range(positions, self.max_len)
+        if bad is not None:
+            raise ValueError(f"SinusoidalEmbedding: position {bad} is outside [0, max_len={self.max_len})")
         return Tensor._from_op(self.pe.data[positions], None)  # a constant: no gradient
 
     def extra_repr(self) -> str:

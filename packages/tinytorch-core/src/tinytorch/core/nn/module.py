@@ -95,19 +95,17 @@ class Module:
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails, i.e. for registered parameters/buffers/modules:
         # every layer's forward reads its weights through here, so it is kept to dict lookups.
+        # Membership tests, not try/except KeyError: a raised exception costs more than the
+        # lookup, and a child module is only found at the second store.
         d = self.__dict__
         try:
-            return d["_parameters"][name]
-        except KeyError:
-            pass
-        try:
-            return d["_modules"][name]
-        except KeyError:
-            pass
-        try:
-            return d["_buffers"][name]
-        except KeyError:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+            stores = (d["_parameters"], d["_modules"], d["_buffers"])
+        except KeyError:  # before __init__ (copy and deepcopy look up hooks on a blank object)
+            stores = ()
+        for store in stores:
+            if name in store:
+                return store[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
         for store in (self._parameters, self._buffers, self._modules):

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..autograd import is_grad_enabled
-from ..checks import is_int
+from ..checks import is_int, out_of_range
 from ..nn import Embedding, Linear, Module, Parameter
 from ..tensor import Tensor
 from .registry import check_linear_target, get_quantized_module_class
@@ -421,11 +421,11 @@ class _WeightOnlyEmbedding(Module):
 
     def forward(self, ids: Any) -> Tensor:
         ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
-        if not np.issubdtype(ids.dtype, np.integer):
+        if ids.dtype.kind not in "iu":
             raise TypeError(f"{type(self).__name__} expected integer ids, got dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
-            raise IndexError(f"{type(self).__name__}: ids must be in [0, {self.num_embeddings}), got "
-                             f"{int(ids.min())}..{int(ids.max())}")
+        bad = out_of_range(ids, self.num_embeddings)
+        if bad is not None:
+            raise IndexError(f"{type(self).__name__}: ids must be in [0, {self.num_embeddings}), got {bad}")
         flat = ids.reshape(-1)
         return Tensor(self._rows(flat).reshape(*ids.shape, self.embedding_dim))
 
