@@ -188,6 +188,10 @@ def test_plot_draws_the_runs_curves_and_no_progress_prints_none(fashion_root, tm
     assert not [line for line in result.output.splitlines() if line.startswith("step ")], result.output
     assert result.output.splitlines()[-1] == f"training curves: {png}"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png.unlink()
+    as_json = CliRunner().invoke(cli, args + ["--no-progress", "--json"])  # the JSON names the figure it drew
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["plot"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for bad, message in (("curves.jpg", "--plot must end in .png or .svg"), (str(ckpt), "--plot")):
         refused = CliRunner().invoke(cli, args[:-1] + [bad])
         assert refused.exit_code != 0 and message in refused.output and "epoch" not in refused.output

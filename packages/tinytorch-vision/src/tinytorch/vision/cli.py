@@ -119,8 +119,18 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
     result = run(config, root=root, out=out, resume=resume, download=download, progress=progress, echo=echo,
                  threads=threads, resume_epochs=epochs if resume else None)
     wall = time.perf_counter() - start
+    plotted = None  # the figure's path once drawn (by rank 0), for the JSON and the last line
+    if plot_path is not None and result.history.get("steps"):
+        from tinytorch.core import distributed as dist
+        from tinytorch.core.training import History
+        from tinytorch.core.viz import plot_history
+
+        if dist.get_rank() == 0:
+            plot_history(History.from_dict(result.history), plot_path,
+                         title=f"{result.config.model} on {result.config.dataset}")
+            plotted = plot_path
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "wall_seconds": wall}, indent=2))
+        click.echo(json.dumps({**result.to_dict(), "wall_seconds": wall, "plot": plotted}, indent=2))
     elif result.stop_reason == "interrupted":
         click.echo(f"interrupted during epoch {result.epochs + 1}; the last checkpoint (epoch {result.epochs}) is "
                    f"{out}; continue with: tito vision train {result.config.dataset} --resume {out}")
@@ -139,16 +149,8 @@ def train(ctx: click.Context, dataset: str, model: str, epochs: int | None, batc
             f"{result.config.model} on {result.config.dataset}: test accuracy {result.test_accuracy:.2%}{val} "
             f"after {result.epochs} epochs ({wall:.0f}s); checkpoint {out}"
         )
-    if plot_path is not None and result.history.get("steps"):
-        from tinytorch.core import distributed as dist
-        from tinytorch.core.training import History
-        from tinytorch.core.viz import plot_history
-
-        if dist.get_rank() == 0:
-            plot_history(History.from_dict(result.history), plot_path,
-                         title=f"{result.config.model} on {result.config.dataset}")
-            if not as_json:
-                click.echo(f"training curves: {plot_path}")
+    if plotted is not None and not as_json:
+        click.echo(f"training curves: {plotted}")
     if result.stop_reason == "interrupted":
         ctx.exit(130)
     if result.stop_reason == "non_finite":
