@@ -158,3 +158,37 @@ def test_draw_dot_writes_text_and_dot_without_graphviz(tmp_path, monkeypatch):
         draw_dot(y, tmp_path / "g.png")
     with pytest.raises(ValueError, match="must end in .svg, .png, .dot or .txt"):
         draw_dot(y, tmp_path / "g.jpg")
+
+
+def test_draw_dot_lays_the_graph_out_with_graphviz(tmp_path):
+    """The Graphviz path: dot's SVG (and PNG) of the same nodes and edges as the DOT source."""
+    import shutil
+
+    from tinytorch.core import Tensor, draw_dot
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot program is not on PATH (apt install graphviz / brew install graphviz)")
+    x = Tensor([2.0], requires_grad=True)
+    y = (x * x).sum()
+    drawing = draw_dot(y, tmp_path / "g.svg", names={"x": x})
+    svg = (tmp_path / "g.svg").read_text()
+    assert svg == drawing.svg == drawing._repr_svg_() and drawing._repr_html_() is None
+    # 3 tensors (x, x*x, the sum) and 2 ops; x feeds mul twice, each op feeds its output, x*x feeds sum
+    assert svg.count('class="node"') == 5 and svg.count('class="edge"') == 5
+    assert ">mul</text>" in svg and ">sum</text>" in svg and ">x (1,) float32" in svg
+    draw_dot(y, tmp_path / "g.png", names={"x": x})
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_draw_dot_reports_a_failing_graphviz(tmp_path, monkeypatch):
+    from tinytorch.core import Tensor, draw_dot
+
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    x = Tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="Graphviz dot failed: Error: syntax error in line 1"):
+        draw_dot((x * x).sum(), tmp_path / "g.svg")
+    assert not (tmp_path / "g.svg").exists()
