@@ -145,21 +145,49 @@ def _gpt_generate(new_tokens: int) -> list:
     return model.generate(np.array([[1, 2, 3]]), max_new_tokens=new_tokens, seed=0).tolist()
 
 
-def _namespace(exercise: Exercise) -> dict[str, Any]:
+def namespace(exercise: Exercise) -> dict[str, Any]:
+    """The names a case (or a kernel) of ``exercise`` is evaluated with: the common ones (``np``,
+    ``Tensor``, ``F``, ``target``, the `tinytorch.learn.harness` doubles...) and the library
+    objects its module lists under ``names``.
+
+    >>> ns = namespace(load_curriculum().exercise("data-loading", "loader_batches"))
+    >>> ns["DataLoader"].__name__, callable(ns["target"])
+    ('DataLoader', True)
+    """
+    from tinytorch.core import manual_seed, no_grad
     from tinytorch.language import functional as LF
-    from tinytorch.perf import RooflineModel
+    from tinytorch.perf import OpCount, RooflineModel
     from tinytorch.vision import functional as VF
+
+    from . import harness
+    from .curriculum import resolve_name
+    from .substitute import plain_function
 
     target = exercise.resolve()
 
     def live_target(*args, **kwargs):  # whatever the target holds now: reference or student
-        return target.current()(*args, **kwargs)
+        return plain_function(target.current())(*args, **kwargs)
 
+    names = {name: resolve_name(spec) for name, spec in load_curriculum().module(exercise.module).names.items()}
     return dict(np=np, Tensor=Tensor, F=F, ops=ops, autograd=autograd, kernels=kernels, VF=VF, LF=LF,
-                target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip, char_roundtrip=_char_roundtrip, kv_run=_kv_run,
-                gpt_generate=_gpt_generate,
+                target=live_target, chain=_chain, raises=_raises, bpe_roundtrip=_bpe_roundtrip,
+                char_roundtrip=_char_roundtrip, kv_run=_kv_run, gpt_generate=_gpt_generate,
                 causal=lambda q, k: LF.causal_bias(q, k, np.float64), sgd_run=_sgd_run,
-                RooflineModel=RooflineModel)
+                RooflineModel=RooflineModel, OpCount=OpCount, manual_seed=manual_seed, no_grad=no_grad,
+                OpClock=harness.OpClock, simulated_ranks=harness.simulated_ranks, recorded=harness.recorded,
+                backward_count=harness.backward_count, nbytes=harness.nbytes, **names)
+
+
+def evaluate(expr: str, setup: tuple[str, ...], names: dict[str, Any]) -> Any:
+    """Run the ``setup`` statements, then evaluate ``expr``, in one namespace built from ``names``.
+
+    >>> evaluate("y + 1", ("y = 2 * x",), {"x": 3})
+    7
+    """
+    scope = dict(names)
+    if setup:
+        exec("\n".join(setup), scope)
+    return eval(expr, scope)
 
 
 # ------------------------------------------------------------------------------ one evaluation
@@ -176,11 +204,19 @@ def _upstream(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
 
 
-def _run(exercise: Exercise, case: Case, seed: int) -> _Run:
-    namespace = _namespace(exercise)
+def make_inputs(specs: dict[str, str], seed: int) -> dict[str, Any]:
+    """The inputs a case or kernel names (``{"x": "randn(3, 4)"}``), reproducible from ``seed``.
+
+    >>> make_inputs({"x": "array(2, 3)", "y": "ints(0, 4, 5)"}, seed=1)["x"].shape
+    (2, 3)
+    """
     makers = _input_makers(seed)
-    inputs = {name: eval(spec, {**makers, "np": np}) for name, spec in case.inputs.items()}
-    output = eval(case.expr, {**namespace, **inputs})
+    return {name: eval(spec, {**makers, "np": np}) for name, spec in specs.items()}
+
+
+def _run(exercise: Exercise, case: Case, seed: int) -> _Run:
+    inputs = make_inputs(case.inputs, seed)
+    output = evaluate(case.expr, case.setup, {**namespace(exercise), **inputs})
     grads: dict[str, np.ndarray | None] = {}
     if isinstance(output, Tensor) and output.requires_grad:
         (output * Tensor(_upstream(output.shape, seed))).sum().backward()
@@ -192,12 +228,12 @@ def _gradcheck_report(exercise: Exercise, case: Case, run: _Run) -> str | None:
     names = [n for n, t in run.inputs.items() if isinstance(t, Tensor) and t.requires_grad]
     if not names or not case.gradcheck:
         return None
-    namespace = _namespace(exercise)
+    scope = namespace(exercise)
     others = {n: v for n, v in run.inputs.items() if n not in names}
     fresh = [Tensor(run.inputs[n].data.copy(), requires_grad=True) for n in names]
 
     def fn(*tensors):
-        return eval(case.expr, {**namespace, **others, **dict(zip(names, tensors))})
+        return evaluate(case.expr, case.setup, {**scope, **others, **dict(zip(names, tensors))})
 
     try:
         gradcheck(fn, fresh, seed=seed_of(case))

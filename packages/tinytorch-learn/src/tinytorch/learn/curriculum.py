@@ -2,8 +2,11 @@
 
 It is data (``curriculum.json``, shipped in the wheel): adding a module is adding an entry there.
 An exercise names its target in the library as ``package.module:Qualname`` (a function) or
-``package.module:Class.method``, a brief, the library's own tests that check the target, and the
-cases ``tito learn check`` runs (see `tinytorch.learn.checks`).
+``package.module:Class.method`` (a method, a property, a static or class method), a brief, the
+library's own tests that check the target, and the cases ``tito learn check`` runs (see
+`tinytorch.learn.checks`). A module may name library objects its cases use (``names``), and an
+exercise may describe its ``kernel``: a call at a realistic size that ``tito learn milestone
+roofline`` times on the student's implementation and the library's, with its FLOPs and bytes.
 
 >>> course = load_curriculum()
 >>> [m.name for m in course.modules][:3]
@@ -29,12 +32,34 @@ class Case:
     """One check: an expression over generated inputs, run on the reference and on the student's
     implementation (see `tinytorch.learn.checks`).
 
+    ``setup`` holds statements run before ``expr`` in the same namespace (after the inputs are
+    made), for a case that needs more than one expression: building a model, a helper function.
+
     >>> Case("a @ b", {"a": "randn(3, 4)", "b": "randn(4, 5)"}).gradcheck
     True
     """
     expr: str
     inputs: dict[str, str] = field(default_factory=dict)
     gradcheck: bool = True
+    setup: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What ``tito learn milestone roofline`` times for an exercise: ``call`` (an expression,
+    evaluated with the reference and then with the student's implementation in place, timed)
+    after ``inputs`` are made and ``setup`` has run (untimed), and ``count``, an expression giving
+    the call's FLOPs and compulsory bytes as a `tinytorch.perf.OpCount` from perf's own formulas
+    (``out`` is what the call returned).
+
+    >>> k = load_curriculum().exercise("conv2d", "im2col").kernel
+    >>> k.count
+    'OpCount(bytes=nbytes(x, out))'
+    """
+    call: str
+    count: str
+    inputs: dict[str, str] = field(default_factory=dict)
+    setup: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,7 @@ class Exercise:
     brief: str
     tests: tuple[str, ...]
     cases: tuple[Case, ...]
+    kernel: Kernel | None = None
 
     @property
     def qualified(self) -> str:
@@ -75,6 +101,7 @@ class Module:
     brief: str
     imports: tuple[str, ...]
     exercises: tuple[Exercise, ...]
+    names: dict[str, str] = field(default_factory=dict)  # case name -> "package.module:attr"
 
     @property
     def filename(self) -> str:
@@ -156,6 +183,32 @@ class Target:
         return f"{self.owner_name}.{self.attr}" if self.owner_name else self.attr
 
 
+def resolve_name(spec: str) -> Any:
+    """The library object a module's ``names`` entry points to: ``package.module:attr`` (an
+    attribute, dotted for a nested one) or ``package.module`` (the module itself).
+
+    >>> resolve_name("tinytorch.core.data:DataLoader").__name__
+    'DataLoader'
+    >>> resolve_name("tinytorch.core.kernels").__name__
+    'tinytorch.core.kernels'
+    """
+    module_name, _, attr = spec.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _case(c: dict[str, Any]) -> Case:
+    return Case(c["expr"], dict(c.get("inputs", {})), c.get("gradcheck", True), tuple(c.get("setup", ())))
+
+
+def _kernel(k: dict[str, Any] | None) -> Kernel | None:
+    if k is None:
+        return None
+    return Kernel(k["call"], k["count"], dict(k.get("inputs", {})), tuple(k.get("setup", ())))
+
+
 def _build(data: dict[str, Any]) -> Curriculum:
     if data.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"curriculum format_version must be {FORMAT_VERSION}, got {data.get('format_version')!r}")
@@ -167,11 +220,10 @@ def _build(data: dict[str, Any]) -> Curriculum:
             raise ValueError(f"module {m['name']!r}: unknown phase {m['phase']!r} (phases: {phase_names})")
         exercises = tuple(
             Exercise(m["name"], e["name"], e["target"], e["brief"], tuple(e.get("tests", ())),
-                     tuple(Case(c["expr"], dict(c.get("inputs", {})), c.get("gradcheck", True))
-                           for c in e["cases"]))
+                     tuple(_case(c) for c in e["cases"]), _kernel(e.get("kernel")))
             for e in m["exercises"])
         modules.append(Module(m["name"], m["phase"], m["title"], m["brief"], tuple(m.get("imports", ())),
-                              exercises))
+                              exercises, dict(m.get("names", {}))))
     order = [phase_names.index(m.phase) for m in modules]
     if order != sorted(order):
         raise ValueError("curriculum modules must be listed in the order of the phases")
@@ -192,3 +244,30 @@ def load_curriculum() -> Curriculum:
         text = resources.files(__package__).joinpath("curriculum.json").read_text(encoding="utf-8")
         _cached = _build(json.loads(text))
     return _cached
+
+
+def curriculum_markdown(course: Curriculum | None = None) -> str:
+    """The curriculum as Markdown, generated from the data so the documentation never drifts
+    from it: how many modules and exercises, then a table per phase with each module's title
+    and its exercises (each with the library target it replaces; those the roofline milestone
+    times are marked).
+
+    >>> text = curriculum_markdown()
+    >>> text.splitlines()[0].endswith("exercises in the four phases:")
+    True
+    >>> "| `autograd` |" in text
+    True
+    """
+    course = course or load_curriculum()
+    count = sum(len(m.exercises) for m in course.modules)
+    timed = sum(e.kernel is not None for m in course.modules for e in m.exercises)
+    lines = [f"{len(course.modules)} modules, {count} exercises in the four phases:", ""]
+    for phase, title in course.phases:
+        lines += [f"**{title}**", "", "| module | what you build | exercises (the library's target) |",
+                  "|---|---|---|"]
+        for m in (m for m in course.modules if m.phase == phase):
+            exercises = "<br>".join(f"`{e.name}`{' ⏱' if e.kernel else ''} (`{e.target}`)" for e in m.exercises)
+            lines.append(f"| `{m.name}` | {m.title} | {exercises} |")
+        lines.append("")
+    lines.append(f"⏱: one of the {timed} kernels `tito learn milestone roofline` times against the library's.")
+    return "\n".join(lines) + "\n"

@@ -2,7 +2,9 @@
 
 A function target is rebound in every ``tinytorch.*`` module that holds the reference under any
 name (``from .autograd import _unbroadcast`` copies the binding); a method target is replaced on
-its class. `substituted` restores every binding on exit, also when the check raised.
+its class, in the reference's kind: a student writes a plain function, and it becomes a
+property, a static method or a class method where the library's was one. `substituted`
+restores every binding on exit, also when the check raised.
 
 While a student's file is imported, every target of the module is a tripwire
 (`ReferenceUsed` when called), so a file that keeps a reference to the library's implementation
@@ -96,6 +98,37 @@ def _bindings(target: Target, obj: Any) -> list[tuple[Any, str]]:
     return found
 
 
+def in_kind_of(original: Any, replacement: Any) -> Any:
+    """``replacement`` wrapped as ``original`` is: a property, static or class method of a
+    class stays one when a student's plain function takes its place.
+
+    >>> class Call:
+    ...     @property
+    ...     def seconds(self):
+    ...         return 1.0
+    >>> wrapped = in_kind_of(Call.__dict__["seconds"], lambda self: 2.0)
+    >>> isinstance(wrapped, property), wrapped.fget(None)
+    (True, 2.0)
+    """
+    for kind in (property, staticmethod, classmethod):
+        if isinstance(original, kind) and not isinstance(replacement, kind):
+            return kind(replacement)
+    return replacement
+
+
+def plain_function(obj: Any) -> Any:
+    """The function behind a property, static or class method (``obj`` itself otherwise).
+
+    >>> plain_function(property(len)) is len
+    True
+    """
+    if isinstance(obj, property):
+        return obj.fget
+    if isinstance(obj, (staticmethod, classmethod)):
+        return obj.__func__
+    return obj
+
+
 @contextlib.contextmanager
 def substituted(replacements: dict[Target, Any]) -> Iterator[None]:
     """Bind each target to its replacement inside the block; restore the references after it,
@@ -115,6 +148,8 @@ def substituted(replacements: dict[Target, Any]) -> Iterator[None]:
     try:
         for target, replacement in replacements.items():
             original = target.current()
+            if target.owner_name:
+                replacement = in_kind_of(original, replacement)
             for owner, attr in _bindings(target, original):
                 had = attr in vars(owner)
                 saved.append((owner, attr, vars(owner).get(attr), had))
