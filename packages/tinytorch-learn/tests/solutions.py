@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 
 from tinytorch.learn.curriculum import Module
@@ -42,6 +43,16 @@ PLANTED: dict[str, tuple[str, str]] = {
     "mse_loss": ('sq.mean() if reduction == "mean"', 'sq.sum() / len(sq.data) if reduction == "mean"'),
     "sgd_update": ('buf = state["momentum_buffer"] = g.copy()',
                    'buf = state["momentum_buffer"] = np.zeros_like(g)'),  # the buffer starts at 0
+    # training
+    "train_step": ("self.optimizer.zero_grad()", "pass"),  # gradients accumulate over steps
+    "clip_grad_norm": ("if clip_coef < 1.0:", "if True:"),  # small gradients scaled UP to max_norm
+    "warmup_cosine": ("return (step + 1) / (warmup + 1)", "return step / warmup"),  # the first step at 0
+    "early_stopping": ("if self.wait > self.patience:", "if self.wait >= self.patience:"),  # one too early
+    # data loading
+    "loader_len": ("return -(-n // self.batch_size)", "return n // self.batch_size + 1"),  # off by one
+    "loader_order": ("return shuffled_order(n, self.seed, epoch)", "return shuffled_order(n, self.seed, 0)"),
+    "loader_batches": ("range(0, min(stop, len(order)), self.batch_size)",
+                       "range(0, len(order), self.batch_size)"),  # drop_last ignored
     # vision
     "out_size": ("- d * (k - 1) - 1) // s + 1", "- d * (k - 1)) // s + 1"),  # off-by-one window
     "im2col": ("(s_n, sh * s_h, sw * s_w,", "(s_n, s_h, s_w,"),  # the stride ignored
@@ -56,11 +67,27 @@ PLANTED: dict[str, tuple[str, str]] = {
     "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after
     "attention_backward": ("    dp *= f(scale)\n", ""),  # the scale forgotten
     "layer_norm_backward": ("        gx -= correction\n", ""),  # the x̂·mean(g'·x̂) term forgotten
+    "mlp_forward": ('approximate="tanh" if self.activation == "gelu_new" else "none"',
+                    'approximate="none" if self.activation == "gelu_new" else "tanh"'),  # GELUs swapped
+    "block_forward": ("x = x + self.mlp(self.ln2(x))", "x = x + self.mlp(x)"),  # the second norm forgotten
+    "gpt_forward": ("pos = np.arange(start, start + T) if mask", "pos = np.arange(T) if mask"),  # cache ignored
     "kv_append": ("self.k[:, :, self.length:end] = k", "self.k[:, :, 0:end - self.length] = k"),  # at 0
     # systems
     "linear_flops": ("OpCount(2 * n * i * o", "OpCount(n * i * o"),  # a multiply-add as 1 FLOP
     "attainable": ("min(self.peak_gflops", "max(self.peak_gflops"),
     "classify": ("intensity < self.ridge_point", "intensity <= self.ridge_point"),  # the ridge itself
+    "self_seconds": ("return self.seconds - self.child_seconds", "return self.seconds"),  # children twice
+    "backward_charge": ("self.bwd[row] += charged", "self.bwd[row] += seconds"),  # the engine's time lost
+    "saved_bytes": ("if isinstance(a, np.ndarray) and id(_root(a)) not in seen:",
+                    "if isinstance(a, np.ndarray):"),  # views and inputs counted
+    "sampler_indices": ("return order[self.rank:self.total_size:self.num_replicas]",
+                        "return order[self.rank * self.num_samples:(self.rank + 1) * self.num_samples]"),
+    "bucket_reduce_mean": ("self.buffer *= self.buffer.dtype.type(1.0 / world)", "pass"),  # the missing 1/N
+    "round_clamp": ("np.round(out, out=out)", "np.floor(out + 0.5, out=out)"),  # half up, not to even
+    "dequantize": ("(ints - np.float32(q.zero_point)) * np.float32(q.scale)",
+                   "ints * np.float32(q.scale) - np.float32(q.zero_point)"),  # the zero point unscaled
+    "fake_quantize_backward": ("return grad * self.inside", "return grad"),  # clamped values get gradients
+    "pack_int4": ("nibbles[0::2] | (nibbles[1::2] << 4)", "nibbles[1::2] | (nibbles[0::2] << 4)"),
 }
 
 # masked_softmax's plant moves the mask after the normalisation (the second half of the edit)
@@ -75,9 +102,14 @@ def _source(exercise) -> str:
     tree = ast.parse(source)
     body = tree.body[0].body if t.owner_name else tree.body
     node = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == t.attr)
-    start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    # a student writes a plain function: a property or a static method is one in the library only
+    kept = [d for d in node.decorator_list if ast.unparse(d) not in ("property", "staticmethod", "classmethod")]
+    start = kept[0].lineno if kept else node.lineno
     lines = source.splitlines()[start - 1:node.end_lineno]
     text = textwrap.dedent("\n".join(lines))
+    # a relative import inside the library's function is absolute in a student's file
+    package = t.module_name.rsplit(".", 1)[0]
+    text = re.sub(r"from \.(\w)", lambda m: f"from {package}.{m.group(1)}", text)
     return text.replace(f"def {t.attr}(", f"def {exercise.name}(", 1)
 
 

@@ -135,3 +135,37 @@ def test_a_loop_that_never_ends_is_stopped_and_reported(tmp_path, monkeypatch):
     (tmp_path / module.filename).write_text("while True:\n    pass\n")
     with pytest.raises(StudentFileError, match="importing it was still running after 0.5 s"):
         check_module(module, tmp_path)
+
+
+def test_a_property_target_is_written_as_a_plain_function_and_put_back_as_the_property(tmp_path):
+    from tinytorch.core.nn.tracker import ModuleCall
+
+    reference = ModuleCall.__dict__["self_seconds"]
+    module = COURSE.module("profiling")
+    (tmp_path / module.filename).write_text(
+        "def self_seconds(self):\n    return self.seconds - self.child_seconds\n")
+    [result] = check_module(module, tmp_path, "self_seconds")
+    assert result.status == "pass", result.message
+    assert ModuleCall.__dict__["self_seconds"] is reference and isinstance(reference, property)
+
+
+def test_simulated_ranks_reduce_over_every_rank_and_give_the_library_back():
+    from tinytorch.core import distributed as dist
+    from tinytorch.learn.harness import simulated_ranks
+
+    library = dist.all_reduce
+
+    def rank_work(rank):
+        total = dist.all_reduce(np.array([1.0, rank]))
+        return dist.get_rank(), dist.get_world_size(), total.tolist()
+
+    assert simulated_ranks(3, rank_work) == [(r, 3, [3.0, 3.0]) for r in range(3)]
+
+    def failing(rank):
+        if rank == 1:
+            raise ZeroDivisionError("rank 1 failed")
+        return dist.all_reduce(np.zeros(2))  # waits for rank 1, which never comes: released, not hung
+
+    with pytest.raises(ZeroDivisionError, match="rank 1 failed"):
+        simulated_ranks(2, failing)
+    assert dist.all_reduce is library and dist.get_world_size() == 1

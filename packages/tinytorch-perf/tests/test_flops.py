@@ -261,3 +261,16 @@ def test_kl_div_is_counted_per_broadcast_element_with_its_reduction():
     assert formula.kind == "loss"
     assert summed.elementwise_flops == 5 * 20 and pointwise.elementwise_flops == 4 * 20
     assert summed.bytes == 4 * (20 + 5 + 1) and pointwise.bytes == 4 * (20 + 5 + 20)
+
+
+def test_saved_bytes_are_what_backward_keeps_beyond_the_inputs():
+    from types import SimpleNamespace
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Tanh(), nn.LayerNorm(8))
+    layers = FLOPsCounter().trace(model, randn(3, 4)).layers
+    # Linear keeps x and W, its inputs: nothing new; ReLU a bool mask (3·8 bytes); tanh its float32
+    # output (3·8·4); LayerNorm x̂ (3·8·4) and 1/σ per row (3·4)
+    assert {name: layer.saved_bytes for name, layer in layers.items()} == {"0": 0, "1": 24, "2": 96, "3": 108}
+    inp, base = np.zeros((3, 4)), np.zeros((4, 5))
+    fn = SimpleNamespace(view=inp[1:], own=base, again=base[2:], pair=(base.T, np.ones(3)), n=7)
+    assert fl._saved_bytes(fn, (inp,)) == base.nbytes + 3 * 8  # views of one buffer count once
