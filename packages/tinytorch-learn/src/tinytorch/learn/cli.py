@@ -36,18 +36,20 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([
             {"module": m.name, "phase": m.phase, "title": m.title,
-             "exercises": [{"name": e.name, "target": e.target, "brief": e.brief, "tests": list(e.tests)}
+             "exercises": [{"name": e.name, "target": e.target, "brief": e.brief, "tests": list(e.tests),
+                            "kernel": e.kernel is not None}
                            for e in m.exercises]} for m in course.modules], indent=2))
         return
     titles = dict(course.phases)
+    width = max(len(m.name) for m in course.modules)
     phase = None
     for m in course.modules:
         if m.phase != phase:
             phase = m.phase
             click.echo(f"\n{titles[phase]}")
-        click.echo(f"  {m.name:<12} {m.title}")
+        click.echo(f"  {m.name:<{width}} {m.title}")
         for e in m.exercises:
-            click.echo(f"      {e.name:<24} {e.target}")
+            click.echo(f"      {e.name:<24} {e.target}{'  (timed by milestone roofline)' if e.kernel else ''}")
 
 
 @learn.command("status")
@@ -61,9 +63,10 @@ def status_command(directory: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    width = max(len(r["module"]) for r in rows)
     for r in rows:
         state = "not started" if not r["started"] else f"{len(r['passed'])}/{len(r['exercises'])} passed"
-        click.echo(f"{r['module']:<12} {state}")
+        click.echo(f"{r['module']:<{width}} {state}")
 
 
 @learn.command("start")
@@ -152,27 +155,35 @@ def grade_command(directories: tuple[str, ...], modules: tuple[str, ...], fmt: s
 
 
 @learn.command("milestone")
-@click.argument("name", type=click.Choice(["shakespeare", "fashion-mnist"]))
+@click.argument("name", type=click.Choice(["shakespeare", "fashion-mnist", "roofline"]))
 @_dir_option
 @click.option("--steps", default=None, type=click.IntRange(min=1),
               help="Optimizer steps per run [default: 200 for shakespeare, 150 for fashion-mnist].")
 @click.option("--chars", default=200_000, show_default=True, type=click.IntRange(min=1000),
               help="shakespeare: characters of Tiny Shakespeare to use (the last 10% validate).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--repeats", default=None, type=click.IntRange(min=1),
+              help="roofline: timed calls of each implementation, the median counts [default: 11].")
+@click.option("--threads", default="1", show_default=True,
+              help="roofline: BLAS threads while timing (a number, or 'auto').")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="PNG of both runs' training losses [default: milestone_NAME.png].")
+              help="PNG (roofline: or SVG) of the runs [default: milestone_NAME.png].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def milestone_command(name: str, directory: str, steps: int | None, chars: int, seed: int, plot: str | None,
-                      as_json: bool) -> None:
-    """Train a model on every implementation of yours that passes, beside the library's in the
-    same run (same seed, same data order): TinyGPT on Tiny Shakespeare (`shakespeare`) or a small
-    CNN on Fashion-MNIST (`fashion-mnist`)."""
+def milestone_command(name: str, directory: str, steps: int | None, chars: int, seed: int, repeats: int | None,
+                      threads: str, plot: str | None, as_json: bool) -> None:
+    """Run your passed implementations beside the library's in the same run: train TinyGPT on
+    Tiny Shakespeare (`shakespeare`) or a small CNN on Fashion-MNIST (`fashion-mnist`) on them
+    (same seed, same data order), or time each of your kernels against the library's and place
+    both on this machine's roofline (`roofline`)."""
     from tinytorch.core.paths import check_outputs
 
     from . import milestones
 
     plot = plot or f"milestone_{name.replace('-', '_')}.png"
     check_outputs({"--plot": plot}, {"--dir": directory})
+    if name == "roofline":
+        _roofline(milestones, directory, repeats or milestones.ROOFLINE_REPEATS, threads, plot, as_json)
+        return
     if name == "shakespeare":
         result = milestones.shakespeare(directory, steps=steps or 200, chars=chars, seed=seed, plot=plot)
     else:
@@ -204,3 +215,29 @@ def milestone_command(name: str, directory: str, steps: int | None, chars: int, 
         click.echo(f"  {k['exercise']:<32} {k['calls']:>6} calls  reference {k['reference_seconds'] * 1e3:8.1f} ms"
                    f"  yours {k['your_seconds'] * 1e3:8.1f} ms  ({ratio:.2f}x)")
     click.echo(f"loss curves: {result['plot']}")
+
+
+def _roofline(milestones, directory: str, repeats: int, threads: str, plot: str, as_json: bool) -> None:
+    from tinytorch.core.threads import choose_threads
+
+    if threads == "auto":
+        n = choose_threads("auto")[0]
+    elif threads.isdigit() and int(threads) >= 1:
+        n = int(threads)
+    else:
+        raise click.BadParameter(f"expected a positive number or 'auto', got {threads!r}", param_hint="--threads")
+    result = milestones.roofline(directory, repeats=repeats, threads=n, plot=plot)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"this machine's roofline: {result['peak_gflops']:.1f} GFLOP/s compute (float32 GEMM), "
+               f"{result['bandwidth_gbs']:.1f} GB/s memory, ridge at {result['ridge_point']:.1f} FLOP/B")
+    click.echo(f"each kernel timed alone, the library's calls and yours alternating: median of {repeats}, "
+               f"{n} BLAS thread{'s' if n > 1 else ''}")
+    for k in result["kernels"]:
+        click.echo(f"  {k['exercise']:<34} library {k['reference_seconds'] * 1e3:8.2f} ms  yours "
+                   f"{k['your_seconds'] * 1e3:8.2f} ms")
+        click.echo(f"    {k['sentence']}")
+    if result["contention_note"]:
+        click.echo(f"({result['contention_note']}: the times are noisier than the machine can do)")
+    click.echo(f"roofline: {result['plot']}")

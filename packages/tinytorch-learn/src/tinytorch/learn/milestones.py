@@ -5,19 +5,23 @@ library's in the same run (same seed, same data order), so the difference is the
 exercise that passes its checks now substituted. It reports both validation losses, overlays
 the two training-loss curves in one PNG, and times each substituted target in both runs.
 ``fashion_mnist`` does the same with a small CNN on Fashion-MNIST (test loss and accuracy).
+``roofline`` times each passed kernel (an exercise with a ``kernel`` in the curriculum) alone,
+the library's and the student's calls alternating, and places both on this machine's roofline
+with a sentence per kernel that says how much slower or faster the student's is and why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import check_module
+from .checks import check_module, evaluate, make_inputs, namespace
 from .curriculum import Exercise, Target, load_curriculum
-from .substitute import StudentFileError, load_student_module, substituted
+from .substitute import StudentFileError, load_student_module, plain_function, substituted
 
 #: A student's run is "on par" when its final validation loss is within this of the reference's.
 TOLERANCE = 0.02
@@ -115,7 +119,7 @@ def _side_by_side(directory: str | Path, train: Callable[[str, dict], Run], sett
     passed = passed_implementations(directory)
     if not passed:
         raise ValueError(f"{directory}: no exercise passes its checks yet; run `tito learn check MODULE` first")
-    reference = {ex.resolve(): (ex.qualified, ex.resolve().current()) for ex, _ in passed}
+    reference = {ex.resolve(): (ex.qualified, plain_function(ex.resolve().current())) for ex, _ in passed}
     student = {ex.resolve(): (ex.qualified, fn) for ex, fn in passed}
     runs = [train("reference", reference), train("yours", student)]
     ref, yours = runs
@@ -220,4 +224,187 @@ def _plot(runs: list[Run], path: Path, title: str) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+
+
+# ------------------------------------------------------------------------------ roofline
+
+#: Timed calls of each kernel per implementation (after one untimed call each); the median counts.
+ROOFLINE_REPEATS = 11
+
+
+@dataclass
+class KernelTiming:
+    """One kernel timed both ways: median seconds per call of the library's implementation and
+    of the student's (alternating calls), and the call's FLOPs and compulsory bytes."""
+    exercise: str
+    reference_seconds: float
+    your_seconds: float
+    flops: int
+    bytes: int
+
+    @property
+    def ratio(self) -> float:
+        """Your time over the library's (above 1: yours is slower)."""
+        return self.your_seconds / self.reference_seconds
+
+
+def time_kernel(exercise: Exercise, student: Callable, repeats: int = ROOFLINE_REPEATS,
+                clock: Callable[[], float] = time.perf_counter, seed: int = 0) -> KernelTiming:
+    """Time ``exercise``'s kernel call with the library's implementation and with ``student``'s
+    in its place, alternating, and alternating which goes first (so load from other processes,
+    and what one call leaves in the caches for the next, hit both alike); median of ``repeats``
+    timed calls each after one untimed one. FLOPs and bytes are the kernel's
+    ``count`` (perf's formulas) of the library's call.
+
+    >>> import numpy as np
+    >>> from tinytorch.core import kernels
+    >>> ex = load_curriculum().exercise("tensor-ops", "softmax")
+    >>> t = time_kernel(ex, kernels.softmax, repeats=1)
+    >>> t.flops == 5 * 256 * 1024, t.bytes == 2 * 4 * 256 * 1024   # 5 FLOPs an element, read and write
+    (True, True)
+    """
+    import statistics
+
+    kernel = exercise.kernel
+    if kernel is None:
+        raise ValueError(f"{exercise.qualified} has no kernel to time")
+    scope = {**namespace(exercise), **make_inputs(kernel.inputs, seed)}
+    if kernel.setup:
+        exec("\n".join(kernel.setup), scope)
+    call = compile(kernel.call, f"<kernel of {exercise.qualified}>", "eval")
+    target = {exercise.resolve(): student}
+
+    def timed() -> float:
+        start = clock()
+        eval(call, scope)
+        return clock() - start
+
+    out = eval(call, scope)  # the library's, untimed: what the count is of
+    with substituted(target):
+        eval(call, scope)
+    ours, theirs = [], []
+    for i in range(repeats):  # ABBA: which goes first alternates too (a call can leave the next one a warm cache)
+        if i % 2:
+            with substituted(target):
+                theirs.append(timed())
+        ours.append(timed())
+        if not i % 2:
+            with substituted(target):
+                theirs.append(timed())
+    count = evaluate(kernel.count, (), {**scope, "out": out})
+    return KernelTiming(exercise.qualified, statistics.median(ours), statistics.median(theirs),
+                        int(count.flops), int(count.bytes))
+
+
+def verdict(name: str, timing: KernelTiming, roof: Any) -> dict[str, Any]:
+    """Where both implementations of one kernel sit on ``roof`` (a `tinytorch.perf.RooflineModel`),
+    and the sentence that says it: how much slower or faster the student's is (within perf's
+    TOLERANCE it is "as fast"), whether the kernel is memory- or compute-bound, and the
+    bandwidth or GFLOP/s each reaches against the roof.
+
+    >>> from tinytorch.perf import RooflineModel
+    >>> t = KernelTiming("conv2d/im2col", 0.001, 0.0031, 0, 4_000_000)
+    >>> verdict("im2col", t, RooflineModel(peak_gflops=100.0, bandwidth_gbs=10.0))["sentence"]
+    "your im2col is 3.1x slower than the library's: it only moves data (4.0 MB a call), at 1.3 GB/s where the library's reaches 4.0 GB/s, of a 10.0 GB/s memory roof"
+    """
+    from tinytorch.perf.optimize import TOLERANCE
+
+    ratio = timing.ratio
+    if ratio > 1 + TOLERANCE:
+        speed = f"your {name} is {ratio:.1f}x slower than the library's"
+    elif ratio < 1 - TOLERANCE:
+        speed = f"your {name} is {1 / ratio:.1f}x faster than the library's"
+    else:
+        speed = f"your {name} is as fast as the library's ({ratio:.2f}x its time)"
+    ref_gbs, your_gbs = (timing.bytes / s / 1e9 for s in (timing.reference_seconds, timing.your_seconds))
+    result: dict[str, Any] = {
+        "exercise": timing.exercise, "reference_seconds": timing.reference_seconds,
+        "your_seconds": timing.your_seconds, "ratio": ratio, "flops": timing.flops, "bytes": timing.bytes,
+        "reference_gbs": ref_gbs, "your_gbs": your_gbs}
+    if timing.flops <= 0:
+        result.update(intensity=0.0, bound="memory-bound", points=[])
+        where = (f"it only moves data ({timing.bytes / 1e6:.1f} MB a call), at {your_gbs:.1f} GB/s where the "
+                 f"library's reaches {ref_gbs:.1f} GB/s, of a {roof.bandwidth_gbs:.1f} GB/s memory roof")
+    else:
+        ref = roof.point(f"{name} (library)", timing.flops, timing.bytes, timing.reference_seconds)
+        yours = roof.point(f"{name} (yours)", timing.flops, timing.bytes, timing.your_seconds)
+        result.update(intensity=ref.intensity, bound=ref.bound, reference_gflops=ref.achieved_gflops,
+                      your_gflops=yours.achieved_gflops, attainable_gflops=ref.attainable_gflops,
+                      points=[ref, yours])
+        if ref.bound == "memory-bound":
+            where = (f"memory-bound ({ref.intensity:.2f} FLOP/B, left of the ridge at {roof.ridge_point:.1f}), it "
+                     f"moves its {timing.bytes / 1e6:.1f} MB at {your_gbs:.1f} GB/s where the library's reaches "
+                     f"{ref_gbs:.1f} GB/s, of a {roof.bandwidth_gbs:.1f} GB/s memory roof")
+        else:
+            where = (f"compute-bound ({ref.intensity:.1f} FLOP/B, right of the ridge at {roof.ridge_point:.1f}), "
+                     f"it runs {yours.achieved_gflops:.1f} GFLOP/s where the library's reaches "
+                     f"{ref.achieved_gflops:.1f}, of a {roof.peak_gflops:.1f} GFLOP/s compute roof")
+    result["sentence"] = f"{speed}: {where}"
+    return result
+
+
+def roofline(directory: str | Path, repeats: int = ROOFLINE_REPEATS, roof: Any = None, threads: int | None = 1,
+             clock: Callable[[], float] = time.perf_counter, plot: str | Path | None = None) -> dict[str, Any]:
+    """Time every passed exercise that has a kernel, the library's implementation and the
+    student's alternating in the same run, and place both on the roofline.
+
+    Args:
+        directory: the student's workspace.
+        repeats: timed calls of each implementation (the median counts).
+        roof: a `tinytorch.perf.RooflineModel`; default this machine's measured ceilings
+            (`get_hardware_spec(quick=True)`: the cached full measurement, else a quick one).
+        threads: BLAS threads while timing (1: repeatable on a shared machine; None: as set).
+        clock: the time source (tests pass one that does not depend on the machine).
+        plot: a PNG or SVG of the roofline with both points of every kernel that does FLOPs.
+
+    Raises ValueError when no passed exercise has a kernel (naming those that do).
+    """
+    from tinytorch.core.checks import check_int
+    from tinytorch.core.contention import ContentionProbe, contention_note
+
+    check_int("roofline", "repeats", repeats, minimum=1)
+    if threads is not None:
+        check_int("roofline", "threads", threads, minimum=1)
+    if not Path(directory).is_dir():
+        raise ValueError(f"--dir: {directory} is not a directory")
+    passed = [(ex, fn) for ex, fn in passed_implementations(directory) if ex.kernel is not None]
+    if not passed:
+        timed = [ex.qualified for m in load_curriculum().modules for ex in m.exercises if ex.kernel]
+        raise ValueError(f"{directory}: no passed exercise has a kernel to time; these do: {', '.join(timed)}")
+    if roof is None:
+        from tinytorch.perf import RooflineModel, get_hardware_spec
+
+        roof = RooflineModel(get_hardware_spec(quick=True))
+    limit = contextlib.nullcontext()
+    if threads is not None:
+        from tinytorch.core.threads import thread_limit
+
+        limit = thread_limit(threads)
+    with limit, ContentionProbe() as probe:
+        timings = [(ex, time_kernel(ex, fn, repeats, clock)) for ex, fn in passed]
+    kernels = [verdict(ex.name, t, roof) for ex, t in timings]
+    points = [p for k in kernels for p in k.pop("points")]
+    result = {"kernels": kernels, "peak_gflops": roof.peak_gflops, "bandwidth_gbs": roof.bandwidth_gbs,
+              "ridge_point": roof.ridge_point, "repeats": repeats, "threads": threads,
+              "contention": probe.result, "contention_note": contention_note(probe.result),
+              "points": [p.to_dict() for p in points]}
+    if plot is not None:
+        _save_figure(roof.plot(points, None, title="Your kernels and the library's on this machine's roofline"),
+                     Path(plot))
+        result["plot"] = str(plot)
+    return result
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """Write a matplotlib figure as PNG or SVG (by the suffix), atomically."""
+    import io
+
+    from tinytorch.core.io import write_atomic
+
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"--plot must end in .png or .svg, got {str(path)!r}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight")
     write_atomic(path, buffer.getvalue())
