@@ -165,6 +165,25 @@ def test_getting_started_quotes_the_readme():
         hooks.readme_section("Nope")
 
 
+def test_the_course_pages_list_the_curriculum_generated_from_its_data():
+    from tinytorch.learn import load_curriculum
+
+    course = load_curriculum()
+    listing = hooks.learn_curriculum()
+    exercises = [e for m in course.modules for e in m.exercises]
+    assert listing.startswith(f"{len(course.modules)} modules, {len(exercises)} exercises")
+    for m in course.modules:
+        assert f"| `{m.name}` | {m.title} |" in listing
+    for e in exercises:
+        assert f"`{e.name}`{' ⏱' if e.kernel else ''} (`{e.target}`)" in listing
+    for page in ("learn/index.md", "learn/teach.md"):
+        text = (DOCS / page).read_text(encoding="utf-8")
+        assert hooks.LEARN_CURRICULUM in text, page
+        # a count typed into the page would drift from the data
+        assert not re.search(r"\d+ modules, \d+ exercises", text), page
+    assert "roofline" in (DOCS / "learn/index.md").read_text(encoding="utf-8")
+
+
 def test_cli_reference_walks_every_plugin_command():
     from click.testing import CliRunner
 

@@ -483,6 +483,18 @@ def cli_commands(markdown: str) -> list[str]:
     return re.findall(r"^#{2,6} `(tito[^`]*)`$", markdown, flags=re.M)
 
 
+# ------------------------------------------------------------------------------ the course
+
+LEARN_CURRICULUM = "<!-- learn-curriculum -->"
+
+
+def learn_curriculum() -> str:
+    """The course's modules and exercises as Markdown, from the installed tinytorch-learn."""
+    from tinytorch.learn.curriculum import curriculum_markdown
+
+    return curriculum_markdown()
+
+
 # ------------------------------------------------------------------------------ doctests
 
 
@@ -612,6 +624,8 @@ def on_page_markdown(markdown, page, config, files):
     """Insert README sections, the generated CLI reference, each tutorial block's output beneath
     it, a tutorial's notebook link, and draw the mermaid graphs."""
     markdown = include_readme(markdown)
+    if LEARN_CURRICULUM in markdown:
+        markdown = markdown.replace(LEARN_CURRICULUM, learn_curriculum())
     if "<!-- tito-cli-reference -->" in markdown:
         markdown = markdown.replace("<!-- tito-cli-reference -->", cli_reference())
     run = _runs.get(page.file.src_uri)
