@@ -144,3 +144,16 @@ def test_the_cli_roofline_prints_a_sentence_per_kernel(tmp_path, as_json):
     assert lines[2].lstrip().startswith("conv2d/im2col") and "library" in lines[2] and "yours" in lines[2]
     assert lines[3].lstrip().startswith("your im2col is ") and "it only moves data" in lines[3]
     assert lines[-1] == f"roofline: {plot}"
+
+
+def test_a_kernel_call_that_never_runs_its_target_is_refused():
+    from dataclasses import replace
+
+    from tinytorch.core import kernels
+    from tinytorch.learn.curriculum import Kernel
+    from tinytorch.learn.milestones import time_kernel
+
+    softmax = COURSE.exercise("tensor-ops", "softmax")
+    astray = replace(softmax, kernel=Kernel("np.exp(x)", "OpCount(bytes=nbytes(x, out))", {"x": "array(4, 5)"}))
+    with pytest.raises(ValueError, match="never runs tinytorch.core.kernels:softmax, so it would time the library twice"):
+        time_kernel(astray, kernels.softmax, repeats=1)

@@ -281,8 +281,17 @@ def time_kernel(exercise: Exercise, student: Callable, repeats: int = ROOFLINE_R
         return clock() - start
 
     out = eval(call, scope)  # the library's, untimed: what the count is of
-    with substituted(target):
+    reached = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        reached.append(True)
+        return student(*args, **kwargs)
+
+    with substituted({exercise.resolve(): spy}):  # untimed too: the spy's own call is not timed
         eval(call, scope)
+    if not reached:
+        raise ValueError(f"{exercise.qualified}: its kernel call {kernel.call!r} never runs "
+                         f"{exercise.target}, so it would time the library twice")
     ours, theirs = [], []
     for i in range(repeats):  # ABBA: which goes first alternates too (a call can leave the next one a warm cache)
         if i % 2:
