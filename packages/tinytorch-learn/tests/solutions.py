@@ -90,6 +90,30 @@ PLANTED: dict[str, tuple[str, str]] = {
     "pack_int4": ("nibbles[0::2] | (nibbles[1::2] << 4)", "nibbles[1::2] | (nibbles[0::2] << 4)"),
 }
 
+#: More mistakes for some exercises: (exercise, the mistake, the edit, words its diagnosis must hold).
+#: Each must fail its exercise, and no other, like those above.
+MORE_PLANTED: list[tuple[str, str, tuple[str, str], str]] = [
+    ("topological_order", "visited checked only when pushing (a student's walk): a shared inner node twice",
+     ("        if id(node) in visited:\n            continue\n        visited.add(id(node))\n"
+      "        stack.append((node, True))\n        ctx = node._ctx\n        if ctx is not None:\n"
+      "            if not hasattr(ctx, \"parents\"):\n                raise RuntimeError(_FREED_GRAPH)\n"
+      "            for parent in ctx.parents:",
+      "        visited.add(id(node))\n"
+      "        stack.append((node, True))\n        ctx = node._ctx\n        if ctx is not None:\n"
+      "            if not hasattr(ctx, \"parents\"):\n                raise RuntimeError(_FREED_GRAPH)\n"
+      "            for parent in reversed(ctx.parents):"), "is listed 2 times (each tensor once"),
+    ("topological_order", "no visited set at all", ("visited.add(id(node))", "pass"), "times (each tensor once"),
+    ("topological_order", "the freed graph not checked: an AttributeError, not the RuntimeError",
+     ('            if not hasattr(ctx, "parents"):\n                raise RuntimeError(_FREED_GRAPH)\n', ""),
+     "raised AttributeError"),
+    ("topological_order", "the freed graph walked as if it were a leaf",
+     ("raise RuntimeError(_FREED_GRAPH)", "break"), "got 'returns without raising RuntimeError'"),
+    ("add_backward", "one array for two inputs", ("return grad, grad", "return grad"),
+     "AddFunction.backward must return one gradient per input of the op: here 2 (a, b), so a tuple of 2"),
+    ("linear_backward", "no gradient for the bias", ("return grad_x, grad_w, grad_b", "return grad_x, grad_w"),
+     "here 3 (x, weight, bias), so a tuple of 3"),
+]
+
 # masked_softmax's plant moves the mask after the normalisation (the second half of the edit)
 _AFTER = ("    scores /= denom\n    return scores",
           "    scores /= denom\n    if bias is not None:\n        scores += bias\n    return scores")
@@ -113,9 +137,9 @@ def _source(exercise) -> str:
     return text.replace(f"def {t.attr}(", f"def {exercise.name}(", 1)
 
 
-def reference_file(module: Module, planted: str | None = None) -> str:
+def reference_file(module: Module, planted: str | None = None, edit: tuple[str, str] | None = None) -> str:
     """A student file for ``module`` holding the library's implementations (one of them, the
-    exercise ``planted``, with its mistake)."""
+    exercise ``planted``, with its mistake: ``edit``, or its `PLANTED` one)."""
     imports = sorted({ex.resolve().module_name for ex in module.exercises})
     head = ["from __future__ import annotations", "", "import importlib", "for _name in " + repr(imports) + ":",
             "    globals().update({k: v for k, v in vars(importlib.import_module(_name)).items()",
@@ -125,10 +149,10 @@ def reference_file(module: Module, planted: str | None = None) -> str:
     for ex in module.exercises:
         text = _source(ex)
         if ex.name == planted:
-            old, new = PLANTED[planted]
+            old, new = edit or PLANTED[planted]
             assert old in text, f"{planted}: the planted edit no longer matches the library's source"
             text = text.replace(old, new, 1)
-            if planted == "masked_softmax":
+            if planted == "masked_softmax" and edit is None:
                 assert _AFTER[0] in text
                 text = text.replace(*_AFTER)
         parts.append(text)

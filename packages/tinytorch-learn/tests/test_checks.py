@@ -3,11 +3,12 @@ mistake fails its exercise and no other, and the library is unchanged afterwards
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from solutions import PLANTED, reference_file
+from solutions import MORE_PLANTED, PLANTED, reference_file
 
 from tinytorch.core import Tensor, autograd, ops
 from tinytorch.learn import check_module, load_curriculum
@@ -39,6 +40,29 @@ def test_a_planted_mistake_fails_its_exercise_and_no_other(module, exercise, tmp
     diagnosis = next(r for r in results if r.exercise.name == exercise.name).message
     assert diagnosis.startswith("case ") and "expected" in diagnosis or "raised" in diagnosis
     assert _targets() == before  # every substitution was undone
+
+
+@pytest.mark.parametrize("name, mistake, edit, words", MORE_PLANTED, ids=[f"{m[0]}: {m[1]}" for m in MORE_PLANTED])
+def test_more_planted_mistakes_fail_their_exercise_and_say_what_is_wrong(name, mistake, edit, words, tmp_path):
+    module = next(m for m, ex in EXERCISES if ex.name == name)
+    before = _targets()
+    (tmp_path / module.filename).write_text(reference_file(module, planted=name, edit=edit))
+    results = check_module(module, tmp_path)
+    assert [r.exercise.name for r in results if not r.passed] == [name]
+    failed = next(r for r in results if r.exercise.name == name)
+    assert any(words in d for d in failed.details), failed.details
+    assert _targets() == before
+
+
+def test_a_reversed_topological_order_is_named_as_such(tmp_path):
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(reference_file(module, planted="topological_order"))
+    [result] = check_module(module, tmp_path, "topological_order")
+    # the first case's sum is listed first, before the add it was made from
+    assert result.message == (
+        "case 1 `y = ((a * b) + a * a).sum(); graph_order(target(y), y)` with a (3, 4), b (3, 4): output: expected 'each of the 6 tensors "
+        "once, after its parents', got 'y is listed before an output of add of shape (3, 4), its parent'")
+    assert any("gradient of a: expected an array, got None" in d for d in result.details)  # the engine case
 
 
 def test_every_exercise_has_a_planted_mistake_and_its_tests_exist():
@@ -103,10 +127,49 @@ def test_the_topological_order_must_not_recurse(tmp_path):
         "            for p in node._ctx.parents:\n"
         "                if p.requires_grad:\n                    visit(p)\n"
         "        order.append(node)\n"
+        "    if root._ctx is not None and not hasattr(root._ctx, 'parents'):\n"
+        "        raise RuntimeError('the graph was freed')\n"
         "    visit(root)\n    return order\n")
     [result] = check_module(module, tmp_path, "topological_order")
-    assert result.cases_passed == 2 and "RecursionError" in result.message
+    assert result.cases_passed == result.cases - 1, result.details
+    assert result.message == (
+        "case 5 `y = chain(a, 3000); graph_order(target(y), y)` with a (3,): RecursionError (autograd.py, line 10): your code called "
+        f"itself deeper than Python allows ({sys.getrecursionlimit()} calls); a loop with an explicit stack has no "
+        "such limit")
     assert autograd._topological_order.__module__ == "tinytorch.core.autograd"
+
+
+def test_a_recursion_error_that_is_not_the_student_s_recursion_is_not_blamed_on_it(tmp_path):
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(
+        "import copy\n\n"
+        "def add_backward(self, grad):\n"
+        "    nested = []\n"
+        "    for _ in range(100_000):\n        nested = [nested]\n"
+        "    copy.deepcopy(nested)  # the library module recurses, not this function\n"
+        "    return grad, grad\n")
+    [result] = check_module(module, tmp_path, "add_backward")
+    assert result.status == "fail" and "raised RecursionError: maximum recursion depth exceeded" in result.message
+    assert "(autograd.py, line 7)" in result.message and "your code called itself" not in result.message
+
+
+def test_the_reference_reached_by_a_built_name_is_named_not_a_recursion(tmp_path):
+    module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(
+        "import importlib\n\n"
+        "def matmul_backward(self, grad):\n"
+        "    ops = importlib.import_module('tinytorch.core.' + 'ops')\n"
+        "    cls = getattr(ops, 'MatMul' + 'Function')\n"
+        "    try:\n"
+        "        return getattr(cls, 'back' + 'ward')(self, grad)\n"
+        "    except Exception:  # nor can the student's except hide it\n"
+        "        return None, None\n")
+    [result] = check_module(module, tmp_path, "matmul_backward")
+    assert result.status == "uses reference", result
+    assert result.message.startswith("autograd.py line 7 calls the library's MatMulFunction.backward from inside "
+                                     "your matmul_backward")
+    assert "Recursion" not in result.message
+    assert ops.MatMulFunction.backward.__module__ == "tinytorch.core.ops"
 
 
 def test_a_broken_or_missing_file_is_one_error_naming_it(tmp_path):

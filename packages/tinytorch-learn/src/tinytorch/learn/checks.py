@@ -12,6 +12,11 @@ element; it never shows the reference's code.
 
 from __future__ import annotations
 
+import collections
+import functools
+import inspect
+import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -175,7 +180,8 @@ def namespace(exercise: Exercise) -> dict[str, Any]:
                 causal=lambda q, k: LF.causal_bias(q, k, np.float64), sgd_run=_sgd_run,
                 RooflineModel=RooflineModel, OpCount=OpCount, manual_seed=manual_seed, no_grad=no_grad,
                 OpClock=harness.OpClock, simulated_ranks=harness.simulated_ranks, recorded=harness.recorded,
-                backward_count=harness.backward_count, nbytes=harness.nbytes, **names)
+                backward_count=harness.backward_count, nbytes=harness.nbytes, graph_order=harness.graph_order,
+                **names)
 
 
 def evaluate(expr: str, setup: tuple[str, ...], names: dict[str, Any]) -> Any:
@@ -364,11 +370,107 @@ def _student_frame(err: BaseException, path: Path) -> str:
     return ""
 
 
+def _recursion(err: RecursionError, path: Path) -> str:
+    """What a RecursionError says to the student: that *their* function recursed too deep when
+    the frames are theirs, else only where it happened (the cause is elsewhere)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    theirs = [f for f in frames if Path(f.filename).resolve() == path.resolve()]
+    if len(theirs) > len(frames) // 2:
+        line = collections.Counter(f.lineno for f in theirs).most_common(1)[0][0]  # the recursive call
+        return (f"RecursionError ({path.name}, line {line}): your code called itself deeper than Python "
+                f"allows ({sys.getrecursionlimit()} calls); a loop with an explicit stack has no such limit")
+    return f"raised RecursionError: {err}{_student_frame(err, path)}"
+
+
+class ContractError(Exception):
+    """What the student's function returned breaks the target's contract in a way the comparison
+    would only show as a symptom (a Function's backward returning fewer gradients than the op
+    has inputs shows as "gradient of b: got None")."""
+
+
+def _backward_contract(owner: Any, ctx: Any, out: Any) -> None:
+    """Raise `ContractError` when ``out``, what a Function's backward returned, does not give one
+    gradient per input that needs one (the engine pairs a tuple's items with the inputs, and
+    takes a single array as the first input's gradient)."""
+    needs = getattr(ctx, "needs_input_grad", None)
+    if not needs or len(needs) < 2:
+        return
+    grads = out if isinstance(out, tuple) else (out,)
+    if len(grads) >= len(needs) or not any(needs[len(grads):]):
+        return
+    params = [p.name for p in inspect.signature(owner.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:1 + len(needs)]
+    inputs = ", ".join(params) if len(params) == len(needs) else f"{len(needs)} inputs"
+    what = (f"a tuple of {len(grads)}" if isinstance(out, tuple)
+            else f"a single {type(out).__name__}" + (" (return a tuple, not a list)" if isinstance(out, list) else ""))
+    raise ContractError(
+        f"{owner.__name__}.backward must return one gradient per input of the op: here {len(needs)} "
+        f"({inputs}), so a tuple of {len(needs)} with None for an input whose self.needs_input_grad is "
+        f"False; yours returned {what}")
+
+
+class _Watched:
+    """The student's function as a check puts it in the library's place.
+
+    It notices the student's own code calling the library's name for what it implements:
+    during the check that name holds this very function, so the call would recurse until
+    Python stops it. A reference reached by a name the source scan cannot see (``importlib``,
+    a ``getattr`` with a built string) is reported as such, not as a RecursionError. For a
+    Function's backward it also checks that one gradient comes back per input.
+    """
+
+    def __init__(self, exercise: Exercise, fn: Any, path: Path):
+        self.exercise, self.path, self.reference_used = exercise, path.resolve(), None
+        target = exercise.resolve()
+        owner = target.owner if target.owner_name else None
+        is_backward = owner is not None and target.attr == "backward" and isinstance(owner, type) \
+            and issubclass(owner, autograd.Function)
+        local = threading.local()
+
+        @functools.wraps(fn)
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            depth = getattr(local, "depth", 0)
+            if depth:
+                caller = sys._getframe(1)
+                if Path(caller.f_code.co_filename).resolve() == self.path:
+                    self.reference_used = (
+                        f"{self.path.name} line {caller.f_lineno} calls the library's {target.qualname} from inside "
+                        f"your {exercise.name} (however it reached it: while your code is checked that is your own "
+                        "function, so it would call itself forever); write it yourself")
+                    raise ReferenceUsed(self.reference_used)
+            local.depth = depth + 1
+            try:
+                out = fn(*args, **kwargs)
+            finally:
+                local.depth = depth
+            if is_backward and args:
+                _backward_contract(owner, args[0], out)
+            return out
+
+        self.function = watched
+
+
+#: A case's setup is shown with its expression in a diagnosis up to this many characters.
+SHOWN_SETUP = 200
+
+
+def _shown(case: Case) -> str:
+    """A case as a diagnosis names it: its setup statements and expression, or the expression
+    alone when the setup is long.
+
+    >>> _shown(Case("graph_order(target(z), z)", setup=("y = x * 2", "z = y * y")))
+    'y = x * 2; z = y * y; graph_order(target(z), z)'
+    """
+    text = "; ".join((*case.setup, case.expr))
+    return text if len(text) <= SHOWN_SETUP else case.expr
+
+
 def _check_case(exercise: Exercise, case: Case, index: int, student_fn: Any, path: Path) -> str | None:
     seed = index + 1
     expected = _run(exercise, case, seed)  # the library's own implementation
-    label = f"case {index + 1} `{case.expr}`"
-    with substituted({exercise.resolve(): student_fn}), np.errstate(all="ignore"), \
+    label = f"case {index + 1} `{_shown(case)}`"
+    watch = _Watched(exercise, student_fn, path)
+    with substituted({exercise.resolve(): watch.function}), np.errstate(all="ignore"), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a student's overflow shows as its nan in the diagnosis
         try:
@@ -378,12 +480,19 @@ def _check_case(exercise: Exercise, case: Case, index: int, student_fn: Any, pat
             return f"{label}: still running after {CASE_SECONDS:g} s (a loop that never ends?); stopped"
         except (NotImplementedError, ReferenceUsed):
             raise
+        except ContractError as err:
+            return f"{label}{_describe_inputs(case, expected)}: {err}"
         except RecursionError as err:
-            return (f"{label}: RecursionError{_student_frame(err, path)}: a graph "
-                    "thousands of ops deep needs an explicit stack, not recursion")
+            if watch.reference_used:
+                raise ReferenceUsed(watch.reference_used) from None
+            return f"{label}{_describe_inputs(case, expected)}: {_recursion(err, path)}"
         except Exception as err:
+            if watch.reference_used:  # the student's code caught our ReferenceUsed and went on
+                raise ReferenceUsed(watch.reference_used) from None
             return (f"{label}{_describe_inputs(case, expected)}: raised {type(err).__name__}: "
                     f"{err}{_student_frame(err, path)}")
+        if watch.reference_used:
+            raise ReferenceUsed(watch.reference_used)
         problem = compare("output", expected.output, got.output)
         for name in expected.grads:
             if problem:

@@ -16,10 +16,13 @@ value:
   backward can be called (and timed) on its own, and `backward_count` its FLOPs and bytes by
   perf's own rules.
 - `nbytes`: the bytes of arrays, however nested.
+- `graph_order`: what is wrong with a topological order of a graph (a node listed twice, one
+  missing, a node before its parent), in the words a student can act on.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,3 +210,81 @@ def nbytes(*objects: Any) -> int:
         elif isinstance(x, dict):
             total += nbytes(*x.values())
     return total
+
+
+def _node_names(scope: dict[str, Any]) -> dict[int, str]:
+    return {id(v): k for k, v in scope.items() if isinstance(v, Tensor) and not k.startswith("_")}
+
+
+def _describe_node(t: Tensor, names: dict[int, str]) -> str:
+    if id(t) in names:
+        return names[id(t)]
+    ctx = t._ctx
+    what = f"an output of {type(ctx).op}" if ctx is not None else "a leaf"
+    return f"{what} of shape {tuple(t.shape)}"
+
+
+def graph_order(order: Any, root: Tensor, names: dict[str, Any] | None = None) -> str:
+    """What is wrong with ``order`` as the backward pass's order of ``root``'s graph, in one
+    sentence; when nothing is, ``"each of the N tensors once, after its parents"``.
+
+    The right order lists ``root`` and every tensor it depends on through ``_ctx.parents`` that
+    requires grad, each exactly once, each after all of its parents (so ``root`` is last). Any
+    such order is right: the check does not compare with the library's, it checks the rules.
+    Tensors are named by the variable that holds them in ``names`` (default: the caller's
+    globals, i.e. a case's namespace), else by the op that made them.
+
+    >>> from tinytorch.core import Tensor
+    >>> x = Tensor([1.0, 2.0], requires_grad=True)
+    >>> y = x * 2
+    >>> z = y * y
+    >>> graph_order([x, y, z], z)
+    'each of the 3 tensors once, after its parents'
+    >>> graph_order([x, y, y, z], z)
+    'y is listed 2 times (each tensor once, however many paths reach it)'
+    >>> graph_order([z, y, x], z)
+    'z is listed before y, its parent'
+    >>> graph_order([x, y], z)
+    'the root z is missing (the order ends with the root itself)'
+    """
+    scope = sys._getframe(1).f_globals if names is None else names
+    named = _node_names(scope)
+    if not isinstance(order, (list, tuple)):
+        return f"returned a {type(order).__name__}, not a list of tensors"
+    for i, t in enumerate(order):
+        if not isinstance(t, Tensor):
+            return f"item {i} of the order is a {type(t).__name__}, not a Tensor"
+    # the truth: every tensor root depends on that requires grad (an explicit stack: graphs are deep)
+    needed: dict[int, Tensor] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in needed or not node.requires_grad:
+            continue
+        needed[id(node)] = node
+        ctx = node._ctx
+        if ctx is not None:
+            stack.extend(getattr(ctx, "parents", ()))
+    counts: dict[int, int] = {}
+    for t in order:
+        counts[id(t)] = counts.get(id(t), 0) + 1
+    for t in order:
+        if counts[id(t)] > 1:
+            return (f"{_describe_node(t, named)} is listed {counts[id(t)]} times "
+                    "(each tensor once, however many paths reach it)")
+    if id(root) not in counts:
+        return f"the root {_describe_node(root, named)} is missing (the order ends with the root itself)"
+    for t in order:
+        if id(t) not in needed:
+            why = "does not require grad" if not t.requires_grad else "is not something the root depends on"
+            return f"{_describe_node(t, named)} is listed but {why}"
+    for key, t in needed.items():
+        if key not in counts:
+            return f"{_describe_node(t, named)} is missing (the root depends on it and it requires grad)"
+    position = {id(t): i for i, t in enumerate(order)}
+    for i, t in enumerate(order):
+        ctx = t._ctx
+        for parent in (getattr(ctx, "parents", ()) if ctx is not None else ()):
+            if parent.requires_grad and position[id(parent)] > i:
+                return f"{_describe_node(t, named)} is listed before {_describe_node(parent, named)}, its parent"
+    return f"each of the {len(order)} tensors once, after its parents"

@@ -10,10 +10,14 @@ shows that forward (as comments): the pass being differentiated, not the answer.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import importlib
+import importlib.util
 import inspect
+import re
 import textwrap
+from typing import Any
 
 from .curriculum import Exercise, Module, Target, load_curriculum
 
@@ -50,12 +54,67 @@ def _saved_attributes(target: Target) -> list[str]:
     return names
 
 
+#: Words that give a backward away: a clause, sentence or paragraph of the op's documentation
+#: that holds one is left out of a backward's stub (the brief says what is needed instead).
+_ANSWER = re.compile(r"\bgradients?\b|\bbackward\b|\bd[A-Za-zγβμσ]\w*\s*=|\.grad\b", re.IGNORECASE)
+
+
+def _clause_without_the_answer(clause: str) -> str:
+    """The clause, or what comes before a trailing ", ..." that gives the answer, or nothing."""
+    parts = clause.split(", ")
+    while parts and _ANSWER.search(", ".join(parts)):
+        parts.pop()
+    return ", ".join(parts).rstrip(".")
+
+
+def _sentences_without_the_answer(paragraph: str) -> str:
+    text = " ".join(line.strip() for line in paragraph.splitlines())
+    kept = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        clauses = [c for c in map(_clause_without_the_answer, sentence.split("; ")) if c]
+        if clauses:
+            joined = "; ".join(clauses)
+            kept.append(joined if joined.endswith((".", "!", "?", ":")) else joined + ".")
+    if kept == [text]:
+        return paragraph  # nothing left out: keep the author's line breaks
+    return textwrap.fill(" ".join(kept), 88) if kept else ""
+
+
+def without_the_answer(doc: str) -> str:
+    """An op's documentation as a backward's stub shows it: what the op computes, without what
+    the documentation says of its gradient (a clause, sentence, formula block or example that
+    speaks of the gradient or the backward is left out).
+
+    >>> without_the_answer("a · b with broadcasting; gradients g·b and g·a.")
+    'a · b with broadcasting.'
+    >>> print(without_the_answer("Normalize x. With k = γ/σ:\\n\\n    dx = k·g\\n\\nShape: (N, C)."))
+    Normalize x.
+    <BLANKLINE>
+    Shape: (N, C).
+    """
+    paragraphs = doc.split("\n\n")
+    kept: list[str] = []
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph.lstrip().startswith(">>>") or paragraph.startswith((" ", "\t")):
+            text = "" if _ANSWER.search(paragraph) else paragraph  # an example or a formula block: whole
+        else:
+            text = _sentences_without_the_answer(paragraph)
+            following = paragraphs[i + 1] if i + 1 < len(paragraphs) else ""
+            if text.endswith(":") and _ANSWER.search(following):  # it introduced what is left out
+                text = re.sub(r"(^|(?<=[.!?]))\s*[^.!?]*:$", "", text).strip()
+        if text:
+            kept.append(text)
+    return "\n\n".join(kept)
+
+
 def _docstring(exercise: Exercise, target: Target) -> str:
     obj = target.current()
     parts = [f"Exercise {exercise.qualified}: write {target.module_name}:{target.qualname}.",
              "", textwrap.fill(exercise.brief, 92)]
     if target.owner_name:
         owner_doc = inspect.getdoc(target.owner)
+        if owner_doc and target.attr == "backward":
+            owner_doc = without_the_answer(owner_doc)
         if owner_doc:
             parts += ["", f"{target.owner_name}:", textwrap.indent(owner_doc, "    ")]
     doc = inspect.getdoc(obj)
@@ -91,6 +150,123 @@ def _stub(exercise: Exercise, forward_is_exercise: bool) -> str:
     return "\n".join(lines)
 
 
+def _bound_by(statements: list[str] | tuple[str, ...]) -> set[str]:
+    """The names a file's import lines bind."""
+    bound: set[str] = set()
+    for node in ast.walk(ast.parse("\n".join(statements))):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound
+
+
+def _annotation_names(node: ast.FunctionDef) -> list[str]:
+    args = node.args
+    annotations = [a.annotation for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg)
+                   if a is not None and a.annotation is not None]
+    annotations += [node.returns] if node.returns is not None else []
+    names: list[str] = []
+    for annotation in annotations:
+        for n in ast.walk(annotation):
+            if isinstance(n, ast.Name) and n.id not in names:
+                names.append(n.id)
+    return names
+
+
+def _import_of(name: str, module_name: str) -> str | None:
+    """The import that binds ``name`` in the library module ``module_name`` (made absolute; one
+    from the module itself when it defines ``name``), or None."""
+    module = importlib.import_module(module_name)
+    for node in ast.walk(_parsed(module_name)[1]):  # type-checking imports included
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    base = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__) \
+                        if node.level else node.module
+                    return f"from {base} import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if (alias.asname or alias.name.split(".")[0]) == name:
+                    return f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+    return f"from {module_name} import {name}" if name in vars(module) else None
+
+
+def annotation_imports(module: Module) -> list[str]:
+    """Imports for the names the stubs' signatures use that ``module``'s own imports do not bind
+    (``Tensor`` in ``topological_order(root: Tensor)``), taken from the library module that
+    defines each target, so every annotation of the file resolves.
+
+    >>> annotation_imports(load_curriculum().module("autograd"))
+    ['from tinytorch.core.tensor import Tensor']
+    """
+    bound = _bound_by(module.imports)
+    found: list[str] = []
+    for ex in module.exercises:
+        target = ex.resolve()
+        for name in _annotation_names(_function_node(target)):
+            if name in bound or hasattr(builtins, name):
+                continue
+            statement = _import_of(name, target.module_name)
+            if statement and statement not in found:
+                found.append(statement)
+                bound.add(name)
+    return sorted(found)
+
+
+class _Shown:
+    """An annotation written as a string, shown without quotes in a signature."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _signature(obj: Any) -> str:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return "(...)"
+    shown = lambda a: _Shown(a) if isinstance(a, str) else a  # noqa: E731
+    params = [p.replace(annotation=shown(p.annotation)) for p in sig.parameters.values()]
+    returns = sig.empty if inspect.isclass(obj) else shown(sig.return_annotation)  # a class makes itself
+    return str(sig.replace(parameters=params, return_annotation=returns))
+
+
+def _summary(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def helper_notes(module: Module) -> list[str]:
+    """Comment lines saying what each library name the module's imports give the student is:
+    its signature and the first paragraph of its documentation (a constant: its value).
+
+    >>> print("\\n".join(helper_notes(load_curriculum().module("data-loading"))[:3]))
+    # What these imports give you from the library:
+    #   shuffled_order(n: int, seed: int, epoch: int) -> np.ndarray
+    #       The permutation of ``range(n)`` that ``DataLoader(shuffle=True, seed=seed)`` uses in
+    """
+    lines: list[str] = []
+    for node in ast.walk(ast.parse("\n".join(module.imports))):
+        if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("tinytorch"):
+            continue
+        for alias in node.names:
+            shown = alias.asname or alias.name
+            obj = getattr(importlib.import_module(node.module), alias.name)
+            if inspect.ismodule(obj):
+                head, summary = f"{shown}: the module {obj.__name__}", _summary(obj)
+            elif inspect.isclass(obj):
+                head, summary = f"class {shown}{_signature(obj)}", _summary(obj)
+            elif callable(obj):
+                head, summary = f"{shown}{_signature(obj)}", _summary(obj)
+            else:
+                head, summary = f"{shown} = {obj!r}", ""
+            lines += textwrap.wrap(head, 96, initial_indent="#   ", subsequent_indent="#           ")
+            lines += [f"#       {line}" for line in textwrap.wrap(summary, 88)]
+    return ["# What these imports give you from the library:", *lines] if lines else []
+
+
 def module_source(module: Module) -> str:
     """The whole student file of ``module``: header, imports and one stub per exercise.
 
@@ -116,7 +292,11 @@ def module_source(module: Module) -> str:
         "from __future__ import annotations",
         "",
         *module.imports,
+        *annotation_imports(module),
     ]
+    notes = helper_notes(module)
+    if notes:
+        head += ["", *notes]
     stubs = []
     for ex in module.exercises:
         t = ex.resolve()
