@@ -64,6 +64,34 @@ def test_start_writes_stubs_from_the_library_and_never_overwrites_an_edit(tmp_pa
     assert list(state["generated"]) == ["autograd.py"]
 
 
+@pytest.mark.parametrize("module", load_curriculum().modules, ids=lambda m: m.name)
+def test_every_name_a_stub_file_uses_is_bound_and_every_library_import_explained(module):
+    import typing
+
+    from tinytorch.learn.stubs import module_source
+
+    source = module_source(module)
+    scope: dict = {}
+    exec(compile(source, module.filename, "exec"), scope)
+    for ex in module.exercises:  # every annotation of every signature resolves in the file itself
+        typing.get_type_hints(scope[ex.name], globalns=scope)
+    library_names = [a.strip().split(" as ")[-1] for line in module.imports if line.startswith("from tinytorch")
+                     for a in line.split(" import ", 1)[1].split(",")]
+    for name in library_names:  # each with what it is
+        assert re.search(rf"^#   (class )?{name}\b", source, re.M), (module.name, name)
+
+
+def test_a_backward_stub_shows_what_the_op_computes_not_its_gradient():
+    from tinytorch.learn.stubs import module_source
+
+    source = module_source(load_curriculum().module("autograd"))
+    assert "a · b with broadcasting." in source and "g·b and g·a" not in source  # MulFunction's own doc
+    assert "the gradient is permuted by the inverse permutation" not in source
+    assert "_expand_reduced" not in source  # the sum's backward is the student's to write
+    layers = module_source(load_curriculum().module("layers"))
+    assert "σ(x) = 1/(1+e^-x), computed stably." in layers and "g·σ(x)·(1-σ(x))" not in layers
+
+
 def test_check_status_and_exit_codes(tmp_path):
     module = load_curriculum().module("layers")
     (tmp_path / module.filename).write_text(reference_file(module, planted="tanh_backward"))
@@ -95,6 +123,39 @@ def test_a_syntax_error_or_a_missing_file_is_one_line(tmp_path):
     (tmp_path / "autograd.py").write_text("def add_backward(self, grad)\n    return grad\n")
     line = one_error_line(run("check", "autograd", "--dir", str(tmp_path)))
     assert "autograd.py, line 1: syntax error" in line
+
+
+def test_check_outside_the_workspace_names_the_folder_it_looked_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(run("check", "autograd"))
+    assert f"the workspace {tmp_path.resolve()} (the current directory, the default --dir) has no autograd.py" in line
+    assert "pass --dir the folder `tito learn start autograd --dir DIR` wrote it to" in line
+
+
+def test_the_milestone_figure_goes_into_the_workspace_and_is_rewritten(tmp_path, monkeypatch):
+    from tinytorch.learn import milestones
+
+    module = load_curriculum().module("autograd")
+    work = tmp_path / "course"
+    work.mkdir()
+    (work / module.filename).write_text(reference_file(module))
+    monkeypatch.chdir(tmp_path)  # the figure must not land here
+    r = run("milestone", "shakespeare", "--dir", "course", "--steps", "1", "--chars", "1000")
+    assert r.exit_code == 0, r.output
+    figure = work / "milestone_shakespeare.png"
+    assert r.output.rstrip().endswith(f"loss curves: {figure.relative_to(tmp_path)}")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and list(tmp_path.glob("*.png")) == []
+    asked = []
+
+    def shakespeare(directory, plot, **settings):  # a second run: the earlier figure is no input
+        asked.append(plot)
+        raise ValueError("stopped here")
+
+    monkeypatch.setattr(milestones, "shakespeare", shakespeare)
+    assert one_error_line(run("milestone", "shakespeare", "--dir", "course")) == "Error: stopped here"
+    assert asked == [str(figure.relative_to(tmp_path))]
+    line = one_error_line(run("milestone", "shakespeare", "--dir", "course", "--plot", "course/autograd.py"))
+    assert "--plot course/autograd.py: it is an input of this command (--dir autograd.py" in line
 
 
 def test_grade_json_and_gradescope(tmp_path):
@@ -154,6 +215,28 @@ def test_the_milestone_trains_on_the_students_code_beside_the_reference(tmp_path
     marks = len((tmp_path / "marks.txt").read_text())
     assert marks >= kernels["autograd/linear_backward"]["calls"] + 3 > checks_only
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the times are wall times: whether other programs were busy meanwhile is measured and said
+    assert {"others_cores", "contended", "wall_s"} <= set(result["contention"])
+    assert (result["contention_note"] is None) == (not result["contention"]["contended"])
+
+
+def test_a_generator_is_timed_while_its_body_runs_not_when_it_is_made():
+    from tinytorch.learn.milestones import Run, _timed
+
+    work = [0.0]  # a clock that advances only when work is done
+
+    def batches(n):
+        for i in range(n):
+            work[0] += 1.0  # the implementation's own work: one unit per item
+            yield i
+
+    run = Run("yours", [], 0.0)
+    for _ in _timed(batches, "loader", run, clock=lambda: work[0])(5):
+        work[0] += 10.0  # the caller's work between items is not the implementation's
+    assert run.seconds["loader"] == 5.0 and run.calls["loader"] == 1
+    plain = _timed(lambda: work.__setitem__(0, work[0] + 2.0), "plain", run, clock=lambda: work[0])
+    plain()
+    assert run.seconds["plain"] == 2.0 and run.calls["plain"] == 1
 
 
 def test_the_milestone_trains_only_on_what_passes(tmp_path):

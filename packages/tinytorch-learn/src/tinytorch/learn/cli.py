@@ -167,7 +167,7 @@ def grade_command(directories: tuple[str, ...], modules: tuple[str, ...], fmt: s
 @click.option("--threads", default="1", show_default=True,
               help="roofline: BLAS threads while timing (a number, or 'auto').")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="PNG (roofline: or SVG) of the runs [default: milestone_NAME.png].")
+              help="PNG (roofline: or SVG) of the runs [default: milestone_NAME.png in --dir].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def milestone_command(name: str, directory: str, steps: int | None, chars: int, seed: int, repeats: int | None,
                       threads: str, plot: str | None, as_json: bool) -> None:
@@ -175,12 +175,17 @@ def milestone_command(name: str, directory: str, steps: int | None, chars: int, 
     Tiny Shakespeare (`shakespeare`) or a small CNN on Fashion-MNIST (`fashion-mnist`) on them
     (same seed, same data order), or time each of your kernels against the library's and place
     both on this machine's roofline (`roofline`)."""
+    from pathlib import Path
+
     from tinytorch.core.paths import check_outputs
 
     from . import milestones
+    from .curriculum import load_curriculum
 
-    plot = plot or f"milestone_{name.replace('-', '_')}.png"
-    check_outputs({"--plot": plot}, {"--dir": directory})
+    plot = plot or str(Path(directory) / f"milestone_{name.replace('-', '_')}.png")
+    # the inputs are the student's files (the workspace also holds earlier figures, rewritten freely)
+    check_outputs({"--plot": plot}, {f"--dir {m.filename}": Path(directory) / m.filename
+                                     for m in load_curriculum().modules})
     if name == "roofline":
         _roofline(milestones, directory, repeats or milestones.ROOFLINE_REPEATS, threads, plot, as_json)
         return
@@ -214,6 +219,8 @@ def milestone_command(name: str, directory: str, steps: int | None, chars: int, 
         ratio = k["your_seconds"] / k["reference_seconds"] if k["reference_seconds"] > 0 else float("inf")
         click.echo(f"  {k['exercise']:<32} {k['calls']:>6} calls  reference {k['reference_seconds'] * 1e3:8.1f} ms"
                    f"  yours {k['your_seconds'] * 1e3:8.1f} ms  ({ratio:.2f}x)")
+    if result["contention_note"]:
+        click.echo(f"({result['contention_note']}: these are wall times, longer and noisier than the machine can do)")
     click.echo(f"loss curves: {result['plot']}")
 
 

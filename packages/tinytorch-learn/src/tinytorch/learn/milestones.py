@@ -13,6 +13,8 @@ with a sentence per kernel that says how much slower or faster the student's is 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,15 +59,50 @@ def passed_implementations(directory: str | Path) -> list[tuple[Exercise, Callab
     return found
 
 
-def _timed(fn: Callable, key: str, run: Run) -> Callable:
+def _timed(fn: Callable, key: str, run: Run, clock: Callable[[], float] = time.perf_counter) -> Callable:
+    """``fn`` counting its calls and the wall time spent inside it into ``run``. A generator
+    function's time is that of running its body, each step of it (calling it only makes the
+    generator); the caller's work between two items is not counted.
+
+    >>> run = Run("yours", [], 0.0)
+    >>> def squares(n):
+    ...     for i in range(n):
+    ...         yield i * i
+    >>> list(_timed(squares, "squares", run)(4)), run.calls["squares"], run.seconds["squares"] > 0
+    ([0, 1, 4, 9], 1, True)
+    """
+    def add(seconds: float) -> None:
+        run.seconds[key] = run.seconds.get(key, 0.0) + seconds
+
+    if inspect.isgeneratorfunction(fn):
+        def timed_steps(*args: Any, **kwargs: Any) -> Any:
+            run.calls[key] = run.calls.get(key, 0) + 1
+            start = clock()
+            generator = fn(*args, **kwargs)
+            add(clock() - start)
+            sent = None
+            try:
+                while True:
+                    start = clock()
+                    try:
+                        item = generator.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        add(clock() - start)
+                    sent = yield item
+            finally:
+                generator.close()
+        return functools.wraps(fn)(timed_steps)
+
     def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start = clock()
         try:
             return fn(*args, **kwargs)
         finally:
-            run.seconds[key] = run.seconds.get(key, 0.0) + time.perf_counter() - start
+            add(clock() - start)
             run.calls[key] = run.calls.get(key, 0) + 1
-    return timed
+    return functools.wraps(fn)(timed)
 
 
 def _train(label: str, implementations: dict[Target, tuple[str, Callable]], settings: dict[str, Any],
@@ -119,9 +156,14 @@ def _side_by_side(directory: str | Path, train: Callable[[str, dict], Run], sett
     passed = passed_implementations(directory)
     if not passed:
         raise ValueError(f"{directory}: no exercise passes its checks yet; run `tito learn check MODULE` first")
+    from tinytorch.core.contention import ContentionProbe, contention_note
+
     reference = {ex.resolve(): (ex.qualified, plain_function(ex.resolve().current())) for ex, _ in passed}
     student = {ex.resolve(): (ex.qualified, fn) for ex, fn in passed}
-    runs = [train("reference", reference), train("yours", student)]
+    # Times are wall time: another program busy on the machine inflates them (the check every
+    # tool that prints a time makes; the note is printed next to the figures).
+    with ContentionProbe() as probe:
+        runs = [train("reference", reference), train("yours", student)]
     ref, yours = runs
     result = {
         "settings": settings, "exercises": sorted(ex.qualified for ex, _ in passed),
@@ -132,6 +174,7 @@ def _side_by_side(directory: str | Path, train: Callable[[str, dict], Run], sett
         "kernels": [{"exercise": key, "calls": yours.calls.get(key, 0),
                      "reference_seconds": ref.seconds.get(key, 0.0), "your_seconds": yours.seconds.get(key, 0.0)}
                     for key in sorted(ex.qualified for ex, _ in passed)],
+        "contention": probe.result, "contention_note": contention_note(probe.result, "training"),
     }
     if ref.accuracy is not None:
         result["reference_accuracy"], result["your_accuracy"] = ref.accuracy, yours.accuracy

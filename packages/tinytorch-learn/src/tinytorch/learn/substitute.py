@@ -34,10 +34,10 @@ class StudentFileError(ValueError):
 
     >>> from tinytorch.learn.curriculum import load_curriculum
     >>> try:
-    ...     load_student_module(Path("nowhere/autograd.py"), load_curriculum().module("autograd"))
+    ...     load_student_module(Path("/nowhere/autograd.py"), load_curriculum().module("autograd"))
     ... except StudentFileError as err:
     ...     print(err)
-    nowhere/autograd.py: no such file (run `tito learn start autograd` first)
+    /nowhere/autograd.py: no such file: the workspace /nowhere (--dir) has no autograd.py; pass --dir the folder `tito learn start autograd --dir DIR` wrote it to, or run that first
     """
 
 
@@ -224,7 +224,11 @@ def load_student_module(path: Path, module: Module) -> Any:
     tripwire (so nothing can keep the reference). Raises `StudentFileError` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise StudentFileError(f"{path}: no such file (run `tito learn start {module.name}` first)")
+        folder = path.parent.resolve()
+        given = "the current directory, the default --dir" if folder == Path.cwd().resolve() else "--dir"
+        raise StudentFileError(
+            f"{path}: no such file: the workspace {folder} ({given}) has no {path.name}; pass --dir the "
+            f"folder `tito learn start {module.name} --dir DIR` wrote it to, or run that first")
     source = path.read_text(encoding="utf-8")
     try:
         compile(source, str(path), "exec")
