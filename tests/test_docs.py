@@ -184,6 +184,23 @@ def test_the_course_pages_list_the_curriculum_generated_from_its_data():
     assert "roofline" in (DOCS / "learn/index.md").read_text(encoding="utf-8")
 
 
+def test_the_learn_page_shows_the_stub_tito_learn_start_writes_and_runs_tito_as_the_readme_does():
+    from tinytorch.learn import load_curriculum
+    from tinytorch.learn.stubs import module_source
+
+    page = (DOCS / "learn/index.md").read_text(encoding="utf-8")
+    shown = re.search(r"```python norun\n(.*?)\n```", page, re.S).group(1)
+    assert shown in module_source(load_curriculum().module("autograd"))  # never drifts from the generator
+    assert shown.startswith("# The forward pass of MatMulFunction") and shown.rstrip().endswith(
+        "raise NotImplementedError('exercise autograd/matmul_backward is not implemented yet')")
+    commands = [line for block in re.findall(r"```bash\n(.*?)```", page, re.S) for line in block.splitlines()
+                if "tito " in line]
+    assert commands and all(line.startswith("python3 -m uv run tito ") for line in commands), commands
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert "[Learn by building](docs/learn/index.md)" in readme
+    assert "python3 -m uv run tito learn start autograd" in readme
+
+
 def test_cli_reference_walks_every_plugin_command():
     from click.testing import CliRunner
 
