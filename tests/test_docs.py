@@ -161,6 +161,10 @@ def test_getting_started_quotes_the_readme():
     assert "uv run pytest -q" in section  # the test command
     page = (DOCS / "getting-started.md").read_text(encoding="utf-8")
     assert "<!-- readme: Two commands -->" in page
+    # the README's links into docs/ still lead there from the page that includes it
+    assert "[Learn by building](docs/learn/index.md)" in section
+    assert "[Learn by building](learn/index.md)" in hooks.include_readme(page, "getting-started.md")
+    assert "[Learn by building](../learn/index.md)" in hooks.include_readme(page, "tutorials/page.md")
     with pytest.raises(ValueError, match="no '## Nope' section"):
         hooks.readme_section("Nope")
 

@@ -436,9 +436,19 @@ def readme_section(title: str, readme: Path = README) -> str:
     return "\n".join(body).strip() + "\n"
 
 
-def include_readme(markdown: str) -> str:
-    """Replace every ``<!-- readme: SECTION -->`` with that README section."""
-    return re.sub(r"<!--\s*readme:\s*(.+?)\s*-->", lambda m: readme_section(m.group(1)), markdown)
+def include_readme(markdown: str, page_uri: str = "index.md") -> str:
+    """Replace every ``<!-- readme: SECTION -->`` with that README section. Its links into
+    ``docs/`` (right on GitHub, from the repository's root) are made relative to the page
+    ``page_uri`` (its path under docs/) that includes it.
+
+    >>> include_readme("<!-- readme: Two commands -->", "getting-started.md").count("](learn/index.md)")
+    1
+    """
+    up = "../" * page_uri.count("/")
+
+    def section(m: re.Match) -> str:
+        return re.sub(r"\]\(docs/", f"]({up}", readme_section(m.group(1)))
+    return re.sub(r"<!--\s*readme:\s*(.+?)\s*-->", section, markdown)
 
 
 # ------------------------------------------------------------------------------ tito CLI
@@ -623,7 +633,7 @@ def on_files(files, config):
 def on_page_markdown(markdown, page, config, files):
     """Insert README sections, the generated CLI reference, each tutorial block's output beneath
     it, a tutorial's notebook link, and draw the mermaid graphs."""
-    markdown = include_readme(markdown)
+    markdown = include_readme(markdown, page.file.src_uri)
     if LEARN_CURRICULUM in markdown:
         markdown = markdown.replace(LEARN_CURRICULUM, learn_curriculum())
     if "<!-- tito-cli-reference -->" in markdown:

@@ -212,6 +212,22 @@ def test_a_property_target_is_written_as_a_plain_function_and_put_back_as_the_pr
     assert ModuleCall.__dict__["self_seconds"] is reference and isinstance(reference, property)
 
 
+def test_a_method_may_call_itself_on_another_object(tmp_path):
+    # a tree walk through the library's name for the target, on other objects: not the reference
+    module = COURSE.module("profiling")
+    (tmp_path / module.filename).write_text(
+        "def self_seconds(self):\n"
+        "    above = self.parent.self_seconds if self.parent is not None else 0.0\n"
+        "    return self.seconds - self.child_seconds + 0.0 * above\n")
+    [result] = check_module(module, tmp_path, "self_seconds")
+    assert result.status == "pass", result.message
+    (tmp_path / module.filename).write_text(  # on the same object it is the library's version again
+        "def self_seconds(self):\n"
+        "    return type(self).self_seconds.fget(self) if self.seconds >= 0 else 0.0\n")
+    [result] = check_module(module, tmp_path, "self_seconds")
+    assert result.status == "uses reference" and "line 2 calls the library's ModuleCall.self_seconds" in result.message
+
+
 def test_simulated_ranks_reduce_over_every_rank_and_give_the_library_back():
     from tinytorch.core import distributed as dist
     from tinytorch.learn.harness import simulated_ranks

@@ -429,8 +429,14 @@ class _Watched:
 
         @functools.wraps(fn)
         def watched(*args: Any, **kwargs: Any) -> Any:
-            depth = getattr(local, "depth", 0)
-            if depth:
+            active = getattr(local, "active", None)
+            if active is None:
+                active = local.active = []
+            # A method may rightly call itself on another object (a tree of them); on the same
+            # object, or a function on anything, the call from the student's own file is the
+            # library's version the student reached for.
+            key = id(args[0]) if owner is not None and args else None
+            if active and (owner is None or key in active):
                 caller = sys._getframe(1)
                 if Path(caller.f_code.co_filename).resolve() == self.path:
                     self.reference_used = (
@@ -438,11 +444,11 @@ class _Watched:
                         f"your {exercise.name} (however it reached it: while your code is checked that is your own "
                         "function, so it would call itself forever); write it yourself")
                     raise ReferenceUsed(self.reference_used)
-            local.depth = depth + 1
+            active.append(key)
             try:
                 out = fn(*args, **kwargs)
             finally:
-                local.depth = depth
+                active.pop()
             if is_backward and args:
                 _backward_contract(owner, args[0], out)
             return out
