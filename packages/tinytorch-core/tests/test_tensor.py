@@ -499,3 +499,35 @@ def test_randn_statistics_and_dtype():
 def test_manual_seed_rejects_bad_seeds(bad):
     with pytest.raises(ValueError, match="seed"):
         manual_seed(bad)
+
+
+def test_a_backward_of_the_wrong_shape_is_refused_not_reshaped():
+    """A (5, 4) gradient for a (4, 5) input has the right size: reshaping it would train on
+    transposed values without a word. Broadcast axes are still summed, size-1 axes still fit."""
+    from tinytorch.core.autograd import Function
+
+    class TransposedGradFunction(Function, op="transposed_grad"):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return (grad * 2).T
+
+    x = Tensor(np.ones((4, 5), np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"transposed_grad: backward returned a gradient of shape "
+                                           r"\(5, 4\) for an input of shape \(4, 5\)"):
+        TransposedGradFunction.apply(x).sum().backward()
+
+    class ColumnGradFunction(Function, op="column_grad"):
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, grad):
+            return grad.reshape(-1)  # (3,) for a (3, 1) input: only a size-1 axis differs
+
+    c = Tensor(np.ones((3, 1), np.float32), requires_grad=True)
+    (ColumnGradFunction.apply(c) * Tensor(np.arange(3.0, dtype=np.float32).reshape(3, 1))).sum().backward()
+    assert c.grad.shape == (3, 1) and c.grad.ravel().tolist() == [0.0, 1.0, 2.0]
+    b = Tensor(np.ones((1, 5), np.float32), requires_grad=True)
+    (b * Tensor(np.ones((4, 5), np.float32))).sum().backward()  # broadcast: summed over the 4 rows
+    assert b.grad.tolist() == [[4.0] * 5]

@@ -75,11 +75,16 @@ def test_every_exercise_has_a_planted_mistake_and_its_tests_exist():
 
 def test_a_gradient_failure_reports_gradcheck_s_worst_element(tmp_path):
     module = COURSE.module("autograd")
+    (tmp_path / module.filename).write_text(reference_file(module, planted="mul_backward"))
+    [result] = check_module(module, tmp_path, "mul_backward")  # a's gradient is grad·a, not grad·b
+    assert result.status == "fail" and result.cases_passed < result.cases
+    assert "gradient of a: worst element" in result.message
+    assert "finite differences disagree with your gradient: worst mismatch at input a, element" in result.message
+    # a transposed gradient has the right size but not the right shape: the engine refuses it
     (tmp_path / module.filename).write_text(reference_file(module, planted="matmul_backward"))
     [result] = check_module(module, tmp_path, "matmul_backward")
-    assert result.status == "fail" and result.cases_passed < result.cases
-    assert "gradient of b: worst element" in result.message
-    assert "finite differences disagree with your gradient: worst mismatch at input b, element" in result.message
+    assert result.status == "fail"
+    assert "matmul: backward returned a gradient of shape (5, 4) for an input of shape (4, 5)" in result.message
 
 
 def test_the_library_is_unchanged_in_the_same_process_after_a_failing_check(tmp_path):

@@ -269,17 +269,29 @@ class Function:
         return f"<{type(self).__name__.removesuffix('Function')}Backward>"
 
 
-def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op: str = "op") -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``.
+
+    A gradient that broadcasting cannot explain is a bug in the op's backward, so it is refused
+    rather than reshaped into place (a transposed (5, 4) gradient of a (4, 5) input has the
+    right number of elements and would otherwise train on wrong values without a word). Only
+    size-1 axes may differ: ``()`` for ``(1,)``, ``(3,)`` for ``(3, 1)``.
+    """
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad.reshape(shape)
+    if grad.ndim == len(shape):
+        stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if stretched:
+            grad = grad.sum(axis=stretched, keepdims=True)
+        if grad.shape == shape:
+            return grad
+    if tuple(n for n in grad.shape if n != 1) == tuple(n for n in shape if n != 1):
+        return grad.reshape(shape)
+    raise RuntimeError(f"{op}: backward returned a gradient of shape {grad.shape} for an input of "
+                       f"shape {shape} (after summing the broadcast axes)")
 
 
 _FREED_GRAPH = (
@@ -338,7 +350,7 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
         for parent, needs, pg in zip(ctx.parents, ctx.needs_input_grad, input_grads):
             if not needs or pg is None:
                 continue
-            pg = _unbroadcast(pg, parent.data.shape)
+            pg = _unbroadcast(pg, parent.data.shape, ctx.op)
             if pg.dtype != parent.data.dtype:
                 pg = pg.astype(parent.data.dtype, copy=False)
             key = id(parent)
