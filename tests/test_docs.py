@@ -4,14 +4,19 @@ code they come from.
 
 - Every page's ```python blocks are executed in order, as one script, with
   TINYTORCH_DOCS_QUICK=1 (the tutorials' small settings), exactly as the docs build does through
-  docs/hooks/tinytorch_docs.py; a tutorial must also write the figures it shows.
-- One session-scoped `mkdocs build --strict` into a temporary folder serves all the site tests.
+  docs/hooks/tinytorch_docs.py. The tutorials are run by the site build itself (a failing one, or
+  one that does not write the figures it shows, fails it), so `test_page_code_runs` runs the
+  other pages' code and the site tests check the tutorials' figures and outputs.
+- One `mkdocs build --strict` serves all the site tests: the one `.ci/run` has just made (it
+  names its folder in TINYTORCH_DOCS_BUILD), or else a session-scoped build into a temporary
+  folder. Either way the tutorials run once per CI run, not once per build plus once per test.
 - The docstrings of every package (core, vision, language, perf, tito) are parsed with griffe's
   warnings on; the site's config turns off only the missing-type warning (much code is untyped).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import importlib
 import importlib.util
@@ -77,6 +82,10 @@ def missing_data(code: str) -> list[str]:
 def pages_with_code() -> list[Path]:
     pages = sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)
     return [p for p in pages if hooks.python_blocks(p.read_text(encoding="utf-8"))]
+
+
+def tutorial_pages() -> list[Path]:
+    return sorted((DOCS / hooks.TUTORIALS).glob("*.md"))
 
 
 def skip_reason(page: Path) -> str | None:
@@ -231,9 +240,11 @@ def test_cli_reference_walks_every_plugin_command():
 
 
 @pytest.mark.parametrize(
-    "page", pages_with_code(), ids=lambda p: str(p.relative_to(DOCS))
+    "page", [p for p in pages_with_code() if p not in tutorial_pages()],
+    ids=lambda p: str(p.relative_to(DOCS))
 )
 def test_page_code_runs(page: Path, tmp_path: Path):
+    """The code of every page that is not a tutorial (the site build runs those: see `site`)."""
     reason = skip_reason(page)
     if reason:
         pytest.skip(reason)
@@ -261,11 +272,32 @@ def test_every_tutorial_has_code_figures_and_the_quick_switch():
 # ------------------------------------------------------------------------------ the built site
 
 
+#: .ci/run builds the site (strictly, as `site` below does) into $TINYTORCH_DOCS_BUILD/site with
+#: its log in $TINYTORCH_DOCS_BUILD/build.log, and hands the folder to pytest: one build per CI run.
+BUILT_ENV = "TINYTORCH_DOCS_BUILD"
+
+
+def _check_build_log(log: str) -> None:
+    # --strict fails on mkdocs' own warnings; this also catches a plugin's (griffe's) WARNING lines
+    assert "WARNING" not in log, log
+    for page in tutorial_pages():  # the build ran every tutorial (and failed on any failure)
+        assert f"ran tutorials/{page.name} in " in log, f"the build did not run {page.name}:\n{log[-3000:]}"
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """`mkdocs build --strict` once per session; returns the site folder."""
+    """The folder of a `mkdocs build --strict`: the one .ci/run made (``$TINYTORCH_DOCS_BUILD``),
+    or else one built here once per session. The build runs every tutorial with
+    TINYTORCH_DOCS_QUICK=1 and fails when one fails or does not write a figure it shows."""
+    built = os.environ.get(BUILT_ENV)
+    if built:
+        folder = Path(built)
+        assert (folder / "site" / "index.html").is_file() and (folder / "build.log").is_file(), (
+            f"{BUILT_ENV}={built} has no site/index.html and build.log of a mkdocs build")
+        _check_build_log((folder / "build.log").read_text(encoding="utf-8"))
+        return folder / "site"
     # The build runs every tutorial; one whose data set is not downloaded cannot run.
-    for page in sorted((DOCS / "tutorials").glob("*.md")):
+    for page in tutorial_pages():
         reason = skip_reason(page)
         if reason:
             pytest.skip(f"the site build runs {page.relative_to(DOCS)}, which cannot run here: {reason}")
@@ -283,7 +315,7 @@ def site(tmp_path_factory) -> Path:
             pytest.skip(f"tinytorch-{'/'.join(missing)} not importable yet, so the tutorials "
                         f"that use them cannot run in the build:\n{log[-3000:]}")
         pytest.fail(f"mkdocs build --strict failed:\n{log[-8000:]}")
-    assert "WARNING" not in log, log
+    _check_build_log(log)
     return out
 
 
@@ -524,10 +556,32 @@ INHERITED_DOCS = {"forward", "backward", "extra_repr", "get_lr", "on_train_begin
                   "to_dict", "state_dict", "load_state_dict", "__init__", "__call__"}
 
 
-def _public_objects(package: str):
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@functools.lru_cache(maxsize=None)
+def _griffe_tree(package: str):
+    """griffe's static tree of ``package`` and the warnings logged while loading it: loaded once
+    for the three docstring tests of each package (a load takes seconds)."""
     import griffe
 
-    root = griffe.load(package, search_paths=SRC, allow_inspection=False)
+    handler, root_logger = _Records(), logging.getLogger()
+    root_logger.addHandler(handler)
+    try:
+        root = griffe.load(package, search_paths=SRC, allow_inspection=False)
+    finally:
+        root_logger.removeHandler(handler)
+    return root, tuple(r.getMessage() for r in handler.records)
+
+
+def _public_objects(package: str):
+    root, _ = _griffe_tree(package)
 
     def walk(obj):
         for name, member in obj.members.items():
@@ -558,9 +612,7 @@ def test_public_api_has_docstrings(package):
 @pytest.mark.parametrize("package", DOCUMENTED)
 def test_exported_api_has_examples(package):
     """Every class and function a package exports (its ``__all__``) shows an example."""
-    import griffe
-
-    root = griffe.load(package, search_paths=SRC, allow_inspection=False)
+    root, _ = _griffe_tree(package)
     modules = [root] + [m for m in root.modules.values() if not m.name.startswith("_")]
     missing = []
     for module in modules:
@@ -587,7 +639,8 @@ def test_docstrings_parse_without_warnings(package, caplog):
         for obj in _public_objects(package):
             if obj.docstring:
                 obj.docstring.parse(Parser.google, warn_missing_types=False)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [*_griffe_tree(package)[1],  # loading's own, whichever test loaded it first
+                *(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)]
     assert not warnings, "\n".join(warnings)
 
 
