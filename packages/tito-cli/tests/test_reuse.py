@@ -491,25 +491,32 @@ def test_unreadable_distribution_is_a_clear_error(tmp_path):
 # --- the installed workspace ---------------------------------------------------------------
 
 
-def test_installed_core_and_cli_have_no_edge_errors():
+@pytest.fixture(scope="module")
+def installed():
+    """The installed TinyTorch distributions, each analysed once (indexing core's source is the
+    slow part) for the three tests below."""
     sources, unreadable = distfiles.installed_sources()
+    return sources, unreadable, {report.name: report for report in analyze(sources)}
+
+
+def test_installed_core_and_cli_have_no_edge_errors(installed):
+    sources, unreadable, reports = installed
     assert unreadable == {}
     assert {"tinytorch-core", "tito-cli"} <= set(sources)
     assert sources["tito-cli"].roots == {"tito"}
     assert sources["tinytorch-core"].roots == {"tinytorch.core"}
-    reports = analyze(sources, only=["tinytorch-core", "tito-cli"])
-    for report in reports:
+    for report in (reports["tinytorch-core"], reports["tito-cli"]):
         assert report.problems == [], [str(p) for p in report.problems]
         assert report.edges == [], report.name  # neither imports another TinyTorch package
         assert report.files > 0 and report.own_lines > 0
 
 
-def test_installed_domain_packages_measure_against_installed_core():
-    sources, _ = distfiles.installed_sources()
+def test_installed_domain_packages_measure_against_installed_core(installed):
+    sources, _, reports = installed
     domains = [n for n in sources if role_of(n) == "domain"]
     if not domains:
         pytest.skip("no domain package installed")
-    for report in analyze(sources, only=domains):
+    for report in (reports[name] for name in domains):
         if report.own_lines == 0:
             continue  # a package still being written has nothing to measure
         assert report.code is not None and 0.0 <= report.code.share <= 1.0
@@ -612,11 +619,11 @@ def test_reuse_on_the_installed_workspace_as_a_subprocess():
     assert all(p["problems"] == [] and p["edges"] == [] for p in doc["packages"])
 
 
-def test_the_course_is_held_to_the_graph_without_a_code_share():
-    sources, _ = distfiles.installed_sources()
+def test_the_course_is_held_to_the_graph_without_a_code_share(installed):
+    sources, _, reports = installed
     if "tinytorch-learn" not in sources:
         pytest.skip("tinytorch-learn is not installed")
-    [report] = analyze(sources, only=["tinytorch-learn"])
+    report = reports["tinytorch-learn"]
     assert report.role == "course" and report.code is None and report.problems == []
     assert {e.target for e in report.edges} <= {"tinytorch-core", "tinytorch-vision", "tinytorch-language",
                                                 "tinytorch-perf"}
