@@ -55,8 +55,8 @@ def outputs(nb, mime: str) -> list:
 
 # Run in every test run (about 6 s on 2 quiet cores): the roofline notebook, whose figure shows
 # inline. The others take 10-60 s each with the quick settings; their code already runs as a
-# script in test_docs.py and in the docs build, and test_notebook_is_the_page checks their cells:
-# TINYTORCH_NOTEBOOKS=all runs them as notebooks too.
+# script in the docs build (.ci/run's, or test_docs.py's `site` fixture), and
+# test_notebook_is_the_page checks their cells: TINYTORCH_NOTEBOOKS=all runs them as notebooks too.
 ALWAYS = {"roofline"}
 
 
@@ -64,7 +64,7 @@ ALWAYS = {"roofline"}
 def test_tutorial_notebook_runs_top_to_bottom(page, tmp_path):
     pytest.importorskip("nbclient")
     if page.stem not in ALWAYS and os.environ.get("TINYTORCH_NOTEBOOKS") != "all":
-        pytest.skip(f"{page.name} runs as a script in test_docs.py; TINYTORCH_NOTEBOOKS=all runs it as a notebook")
+        pytest.skip(f"{page.name} runs as a script in the docs build; TINYTORCH_NOTEBOOKS=all runs it as a notebook")
     reason = docs_tests.skip_reason(page)
     if reason:
         pytest.skip(reason)
