@@ -565,7 +565,7 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _griffe_tree(package: str):
     """griffe's static tree of ``package`` and the warnings logged while loading it: loaded once
     for the three docstring tests of each package (a load takes seconds)."""

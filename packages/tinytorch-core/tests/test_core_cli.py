@@ -1,8 +1,7 @@
-"""`tito core`: through click's CliRunner on the real tito group, and once as a subprocess."""
+"""`tito core`: through click's CliRunner on the real tito group. `python -m tito core demo` runs
+as a subprocess in test_progress.py (its output to a file, with and without --no-progress)."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 from click.testing import CliRunner
@@ -40,13 +39,6 @@ def test_core_demo_json():
     result = CliRunner().invoke(cli, ["core", "demo", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["train_accuracy"] >= 0.95
-
-
-def test_core_demo_as_subprocess():
-    proc = subprocess.run([sys.executable, "-m", "tito", "core", "demo", "--epochs", "40"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "train accuracy" in proc.stdout
 
 
 def test_core_demo_bad_option_is_usage_error():
