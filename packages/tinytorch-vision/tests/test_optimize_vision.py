@@ -96,6 +96,18 @@ def test_optimize_cli_writes_a_smaller_checkpoint_that_loads_and_benchmarks(chec
     assert again.exit_code == 0, again.output
 
 
+def test_optimize_measures_accuracy_on_accuracy_limit_samples(checkpoint, tmp_path):
+    """The Python API's ``accuracy_limit`` reaches the benchmark (it measured the whole test set)."""
+    from tinytorch.perf.benchmark import BenchmarkSettings
+    from tinytorch.perf.optimize import optimize
+
+    settings = BenchmarkSettings(batch_size=8, min_queries=4, min_duration_s=0.0, warmup_queries=0)
+    result = optimize(str(checkpoint), str(tmp_path / "opt.safetensors"), "int8", settings=settings,
+                      accuracy_limit=7, layer_repeats=1)
+    assert result.before.accuracy["samples"] == result.after.accuracy["samples"] == 7
+    assert settings.accuracy_limit is None  # the caller's settings are left as they were
+
+
 def test_optimize_cli_errors_are_one_line(checkpoint, tmp_path):
     def run(*args):
         return CliRunner().invoke(cli, ["performance", "optimize", *args])

@@ -370,7 +370,8 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
         prune: the fraction of weights to prune, or None.
         finetune_steps: fine-tuning steps after pruning (0: none).
         settings: `BenchmarkSettings` of both runs.
-        accuracy_limit: measure accuracy on the first N held-out samples (None: all).
+        accuracy_limit: measure accuracy on the first N held-out samples (None: as ``settings``
+            say, by default all of them).
         layer_repeats: timings per layer.
         calibration_samples: training samples for ``"w8a8"``'s calibration.
         echo: called with a line before each step.
@@ -391,6 +392,8 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     if prune is not None and not 0 < prune < 1:
         raise ValueError(f"--prune must be a fraction in (0, 1), got {prune!r}")
     settings = settings or BenchmarkSettings()
+    if accuracy_limit is not None:  # the benchmark measures accuracy as its settings say
+        settings = replace(settings, accuracy_limit=accuracy_limit)
     target = load_target(checkpoint, accuracy_limit)
     if target.save is None:
         raise ValueError(f"CHECKPOINT {checkpoint}: its loader cannot save an optimized model")
