@@ -486,11 +486,15 @@ class _Probe:
         return False
 
 
-def _timed(monkeypatch, loads, mode, returncode=0):
+def _timed(monkeypatch, loads, mode, returncode=0, attempts_env=None):
     from tinytorch.core import contention
 
     monkeypatch.setattr(_Probe, "loads", list(loads))
     monkeypatch.setattr(contention, "ContentionProbe", _Probe)
+    if attempts_env is None:
+        monkeypatch.delenv(hooks.TIMED_ATTEMPTS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(hooks.TIMED_ATTEMPTS_ENV, attempts_env)
     calls, sleeps = [], []
 
     def fake_run(page, workdir):
@@ -520,6 +524,19 @@ def test_timed_tutorial_contended_every_time_fails_or_is_marked(monkeypatch):
     assert note.startswith('!!! warning "Figures measured under load"') and "0.90 cores" in note
     with pytest.raises(ValueError, match="TINYTORCH_DOCS_CONTENDED must be 'fail' or 'mark'"):
         hooks.run_timed_tutorial("roofline.md", "w", mode="ignore")
+
+
+def test_a_check_build_can_take_the_first_timed_run(monkeypatch):
+    """.ci/run's build sets TINYTORCH_DOCS_TIMED_ATTEMPTS=1: one run, marked if contended."""
+    result, calls, sleeps = _timed(monkeypatch, [1.2, 0.1], "mark", attempts_env="1")
+    assert len(calls) == 1 and sleeps == [] and result.contended and result.attempts == 1
+    assert hooks.contended_note(result).startswith('!!! warning "Figures measured under load"')
+    result, calls, _ = _timed(monkeypatch, [1.2, 0.1], "mark", attempts_env="2")
+    assert len(calls) == 2 and not result.contended
+    for bad in ("0", "three", "-1"):
+        with pytest.raises(ValueError, match=f"TINYTORCH_DOCS_TIMED_ATTEMPTS must be a whole number of runs, "
+                                             f"at least 1, got '{bad}'"):
+            _timed(monkeypatch, [1.2], "mark", attempts_env=bad)
 
 
 def test_roofline_page_is_marked_as_timed():

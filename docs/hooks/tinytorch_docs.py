@@ -21,7 +21,8 @@
   build on a machine that is always busy (CI on a shared runner) sets
   ``TINYTORCH_DOCS_CONTENDED=mark``: the least contended run is kept and the page says above its
   figures that they were measured under load, so that build checks everything but the load and
-  never fails because of it; the site that is published is built without it.
+  never fails because of it; the site that is published is built without it. A check build
+  that will not wait for a quiet run also sets ``TINYTORCH_DOCS_TIMED_ATTEMPTS=1``.
 - ``` ```mermaid ``` blocks (the package graph of docs/architecture.md) are drawn at build time
   into an inline SVG with matplotlib: the site needs no JavaScript from a CDN and shows the graph
   offline.
@@ -54,6 +55,8 @@ TUTORIAL_TIMEOUT = 600.0
 TIMED_MARKER = "<!-- figures-are-timings -->"
 #: runs of a timed tutorial before the build gives up on a quiet measurement
 TIMED_ATTEMPTS = 3
+#: sets that number for one build (CI's check build: 1, no waiting for a quiet machine)
+TIMED_ATTEMPTS_ENV = "TINYTORCH_DOCS_TIMED_ATTEMPTS"
 #: seconds between two runs of a timed tutorial (a short burst of load may pass)
 TIMED_RETRY_WAIT_S = 10.0
 CONTENDED_ENV = "TINYTORCH_DOCS_CONTENDED"
@@ -254,13 +257,14 @@ def run_tutorial(page: str | Path, workdir: str | Path, quick: bool = True,
     return TutorialRun(page.name, code, time.perf_counter() - start, out, err, figures)
 
 
-def run_timed_tutorial(page: str | Path, workdir: str | Path, attempts: int = TIMED_ATTEMPTS,
+def run_timed_tutorial(page: str | Path, workdir: str | Path, attempts: int | None = None,
                        wait_s: float = TIMED_RETRY_WAIT_S, mode: str | None = None,
                        run=run_tutorial, sleep=time.sleep) -> TutorialRun:
     """Run a tutorial whose figures are timings until one run was not contended.
 
     Each run is watched by core's `ContentionProbe` (the tutorial's process counted as ours).
-    Up to ``attempts`` runs, ``wait_s`` apart. If all were contended: with ``mode`` (default
+    Up to ``attempts`` runs (default ``$TINYTORCH_DOCS_TIMED_ATTEMPTS``, else
+    ``TIMED_ATTEMPTS``), ``wait_s`` apart. If all were contended: with ``mode`` (default
     ``$TINYTORCH_DOCS_CONTENDED``) ``"mark"`` the least contended run is returned (the page then
     says its figures were measured under load), otherwise ``ContendedFigures`` is raised.
     """
@@ -269,6 +273,11 @@ def run_timed_tutorial(page: str | Path, workdir: str | Path, attempts: int = TI
     mode = os.environ.get(CONTENDED_ENV, "fail") if mode is None else mode
     if mode not in ("fail", "mark"):
         raise ValueError(f"{CONTENDED_ENV} must be 'fail' or 'mark', got {mode!r}")
+    if attempts is None:
+        text = os.environ.get(TIMED_ATTEMPTS_ENV, str(TIMED_ATTEMPTS))
+        if not (text.isascii() and text.isdigit() and int(text) >= 1):
+            raise ValueError(f"{TIMED_ATTEMPTS_ENV} must be a whole number of runs, at least 1, got {text!r}")
+        attempts = int(text)
     runs: list[TutorialRun] = []
     for attempt in range(1, attempts + 1):
         if attempt > 1:
