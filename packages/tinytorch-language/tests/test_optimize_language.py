@@ -76,3 +76,23 @@ def test_calibration_reads_training_windows_not_validation(checkpoint):
     val = target["inputs"](np.arange(target["num_samples"]))  # every validation window
     val_rows = {row.tobytes() for row in val}
     assert not any(row.tobytes() in val_rows for b in batches for row in b)
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_structured_pruning_of_heads_and_neurons_round_trips(checkpoint, tmp_path, quantize):
+    out, report = tmp_path / "small.safetensors", tmp_path / "small.json"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(checkpoint), "--quantize", quantize, "--prune",
+                                      "0.5", "--structured", "--finetune-steps", "1", *FAST, "--out", str(out),
+                                      "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "blocks.0.attn 2->1, blocks.0.mlp.fc 128->64" in result.output
+    model, _, meta = load_checkpoint(out)
+    assert (model.config.layer_heads, model.config.layer_d_ff) == ([1], [64])
+    assert meta["tinytorch.language"]["format_version"] == 2
+    assert model.blocks[0].attn.qkv.out_features == 3 * 16 and model.blocks[0].mlp.proj.in_features == 64
+    data = json.loads(report.read_text())
+    assert data["flops"][1] < data["flops"][0]
+    fc = next(c for c in data["layers"] if c["name"] == "blocks.0.mlp.fc")
+    assert fc["flops"][0] == 2 * fc["flops"][1]  # half the neurons: half the multiply-adds
+    target = benchmark_target(str(out), 8)  # the file benchmarks on its own
+    assert target["evaluate"](target["model"], 8)["value"] == pytest.approx(data["after"]["accuracy"]["value"], rel=1e-9)

@@ -114,9 +114,9 @@ def test_optimize_cli_errors_are_one_line(checkpoint, tmp_path):
 
     same = run(str(checkpoint), "--quantize", "int8", "--out", str(checkpoint))
     assert same.exit_code != 0 and "Traceback" not in same.output and "--out" in same.output
-    structured = run(str(checkpoint), "--quantize", "int8", "--prune", "0.5", "--structured",
-                     "--out", str(tmp_path / "s.safetensors"))
-    assert structured.exit_code != 0 and "--structured" in structured.output
+    structured = run(str(checkpoint), "--quantize", "int8", "--structured", "--out", str(tmp_path / "s.safetensors"))
+    assert structured.exit_code != 0 and "--structured needs --prune" in structured.output
+    assert len(structured.output.strip().splitlines()) == 1
     missing = run(str(tmp_path / "nope.safetensors"), "--quantize", "int8", "--out", str(tmp_path / "o.safetensors"))
     assert missing.exit_code != 0 and "no such file" in missing.output
     assert len(missing.output.strip().splitlines()) == 1
@@ -132,3 +132,36 @@ def test_pruning_masks_hold_through_fine_tuning(checkpoint, tmp_path):
     weights = [m.weight.data for m in model.modules() if type(m).__name__ in ("Conv2d", "Linear")]
     zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights)
     assert 0.5 <= zeros < 0.51  # exactly the pruned half, still exactly zero
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_structured_pruning_writes_a_smaller_model_its_loader_rebuilds(checkpoint, tmp_path, quantize):
+    from tinytorch.core import nn
+    from tinytorch.perf.flops import FLOPsCounter
+    from tinytorch.vision import SmallCNN
+
+    out, report = tmp_path / "small.safetensors", tmp_path / "small.json"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(checkpoint), "--quantize", quantize,
+                                      "--prune", "0.5", "--structured", "--finetune-steps", "1", *FAST,
+                                      "--out", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "features.0 32->16" in result.output
+    data = json.loads(report.read_text())
+    assert [(g["group"], g["after"]) for g in data["done"]["shrunk"]] == [
+        ("features.0", 16), ("features.4", 32), ("classifier.1", 64)]
+    model, info = load_trained_model(out)
+    assert (model.widths, model.hidden, info["model"]["widths"]) == ((16, 32), 64, [16, 32])
+    assert model.num_parameters() < load_trained_model(checkpoint)[0].num_parameters() / 3
+    # FLOPs after: the tracer's count of a SmallCNN built at the shrunk size (quantized layers
+    # keep their multiply-adds)
+    x = Tensor(np.zeros((8, 1, 28, 28), dtype=np.float32))
+    with no_grad():
+        fresh = FLOPsCounter().trace(SmallCNN((1, 28, 28), widths=(16, 32), hidden=64).eval(), x).forward.flops
+    assert data["flops"][1] == fresh < data["flops"][0] / 2
+    ratio = _ratio(result.output, "model tensors on disk")
+    assert ratio == pytest.approx(data["after"]["model"]["disk_model_bytes"] / data["before"]["model"]["disk_model_bytes"],
+                                  abs=6e-4)
+    assert ratio < (0.3 if quantize == "none" else 0.1)
+    conv2 = next(c for c in data["layers"] if c["name"] == "features.4")
+    assert conv2["flops"][0] == 4 * conv2["flops"][1] and conv2["verdict"]["predicted"] > 1
+    assert isinstance(model.features[0], nn.Module)

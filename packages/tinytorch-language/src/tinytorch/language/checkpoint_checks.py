@@ -50,7 +50,7 @@ def expected_state_shapes(config: GPTConfig | Mapping[str, Any]) -> dict[str, tu
     (3, 4)
     """
     cfg = _config(config)
-    d, ff = cfg.d_model, cfg.d_ff if cfg.d_ff is not None else 4 * cfg.d_model
+    d = cfg.d_model
     shapes: dict[str, tuple[int, ...]] = {"wte.weight": (cfg.vocab_size, d)}
     if cfg.positional == "learned":
         shapes["wpe.weight"] = (cfg.max_seq_len, d)
@@ -62,9 +62,11 @@ def expected_state_shapes(config: GPTConfig | Mapping[str, Any]) -> dict[str, tu
 
     for i in range(cfg.num_layers):
         block = f"blocks.{i}"
+        heads, ff = cfg.block_sizes(i)  # fewer than num_heads and 4·d after structured pruning
+        width = heads * cfg.head_size
         add(f"{block}.ln1", d, None)
-        add(f"{block}.attn.qkv", 3 * d, d)
-        add(f"{block}.attn.proj", d, d)
+        add(f"{block}.attn.qkv", 3 * width, d)
+        add(f"{block}.attn.proj", d, width)
         add(f"{block}.ln2", d, None)
         add(f"{block}.mlp.fc", ff, d)
         add(f"{block}.mlp.proj", d, ff)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -69,8 +69,13 @@ class GPTConfig:
         embd_pdrop: dropout after the embeddings; None for ``dropout``.
         attn_pdrop: dropout on the attention weights; None for ``dropout``.
         resid_pdrop: dropout on the residual branches; None for ``dropout``.
+        layer_heads: the heads each block has, when structured pruning (``prune.shrink``) left
+            blocks with fewer than ``num_heads``; None for ``num_heads`` in every block. A head
+            keeps its size hs = d_model / num_heads.
+        layer_d_ff: the MLP hidden size of each block, when pruning shrank them; None for
+            ``d_ff`` (4·d_model) in every block.
 
-    A dict stored by an older TinyTorch (without the last five keys) gives the model it described.
+    A dict stored by an older TinyTorch (without the last seven keys) gives the model it described.
 
     >>> cfg = GPTConfig(d_model=64, num_heads=4)
     >>> GPTConfig.from_dict(cfg.to_dict()) == cfg, cfg.max_seq_len
@@ -92,6 +97,8 @@ class GPTConfig:
     embd_pdrop: float | None = None  # None: dropout
     attn_pdrop: float | None = None
     resid_pdrop: float | None = None
+    layer_heads: list[int] | None = None  # None: num_heads in every block
+    layer_d_ff: list[int] | None = None  # None: d_ff in every block
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "num_heads", "num_layers", "max_seq_len"):
@@ -113,6 +120,35 @@ class GPTConfig:
         for name in ("bias", "tie_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TinyGPT: {name} must be True or False, got {getattr(self, name)!r}")
+        for name, most in (("layer_heads", self.num_heads), ("layer_d_ff", None)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if (not isinstance(value, (list, tuple)) or len(value) != self.num_layers
+                    or not all(is_int(n) and 1 <= n <= (most or n) for n in value)):
+                limit = f"in [1, num_heads={most}]" if most else ">= 1"
+                raise ValueError(f"TinyGPT: {name} must be None or {self.num_layers} integers (one per block) "
+                                 f"{limit}, got {value!r}")
+            setattr(self, name, [int(n) for n in value])
+
+    @property
+    def head_size(self) -> int:
+        """hs = d_model / num_heads, the size of every head (pruned blocks keep it)."""
+        return self.d_model // self.num_heads
+
+    @property
+    def full_d_ff(self) -> int:
+        """The MLP hidden size of an unpruned block: ``d_ff``, or 4·d_model when it is None."""
+        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+    def block_sizes(self, i: int) -> tuple[int, int]:
+        """(heads, MLP hidden size) of block ``i``.
+
+        >>> GPTConfig(d_model=16, num_heads=4, num_layers=2, layer_heads=[4, 2]).block_sizes(1)
+        (2, 64)
+        """
+        heads = self.num_heads if self.layer_heads is None else self.layer_heads[i]
+        return heads, self.full_d_ff if self.layer_d_ff is None else self.layer_d_ff[i]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,6 +263,8 @@ class MultiHeadAttention(nn.Module):
         causal: each position attends only to itself and earlier positions.
         bias: biases in the QKV and output projections.
         resid_dropout: dropout on the output (GPT-2's ``resid_pdrop``); None for ``dropout``.
+        head_size: hs; None for C / nh. A block that structured pruning left with fewer heads
+            keeps its heads' size: its qkv is (3·nh·hs, C) and its proj (C, nh·hs).
 
     Shape: (B, T, C) -> (B, T, C). ``forward(x, kv_cache, attention_mask)``: with a
     :class:`KVCache` (under ``no_grad()``) the T tokens of ``x`` follow the cached ones and see
@@ -243,18 +281,22 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, causal: bool = True,
-                 bias: bool = True, resid_dropout: float | None = None):
+                 bias: bool = True, resid_dropout: float | None = None, head_size: int | None = None):
         super().__init__()
         check_int("MultiHeadAttention", "num_heads", num_heads, minimum=1)
         check_int("MultiHeadAttention", "d_model", d_model, minimum=1)
-        if d_model % num_heads:
-            raise ValueError(f"MultiHeadAttention: d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        if head_size is None:
+            if d_model % num_heads:
+                raise ValueError(f"MultiHeadAttention: d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+            head_size = d_model // num_heads
+        check_int("MultiHeadAttention", "head_size", head_size, minimum=1)
         if not (is_real(dropout) and 0 <= dropout < 1):
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout!r}")
-        self.d_model, self.num_heads, self.head_size = d_model, num_heads, d_model // num_heads
+        self.d_model, self.num_heads, self.head_size = d_model, num_heads, head_size
         self.causal, self.dropout_p = causal, dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # q|k|v of every head in one matmul
-        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        width = num_heads * head_size  # C, unless pruning removed heads
+        self.qkv = nn.Linear(d_model, 3 * width, bias=bias)  # q|k|v of every head in one matmul
+        self.proj = nn.Linear(width, d_model, bias=bias)
         self.resid_dropout = nn.Dropout(dropout if resid_dropout is None else resid_dropout)
 
     def forward(self, x: Tensor, kv_cache: KVCache | None = None, attention_mask: Any = None,
@@ -333,6 +375,7 @@ class TransformerBlock(nn.Module):
         attn_dropout: dropout on the attention weights; None for ``dropout``.
         activation: the MLP's activation (see `MLP`).
         eps: the LayerNorms' epsilon.
+        head_size: each head's size; None for C / num_heads (see `MultiHeadAttention`).
 
     >>> block = TransformerBlock(d_model=16, num_heads=4)
     >>> block(Tensor(np.zeros((2, 5, 16), dtype=np.float32))).shape
@@ -341,11 +384,11 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int | None = None, dropout: float = 0.0,
                  causal: bool = True, bias: bool = True, *, attn_dropout: float | None = None,
-                 activation: str = "gelu_new", eps: float = 1e-5):
+                 activation: str = "gelu_new", eps: float = 1e-5, head_size: int | None = None):
         super().__init__()
         self.ln1 = nn.LayerNorm(d_model, eps=eps, bias=bias)
         self.attn = MultiHeadAttention(d_model, num_heads, dropout=dropout if attn_dropout is None else attn_dropout,
-                                       causal=causal, bias=bias, resid_dropout=dropout)
+                                       causal=causal, bias=bias, resid_dropout=dropout, head_size=head_size)
         self.ln2 = nn.LayerNorm(d_model, eps=eps, bias=bias)
         self.mlp = MLP(d_model, 4 * d_model if d_ff is None else d_ff, dropout=dropout, bias=bias,
                        activation=activation)
@@ -379,6 +422,8 @@ class TinyGPT(nn.Module):
         embd_pdrop: dropout after the embeddings (None: ``dropout``).
         attn_pdrop: dropout on the attention weights (None: ``dropout``).
         resid_pdrop: dropout on the residual branches (None: ``dropout``).
+        layer_heads: heads of each block after structured pruning (None: ``num_heads`` each).
+        layer_d_ff: MLP hidden size of each block after structured pruning (None: ``d_ff`` each).
         init_weights: draw GPT-2's initial weights; False leaves them uninitialised
             (``np.empty``, never touched), for a loader that replaces every array (as
             `from_pretrained`).
@@ -411,11 +456,12 @@ class TinyGPT(nn.Module):
                  bias: bool = True, positional: str = "learned", tie_weights: bool = True,
                  d_ff: int | None = None, activation: str = "gelu_new", layer_norm_eps: float = 1e-5,
                  embd_pdrop: float | None = None, attn_pdrop: float | None = None,
-                 resid_pdrop: float | None = None, init_weights: bool = True):
+                 resid_pdrop: float | None = None, layer_heads: list[int] | None = None,
+                 layer_d_ff: list[int] | None = None, init_weights: bool = True):
         super().__init__()
-        cfg = self.config = GPTConfig(vocab_size, d_model, num_heads, num_layers, max_seq_len, dropout, bias,
-                                      positional, tie_weights, d_ff, activation, layer_norm_eps, embd_pdrop,
-                                      attn_pdrop, resid_pdrop)
+        cfg = self._config = GPTConfig(vocab_size, d_model, num_heads, num_layers, max_seq_len, dropout, bias,
+                                       positional, tie_weights, d_ff, activation, layer_norm_eps, embd_pdrop,
+                                       attn_pdrop, resid_pdrop, layer_heads, layer_d_ff)
         with contextlib.nullcontext() if init_weights else init.no_init():
             self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)  # token embedding
             if cfg.positional == "learned":
@@ -424,16 +470,36 @@ class TinyGPT(nn.Module):
                 self.wpe = SinusoidalEmbedding(cfg.max_seq_len, cfg.d_model)
             self.drop = nn.Dropout(cfg.site_dropout("embd"))
             self.blocks = nn.ModuleList([
-                TransformerBlock(cfg.d_model, cfg.num_heads, cfg.d_ff, cfg.site_dropout("resid"), bias=cfg.bias,
+                TransformerBlock(cfg.d_model, heads, d_ff, cfg.site_dropout("resid"), bias=cfg.bias,
                                  attn_dropout=cfg.site_dropout("attn"), activation=cfg.activation,
-                                 eps=cfg.layer_norm_eps)
-                for _ in range(cfg.num_layers)])
+                                 eps=cfg.layer_norm_eps, head_size=cfg.head_size)
+                for heads, d_ff in map(cfg.block_sizes, range(cfg.num_layers))])
             self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight  # https://paperswithcode.com/method/weight-tying
         if init_weights:
             self._init_weights()
+
+    @property
+    def config(self) -> GPTConfig:
+        """The hyper-parameters, with each block's heads and MLP size as the layers have them now:
+        after structured pruning (``prune.shrink``) ``layer_heads`` / ``layer_d_ff`` list them,
+        so a saved checkpoint rebuilds the pruned model (`from_config`).
+
+        >>> from tinytorch.core.nn.utils import prune
+        >>> model = TinyGPT(vocab_size=10, d_model=16, num_heads=4, num_layers=2, max_seq_len=8)
+        >>> _ = prune.shrink(model, np.zeros((1, 4), dtype=np.int64), amount=0.5)
+        >>> model.config.layer_heads, model.config.layer_d_ff
+        ([2, 2], [32, 32])
+        """
+        cfg = self._config
+        sizes = [(block.attn.num_heads, block.mlp.fc.out_features) for block in self.blocks]
+        if sizes != [cfg.block_sizes(i) for i in range(cfg.num_layers)]:
+            heads, d_ff = ([size[k] for size in sizes] for k in (0, 1))
+            cfg = self._config = replace(cfg, layer_heads=None if set(heads) == {cfg.num_heads} else heads,
+                                         layer_d_ff=None if set(d_ff) == {cfg.full_d_ff} else d_ff)
+        return cfg
 
     def _init_weights(self) -> None:
         """GPT-2's init: N(0, 0.02) weights, zero biases, residual projections scaled by 1/√(2L)."""

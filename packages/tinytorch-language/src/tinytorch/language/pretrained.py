@@ -186,7 +186,8 @@ def config_to_hf(config: GPTConfig) -> dict[str, Any]:
         A ``GPT2Config`` dict for ``GPT2LMHeadModel``.
 
     Raises:
-        ValueError: the config has sinusoidal positions or no biases (GPT-2 cannot express them).
+        ValueError: the config has sinusoidal positions, no biases or per-block sizes (a
+            structurally pruned model): GPT-2's config cannot express them.
 
     >>> config_to_hf(GPTConfig(d_model=64, num_heads=4))["n_embd"]
     64
@@ -195,6 +196,12 @@ def config_to_hf(config: GPTConfig) -> dict[str, Any]:
         raise ValueError(
             "save_pretrained: GPT-2's layout needs positional='learned' and bias=True, got "
             f"positional={config.positional!r}, bias={config.bias}"
+        )
+    if config.layer_heads is not None or config.layer_d_ff is not None:
+        raise ValueError(
+            "save_pretrained: GPT-2's layout has the same heads and MLP size in every block; this model "
+            f"was structurally pruned (heads per block {config.layer_heads}, MLP sizes {config.layer_d_ff}): "
+            "save it with tinytorch.language.training.save_model instead"
         )
     hf = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
           "vocab_size": config.vocab_size, "n_positions": config.max_seq_len, "n_embd": config.d_model,

@@ -53,7 +53,12 @@ from .tokenizers import Tokenizer, TokenizerError
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's document separator, the start of its generations
 
 CHECKPOINT_KEY = "tinytorch.language"
-CHECKPOINT_VERSION = 1
+#: The newest checkpoint format. 2: the model config may list per-block sizes (``layer_heads``,
+#: ``layer_d_ff``: a structurally pruned TinyGPT); 1: every block the same. A file is written in
+#: the oldest format that holds it, so a model that was not pruned stays readable by format-1
+#: readers.
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # The run settings a checkpoint records; --resume continues with them.
 RUN_SETTINGS = ("batch_size", "seq_len", "lr", "warmup", "warmup_fraction", "val_fraction", "seed")
@@ -397,8 +402,10 @@ class LanguageModelTrainer:
 
 
 def _language_metadata(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {CHECKPOINT_KEY: {"format_version": CHECKPOINT_VERSION, "model": type(model).__name__,
-                             "config": model.config.to_dict(), "tokenizer": tokenizer.to_dict(),
+    config = model.config
+    version = 1 if config.layer_heads is None and config.layer_d_ff is None else 2
+    return {CHECKPOINT_KEY: {"format_version": version, "model": type(model).__name__,
+                             "config": config.to_dict(), "tokenizer": tokenizer.to_dict(),
                              "train": dict(train or {})}}
 
 
@@ -454,11 +461,15 @@ def _language_meta(path: Any, metadata: dict[str, Any]) -> dict[str, Any]:
             f"(kind: {kind}); train one with `tito language train` or LanguageModelTrainer.save_checkpoint"
         )
     version = lang.get("format_version")
-    if version != CHECKPOINT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ValueError(
             f"{path} is a tinytorch-language checkpoint of format version {version!r}; this "
-            f"version reads format {CHECKPOINT_VERSION}"
+            f"version reads formats {', '.join(map(str, READABLE_VERSIONS))}"
         )
+    config = lang.get("config")
+    if version == 1 and isinstance(config, dict) and (config.get("layer_heads") or config.get("layer_d_ff")):
+        raise ValueError(f"{path}: a format-1 checkpoint cannot hold per-block sizes (layer_heads, layer_d_ff); "
+                         "the file is inconsistent")
     if lang.get("model") != "TinyGPT":
         raise ValueError(f"{path} holds a {lang.get('model')!r} model, expected 'TinyGPT'")
     return lang

@@ -594,9 +594,10 @@ def compare_runs(reports, as_json) -> None:
               help="int8: int8 weights (weight-only Linear, dynamic W8A8 convolutions); int4: Q4_0 "
               "weight-only Linear; w8a8: static int8 weights and activations, calibrated; none.")
 @click.option("--prune", type=FiniteFloat(min=0, max=1), help="Global magnitude pruning: this fraction "
-              "of the Linear/conv weights set to zero (before quantizing).")
-@click.option("--structured", is_flag=True, help="Remove whole channels/neurons instead (not available "
-              "yet: refused).")
+              "of the Linear/conv weights set to zero (before quantizing); with --structured, this fraction of "
+              "each layer's channels/neurons/heads removed.")
+@click.option("--structured", is_flag=True, help="With --prune: remove that share of whole channels, "
+              "neurons and attention heads instead (a smaller, faster model; its file records the new sizes).")
 @click.option("--finetune-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="Optimizer steps of fine-tuning on the training data after pruning (masks held).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
@@ -629,15 +630,14 @@ def optimize(checkpoint, quantize, prune, structured, finetune_steps, out_path, 
     from .optimize import optimize as run
 
     check_outputs({"--out": out_path, "--report": report_path}, {"CHECKPOINT": checkpoint})
-    if structured:
-        raise ValueError("--structured: saving a model whose channels were removed is not supported yet "
-                         "(its loader rebuilds the architecture from the training config); use --prune alone")
+    if structured and prune is None:
+        raise ValueError("--structured needs --prune FRACTION (the share of channels, neurons and heads to remove)")
     settings = BenchmarkSettings(batch_size=batch_size, min_queries=min_queries, min_duration_s=min_duration,
                                  warmup_queries=3, performance_sample_count=max(batch_size, 256),
                                  accuracy_limit=limit, threads=threads)
     console = _console()
     result = run(checkpoint, out_path, quantize, prune, finetune_steps, settings, limit, layer_repeats,
-                 echo=lambda s: console.print(s, style="dim"))
+                 echo=lambda s: console.print(s, style="dim"), structured=structured)
     if report_path:
         from tinytorch.core.io import write_atomic
 

@@ -1,11 +1,14 @@
 """Profile → optimize → benchmark in one call: prune, fine-tune, quantize, save, and compare.
 
 `optimize` takes a `BenchmarkTarget` (what ``tinytorch.benchmarks`` loaders return; perf never
-imports vision or language), benchmarks it, applies global magnitude pruning (optionally
-followed by fine-tuning through the target's ``finetune``, the masks held) and quantization
-through core's one entry point ``quantize_``, writes the result with the target's ``save`` and
-benchmarks the saved file's model the same way. Every figure it reports is one of the two
-`BenchmarkReport` s or a measurement of the two models' layers.
+imports vision or language), benchmarks it, prunes it -- global magnitude pruning (zeros in the
+weights, masks held through fine-tuning) or, with ``structured``, core's ``prune.shrink``, which
+removes whole channels, neurons and attention heads so the model is smaller and faster --
+optionally fine-tunes it through the target's ``finetune`` (the loader's recipe), quantizes it
+through core's one entry point ``quantize_``, writes the result with the target's ``save`` (a
+shrunk model's file records its layer sizes, so the loader rebuilds it) and benchmarks the saved
+file's model the same way. Every figure it reports is one of the two `BenchmarkReport` s or a
+measurement of the two models' layers.
 
 The per-layer part puts each layer of both models on the roofline: FLOPs and compulsory bytes
 from the FLOP tracer (a quantized layer does the same multiply-adds as its float one, in
@@ -27,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["QUANTIZE_CHOICES", "LayerChange", "OptimizeResult", "roofline_verdict", "apply_optimizations",
-           "layer_measurements", "layer_changes", "optimize", "TOLERANCE"]
+__all__ = ["QUANTIZE_CHOICES", "LayerChange", "OptimizeResult", "roofline_verdict", "prune_model", "quantize_model",
+           "apply_optimizations", "layer_measurements", "layer_changes", "optimize", "TOLERANCE"]
 
 QUANTIZE_CHOICES = ("int8", "int4", "w8a8", "none")
 
@@ -94,28 +97,77 @@ def _prunable(model: Any) -> list[tuple[Any, str]]:
             and m.weight.ndim >= 2]
 
 
-def apply_optimizations(target: Any, quantize: str, prune: float | None = None, finetune_steps: int = 0,
-                        calibration_samples: int = 256, echo: Callable[[str], None] = lambda s: None) -> dict:
-    """Prune (global L1, unstructured) → fine-tune with the masks held → make the masks permanent
-    → quantize, on ``target.model`` in place. Returns what was done.
+def _check_quantize(quantize: str) -> None:
+    if quantize not in QUANTIZE_CHOICES:
+        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
+
+
+def prune_model(target: Any, prune: float | None, structured: bool = False, finetune_steps: int = 0,
+                echo: Callable[[str], None] = lambda s: None) -> dict:
+    """Prune → fine-tune ``target.model`` in place (the first half of `apply_optimizations`).
+
+    Pruning: global L1 over every Linear and convolution weight (``prune`` of them become zeros,
+    masks held through the fine-tuning, then made permanent), or with ``structured`` core's
+    ``prune.shrink``: ``prune`` of the channels, neurons and attention heads of every group
+    removed (ranked by their weights' L1 norm, times a following BatchNorm's |γ|/√(var+ε)), traced
+    on a few of the target's inputs. Fine-tuning: ``finetune_steps`` steps of the target's
+    ``finetune`` (its package's recipe). Returns what was done.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> from tinytorch.perf.benchmark import BenchmarkTarget
+    >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    >>> target = BenchmarkTarget("mlp", model, lambda idx: Tensor(np.zeros((len(idx), 64), np.float32)), 8)
+    >>> prune_model(target, 0.25, structured=True)["shrunk"]
+    [{'group': '0', 'before': 32, 'after': 24}]
+    """
+    from tinytorch.core.nn.utils import prune as P
+
+    model, done = target.model, {"prune": prune, "structured": structured, "finetune_steps": finetune_steps}
+    if structured and not prune:
+        raise ValueError("--structured needs --prune FRACTION (the share of channels, neurons and heads to remove)")
+    params = _prunable(model) if prune and not structured else []  # now: once pruned, `weight` is no Parameter
+    if params:
+        P.global_unstructured(params, P.L1Unstructured, amount=prune)
+        zeros = sum(int((m.weight.data == 0).sum()) for m, _ in params)
+        done["pruned_weights"] = f"{zeros:,} of {sum(m.weight.data.size for m, _ in params):,}"
+        echo(f"pruned {prune:.0%} of the Linear/conv weights by magnitude (global): {done['pruned_weights']} zero")
+    elif structured:
+        example = target.inputs(np.arange(min(8, target.num_samples)))
+        done["shrunk"] = P.shrink(model, example, amount=prune)
+        if not done["shrunk"]:
+            raise ValueError(f"--structured: {type(model).__name__} has no channels, neurons or heads that "
+                             "structured pruning can remove")
+        echo(f"removed {prune:.0%} of the channels/neurons/heads: " + ", ".join(
+            f"{g['group']} {g['before']}->{g['after']}" for g in done["shrunk"]))
+    if finetune_steps:
+        if target.finetune is None:
+            raise ValueError(f"--finetune-steps: the loader of {target.checkpoint} offers no fine-tuning")
+        echo(f"fine-tuning {finetune_steps} steps{' (masks held)' if params else ''}...")
+        done["finetune"] = target.finetune(model, finetune_steps)
+    for m, name in params:  # the masks become permanent zeros before quantizing and saving
+        P.remove(m, name)
+    model.eval()
+    return done
+
+
+def quantize_model(target: Any, quantize: str, calibration_samples: int = 256) -> dict:
+    """Quantize ``target.model`` in place (the second half of `apply_optimizations`).
 
     ``quantize``: ``"int8"`` int8 weights with a scale per output channel: weight-only for Linear
     layers (``Int8WeightOnlyConfig``), dynamic W8A8 for the other registered layers (convolutions,
     which have no weight-only form); ``"int4"`` Q4_0 weight-only for the Linear layers whose
     in_features is a multiple of 32 (the rest stay float32); ``"w8a8"`` static W8A8 on every
     registered layer, calibrated on ``calibration_samples`` training samples; ``"none"``.
+    Returns what was done.
 
     >>> from tinytorch.core import Tensor, nn
     >>> from tinytorch.perf.benchmark import BenchmarkTarget
     >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
     >>> target = BenchmarkTarget("mlp", model, lambda idx: Tensor(np.zeros((len(idx), 64), np.float32)), 8)
-    >>> apply_optimizations(target, "int4", prune=0.5)["kept_float32"]   # in_features 32 is one Q4_0 block
+    >>> quantize_model(target, "int4")["kept_float32"]   # in_features 32 is one Q4_0 block
     []
-    >>> [type(m).__name__ for m in model]
-    ['Int4WeightOnlyLinear', 'ReLU', 'Int4WeightOnlyLinear']
     """
     from tinytorch.core import nn
-    from tinytorch.core.nn.utils import prune as P
     from tinytorch.core.quantization import (
         Int4WeightOnlyConfig,
         Int8DynamicActivationInt8WeightConfig,
@@ -125,22 +177,8 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
         quantize_,
     )
 
-    if quantize not in QUANTIZE_CHOICES:
-        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
-    model, done = target.model, {"quantize": quantize, "prune": prune, "finetune_steps": finetune_steps}
-    params = _prunable(model) if prune else []  # found now: once pruned, `weight` is no Parameter
-    if prune:
-        P.global_unstructured(params, P.L1Unstructured, amount=prune)
-        zeros = sum(int((m.weight.data == 0).sum()) for m, _ in params)
-        done["pruned_weights"] = f"{zeros:,} of {sum(m.weight.data.size for m, _ in params):,}"
-        echo(f"pruned {prune:.0%} of the Linear/conv weights by magnitude (global): {done['pruned_weights']} zero")
-    if finetune_steps:
-        if target.finetune is None:
-            raise ValueError(f"--finetune-steps: the loader of {target.checkpoint} offers no fine-tuning")
-        echo(f"fine-tuning {finetune_steps} steps (masks held)...")
-        done["finetune"] = target.finetune(model, finetune_steps)
-    for m, name in params:  # the masks become permanent zeros before quantizing and saving
-        P.remove(m, name)
+    _check_quantize(quantize)
+    model, done = target.model, {"quantize": quantize}
     if quantize == "int8":
         quantize_(model, Int8DynamicActivationInt8WeightConfig(),
                   filter_fn=lambda m, fqn: not isinstance(m, nn.Linear)) if any(
@@ -159,6 +197,26 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
         done["calibration_samples"] = sum(len(b) for b in batches)
     model.eval()
     return done
+
+
+def apply_optimizations(target: Any, quantize: str, prune: float | None = None, finetune_steps: int = 0,
+                        calibration_samples: int = 256, echo: Callable[[str], None] = lambda s: None,
+                        structured: bool = False) -> dict:
+    """Prune → fine-tune (`prune_model`) → quantize (`quantize_model`), on ``target.model`` in
+    place. Returns what was done.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> from tinytorch.perf.benchmark import BenchmarkTarget
+    >>> model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    >>> target = BenchmarkTarget("mlp", model, lambda idx: Tensor(np.zeros((len(idx), 64), np.float32)), 8)
+    >>> apply_optimizations(target, "int4", prune=0.5)["kept_float32"]   # in_features 32 is one Q4_0 block
+    []
+    >>> [type(m).__name__ for m in model]
+    ['Int4WeightOnlyLinear', 'ReLU', 'Int4WeightOnlyLinear']
+    """
+    _check_quantize(quantize)  # before any pruning or fine-tuning is spent
+    done = prune_model(target, prune, structured, finetune_steps, echo)
+    return {**done, **quantize_model(target, quantize, calibration_samples)}
 
 
 # ------------------------------------------------------------------------------ layers
@@ -273,16 +331,18 @@ def _forward_trace(model: Any, x: Any) -> Any:
 
 
 def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, repeats: int = 5,
-                  before_weight_bytes: dict[str, int] | None = None) -> list[LayerChange]:
+                  before_weight_bytes: dict[str, int] | None = None, float_after: Any = None) -> list[LayerChange]:
     """Each layer with FLOPs of ``before_model`` on the roofline before and after (timed on one
     BLAS thread, see `layer_measurements`); a layer that changed gets a `roofline_verdict`, an
     unchanged one (BatchNorm, pooling...) shows how much the timings scatter.
 
     FLOPs and bytes before come from the FLOP tracer. After: a layer the tracer still sees is
-    traced again; a quantized layer (whose integer GEMM runs outside autograd) keeps its FLOPs
-    and its bytes become the traced float bytes minus the float weights plus what it stores.
-    ``before_weight_bytes``: name -> the float layer's parameter bytes (default: read from
-    ``before_model``).
+    traced again; a quantized layer (whose integer GEMM runs outside autograd) does the FLOPs of
+    the float layer it was made from, and its bytes are that layer's traced bytes minus its float
+    weights plus what the quantized layer stores. That float layer is ``float_after``'s (the
+    model as it was just before quantizing: after structured pruning it is smaller than
+    ``before_model``'s), by default ``before_model``'s. ``before_weight_bytes``: name -> the float
+    layer's parameter bytes when that is ``before_model`` (default: read from the model).
 
     >>> import copy
     >>> from tinytorch.core import Tensor, nn
@@ -298,6 +358,11 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
     """
     trace_before, trace_after = _forward_trace(before_model, x), _forward_trace(after_model, x)
     before_modules, after_modules = dict(before_model.named_modules()), dict(after_model.named_modules())
+    if float_after is None:
+        float_after, trace_float, float_bytes = before_model, trace_before, before_weight_bytes or {}
+    else:
+        trace_float, float_bytes = _forward_trace(float_after, x), {}
+    float_modules = dict(float_after.named_modules())
     # leaf layers only: a block's time would hold its children's, counted again
     names = [n for n, lc in trace_before.layers.items() if lc.forward.flops > 0 and n in before_modules and n
              and not any(True for _ in before_modules[n].children())]
@@ -312,9 +377,10 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
         traced = la is not None and la.forward.flops > 0
         if traced:
             f1, b1 = la.forward.flops, la.forward.bytes
-        else:  # quantized: same multiply-adds, other weight bytes
-            weights = (before_weight_bytes or {}).get(name, _stored_bytes(before_modules[name]))
-            f1, b1 = f0, b0 - weights + _stored_bytes(after_modules[name])
+        else:  # quantized: the float layer's multiply-adds, other weight bytes
+            lf = trace_float.layers[name]
+            weights = float_bytes.get(name, _stored_bytes(float_modules[name]))
+            f1, b1 = lf.forward.flops, lf.forward.bytes - weights + _stored_bytes(after_modules[name])
         p0 = roofline.point(name, f0, b0, t_before[name], lb.ops)
         p1 = roofline.point(name, f1, b1, t_after[name], lb.ops)
         change = LayerChange(name, lb.type, type(after_modules[name]).__name__, (f0, f1), (b0, b1),
@@ -359,7 +425,8 @@ def _copy_model(model: Any) -> Any:
 
 def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = None, finetune_steps: int = 0,
              settings: Any = None, accuracy_limit: int | None = None, layer_repeats: int = 5,
-             calibration_samples: int = 256, echo: Callable[[str], None] = lambda s: None) -> OptimizeResult:
+             calibration_samples: int = 256, echo: Callable[[str], None] = lambda s: None,
+             structured: bool = False) -> OptimizeResult:
     """Benchmark ``checkpoint``, optimize it, save it to ``out``, benchmark ``out``: both reports,
     both FLOP counts and the per-layer roofline changes.
 
@@ -367,7 +434,8 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
         checkpoint: anything `load_target` recognizes (and whose loader offers ``save``).
         out: the optimized checkpoint (never ``checkpoint``; written atomically by the loader).
         quantize: ``"int8"``, ``"int4"``, ``"w8a8"`` or ``"none"`` (see `apply_optimizations`).
-        prune: the fraction of weights to prune, or None.
+        prune: the fraction of weights to prune (with ``structured``: of channels, neurons and
+            heads to remove), or None.
         finetune_steps: fine-tuning steps after pruning (0: none).
         settings: `BenchmarkSettings` of both runs.
         accuracy_limit: measure accuracy on the first N held-out samples (None: as ``settings``
@@ -375,6 +443,8 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
         layer_repeats: timings per layer.
         calibration_samples: training samples for ``"w8a8"``'s calibration.
         echo: called with a line before each step.
+        structured: remove whole channels, neurons and heads (``prune.shrink``) instead of
+            zeroing single weights.
 
     >>> result = optimize("cnn.safetensors", "cnn_w8a8.safetensors", "w8a8", prune=0.5,
     ...                   finetune_steps=100)  # doctest: +SKIP
@@ -391,6 +461,8 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     check_outputs({"--out": out}, {"CHECKPOINT": checkpoint})
     if prune is not None and not 0 < prune < 1:
         raise ValueError(f"--prune must be a fraction in (0, 1), got {prune!r}")
+    if structured and prune is None:
+        raise ValueError("--structured needs --prune FRACTION (the share of channels, neurons and heads to remove)")
     settings = settings or BenchmarkSettings()
     if accuracy_limit is not None:  # the benchmark measures accuracy as its settings say
         settings = replace(settings, accuracy_limit=accuracy_limit)
@@ -404,13 +476,18 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     x = x if isinstance(x, Tensor) or not isinstance(x, np.ndarray) or x.dtype.kind in "iu" else Tensor(x)
     original = _copy_model(target.model)
     weight_bytes = {n: _stored_bytes(m) for n, m in original.named_modules()}
-    done = apply_optimizations(target, quantize, prune, finetune_steps, calibration_samples, echo)
+    _check_quantize(quantize)  # before any pruning or fine-tuning is spent
+    done = prune_model(target, prune, structured, finetune_steps, echo)
+    # the float model the quantized layers are made from: smaller than the original once shrunk
+    float_after = _copy_model(target.model) if structured and quantize != "none" else None
+    done.update(quantize_model(target, quantize, calibration_samples))
     echo(f"writing {out}...")
     target.save(target.model, out)
     reloaded = load_target(out, accuracy_limit)
     echo(f"benchmarking {out} (optimized, as loaded from the file)...")
     after = run_benchmark(replace(reloaded, name=reloaded.name), settings, hardware=hardware)
-    layers = layer_changes(original, reloaded.model, x, RooflineModel(hardware), layer_repeats, weight_bytes)
+    layers = layer_changes(original, reloaded.model, x, RooflineModel(hardware), layer_repeats, weight_bytes,
+                           float_after)
     # the integer GEMMs run outside autograd: their (unchanged) multiply-adds are added back
     untraced = sum(c.flops[1] for c in layers if not c.traced_after)
     flops = (_forward_trace(original, x).forward.flops, _forward_trace(reloaded.model, x).forward.flops + untraced)

@@ -2,7 +2,9 @@
 
 Each is built for any ``input_shape=(channels, height, width)`` and ``num_classes``, checks its
 input shape (a 1x28x28 batch into a 3x32x32 model is an error naming both), and records its
-constructor arguments in ``config`` so a checkpoint can rebuild it (``build_model``).
+constructor arguments in ``config`` so a checkpoint can rebuild it (``build_model``). The sizes in
+``config`` (``widths``, ``hidden``) are read from the layers as they are now, so a model that
+structured pruning shrank (``prune.shrink``) describes itself and rebuilds at its new size.
 
 The zero-argument factories at the bottom are registered in the ``tinytorch.models`` entry-point
 group: each returns ``(model, example_input)`` on CIFAR-10-shaped input, which is what
@@ -67,6 +69,11 @@ class ImageClassifier(nn.Module):
         return {"name": type(self).__name__, "input_shape": list(self.input_shape),
                 "num_classes": self.num_classes}
 
+    def _out_sizes(self, part: nn.Module, attr: str) -> list[int]:
+        """``attr`` (out_channels, out_features) of each layer of ``part`` that has it, in order:
+        the sizes as they are now (pruning may have shrunk them; quantized layers keep them)."""
+        return [int(getattr(m, attr)) for m in part if hasattr(m, attr)]
+
     def check_input(self, x: Tensor) -> None:
         """Raise if ``x`` is not a Tensor of shape (N, C, H, W) matching ``input_shape``.
 
@@ -117,12 +124,23 @@ class SmallCNN(ImageClassifier):
         super().__init__(input_shape, num_classes)
         c, h, w = self.input_shape
         a, b = widths
-        self.widths, self.hidden, self.dropout = (int(a), int(b)), int(hidden), float(dropout)
+        self.dropout = float(dropout)
         self.features = nn.Sequential(*_conv_block(c, a, pool=True), *_conv_block(a, b, pool=True))
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(b * (h // 4) * (w // 4), hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
+
+    @property
+    def widths(self) -> tuple[int, int]:
+        """Output channels of the two conv blocks, as the layers have them now."""
+        a, b = self._out_sizes(self.features, "out_channels")
+        return a, b
+
+    @property
+    def hidden(self) -> int:
+        """Size of the hidden Linear layer, as it is now."""
+        return self._out_sizes(self.classifier, "out_features")[0]
 
     @property
     def config(self) -> dict[str, Any]:
@@ -158,6 +176,7 @@ class DeepCNN(ImageClassifier):
     Args:
         input_shape: (C, H, W) of one image; H and W are halved three times (floor).
         num_classes: number of output logits.
+        widths: output channels of the five conv blocks.
 
     Shape: (N, C, H, W) -> (N, num_classes).
 
@@ -165,15 +184,21 @@ class DeepCNN(ImageClassifier):
     (2, 10)
     """
 
-    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10):
+    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10,
+                 widths: Sequence[int] = (32, 32, 64, 64, 128)):
         super().__init__(input_shape, num_classes)
         c, h, w = self.input_shape
-        self.features = nn.Sequential(
-            *_conv_block(c, 32), *_conv_block(32, 32, pool=True),
-            *_conv_block(32, 64), *_conv_block(64, 64, pool=True),
-            *_conv_block(64, 128, pool=True),
-        )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(128 * (h // 8) * (w // 8), num_classes))
+        widths = [int(n) for n in widths]
+        if len(widths) != 5 or min(widths) < 1:
+            raise ValueError(f"DeepCNN: widths must be five positive channel counts, got {widths!r}")
+        cins = [c, *widths[:-1]]
+        self.features = nn.Sequential(*[layer for i, (cin, cout) in enumerate(zip(cins, widths))
+                                        for layer in _conv_block(cin, cout, pool=i in (1, 3, 4))])
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * (h // 8) * (w // 8), num_classes))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**super().config, "widths": self._out_sizes(self.features, "out_channels")}
 
 
 class MLP(ImageClassifier):
@@ -199,10 +224,10 @@ class MLP(ImageClassifier):
                  hidden: Sequence[int] = (512, 256), dropout: float = 0.2):
         super().__init__(input_shape, num_classes)
         c, h, w = self.input_shape
-        self.hidden, self.dropout = [int(n) for n in hidden], float(dropout)
+        self.dropout = float(dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         size = c * h * w
-        for i, n in enumerate(self.hidden):
+        for i, n in enumerate(int(n) for n in hidden):
             layers += [nn.Linear(size, n), nn.ReLU()]
             if i == 0 and dropout:
                 layers.append(nn.Dropout(dropout))
@@ -210,6 +235,11 @@ class MLP(ImageClassifier):
         layers.append(nn.Linear(size, num_classes))
         self.features = nn.Sequential()
         self.classifier = nn.Sequential(*layers)
+
+    @property
+    def hidden(self) -> list[int]:
+        """Sizes of the hidden layers, as they are now."""
+        return self._out_sizes(self.classifier, "out_features")[:-1]
 
     @property
     def config(self) -> dict[str, Any]:

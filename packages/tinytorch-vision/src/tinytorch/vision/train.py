@@ -21,7 +21,7 @@ import numpy as np
 
 from tinytorch.core import Tensor, io, manual_seed, nn, no_grad, optim
 from tinytorch.core.callbacks import Callback, ModelCheckpoint
-from tinytorch.core.checkpoint import load_model_state
+from tinytorch.core.checkpoint import MODEL_PREFIX, load_model_state
 from tinytorch.core.data import DataLoader, Subset
 from tinytorch.core.optim.lr_scheduler import WarmupCosineLR
 from tinytorch.core.quantization import QUANTIZATION_KEY, load_quantized, save_quantized
@@ -45,6 +45,10 @@ NORMALIZATION = {
 AUGMENTATION = {"fashion-mnist": (0, True), "mnist": (2, False), "cifar10": (4, True)}
 
 CHECKPOINT_KIND = "tinytorch.vision.checkpoint"
+#: The layout of a checkpoint's ``vision`` metadata. 1: ``config`` (the run) and ``model`` (the
+#: model's ``config``, which names every layer size, so a structurally pruned model rebuilds at
+#: its own size). Files written before the number was recorded are format 1.
+FORMAT_VERSION = 1
 
 
 @dataclass
@@ -232,7 +236,8 @@ def checkpoint_metadata(config: TrainConfig, model: ImageClassifier) -> dict[str
     >>> checkpoint_metadata(TrainConfig(), SmallCNN())["vision"]["model"]["name"]
     'SmallCNN'
     """
-    return {"vision": {"kind": CHECKPOINT_KIND, "config": asdict(config), "model": model.config}}
+    return {"vision": {"kind": CHECKPOINT_KIND, "format_version": FORMAT_VERSION, "config": asdict(config),
+                       "model": model.config}}
 
 
 @dataclass
@@ -290,7 +295,8 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
         ``{"kind": ..., "config": TrainConfig fields, "model": the model's config}``.
 
     Raises:
-        ValueError: the file is not a tinytorch-vision training checkpoint.
+        ValueError: the file is not a tinytorch-vision training checkpoint, or was written in
+            another format version than ``FORMAT_VERSION``.
 
     >>> read_checkpoint_info("vision.safetensors")["config"]["dataset"]  # doctest: +SKIP
     'fashion-mnist'
@@ -299,6 +305,10 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     info = meta.get("vision")
     if not isinstance(info, dict) or info.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not a tinytorch-vision training checkpoint (no 'vision' metadata)")
+    version = info.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} is a tinytorch-vision checkpoint of format version {version!r}; this "
+                         f"version of tinytorch-vision reads format {FORMAT_VERSION}")
     config = io.require(meta, "vision.config", dict, path)
     model = io.require(meta, "vision.model", dict, path)
     for key, kind in (("name", str), ("input_shape", list), ("num_classes", int)):
@@ -479,25 +489,43 @@ def evaluate_model(model: ImageClassifier, dataset: ImageDataset, batch_size: in
 
 
 def load_trained_model(checkpoint: str | Path) -> tuple[ImageClassifier, dict[str, Any]]:
-    """The model stored in a `train` checkpoint (weights loaded) and its vision metadata.
+    """The model stored in a `train` or `save_optimized` checkpoint (weights loaded) and its
+    vision metadata.
+
+    The model is rebuilt from the ``model`` config the file records, at the sizes it names (a
+    structurally pruned model has fewer channels and neurons than its class's defaults), without
+    initialising its weights; its tensors' names and shapes are compared with the file's header
+    before a weight is read.
 
     Args:
-        checkpoint: a checkpoint written by `train`.
+        checkpoint: a checkpoint written by `train` or `save_optimized`.
 
     Returns:
         The model (rebuilt from its config, weights loaded) and the ``vision`` metadata.
+
+    Raises:
+        ValueError: the file is no vision checkpoint, its model config is invalid, or its
+            tensors do not fit that config (``tinytorch.core.io.CheckpointError``, listing every
+            tensor with the config's shape and the file's).
 
     >>> model, info = load_trained_model("vision.safetensors")  # doctest: +SKIP
     >>> type(model).__name__, info["config"]["dataset"]  # doctest: +SKIP
     ('SmallCNN', 'fashion-mnist')
     """
     info = read_checkpoint_info(checkpoint)
-    if QUANTIZATION_KEY in io.load_metadata(checkpoint):  # written by `save_optimized`: int8 layers
-        with nn.init.no_init():  # the float weights at quantized places are replaced, never read
+    try:
+        with nn.init.no_init():  # every weight is replaced from the file: never draw them
             model = model_from_config(info["model"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{checkpoint}: checkpoint metadata vision.model is not a valid model config: {e}") from None
+    except MemoryError:
+        raise ValueError(f"{checkpoint}: checkpoint metadata vision.model asks for a model larger than this "
+                         f"machine's memory: {info['model']}") from None
+    if QUANTIZATION_KEY in io.load_metadata(checkpoint):  # written by `save_optimized`: int8 layers
         return load_quantized(model, checkpoint), info
+    stored = {k[len(MODEL_PREFIX):]: v for k, v in io.tensor_shapes(checkpoint).items() if k.startswith(MODEL_PREFIX)}
+    io.check_state(model.state_dict(), stored, source=f"{checkpoint} (model config {info['model']})")
     state, _ = load_model_state(checkpoint)
-    model = model_from_config(info["model"])
     model.load_state_dict(state)
     return model, info
 
@@ -505,14 +533,16 @@ def load_trained_model(checkpoint: str | Path) -> tuple[ImageClassifier, dict[st
 def save_optimized(path: str | Path, model: ImageClassifier, source: str | Path) -> None:
     """Write an optimized (pruned and/or quantized) model as a checkpoint `load_trained_model` reads.
 
-    The ``vision`` metadata (data set, model config) comes from ``source``, the checkpoint it was
-    optimized from; the weights are the model's alone (no optimizer state), quantized layers as
+    The ``vision`` metadata's run settings (data set, recipe) come from ``source``, the checkpoint
+    it was optimized from; its ``model`` entry is the model's own ``config``, which holds the
+    layer sizes as they are now (after ``prune.shrink`` fewer channels and neurons than
+    ``source``'s). The weights are the model's alone (no optimizer state), quantized layers as
     int8 tensors with their scheme (core's `save_quantized`). Written atomically; non-finite
     weights are refused.
 
     Args:
         path: the file to write (never ``source``).
-        model: the optimized model, with the architecture of ``source``'s config.
+        model: the optimized model (masks made permanent: ``prune.remove``).
         source: the training checkpoint it came from.
 
     Raises:
@@ -524,6 +554,7 @@ def save_optimized(path: str | Path, model: ImageClassifier, source: str | Path)
 
     info = read_checkpoint_info(source)
     check_outputs({"--out": path}, {"CHECKPOINT": source})
+    info = {**info, "format_version": FORMAT_VERSION, "model": model.config}
     metadata = {"kind": "tinytorch.vision.optimized", "vision": info}
     if quantized_layers(model):
         save_quantized(path, model, metadata)
