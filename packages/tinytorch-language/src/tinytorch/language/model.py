@@ -494,7 +494,9 @@ class TinyGPT(nn.Module):
         ([2, 2], [32, 32])
         """
         cfg = self._config
-        sizes = [(block.attn.num_heads, block.mlp.fc.out_features) for block in self.blocks]
+        sizes = [(block.attn.num_heads, getattr(block.mlp.fc, "out_features", None)) for block in self.blocks]
+        if any(d_ff is None for _, d_ff in sizes):
+            return cfg  # a layer wrapped for calibration (static quantization): its size is unchanged
         if sizes != [cfg.block_sizes(i) for i in range(cfg.num_layers)]:
             heads, d_ff = ([size[k] for size in sizes] for k in (0, 1))
             cfg = self._config = replace(cfg, layer_heads=None if set(heads) == {cfg.num_heads} else heads,
