@@ -352,3 +352,23 @@ def test_messages_quote_a_bounded_part_of_what_the_file_holds(tmp_path):
     with pytest.raises(CheckpointError) as err:
         io.load(path, keys=["other"])
     assert len(str(err.value)) < 600 and "'nnnn" in str(err.value)
+
+
+def test_nesting_is_counted_through_every_container_kind(tmp_path):
+    """Dicts, lists, tuples and other mappings each add a level, an array its dimensions; leaves
+    (the bulk of a tokenizer's vocabulary) add none."""
+    from collections import OrderedDict
+
+    from tinytorch.core.io.safetensors import _nesting_exceeds
+
+    def nest(make, depth):
+        value = "leaf"
+        for _ in range(depth):
+            value = make(value)
+        return value
+
+    for make in (lambda v: {"k": v}, lambda v: [v, 1.5, None], lambda v: (v,), lambda v: OrderedDict(k=v)):
+        assert not _nesting_exceeds(nest(make, 64)) and _nesting_exceeds(nest(make, 65))
+    assert not _nesting_exceeds([np.zeros((1,) * 63)]) and _nesting_exceeds([np.zeros((1,) * 64)])
+    with pytest.raises(ValueError, match=r"metadata\['config'\] is nested more than 64 levels"):
+        io.save({"w": np.zeros(1)}, tmp_path / "m.safetensors", metadata={"config": nest(lambda v: {"k": v}, 65)})

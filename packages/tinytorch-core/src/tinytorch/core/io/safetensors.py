@@ -106,24 +106,38 @@ def _bounded_int(digits: str) -> int:
     return int(digits)
 
 
-_CONTAINERS = (Mapping, list, tuple, np.ndarray)
+
+
+_JSON_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def _nesting_exceeds(value: Any, limit: int = _MAX_JSON_DEPTH) -> bool:
     """Whether ``value`` (parsed JSON, or metadata :func:`save` turns into JSON: mappings, lists,
     tuples, arrays) nests more than ``limit`` levels. Iterative: a recursive walk would fail on
-    exactly the values it looks for."""
-    stack = [(value, 0)] if isinstance(value, _CONTAINERS) else []
+    exactly the values it looks for. A tokenizer's vocabulary and merges are ~100,000 strings:
+    leaves are skipped by their exact type before any (slow, abstract) ``isinstance`` test."""
+    stack = [(value, 0)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, np.ndarray):
-            depth += node.ndim
+        kind = type(node)
+        if kind is dict:
+            children = node.values()
+        elif kind is list or kind is tuple:
+            children = node
+        elif isinstance(node, np.ndarray):
+            if depth + node.ndim > limit:
+                return True
+            continue
+        elif isinstance(node, Mapping):
+            children = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
         else:
-            depth += 1
-            children = node.values() if isinstance(node, Mapping) else node
-            stack.extend((c, depth) for c in children if isinstance(c, _CONTAINERS))
+            continue
+        depth += 1
         if depth > limit:
             return True
+        stack.extend((c, depth) for c in children if type(c) not in _JSON_LEAVES)
     return False
 
 
