@@ -584,17 +584,18 @@ class TinyGPT(nn.Module):
         return kv_caches[0].length
 
     def _check_ids(self, ids: Any, start: int = 0) -> np.ndarray:
+        cfg = self._config  # context and vocabulary never change with pruning: not the `config` walk
         arr = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         if arr.ndim != 2:
             raise ValueError(f"TinyGPT expected token ids of shape (B, T), got shape {arr.shape}")
         if arr.dtype.kind not in "iu":
             raise TypeError(f"TinyGPT expected integer token ids, got dtype {arr.dtype}")
-        if start + arr.shape[1] > self.config.max_seq_len:
+        if start + arr.shape[1] > cfg.max_seq_len:
             raise ValueError(f"TinyGPT: sequence length {start + arr.shape[1]} exceeds max_seq_len="
-                             f"{self.config.max_seq_len}; crop the input to the last {self.config.max_seq_len} tokens")
-        bad = out_of_range(arr, self.config.vocab_size)
+                             f"{cfg.max_seq_len}; crop the input to the last {cfg.max_seq_len} tokens")
+        bad = out_of_range(arr, cfg.vocab_size)
         if bad is not None:
-            raise ValueError(f"TinyGPT: token id {bad} is out of range for vocab_size={self.config.vocab_size}")
+            raise ValueError(f"TinyGPT: token id {bad} is out of range for vocab_size={cfg.vocab_size}")
         return arr
 
     @staticmethod
@@ -682,7 +683,7 @@ class TinyGPT(nn.Module):
         prompt = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         if prompt.ndim != 2 or prompt.shape[1] == 0:
             raise ValueError(f"generate: ids must have shape (B, T) with T >= 1, got {prompt.shape}")
-        ctx = self.config.max_seq_len
+        ctx = self._config.max_seq_len
         self._check_ids(prompt[:, -ctx:])
         B, n = prompt.shape
         out = np.empty((B, n + max_new_tokens), dtype=np.int64)  # (B, T + new)
