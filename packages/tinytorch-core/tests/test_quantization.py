@@ -241,6 +241,32 @@ def test_int_mm_exact_on_adversarial_plus_minus_128():
     assert np.array_equal(Q.int_mm(a, b), exact)
 
 
+def test_int_mm_exact_one_gemm_when_the_data_allows_it_else_chunks():
+    # K = 3,000 is past the worst-case chunk (514 at |a| <= 255), but rows of small integers keep
+    # every partial sum far below 2^24: one float32 GEMM (the float32 result says which path ran)
+    rng = np.random.default_rng(11)
+    k = 3000
+    b = rng.integers(-128, 128, size=(k, 5)).astype(np.int8)
+    small = rng.integers(0, 40, size=(4, k)).astype(np.float32)            # Σ a·128 <= 128·117,000 < 2^24
+    signed = (small * rng.choice([-1, 1], size=small.shape)).astype(np.float32)
+    for nonnegative, a in ((True, small), (False, signed)):
+        for weight in (b, np.asfortranarray(b), b.astype(np.float32)):
+            r = Q.int_mm_exact(a, weight, a_bound=255, nonnegative=nonnegative)
+            assert r.dtype == np.float32 and r.flags.c_contiguous
+            assert np.array_equal(r, _exact(a, b))
+    # one row of 255s among small ones: every row must pass the check, or the big row's sums
+    # (Σ a·128 = 98M) leave float32's exact range; the chunked sum gets them all exact
+    mixed = small.copy()
+    mixed[2] = 255
+    b[:, 1] = -128
+    b[0, 1] = 127                                      # 255·(127 - 128·2,999): odd, beyond 2^24
+    exact = _exact(mixed, b)
+    assert _beyond_float32(exact)
+    for nonnegative, a_bound in ((True, 255), (False, 255)):
+        r = Q.int_mm_exact(mixed, b, a_bound=a_bound, nonnegative=nonnegative)
+        assert r.dtype == np.float64 and np.array_equal(r, exact)
+
+
 # ------------------------------------------------------------------------------ quantized layers
 
 
@@ -262,9 +288,9 @@ def test_quantized_linear_equals_the_integer_reference_bit_for_bit():
     assert qx.min() == 0 and qx.max() == 255                            # clamped at both ends
     qw = qlayer.weight_int8.data.astype(np.int64)
     acc = (qx - z) @ qw.T
-    centred, _, bound = qlayer.quantize_input(x)
-    assert np.array_equal(centred, qx - z) and bound == max(z, 255 - z)
-    assert np.array_equal(qlayer.integer_gemm(centred, bound), acc)
+    centred, _, qrange = qlayer.quantize_input(x)
+    assert np.array_equal(centred, qx - z) and qrange == (-z, 255 - z)
+    assert np.array_equal(qlayer.integer_gemm(centred, qrange), acc)
     ref = acc * (s * qlayer.weight_scale.data.astype(np.float64)) + layer.bias.data
     out = qlayer(Tensor(x)).numpy()
     assert np.allclose(out, ref, rtol=1e-6, atol=1e-6)
@@ -284,10 +310,27 @@ def test_quantized_linear_adversarial_extremes_beyond_one_chunk():
     x = np.full((1, k), 1000.0, dtype=np.float32)  # clamps to 255
     exact = _exact(np.full((1, k), 255), q.weight_int8.data.T)
     assert _beyond_float32(exact)
-    centred, _, bound = q.quantize_input(x)
-    assert np.array_equal(q.integer_gemm(centred, bound), exact)
+    centred, _, qrange = q.quantize_input(x)
+    assert qrange == (0, 255)
+    assert np.array_equal(q.integer_gemm(centred, qrange), exact)
     expected = exact * (float(q.input_scale.data) * q.weight_scale.data.astype(np.float64))
     assert np.allclose(q(Tensor(x)).numpy(), expected, rtol=1e-6)
+
+
+def test_quantized_linear_on_a_long_narrow_output_equals_the_reference():
+    # 1,024 x 64 outputs: the scale and bias are applied on the output viewed with long rows
+    # and the vectors tiled (modules._fold); every column must still get its own channel's
+    layer = nn.Linear(24, 64)
+    layer.bias.data[:] = np.arange(64, dtype=np.float32)
+    rng = np.random.default_rng(12)
+    obs = Q.MinMaxObserver(dtype="uint8")
+    obs(np.array([-1.0, 2.0], dtype=np.float32))
+    q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
+    x = rng.uniform(-1, 2, size=(1024, 24)).astype(np.float32)
+    centred, scale, qrange = q.quantize_input(x)
+    acc = _exact(centred, q.weight_int8.data.T)
+    expected = acc * (scale * q.weight_scale.data.astype(np.float64)) + layer.bias.data
+    assert np.allclose(q(Tensor(x)).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_quantize_dynamic_swaps_linears_and_keeps_the_original():

@@ -29,7 +29,7 @@ def _direct_conv_int64(qx: np.ndarray, qw: np.ndarray, stride, dilation) -> np.n
 def _captured_accumulator(qconv: QuantizedConv2d, x: Tensor) -> np.ndarray:
     seen = []
     gemm = qconv.integer_gemm
-    qconv.integer_gemm = lambda cols, bound: seen.append(gemm(cols, bound).copy()) or seen[-1].copy()
+    qconv.integer_gemm = lambda cols, qrange: seen.append(gemm(cols, qrange).copy()) or seen[-1].copy()
     try:
         qconv(x)
     finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.core import Tensor
+from tinytorch.core.memory import keep_freed_memory
 from tinytorch.core.quantization import QuantizedGEMM, register_quantized_module, register_scheme
 from tinytorch.core.quantization.observers import ObserverBase
 
@@ -125,8 +126,9 @@ class QuantizedConv2d(QuantizedGEMM):
             got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
             raise ValueError(f"QuantizedConv2d expected input (N, {self.in_channels}, H, W), got {got}")
         n, _, h, w = x.shape
+        keep_freed_memory()  # as the float conv: the patch matrices of every call stay mapped
         (kh, kw), ((pt, pb), (pl, pr)) = self.kernel_size, self.padding
-        q, scale, bound = self.quantize_input(_nhwc(x.data))  # (N, H, W, Cin): q - z in float32
+        q, scale, qrange = self.quantize_input(_nhwc(x.data))  # (N, H, W, Cin): q - z in float32
         if pt or pb or pl or pr:
             q = np.pad(q, ((0, 0), (pt, pb), (pl, pr), (0, 0)))  # centred: 0.0 is the integer 0
         ho = _out_size(h + pt + pb, kh, self.stride[0], 0, self.dilation[0])
@@ -134,7 +136,7 @@ class QuantizedConv2d(QuantizedGEMM):
         if ho <= 0 or wo <= 0:
             raise ValueError(f"QuantizedConv2d: input {h}x{w} is smaller than the dilated kernel")
         cols = _im2col(q, (kh, kw), (ho, wo), self.stride, self.dilation)  # (N·Ho·Wo, kh·kw·Cin)
-        out = self.dequantize_output(self.integer_gemm(cols, bound), scale)  # (N·Ho·Wo, Cout)
+        out = self.dequantize_output(self.integer_gemm(cols, qrange), scale)  # (N·Ho·Wo, Cout)
         return Tensor(_nchw(out.reshape(n, ho, wo, self.out_channels)))
 
     def extra_repr(self) -> str:

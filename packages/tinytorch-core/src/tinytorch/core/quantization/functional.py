@@ -19,8 +19,9 @@ NumPy has no integer BLAS: ``np.matmul`` on int8/int32 arrays runs 6-40x slower 
 sgemm. ``int_mm`` therefore multiplies int8 values *held in float32* with sgemm: every product
 is an integer of magnitude at most 128·128 = 2^14 and every partial sum stays an integer within
 2^24 while K ≤ 1,024, and float32 represents all such integers exactly, so the result is the
-exact integer product whatever order BLAS adds in. Longer K is cut into chunks of 1,024 whose
-results are summed exactly (in float64; ``int_mm`` returns int32 as ``torch._int_mm``).
+exact integer product whatever order BLAS adds in. Longer K is one GEMM too when the data's own
+bound allows it (every row's Σ|a|·128 within 2^24), else cut into chunks of 1,024 whose results
+are summed exactly (in float64; ``int_mm`` returns int32 as ``torch._int_mm``).
 """
 
 from __future__ import annotations
@@ -214,8 +215,9 @@ def round_clamp(x: np.ndarray, inv_scale: Any, zero_point: Any, qmin: int, qmax:
     """
     dtype = x.dtype if x.dtype.kind == "f" else np.float64
     out = np.multiply(x, np.asarray(inv_scale, dtype=dtype), out=out, dtype=dtype)
-    np.round(out, out=out)
-    if np.any(zero_point):  # a pass saved where the zero point is 0 (centred activations)
+    np.rint(out, out=out)  # half to even, as np.round
+    # a pass saved where the zero point is 0 (centred activations); a plain 0 skips np.any's cost
+    if not (isinstance(zero_point, int) and zero_point == 0) and np.any(zero_point):
         out += np.asarray(zero_point, dtype=dtype)
     return np.clip(out, qmin, qmax, out=out)
 
@@ -377,30 +379,42 @@ def choose_qparams(min_val: Any, max_val: Any, dtype: Any = "int8", symmetric: b
 # ------------------------------------------------------------------------------- integer GEMM
 
 
-def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128) -> np.ndarray:
+def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128, nonnegative: bool = False) -> np.ndarray:
     """The exact integer product of integer matrices (M, K) @ (K, N), as floats, at sgemm speed.
 
-    K is cut into chunks of 2^24 // (a_bound·128) rows (`INT_MM_CHUNK`, 1,024, for int8 × int8);
-    each chunk is one float32 GEMM whose partial sums all stay integers within 2^24, so it is
-    exact in any summation order. With one chunk the float32 result is returned as it is; with
-    more, the chunks are summed in float64 (exact to 2^53). The quantized layers use this form
-    and dequantize it in place: casting to int32 and back would cost two passes over the output.
+    Every partial sum BLAS forms for row m is at most Σₖ |a[m, k]|·128 in magnitude, so when
+    that stays within 2^24 for every row, one float32 GEMM over all of K is exact in any summation
+    order. The worst case (every |a| at ``a_bound``) allows K ≤ 2^24 // (a_bound·128)
+    (`INT_MM_CHUNK`, 1,024, for int8 × int8). Longer K is checked against the data: a
+    ``nonnegative`` ``a`` gets one GEMM with a column of ones appended to ``b``, whose extra output
+    column is each row's Σₖ a (exact, far below 2^24) and says whether the others are exact, at
+    no extra pass (post-ReLU activations are mostly small: the CNN's 3,136-long fc1 passes);
+    a signed ``a`` takes one pass for its rows' L1 norms first. Where the data could overflow,
+    K is cut into chunks of the worst-case length, each one exact GEMM, summed in float64 (exact
+    to 2^53). The quantized layers take the float32 result as it is and dequantize it in place:
+    casting to int32 and back would cost two passes.
 
     Args:
         a: (M, K) int8, or float32 holding integers of magnitude ≤ ``a_bound`` (the quantized
             layers pass activations minus their zero point, within ±255).
-        b: (K, N) int8, or float32 holding int8 values. An int8 ``b`` is widened one chunk at a
-            time into a reused float32 buffer, in ``b``'s own memory order (a transposed view of a
-            (N, K) weight widens its contiguous rows, and sgemm takes the transpose for free).
+        b: (K, N) int8, or float32 holding int8 values. An int8 ``b`` is widened into float32
+            in its own memory order (a transposed view of a (N, K) weight widens its contiguous
+            rows, and sgemm takes the transpose for free): whole for one GEMM, a chunk at a time
+            into a reused buffer otherwise.
         a_bound: the largest magnitude in ``a`` (``b``'s is 128).
+        nonnegative: ``a`` holds no negative value; the quantized layers know it from their
+            clamping range (z at the bottom of it).
 
     Returns:
-        (M, N) float32 (K ≤ 1,024) or float64 holding the exact integers.
+        (M, N) C-contiguous, float32 (one GEMM) or float64 (chunks), holding the exact integers.
 
     >>> a = np.full((1, 2048), -128, dtype=np.int8)
     >>> r = int_mm_exact(a, a.T)
     >>> r.dtype, int(r[0, 0]) == 2048 * 128 * 128
     (dtype('float64'), True)
+    >>> small = np.ones((1, 2048), dtype=np.int8)       # Σ|a|·128 = 2^18: one GEMM is exact
+    >>> int_mm_exact(small, small.T, nonnegative=True).dtype
+    dtype('float32')
     """
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"int_mm: needs (M, K) @ (K, N), got {a.shape} @ {b.shape}")
@@ -413,10 +427,23 @@ def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128) -> np.ndarray
     n = b.shape[1]
     a = a.astype(np.float32, copy=False)
     limit = EXACT_FLOAT32 // (int(a_bound) * 128)
+    if k <= limit:  # one GEMM whatever the data; an int8 b widened whole (astype keeps its order)
+        return a @ b.astype(np.float32, copy=False)
+    l1_limit = EXACT_FLOAT32 // 128  # a row whose Σ|a| stays within this: one GEMM is exact
+    transposed = b.flags.f_contiguous and not b.flags.c_contiguous
+    if nonnegative and m:
+        wide = np.empty((n + 1, k) if transposed else (k, n + 1), np.float32)  # b and a column of ones
+        weights, ones = (wide[:n], wide[n]) if transposed else (wide[:, :n], wide[:, n])
+        np.copyto(weights, b.T if transposed else b, casting="unsafe")
+        ones[...] = 1
+        out = a @ (wide.T if transposed else wide)  # (M, N + 1)
+        if float(out[:, n].max()) <= l1_limit:
+            return np.ascontiguousarray(out[:, :n])
+    elif m and float(np.abs(a).sum(axis=1).max()) <= l1_limit:
+        return a @ b.astype(np.float32, copy=False)
     # equal chunks (a multiple of 16 floats, so every chunk starts 64-byte aligned) rather than
     # full ones and a sliver: 3,136 = 7 x 448 instead of 6 x 514 + 52
-    chunk = min(limit, -(-k // -(-k // limit) // 16) * 16) if k > limit else k
-    transposed = b.dtype == np.int8 and b.flags.f_contiguous and not b.flags.c_contiguous
+    chunk = min(limit, -(-k // -(-k // limit) // 16) * 16)
     if b.dtype != np.int8:
         buf = None
     elif transposed:
@@ -433,8 +460,6 @@ def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128) -> np.ndarray
         np.copyto(buf[: k1 - k0], b[k0:k1], casting="unsafe")
         return buf[: k1 - k0]
 
-    if k <= chunk:
-        return a @ widened(0, k)
     acc = np.zeros((m, n), dtype=np.float64)
     part = np.empty((m, n), dtype=np.float32)
     for k0 in range(0, k, chunk):
