@@ -1,8 +1,10 @@
 """`tito performance optimize` on a tiny TinyGPT checkpoint: weight-only int8/int4, pruning with
-fine-tuning, W8A8, all saved as checkpoints the language loader reads again."""
+fine-tuning, W8A8, all saved as checkpoints the language loader reads again; and on a tiny GPT-2
+directory (Hugging Face's layout), whose optimized file is evaluated as the directory is."""
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -96,3 +98,51 @@ def test_structured_pruning_of_heads_and_neurons_round_trips(checkpoint, tmp_pat
     assert fc["flops"][0] == 2 * fc["flops"][1]  # half the neurons: half the multiply-adds
     target = benchmark_target(str(out), 8)  # the file benchmarks on its own
     assert target["evaluate"](target["model"], 8)["value"] == pytest.approx(data["after"]["accuracy"]["value"], rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def _gpt2_directory(tmp_path_factory):
+    from tinytorch.core.datafiles import dataset_folder
+
+    try:
+        files = dataset_folder("gpt2-tokenizer")
+    except (FileNotFoundError, ValueError):
+        pytest.skip("GPT-2's tokenizer files are not in $TINYTORCH_DATA")
+    if not (files / "encoder.json").exists():
+        pytest.skip("GPT-2's tokenizer files are not in $TINYTORCH_DATA")
+    manual_seed(0)
+    directory = tmp_path_factory.mktemp("gpt2") / "tiny-gpt2"
+    TinyGPT(50257, d_model=32, num_heads=2, num_layers=1, max_seq_len=32).save_pretrained(directory)
+    for name in ("encoder.json", "vocab.bpe"):
+        shutil.copy(files / name, directory / name)
+    return directory
+
+
+def test_optimize_a_gpt2_directory(_gpt2_directory, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYTORCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "250")
+    out, report = tmp_path / "gpt2_int8.safetensors", tmp_path / "opt.json"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(_gpt2_directory), "--quantize", "int8",
+                                      *FAST, "--out", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    model, _, meta = load_checkpoint(out)
+    assert type(model.lm_head).__name__ == "Int8WeightOnlyLinear"
+    assert meta["tinytorch.language"]["pretrained"] == str(_gpt2_directory)
+    before, after = (json.loads(report.read_text())[k]["accuracy"] for k in ("before", "after"))
+    # the optimized file is evaluated as the directory was: same text, split and windows
+    assert after["dataset"] == before["dataset"] == "Tiny Shakespeare validation split (last 10% of the characters)"
+    assert (after["seq_len"], after["tokens"]) == (before["seq_len"], before["tokens"]) == (32, 8 * 32)
+    # int8 weights move a random model's loss (about ln 50257) by little
+    assert after["value"] == pytest.approx(before["value"], abs=0.01) and before["value"] == pytest.approx(
+        np.log(50257), rel=0.05)
+    target = benchmark_target(str(out), 8)
+    assert target["finetune"] is None and target["inputs"](np.arange(2)).shape == (2, 32)
+
+
+def test_optimize_a_gpt2_directory_refuses_fine_tuning_at_once(_gpt2_directory, tmp_path):
+    out = tmp_path / "never.safetensors"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(_gpt2_directory), "--quantize", "int8",
+                                      "--prune", "0.5", "--finetune-steps", "3", *FAST, "--out", str(out)])
+    assert result.exit_code != 0 and not out.exists()
+    assert result.output.count("\n") == 1 and "--finetune-steps" in result.output
+    assert "GPT-2 directory" in result.output and "benchmarking" not in result.output

@@ -401,16 +401,19 @@ class LanguageModelTrainer:
 # ---------------------------------------------------------------------- checkpoint files
 
 
-def _language_metadata(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, Any] | None = None) -> dict[str, Any]:
+def _language_metadata(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, Any] | None = None,
+                       pretrained: str | None = None) -> dict[str, Any]:
     config = model.config
     version = 1 if config.layer_heads is None and config.layer_d_ff is None else 2
-    return {CHECKPOINT_KEY: {"format_version": version, "model": type(model).__name__,
-                             "config": config.to_dict(), "tokenizer": tokenizer.to_dict(),
-                             "train": dict(train or {})}}
+    meta = {"format_version": version, "model": type(model).__name__, "config": config.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "train": dict(train or {})}
+    if pretrained is not None:
+        meta["pretrained"] = pretrained
+    return {CHECKPOINT_KEY: meta}
 
 
 def save_model(path: str | os.PathLike, model: TinyGPT, tokenizer: Tokenizer,
-               train: dict[str, Any] | None = None) -> None:
+               train: dict[str, Any] | None = None, pretrained: str | None = None) -> None:
     """Save weights, config and tokenizer (no optimizer state) to a safetensors file.
 
     Args:
@@ -418,6 +421,9 @@ def save_model(path: str | os.PathLike, model: TinyGPT, tokenizer: Tokenizer,
         model: the model (its ``config`` is stored too).
         tokenizer: the model's tokenizer, stored in the metadata.
         train: the training settings to record, if any.
+        pretrained: the GPT-2 directory (Hugging Face's layout) the weights came from, for a
+            model optimized from one: `benchmark_target` then evaluates the file on the data and
+            windows it uses for that directory, so the two compare.
 
     >>> import tempfile
     >>> from tinytorch.language import CharTokenizer
@@ -429,7 +435,7 @@ def save_model(path: str | os.PathLike, model: TinyGPT, tokenizer: Tokenizer,
     >>> loaded.config == model.config, meta["kind"]
     (True, 'tinytorch.language.model')
     """
-    metadata = {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train)}
+    metadata = {"kind": "tinytorch.language.model", **_language_metadata(model, tokenizer, train, pretrained)}
     if quantized_layers(model):  # after quantize_: narrow tensors and the scheme in the metadata
         save_quantized(path, model, metadata)
     else:
@@ -472,6 +478,9 @@ def _language_meta(path: Any, metadata: dict[str, Any]) -> dict[str, Any]:
                          "the file is inconsistent")
     if lang.get("model") != "TinyGPT":
         raise ValueError(f"{path} holds a {lang.get('model')!r} model, expected 'TinyGPT'")
+    if not isinstance(lang.get("pretrained", ""), str):
+        raise ValueError(f"{path}: its 'pretrained' metadata must name a GPT-2 directory (a string), got "
+                         f"{lang['pretrained']!r}")
     return lang
 
 
@@ -621,7 +630,6 @@ def _validation_tokens(model: TinyGPT, tokenizer: Tokenizer, train: dict[str, An
 
 
 def _gpt2_directory(directory: Path) -> tuple[TinyGPT, Tokenizer, np.ndarray, str]:
-    from .data import load_shakespeare
     from .tokenizers import BPETokenizer
 
     try:
@@ -632,12 +640,19 @@ def _gpt2_directory(directory: Path) -> tuple[TinyGPT, Tokenizer, np.ndarray, st
             f"or encoder.json + vocab.bpe) beside config.json and model.safetensors") from None
     model = TinyGPT.from_pretrained(directory)
     check_vocab_sizes(directory, tokenizer.vocab_size, model.config.vocab_size)
+    return (model, tokenizer, *_gpt2_validation(tokenizer))
+
+
+def _gpt2_validation(tokenizer: Tokenizer) -> tuple[np.ndarray, str]:
+    """The validation tokens of a GPT-2 directory (and of a model optimized from one)."""
+    from .data import load_shakespeare
+
     text = load_shakespeare()
     # GPT-2 never trained on this split: the last 10% of the characters, tokenized alone (BPE of
     # the whole text in Python would take minutes).
     val_text = text[int(round(len(text) * 0.9)):]
     tokens = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
-    return model, tokenizer, tokens, "Tiny Shakespeare validation split (last 10% of the characters)"
+    return tokens, "Tiny Shakespeare validation split (last 10% of the characters)"
 
 
 def _training_windows(tokens: np.ndarray, seq_len: int, what: Any) -> TokenWindows:
@@ -656,7 +671,9 @@ def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | No
     validation loss is the one its training run reported last. A GPT-2 directory (Hugging Face's
     layout: config.json, model.safetensors or shards, and the tokenizer's vocab.json + merges.txt
     or encoder.json + vocab.bpe) is evaluated on the last 10% of Tiny Shakespeare's characters in
-    windows of ``GPT2_BENCHMARK_CONTEXT`` tokens.
+    windows of ``GPT2_BENCHMARK_CONTEXT`` tokens, and so is the checkpoint ``save`` writes of a
+    model optimized from one (its metadata names the directory), so the two compare; neither
+    offers fine-tuning (no training split).
 
     Args:
         path: a file or directory.
@@ -686,14 +703,20 @@ def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | No
             return None
         model, tokenizer, val, described = _gpt2_directory(p)
         seq_len, kind = min(GPT2_BENCHMARK_CONTEXT, model.config.max_seq_len), "GPT-2 directory"
-        train_tokens, train = None, {}
+        train_tokens, train, pretrained = None, {}, str(p)
     else:
         if not isinstance(io.load_metadata(p).get(CHECKPOINT_KEY), dict):
             return None
         model, tokenizer, metadata = load_checkpoint(p)
         train = metadata[CHECKPOINT_KEY].get("train") or {}
-        train_tokens, val, described = _validation_tokens(model, tokenizer, train, p)
-        seq_len, kind = train.get("seq_len") or model.config.max_seq_len, "TinyGPT checkpoint"
+        pretrained = metadata[CHECKPOINT_KEY].get("pretrained")
+        if pretrained is not None:  # optimized from a GPT-2 directory: evaluated as that directory is
+            val, described = _gpt2_validation(tokenizer)
+            seq_len, kind = min(GPT2_BENCHMARK_CONTEXT, model.config.max_seq_len), "GPT-2 optimized checkpoint"
+            train_tokens = None
+        else:
+            train_tokens, val, described = _validation_tokens(model, tokenizer, train, p)
+            seq_len, kind = train.get("seq_len") or model.config.max_seq_len, "TinyGPT checkpoint"
     windows = (len(val) - 1) // seq_len
     if windows < 1:
         raise ValueError(f"{path}: the validation split has {len(val)} tokens, fewer than one window "
@@ -722,8 +745,6 @@ def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | No
 
     def finetune(m: TinyGPT, steps: int, lr: float = 1e-4) -> dict[str, Any]:
         """``steps`` AdamW steps of core's Trainer on the checkpoint's training windows (masks hold)."""
-        if train_tokens is None:
-            raise ValueError(f"{p}: fine-tuning needs a training split; a GPT-2 directory has none here")
         loader = DataLoader(_training_windows(train_tokens, seq_len, p), batch_size=train.get("batch_size") or 16,
                             shuffle=True, seed=train.get("seed") or 0)
         trainer = Trainer(m.train(), AdamW(weight_decay_groups(m, 0.0), lr=lr), lm_loss, progress=False,
@@ -736,12 +757,13 @@ def benchmark_target(path: str, limit: int | None = None) -> dict[str, Any] | No
         from tinytorch.core.paths import check_outputs
 
         check_outputs({"--out": out}, {"CHECKPOINT": p})
-        save_model(out, m, tokenizer, train or None)  # a TinyGPT checkpoint this loader reads again
+        save_model(out, m, tokenizer, train or None, pretrained)  # a TinyGPT checkpoint this loader reads again
 
     c = model.config
     return {"name": p.stem if p.is_file() else p.name, "model": model, "inputs": inputs,
             "num_samples": windows, "evaluate": evaluate, "checkpoint": str(p), "calibration": calibration,
-            "finetune": finetune, "save": save,
+            # a GPT-2 directory has no training split here: nothing to fine-tune on
+            "finetune": finetune if train_tokens is not None else None, "save": save,
             "description": f"{kind}: TinyGPT d_model {c.d_model}, {c.num_layers} layers, "
                            f"{c.num_heads} heads, vocab {c.vocab_size}; a sample is a window of "
                            f"{seq_len} tokens of {described}"}

@@ -417,6 +417,29 @@ class OptimizeResult:
                 "layers": [c.to_dict() for c in self.layers], "done": self.done, "out": self.out}
 
 
+def _check_offers(target: Any, quantize: str, finetune_steps: int) -> None:
+    """Refuse, before anything is measured, what ``target``'s loader cannot do for this request.
+
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.perf.benchmark import BenchmarkTarget
+    >>> target = BenchmarkTarget("gpt2", nn.Linear(2, 2), lambda i: np.zeros((len(i), 2)), 4,
+    ...                          checkpoint="gpt2/", description="GPT-2 directory: ...", save=print)
+    >>> _check_offers(target, "int8", finetune_steps=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: --finetune-steps: CHECKPOINT gpt2/ (GPT-2 directory) offers no training data to fine-tune on; leave --finetune-steps out
+    """
+    kind = f" ({target.description.split(':')[0]})" if target.description else ""
+    what = f"CHECKPOINT {target.checkpoint}{kind}"
+    if target.save is None:
+        raise ValueError(f"{what}: its loader cannot save an optimized model")
+    if finetune_steps and target.finetune is None:
+        raise ValueError(f"--finetune-steps: {what} offers no training data to fine-tune on; leave "
+                         "--finetune-steps out")
+    if quantize == "w8a8" and target.calibration is None:
+        raise ValueError(f"--quantize w8a8: {what} offers no calibration data; use int8 or int4 (weight-only)")
+
+
 def _copy_model(model: Any) -> Any:
     import copy
 
@@ -467,8 +490,7 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     if accuracy_limit is not None:  # the benchmark measures accuracy as its settings say
         settings = replace(settings, accuracy_limit=accuracy_limit)
     target = load_target(checkpoint, accuracy_limit)
-    if target.save is None:
-        raise ValueError(f"CHECKPOINT {checkpoint}: its loader cannot save an optimized model")
+    _check_offers(target, quantize, finetune_steps)
     hardware = get_hardware_spec(quick=True)
     echo(f"benchmarking {checkpoint} (baseline)...")
     before = run_benchmark(target, settings, hardware=hardware)
