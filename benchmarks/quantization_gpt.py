@@ -18,7 +18,11 @@ Measures, in one run:
   quantized run: among ``--candidates`` random 8-token prompts, the one whose greedy
   continuation has the largest minimum top-1/top-2 logit margin. The JSON gives every
   candidate's minimum margin, and the quantized runs' max |logit difference| from float32 on
-  the float32 continuation (a difference under half the margin cannot change a greedy token).
+  the float32 continuation, and at how many of the 64 positions the difference reaches half
+  the float32 margin there (below that it cannot change a greedy token: 0 makes the equality
+  a guarantee rather than an observation).
+- **Layers alone** (``--skip-layers`` leaves them out): GPT-2's matrices one at a time, float32
+  against the int8 path and the int8 path's widening and GEMV halves apart (see `layers`).
 - **TinyGPT** (the 10-minute recipe's checkpoint, ``--tinygpt``): validation loss of float32,
   int8 weight-only and int4 groups of 32 on the whole validation split the recipe held out.
 
@@ -136,7 +140,12 @@ def child(directory: str, scheme: str, candidates: int) -> None:
         chosen = json.loads(prompt_file.read_text())
         prompt = np.array([chosen["prompt"]])
         logits, _ = _margins(model, np.array(chosen["tokens"]))
-        report["max_abs_logit_diff_vs_float32"] = float(np.abs(logits - np.load(logits_file)).max())
+        reference = np.load(logits_file)
+        diff = np.abs(logits - reference).max(axis=1)  # (new,): the largest change at each position
+        top2 = np.sort(reference, axis=1)[:, -2:]
+        # a change below half the float32 margin cannot flip that position's greedy choice
+        report.update(max_abs_logit_diff_vs_float32=float(diff.max()),
+                      positions_that_could_flip=int((diff >= (top2[:, 1] - top2[:, 0]) / 2).sum()))
 
     out = model.generate(prompt, NEW_TOKENS, temperature=0)
     report.update(tokens=out[0, PROMPT:].tolist(), vm_hwm_mb=_vm_hwm_mb(), load_average_after=_load_average())
@@ -165,6 +174,80 @@ def speed(directory: str, repeats: int) -> None:
                          for scheme, t in times.items()}
     report["load_average_after"] = _load_average()
     print(json.dumps(report))
+
+
+LAYERS = {"attn.qkv": (768, 2304), "mlp.fc": (768, 3072), "mlp.proj": (3072, 768), "attn.proj": (768, 768),
+          "lm_head": (768, 50257)}
+STREAM_BYTES = 256 * 2**20  # each layer's copies of its weights, well past the 32 MiB L3: read from memory
+
+
+def layers(repeats: int) -> dict:
+    """GPT-2's matrices alone, batch 1, one BLAS thread: float32 against the int8 path, with the
+    int8 path's two halves timed apart (widening the int8 rows into the float32 buffer, and the
+    GEMVs on the widened blocks), to show where its time goes.
+
+    Each layer cycles through enough copies of its weights that every call reads them from
+    memory, as decoding does (GPT-2's 124M weights cannot stay in any cache). Variants alternate
+    within every repeat; the medians are per call.
+
+    - ``float32``: ``x @ W.T`` with W laid out as `TinyGPT.eval` lays it out (`decode_layout`):
+      the baseline of the model run.
+    - ``float32_row_major``: the same with W row-major (out, in), nn.Linear's own layout (the
+      slower GEMV kernel; what decoding used before `decode_layout`).
+    - ``int8``: `Int8WeightOnlyLinear` (int8 rows widened a block at a time into a reused
+      float32 buffer of `BLOCK_BYTES`, BLAS on each block, the row scales on the output).
+    - ``int8_widen``: only the widening of all blocks; ``int8_gemv``: only the GEMVs, each on a
+      block already widened (in the cache).
+    """
+    from tinytorch.core import no_grad
+    from tinytorch.core.quantization import BLOCK_BYTES, Int8WeightOnlyLinear, quantize_int8_rows
+    from tinytorch.core.threads import thread_limit
+    from tinytorch.language.model import decode_layout
+
+    rng = np.random.default_rng(0)
+    out: dict = {"block_bytes": BLOCK_BYTES, "stream_bytes_per_layer": STREAM_BYTES, "repeats": repeats}
+    for name, (k, n) in LAYERS.items():
+        copies = max(1, -(-STREAM_BYTES // (4 * k * n)))
+        row_major = [(rng.standard_normal((n, k), dtype=np.float32) * 0.02) for _ in range(copies)]
+        decode = [decode_layout(w) for w in row_major]
+        int8 = [Int8WeightOnlyLinear(*quantize_int8_rows(w)) for w in row_major]
+        x = rng.standard_normal((1, k), dtype=np.float32)
+        rows = max(1, BLOCK_BYTES // (4 * k))
+        buffer = np.empty(min(rows, n) * k, np.float32)
+        y = np.empty((1, n), np.float32)
+
+        def widen(layer):
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                layer._widen(start, stop, buffer[: (stop - start) * k].reshape(stop - start, k))
+
+        def gemv(_):
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                np.matmul(x, buffer[: (stop - start) * k].reshape(stop - start, k).T, out=y[:, start:stop])
+
+        variants = {"float32": (decode, lambda w: x @ w.T), "float32_row_major": (row_major, lambda w: x @ w.T),
+                    "int8": (int8, lambda layer: layer(x)), "int8_widen": (int8, widen), "int8_gemv": (int8, gemv)}
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        with thread_limit(1), no_grad():
+            for i in range(repeats + 1):  # the first round warms up
+                for v, (weights, call) in variants.items():
+                    t = time.perf_counter()
+                    for w in weights:
+                        call(w)
+                    if i:
+                        times[v].append((time.perf_counter() - t) / copies)
+        ms = {v: 1e3 * statistics.median(t) for v, t in times.items()}
+        out[name] = {"in_features": k, "out_features": n, "copies": copies, "ms": ms,
+                     "int8_speedup_vs_float32": ms["float32"] / ms["int8"],
+                     "int8_speedup_vs_float32_row_major": ms["float32_row_major"] / ms["int8"],
+                     "float32_GBps": 4 * k * n / ms["float32"] / 1e6,
+                     "int8_widen_Gelem_per_s": k * n / ms["int8_widen"] / 1e6,
+                     "int8_gemv_Gelem_per_s": k * n / ms["int8_gemv"] / 1e6}
+        del row_major, decode, int8
+    out["baseline"] = "float32 (decode layout) in the same run; float32_row_major for comparison"
+    out["load_average_after"] = _load_average()
+    return out
 
 
 def _load_average() -> list[float]:
@@ -210,6 +293,7 @@ def gpt2(repeats: int, candidates: int) -> dict:
             "greedy_tokens_equal": f"{sum(same)}/{len(same)}",
             "first_differing_token": same.index(False) if not all(same) else None,
             "max_abs_logit_diff_vs_float32": run["max_abs_logit_diff_vs_float32"],
+            "positions_where_the_difference_could_flip_the_choice": run["positions_that_could_flip"],
             "float32_min_margin": base["min_margin"],
             "file_size_ratio": sizes[scheme] / sizes["float32"],
         }
@@ -257,12 +341,16 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--tinygpt", default=None, help="a TinyGPT checkpoint (the 10-minute recipe's)")
     parser.add_argument("--skip-gpt2", action="store_true")
+    parser.add_argument("--skip-layers", action="store_true", help="skip GPT-2's matrices timed alone")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--scheme", help=argparse.SUPPRESS)
     parser.add_argument("--build", help=argparse.SUPPRESS)
     parser.add_argument("--convert", help=argparse.SUPPRESS)
     parser.add_argument("--speed", help=argparse.SUPPRESS)
+    parser.add_argument("--layers", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.layers:
+        return print(json.dumps(layers(args.repeats)))
     if args.child:
         return child(args.child, args.scheme, args.candidates)
     if args.speed:
@@ -274,6 +362,8 @@ def main() -> None:
     result: dict = {"load_average_before": _load_average()}
     if args.tinygpt:
         result["tinygpt"] = tinygpt(args.tinygpt)
+    if not args.skip_layers:
+        result["layers"] = _run("--layers", "1", "--repeats", str(args.repeats))  # its own process: its memory is freed
     if not args.skip_gpt2:
         result["gpt2"] = gpt2(args.repeats, args.candidates)
     result["load_average_after"] = _load_average()

@@ -179,7 +179,7 @@ class QuantizedGEMM(Module):
         if self.dynamic:
             s, z = choose_qparams(x.min(), x.max(), "uint8")
             scale, zero, (qmin, qmax) = float(s), int(z), QDTYPES["uint8"]
-        else:  # (the buffers read from their dict: Module.__getattr__ costs more than the small GEMMs)
+        else:  # buffers read from their dict: Module.__getattr__ runs after a failed lookup, which small layers feel
             scale, zero = float(self._buffers["input_scale"].data), int(self._buffers["input_zero_point"].data)
             qmin, qmax = QDTYPES[self.input_dtype]
         q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, qmin - zero, qmax - zero)
