@@ -27,7 +27,7 @@ from tinytorch.core.memory import keep_freed_memory
 from tinytorch.core.quantization import QuantizedGEMM, register_quantized_module, register_scheme
 from tinytorch.core.quantization.observers import ObserverBase
 
-from .functional import _im2col, _nchw, _nhwc, _out_size
+from .functional import _im2col, _nchw, _out_size
 from .layers import Conv2d
 
 
@@ -128,14 +128,16 @@ class QuantizedConv2d(QuantizedGEMM):
         n, _, h, w = x.shape
         keep_freed_memory()  # as the float conv: the patch matrices of every call stay mapped
         (kh, kw), ((pt, pb), (pl, pr)) = self.kernel_size, self.padding
-        q, scale, qrange = self.quantize_input(_nhwc(x.data))  # (N, H, W, Cin): q - z in float32
-        if pt or pb or pl or pr:
-            q = np.pad(q, ((0, 0), (pt, pb), (pl, pr), (0, 0)))  # centred: 0.0 is the integer 0
+        # one pass from the NCHW input to the padded NHWC integers q - z (centred: the padding is
+        # 0, which stands for 0.0), in place of a layout copy, the quantization and a padded copy
+        padded = (np.zeros if pt or pb or pl or pr else np.empty)((n, h + pt + pb, w + pl + pr, self.in_channels),
+                                                                  np.float32)
+        _, scale, qrange = self.quantize_input(x.data.transpose(0, 2, 3, 1), out=padded[:, pt:pt + h, pl:pl + w])
         ho = _out_size(h + pt + pb, kh, self.stride[0], 0, self.dilation[0])
         wo = _out_size(w + pl + pr, kw, self.stride[1], 0, self.dilation[1])
         if ho <= 0 or wo <= 0:
             raise ValueError(f"QuantizedConv2d: input {h}x{w} is smaller than the dilated kernel")
-        cols = _im2col(q, (kh, kw), (ho, wo), self.stride, self.dilation)  # (N·Ho·Wo, kh·kw·Cin)
+        cols = _im2col(padded, (kh, kw), (ho, wo), self.stride, self.dilation)  # (N·Ho·Wo, kh·kw·Cin)
         out = self.dequantize_output(self.integer_gemm(cols, qrange), scale)  # (N·Ho·Wo, Cout)
         return Tensor(_nchw(out.reshape(n, ho, wo, self.out_channels)))
 

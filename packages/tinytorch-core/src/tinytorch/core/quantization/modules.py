@@ -169,9 +169,10 @@ class QuantizedGEMM(Module):
         """How many float weights the stored layer stands for (what float32 would take / 4)."""
         return config["out_features"] * config["in_features"]
 
-    def quantize_input(self, x: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+    def quantize_input(self, x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, float, tuple[int, int]]:
         """(qx - z as float32 integers, scale, (lo, hi)) of float input ``x``; [lo, hi] is the
-        range qx - z is clamped to (what `int_mm_exact` sizes its chunks by).
+        range qx - z is clamped to (what `int_mm_exact` sizes its chunks by). ``out``: a float32
+        array of x's shape to write qx - z into (a convolution's padded buffer), else a new one.
 
         Static: the calibrated qparams. Dynamic: this batch's range, affine uint8, as PyTorch's
         dynamic quantization.
@@ -182,7 +183,7 @@ class QuantizedGEMM(Module):
         else:  # buffers read from their dict: Module.__getattr__ runs after a failed lookup, which small layers feel
             scale, zero = float(self._buffers["input_scale"].data), int(self._buffers["input_zero_point"].data)
             qmin, qmax = QDTYPES[self.input_dtype]
-        q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, qmin - zero, qmax - zero)
+        q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, qmin - zero, qmax - zero, out)
         return q, scale, (qmin - zero, qmax - zero)
 
     def integer_gemm(self, q: np.ndarray, qrange: tuple[int, int] = (-255, 255)) -> np.ndarray:
