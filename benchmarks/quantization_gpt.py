@@ -192,62 +192,67 @@ def layers(repeats: int) -> dict:
 
     - ``float32``: ``x @ W.T`` with W laid out as `TinyGPT.eval` lays it out (`decode_layout`):
       the baseline of the model run.
-    - ``float32_row_major``: the same with W row-major (out, in), nn.Linear's own layout (the
-      slower GEMV kernel; what decoding used before `decode_layout`).
+    - ``float32_row_major``: the same with W row-major (out, in), nn.Linear's own layout, which
+      OpenBLAS multiplies with another GEMV kernel (what decoding used before `decode_layout`).
     - ``int8``: `Int8WeightOnlyLinear` (int8 rows widened a block at a time into a reused
       float32 buffer of `BLOCK_BYTES`, BLAS on each block, the row scales on the output).
     - ``int8_widen``: only the widening of all blocks; ``int8_gemv``: only the GEMVs, each on a
       block already widened (in the cache).
     """
+    from tinytorch.core.quantization import BLOCK_BYTES
+
+    rng = np.random.default_rng(0)
+    out: dict = {"block_bytes": BLOCK_BYTES, "stream_bytes_per_layer": STREAM_BYTES, "repeats": repeats}
+    for name, (k, n) in LAYERS.items():
+        out[name] = _layer(k, n, rng, repeats)
+    out["baseline"] = "float32 (decode layout) in the same run; float32_row_major for comparison"
+    out["load_average_after"] = _load_average()
+    return out
+
+
+def _layer(k: int, n: int, rng: np.random.Generator, repeats: int) -> dict:
+    """One (k -> n) matrix of `layers`: the medians of its variants and their ratios."""
     from tinytorch.core import no_grad
     from tinytorch.core.quantization import BLOCK_BYTES, Int8WeightOnlyLinear, quantize_int8_rows
     from tinytorch.core.threads import thread_limit
     from tinytorch.language.model import decode_layout
 
-    rng = np.random.default_rng(0)
-    out: dict = {"block_bytes": BLOCK_BYTES, "stream_bytes_per_layer": STREAM_BYTES, "repeats": repeats}
-    for name, (k, n) in LAYERS.items():
-        copies = max(1, -(-STREAM_BYTES // (4 * k * n)))
-        row_major = [(rng.standard_normal((n, k), dtype=np.float32) * 0.02) for _ in range(copies)]
-        decode = [decode_layout(w) for w in row_major]
-        int8 = [Int8WeightOnlyLinear(*quantize_int8_rows(w)) for w in row_major]
-        x = rng.standard_normal((1, k), dtype=np.float32)
-        rows = max(1, BLOCK_BYTES // (4 * k))
-        buffer = np.empty(min(rows, n) * k, np.float32)
-        y = np.empty((1, n), np.float32)
+    copies = max(1, -(-STREAM_BYTES // (4 * k * n)))
+    row_major = [(rng.standard_normal((n, k), dtype=np.float32) * 0.02) for _ in range(copies)]
+    decode = [decode_layout(w) for w in row_major]
+    int8 = [Int8WeightOnlyLinear(*quantize_int8_rows(w)) for w in row_major]
+    x = rng.standard_normal((1, k), dtype=np.float32)
+    rows = max(1, BLOCK_BYTES // (4 * k))
+    buffer = np.empty(min(rows, n) * k, np.float32)
+    y = np.empty((1, n), np.float32)
+    blocks = [(start, min(n, start + rows)) for start in range(0, n, rows)]
 
-        def widen(layer):
-            for start in range(0, n, rows):
-                stop = min(n, start + rows)
-                layer._widen(start, stop, buffer[: (stop - start) * k].reshape(stop - start, k))
+    def widen(layer):
+        for start, stop in blocks:
+            layer._widen(start, stop, buffer[: (stop - start) * k].reshape(stop - start, k))
 
-        def gemv(_):
-            for start in range(0, n, rows):
-                stop = min(n, start + rows)
-                np.matmul(x, buffer[: (stop - start) * k].reshape(stop - start, k).T, out=y[:, start:stop])
+    def gemv(_):
+        for start, stop in blocks:
+            np.matmul(x, buffer[: (stop - start) * k].reshape(stop - start, k).T, out=y[:, start:stop])
 
-        variants = {"float32": (decode, lambda w: x @ w.T), "float32_row_major": (row_major, lambda w: x @ w.T),
-                    "int8": (int8, lambda layer: layer(x)), "int8_widen": (int8, widen), "int8_gemv": (int8, gemv)}
-        times: dict[str, list[float]] = {v: [] for v in variants}
-        with thread_limit(1), no_grad():
-            for i in range(repeats + 1):  # the first round warms up
-                for v, (weights, call) in variants.items():
-                    t = time.perf_counter()
-                    for w in weights:
-                        call(w)
-                    if i:
-                        times[v].append((time.perf_counter() - t) / copies)
-        ms = {v: 1e3 * statistics.median(t) for v, t in times.items()}
-        out[name] = {"in_features": k, "out_features": n, "copies": copies, "ms": ms,
-                     "int8_speedup_vs_float32": ms["float32"] / ms["int8"],
-                     "int8_speedup_vs_float32_row_major": ms["float32_row_major"] / ms["int8"],
-                     "float32_GBps": 4 * k * n / ms["float32"] / 1e6,
-                     "int8_widen_Gelem_per_s": k * n / ms["int8_widen"] / 1e6,
-                     "int8_gemv_Gelem_per_s": k * n / ms["int8_gemv"] / 1e6}
-        del row_major, decode, int8
-    out["baseline"] = "float32 (decode layout) in the same run; float32_row_major for comparison"
-    out["load_average_after"] = _load_average()
-    return out
+    variants = {"float32": (decode, lambda w: x @ w.T), "float32_row_major": (row_major, lambda w: x @ w.T),
+                "int8": (int8, lambda layer: layer(x)), "int8_widen": (int8, widen), "int8_gemv": (int8, gemv)}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    with thread_limit(1), no_grad():
+        for i in range(repeats + 1):  # the first round warms up
+            for v, (weights, call) in variants.items():
+                t = time.perf_counter()
+                for w in weights:
+                    call(w)
+                if i:
+                    times[v].append((time.perf_counter() - t) / copies)
+    ms = {v: 1e3 * statistics.median(t) for v, t in times.items()}
+    return {"in_features": k, "out_features": n, "copies": copies, "ms": ms,
+            "int8_speedup_vs_float32": ms["float32"] / ms["int8"],
+            "int8_speedup_vs_float32_row_major": ms["float32_row_major"] / ms["int8"],
+            "float32_GBps": 4 * k * n / ms["float32"] / 1e6,
+            "int8_widen_Gelem_per_s": k * n / ms["int8_widen"] / 1e6,
+            "int8_gemv_Gelem_per_s": k * n / ms["int8_gemv"] / 1e6}
 
 
 def _load_average() -> list[float]:

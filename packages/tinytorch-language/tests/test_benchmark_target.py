@@ -62,3 +62,16 @@ def test_other_paths_are_not_claimed(tmp_path):
     save_model_state(tmp_path / "w.safetensors", nn.Linear(2, 2), {"vision": {"kind": "x"}})
     assert benchmark_target(str(tmp_path / "w.safetensors")) is None
     assert benchmark_target(str(tmp_path)) is None  # a directory without config.json
+
+
+def test_a_bad_pretrained_record_is_named(tmp_path):
+    from tinytorch.core.checkpoint import save_model_state
+    from tinytorch.language.training import _language_metadata, load_checkpoint
+
+    tok = CharTokenizer().fit("ab")
+    model = TinyGPT(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, max_seq_len=4)
+    metadata = {"kind": "tinytorch.language.model", **_language_metadata(model, tok)}
+    metadata["tinytorch.language"]["pretrained"] = ["gpt2"]
+    save_model_state(tmp_path / "lm.safetensors", model, metadata)
+    with pytest.raises(ValueError, match=r"lm.safetensors: its 'pretrained' metadata .* got \['gpt2'\]"):
+        load_checkpoint(tmp_path / "lm.safetensors")

@@ -105,3 +105,15 @@ def test_language_checkpoint_of_a_quantized_model(tmp_path, config):
                                        or k in ("tinytorch.language", "tinytorch.quantization")})
     with pytest.raises(ValueError, match="does not match its weights"):
         load_checkpoint(edited)
+
+
+@pytest.mark.parametrize("config", [Int8WeightOnlyConfig(), Int4WeightOnlyConfig(group_size=32)])
+def test_decoding_threads_count_the_float_weights_blas_streams(config):
+    # the thread policy sizes by the bytes BLAS reads from memory: a weight-only layer's narrow
+    # storage is widened block by block into the cache, so it does not count (nor the tied wte)
+    model = _model()
+    before = model._weight_bytes()
+    assert before == sum(p.data.nbytes for p in model.parameters())     # the float model: all of it
+    quantize_(model, config)
+    floats = sum(p.data.nbytes for p in model.parameters())              # LayerNorms, biases, wpe
+    assert model._weight_bytes() == floats < before / 4
