@@ -214,7 +214,6 @@ def apply_optimizations(target: Any, quantize: str, prune: float | None = None, 
     >>> [type(m).__name__ for m in model]
     ['Int4WeightOnlyLinear', 'ReLU', 'Int4WeightOnlyLinear']
     """
-    _check_quantize(quantize)  # before any pruning or fine-tuning is spent
     done = prune_model(target, prune, structured, finetune_steps, echo)
     return {**done, **quantize_model(target, quantize, calibration_samples)}
 
@@ -429,6 +428,7 @@ def _check_offers(target: Any, quantize: str, finetune_steps: int) -> None:
     ...
     ValueError: --finetune-steps: CHECKPOINT gpt2/ (GPT-2 directory) offers no training data to fine-tune on; leave --finetune-steps out
     """
+    _check_quantize(quantize)
     kind = f" ({target.description.split(':')[0]})" if target.description else ""
     what = f"CHECKPOINT {target.checkpoint}{kind}"
     if target.save is None:
@@ -498,7 +498,6 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     x = x if isinstance(x, Tensor) or not isinstance(x, np.ndarray) or x.dtype.kind in "iu" else Tensor(x)
     original = _copy_model(target.model)
     weight_bytes = {n: _stored_bytes(m) for n, m in original.named_modules()}
-    _check_quantize(quantize)  # before any pruning or fine-tuning is spent
     done = prune_model(target, prune, structured, finetune_steps, echo)
     # the float model the quantized layers are made from: smaller than the original once shrunk
     float_after = _copy_model(target.model) if structured and quantize != "none" else None
