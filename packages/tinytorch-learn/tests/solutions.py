@@ -83,7 +83,7 @@ PLANTED: dict[str, tuple[str, str]] = {
     "sampler_indices": ("return order[self.rank:self.total_size:self.num_replicas]",
                         "return order[self.rank * self.num_samples:(self.rank + 1) * self.num_samples]"),
     "bucket_reduce_mean": ("self.buffer *= self.buffer.dtype.type(1.0 / world)", "pass"),  # the missing 1/N
-    "round_clamp": ("np.round(out, out=out)", "np.floor(out + 0.5, out=out)"),  # half up, not to even
+    "round_clamp": ("np.rint(out, out=out)", "np.floor(out + 0.5, out=out)"),  # half up, not to even
     "dequantize": ("(ints - np.float32(q.zero_point)) * np.float32(q.scale)",
                    "ints * np.float32(q.scale) - np.float32(q.zero_point)"),  # the zero point unscaled
     "fake_quantize_backward": ("return grad * self.inside", "return grad"),  # clamped values get gradients
