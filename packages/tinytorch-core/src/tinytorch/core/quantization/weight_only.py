@@ -7,11 +7,11 @@ widened decides the speed. Widening a whole matrix writes and re-reads a float32
 the original (measured 0.14–0.20× of float32 on GPT-2's matrices); widening a block of rows at a
 time into one reused float32 buffer of about 2 MiB (:data:`BLOCK_BYTES`) keeps the copy in the
 cache, and BLAS multiplies it from there. That widening is NumPy's int8 -> float32 cast, and it
-is the limit: on the 2-core development machine it converted 4.2–6.3 G weights/s reading from
-memory, while float32 decoding streams its 4-byte weights at 13–21 GB/s (3.2–5.2 G weights/s)
+is the limit: on the 2-core development machine it converted 4.7–6.8 G weights/s reading from
+memory, while float32 decoding streams its 4-byte weights at 14–23 GB/s (3.5–5.7 G weights/s)
 in the layout `TinyGPT.eval` gives them. So the cast alone costs about what the float32 product
-does, and GPT-2's matrices ran 0.67–0.88× of float32 (`benchmarks/quantization_gpt.py`, one
-thread; against row-major float32 weights, nn.Linear's own layout, 0.71–1.20×). What int8 buys
+does, and GPT-2's matrices ran 0.75–0.90× of float32 (`benchmarks/quantization_gpt.py`, one
+thread; against row-major float32 weights, nn.Linear's own layout, 0.72–1.17×). What int8 buys
 here is memory: a quarter of the bytes on disk and resident.
 
 Two formats:
