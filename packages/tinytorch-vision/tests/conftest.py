@@ -17,6 +17,21 @@ def fashion_root(tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def trained_checkpoint(fashion_root, tmp_path):
+    """A SmallCNN checkpoint of one epoch on that Fashion-MNIST, written by `tito vision train`."""
+    from click.testing import CliRunner
+
+    from tito.main import cli
+
+    ckpt = tmp_path / "cnn.safetensors"
+    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
+                                      "--epochs", "1", "--batch-size", "50", "--limit", "100",
+                                      "--out", str(ckpt), "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    return ckpt
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_blas_thread():
     """One OpenBLAS thread for the tests: on a shared 2-core machine, 2 spinning BLAS threads

@@ -11,13 +11,8 @@ from tito.main import cli
 
 
 @pytest.fixture
-def checkpoint(fashion_root, tmp_path):
-    ckpt = tmp_path / "cnn.safetensors"
-    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
-                                      "--epochs", "1", "--batch-size", "50", "--limit", "100",
-                                      "--out", str(ckpt), "--threads", "1", "--json"])
-    assert result.exit_code == 0, result.output
-    return ckpt
+def checkpoint(trained_checkpoint):
+    return trained_checkpoint
 
 
 def test_target_feeds_normalized_test_images_and_measures_test_accuracy(checkpoint, fashion_root):

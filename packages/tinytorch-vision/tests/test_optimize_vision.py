@@ -37,16 +37,11 @@ def test_quantized_conv2d_round_trip(tmp_path, static):
 
 
 @pytest.fixture
-def checkpoint(fashion_root, tmp_path, monkeypatch):
+def checkpoint(trained_checkpoint, fashion_root, tmp_path, monkeypatch):
     monkeypatch.setenv("TINYTORCH_DATA", str(fashion_root))
     monkeypatch.setenv("TINYTORCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("COLUMNS", "250")  # every column of the tables
-    ckpt = tmp_path / "cnn.safetensors"
-    result = CliRunner().invoke(cli, ["vision", "train", "fashion-mnist", "--root", str(fashion_root),
-                                      "--epochs", "1", "--batch-size", "50", "--limit", "100",
-                                      "--out", str(ckpt), "--threads", "1", "--json"])
-    assert result.exit_code == 0, result.output
-    return ckpt
+    return trained_checkpoint
 
 
 FAST = ["--min-queries", "4", "--min-duration", "0", "--batch-size", "8", "--layer-repeats", "1"]
