@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -124,6 +125,30 @@ SMALL_RECIPE_UP_TO = 600.0  # seconds of budget
 FINETUNE_RECIPE = {"context": 128, "batch_size": 4, "lr": 3e-5, "dropout": 0.0}
 
 
+def _options(*options: Callable) -> Callable:
+    """Several click options as one decorator, listed in the order given (train and distill
+    share them)."""
+    def apply(command: Callable) -> Callable:
+        for option in reversed(options):  # decorators apply bottom-up
+            command = option(command)
+        return command
+    return apply
+
+
+_run_length_options = _options(
+    click.option("--warmup", type=click.IntRange(min=0),
+                 help="Warmup steps [default: 5% of the run, which scales with a time budget]."),
+    click.option("--max-steps", type=click.IntRange(min=1),
+                 help=f"Optimizer steps (default {DEFAULT_MAX_STEPS} unless --epochs or --time-budget is given)."),
+    click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training tokens."),
+)
+_evaluation_options = _options(
+    click.option("--eval-every", type=click.IntRange(min=1), help="Steps between evaluations [default: 250]."),
+    click.option("--eval-batches", type=click.IntRange(min=1),
+                 help="Validation batches per periodic evaluation [default: 20]; the final one uses all."),
+)
+
+
 def _recipe(time_budget: float | None) -> tuple[str, dict]:
     if time_budget is not None and time_budget <= SMALL_RECIPE_UP_TO:
         return "nanoGPT's CPU model (fits a short budget)", SMALL_RECIPE
@@ -144,18 +169,12 @@ def _recipe(time_budget: float | None) -> tuple[str, dict]:
 @click.option("--dropout", default=0.0, show_default=True, type=FiniteFloat(0, 1, max_open=True))
 @click.option("--batch-size", type=WholeNumber(min=1), help="Sequences per step [recipe: 12 or 16].")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Peak learning rate [recipe: 3e-3 or 1e-3].")
-@click.option("--warmup", type=click.IntRange(min=0),
-              help="Warmup steps [default: 5% of the run, which scales with a time budget].")
-@click.option("--max-steps", type=click.IntRange(min=1),
-              help=f"Optimizer steps (default {DEFAULT_MAX_STEPS} unless --epochs or --time-budget is given).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training tokens.")
+@_run_length_options
 @click.option("--time-budget", type=FiniteFloat(min=0, min_open=True),
               help="Seconds for the whole run, final evaluation and checkpoint included; the LR schedule "
                    "is fitted to it.")
 @click.option("--val-fraction", type=FiniteFloat(0, 1, max_open=True), help="Held-out share [default: 0.1].")
-@click.option("--eval-every", type=click.IntRange(min=1), help="Steps between evaluations [default: 250].")
-@click.option("--eval-batches", type=click.IntRange(min=1),
-              help="Validation batches per periodic evaluation [default: 20]; the final one uses all.")
+@_evaluation_options
 @click.option("--out", type=click.Path(dir_okay=False),
               help=f"Checkpoint written after every evaluation [default: {DEFAULT_OUT}; with --resume RUN.safetensors, "
                    "RUN-2.safetensors: the file a run continues from is kept].")
@@ -362,18 +381,12 @@ DEFAULT_DISTILL_OUT = "checkpoints/tinygpt_distilled.safetensors"
               help="Weight of the teacher's soft targets (times T²); 1 - alpha weighs the text's next tokens.")
 @click.option("--batch-size", type=WholeNumber(min=1), help="Sequences per step [default: the teacher's run's].")
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Peak learning rate [default: the teacher's run's].")
-@click.option("--warmup", type=click.IntRange(min=0),
-              help="Warmup steps [default: 5% of the run, which scales with a time budget].")
-@click.option("--max-steps", type=click.IntRange(min=1),
-              help=f"Optimizer steps (default {DEFAULT_MAX_STEPS} unless --epochs or --time-budget is given).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training tokens.")
+@_run_length_options
 @click.option("--time-budget", type=FiniteFloat(min=0, min_open=True),
               help="Seconds for the whole run, teacher forwards, final evaluation and checkpoint included.")
 @click.option("--val-fraction", type=FiniteFloat(0, 1, max_open=True),
               help="Held-out share [default: the teacher's run's, so the teacher never saw the validation text].")
-@click.option("--eval-every", type=click.IntRange(min=1), help="Steps between evaluations [default: 250].")
-@click.option("--eval-batches", type=click.IntRange(min=1),
-              help="Validation batches per periodic evaluation [default: 20]; the final one uses all.")
+@_evaluation_options
 @click.option("--out", default=DEFAULT_DISTILL_OUT, show_default=True, type=click.Path(dir_okay=False),
               help="The student's checkpoint, written after every evaluation.")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the student's weights and the data order [default: 0].")
