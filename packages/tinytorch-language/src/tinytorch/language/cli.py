@@ -117,7 +117,7 @@ def language() -> None:
 # 90 s run ends below 2.0 where TinyGPT's default model (d_model 256, context 128) is still
 # warming up. Longer runs get that model. Any option given on the command line overrides the recipe.
 SMALL_RECIPE = {"d_model": 128, "heads": 4, "layers": 4, "context": 64, "batch_size": 12, "lr": 3e-3}
-SEED_RECIPE = {"d_model": 256, "heads": 8, "layers": 4, "context": 128, "batch_size": 16, "lr": 1e-3}
+DEFAULT_MODEL_RECIPE = {"d_model": 256, "heads": 8, "layers": 4, "context": 128, "batch_size": 16, "lr": 1e-3}
 SMALL_RECIPE_UP_TO = 600.0  # seconds of budget
 # Fine-tuning a pretrained GPT-2 (--init-from) follows nanoGPT's finetune_shakespeare.py: a small
 # constant-scale lr (3e-5) and no dropout; batch 4 of 128 tokens keeps a 124M-parameter step to a
@@ -152,7 +152,7 @@ _evaluation_options = _options(
 def _recipe(time_budget: float | None) -> tuple[str, dict]:
     if time_budget is not None and time_budget <= SMALL_RECIPE_UP_TO:
         return "nanoGPT's CPU model (fits a short budget)", SMALL_RECIPE
-    return "TinyGPT's default model (d_model 256, 8 heads, context 128)", SEED_RECIPE
+    return "TinyGPT's default model (d_model 256, 8 heads, context 128)", DEFAULT_MODEL_RECIPE
 
 
 @language.command()
