@@ -214,3 +214,46 @@ def test_module_without_super_init_explains():
 
     with pytest.raises(AttributeError, match="super\\(\\).__init__"):
         Bad()
+
+
+def test_registered_names_are_attributes_whatever_writes_the_store():
+    """Parameters, buffers and children are plain attributes (a fast read), kept equal to the
+    stores by every way of writing them: setattr, the store itself (pruning and quantization
+    swap entries in place), pop/del/clear/update, register_*, and in a deepcopy."""
+    import copy
+
+    layer = nn.Linear(3, 2)
+    assert layer.__dict__["weight"] is layer._parameters["weight"]  # found without __getattr__
+    swapped = nn.Parameter(np.zeros((2, 3), dtype=np.float32))
+    layer._parameters["weight"] = swapped
+    assert layer.weight is swapped
+    masked = Tensor(np.ones((2, 3), dtype=np.float32))
+    layer._parameters.pop("weight")
+    with pytest.raises(AttributeError, match="weight"):
+        layer.weight  # noqa: B018 - the attribute went with the entry
+    layer.weight = masked  # a plain Tensor is an ordinary attribute, not a parameter
+    assert layer.weight is masked and "weight" not in layer._parameters
+    layer.weight = swapped
+    assert layer.weight is swapped and layer._parameters["weight"] is swapped
+    del layer.bias
+    assert not hasattr(layer, "bias") and "bias" not in layer._parameters
+    layer._parameters.update(bias=nn.Parameter(np.ones(2, dtype=np.float32)))
+    assert layer.bias is layer._parameters["bias"]
+    layer._parameters.setdefault("extra", nn.Parameter(np.ones(1, dtype=np.float32)))
+    assert layer.extra is layer._parameters["extra"]
+    layer._parameters.popitem()
+    assert not hasattr(layer, "extra")
+    norm = nn.BatchNorm1d(2)
+    norm._buffers.clear()
+    assert not hasattr(norm, "running_mean")
+    norm.register_buffer("running_mean", np.full(2, 5.0, dtype=np.float32))
+    assert norm.running_mean.data.tolist() == [5.0, 5.0]
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    twin = copy.deepcopy(model)
+    fresh = nn.Parameter(np.full((2, 2), 7.0, dtype=np.float32))
+    twin[0]._parameters["weight"] = fresh  # the copy's store writes the copy's attributes
+    assert twin[0].weight is fresh and model[0].weight is not fresh
+    assert twin[1].running_var is twin[1]._buffers["running_var"] is not model[1].running_var
+    twin._modules["0"] = nn.Identity()
+    assert isinstance(twin[0], nn.Identity) and isinstance(getattr(twin, "0"), nn.Identity)

@@ -128,6 +128,9 @@ def check_real(owner: str, name: str, value: Any, minimum: float | None = None,
     return float(value)
 
 
+_UNSIGNED = {n: np.dtype(f"u{n}") for n in (1, 2, 4, 8)}  # the same width, seen as unsigned
+
+
 def out_of_range(indices: np.ndarray, size: int) -> int | None:
     """The first entry of an integer array outside ``[0, size)``, or None when every entry is inside.
 
@@ -150,8 +153,8 @@ def out_of_range(indices: np.ndarray, size: int) -> int | None:
     """
     if indices.size == 0:
         return None
-    unsigned = indices.view(f"u{indices.itemsize}") if indices.dtype.kind == "i" else indices
-    if int(unsigned.max()) < size:
+    unsigned = indices.view(_UNSIGNED[indices.itemsize]) if indices.dtype.kind == "i" else indices
+    if int(np.maximum.reduce(unsigned, axis=None)) < size:  # the ufunc: .max() adds Python layers
         return None
     return int(indices[(indices < 0) | (indices >= size)].flat[0])
 
