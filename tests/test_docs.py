@@ -2,14 +2,16 @@
 render the main classes with their signatures, and its quotes and generated pages match the
 code they come from.
 
-- Every page's ```python blocks are executed in order, as one script, with
-  TINYTORCH_DOCS_QUICK=1 (the tutorials' small settings), exactly as the docs build does through
-  docs/hooks/tinytorch_docs.py. The tutorials are run by the site build itself (a failing one, or
-  one that does not write the figures it shows, fails it), so `test_page_code_runs` runs the
-  other pages' code and the site tests check the tutorials' figures and outputs.
+- Every page's ```python blocks run, with TINYTORCH_DOCS_QUICK=1 (the tutorials' small
+  settings), exactly as the docs build runs them through docs/hooks/tinytorch_docs.py: the
+  tutorials are run by the site build itself, each as its Jupyter notebook (a failing cell, or a
+  notebook that does not write the figures its page shows, fails the build), so
+  `test_page_code_runs` runs the other pages' code (as one script each) and the site tests check
+  the tutorials' figures and outputs (test_notebooks.py checks the executed notebooks).
 - One `mkdocs build --strict` serves all the site tests: the one `.ci/run` has just made (it
   names its folder in TINYTORCH_DOCS_BUILD), or else a session-scoped build into a temporary
-  folder. Either way the tutorials run once per CI run, not once per build plus once per test.
+  folder (the ``site`` fixture of conftest.py, tests/docs_site.py). Either way the tutorials run
+  once per CI run, not once per build plus once per test.
 - The docstrings of every package (core, vision, language, perf, tito) are parsed with griffe's
   warnings on; the site's config turns off only the missing-type warning (much code is untyped).
 """
@@ -19,89 +21,23 @@ from __future__ import annotations
 import functools
 import html
 import importlib
-import importlib.util
 import logging
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
-
-
-def load_hooks():
-    spec = importlib.util.spec_from_file_location(
-        "tinytorch_docs_hooks", DOCS / "hooks" / "tinytorch_docs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-hooks = load_hooks()
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
-
-
-def _needs(code: str) -> list[str]:
-    """Which optional TinyTorch packages a page's code imports."""
-    return sorted(set(re.findall(r"\btinytorch\.(vision|language)\b", code)))
-
-
-def _data_root() -> Path:
-    from tinytorch.core.datafiles import data_root
-
-    return data_root(hooks.tutorial_env().get("TINYTORCH_DATA") or None)
-
-
-# Code that needs a downloadable data set names it: `dataset_folder("gpt2-tokenizer")`.
-DATA_CALL = re.compile(r"dataset_folder\(\s*[\"']([\w-]+)[\"']")
-
-
-def missing_data(code: str) -> list[str]:
-    """The data sets ``code`` asks for by name that are not in the data root."""
-    from tinytorch.core.datafiles import registered_datasets
-
-    known = registered_datasets()
-    return sorted(name for name in set(DATA_CALL.findall(code))
-                  if name not in known or not known[name].is_present(_data_root()))
-
-
-def pages_with_code() -> list[Path]:
-    pages = sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)
-    return [p for p in pages if hooks.python_blocks(p.read_text(encoding="utf-8"))]
-
-
-def tutorial_pages() -> list[Path]:
-    return sorted((DOCS / hooks.TUTORIALS).glob("*.md"))
-
-
-def skip_reason(page: Path) -> str | None:
-    """Why a page's code cannot run here (a package still being written, data not present)."""
-    code = hooks.tutorial_script(page.read_text(encoding="utf-8"))
-    for name in _needs(code):
-        if not _importable(f"tinytorch.{name}"):
-            return (f"tinytorch-{name} is not importable yet; this page runs once the package "
-                    f"lands (uv sync --all-packages)")
-    if "FashionMNIST(" in code and not (_data_root() / "fashion-mnist").is_dir():
-        return f"Fashion-MNIST is not in {_data_root()} (tito data download fashion-mnist)"
-    missing = missing_data(code)
-    if missing:
-        return f"{', '.join(missing)} not in {_data_root()} (tito data download {' '.join(missing)})"
-    return None
-
+from docs_site import (
+    DATA_CALL,
+    DOCS,
+    ROOT,
+    hooks,
+    missing_data,
+    pages_with_code,
+    skip_reason,
+    tutorial_pages,
+)
+from docs_site import data_root as _data_root
+from docs_site import importable as _importable
 
 # ------------------------------------------------------------------------------ unit tests
 
@@ -272,53 +208,6 @@ def test_every_tutorial_has_code_figures_and_the_quick_switch():
 # ------------------------------------------------------------------------------ the built site
 
 
-#: .ci/run builds the site (strictly, as `site` below does) into $TINYTORCH_DOCS_BUILD/site with
-#: its log in $TINYTORCH_DOCS_BUILD/build.log, and hands the folder to pytest: one build per CI run.
-BUILT_ENV = "TINYTORCH_DOCS_BUILD"
-
-
-def _check_build_log(log: str) -> None:
-    # --strict fails on mkdocs' own warnings; this also catches a plugin's (griffe's) WARNING lines
-    assert "WARNING" not in log, log
-    for page in tutorial_pages():  # the build ran every tutorial (and failed on any failure)
-        assert f"ran tutorials/{page.name} in " in log, f"the build did not run {page.name}:\n{log[-3000:]}"
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """The folder of a `mkdocs build --strict`: the one .ci/run made (``$TINYTORCH_DOCS_BUILD``),
-    or else one built here once per session. The build runs every tutorial with
-    TINYTORCH_DOCS_QUICK=1 and fails when one fails or does not write a figure it shows."""
-    built = os.environ.get(BUILT_ENV)
-    if built:
-        folder = Path(built)
-        assert (folder / "site" / "index.html").is_file() and (folder / "build.log").is_file(), (
-            f"{BUILT_ENV}={built} has no site/index.html and build.log of a mkdocs build")
-        _check_build_log((folder / "build.log").read_text(encoding="utf-8"))
-        return folder / "site"
-    # The build runs every tutorial; one whose data set is not downloaded cannot run.
-    for page in tutorial_pages():
-        reason = skip_reason(page)
-        if reason:
-            pytest.skip(f"the site build runs {page.relative_to(DOCS)}, which cannot run here: {reason}")
-    out = tmp_path_factory.mktemp("site")
-    # as .ci/run: a busy test machine marks the timed figures instead of failing the build
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", TINYTORCH_DOCS_CONTENDED="mark")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        missing = [n for n in ("vision", "language") if not _importable(f"tinytorch.{n}")]
-        if missing:
-            pytest.skip(f"tinytorch-{'/'.join(missing)} not importable yet, so the tutorials "
-                        f"that use them cannot run in the build:\n{log[-3000:]}")
-        pytest.fail(f"mkdocs build --strict failed:\n{log[-8000:]}")
-    _check_build_log(log)
-    return out
-
-
 def _signature(page: Path, object_path: str) -> str:
     """The rendered signature under the heading of ``object_path`` on an API page."""
     text = page.read_text(encoding="utf-8")
@@ -435,9 +324,20 @@ def test_package_graph_is_drawn_at_build_time_without_a_cdn(site: Path):
     assert not [p for p in site.rglob("*.js") if "mermaid" in p.read_text(encoding="utf-8", errors="ignore").lower()[:2000]]
 
 
-def test_init_py_is_not_rendered_bold_and_long_lines_wrap(site: Path):
+def test_no_page_loads_anything_from_outside_the_site(site: Path):
+    """Issue 22 §5: offline, the site shows as it does online (no CDN: no fonts from Google, no
+    mermaid.js). Links a reader may follow are fine; what a page loads is not. The browser test
+    (test_site_browser.py) also watches what the pages' scripts request."""
+    loads = re.compile(r"<(?:script|link|img|iframe|source|embed|object)\b[^>]*?\b(?:src|href|srcset|data)=[\"']?(https?:)?//", re.I)
+    outside = {str(page.relative_to(site)): m.group(0) for page in site.rglob("*.html")
+               for m in [loads.search(page.read_text(encoding="utf-8"))] if m}
+    assert not outside, outside
+    assert len(list(site.rglob("*.html"))) > 20
+
+
+def test_init_py_renders_as_code_and_long_lines_wrap(site: Path):
     arch = (site / "architecture/index.html").read_text(encoding="utf-8")
-    assert "__init__.py included" in html.unescape(arch) and "<strong>init</strong>" not in arch
+    assert "<code>__init__.py</code> included" in arch and "<strong>init</strong>" not in arch
     css = (site / "stylesheets/tinytorch.css").read_text(encoding="utf-8")
     assert re.search(r"pre > code\s*{[^}]*white-space:\s*pre-wrap", css)
     assert 'href="../../stylesheets/tinytorch.css"' in (site / "tutorials/roofline/index.html").read_text(encoding="utf-8")
@@ -455,19 +355,51 @@ def test_tutorial_count_in_words_is_the_real_count():
             assert m.group(1) in (words.get(count), str(count)), f"{path.name}: {m.group(0)!r}, there are {count}"
 
 
-def test_cell_outputs_land_beneath_their_blocks(tmp_path: Path):
-    page = tmp_path / "page.md"
-    page.write_text("# T\n\n```python\nprint('first')\n```\n\ntext\n\n```python norun\nprint('never')\n```\n\n"
-                    "```python\nx = 1\n```\n\n```python\nimport subprocess, sys\n"
-                    "subprocess.run([sys.executable, '-c', 'print(\"from a child\")'])\nprint('third')\n```\n")
-    run = hooks.run_tutorial(page, tmp_path / "work")
-    assert run.ok, run.stderr
-    outputs = hooks.cell_outputs(run.stdout)
-    assert outputs == {4: "first", 14: "", 18: "from a child\nthird"}
+_PAGE = ("# T\n\n```python\nprint('first')\n```\n\ntext\n\n```python norun\nprint('never')\n```\n\n"
+         "```python\nx = 1\n```\n\n```python\nimport subprocess, sys\n"
+         "subprocess.run([sys.executable, '-c', 'print(\"from a child\")'])\nprint('third')\n```\n")
+
+
+def _shown_beneath(page: Path, outputs: dict[int, str], count: int = 2) -> None:
     shown = hooks.insert_outputs(page.read_text(), outputs)
     assert ("```python\nprint('first')\n```\n\n```text title=\"Output\"\nfirst\n```\n\ntext" in shown)
     assert "print('third')\n```\n\n```text title=\"Output\"\nfrom a child\nthird\n```" in shown
-    assert shown.count("title=\"Output\"") == 2  # nothing beneath a silent block or a norun one
+    assert shown.count("title=\"Output\"") == count  # nothing beneath a silent block or a norun one
+
+
+def test_cell_outputs_land_beneath_their_blocks(tmp_path: Path):
+    """A page's blocks run as one script (the pages that are not tutorials)."""
+    page = tmp_path / "page.md"
+    page.write_text(_PAGE)
+    run = hooks.run_tutorial(page, tmp_path / "work")
+    assert run.ok, run.stderr
+    assert run.outputs == hooks.cell_outputs(run.stdout) == {4: "first", 14: "", 18: "from a child\nthird"}
+    _shown_beneath(page, run.outputs)
+
+
+def test_notebook_cell_outputs_land_beneath_their_blocks(tmp_path: Path):
+    """A tutorial runs as its notebook: each cell's output (a child process's included, which
+    ipykernel forwards only when it is not told it runs under pytest) goes beneath its block; a
+    cell's last value shows as its text, a figure as nothing (the page shows the saved file)."""
+    pytest.importorskip("nbclient")
+    page = tmp_path / "page.md"
+    # ipykernel forwards a child's output from a thread that reads the pipe: the child lingers
+    # after printing so that the thread has read it before the parent prints again.
+    child = 'print("from a child", flush=True); import time; time.sleep(0.5)'
+    page.write_text(_PAGE.replace("print(\"from a child\")", child)
+                    + "\n```python\nx + 41\n```\n\n```python\nfrom tinytorch.core.training import History\n"
+                    "History(steps=[{'step': 1, 'loss': 1.0}, {'step': 2, 'loss': 0.5}]).plot()\n```\n")
+    run = hooks.run_notebook(page, tmp_path / "work")
+    assert run.ok, run.stderr
+    assert run.outputs == {4: "first", 14: "", 18: "from a child\nthird", 24: "42", 28: ""}
+    assert run.stdout == "first\nfrom a child\nthird\n"
+    assert [c["execution_count"] for c in run.notebook["cells"] if c["cell_type"] == "code"] == [1, 2, 3, 4, 5]
+    assert "image/png" in run.notebook["cells"][-1]["outputs"][0]["data"]  # shipped inline
+    _shown_beneath(page, run.outputs, count=3)
+    page.write_text("```python\nprint('before')\n```\n\n```python\n1 / 0\n```\n\n```python\nprint('never')\n```\n")
+    run = hooks.run_notebook(page, tmp_path / "failing")
+    assert run.returncode == 1 and run.outputs == {2: "before", 6: "", 10: ""}
+    assert "ZeroDivisionError" in run.stderr and "1 / 0" in run.stderr and "\x1b[" not in run.stderr
 
 
 class _Probe:

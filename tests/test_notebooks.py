@@ -1,27 +1,20 @@
 """The docs' tutorials ship as Jupyter notebooks generated from the same markdown (the docs hook's
-``tutorial_notebook``) and run top to bottom in a real kernel (nbclient), with the quick settings
-the docs build uses. Figures show inline; tables show as HTML."""
+``tutorial_notebook``) and run top to bottom in a real kernel (nbclient), with the quick settings.
+The docs build runs each tutorial *as its notebook* (one execution serves the page's outputs, the
+shipped notebook and these tests), so the tests here check the build's executed notebooks: the
+one .ci/run hands over (TINYTORCH_DOCS_BUILD), or the session's own build (the ``site`` fixture).
+When that build cannot be made here (a data set missing), each notebook that can run is run by its
+test, and the others are skipped saying why. Figures show inline; tables show as HTML."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
+from docs_site import handed_build, hooks, skip_reason, tutorial_pages
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
-TUTORIALS = sorted((DOCS / "tutorials").glob("*.md"))
-
-# test_docs.py loads the docs hook and knows why a page cannot run here (its data missing)
-_spec = importlib.util.spec_from_file_location("tinytorch_docs_tests", ROOT / "tests" / "test_docs.py")
-docs_tests = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = docs_tests
-_spec.loader.exec_module(docs_tests)
-hooks = docs_tests.hooks
+TUTORIALS = tutorial_pages()
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -43,7 +36,8 @@ def execute(notebook: dict, workdir: Path) -> dict:
     from nbclient import NotebookClient
 
     nb = nbformat.from_dict(notebook)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(nb, timeout=600, kernel_manager_class=hooks.python_kernel_manager(),
+                            kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
     client.execute(env=hooks.tutorial_env(quick=True))
     return nb
 
@@ -53,28 +47,44 @@ def outputs(nb, mime: str) -> list:
             if o.get("output_type") in ("display_data", "execute_result") and mime in o.get("data", {})]
 
 
-# Run in every test run (about 6 s on 2 quiet cores): the roofline notebook, whose figure shows
-# inline. The others take 10-60 s each with the quick settings; their code already runs as a
-# script in the docs build (.ci/run's, or test_docs.py's `site` fixture), and
-# test_notebook_is_the_page checks their cells: TINYTORCH_NOTEBOOKS=all runs them as notebooks too.
-ALWAYS = {"roofline"}
+def _executed(page: Path, request, tmp_path: Path) -> tuple[dict, Path]:
+    """The executed notebook of ``page`` and the folder its figures were written to: the build's
+    (handed over, or this session's when every tutorial can run here), or else run here."""
+    site = handed_build()
+    if site is None and all(skip_reason(p) is None for p in TUTORIALS):
+        site = request.getfixturevalue("site")  # this session's build, shared with the site tests
+    if site is not None:
+        shipped = site / "tutorials" / hooks.notebook_name(page)
+        return json.loads(shipped.read_text(encoding="utf-8")), site / "tutorials"
+    reason = skip_reason(page)
+    if reason:
+        pytest.skip(reason)
+    run = hooks.run_notebook(page, tmp_path)
+    assert run.ok, f"{page.name} failed as a notebook:\n{run.stderr[-4000:]}"
+    return run.notebook, tmp_path
 
 
 @pytest.mark.parametrize("page", TUTORIALS, ids=lambda p: p.stem)
-def test_tutorial_notebook_runs_top_to_bottom(page, tmp_path):
+def test_tutorial_notebook_runs_top_to_bottom(page, request, tmp_path):
+    """Every code cell of the page's notebook ran, in order, without an error, and wrote the
+    figures the page shows; the shipped notebook carries the outputs (the roofline inline)."""
     pytest.importorskip("nbclient")
-    if page.stem not in ALWAYS and os.environ.get("TINYTORCH_NOTEBOOKS") != "all":
-        pytest.skip(f"{page.name} runs as a script in the docs build; TINYTORCH_NOTEBOOKS=all runs it as a notebook")
-    reason = docs_tests.skip_reason(page)
-    if reason:
-        pytest.skip(reason)
-    nb = execute(hooks.tutorial_notebook(page.read_text(encoding="utf-8")), tmp_path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o["output_type"] == "error"]
+    notebook, folder = _executed(page, request, tmp_path)
+    markdown = page.read_text(encoding="utf-8")
+    nbformat.validate(nbformat.from_dict(notebook))
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert ["".join(c["source"]) for c in code] == [block for _, block in hooks.python_blocks(markdown)], (
+        f"the notebook of {page.name} is not the page's current code")
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors
-    for name in hooks.figure_names(page.read_text(encoding="utf-8")):
-        assert (tmp_path / name).exists(), f"{page.name}: the notebook did not write {name}"
-    if page.stem == "roofline":  # its last cell's value is the roofline Figure: shown inline
-        assert outputs(nb, "image/png")
+    assert any(c["outputs"] for c in code)
+    for name in hooks.figure_names(markdown):
+        figure = folder / name
+        assert figure.is_file(), f"{page.name}: the notebook did not write {name}"
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if page.stem == "roofline":  # the cell drawing the roofline returns the Figure: shown inline
+        assert outputs(nbformat.from_dict(notebook), "image/png")
 
 
 def test_figures_and_tables_show_inline_in_a_kernel(tmp_path):

@@ -7,16 +7,20 @@
   ``--help`` of ``tito.main.cli`` and of every command of every installed plugin group, walked
   recursively through click (plugins are loaded through their ``tito.commands`` entry points).
   A plugin that fails to load fails the build.
-- Every page under ``tutorials/`` is *run*: its ```` ```python ```` blocks are concatenated into
-  one script and executed in a temporary directory with ``TINYTORCH_DOCS_QUICK=1`` (each
-  tutorial shows that switch in its first block and picks tiny settings from it). The images
-  the run writes (``*.png``, ``*.svg``) become files of the site next to the page, which is how
-  its figures get there: none is committed. A failing tutorial fails the build. Each block's
-  output is shown beneath it (the script prints a marker before every block, so its standard
-  output splits back into the blocks').
+- Every page under ``tutorials/`` is *run as its notebook*: `tutorial_notebook` turns its
+  ```` ```python ```` blocks into the code cells of a Jupyter notebook (the prose into markdown
+  cells), which `run_notebook` executes top to bottom in a fresh IPython kernel (nbclient) in a
+  temporary directory with ``TINYTORCH_DOCS_QUICK=1`` (each tutorial shows that switch in its
+  first block and picks tiny settings from it). One execution serves the page, the notebook and
+  the tests: each cell's output is shown beneath its block on the page, the executed notebook
+  (outputs included) is shipped as ``<page>.ipynb`` next to the page, and the images the run
+  writes (``*.png``, ``*.svg``) become files of the site next to the page, which is how its
+  figures get there: none is committed. A failing cell fails the build with its traceback.
+  (`run_tutorial` runs a page's blocks as one plain script instead: the test suite does that
+  for the pages that are not tutorials.)
 - A tutorial marked ``<!-- figures-are-timings -->`` (the roofline) draws its figures from time
   measurements: it runs alone, after the others, inside core's `ContentionProbe` (counting the
-  tutorial's own process as ours). If other processes were busy it is run again, up to
+  tutorial's kernel process as ours). If other processes were busy it is run again, up to
   ``TIMED_ATTEMPTS`` times; if every run was contended the build fails, naming the load. A
   build on a machine that is always busy (CI on a shared runner) sets
   ``TINYTORCH_DOCS_CONTENDED=mark``: the least contended run is kept and the page says above its
@@ -27,8 +31,8 @@
   into an inline SVG with matplotlib: the site needs no JavaScript from a CDN and shows the graph
   offline.
 
-``tests/test_docs.py`` imports this file for ``python_blocks`` and ``run_tutorial``, so the test
-suite runs the tutorials exactly as the build does.
+The tests (tests/docs_site.py) import this file for ``python_blocks``, ``run_tutorial`` and
+``run_notebook``, so the test suite runs pages exactly as the build does.
 """
 
 from __future__ import annotations
@@ -178,8 +182,9 @@ def notebook_link(markdown: str, page: str) -> str:
     >>> notebook_link("# Roofline", "tutorials/roofline.md").splitlines()[2][:46]
     '[Run this page as a Jupyter notebook](roofline'
     """
-    link = (f"[Run this page as a Jupyter notebook]({notebook_name(page)}) (the same code; it runs "
-            f"top to bottom, with the quick settings when `{QUICK_ENV}=1` is set).")
+    link = (f"[Run this page as a Jupyter notebook]({notebook_name(page)}) (the same code, with the "
+            f"outputs shown here; it runs top to bottom, with the quick settings when `{QUICK_ENV}=1` "
+            f"is set).")
     title, _, rest = markdown.partition("\n")
     return f"{title}\n\n{link}\n{rest}" if title.startswith("# ") else f"{link}\n\n{markdown}"
 
@@ -202,6 +207,14 @@ class TutorialRun:
     figures: dict[str, bytes] = field(default_factory=dict)
     contention: dict | None = None  # a ContentionProbe result, for a timed tutorial
     attempts: int = 1
+    #: the executed notebook (nbformat 4 JSON) of a run through `run_notebook`
+    notebook: dict | None = None
+    #: each block's output (first code line number -> text); a script run's come from its stdout
+    outputs: dict[int, str] | None = None
+
+    def __post_init__(self):
+        if self.outputs is None:
+            self.outputs = cell_outputs(self.stdout)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +236,8 @@ def tutorial_env(quick: bool = True) -> dict[str, str]:
         # side: threads spinning against each other (or another job) made them 5x slower.
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
+    # ipykernel does not forward what subprocesses print to the notebook under pytest
+    env.pop("PYTEST_CURRENT_TEST", None)
     env.setdefault("PYTHONHASHSEED", "0")
     env["PYTHONUNBUFFERED"] = "1"  # a subprocess's output stays beneath the block that ran it
     shared = ROOT.parent / "shared" / "data"
@@ -257,12 +272,103 @@ def run_tutorial(page: str | Path, workdir: str | Path, quick: bool = True,
     return TutorialRun(page.name, code, time.perf_counter() - start, out, err, figures)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def notebook_cell_text(cell: dict) -> str:
+    """What the page shows beneath a code cell of an executed notebook: its standard output and
+    the text of the values it displayed, in order. Figures are left out (the page shows the files
+    the code saved), as is standard error (warnings), as a script run's page leaves it out."""
+    def text(value: str | list[str]) -> str:  # a saved notebook splits texts into lines
+        return value if isinstance(value, str) else "".join(value)
+
+    parts = []
+    for out in cell.get("outputs", []):
+        kind, data = out.get("output_type"), out.get("data", {})
+        if kind == "stream" and out.get("name") == "stdout":
+            parts.append(text(out["text"]))
+        elif kind in ("execute_result", "display_data") and "text/plain" in data \
+                and not any(mime.startswith("image/") for mime in data):
+            parts.append(text(data["text/plain"]).rstrip("\n") + "\n")
+    return _ANSI.sub("", "".join(parts)).strip("\n")  # rich's text in a kernel carries its styles
+
+
+def notebook_outputs(markdown: str, notebook: dict) -> dict[int, str]:
+    """An executed `tutorial_notebook` of ``markdown`` as `cell_outputs` has it: first code line
+    number of each block -> the text beneath it (`notebook_cell_text`)."""
+    cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    lines = [line for line, _ in python_blocks(markdown)]
+    if len(cells) != len(lines):
+        raise ValueError(f"the notebook has {len(cells)} code cells, the page {len(lines)} python blocks")
+    return {line: notebook_cell_text(cell) for line, cell in zip(lines, cells)}
+
+
+def python_kernel_manager():
+    """The kernel manager class nbclient starts the kernel with: this interpreter's IPython
+    kernel, not whatever kernel named ``python3`` a Jupyter install elsewhere on the machine
+    registered (its Python may lack TinyTorch)."""
+    from ipykernel.kernelspec import get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ThisPython(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            return KernelSpec(name="python3", resource_dir="", **get_kernel_dict())
+
+    return ThisPython
+
+
+def run_notebook(page: str | Path, workdir: str | Path, quick: bool = True,
+                 timeout: float = TUTORIAL_TIMEOUT) -> TutorialRun:
+    """Execute ``page`` as its notebook (`tutorial_notebook`) in a fresh IPython kernel
+    (nbclient), in ``workdir`` with `tutorial_env`: what a learner running the shipped notebook
+    does. ``timeout`` limits each cell.
+
+    Returns the executed notebook (outputs included, to ship), each block's output for the page
+    (`notebook_outputs`), and the figures (``*.png``/``*.svg``) the cells left in ``workdir``. A
+    failing cell ends the run: exit code 1 and its traceback as ``stderr``; ``stdout`` is the
+    standard output of all cells.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    page, workdir = Path(page), Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    markdown = page.read_text(encoding="utf-8")
+    nb = nbformat.from_dict(tutorial_notebook(markdown))
+    client = NotebookClient(nb, timeout=timeout, kernel_manager_class=python_kernel_manager(),
+                            kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(workdir)}})
+    start = time.perf_counter()
+    # The kernel's own output (its start-up warnings; what it echoes) goes to a file, not into
+    # the build's log; what the cells print reaches the notebook through the kernel.
+    with open(workdir / "kernel.log", "w", encoding="utf-8") as kernel_log:
+        try:
+            client.execute(env=tutorial_env(quick), stdout=kernel_log, stderr=kernel_log)
+            code, err = 0, ""
+        except CellExecutionError as exc:  # the failing cell's source and traceback, uncoloured
+            code, err = 1, _ANSI.sub("", str(exc))
+        except (CellTimeoutError, DeadKernelError, TimeoutError, RuntimeError) as exc:
+            code, err = -1, f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - start
+    notebook = json.loads(json.dumps(nb))  # plain dicts, each text one string
+    stdout = "".join(o["text"] for c in notebook["cells"] if c["cell_type"] == "code"
+                     for o in c["outputs"] if o["output_type"] == "stream" and o["name"] == "stdout")
+    figures = {p.name: p.read_bytes() for p in sorted(workdir.iterdir())
+               if p.suffix in FIGURE_SUFFIXES}
+    return TutorialRun(page.name, code, seconds, stdout, err, figures, notebook=notebook,
+                       outputs=notebook_outputs(markdown, notebook))
+
+
 def run_timed_tutorial(page: str | Path, workdir: str | Path, attempts: int | None = None,
                        wait_s: float = TIMED_RETRY_WAIT_S, mode: str | None = None,
-                       run=run_tutorial, sleep=time.sleep) -> TutorialRun:
+                       run=None, sleep=time.sleep) -> TutorialRun:
     """Run a tutorial whose figures are timings until one run was not contended.
 
-    Each run is watched by core's `ContentionProbe` (the tutorial's process counted as ours).
+    Each run (``run``, default `run_notebook`) is watched by core's `ContentionProbe` (the
+    tutorial's kernel, a child process, counted as ours).
     Up to ``attempts`` runs (default ``$TINYTORCH_DOCS_TIMED_ATTEMPTS``, else
     ``TIMED_ATTEMPTS``), ``wait_s`` apart. If all were contended: with ``mode`` (default
     ``$TINYTORCH_DOCS_CONTENDED``) ``"mark"`` the least contended run is returned (the page then
@@ -270,6 +376,7 @@ def run_timed_tutorial(page: str | Path, workdir: str | Path, attempts: int | No
     """
     from tinytorch.core.contention import ContentionProbe
 
+    run = run_notebook if run is None else run
     mode = os.environ.get(CONTENDED_ENV, "fail") if mode is None else mode
     if mode not in ("fail", "mark"):
         raise ValueError(f"{CONTENDED_ENV} must be 'fail' or 'mark', got {mode!r}")
@@ -586,23 +693,32 @@ except ImportError:  # imported by the tests without mkdocs
 _runs: dict[str, TutorialRun] = {}
 
 
+def _add_notebook(files, config, page_file, notebook: dict) -> None:
+    """Ship ``notebook`` as <page>.ipynb next to the tutorial page ``page_file``."""
+    import nbformat
+    from mkdocs.structure.files import File
+
+    uri = f"{page_file.src_uri.rsplit('/', 1)[0]}/{notebook_name(page_file.src_uri)}"
+    files.append(File.generated(config, uri, content=nbformat.writes(nbformat.from_dict(notebook))))
+
+
 def on_files(files, config):
-    """Run every tutorial (in parallel) and add the figures they write to the site."""
+    """Run every tutorial as its notebook (in parallel) and add the executed notebooks and the
+    figures they write to the site."""
     from mkdocs.exceptions import PluginError
     from mkdocs.structure.files import File
 
     pages = [f for f in files.documentation_pages() if f.src_uri.startswith(TUTORIALS)]
-    for f in pages:  # each tutorial also as a notebook, next to its page
-        notebook = tutorial_notebook(Path(f.abs_src_path).read_text(encoding="utf-8"))
-        uri = f"{f.src_uri.rsplit('/', 1)[0]}/{notebook_name(f.src_uri)}"
-        files.append(File.generated(config, uri, content=json.dumps(notebook, indent=1)))
     if os.environ.get("TINYTORCH_DOCS_SKIP_TUTORIALS") == "1":
-        log.info("TINYTORCH_DOCS_SKIP_TUTORIALS=1: tutorials not run, figures missing")
+        log.info("TINYTORCH_DOCS_SKIP_TUTORIALS=1: tutorials not run, figures missing, notebooks "
+                 "without outputs")
+        for f in pages:
+            _add_notebook(files, config, f, tutorial_notebook(Path(f.abs_src_path).read_text(encoding="utf-8")))
         return files
 
     def run(f) -> TutorialRun:
         with tempfile.TemporaryDirectory(prefix="tinytorch-docs-") as tmp:
-            return run_tutorial(f.abs_src_path, tmp)
+            return run_notebook(f.abs_src_path, tmp)
 
     def run_timed(f) -> TutorialRun:
         with tempfile.TemporaryDirectory(prefix="tinytorch-docs-") as tmp:
@@ -620,12 +736,13 @@ def on_files(files, config):
     for f, result in zip(untimed + timed, results):
         if not result.ok:
             raise PluginError(
-                f"tutorial {f.src_uri} failed (exit {result.returncode}) when run with "
-                f"{QUICK_ENV}=1:\n{result.stderr[-4000:]}"
+                f"tutorial {f.src_uri} failed (exit {result.returncode}) when run as a notebook "
+                f"with {QUICK_ENV}=1:\n{result.stderr[-4000:]}"
             )
         log.info("ran %s in %.1f s: %s", f.src_uri, result.seconds, ", ".join(result.figures) or
                  "no figures")
         _runs[f.src_uri] = result
+        _add_notebook(files, config, f, result.notebook)  # with the outputs of this run
         folder = f.src_uri.rsplit("/", 1)[0]
         wanted = figure_names(Path(f.abs_src_path).read_text(encoding="utf-8"))
         missing = [n for n in wanted if n not in result.figures]
@@ -649,13 +766,13 @@ def on_page_markdown(markdown, page, config, files):
         markdown = markdown.replace("<!-- tito-cli-reference -->", cli_reference())
     run = _runs.get(page.file.src_uri)
     if run is not None:
-        markdown = insert_outputs(markdown, cell_outputs(run.stdout))
+        markdown = insert_outputs(markdown, run.outputs)
         if run.contended:
             markdown = markdown.replace(TIMED_MARKER, contended_note(run))
         if "<!-- tutorial-output -->" in markdown:
             markdown = markdown.replace("<!-- tutorial-output -->", (
-                f"*The outputs on this page come from the documentation build's run of its code "
-                f"({QUICK_ENV}=1, {run.seconds:.0f} s).*"))
+                f"*The outputs on this page come from the documentation build's run of its "
+                f"notebook ({QUICK_ENV}=1, {run.seconds:.0f} s).*"))
     if "```mermaid" in markdown:
         markdown = draw_mermaid(markdown)
     if page.file.src_uri.startswith(TUTORIALS):  # last: the outputs above are placed by line number
