@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,13 +38,16 @@ def pct(value: float | None) -> str:
 
 
 def prose(text: str) -> str:
-    r"""Plain text from the report as markdown prose: ``__init__.py`` must not turn bold, nor a
-    ``*`` start emphasis, so markdown's emphasis characters are escaped.
+    r"""Plain text from the report as markdown prose: file names (``__init__.py``) become code,
+    and elsewhere markdown's emphasis characters are escaped, so that no ``__`` turns bold nor a
+    ``*`` starts emphasis.
 
-    >>> print(prose("cli.py and __init__.py included; 2*3"))
-    cli.py and \_\_init\_\_.py included; 2\*3
+    >>> print(prose("cli.py and __init__.py included; 2*3 in own_lines"))
+    `cli.py` and `__init__.py` included; 2\*3 in own\_lines
     """
-    return text.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*")
+    parts = re.split(r"(\b[\w.]+\.py\b)", text)  # odd items: file names
+    return "".join(f"`{part}`" if k % 2 else part.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*")
+                   for k, part in enumerate(parts))
 
 
 def node_id(name: str) -> str:
