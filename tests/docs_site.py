@@ -64,6 +64,19 @@ def missing_data(code: str) -> list[str]:
                   if name not in known or not known[name].is_present(data_root()))
 
 
+def _trained_data_sets(code: str) -> set[str]:
+    """The data sets a page trains vision's recipe on: ``TrainConfig(dataset=...)``, or its
+    default data set when the page leaves it out."""
+    if "TrainConfig(" not in code:
+        return set()
+    from dataclasses import fields
+
+    from tinytorch.vision.train import TrainConfig
+
+    named = set(re.findall(r"dataset=[\"']([\w-]+)[\"']", code))
+    return named or {next(f.default for f in fields(TrainConfig) if f.name == "dataset")}
+
+
 def pages_with_code() -> list[Path]:
     pages = sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)
     return [p for p in pages if hooks.python_blocks(p.read_text(encoding="utf-8"))]
@@ -82,7 +95,11 @@ def skip_reason(page: Path) -> str | None:
                     f"lands (uv sync --all-packages)")
     if "FashionMNIST(" in code and not (data_root() / "fashion-mnist").is_dir():
         return f"Fashion-MNIST is not in {data_root()} (tito data download fashion-mnist)"
-    missing = missing_data(code)
+    from tinytorch.core.datafiles import registered_datasets
+
+    known = registered_datasets()
+    missing = sorted(set(missing_data(code)) | {name for name in _trained_data_sets(code)
+                                                if name not in known or not known[name].is_present(data_root())})
     if missing:
         return f"{', '.join(missing)} not in {data_root()} (tito data download {' '.join(missing)})"
     return None
