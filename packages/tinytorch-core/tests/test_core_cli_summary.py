@@ -122,3 +122,16 @@ def test_summary_cost_is_linear_in_tensors_and_never_a_renderer_per_row(tmp_path
                 assert "... and 3,970 more (0 parameters); --all lists every tensor" in result.output
     assert lengths[40, False] == lengths[4000, False] <= core_cli.MAX_GROUPS + 8
     assert lengths[4000, True] - lengths[40, True] == 4000 - 40  # --all: one line per tensor
+
+
+def test_inspect_and_summary_help_say_what_each_is_for():
+    """Issue 22 §4: the two commands had the same help text."""
+    def description(command: str) -> str:
+        result = CliRunner().invoke(cli, ["core", command, "--help"])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split("\n\n")[1].split())  # the paragraph under Usage
+
+    inspect, summary = description("inspect"), description("summary")
+    assert inspect != summary
+    assert inspect.startswith("List every tensor") and summary.startswith("Summarize a checkpoint")
+    assert "--all" in summary
