@@ -243,3 +243,20 @@ def test_plot_and_no_progress(corpus, tmp_path):
     assert [line.split()[1] for line in loud.output.splitlines() if line.startswith("step ")] == ["3/6", "6/6"]
     drawn = CliRunner().invoke(cli, ["plot", str(out), "--out", str(tmp_path / "again.png")])
     assert drawn.exit_code == 0 and "6 steps, 2 evaluations" in drawn.output, drawn.output
+
+
+def test_the_readme_main_job_needs_only_the_packaged_text(tmp_path, monkeypatch):
+    """Issue 22 §1: the README's two commands (train, then generate from the checkpoint) need
+    nothing from a data folder: with $TINYTORCH_DATA an empty folder they train on the packaged
+    Tiny Shakespeare and generate from the checkpoint alone."""
+    monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path / "empty"))
+    out = tmp_path / "checkpoints" / "tinygpt.safetensors"
+    result = CliRunner().invoke(cli, ["language", "train", *SMALL, "--max-steps", "2", "--eval-every", "2",
+                                      "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["steps"] == 2 and out.is_file(), report
+    generated = CliRunner().invoke(cli, ["language", "generate", "--checkpoint", str(out), "--prompt", "ROMEO:",
+                                         "--max-length", "20", "--seed", "0"])
+    assert generated.exit_code == 0 and generated.output.startswith("ROMEO:"), generated.output
+    assert not (tmp_path / "empty").exists()
