@@ -471,8 +471,11 @@ def test_a_check_build_can_take_the_first_timed_run(monkeypatch):
             _timed(monkeypatch, [1.2], "mark", attempts_env=bad)
 
 
-def test_roofline_page_is_marked_as_timed():
-    assert hooks.TIMED_MARKER in (DOCS / "tutorials/roofline.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("page", ["roofline", "optimize"])
+def test_pages_whose_figures_are_timings_are_marked_as_timed(page):
+    """Both draw figures from clocks (the roofline's layer times; optimize's latency and
+    throughput ratios): they run alone, inside the contention probe."""
+    assert hooks.TIMED_MARKER in (DOCS / f"tutorials/{page}.md").read_text(encoding="utf-8")
 
 
 def test_mermaid_subset_is_parsed_and_other_lines_refused():
