@@ -23,6 +23,7 @@ import html
 import importlib
 import logging
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -641,14 +642,29 @@ def test_docstring_examples_run(package, tmp_path, monkeypatch):
     to be downloaded run in the next test). They run as on a machine without any data set
     (issue 22 §1: the README's test command failed with ``KeyError: 'TINYTORCH_DATA'``)."""
     monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path / "no-data"))
-    failures = _run_doctests(_docstring_examples(package, needing_data=False))
+    tests = list(_docstring_examples(package, needing_data=False))
+    scratch = _examples_scratch(tmp_path, monkeypatch)
+    failures = _run_doctests(tests)
     assert not failures, f"{len(failures)} failing docstring examples:\n" + "\n".join(failures)
+    if any("mkdtemp(" in e.source for test in tests for e in test.examples):  # left for the reader
+        assert any(scratch.iterdir()), "the examples' temporary folders were not made in the test's folder"
+
+
+def _examples_scratch(tmp_path: Path, monkeypatch) -> Path:
+    """Examples write through ``tempfile.mkdtemp()`` as a reader would; under test those folders
+    go to this test's temporary folder, which pytest removes, not to the machine's /tmp, where
+    every run of the suite used to leave a few (GPT-2-shaped checkpoints among them)."""
+    scratch = tmp_path / "tempfile"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch
 
 
 @pytest.mark.parametrize("package", DOCUMENTED)
-def test_docstring_examples_with_data_run(package):
+def test_docstring_examples_with_data_run(package, tmp_path, monkeypatch):
     """The examples that read a downloadable data set pass when it is there (skipped, with the
     download command, when it is not)."""
+    _examples_scratch(tmp_path, monkeypatch)
     tests = list(_docstring_examples(package, needing_data=True))
     if not tests:
         pytest.skip(f"no example in {package} needs a data set")
@@ -656,5 +672,7 @@ def test_docstring_examples_with_data_run(package):
                       missing_data("".join(e.source for e in test.examples))})
     if missing:
         pytest.skip(f"{', '.join(missing)} not in {_data_root()}: tito data download {' '.join(missing)}")
+    # the folder just checked, also when it is the default beside the clone rather than $TINYTORCH_DATA
+    monkeypatch.setenv("TINYTORCH_DATA", str(_data_root()))
     failures = _run_doctests(tests)
     assert not failures, f"{len(failures)} failing docstring examples:\n" + "\n".join(failures)
