@@ -133,6 +133,7 @@ class Module:
         object.__setattr__(self, "_modules", _Registry(self))
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_load_state_dict_post_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------------------ registration
@@ -222,6 +223,22 @@ class Module:
         key = next(_hook_ids)
         self._forward_hooks[key] = hook
         return _HookHandle(self._forward_hooks, key)
+
+    def register_load_state_dict_post_hook(self, hook: Callable) -> _HookHandle:
+        """``hook(module, (missing_keys, unexpected_keys))`` runs after ``load_state_dict`` has
+        copied the arrays, when it is called on this module or any module containing it: for
+        state derived from the buffers (a quantized layer's widened weight), as in PyTorch.
+
+        >>> from tinytorch.core import nn
+        >>> layer, seen = nn.Linear(2, 2), []
+        >>> _ = layer.register_load_state_dict_post_hook(lambda m, keys: seen.append(keys))
+        >>> _ = nn.Sequential(layer).load_state_dict(nn.Sequential(nn.Linear(2, 2)).state_dict())
+        >>> seen
+        [([], [])]
+        """
+        key = next(_hook_ids)
+        self._load_state_dict_post_hooks[key] = hook
+        return _HookHandle(self._load_state_dict_post_hooks, key)
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, prefix: str = "", memo: set | None = None) -> Iterator[tuple[str, Module]]:
@@ -414,6 +431,9 @@ class Module:
                 value = state_dict[key]
                 value = value.data if isinstance(value, Tensor) else np.asarray(value)
                 target.data[...] = value
+        for module in self.modules():
+            for hook in list(module._load_state_dict_post_hooks.values()):
+                hook(module, (missing, unexpected))
         return missing, unexpected
 
     # ------------------------------------------------------------------ repr
