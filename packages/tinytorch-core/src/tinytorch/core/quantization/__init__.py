@@ -36,12 +36,15 @@ from .functional import (
     QDTYPES,
     QTensor,
     choose_qparams,
+    chunked_mm,
     dequantize,
     int_mm,
     int_mm_exact,
+    one_gemm_is_exact,
     pack_int4,
     quantize_per_channel,
     quantize_per_tensor,
+    rows_fit_one_gemm,
     unpack_int4,
 )
 from .modules import QuantizedGEMM, QuantizedLinear
@@ -85,7 +88,7 @@ from .weight_only import (
 __all__ = [
     # quantized tensors (functional.py)
     "QDTYPES", "QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize", "choose_qparams",
-    "pack_int4", "unpack_int4", "int_mm", "int_mm_exact",
+    "pack_int4", "unpack_int4", "int_mm", "int_mm_exact", "one_gemm_is_exact", "rows_fit_one_gemm", "chunked_mm",
     # observers (observers.py)
     "ObserverBase", "MinMaxObserver", "MovingAverageMinMaxObserver", "PerChannelMinMaxObserver",
     "HistogramObserver",

@@ -214,12 +214,12 @@ def round_clamp(x: np.ndarray, inv_scale: Any, zero_point: Any, qmin: int, qmax:
     [2.0, 3.0, 7.0]
     """
     dtype = x.dtype if x.dtype.kind == "f" else np.float64
-    out = np.multiply(x, np.asarray(inv_scale, dtype=dtype), out=out, dtype=dtype)
+    out = np.multiply(x, inv_scale, out=out, dtype=dtype)  # inv_scale cast to dtype first
     np.rint(out, out=out)  # half to even, as np.round
     # a pass saved where the zero point is 0 (centred activations); a plain 0 skips np.any's cost
     if not (isinstance(zero_point, int) and zero_point == 0) and np.any(zero_point):
         out += np.asarray(zero_point, dtype=dtype)
-    return np.clip(out, qmin, qmax, out=out)
+    return out.clip(qmin, qmax, out=out)  # the method: np.clip's dispatch costs a small layer 3 us
 
 
 def _round_clamp(x: np.ndarray, inv_scale: np.ndarray, zero_point: np.ndarray, dtype: str) -> np.ndarray:
@@ -379,18 +379,36 @@ def choose_qparams(min_val: Any, max_val: Any, dtype: Any = "int8", symmetric: b
 # ------------------------------------------------------------------------------- integer GEMM
 
 
-def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128, nonnegative: bool = False) -> np.ndarray:
+def one_gemm_is_exact(a_bound: int, b_l1: int) -> bool:
+    """Whether one float32 GEMM of integers is exact whatever order BLAS adds in: every partial
+    sum of column n is at most Σₖ |a[m, k]|·|b[k, n]| ≤ ``a_bound``·Σₖ |b[k, n]| in magnitude,
+    so the largest column L1 norm ``b_l1`` times ``a_bound`` within 2^24 keeps every partial sum
+    an integer float32 holds. The worst case, b_l1 = 128·K, is `INT_MM_CHUNK` for int8 × int8.
+
+    >>> one_gemm_is_exact(128, 128 * 1024), one_gemm_is_exact(128, 128 * 1025)
+    (True, False)
+    >>> one_gemm_is_exact(255, 3136 * 20)   # a weight whose rows average |w| = 20 over K = 3,136
+    True
+    """
+    return int(a_bound) * int(b_l1) <= EXACT_FLOAT32
+
+
+def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128, nonnegative: bool = False,
+                 b_l1: int | None = None) -> np.ndarray:
     """The exact integer product of integer matrices (M, K) @ (K, N), as floats, at sgemm speed.
 
-    Every partial sum BLAS forms for row m is at most Σₖ |a[m, k]|·128 in magnitude, so when
-    that stays within 2^24 for every row, one float32 GEMM over all of K is exact in any summation
-    order. The worst case (every |a| at ``a_bound``) allows K ≤ 2^24 // (a_bound·128)
-    (`INT_MM_CHUNK`, 1,024, for int8 × int8). Longer K is checked against the data, the rows'
-    L1 norms (one GEMV; a ``nonnegative`` ``a`` needs no ``abs`` pass first): post-ReLU
-    activations are mostly small, so the CNN's 3,136-long fc1 is one GEMM. Where the data could
-    overflow, K is cut into chunks of the worst-case length, each one exact GEMM, summed in
-    float64 (exact to 2^53). The quantized layers take the float32 result as it is and dequantize it in place:
-    casting to int32 and back would cost two passes.
+    Every partial sum BLAS forms for row m and column n is at most Σₖ |a[m, k]|·|b[k, n]| in
+    magnitude, so when that stays within 2^24, one float32 GEMM over all of K is exact in any
+    summation order. Two bounds need no look at ``a``'s data (`one_gemm_is_exact`): the worst
+    case, every |a| at ``a_bound`` and every |b| at 128, allows K ≤ 2^24 // (a_bound·128)
+    (`INT_MM_CHUNK`, 1,024, for int8 × int8); a known weight's largest column L1 norm ``b_l1``
+    (a quantized layer computes it once) allows any K with a_bound·b_l1 ≤ 2^24. Otherwise K is
+    checked against the data, the rows' L1 norms times 128 (one GEMV; a ``nonnegative`` ``a``
+    needs no ``abs`` pass first): post-ReLU activations are mostly small, so the CNN's
+    3,136-long fc1 is one GEMM. Where the data could overflow, K is cut into chunks of the
+    worst-case length, each one exact GEMM, summed in float64 (exact to 2^53). The quantized
+    layers take the float32 result as it is and dequantize it in place: casting to int32 and
+    back would cost two passes.
 
     Args:
         a: (M, K) int8, or float32 holding integers of magnitude ≤ ``a_bound`` (the quantized
@@ -402,6 +420,7 @@ def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128, nonnegative: 
         a_bound: the largest magnitude in ``a`` (``b``'s is 128).
         nonnegative: ``a`` holds no negative value (its L1 norms need no ``abs``); the quantized
             layers know it from their clamping range (z at the bottom of it).
+        b_l1: the largest Σₖ |b[k, n]| over b's columns, if known (default 128·K, the worst case).
 
     Returns:
         (M, N) C-contiguous, float32 (one GEMM) or float64 (chunks), holding the exact integers.
@@ -421,16 +440,39 @@ def int_mm_exact(a: np.ndarray, b: np.ndarray, a_bound: int = 128, nonnegative: 
             raise ValueError(f"int_mm: {name} must be int8 or float32 holding int8 values, got {v.dtype}")
     if not isinstance(a_bound, (int, np.integer)) or not 1 <= a_bound <= EXACT_FLOAT32 // 128:
         raise ValueError(f"int_mm: a_bound must be an integer in [1, {EXACT_FLOAT32 // 128}], got {a_bound!r}")
+    a = a.astype(np.float32, copy=False)
+    if one_gemm_is_exact(a_bound, 128 * a.shape[1] if b_l1 is None else b_l1) or rows_fit_one_gemm(a, nonnegative):
+        return a @ b.astype(np.float32, copy=False)  # an int8 b widened whole, in its memory order
+    return chunked_mm(a, b, a_bound)
+
+
+def rows_fit_one_gemm(a: np.ndarray, nonnegative: bool = False) -> bool:
+    """Whether one float32 GEMM of the integers ``a`` (M, K) by any int8 matrix is exact: every
+    row's L1 norm times 128 within 2^24. The norms are one GEMV (twice as fast as
+    ``a.sum(axis=1)``), exact below 2^24; a ``nonnegative`` ``a`` needs no ``abs`` pass first.
+
+    >>> rows_fit_one_gemm(np.full((2, 3000), 40, np.float32), nonnegative=True)   # 128·120,000
+    True
+    >>> rows_fit_one_gemm(np.full((2, 3000), 255, np.float32), nonnegative=True)
+    False
+    """
+    m, k = a.shape
+    l1 = (a if nonnegative else np.abs(a)) @ np.ones(k, np.float32)
+    return bool(m) and float(l1.max()) <= EXACT_FLOAT32 // 128
+
+
+def chunked_mm(a: np.ndarray, b: np.ndarray, a_bound: int) -> np.ndarray:
+    """(M, K) float32 integers of magnitude ≤ ``a_bound`` @ (K, N) int8 values (int8, or float32
+    holding them), exact whatever the data: K cut into equal chunks of at most
+    2^24 // (a_bound·128), each one exact float32 GEMM, summed in float64 (exact to 2^53).
+
+    >>> a = np.full((1, 2048), 255, np.float32)
+    >>> int(chunked_mm(a, np.full((2048, 1), -128, np.int8), 255)[0, 0]) == -255 * 128 * 2048
+    True
+    """
     m, k = a.shape
     n = b.shape[1]
-    a = a.astype(np.float32, copy=False)
     limit = EXACT_FLOAT32 // (int(a_bound) * 128)
-    if k <= limit:  # one GEMM whatever the data; an int8 b widened whole (astype keeps its order)
-        return a @ b.astype(np.float32, copy=False)
-    # the rows' L1 norms as one GEMV (twice as fast as a.sum(axis=1)); exact below 2^24
-    l1 = (a if nonnegative else np.abs(a)) @ np.ones(k, np.float32)
-    if m and float(l1.max()) <= EXACT_FLOAT32 // 128:
-        return a @ b.astype(np.float32, copy=False)
     transposed = b.flags.f_contiguous and not b.flags.c_contiguous
     # equal chunks (a multiple of 16 floats, so every chunk starts 64-byte aligned) rather than
     # full ones and a sliver: 3,136 = 7 x 448 instead of 6 x 514 + 52
@@ -482,5 +524,6 @@ def int_mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "QDTYPES", "QSCHEMES", "QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize",
-    "choose_qparams", "round_clamp", "pack_int4", "unpack_int4", "int_mm", "int_mm_exact", "check_qdtype", "INT_MM_CHUNK",
+    "choose_qparams", "round_clamp", "pack_int4", "unpack_int4", "int_mm", "int_mm_exact", "one_gemm_is_exact",
+    "rows_fit_one_gemm", "chunked_mm", "check_qdtype", "INT_MM_CHUNK",
 ]
