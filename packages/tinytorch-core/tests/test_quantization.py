@@ -303,10 +303,13 @@ def test_quantized_linear_adversarial_extremes_beyond_one_chunk():
     obs = Q.MinMaxObserver(dtype="uint8")
     obs(np.array([0.0, 1.0], dtype=np.float32))     # scale 1/255, zero point 0: q - z up to 255
     q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
-    # the extreme integers, set directly (symmetric observers stop at -127 on a float32 scale)
-    q.weight_int8.data[0] = 127
-    q.weight_int8.data[0, 7] = -128
-    q.weight_int8.data[1] = -128
+    # the extreme integers, loaded as a state dict (symmetric observers stop at -127 on a float32
+    # scale); the layer's widened float32 copy of the weight follows
+    weight = q.weight_int8.data.copy()
+    weight[0] = 127
+    weight[0, 7] = -128
+    weight[1] = -128
+    q.load_state_dict({**q.state_dict(), "weight_int8": weight})
     x = np.full((1, k), 1000.0, dtype=np.float32)  # clamps to 255
     exact = _exact(np.full((1, k), 255), q.weight_int8.data.T)
     assert _beyond_float32(exact)
@@ -315,6 +318,60 @@ def test_quantized_linear_adversarial_extremes_beyond_one_chunk():
     assert np.array_equal(q.integer_gemm(centred, qrange), exact)
     expected = exact * (float(q.input_scale.data) * q.weight_scale.data.astype(np.float64))
     assert np.allclose(q(Tensor(x)).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_quantized_linear_one_gemm_bound_from_the_weight_l1(over):
+    # Inputs over [0, 1] in uint8: scale 1/255, zero point 0, so |q - z| <= 255. One float32 GEMM
+    # is exact whatever the input while 255·L1 <= 2^24, L1 the weight row's Σ|w|: up to 65,793
+    # (255·65,793 = 2^24 - 1). One more and the layer must look at the data: rows of 255s fail
+    # that check (Σ q·128 > 2^24), so K is chunked. The sum below is odd and beyond 2^24 in the
+    # "over" case: a float32 GEMM cannot return it, so taking one GEMM there fails the test.
+    l1 = 2 ** 24 // 255 + over
+    k = -(-l1 // 127)                                # 519 weights: 518 of 127 and one remainder
+    layer = nn.Linear(k, 1, bias=False)
+    obs = Q.MinMaxObserver(dtype="uint8")
+    obs(np.array([0.0, 1.0], dtype=np.float32))
+    q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
+    assert Q.one_gemm_is_exact(255, q._weight_l1)   # the random weight's own L1 allows one GEMM
+    weight = np.full((1, k), 127, dtype=np.int8)
+    weight[0, -1] = l1 - 127 * (k - 1)
+    # loaded as a state dict: the layer's L1 bound must follow (a stale one would allow one GEMM)
+    q.load_state_dict({**q.state_dict(), "weight_int8": weight})
+    x = np.ones((2, k), dtype=np.float32)           # q = 255 everywhere...
+    x[0, 3] = np.float32(254 / 255)                 # ...but one 254 times a 127: an odd sum
+    centred, scale, qrange = q.quantize_input(x)
+    assert qrange == (0, 255) and centred[0, 3] == 254 and not Q.rows_fit_one_gemm(centred, True)
+    exact = _exact(centred, weight.T)
+    assert exact[1, 0] == 255 * l1 and (exact[0, 0] % 2 == 1 and exact[0, 0] > 2 ** 24) == bool(over)
+    acc = q.integer_gemm(centred, qrange)
+    assert acc.dtype == (np.float64 if over else np.float32)   # chunks, or the one GEMM the bound allows
+    assert np.array_equal(acc, exact)
+    expected = exact * (scale * q.weight_scale.data.astype(np.float64))
+    assert np.allclose(q(Tensor(x)).numpy(), expected, rtol=1e-6)
+
+
+def test_quantized_linear_widens_weights_larger_than_the_buffer_block_by_block():
+    # 600 x 1,100 int8 weights are 2.6 MB in float32, over BLOCK_BYTES: the GEMM runs on blocks of
+    # rows widened one at a time into the shared buffer, each block's columns of the output exact,
+    # on both paths (one GEMM, chunked K); the layer holds no float32 copy of its weight
+    rng = np.random.default_rng(13)
+    k, n = 1100, 600
+    layer = nn.Linear(k, n)
+    obs = Q.MinMaxObserver(dtype="uint8")
+    obs(np.array([0.0, 3.0], dtype=np.float32))                      # zero point 0: |q - z| <= 255
+    q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
+    assert n > q._block_rows and n % q._block_rows != 0               # blocks and a shorter last one
+    assert not Q.one_gemm_is_exact(255, q._weight_l1)                 # the data decide
+    assert sum(b.data.nbytes for b in q.buffers()) < 2 * q.weight_int8.data.nbytes
+    for x, dtype in ((rng.uniform(0, 0.5, size=(5, k)), np.float32),  # small rows: one GEMM
+                     (np.full((5, k), 3.0), np.float64)):              # rows of 255s: chunks
+        centred, scale, qrange = q.quantize_input(x.astype(np.float32))
+        exact = _exact(centred, q.weight_int8.data.T)
+        acc = q.integer_gemm(centred, qrange)
+        assert acc.dtype == dtype and np.array_equal(acc, exact)
+        expected = exact * (scale * q.weight_scale.data.astype(np.float64)) + layer.bias.data
+        assert np.allclose(q(Tensor(x.astype(np.float32))).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_quantized_linear_on_a_long_narrow_output_equals_the_reference():

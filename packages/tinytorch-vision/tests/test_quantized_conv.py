@@ -74,9 +74,11 @@ def test_quantized_conv_adversarial_extremes():
     obs = Q.MinMaxObserver(dtype="uint8")
     obs(np.array([0.0, 1.0], dtype=np.float32))         # zero point 0: q - z up to 255
     qconv = QuantizedConv2d.from_float(conv, input_observer=obs)
-    qconv.weight_int8.data[0] = 127
-    qconv.weight_int8.data[0, 5] = -128                # an odd count of odd products: an odd sum
-    qconv.weight_int8.data[1] = -128
+    weight = qconv.weight_int8.data.copy()
+    weight[0] = 127
+    weight[0, 5] = -128                                # an odd count of odd products: an odd sum
+    weight[1] = -128
+    qconv.load_state_dict({**qconv.state_dict(), "weight_int8": weight})
     x = np.full((1, cin, 4, 4), 1000.0, dtype=np.float32)    # every input integer clamps to 255
     acc = _captured_accumulator(qconv, Tensor(x))
     qx = np.pad(np.full((1, 4, 4, cin), 255), ((0, 0), (1, 1), (1, 1), (0, 0)))

@@ -11,9 +11,17 @@ clamping round(x/s) to [qmin - z, qmax - z] is the same as clamping round(x/s) +
 and subtracting z, and it costs one pass less. Centred so, zero padding is 0 again and the output
 needs no zero-point correction (what int8 kernels do with a pass of z·Σₖ qw[n, k] over the
 output). The centred values lie within ±255 for uint8 (±128 at z = 0), the weights within ±128,
-so a float32 GEMM is exact over K ≤ 2^24 / (255·128) = 514 whatever the data, and over any K
-whose rows' Σ|qx - z|·128 stays within 2^24 (`int_mm_exact` checks); beyond, K is split and the
-chunks summed in float64.
+so a float32 GEMM is exact over K ≤ 2^24 / (255·128) = 514 whatever the data; over any K when
+the input bound times the weight's largest row L1 norm stays within 2^24 (`one_gemm_is_exact`,
+known when the layer is built); else when every row's Σ|qx - z|·128 does (`rows_fit_one_gemm`,
+one GEMV); beyond, K is split and the chunks summed in float64 (`chunked_mm`).
+
+Memory: a layer holds its int8 weight, not a float32 copy of it (which would be 4x the int8
+bytes, more than the float32 layer). BLAS multiplies floats, so each call widens the int8 weight
+into the thread's shared float32 buffer (the weight-only layers' `BLOCK_BYTES` one), a block of
+rows at a time where the weight does not fit it. At batch 64 that widening is what keeps the CNN's
+fc1 (3136 -> 128) just under 0.8x its float32 layer's speed (`benchmarks/quantization_cnn.py`
+and DESIGN.md §11 give the figures).
 
 Outputs are dequantized to float32 (the layers that follow, ReLU, pooling, BatchNorm, run in
 float), so each quantized layer quantizes its own input: what ONNX calls the QDQ form of W8A8.
@@ -30,9 +38,18 @@ import numpy as np
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..tensor import Tensor
-from .functional import QDTYPES, choose_qparams, int_mm_exact, quantize_per_channel, round_clamp
+from .functional import (
+    QDTYPES,
+    choose_qparams,
+    chunked_mm,
+    one_gemm_is_exact,
+    quantize_per_channel,
+    round_clamp,
+    rows_fit_one_gemm,
+)
 from .observers import ObserverBase, PerChannelMinMaxObserver
 from .registry import check_linear_target, register_quantized_module
+from .weight_only import BLOCK_BYTES, _scratch
 
 
 def default_weight_observer() -> ObserverBase:
@@ -93,6 +110,7 @@ class QuantizedGEMM(Module):
             self.input_dtype = input_observer.dtype
             self.register_buffer("input_scale", np.asarray(s, dtype=np.float32).reshape(()))
             self.register_buffer("input_zero_point", np.asarray(z, dtype=np.int32).reshape(()))
+        self._attach_gemm()
 
     # The checkpoint protocol of tinytorch.core.quantization.serialization (see register_scheme):
     # the integers and scales are stored as they are; the layer's geometry goes in the config.
@@ -159,6 +177,7 @@ class QuantizedGEMM(Module):
             layer.register_buffer("input_scale", tensors["input_scale"])
             layer.register_buffer("input_zero_point", tensors["input_zero_point"])
         layer._set_geometry(config)
+        layer._attach_gemm()
         return layer.eval()
 
     def _set_geometry(self, config: dict) -> None:
@@ -168,6 +187,34 @@ class QuantizedGEMM(Module):
     def float_weight_elements(cls, config: dict) -> int:
         """How many float weights the stored layer stands for (what float32 would take / 4)."""
         return config["out_features"] * config["in_features"]
+
+    # What the forward needs that depends only on the buffers is computed once, here, when the
+    # layer is built and again after load_state_dict (its post-hook): at batch 64 a 128 -> 10
+    # layer's time is its NumPy calls, and fc1's exactness check would be a pass over the input.
+    def _attach_gemm(self) -> None:
+        self._derive_gemm()
+        self.register_load_state_dict_post_hook(_rederive_gemm)
+
+    def _derive_gemm(self) -> None:
+        weight = self._buffers["weight_int8"].data
+        cout, k = weight.shape
+        # the largest row L1 norm: with it, one GEMM is exact for any K whose a_bound·L1 ≤ 2^24
+        self._weight_l1 = int(np.abs(weight.astype(np.int64)).sum(axis=1).max(initial=0))
+        # rows of the weight widened per GEMM: all of them when they fit the shared buffer
+        self._block_rows = max(1, BLOCK_BYTES // (4 * max(k, 1)))
+        self._input_qparams = None
+        if not self.dynamic:
+            scale = float(self._buffers["input_scale"].data)
+            zero, (qmin, qmax) = int(self._buffers["input_zero_point"].data), QDTYPES[self.input_dtype]
+            lo, hi = qmin - zero, qmax - zero
+            # 0-d float32 arrays: a ufunc takes them as they are, where a Python or NumPy scalar is
+            # converted on every call
+            self._input_qparams = (scale, (lo, hi), tuple(np.array(v, np.float32) for v in (1 / scale, lo, hi)))
+            self._output_scale = self._row_scale(scale)
+
+    def _row_scale(self, scale: float) -> np.ndarray:
+        # scale is a float32 number, so the float32 product is the float64 one rounded once
+        return self._buffers["weight_scale"].data.astype(np.float32) * np.float32(scale)
 
     def quantize_input(self, x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, float, tuple[int, int]]:
         """(qx - z as float32 integers, scale, (lo, hi)) of float input ``x``; [lo, hi] is the
@@ -180,29 +227,64 @@ class QuantizedGEMM(Module):
         if self.dynamic:
             s, z = choose_qparams(x.min(), x.max(), "uint8")
             scale, zero, (qmin, qmax) = float(s), int(z), QDTYPES["uint8"]
-        else:  # buffers read from their dict: Module.__getattr__ runs after a failed lookup, which small layers feel
-            scale, zero = float(self._buffers["input_scale"].data), int(self._buffers["input_zero_point"].data)
-            qmin, qmax = QDTYPES[self.input_dtype]
-        q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, qmin - zero, qmax - zero, out)
-        return q, scale, (qmin - zero, qmax - zero)
+            qrange = (qmin - zero, qmax - zero)
+            q = round_clamp(x.astype(np.float32, copy=False), np.float32(1 / scale), 0, *qrange, out)
+        else:
+            scale, qrange, (inv_scale, lo, hi) = self._input_qparams
+            q = round_clamp(x.astype(np.float32, copy=False), inv_scale, 0, lo, hi, out)
+        return q, scale, qrange
 
     def integer_gemm(self, q: np.ndarray, qrange: tuple[int, int] = (-255, 255)) -> np.ndarray:
         """acc = (qx - z) @ qwᵀ, (M, K) -> (M, Cout), exact integers held in float32 (one GEMM)
-        or float64 (`int_mm_exact`'s chunks); ``qrange`` is the (lo, hi) range of qx - z."""
+        or float64 (`chunked_mm`'s chunks); ``qrange`` is the (lo, hi) range of qx - z.
+
+        The int8 weight is widened for each call into the thread's shared float32 buffer (the
+        weight-only layers' `BLOCK_BYTES` one), a block of rows at a time when it does not fit:
+        the layer keeps no float32 copy, which would take 4x the int8 bytes. One GEMM is exact
+        when the weight's largest row L1 norm times the input bound stays within 2^24, known
+        without a look at ``q``; else when every row of ``q`` passes `rows_fit_one_gemm` (one
+        GEMV); else K is cut into chunks.
+        """
         lo, hi = qrange
-        return int_mm_exact(q, self._buffers["weight_int8"].data.T, max(-lo, hi), nonnegative=lo >= 0)
+        bound = max(-lo, hi)
+        weight = self._buffers["weight_int8"].data
+        cout, k = weight.shape
+        one = one_gemm_is_exact(bound, self._weight_l1) or rows_fit_one_gemm(q, lo >= 0)
+        rows = self._block_rows
+        if rows >= cout:
+            wide = _scratch(cout * k).reshape(cout, k)
+            wide[...] = weight  # int8 -> float32; an item assignment skips np.copyto's dispatch
+            return q @ wide.T if one else chunked_mm(q, wide.T, bound)  # (K, Cout): sgemm transposes for free
+        acc = np.empty((q.shape[0], cout), np.float32 if one else np.float64)
+        for r0 in range(0, cout, rows):
+            r1 = min(r0 + rows, cout)
+            wide = _scratch((r1 - r0) * k).reshape(r1 - r0, k)
+            wide[...] = weight[r0:r1]
+            if one:
+                np.matmul(q, wide.T, out=acc[:, r0:r1])
+            else:
+                acc[:, r0:r1] = chunked_mm(q, wide.T, bound)
+        return acc
 
     def dequantize_output(self, acc: np.ndarray, scale: float) -> np.ndarray:
         """s·wₙ·acc + b as float32 (M, Cout); a float32 ``acc`` is overwritten and returned."""
-        # scale is a float32 number, so the float32 product is the float64 one rounded once
-        buffers = self._buffers
-        row_scale = buffers["weight_scale"].data * acc.dtype.type(scale)
+        if acc.dtype == np.float32:  # the static scale's row vector is made once, with the layer
+            qparams = self._input_qparams
+            row_scale = self._output_scale if qparams is not None and scale == qparams[0] else self._row_scale(scale)
+        else:  # chunks summed in float64: the scale too, the product rounded to float32 once
+            row_scale = self._buffers["weight_scale"].data * np.float64(scale)
         out = acc if acc.dtype == np.float32 else np.empty(acc.shape, np.float32)
+        bias = self._buffers["bias"]
+        if out.size < _FOLD_MIN_SIZE:  # a small output's time is its calls: no view, no tiling
+            np.multiply(acc, row_scale, out=out)
+            if bias is not None:
+                out += bias.data
+            return out
         r = _fold(out)
         rows = _rows(out, r)
         np.multiply(_rows(acc, r), _tile(row_scale, r), out=rows)
-        if buffers["bias"] is not None:
-            rows += _tile(buffers["bias"].data, r)
+        if bias is not None:
+            rows += _tile(bias.data, r)
         return out
 
     def gemm_forward(self, x2: np.ndarray) -> np.ndarray:
@@ -211,11 +293,18 @@ class QuantizedGEMM(Module):
         return self.dequantize_output(self.integer_gemm(q, qrange), scale)
 
 
+def _rederive_gemm(layer: QuantizedGEMM, incompatible_keys: tuple) -> None:
+    layer._derive_gemm()  # load_state_dict copied new integers or scales into the buffers
+
+
 # A per-column operation on an (M, N) output with few columns (a convolution's 32 channels) runs
 # as M short inner loops; on the same memory viewed as (M / r, r·N) with the column vector tiled
 # r times, it is one long loop (conv1's dequantization: 0.80 -> 0.45 ms). Small outputs skip it:
 # their time is the calls.
-def _fold(a: np.ndarray, width: int = 1024, min_size: int = 1 << 16) -> int:
+_FOLD_MIN_SIZE = 1 << 16
+
+
+def _fold(a: np.ndarray, width: int = 1024, min_size: int = _FOLD_MIN_SIZE) -> int:
     """How many rows of C-contiguous (M, N) ``a`` to view as one (r divides M; 1: as it is)."""
     m, n = a.shape
     return math.gcd(m, max(1, width // n)) if a.size >= min_size else 1
@@ -268,10 +357,13 @@ class QuantizedLinear(QuantizedGEMM):
 
     def forward(self, x: Tensor) -> Tensor:
         data = x.data if isinstance(x, Tensor) else np.asarray(x)
-        if data.ndim == 0 or data.shape[-1] != self.in_features:
-            raise ValueError(f"QuantizedLinear expected last dim {self.in_features}, got {tuple(data.shape)}")
-        out = self.gemm_forward(data.reshape(-1, self.in_features))  # (M, K) -> (M, Cout)
-        return Tensor(out.reshape(*data.shape[:-1], self.out_features))
+        shape = data.shape
+        if not shape or shape[-1] != self.in_features:
+            raise ValueError(f"QuantizedLinear expected last dim {self.in_features}, got {tuple(shape)}")
+        if len(shape) == 2:
+            return Tensor(self.gemm_forward(data))  # (M, K) -> (M, Cout)
+        out = self.gemm_forward(data.reshape(-1, self.in_features))
+        return Tensor(out.reshape(*shape[:-1], self.out_features))
 
     def extra_repr(self) -> str:
         mode = "dynamic" if self.dynamic else f"static, input scale={float(self.input_scale.data):.4g}"
