@@ -374,6 +374,40 @@ def test_quantized_linear_widens_weights_larger_than_the_buffer_block_by_block()
         assert np.allclose(q(Tensor(x.astype(np.float32))).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("k, n, m, low, high", [
+    (128, 10, 64, -0.5, 2.0),      # the weight's bound settles one GEMM (fc2's case)
+    (3000, 12, 8, 0.0, 0.05),      # small rows: the data check allows one GEMM
+    (3000, 12, 8, 0.9, 1.0),       # rows near the top of the range: chunks
+    (3000, 12, 8, -1.0, 0.05),     # centred integers of both signs: the check takes |q - z|
+    (40, 80, 1000, -0.5, 2.0),     # an output of 80,000 values: the folded scale and bias
+])
+def test_quantized_linear_forward_equals_its_three_steps_bit_for_bit(k, n, m, low, high, monkeypatch):
+    # gemm_forward runs a static layer's steps inline; it must give what quantize_input,
+    # integer_gemm and dequantize_output give, which the tests above hold to the int64 reference.
+    # Its data check must see |q - z| where q - z has both signs: a wrong sign-blind check would
+    # change the output by less than a float32 rounding, so the check's argument is recorded.
+    from tinytorch.core.quantization import modules
+
+    checks = []
+    check = modules.rows_fit_one_gemm
+    monkeypatch.setattr(modules, "rows_fit_one_gemm", lambda a, nonnegative=False: checks.append(nonnegative)
+                        or check(a, nonnegative))
+    rng = np.random.default_rng(k + m)
+    layer = nn.Linear(k, n)
+    obs = Q.MinMaxObserver(dtype="uint8")
+    obs(np.array([-1.0 if low < 0 else 0.0, 1.0], dtype=np.float32))
+    q = Q.QuantizedLinear.from_float(layer, input_observer=obs)
+    x = rng.uniform(low, high, size=(m, k)).astype(np.float32)
+    centred, scale, qrange = q.quantize_input(x)
+    acc = q.integer_gemm(centred, qrange)
+    assert np.array_equal(acc, _exact(centred, q.weight_int8.data.T))
+    steps = q.dequantize_output(acc, scale)
+    assert np.array_equal(q(Tensor(x)).numpy(), steps)
+    assert np.array_equal(q(Tensor(x.astype(np.float64))).numpy(), steps)     # the methods' path
+    if not q._one_gemm:                        # the data decide: each check knew the range's sign
+        assert checks and set(checks) == {qrange[0] >= 0}
+
+
 def test_quantized_linear_on_a_long_narrow_output_equals_the_reference():
     # 1,024 x 64 outputs: the scale and bias are applied on the output viewed with long rows
     # and the vectors tiled (modules._fold); every column must still get its own channel's
