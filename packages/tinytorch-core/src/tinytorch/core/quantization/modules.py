@@ -71,7 +71,11 @@ class QuantizedGEMM(Module):
 
     Buffers (so ``state_dict`` holds the integers): ``weight_int8`` (Cout, K) int8, ``weight_scale``
     (Cout,) float32, ``bias`` (Cout,) float32 or absent, ``input_scale`` and ``input_zero_point``
-    (static only, in the input dtype's range, ``input_dtype``).
+    (static only, in the input dtype's range, ``input_dtype``). No float32 copy of the weight: each
+    GEMM widens it into the thread's shared buffer (see the module's docstring). What the forward
+    derives from the buffers (the weight's L1 bound, the static scales) is computed when the layer
+    is built and after ``load_state_dict``: change the integers through ``load_state_dict``, not
+    by writing into the buffers.
 
     Args:
         weight: the float weight as a (Cout, K) matrix, columns in the order of the subclass's GEMM.
