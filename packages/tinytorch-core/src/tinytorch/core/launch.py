@@ -19,8 +19,11 @@ The launcher owns the job: it always ends, says why, and leaves nothing running.
   ``mpiexec``'s exit report.
 - SIGINT, SIGTERM and SIGHUP go to ``mpiexec``, which passes them to every rank; the ranks stop
   together (`tinytorch.core.distributed.deferred_stop`) and rank 0 reports. Ranks still running
-  `KILL_GRACE` seconds later are killed with the whole process group, and the launcher exits
-  with 128 + the signal's number.
+  `KILL_GRACE` seconds later are killed, and the launcher exits with 128 + the signal's number.
+- Killing means every process of the job on this machine, by pid (``mpiexec`` gives its proxy
+  and each rank a session of their own, out of reach of its process group), and the launcher
+  returns only once they are gone. A launcher that is itself killed leaves nothing running
+  either: its connections close, and each rank then exits at once (status 129, as on a hang-up).
 
 Several machines: pass ``hosts=["node1", "node2"]`` (``tito run --hosts node1,node2``) or a
 hostfile; ``mpiexec`` starts the ranks over ssh, so every host needs the same Python
@@ -66,6 +69,7 @@ _SIGNAL_NOISE = re.compile(r"^\[mpiexec@[^\]]*\] (Sending Ctrl-C|Press Ctrl-C)")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 KILL_GRACE = 30.0  # seconds the ranks have to stop (finish the step, report) after a forwarded signal
 ABRUPT_GRACE = 3.0  # seconds mpiexec gets to end the job itself after a rank died without a word
+KILL_WAIT = 10.0  # seconds the launcher waits for killed processes of the job to be gone before it returns
 REPORT_SECONDS = 0.25  # how often a rank tells the launcher which collective it is in, if that changed
 STALL_TIMEOUT = 600.0  # `--nproc` training: a rank waiting this long in one collective, with no progress
 
@@ -292,8 +296,9 @@ class _Job:
         finally:
             self._restore_signal_handlers(previous)
             selector.close()
-            self._kill()  # anything of the job still in its process group (nothing, normally)
+            self._kill()  # anything of the job still running here (nothing, normally)
             self.process.wait()
+            self._wait_until_gone()
         for pump in pumps:
             pump.join(timeout=5)
         return self._result()
@@ -396,10 +401,31 @@ class _Job:
             self.kill_at = time.monotonic() + ABRUPT_GRACE
 
     def _kill(self) -> None:
+        # mpiexec's process group holds mpiexec alone: hydra gives its proxy and every rank a session
+        # of their own, so each process of the job on this machine is killed by pid as well
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid in _job_processes(self.launch_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _wait_until_gone(self) -> None:
+        """Return once no process of the job runs on this machine: a killed process ends when it is next scheduled."""
+        deadline = time.monotonic() + KILL_WAIT
+        while (left := _job_processes(self.launch_dir)) and time.monotonic() < deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        if left:  # never hang: say so instead
+            sys.stderr.write(f"tito run: processes {', '.join(map(str, sorted(left)))} of the job were killed "
+                             f"but still run after {KILL_WAIT:g} s\n")
 
     # ---------------------------------------------------------------- signals
     def _install_signal_handlers(self) -> dict:
@@ -474,6 +500,30 @@ class _Job:
             sys.stderr.write(f"rank {silent[0][1]}: exited with status 0 before the job finished\n")
             return 1
         return 0
+
+
+def _job_processes(launch_dir: Path) -> list[int]:
+    """The pids of the running processes of the job on this machine (mpiexec, its proxy, the ranks).
+
+    They are told by their environment, which holds the job's ``TINYTORCH_LAUNCH_DIR`` (a zombie has
+    no environment left). Empty where there is no ``/proc``.
+    """
+    key = f"TINYTORCH_LAUNCH_DIR={launch_dir}".encode()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as file:
+                if key in file.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
 
 
 def _death_report(dead: dict[str, int], launch_dir: Path, code: int) -> str:
@@ -597,6 +647,7 @@ class _Channel:
         self.sent: tuple | None = None
         self.send("hello", pid=os.getpid(), host=socket.gethostname())
         threading.Thread(target=self._report_every, daemon=True).start()
+        threading.Thread(target=self._watch_launcher, daemon=True).start()
 
     def send(self, event: str, **fields: object) -> None:
         line = (json.dumps({"rank": self.rank, "event": event, **fields}) + "\n").encode()
@@ -621,6 +672,21 @@ class _Channel:
         while True:
             time.sleep(REPORT_SECONDS)
             self.report()
+
+    def _watch_launcher(self) -> None:
+        """End this rank at once when its launcher is gone (killed: nothing would ever end the job otherwise).
+
+        The launcher sends nothing and keeps the connection open until every rank has ended, so the
+        connection closing means the launcher died. No one is left to see a report or to stop a rank
+        that waits for another, so the rank exits as on a hang-up, without a word; every rank sees
+        its connection close at the same time, and checkpoints are written atomically.
+        """
+        try:
+            while self.sock.recv(4096):
+                pass
+        except OSError:
+            pass
+        os._exit(128 + signal.SIGHUP)
 
 
 def _connect(rank: int) -> _Channel | None:
