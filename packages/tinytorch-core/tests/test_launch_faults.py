@@ -127,6 +127,25 @@ def test_a_signal_to_tito_run_stops_every_rank_at_one_step_and_reports(tmp_path,
     assert checkpoint.stat().st_mtime_ns == written
 
 
+def test_a_killed_launcher_leaves_no_rank_running(tmp_path, marker):
+    checkpoint = tmp_path / "long.safetensors"
+    launcher = subprocess.Popen([str(TITO), "run", "-n", "2", str(JOB), "train", str(tmp_path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists() and launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checkpoint.exists(), launcher.stderr.read() if launcher.poll() is not None else "no checkpoint"
+        assert job_processes(marker)  # the job trains (for far longer than this test waits)
+    finally:
+        launcher.kill()  # SIGKILL: the launcher has no chance to end the job itself
+        launcher.communicate()
+    deadline = time.monotonic() + 20  # the ranks see the launcher's connections close and exit at once
+    while job_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job_processes(marker) == {}
+
+
 def test_more_ranks_than_cores_are_refused_before_any_starts(tmp_path, marker):
     cores = len(os.sched_getaffinity(0))
     with pytest.raises(LaunchError, match=f"{cores + 1} ranks on this machine's {cores} cores.*--oversubscribe"):
