@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch.core.launch import LaunchError, check_rank_count, launch
+from tinytorch.core.launch import KILL_GRACE, KILL_WAIT, LaunchError, check_rank_count, launch
 
 JOB = Path(__file__).with_name("fault_job.py")
 TITO = Path(sys.executable).with_name("tito")
@@ -104,18 +104,43 @@ def test_ranks_that_all_reduce_different_dtypes_get_one_line_naming_them(tmp_pat
     assert job_processes(marker) == {}
 
 
+def start_training(tmp_path: Path, stdout=subprocess.PIPE) -> subprocess.Popen:
+    """``tito run -n 2`` of the job that trains until stopped, once its first checkpoint is written.
+
+    If none is written within a minute, the job is stopped as a user would (SIGTERM, which the
+    launcher forwards; rank 0 then says at which step it was) and the test fails with its output.
+    """
+    checkpoint = tmp_path / "long.safetensors"
+    start = time.monotonic()
+    launcher = subprocess.Popen([str(TITO), "run", "-n", "2", str(JOB), "train", str(tmp_path)],
+                                stdout=stdout, stderr=subprocess.PIPE, text=True)
+    while not checkpoint.exists() and launcher.poll() is None and time.monotonic() - start < 60:
+        time.sleep(0.1)
+    if not checkpoint.exists():
+        waited = time.monotonic() - start
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGTERM)
+        try:
+            out, err = launcher.communicate(timeout=ENDS_WITHIN)
+        except subprocess.TimeoutExpired:
+            launcher.kill()  # the job ends too: its ranks see the launcher's connections close
+            out, err = launcher.communicate()
+        pytest.fail(f"no checkpoint after {waited:.0f} s; tito run exited with {launcher.returncode}: {out or ''}{err}")
+    return launcher
+
+
+# after a forwarded signal the ranks have KILL_GRACE s to stop, then the launcher kills them and
+# waits up to KILL_WAIT s for them to be gone: tito run ends within this, or breaks its promise
+ENDS_WITHIN = KILL_GRACE + KILL_WAIT + 10
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_signal_to_tito_run_stops_every_rank_at_one_step_and_reports(tmp_path, marker, signum):
     checkpoint = tmp_path / "long.safetensors"
-    launcher = subprocess.Popen([str(TITO), "run", "-n", "2", str(JOB), "train", str(tmp_path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = start_training(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not checkpoint.exists() and launcher.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert checkpoint.exists(), launcher.stderr.read() if launcher.poll() is not None else "no checkpoint"
         launcher.send_signal(signum)
-        out, err = launcher.communicate(timeout=30)
+        out, err = launcher.communicate(timeout=ENDS_WITHIN)
     finally:
         launcher.kill()
     assert launcher.returncode == 128 + signum, err
@@ -128,18 +153,10 @@ def test_a_signal_to_tito_run_stops_every_rank_at_one_step_and_reports(tmp_path,
 
 
 def test_a_killed_launcher_leaves_no_rank_running(tmp_path, marker):
-    checkpoint = tmp_path / "long.safetensors"
-    launcher = subprocess.Popen([str(TITO), "run", "-n", "2", str(JOB), "train", str(tmp_path)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not checkpoint.exists() and launcher.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert checkpoint.exists(), launcher.stderr.read() if launcher.poll() is not None else "no checkpoint"
-        assert job_processes(marker)  # the job trains (for far longer than this test waits)
-    finally:
-        launcher.kill()  # SIGKILL: the launcher has no chance to end the job itself
-        launcher.communicate()
+    launcher = start_training(tmp_path, stdout=subprocess.DEVNULL)
+    assert job_processes(marker)  # the job trains (for far longer than this test waits)
+    launcher.kill()  # SIGKILL: the launcher has no chance to end the job itself
+    launcher.communicate()
     deadline = time.monotonic() + 20  # the ranks see the launcher's connections close and exit at once
     while job_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
