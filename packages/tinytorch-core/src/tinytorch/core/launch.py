@@ -270,6 +270,8 @@ class _Job:
         self.failure: str | None = None  # the first failure, already printed
         self.code = 0
         self.signalled: int | None = None
+        self.forwarded = False
+        self.process: subprocess.Popen | None = None
         self.kill_at: float | None = None
         self.reported = threading.Event()  # a rank printed its own one-line report on stderr
         self.dead: dict[str, int] = {}  # pid -> exit code, from mpiexec's banner
@@ -278,15 +280,25 @@ class _Job:
     # ---------------------------------------------------------------- the loop
     def run(self) -> int:
         self.start = time.monotonic()
-        self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        start_new_session=True)  # its own group: the launcher signals it
+        # the handlers first: a signal that came before mpiexec ran would otherwise end the launcher
+        # (the default action) and leave the job it had just started without anyone to end it
+        previous = self._install_signal_handlers()
+        if self.signalled is not None:  # stopped before anything started
+            self._restore_signal_handlers(previous)
+            return 128 + self.signalled
+        try:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, start_new_session=True)
+        except BaseException:
+            self._restore_signal_handlers(previous)
+            raise
+        self._forward()  # a signal that came while it started
         pumps = [threading.Thread(target=self._pump_stdout, daemon=True),
                  threading.Thread(target=self._pump_stderr, daemon=True)]
         for pump in pumps:
             pump.start()
         selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ)
-        previous = self._install_signal_handlers()
         try:
             while self.process.poll() is None:
                 self._read(selector, 0.1)
@@ -403,6 +415,8 @@ class _Job:
     def _kill(self) -> None:
         # mpiexec's process group holds mpiexec alone: hydra gives its proxy and every rank a session
         # of their own, so each process of the job on this machine is killed by pid as well
+        if self.process is None:
+            return
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -444,9 +458,16 @@ class _Job:
             return
         self.signalled = signum
         self.kill_at = time.monotonic() + KILL_GRACE
+        self._forward()
+
+    def _forward(self) -> None:
+        """Pass the signal received on to mpiexec, once it runs (and once only)."""
+        if self.signalled is None or self.process is None or self.forwarded:
+            return
+        self.forwarded = True
         # mpiexec passes SIGINT and SIGTERM on to every rank, on every host (not SIGHUP)
         try:
-            os.kill(self.process.pid, signal.SIGTERM if signum == signal.SIGHUP else signum)
+            os.kill(self.process.pid, signal.SIGTERM if self.signalled == signal.SIGHUP else self.signalled)
         except ProcessLookupError:
             pass
 
@@ -696,6 +717,10 @@ def _connect(rank: int) -> _Channel | None:
     try:
         return _Channel(address, rank)
     except OSError as e:
+        # the launcher listens before it starts mpiexec: refused on this machine, it is gone (killed)
+        if isinstance(e, ConnectionRefusedError) and _is_this_host(address.rsplit(":", 1)[0]):
+            sys.stderr.write(f"rank {rank}: the launcher at {address} is gone ({e}); exiting\n")
+            os._exit(128 + signal.SIGHUP)
         sys.stderr.write(f"rank {rank}: warning: cannot reach the launcher at {address} ({e}); a rank that "
                          f"ends early may leave the others waiting\n")
         return None
