@@ -139,6 +139,27 @@ def test_optimize_a_gpt2_directory(_gpt2_directory, tmp_path, monkeypatch):
     assert target["finetune"] is None and target["inputs"](np.arange(2)).shape == (2, 32)
 
 
+def test_the_layer_table_of_a_large_model_times_fewer_samples(_gpt2_directory, tmp_path, monkeypatch):
+    """Every layer's input is held at once for the layer table: over the budget (GPT-2 124M at the
+    Offline batch would hold 5.5 GB), the layers are timed on fewer samples, and the report says so."""
+    import tinytorch.perf.optimize as optimize_module
+
+    monkeypatch.setenv("TINYTORCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(optimize_module, "LAYER_INPUTS_BUDGET", 3 * 150_000)  # about 3 samples of both models
+    out, report = tmp_path / "gpt2_int8.safetensors", tmp_path / "opt.json"
+    result = CliRunner().invoke(cli, ["performance", "optimize", str(_gpt2_directory), "--quantize", "int8",
+                                      *FAST, "--out", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    batch, samples = data["before"]["settings"]["batch_size"], data["layer_batch"]
+    assert 1 <= samples < batch and data["layer_inputs_bytes"] > optimize_module.LAYER_INPUTS_BUDGET
+    assert f"{samples} samples of the Offline batch of {batch}" in " ".join(result.output.split())
+    # the layers were traced and timed on those samples: lm_head's (B·T, 32) @ (32, 50257)
+    lm_head = next(c for c in data["layers"] if c["name"] == "lm_head")
+    assert lm_head["flops"][0] == 2 * samples * 32 * 32 * 50257
+
+
 def test_optimize_a_gpt2_directory_refuses_fine_tuning_at_once(_gpt2_directory, tmp_path):
     out = tmp_path / "never.safetensors"
     result = CliRunner().invoke(cli, ["performance", "optimize", str(_gpt2_directory), "--quantize", "int8",

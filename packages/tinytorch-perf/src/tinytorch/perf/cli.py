@@ -670,8 +670,12 @@ def _print_optimize(console, result) -> None:
     columns = [Column("layer", "left", 10), Column("type", "left", 6), Column("bytes", priority=8),
                Column("FLOPs", priority=5), Column("ms (baseline -> optimized)", priority=9),
                Column("roofline", "left", 7), Column("prediction", "left", 9), Column("why", "left", 4)]
-    console.print(fitted_table("Each layer on the roofline, baseline -> optimized (a batch of the Offline "
-                               "scenario; the layer alone, one BLAS thread)", columns, cells, width=console.width))
+    batch = result.before.settings["batch_size"]
+    on = (f"a batch of the Offline scenario ({batch})" if result.layer_batch >= batch else
+          f"{result.layer_batch} samples of the Offline batch of {batch}, whose layer inputs would hold "
+          f"{result.layer_inputs_bytes / 1e9:.1f} GB")
+    console.print(fitted_table(f"Each layer on the roofline, baseline -> optimized ({on}; the layer alone, "
+                               "one BLAS thread)", columns, cells, width=console.width))
     unchanged = [c.seconds[0] / c.seconds[1] for c in result.layers if not c.verdict and c.seconds[1] > 0]
     if unchanged:
         console.print(f"timing scatter: the {len(unchanged)} unchanged layers ran {min(unchanged):.2f}x to "

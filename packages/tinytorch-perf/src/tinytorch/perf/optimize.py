@@ -31,13 +31,21 @@ from typing import Any
 import numpy as np
 
 __all__ = ["QUANTIZE_CHOICES", "LayerChange", "OptimizeResult", "roofline_verdict", "prune_model", "quantize_model",
-           "apply_optimizations", "layer_measurements", "layer_changes", "optimize", "TOLERANCE"]
+           "apply_optimizations", "layer_measurements", "layer_changes", "layer_batch", "optimize", "TOLERANCE",
+           "LAYER_INPUTS_BUDGET"]
 
 QUANTIZE_CHOICES = ("int8", "int4", "w8a8", "none")
 
 #: a measured speed ratio within 1 ± TOLERANCE counts as "no change" (timings on a shared machine
 #: scatter by about that much)
 TOLERANCE = 0.10
+
+#: Bytes the layer table may hold in captured layer inputs. Each layer is timed alone on the input
+#: it sees in its model, so one forward captures the input of every layer, of both models, and
+#: they are all held at once: GPT-2 124M at the Offline batch (64 windows of 128 tokens) would
+#: hold 5.5 GB, and its `optimize` run peaked at 12 GB. Above the budget the layers are timed on
+#: fewer samples (`layer_batch`), which the report says.
+LAYER_INPUTS_BUDGET = 1 << 30
 
 
 def roofline_verdict(bound: str, bytes_ratio: float, flops_ratio: float, speedup: float,
@@ -315,6 +323,37 @@ def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int
     return [{n: statistics.median(v) for n, v in out.items()} for out in samples]
 
 
+def _leaf_names(model: Any) -> list[str]:
+    return [n for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+
+
+def _nbytes(value: Any) -> int:
+    data = getattr(value, "data", value)
+    return int(data.nbytes) if isinstance(data, np.ndarray) else 0
+
+
+def layer_batch(models: list[Any], x: Any, budget: int = LAYER_INPUTS_BUDGET) -> tuple[int, int]:
+    """How many samples of the batch ``x`` the layer table times each layer on, so that the layer
+    inputs `layer_measurements` captures (every leaf layer's, of every model, held at once) stay
+    within ``budget`` bytes; and what the whole batch would have held. The bytes per sample are
+    measured by capturing the inputs of one sample.
+
+    Returns:
+        ``(samples, bytes of the whole batch's inputs)``; at least 1 sample, at most ``len(x)``.
+
+    >>> from tinytorch.core import Tensor, nn
+    >>> model = nn.Sequential(nn.Linear(8, 4), nn.ReLU())  # a sample's inputs: 8 + 4 float32s
+    >>> layer_batch([model, model], Tensor(np.ones((16, 8), np.float32)), budget=5 * 2 * 48)
+    (5, 1536)
+    """
+    batch = len(x)
+    per_sample = sum(_nbytes(v) for model in models for v in _layer_inputs(model, x[:1], _leaf_names(model)).values())
+    whole = per_sample * batch
+    if whole <= budget:
+        return batch, whole
+    return max(1, min(batch, budget // max(per_sample, 1))), whole
+
+
 def _stored_bytes(module: Any) -> int:
     return sum(int(p.data.nbytes) for p in module.parameters()) + sum(int(b.data.nbytes) for b in module.buffers())
 
@@ -410,10 +449,13 @@ class OptimizeResult:
     layers: list[LayerChange]
     done: dict[str, Any]
     out: str
+    layer_batch: int = 0  # the samples each layer was timed on (the Offline batch, unless over budget)
+    layer_inputs_bytes: int = 0  # what the whole Offline batch's layer inputs would have held
 
     def to_dict(self) -> dict[str, Any]:
         return {"before": self.before.to_dict(), "after": self.after.to_dict(), "flops": list(self.flops),
-                "layers": [c.to_dict() for c in self.layers], "done": self.done, "out": self.out}
+                "layers": [c.to_dict() for c in self.layers], "done": self.done, "out": self.out,
+                "layer_batch": self.layer_batch, "layer_inputs_bytes": self.layer_inputs_bytes}
 
 
 def _check_offers(target: Any, quantize: str, finetune_steps: int) -> None:
@@ -507,9 +549,13 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
     reloaded = load_target(out, accuracy_limit)
     echo(f"benchmarking {out} (optimized, as loaded from the file)...")
     after = run_benchmark(replace(reloaded, name=reloaded.name), settings, hardware=hardware)
-    layers = layer_changes(original, reloaded.model, x, RooflineModel(hardware), layer_repeats, weight_bytes,
-                           float_after)
+    samples, whole = layer_batch([original, reloaded.model], x, LAYER_INPUTS_BUDGET)
+    if samples < len(x):
+        echo(f"timing each layer on {samples} of the batch's {len(x)} samples (the inputs of every layer "
+             f"for all {len(x)} would hold {whole / 1e9:.1f} GB)")
+    layers = layer_changes(original, reloaded.model, x[:samples], RooflineModel(hardware), layer_repeats,
+                           weight_bytes, float_after)
     # the integer GEMMs run outside autograd: their (unchanged) multiply-adds are added back
     untraced = sum(c.flops[1] for c in layers if not c.traced_after)
     flops = (_forward_trace(original, x).forward.flops, _forward_trace(reloaded.model, x).forward.flops + untraced)
-    return OptimizeResult(before, after, flops, layers, done, out)
+    return OptimizeResult(before, after, flops, layers, done, out, samples, whole)
