@@ -141,7 +141,7 @@ def test_optimize_a_gpt2_directory(_gpt2_directory, tmp_path, monkeypatch):
 
 def test_the_layer_table_of_a_large_model_times_fewer_samples(_gpt2_directory, tmp_path, monkeypatch):
     """Every layer's input is held at once for the layer table: over the budget (GPT-2 124M at the
-    Offline batch would hold 5.5 GB), the layers are timed on fewer samples, and the report says so."""
+    Offline batch would hold 6.8 GB), the layers are timed on fewer samples, and the report says so."""
     import tinytorch.perf.optimize as optimize_module
 
     monkeypatch.setenv("TINYTORCH_CACHE_DIR", str(tmp_path / "cache"))
