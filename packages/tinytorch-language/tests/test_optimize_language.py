@@ -158,6 +158,8 @@ def test_the_layer_table_of_a_large_model_times_fewer_samples(_gpt2_directory, t
     # the layers were traced and timed on those samples: lm_head's (B·T, 32) @ (32, 50257)
     lm_head = next(c for c in data["layers"] if c["name"] == "lm_head")
     assert lm_head["flops"][0] == 2 * samples * 32 * 32 * 50257
+    # the whole model's count is the batch's: int8 weights do the same multiply-adds
+    assert data["flops"][0] == data["flops"][1] > 2 * batch * 32 * 32 * 50257
 
 
 def test_optimize_a_gpt2_directory_refuses_fine_tuning_at_once(_gpt2_directory, tmp_path):

@@ -555,7 +555,8 @@ def optimize(checkpoint: str, out: str, quantize: str, prune: float | None = Non
              f"for all {len(x)} would hold {whole / 1e9:.1f} GB)")
     layers = layer_changes(original, reloaded.model, x[:samples], RooflineModel(hardware), layer_repeats,
                            weight_bytes, float_after)
-    # the integer GEMMs run outside autograd: their (unchanged) multiply-adds are added back
-    untraced = sum(c.flops[1] for c in layers if not c.traced_after)
+    # the integer GEMMs run outside autograd: their (unchanged) multiply-adds are added back, from
+    # the layer table's `samples`, in proportion (a Linear's or a convolution's grow with the batch)
+    untraced = sum(c.flops[1] for c in layers if not c.traced_after) * len(x) // samples
     flops = (_forward_trace(original, x).forward.flops, _forward_trace(reloaded.model, x).forward.flops + untraced)
     return OptimizeResult(before, after, flops, layers, done, out, samples, whole)
