@@ -158,14 +158,6 @@ def _label(name: str) -> str:
     return name or ROOT
 
 
-def _first_calls(tracker: Any) -> dict[str, Any]:
-    """label -> the first ModuleCall of each module that ran."""
-    first: dict[str, Any] = {}
-    for call in tracker.calls:
-        first.setdefault(_label(call.name), call)
-    return first
-
-
 def _shape_of(x: Any) -> tuple[int, ...] | None:
     if hasattr(x, "shape"):
         return tuple(x.shape)
@@ -221,7 +213,18 @@ class FLOPsCounter:
         from tinytorch.core.autograd import register_op_observer
         from tinytorch.core.nn.tracker import ModuleTracker
 
-        tracker = ModuleTracker(model)
+        # Nothing of the forward is kept past its use: a module's output is measured as its call
+        # ends, and an op's context only when a backward will need it. Keeping every call and
+        # context held every activation and saved array at once (GPT-2 124M on 64 x 128
+        # tokens: 10.6 GB, against 2.2 GB for the forward alone).
+        outputs: dict[str, tuple[tuple[int, ...] | None, int]] = {}  # label -> first output's shape, bytes
+
+        def measure_output(call: Any) -> None:
+            label = _label(call.name)
+            if label not in outputs:
+                outputs[label] = (_shape_of(call.output), _data_bytes(call.output))
+
+        tracker = ModuleTracker(model, on_exit=measure_output, keep_calls=False)
         modules = {_label(name): m for name, m in tracker.modules.items()}
         layers: dict[str, LayerCount] = {}
         fwd_of: dict[int, tuple[str, OpCount, str, Any]] = {}
@@ -244,7 +247,8 @@ class FLOPsCounter:
                 lc.saved_bytes += _saved_bytes(fn, inputs)
                 if kind == "unknown":
                     unknown[fn.op] += 1
-                fwd_of[id(fn)] = (label, count, kind, fn)  # keep fn alive: ids stay unique
+                if backward:  # the graph keeps fn alive anyway; holding it keeps ids unique
+                    fwd_of[id(fn)] = (label, count, kind, fn)
             else:
                 label, count, kind, _ = fwd_of.get(id(fn), (ROOT, OpCount(), "unknown", fn))
                 lc = layer(label)
@@ -254,14 +258,11 @@ class FLOPsCounter:
             out = model(example_input)
             if backward:
                 _backward(out)
-        first = _first_calls(tracker)
         for label, lc in layers.items():
             module = modules.get(label)
             if module is not None:
                 lc.params = sum(p.size for p in module.parameters(recurse=False))
-            output = first[label].output if label in first else None
-            lc.output_shape = _shape_of(output)
-            lc.output_bytes = _data_bytes(output)
+            lc.output_shape, lc.output_bytes = outputs.get(label, (None, 0))
         ordered = {k: layers[k] for k in modules if k in layers}
         fwd = sum((lc.forward for lc in ordered.values()), OpCount())
         bwd = sum((lc.backward for lc in ordered.values()), OpCount())
