@@ -43,8 +43,8 @@ TOLERANCE = 0.10
 #: Bytes the layer table may hold in captured layer inputs. Each layer is timed alone on the input
 #: it sees in its model, so one forward captures the input of every layer, of both models, and
 #: they are all held at once: GPT-2 124M at the Offline batch (64 windows of 128 tokens) would
-#: hold 6.8 GB. Above the budget the layers are timed on
-#: fewer samples (`layer_batch`), which the report says.
+#: hold 6.8 GB. Above the budget the layers are timed on fewer samples (`layer_batch`), which the
+#: report says.
 LAYER_INPUTS_BUDGET = 1 << 30
 
 
