@@ -468,3 +468,23 @@ def test_benchmark_refuses_to_overwrite_its_checkpoint(tmp_path, fake_loader):
     r = run("benchmark", str(ckpt), "--out", str(ckpt))
     assert r.exit_code != 0 and ckpt.stat().st_size > 0
     assert B.disk_bytes(ckpt)["disk_model_bytes"] == 40  # untouched
+
+
+def test_quantized_weights_are_counted_beside_the_parameters():
+    """An int8 model's integers are buffers, so ``parameters()`` leaves them out: the report counts
+    them as quantized weights (an int8 GPT-2 showed 0.9M parameters against 124M, with no word)."""
+    from tinytorch.core import nn
+    from tinytorch.core.quantization import Int8WeightOnlyConfig, quantize_
+    from tinytorch.perf.benchmark import BenchmarkReport, compare_reports, model_memory_bytes
+
+    model = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))
+    before = model_memory_bytes(model)
+    quantize_(model, Int8WeightOnlyConfig())
+    after = model_memory_bytes(model)
+    assert (before["parameters"], before["quantized_weights"]) == (32 * 16 + 16 + 16 * 4 + 4, 0)
+    assert (after["parameters"], after["quantized_weights"]) == (16 + 4, 32 * 16 + 16 * 4)
+    rows = {r.metric: r.values for r in compare_reports([BenchmarkReport("f", {}, before),
+                                                         BenchmarkReport("q", {}, after)])}
+    assert rows["quantized weights"] == [0, 32 * 16 + 16 * 4] and rows["parameters"] == [596, 20]
+    floats = {r.metric for r in compare_reports([BenchmarkReport("a", {}, before), BenchmarkReport("b", {}, before)])}
+    assert "parameters" in floats and "quantized weights" not in floats  # no row of zeros

@@ -65,6 +65,7 @@ from .serialization import (
     SCHEME_VERSION,
     load_quantized,
     quantization_summary,
+    quantized_weight_count,
     register_scheme,
     registered_schemes,
     save_quantized,
@@ -108,5 +109,5 @@ __all__ = [
     "quantize_int8_rows", "dequantize_int8_rows", "quantize_q4_0", "dequantize_q4_0", "weight_only_layers",
     # quantized checkpoints and their scheme registry (serialization.py)
     "QUANTIZATION_KEY", "SCHEME_VERSION", "save_quantized", "load_quantized", "quantization_summary",
-    "register_scheme", "registered_schemes",
+    "quantized_weight_count", "register_scheme", "registered_schemes",
 ]

@@ -133,6 +133,36 @@ def quantized_layers(model: Module) -> dict[str, Module]:
     return {fqn: m for fqn, m in model.named_modules() if fqn and isinstance(m, classes)}
 
 
+def float_weight_elements(cls: type, config: dict) -> int:
+    """How many float weights a layer of scheme class ``cls`` with ``config`` stands for: the
+    class's ``float_weight_elements(config)``, by default ``qweight``'s rows times ``in_features``
+    (or ``embedding_dim``).
+
+    >>> cls = registered_schemes()["int8_weight_only"]
+    >>> float_weight_elements(cls, {"in_features": 100, "out_features": 10, "bias": False})
+    1000
+    """
+    counted = getattr(cls, "float_weight_elements", None)
+    if counted is not None:
+        return int(counted(config))
+    rows = cls.scheme_tensors(config)["qweight"][0][0]
+    return int(rows * config.get("in_features", config.get("embedding_dim")))
+
+
+def quantized_weight_count(model: Module) -> int:
+    """How many weights ``model`` holds quantized (int8, int4...): what its quantized layers'
+    float weights were. ``model.parameters()`` leaves them out (the integers are buffers).
+
+    >>> from tinytorch.core import nn
+    >>> from tinytorch.core.quantization import quantize_, Int8WeightOnlyConfig
+    >>> model = nn.Sequential(nn.Linear(32, 8), nn.ReLU())
+    >>> quantize_(model, Int8WeightOnlyConfig())
+    >>> quantized_weight_count(model), sum(p.size for p in model.parameters())  # 32 x 8 weights; the bias
+    (256, 8)
+    """
+    return sum(float_weight_elements(type(m), m.scheme_config()) for m in quantized_layers(model).values())
+
+
 def save_quantized(path: str | os.PathLike, model: Module, metadata: dict[str, Any] | None = None) -> None:
     """Write a quantized model's weights and its scheme (metadata :data:`QUANTIZATION_KEY`), atomically.
 
@@ -324,13 +354,8 @@ def quantization_summary(info: io.CheckpointInfo) -> dict[str, Any] | None:
         entry["bytes"] += sum(stored)
         if stored:  # tied copies add no float32 bytes either
             shapes = cls.scheme_tensors(config)
-            counted = getattr(cls, "float_weight_elements", None)
-            if counted is not None:
-                weights = counted(config)
-            else:
-                weights = shapes["qweight"][0][0] * config.get("in_features", config.get("embedding_dim"))
-            entry["float32_bytes"] += 4 * weights + sum(4 * math.prod(s) for n, (s, _) in shapes.items()
-                                                        if n == "bias")
+            entry["float32_bytes"] += 4 * float_weight_elements(cls, config) + sum(
+                4 * math.prod(s) for n, (s, _) in shapes.items() if n == "bias")
     return {"version": SCHEME_VERSION, "schemes": schemes,
             "layers": sum(len(e["layers"]) for e in schemes.values()),
             "bytes": sum(e["bytes"] for e in schemes.values()),
@@ -374,4 +399,5 @@ def summary_lines(info: io.CheckpointInfo, limit: int = 6) -> list[str]:
 
 
 __all__ = ["QUANTIZATION_KEY", "SCHEME_VERSION", "register_scheme", "registered_schemes", "save_quantized",
-           "load_quantized", "read_scheme", "quantization_summary", "quantized_layers", "summary_lines"]
+           "load_quantized", "read_scheme", "quantization_summary", "quantized_layers", "summary_lines",
+           "float_weight_elements", "quantized_weight_count"]
