@@ -421,21 +421,13 @@ class _Job:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        for pid in _job_processes(self.launch_dir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_pids(_job_processes(self.launch_dir))
 
     def _wait_until_gone(self) -> None:
         """Return once no process of the job runs on this machine: a killed process ends when it is next scheduled."""
         deadline = time.monotonic() + KILL_WAIT
         while (left := _job_processes(self.launch_dir)) and time.monotonic() < deadline:
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_pids(left)
             time.sleep(0.01)
         if left:  # never hang: say so instead
             sys.stderr.write(f"tito run: processes {', '.join(map(str, sorted(left)))} of the job were killed "
@@ -521,6 +513,15 @@ class _Job:
             sys.stderr.write(f"rank {silent[0][1]}: exited with status 0 before the job finished\n")
             return 1
         return 0
+
+
+def _kill_pids(pids: list[int]) -> None:
+    """SIGKILL each of ``pids``; one already gone is no error."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _job_processes(launch_dir: Path) -> list[int]:

@@ -324,12 +324,8 @@ def layer_measurements(models: list[Any], x: Any, names: list[str], repeats: int
 
 
 def _leaf_names(model: Any) -> list[str]:
+    """The named modules without children: a block's time would hold its children's, counted again."""
     return [n for n, m in model.named_modules() if n and not any(True for _ in m.children())]
-
-
-def _nbytes(value: Any) -> int:
-    data = getattr(value, "data", value)
-    return int(data.nbytes) if isinstance(data, np.ndarray) else 0
 
 
 def layer_batch(models: list[Any], x: Any, budget: int = LAYER_INPUTS_BUDGET) -> tuple[int, int]:
@@ -346,8 +342,11 @@ def layer_batch(models: list[Any], x: Any, budget: int = LAYER_INPUTS_BUDGET) ->
     >>> layer_batch([model, model], Tensor(np.ones((16, 8), np.float32)), budget=5 * 2 * 48)
     (5, 1536)
     """
+    from .flops import _data_bytes
+
     batch = len(x)
-    per_sample = sum(_nbytes(v) for model in models for v in _layer_inputs(model, x[:1], _leaf_names(model)).values())
+    per_sample = sum(_data_bytes(v) for model in models
+                     for v in _layer_inputs(model, x[:1], _leaf_names(model)).values())
     whole = per_sample * batch
     if whole <= budget:
         return batch, whole
@@ -395,15 +394,14 @@ def layer_changes(before_model: Any, after_model: Any, x: Any, roofline: Any, re
     ('Int8WeightOnlyLinear', True, True)
     """
     trace_before, trace_after = _forward_trace(before_model, x), _forward_trace(after_model, x)
-    before_modules, after_modules = dict(before_model.named_modules()), dict(after_model.named_modules())
+    after_modules = dict(after_model.named_modules())
     if float_after is None:
         float_after, trace_float, float_bytes = before_model, trace_before, before_weight_bytes or {}
     else:
         trace_float, float_bytes = _forward_trace(float_after, x), {}
     float_modules = dict(float_after.named_modules())
-    # leaf layers only: a block's time would hold its children's, counted again
-    names = [n for n, lc in trace_before.layers.items() if lc.forward.flops > 0 and n in before_modules and n
-             and not any(True for _ in before_modules[n].children())]
+    leaves = set(_leaf_names(before_model))
+    names = [n for n, lc in trace_before.layers.items() if lc.forward.flops > 0 and n in leaves]
     t_before, t_after = layer_measurements([before_model, after_model], x, names, repeats)
     out = []
     for name in names:
