@@ -282,8 +282,9 @@ def layer_norm(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x - μ) / √(σ² + eps) · weight + bias over the trailing ``normalized_ndim`` axes.
 
-    x̂ is built in one buffer (center, then divide in place by σ): two full-size arrays (x̂ and
-    the output) instead of the five a term-by-term NumPy version allocates. Several normalized
+    x̂ is built in one buffer (center, then divide in place by σ) and the variance is a row-wise
+    dot product: two full-size arrays (x̂ and the output) instead of the five a term-by-term
+    NumPy version allocates. Several normalized
     axes are first folded into one, so every reduction runs over the last axis.
 
     Args:
@@ -302,19 +303,17 @@ def layer_norm(
     >>> out.round(4).tolist(), std.shape
     ([[-0.2247, 1.0, 2.2247]], (1, 1))
     """
-    f = x.dtype.type
     shape = x.shape
     if normalized_ndim != 1:  # fold the normalized axes into one
         lead = shape[: x.ndim - normalized_ndim]
         x = x.reshape(*lead, math.prod(shape[len(lead):]))
         weight = None if weight is None else weight.reshape(-1)
         bias = None if bias is None else bias.reshape(-1)
-    inv_d = f(1 / x.shape[-1])
+    inv_d = 1 / x.shape[-1]  # a Python float keeps x's dtype (NumPy 2's scalar rules)
     xhat = x - np.add.reduce(x, axis=-1, keepdims=True) * inv_d  # centered, for now
-    std = np.add.reduce(xhat * xhat, axis=-1, keepdims=True)
-    std *= inv_d
-    std += f(eps)
-    np.sqrt(std, out=std)
+    # σ per row, (..., 1): Σ x̂² as a row-wise dot product (no x̂·x̂ temporary); on these small
+    # arrays fresh results cost less than NumPy's in-place bookkeeping
+    std = np.sqrt(np.vecdot(xhat, xhat)[..., None] * inv_d + eps)
     xhat /= std
     out = xhat if weight is None else xhat * weight
     if bias is not None:
