@@ -116,18 +116,17 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndar
     >>> out.shape
     (1, 2, 3, 4)
     """
-    f = q.dtype.type
+    q = q * scale  # (..., L, E): scaling the queries costs E/S of scaling the scores
     s = q @ k.swapaxes(-1, -2)  # (..., L, S)
-    s *= f(scale)
     p = masked_softmax_(s, bias)
     keep = None
     if dropout_p > 0:
         keep = (generator.random(p.shape, dtype=np.float32) >= dropout_p).astype(p.dtype)
-        keep *= f(1 / (1 - dropout_p))
+        keep *= 1 / (1 - dropout_p)
         out = (p * keep) @ v
     else:
         out = p @ v
-    return out, (q, k, v, p, keep, scale)
+    return out, (q, k, v, p, keep, scale)  # q scaled
 
 
 def attention_backward(saved: tuple, grad: np.ndarray,
@@ -147,20 +146,18 @@ def attention_backward(saved: tuple, grad: np.ndarray,
     >>> [g.shape for g in attention_backward(saved, np.ones((1, 3, 4)))]
     [(1, 3, 4), (1, 3, 4), (1, 3, 4)]
     """
-    q, k, v, p, keep, scale = saved
-    f = q.dtype.type
+    q_scaled, k, v, p, keep, scale = saved
     pd = p * keep if keep is not None else p
     dv = np.swapaxes(pd, -1, -2) @ grad if need[2] else None
     dp = grad @ np.swapaxes(v, -1, -2)  # (..., L, S)
     if keep is not None:
         dp *= keep
-    # dS = P ⊙ (dP − Σ_j dP⊙P), computed in place in dp.
-    row = np.einsum("...ij,...ij->...i", dp, p)[..., None]
-    dp -= row
+    # dS/scale = P ⊙ (dP − Σ_j dP⊙P), computed in place in dp; the scale goes on the smaller
+    # (..., L, E) side: dQ = (dS/scale)·K·scale, dK = (dS/scale)ᵀ·(Q·scale)
+    dp -= np.vecdot(dp, p)[..., None]
     dp *= p
-    dp *= f(scale)
-    dq = dp @ k if need[0] else None
-    dk = np.swapaxes(dp, -1, -2) @ q if need[1] else None
+    dq = dp @ k * scale if need[0] else None
+    dk = np.swapaxes(dp, -1, -2) @ q_scaled if need[1] else None
     return dq, dk, dv
 
 
