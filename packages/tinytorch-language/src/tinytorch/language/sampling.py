@@ -63,9 +63,9 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
         kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k : V - top_k + 1]  # k-th largest
         z = np.where(z < kth, -np.inf, z)
     z -= z.max(axis=-1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=-1, keepdims=True)
+    probs = np.exp(z)  # unnormalised: the draw below scales by the total instead
     if top_p is not None and top_p < 1:
+        probs /= probs.sum(axis=-1, keepdims=True)
         order = np.argsort(-probs, axis=-1, kind="stable")
         sorted_p = np.take_along_axis(probs, order, axis=-1)
         before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of strictly more likely tokens
