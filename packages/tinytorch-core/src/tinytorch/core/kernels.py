@@ -5,8 +5,9 @@ autograd Functions (``ops.py``, ``functional.py``) call them in ``forward``/``ba
 other packages' fused Functions (attention) build on them, so the arithmetic exists once. Forward kernels whose backward needs intermediate results return them too:
 ``out, saved = kernel(x)``; inference ignores ``saved``.
 
-Two rules keep them fast on float32: a Python number is turned into the array's own dtype
-before it meets the array (no silent float64), and large temporaries are reused in place.
+Two rules keep them fast on float32: no silent float64 (a Python number meets an array in the
+array's dtype under NumPy 2's rules, and a NumPy float64 scalar is turned into the array's dtype
+first), and large temporaries are reused in place.
 NumPy's ufunc methods (``np.add.reduce``) stand in for ``.mean()``/``.sum()``: same arithmetic,
 and at batch 1 the method wrappers cost more than the work.
 """
@@ -59,9 +60,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return half * (1 + np.tanh(half * x))
 
 
-_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
-_INV_SQRT_2 = 1 / np.sqrt(2)
-_INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)  # Python floats: they keep a float32 array float32
+_INV_SQRT_2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 def gelu_erf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,15 +127,14 @@ def gelu_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> out.round(4).tolist()
     [0.0, 0.8412]
     """
-    f = x.dtype.type
     t = x * x
-    t *= f(_SQRT_2_OVER_PI * 0.044715)
-    t += f(_SQRT_2_OVER_PI)
+    t *= _SQRT_2_OVER_PI * 0.044715
+    t += _SQRT_2_OVER_PI
     t *= x  # u
     np.tanh(t, out=t)
-    out = t + f(1)
+    out = t + 1
     out *= x
-    out *= f(0.5)
+    out *= 0.5
     return out, t
 
 

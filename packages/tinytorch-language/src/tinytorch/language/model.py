@@ -564,8 +564,8 @@ class TinyGPT(nn.Module):
         ids = self._check_ids(ids, start)  # (B, T)
         B, T = ids.shape
         mask = self._check_mask(attention_mask, (B, start + T))  # (B, S) bool, or None: no padding
-        # positions (T,) shared by the batch; with padding (B, T), each row counting its own tokens
-        pos = np.arange(start, start + T) if mask is None else position_ids(mask)[:, start:]
+        # positions (1, T) shared by the batch; with padding (B, T), each row counting its own tokens
+        pos = np.arange(start, start + T)[None] if mask is None else position_ids(mask)[:, start:]
         x = self.drop(self.wte(ids) + self.wpe(pos))  # (B, T, C)
         weights = {"need_weights": True, "average_attn_weights": average_attn_weights} if need_weights else {}
         seen = []  # each block's attention weights, when asked for

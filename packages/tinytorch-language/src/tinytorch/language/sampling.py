@@ -55,14 +55,15 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
     """
     if temperature == 0:  # the arg-max needs no float64 copy
         return np.asarray(logits).argmax(axis=-1).astype(np.int64)
-    logits = np.asarray(logits, dtype=np.float64)
+    # Called once per decoded token on a (B, V) row: ufuncs and their methods, not the
+    # ndarray methods and np.* wrappers around them (a few µs each at this size).
     rng = rng if rng is not None else np.random.default_rng()
-    z = logits / temperature
+    z = np.divide(logits, temperature, dtype=np.float64)  # a float64 copy
     V = z.shape[-1]
     if top_k is not None and top_k < V:
         kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k : V - top_k + 1]  # k-th largest
         z = np.where(z < kth, -np.inf, z)
-    z -= z.max(axis=-1, keepdims=True)
+    z -= np.maximum.reduce(z, axis=-1, keepdims=True)
     probs = np.exp(z)  # unnormalised: the draw below scales by the total instead
     if top_p is not None and top_p < 1:
         probs /= probs.sum(axis=-1, keepdims=True)
@@ -73,10 +74,10 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
         drop = np.zeros_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
         probs = np.where(drop, 0.0, probs)
-    cdf = np.cumsum(probs, axis=-1)
+    cdf = np.add.accumulate(probs, axis=-1)
     u = rng.random((cdf.shape[0], 1)) * cdf[:, -1:]
-    ids = (cdf <= u).sum(axis=-1)
-    return np.minimum(ids, V - 1).astype(np.int64)
+    ids = np.add.reduce(cdf <= u, axis=-1, dtype=np.int64)  # entries of the cdf at or below u
+    return np.minimum(ids, V - 1)
 
 
 __all__ = ["sample_next", "check_sampling_args"]
