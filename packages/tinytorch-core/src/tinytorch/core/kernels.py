@@ -352,21 +352,18 @@ def layer_norm_backward(
     True
     """
     d = xhat.shape[-1]
-    f = xhat.dtype.type
     g2d = grad.reshape(-1, d)  # rows x d: the sums below are plain 2-D reductions
     x2d = xhat.reshape(-1, d)
     shape = weight.shape if weight is not None else (d,)
-    # einsum forms the sums of products without a full-size temporary.
+    # einsum and vecdot form the sums of products without a full-size temporary.
     grad_w = np.einsum("ij,ij->j", g2d, x2d).reshape(shape) if need_weight else None
     grad_b = np.add.reduce(g2d, axis=0).reshape(shape) if need_bias else None
     grad_x = None
     if need_x:
-        inv_d = f(1 / d)
+        inv_d = 1 / d
         gx = g2d * weight.reshape(-1) if weight is not None else g2d.copy()
-        mean_gx_xhat = np.einsum("ij,ij->i", gx, x2d)[:, None]
-        mean_gx_xhat *= inv_d
-        mean_gx = np.add.reduce(gx, axis=-1, keepdims=True)
-        mean_gx *= inv_d
+        mean_gx_xhat = np.vecdot(gx, x2d)[:, None] * inv_d  # (rows, 1)
+        mean_gx = np.add.reduce(gx, axis=-1, keepdims=True) * inv_d
         gx -= mean_gx
         correction = x2d * mean_gx_xhat
         gx -= correction
