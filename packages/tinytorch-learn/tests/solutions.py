@@ -65,12 +65,12 @@ PLANTED: dict[str, tuple[str, str]] = {
     "bpe_merge": ("i += 2", "i += 1"),  # overlapping merges
     "causal_bias": ("k=start + 1", "k=start"),  # the diagonal masked too
     "masked_softmax": ("    if bias is not None:\n        scores += bias\n    m = ", "    m = "),  # mask after
-    "attention_backward": ("    dp *= f(scale)\n", ""),  # the scale forgotten
+    "attention_backward": ("dq = dp @ k * scale if", "dq = dp @ k if"),  # the scale forgotten
     "layer_norm_backward": ("        gx -= correction\n", ""),  # the x̂·mean(g'·x̂) term forgotten
     "mlp_forward": ('approximate="tanh" if self.activation == "gelu_new" else "none"',
                     'approximate="none" if self.activation == "gelu_new" else "tanh"'),  # GELUs swapped
     "block_forward": ("x = x + self.mlp(self.ln2(x))", "x = x + self.mlp(x)"),  # the second norm forgotten
-    "gpt_forward": ("pos = np.arange(start, start + T) if mask", "pos = np.arange(T) if mask"),  # cache ignored
+    "gpt_forward": ("pos = np.arange(start, start + T)[None] if mask", "pos = np.arange(T)[None] if mask"),  # cache ignored
     "kv_append": ("self.k[:, :, self.length:end] = k", "self.k[:, :, 0:end - self.length] = k"),  # at 0
     # systems
     "linear_flops": ("OpCount(2 * n * i * o", "OpCount(n * i * o"),  # a multiply-add as 1 FLOP
