@@ -284,8 +284,8 @@ def layer_norm(
 
     x̂ is built in one buffer (center, then divide in place by σ) and the variance is a row-wise
     dot product: two full-size arrays (x̂ and the output) instead of the five a term-by-term
-    NumPy version allocates. Several normalized
-    axes are first folded into one, so every reduction runs over the last axis.
+    NumPy version allocates. Several normalized axes are first folded into one, so every
+    reduction runs over the last axis.
 
     Args:
         x: (..., *normalized_shape), floating.

@@ -109,7 +109,8 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndar
         generator: NumPy generator for the dropout mask (needed when ``dropout_p > 0``).
 
     Returns:
-        ``(out, saved)``: (..., L, Ev), and what `attention_backward` needs.
+        ``(out, saved)``: (..., L, Ev), and what `attention_backward` needs:
+        ``(q·scale, k, v, p, keep, scale)`` (the queries scaled, as the product used them).
 
     >>> q = k = v = np.ones((1, 2, 3, 4), dtype=np.float32)
     >>> out, _ = attention_forward(q, k, v, bias=causal_bias(3, 3), scale=0.5)
@@ -126,7 +127,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndar
         out = (p * keep) @ v
     else:
         out = p @ v
-    return out, (q, k, v, p, keep, scale)  # q scaled
+    return out, (q, k, v, p, keep, scale)
 
 
 def attention_backward(saved: tuple, grad: np.ndarray,
