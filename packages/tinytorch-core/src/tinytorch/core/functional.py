@@ -732,7 +732,7 @@ class RMSNormFunction(Function, op="rms_norm"):
     def forward(self, x, weight=None, *, normalized_ndim, eps):
         d = math.prod(x.shape[x.ndim - normalized_ndim:])
         x2 = x.reshape(-1, d)
-        mean_sq = np.einsum("ij,ij->i", x2, x2)[:, None] * x.dtype.type(1 / d)
+        mean_sq = np.vecdot(x2, x2)[:, None] * x.dtype.type(1 / d)
         self.r = 1 / np.sqrt(mean_sq + x.dtype.type(eps))
         self.xhat, self.weight = x2 * self.r, weight
         out = self.xhat if weight is None else self.xhat * weight.reshape(-1)
@@ -744,7 +744,7 @@ class RMSNormFunction(Function, op="rms_norm"):
         grad_x = grad_w = None
         if need[0]:
             gw = g2 if self.weight is None else g2 * self.weight.reshape(-1)
-            mean_gx = np.einsum("ij,ij->i", gw, xhat)[:, None] * grad.dtype.type(1 / xhat.shape[1])
+            mean_gx = np.vecdot(gw, xhat)[:, None] * grad.dtype.type(1 / xhat.shape[1])
             grad_x = (self.r * (gw - xhat * mean_gx)).reshape(grad.shape)
         if len(need) > 1 and need[1]:
             grad_w = np.einsum("ij,ij->j", g2, xhat).reshape(self.weight.shape)
