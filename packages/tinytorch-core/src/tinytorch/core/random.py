@@ -40,7 +40,7 @@ def manual_seed(seed: int) -> np.random.Generator:
 
 
 def initial_seed() -> int | None:
-    """The seed last given to ``manual_seed`` (None if it was never called)."""
+    """The number last given to ``manual_seed`` (None if it was never called)."""
     return _seed
 
 
